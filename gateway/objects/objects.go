@@ -1,0 +1,86 @@
+// Package objects is the gateway's object protocol: it turns bucket and
+// object operations into two-phase staged writes, quorum commits, verified
+// degraded reads and merged listings over the storage nodes a cluster map
+// names. It knows nothing of HTTP or S3 wire formats; the gateway package
+// does.
+//
+// It talks to nodes only through storagenode/client and must never touch
+// node files or import gin.
+package objects
+
+import (
+	"context"
+	"errors"
+	"io"
+	"time"
+)
+
+// Sentinel errors the S3 layer maps to S3 error codes. Returned errors wrap
+// them (errors.Is), usually inside a *kerr.Error.
+var (
+	ErrNoSuchBucket    = errors.New("no such bucket")
+	ErrNoSuchKey       = errors.New("no such key")
+	ErrBucketExists    = errors.New("bucket already exists")
+	ErrBucketNotEmpty  = errors.New("bucket not empty")
+	ErrIncompleteBody  = errors.New("body shorter than declared length")
+	ErrQuorum          = errors.New("not enough storage nodes to meet quorum")
+	ErrInvalidRange    = errors.New("range not satisfiable")
+	ErrInvalidArgument = errors.New("invalid argument")
+)
+
+// BucketInfo describes a bucket.
+type BucketInfo struct {
+	Name    string
+	Created time.Time
+}
+
+// ObjectInfo describes one object version.
+type ObjectInfo struct {
+	Bucket      string
+	Key         string
+	Version     string
+	Size        int64
+	ETag        string // hex MD5, no quotes
+	ContentType string
+	UserMeta    map[string]string // lower-case names, without the x-amz-meta- prefix
+	Modified    time.Time
+}
+
+// ListOptions selects a page of a bucket listing.
+type ListOptions struct {
+	Prefix    string
+	Delimiter string
+	After     string // exclusive lower bound on keys (start-after / continuation)
+	MaxKeys   int    // 0 means 1000; capped at 1000
+}
+
+// ListResult is one page of a listing. NextAfter is set when Truncated and is
+// the value to pass as After for the next page.
+type ListResult struct {
+	Objects        []ObjectInfo
+	CommonPrefixes []string
+	Truncated      bool
+	NextAfter      string
+}
+
+// PutInput is an object write. Size is the declared length (-1 if unknown);
+// a body that ends before Size bytes fails with ErrIncompleteBody and
+// leaves nothing behind.
+type PutInput struct {
+	Bucket      string
+	Key         string
+	Size        int64
+	Body        io.Reader
+	ContentType string
+	UserMeta    map[string]string
+}
+
+// Object is an object version resolved by OpenObject, ready to stream.
+type Object interface {
+	// Info describes the version that will be streamed.
+	Info() ObjectInfo
+	// WriteRange writes bytes [off, off+length) of the object to w. Every
+	// byte written has passed its block checksum. An error after some bytes
+	// were written means the caller must abort its response, not finish it.
+	WriteRange(ctx context.Context, w io.Writer, off, length int64) error
+}

@@ -1,0 +1,91 @@
+// Package client is the storage node's internal HTTP API as seen from the
+// outside: the wire types and a Client for one node. Gateways and the
+// scrubber talk to nodes only through this package, never by touching node
+// files.
+//
+// The client validates arguments, puts a deadline on every call (from ctx),
+// wraps errors with kerr kinds (NotExist, Unavailable, Transient, Corrupt,
+// Invalid, Unauthorized) and never buffers a whole shard. It must never
+// import the node server or badger.
+package client
+
+import "time"
+
+// ObjectMeta is an object version's metadata, identical on every node that
+// holds one of its shards. A delete marker has Deleted set and no shards.
+type ObjectMeta struct {
+	Bucket      string            `json:"bucket"`
+	Key         string            `json:"key"`
+	Version     string            `json:"version"` // ULID; lexical order is time order
+	Deleted     bool              `json:"deleted,omitempty"`
+	Size        int64             `json:"size"`
+	ETag        string            `json:"etag,omitempty"` // hex MD5 (no quotes)
+	ContentType string            `json:"content_type,omitempty"`
+	UserMeta    map[string]string `json:"user_meta,omitempty"` // lower-case names without x-amz-meta-
+	Modified    time.Time         `json:"modified"`
+	Data        int               `json:"data"`
+	Parity      int               `json:"parity"`
+	BlockSize   int               `json:"block_size"`
+	Format      int               `json:"format"`
+	Roots       []string          `json:"roots,omitempty"` // hex root digest per shard index
+	Nodes       []string          `json:"nodes,omitempty"` // node id per shard index at write time ("" = not written)
+}
+
+// Record is a committed version as stored on one node: the object's
+// metadata plus which shard index this node holds (-1 for delete markers).
+type Record struct {
+	ObjectMeta
+	Shard int `json:"shard"`
+}
+
+// StagedRef is a staged (uncommitted) shard on a node.
+type StagedRef struct {
+	Version string    `json:"version"`
+	Shard   int       `json:"shard"`
+	Root    string    `json:"root"` // hex
+	Size    int64     `json:"size"` // framed bytes
+	Staged  time.Time `json:"staged"`
+}
+
+// KeyState is what one node knows about a key: its newest committed record
+// (nil if none) and any staged versions newer than it.
+type KeyState struct {
+	Committed *Record     `json:"committed,omitempty"`
+	Staged    []StagedRef `json:"staged,omitempty"`
+}
+
+// BucketRecord is a bucket as stored on every node. Deleting a bucket writes
+// a newer record with Deleted set (a tombstone), so the newest record wins.
+type BucketRecord struct {
+	Name    string    `json:"name"`
+	Version string    `json:"version"` // ULID
+	Created time.Time `json:"created"`
+	Deleted bool      `json:"deleted,omitempty"`
+}
+
+// Hint asks the scrubber to check and repair one shard of a version.
+type Hint struct {
+	Bucket  string    `json:"bucket"`
+	Key     string    `json:"key"`
+	Version string    `json:"version"`
+	Shard   int       `json:"shard"`
+	NodeID  string    `json:"node_id,omitempty"`
+	Reason  string    `json:"reason"` // "missing", "corrupt", "unreachable", "stale"
+	Time    time.Time `json:"time"`
+}
+
+// Health is a node's answer to a health check.
+type Health struct {
+	ID        string `json:"id"`
+	Epoch     uint64 `json:"epoch,omitempty"`
+	Objects   int64  `json:"objects"`
+	DiskFree  uint64 `json:"disk_free"`
+	DiskTotal uint64 `json:"disk_total"`
+}
+
+// ListPage is one page of a node's committed records for a bucket, in key
+// order, one record per key (its newest), delete markers included.
+type ListPage struct {
+	Records   []Record `json:"records"`
+	Truncated bool     `json:"truncated"`
+}
