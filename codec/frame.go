@@ -1,0 +1,172 @@
+package codec
+
+import (
+	"encoding/hex"
+	"fmt"
+	"io"
+
+	"github.com/zeebo/blake3"
+)
+
+// String returns d in lower-case hex.
+func (d Digest) String() string { return hex.EncodeToString(d[:]) }
+
+// ParseDigest parses the hex form written by Digest.String. The error wraps
+// ErrInvalid.
+func ParseDigest(s string) (Digest, error) {
+	const op = "codec.ParseDigest"
+	var d Digest
+	if len(s) != 2*DigestSize {
+		return d, fmt.Errorf("%s: %d hex digits, want %d: %w", op, len(s), 2*DigestSize, ErrInvalid)
+	}
+	if _, err := hex.Decode(d[:], []byte(s)); err != nil {
+		return Digest{}, fmt.Errorf("%s: %w: %w", op, ErrInvalid, err)
+	}
+	return d, nil
+}
+
+// RootOf returns a shard's root digest: blake3-256 over the concatenation
+// of its block digests, in stripe order.
+func RootOf(digests []Digest) Digest {
+	h := blake3.New()
+	for _, d := range digests {
+		h.Write(d[:])
+	}
+	var root Digest
+	h.Sum(root[:0])
+	return root
+}
+
+// verifyChunk is how much of a block VerifyShard hashes at a time; it keeps
+// its memory independent of the block size.
+const verifyChunk = 32 << 10
+
+// VerifyShard reads one full framed shard stream of shard index shard of an
+// object with layout l, checks every block digest, that nothing follows the
+// last frame and that the root equals want. It returns nil, a *ShardError
+// wrapping ErrCorrupt, ErrShortShard or the reader's error (Block is the
+// stripe index, -1 for a root mismatch), or an error wrapping ErrInvalid for
+// a bad layout or shard index. Memory use does not depend on the block size.
+func VerifyShard(r io.Reader, l Layout, shard int, want Digest) error {
+	const op = "codec.VerifyShard"
+	if err := l.Validate(); err != nil {
+		return fmt.Errorf("%s: %w", op, err)
+	}
+	if shard < 0 || shard >= l.Shards() {
+		return fmt.Errorf("%s: shard %d of %d: %w", op, shard, l.Shards(), ErrInvalid)
+	}
+	fail := func(s int, err error) error { return &ShardError{Shard: shard, Block: s, Err: err} }
+	buf := make([]byte, min(verifyChunk, l.BlockSize))
+	h := blake3.New()
+	root := blake3.New()
+	var d, got Digest
+	for s := range l.Stripes() {
+		if _, err := io.ReadFull(r, d[:]); err != nil {
+			return fail(s, shortErr(err))
+		}
+		h.Reset()
+		for rem := l.BlockLen(s); rem > 0; {
+			k := min(rem, len(buf))
+			if _, err := io.ReadFull(r, buf[:k]); err != nil {
+				return fail(s, shortErr(err))
+			}
+			h.Write(buf[:k])
+			rem -= k
+		}
+		if h.Sum(got[:0]); got != d {
+			return fail(s, ErrCorrupt)
+		}
+		root.Write(d[:])
+	}
+	switch k, err := io.ReadFull(r, buf[:1]); {
+	case k > 0:
+		return fail(l.Stripes(), fmt.Errorf("bytes after the last frame: %w", ErrCorrupt))
+	case err != io.EOF:
+		return fail(l.Stripes(), err)
+	}
+	if root.Sum(got[:0]); got != want {
+		return fail(-1, fmt.Errorf("root %s, want %s: %w", got, want, ErrCorrupt))
+	}
+	return nil
+}
+
+// FrameReader parses a framed shard stream whose block lengths are known
+// only as "B, except a shorter last one", as when a shard arrives before
+// its object's size is known. It verifies every block as it goes.
+//
+// A stream that ends right after a full-length block is indistinguishable
+// from one that was cut at a frame boundary; the root digest, compared with
+// the one the writer computed, catches that.
+type FrameReader struct {
+	r     io.Reader
+	b     int
+	buf   []byte
+	root  *blake3.Hasher
+	block int   // index of the next frame
+	err   error // sticky: returned by every later Next
+}
+
+// NewFrameReader returns a FrameReader for r with block size blockSize
+// (1..MaxBlockSize; Next reports ErrInvalid otherwise). It does not close r.
+func NewFrameReader(r io.Reader, blockSize int) *FrameReader {
+	return &FrameReader{r: r, b: blockSize, root: blake3.New()}
+}
+
+// Next returns the next verified block and its digest. The block is valid
+// until the next call. At a clean end (after a complete frame) it returns
+// io.EOF. A digest mismatch returns a *ShardError wrapping ErrCorrupt; a
+// frame cut inside its digest, or a digest with no block after it, returns
+// one wrapping ErrShortShard; a read error is returned wrapped in a
+// *ShardError. Shard is -1 in these errors: the reader does not know it.
+// After an error Next keeps returning it.
+func (f *FrameReader) Next() (block []byte, d Digest, err error) {
+	if f.err != nil {
+		return nil, d, f.err
+	}
+	if f.b < 1 || f.b > MaxBlockSize {
+		f.err = fmt.Errorf("codec.FrameReader: block size %d: %w", f.b, ErrInvalid)
+		return nil, d, f.err
+	}
+	fail := func(err error) ([]byte, Digest, error) {
+		f.err = &ShardError{Shard: -1, Block: f.block, Err: err}
+		return nil, Digest{}, f.err
+	}
+	n, err := fill(f.r, d[:])
+	switch {
+	case err != nil && err != io.EOF:
+		return fail(err)
+	case n == 0 && err == io.EOF:
+		f.err = io.EOF
+		return nil, d, io.EOF
+	case n < DigestSize:
+		return fail(ErrShortShard)
+	}
+	if f.buf == nil {
+		f.buf = make([]byte, f.b)
+	}
+	n, err = fill(f.r, f.buf)
+	switch {
+	case err != nil && err != io.EOF:
+		return fail(err)
+	case n == 0:
+		return fail(ErrShortShard)
+	}
+	block = f.buf[:n]
+	if Digest(blake3.Sum256(block)) != d {
+		return fail(ErrCorrupt)
+	}
+	if err == io.EOF {
+		// A short block can only be the last one; do not read r past its end.
+		f.err = io.EOF
+	}
+	f.root.Write(d[:])
+	f.block++
+	return block, d, nil
+}
+
+// Root returns the root digest over the blocks Next has returned so far.
+func (f *FrameReader) Root() Digest {
+	var d Digest
+	f.root.Sum(d[:0])
+	return d
+}
