@@ -1,10 +1,3 @@
-// Package placement maps (bucket, key) to a partition and a partition to the
-// ordered list of nodes that hold its shards, given a cluster map. It owns
-// the cluster map's schema and validation.
-//
-// placement is pure and deterministic: no clock, no randomness, no I/O beyond
-// Load reading the map file, and it imports no other package of the project.
-// Same map, same answer, on every machine.
 package placement
 
 // Node states.
@@ -34,3 +27,13 @@ type Map struct {
 	WriteQuorum  int    `yaml:"write_quorum,omitempty" json:"write_quorum,omitempty"` // default min(d+1, n)
 	Nodes        []Node `yaml:"nodes" json:"nodes"`
 }
+
+// Defaults and limits of the map's fields.
+const (
+	DefaultPartitions = 4096
+	DefaultBlockSize  = 256 << 10
+
+	MinDataShards, MaxDataShards     = 1, 16
+	MinParityShards, MaxParityShards = 0, 8
+	MinBlockSize, MaxBlockSize       = 4 << 10, 16 << 20
+)
