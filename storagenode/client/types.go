@@ -5,8 +5,28 @@
 //
 // The client validates arguments, puts a deadline on every call (from ctx),
 // wraps errors with kerr kinds (NotExist, Unavailable, Transient, Corrupt,
-// Invalid, Unauthorized) and never buffers a whole shard. It must never
-// import the node server or badger.
+// Invalid, Unauthorized, TooLarge) and never buffers a whole shard. It must
+// never import the node server or badger.
+//
+// The package also holds what both ends of the wire must agree on, so that
+// there is one implementation of each: request signing (Sign, Verify), the
+// name rules (CheckKey, CheckVersion, ...) and page limits. Object names
+// travel in query parameters only, never in the URL path.
+//
+// Wire API (all under /v1, names in the query; errors are ErrorBody JSON):
+//
+//	PUT    /v1/stage?bucket&key&version&shard&block   body: framed shard  -> StagedRef
+//	POST   /v1/commit                                 body: ObjectMeta    -> Record
+//	POST   /v1/abort?bucket&key&version
+//	GET    /v1/shard?bucket&key&version&off&len       -> framed bytes
+//	GET    /v1/stat?bucket&key                        -> KeyState
+//	GET    /v1/list?bucket&prefix&after&limit         -> ListPage
+//	PUT    /v1/bucket                                 body: BucketRecord
+//	GET    /v1/bucket?name                            -> BucketRecord
+//	GET    /v1/buckets                                -> []BucketRecord
+//	POST   /v1/hints, DELETE /v1/hints                body: []Hint
+//	GET    /v1/hints?limit                            -> []Hint
+//	GET    /v1/health                                 -> Health
 package client
 
 import "time"
@@ -88,4 +108,11 @@ type Health struct {
 type ListPage struct {
 	Records   []Record `json:"records"`
 	Truncated bool     `json:"truncated"`
+}
+
+// ErrorBody is the JSON body of every non-2xx answer from a node. Kind is a
+// kerr.Kind name ("not exist", "corrupt", ...).
+type ErrorBody struct {
+	Kind    string `json:"kind"`
+	Message string `json:"message"`
 }

@@ -1,0 +1,76 @@
+package storagenode
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"testing"
+
+	"github.com/oklog/ulid/v2"
+
+	"github.com/kintsugi-store/kintsugi/codec"
+)
+
+// benchShard returns one framed shard carrying size payload bytes in
+// default-size blocks.
+func benchShard(b *testing.B, size int) []byte {
+	b.Helper()
+	c, err := codec.New(1, 0)
+	if err != nil {
+		b.Fatal(err)
+	}
+	var buf bytes.Buffer
+	if _, err := c.Encode(bytes.NewReader(bytes.Repeat([]byte("kintsugi"), size/8)), []io.Writer{&buf}); err != nil {
+		b.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+func benchmarkStageCommit(b *testing.B, size int) {
+	tn := startNode(b, "", nil)
+	shard := benchShard(b, size)
+	ctx := context.Background()
+	b.SetBytes(int64(size))
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; b.Loop(); i++ {
+		v := ulid.Make().String()
+		if _, err := tn.c.Stage(ctx, "bench", "key", v, 0, codec.DefaultBlockSize, bytes.NewReader(shard)); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := tn.c.Commit(ctx, benchMeta(v, size)); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkStageCommit4K(b *testing.B)   { benchmarkStageCommit(b, 4<<10) }
+func BenchmarkStageCommit256K(b *testing.B) { benchmarkStageCommit(b, 256<<10) }
+func BenchmarkStageCommit16M(b *testing.B)  { benchmarkStageCommit(b, 16<<20) }
+
+func BenchmarkReadShard(b *testing.B) {
+	const size = 4 << 20
+	tn := startNode(b, "", nil)
+	shard := benchShard(b, size)
+	ctx := context.Background()
+	v := ulid.Make().String()
+	if _, err := tn.c.Stage(ctx, "bench", "key", v, 0, codec.DefaultBlockSize, bytes.NewReader(shard)); err != nil {
+		b.Fatal(err)
+	}
+	if _, err := tn.c.Commit(ctx, benchMeta(v, size)); err != nil {
+		b.Fatal(err)
+	}
+	b.SetBytes(int64(len(shard)))
+	b.ReportAllocs()
+	for b.Loop() {
+		rc, err := tn.c.ReadShard(ctx, "bench", "key", v, 0, -1)
+		if err != nil {
+			b.Fatal(err)
+		}
+		n, err := io.Copy(io.Discard, rc)
+		rc.Close()
+		if err != nil || n != int64(len(shard)) {
+			b.Fatalf("read %d bytes, %v", n, err)
+		}
+	}
+}

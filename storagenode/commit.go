@@ -1,0 +1,201 @@
+package storagenode
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"github.com/kintsugi-store/kintsugi/internal/kerr"
+	"github.com/kintsugi-store/kintsugi/storagenode/client"
+	"github.com/kintsugi-store/kintsugi/storagenode/internal/meta"
+)
+
+func (n *Node) handleCommit(w http.ResponseWriter, r *http.Request) {
+	const op = "storagenode.Commit"
+	var m client.ObjectMeta
+	if err := readJSON(w, r, op, &m); err != nil {
+		n.writeError(w, r, err)
+		return
+	}
+	rec, err := n.commit(m)
+	if err != nil {
+		n.writeError(w, r, err)
+		return
+	}
+	n.writeJSON(w, r, rec)
+}
+
+// commit makes m's version the key's committed version unless the node
+// already has a newer one, and returns the key's committed record.
+//
+// Order (see the package doc): rename the staged file into place, fsync
+// its directory, write record + staged-entry removal + garbage note in one
+// synced transaction, then remove the superseded file. A failure before
+// the transaction leaves the old record in force; the renamed file is then
+// found again by a retried commit, or removed when its staged entry is
+// swept.
+func (n *Node) commit(m client.ObjectMeta) (client.Record, error) {
+	const op = "storagenode.Commit"
+	if err := client.CheckObject(m.Bucket, m.Key, m.Version); err != nil {
+		return client.Record{}, kerr.E(op, err)
+	}
+	if m.Size < 0 {
+		return client.Record{}, kerr.E(op, kerr.Invalid, fmt.Errorf("negative size %d", m.Size))
+	}
+	unlock := n.lock(m.Bucket, m.Key)
+	defer unlock()
+
+	cur, err := n.db.Record(m.Bucket, m.Key)
+	if err != nil {
+		return client.Record{}, kerr.E(op, err)
+	}
+	staged, err := n.stagedVersion(m.Bucket, m.Key, m.Version)
+	if err != nil {
+		return client.Record{}, kerr.E(op, err)
+	}
+	if cur != nil && cur.Version >= m.Version {
+		// Already committed, or superseded: nothing to make visible.
+		if err := n.dropStaged(staged, cur); err != nil {
+			return client.Record{}, kerr.E(op, err)
+		}
+		return *cur, nil
+	}
+
+	rec := client.Record{ObjectMeta: m, Shard: -1}
+	if !m.Deleted {
+		s, ok := pickStaged(staged, m, n.cfg.ID)
+		if !ok {
+			return client.Record{}, kerr.E(op, kerr.NotExist, fmt.Errorf("no staged shard of %s/%s version %s", m.Bucket, m.Key, m.Version))
+		}
+		if s.Shard < len(m.Roots) && m.Roots[s.Shard] != "" && !strings.EqualFold(m.Roots[s.Shard], s.Root) {
+			return client.Record{}, kerr.E(op, kerr.Corrupt, fmt.Errorf("staged shard %d has root %s, commit says %s", s.Shard, s.Root, m.Roots[s.Shard]))
+		}
+		if err := n.install(s); err != nil {
+			return client.Record{}, kerr.E(op, ioKind(err), err)
+		}
+		rec.Shard = s.Shard
+	}
+	var garbage string
+	if cur != nil && cur.Shard >= 0 {
+		garbage = shardFile(cur.Bucket, cur.Key, cur.Version, cur.Shard)
+	}
+	if err := n.db.Commit(rec, staged, garbage); err != nil {
+		return client.Record{}, kerr.E(op, err)
+	}
+	// Committed. What follows is cleanup: a failure only strands files
+	// that Sweep removes later.
+	for _, s := range staged {
+		if s.Shard != rec.Shard {
+			n.removeFile(s.File)
+			n.removeFile(shardFile(s.Bucket, s.Key, s.Version, s.Shard))
+		}
+	}
+	if garbage != "" {
+		if _, err := n.removeFile(garbage); err != nil {
+			n.log.Warn("removing superseded shard", "file", garbage, "err", err)
+		}
+	}
+	return rec, nil
+}
+
+// install moves staged shard s to its committed file and makes the rename
+// durable.
+func (n *Node) install(s meta.Staged) error {
+	final := shardFile(s.Bucket, s.Key, s.Version, s.Shard)
+	if err := n.mkdirs(final); err != nil {
+		return err
+	}
+	err := os.Rename(n.abs(s.File), n.abs(final))
+	if errors.Is(err, fs.ErrNotExist) {
+		// A commit that crashed (or failed) after its rename: the file
+		// is already in place.
+		if _, serr := os.Stat(n.abs(final)); serr == nil {
+			err = nil
+		}
+	}
+	if err != nil {
+		return err
+	}
+	return syncDir(filepath.Dir(n.abs(final)))
+}
+
+// pickStaged chooses which staged shard of a version this node commits. A
+// node holds one shard of a version; should it have several, the one the
+// metadata places on this node wins, else the lowest index.
+func pickStaged(staged []meta.Staged, m client.ObjectMeta, id string) (meta.Staged, bool) {
+	if len(staged) == 0 {
+		return meta.Staged{}, false
+	}
+	for _, s := range staged {
+		if s.Shard < len(m.Nodes) && m.Nodes[s.Shard] == id {
+			return s, true
+		}
+	}
+	return slices.MinFunc(staged, func(a, b meta.Staged) int { return a.Shard - b.Shard }), true
+}
+
+// stagedVersion returns the staged shards of one version of a key.
+// REQUIRES: the key's lock.
+func (n *Node) stagedVersion(bucket, key, version string) ([]meta.Staged, error) {
+	all, err := n.db.StagedOf(bucket, key)
+	if err != nil {
+		return nil, err
+	}
+	return slices.DeleteFunc(all, func(s meta.Staged) bool { return s.Version != version }), nil
+}
+
+// dropStaged deletes staged entries and their files. A staged shard's
+// committed file name is removed too unless cur (the key's committed
+// record, may be nil) is that very shard: a commit that failed after its
+// rename leaves the shard there. REQUIRES: the key's lock.
+func (n *Node) dropStaged(staged []meta.Staged, cur *client.Record) error {
+	if len(staged) == 0 {
+		return nil
+	}
+	if err := n.db.DeleteStaged(staged); err != nil {
+		return err
+	}
+	for _, s := range staged {
+		n.removeFile(s.File)
+		if cur == nil || cur.Version != s.Version || cur.Shard != s.Shard {
+			n.removeFile(shardFile(s.Bucket, s.Key, s.Version, s.Shard))
+		}
+	}
+	return nil
+}
+
+func (n *Node) handleAbort(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	if err := n.abort(q.Get("bucket"), q.Get("key"), q.Get("version")); err != nil {
+		n.writeError(w, r, err)
+		return
+	}
+	n.writeJSON(w, r, struct{}{})
+}
+
+// abort drops every staged shard of a version.
+func (n *Node) abort(bucket, key, version string) error {
+	const op = "storagenode.Abort"
+	if err := client.CheckObject(bucket, key, version); err != nil {
+		return kerr.E(op, err)
+	}
+	unlock := n.lock(bucket, key)
+	defer unlock()
+	staged, err := n.stagedVersion(bucket, key, version)
+	if err != nil {
+		return kerr.E(op, err)
+	}
+	cur, err := n.db.Record(bucket, key)
+	if err != nil {
+		return kerr.E(op, err)
+	}
+	if err := n.dropStaged(staged, cur); err != nil {
+		return kerr.E(op, err)
+	}
+	return nil
+}

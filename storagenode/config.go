@@ -1,0 +1,88 @@
+package storagenode
+
+import (
+	"errors"
+	"log/slog"
+	"time"
+
+	"github.com/kintsugi-store/kintsugi/internal/kerr"
+)
+
+// Config configures a Node.
+type Config struct {
+	ID  string // node id, reported by Health; required
+	Dir string // data directory, created if missing; required
+
+	// Secret, if non-nil, is the cluster secret: every request must carry
+	// a valid signature made with it (client.Sign). Others get 401 and are
+	// logged.
+	Secret []byte
+
+	// StagingGrace is how long staged data may wait for its commit before
+	// Sweep removes it. 0 means 24h.
+	StagingGrace time.Duration
+	// SweepInterval is the period of the background sweep. 0 disables the
+	// background loop (Sweep can still be called); DefaultConfig sets 10m.
+	SweepInterval time.Duration
+	// MaxSkew is the largest difference allowed between a signed request's
+	// date and the node's clock. 0 means 5m.
+	MaxSkew time.Duration
+
+	Logger *slog.Logger // nil: slog.Default()
+}
+
+// Defaults.
+const (
+	DefaultStagingGrace  = 24 * time.Hour
+	DefaultSweepInterval = 10 * time.Minute
+	DefaultMaxSkew       = 5 * time.Minute
+)
+
+// DefaultConfig returns a Config with every default filled in; ID and Dir
+// are left for the caller.
+func DefaultConfig() Config {
+	return Config{
+		StagingGrace:  DefaultStagingGrace,
+		SweepInterval: DefaultSweepInterval,
+		MaxSkew:       DefaultMaxSkew,
+	}
+}
+
+// Validate reports whether c can be used to open a node.
+func (c Config) Validate() error {
+	const op = "storagenode.Config.Validate"
+	var errs []error
+	if c.ID == "" {
+		errs = append(errs, errors.New("ID is empty"))
+	}
+	if c.Dir == "" {
+		errs = append(errs, errors.New("Dir is empty"))
+	}
+	if c.StagingGrace < 0 {
+		errs = append(errs, errors.New("StagingGrace is negative"))
+	}
+	if c.SweepInterval < 0 {
+		errs = append(errs, errors.New("SweepInterval is negative"))
+	}
+	if c.MaxSkew < 0 {
+		errs = append(errs, errors.New("MaxSkew is negative"))
+	}
+	if len(errs) > 0 {
+		return kerr.E(op, kerr.Invalid, errors.Join(errs...))
+	}
+	return nil
+}
+
+// withDefaults fills the zero fields that have a default.
+func (c Config) withDefaults() Config {
+	if c.StagingGrace == 0 {
+		c.StagingGrace = DefaultStagingGrace
+	}
+	if c.MaxSkew == 0 {
+		c.MaxSkew = DefaultMaxSkew
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	return c
+}

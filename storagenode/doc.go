@@ -1,0 +1,39 @@
+// Package storagenode is one storage node: a data directory of shard files
+// and a badger index (storagenode/internal/meta), served over a small
+// internal HTTP API under /v1/ (see storagenode/client for the Go side).
+//
+// The node owns the durability of what it acknowledges. It never decodes
+// objects or talks to other nodes; it never lets a client-supplied name
+// become a file path: a shard file is named by the hex blake3 of
+// (bucket, key, version) plus its shard index, under two levels of fan-out
+// directories, and names only ever travel in query parameters.
+//
+// Directory layout:
+//
+//	meta/                       badger index
+//	shards/ab/cd/<hash>.<i>     committed shard i of a version
+//	staging/ab/cd/<hash>.<i>.<nonce>  staged shard (nonce: concurrent stages never share a file)
+//
+// Write path and durability order:
+//
+//  1. Stage streams the body through codec.FrameReader (every block is
+//     verified against its digest as it arrives) into a new file under
+//     staging/, fsyncs the file and its directory, and records the staged
+//     entry (synced) in the index. Only then does it answer with the root
+//     digest it computed.
+//  2. Commit, under the key's lock, renames the staged file to its final
+//     name under shards/, fsyncs that directory, and then writes the
+//     committed record, the removal of the staged entry and a note of the
+//     superseded version's file in one synced index transaction. After
+//     that it removes the superseded file.
+//
+// A crash at any point leaves either the old record or the new one in the
+// index, never a mix: the record is the commit point. Files a crash strands
+// (a temp file with no entry, a renamed file whose record never landed, a
+// superseded file not yet removed) are found and removed by Sweep.
+//
+// Newest wins: versions are ULIDs compared as strings, and every
+// read-modify-write of a key's entries holds a lock striped by key, so of
+// concurrent commits the newest version is the one that stays, whatever
+// the order they arrive in.
+package storagenode

@@ -1,0 +1,138 @@
+package storagenode
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"time"
+
+	"github.com/kintsugi-store/kintsugi/internal/kerr"
+	"github.com/kintsugi-store/kintsugi/storagenode/client"
+)
+
+// routes is the /v1 API. Names always travel in the query, never in the
+// path.
+func (n *Node) routes() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("PUT /v1/stage", n.handleStage)
+	mux.HandleFunc("POST /v1/commit", n.handleCommit)
+	mux.HandleFunc("POST /v1/abort", n.handleAbort)
+	mux.HandleFunc("GET /v1/shard", n.handleShard)
+	mux.HandleFunc("GET /v1/stat", n.handleStat)
+	mux.HandleFunc("GET /v1/list", n.handleList)
+	mux.HandleFunc("PUT /v1/bucket", n.handlePutBucket)
+	mux.HandleFunc("GET /v1/bucket", n.handleGetBucket)
+	mux.HandleFunc("GET /v1/buckets", n.handleListBuckets)
+	mux.HandleFunc("POST /v1/hints", n.handleAddHints)
+	mux.HandleFunc("GET /v1/hints", n.handleListHints)
+	mux.HandleFunc("DELETE /v1/hints", n.handleDeleteHints)
+	mux.HandleFunc("GET /v1/health", n.handleHealth)
+	if n.cfg.Secret == nil {
+		return mux
+	}
+	return n.authenticate(mux)
+}
+
+// authenticate rejects requests whose signature does not verify, before
+// anything else looks at them. A shard stream is the only body allowed to
+// go unsigned.
+func (n *Node) authenticate(next http.Handler) http.Handler {
+	const op = "storagenode.authenticate"
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		err := client.Verify(r, n.cfg.Secret, time.Now(), n.cfg.MaxSkew)
+		if err == nil && r.Header.Get(client.HeaderContentSHA256) == client.UnsignedStream &&
+			(r.Method != http.MethodPut || r.URL.Path != "/v1/stage") {
+			err = kerr.E(op, kerr.Unauthorized, "unsigned body on a request that must sign its body")
+		}
+		if err != nil {
+			n.log.Warn("rejected request", "remote", r.RemoteAddr, "method", r.Method, "path", r.URL.Path, "err", err)
+			n.writeError(w, r, err)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// kindStatus is the one table from error kind to HTTP status; the client
+// inverts it.
+var kindStatus = map[kerr.Kind]int{
+	kerr.NotExist:     http.StatusNotFound,
+	kerr.Exist:        http.StatusConflict,
+	kerr.Invalid:      http.StatusBadRequest,
+	kerr.Corrupt:      http.StatusUnprocessableEntity,
+	kerr.Unavailable:  http.StatusServiceUnavailable,
+	kerr.Transient:    http.StatusServiceUnavailable,
+	kerr.Internal:     http.StatusInternalServerError,
+	kerr.Conflict:     http.StatusConflict,
+	kerr.NotEmpty:     http.StatusConflict,
+	kerr.Unauthorized: http.StatusUnauthorized,
+	kerr.TooLarge:     http.StatusInsufficientStorage,
+}
+
+// writeError answers with err's status and a JSON ErrorBody. Failures that
+// are the node's own (5xx) are logged; the caller's (4xx) are not.
+func (n *Node) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	kind := kerr.KindOf(err)
+	if diskFull(err) {
+		kind = kerr.TooLarge
+	}
+	status, ok := kindStatus[kind]
+	if !ok {
+		kind, status = kerr.Internal, http.StatusInternalServerError
+	}
+	switch {
+	case kind == kerr.Internal:
+		n.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+	case status >= 500:
+		n.log.Warn("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(client.ErrorBody{Kind: kind.String(), Message: err.Error()})
+}
+
+func (n *Node) writeJSON(w http.ResponseWriter, r *http.Request, v any) {
+	body, err := json.Marshal(v)
+	if err != nil {
+		n.writeError(w, r, kerr.E("storagenode.writeJSON", kerr.Internal, err))
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+	w.Write(body)
+}
+
+// readJSON decodes a small JSON request body into v.
+func readJSON(w http.ResponseWriter, r *http.Request, op string, v any) error {
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, client.MaxSignedBody))
+	if err := dec.Decode(v); err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			return kerr.E(op, kerr.TooLarge, err)
+		}
+		return kerr.E(op, kerr.Invalid, fmt.Errorf("decoding body: %w", err))
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return kerr.E(op, kerr.Invalid, "trailing data after JSON body")
+	}
+	return nil
+}
+
+// intParam parses the integer query parameter name; def is its value when
+// absent.
+func intParam(q url.Values, op, name string, def int64) (int64, error) {
+	s := q.Get(name)
+	if s == "" {
+		return def, nil
+	}
+	v, err := strconv.ParseInt(s, 10, 64)
+	if err != nil {
+		return 0, kerr.E(op, kerr.Invalid, fmt.Errorf("parameter %s: %w", name, err))
+	}
+	return v, nil
+}

@@ -1,0 +1,136 @@
+// Package meta is a storage node's index: committed object records, staged
+// shards, bucket records, repair hints and files awaiting removal, kept in
+// one badger database. It is the only package of the project that imports
+// badger.
+//
+// meta stores what it is given and enforces no protocol rule of its own
+// beyond "newest bucket version wins"; ordering rules for objects (newest
+// version wins, what is committed when) belong to the node, which holds a
+// per-key lock around every read-modify-write here. meta never touches shard
+// files. Every write is synced to disk before it returns.
+//
+// Key layout (values are JSON):
+//
+//	o/<bucket>/<key>                 committed record (badger user meta bit 1: delete marker)
+//	s/<keyhash>/<version>/<shard>    staged shard
+//	g/<path>                         superseded shard file still to be removed
+//	b/<bucket>                       bucket record
+//	h/<versionhash>/<shard>          repair hint
+//
+// Bucket names contain neither '/' nor NUL, so "o/<bucket>/" prefixes never
+// overlap and keys within a bucket sort in key order.
+package meta
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync/atomic"
+
+	"github.com/dgraph-io/badger/v4"
+
+	"github.com/kintsugi-store/kintsugi/internal/kerr"
+)
+
+// DB is a node's index. It is safe for concurrent use.
+type DB struct {
+	db      *badger.DB
+	objects atomic.Int64 // committed keys whose newest version is not a delete marker
+}
+
+// Open opens (creating if needed) the index in dir. Logs of the database
+// at warning level and above go to logger (nil: slog.Default()).
+func Open(dir string, logger *slog.Logger) (*DB, error) {
+	const op = "meta.Open"
+	if logger == nil {
+		logger = slog.Default()
+	}
+	// Sized for several nodes sharing one process and a small machine:
+	// records are small, so tables and caches can be too.
+	opts := badger.DefaultOptions(dir).
+		WithSyncWrites(true).
+		WithMemTableSize(8 << 20).
+		WithNumMemtables(2).
+		WithBlockCacheSize(8 << 20).
+		WithIndexCacheSize(4 << 20).
+		WithValueLogFileSize(64 << 20).
+		WithNumCompactors(2).
+		WithNumLevelZeroTables(4).
+		WithNumLevelZeroTablesStall(8).
+		WithMetricsEnabled(false).
+		WithLogger(badgerLogger{logger.With("component", "badger", "dir", dir)}).
+		WithLoggingLevel(badger.WARNING)
+	bdb, err := badger.Open(opts)
+	if err != nil {
+		return nil, kerr.E(op, kerr.Internal, err)
+	}
+	db := &DB{db: bdb}
+	if err := db.countObjects(); err != nil {
+		bdb.Close()
+		return nil, kerr.E(op, err)
+	}
+	return db, nil
+}
+
+// Close flushes and closes the database.
+func (db *DB) Close() error {
+	if err := db.db.Close(); err != nil {
+		return kerr.E("meta.Close", kerr.Internal, err)
+	}
+	return nil
+}
+
+// GC reclaims space in the value log. It is cheap when there is nothing to
+// do; the node calls it from its background loop.
+func (db *DB) GC() {
+	for db.db.RunValueLogGC(0.5) == nil {
+	}
+}
+
+// badgerLogger sends badger's warnings and errors to slog and drops the rest.
+type badgerLogger struct{ l *slog.Logger }
+
+func (b badgerLogger) Errorf(f string, a ...any)   { b.l.Error(fmt.Sprintf(f, a...)) }
+func (b badgerLogger) Warningf(f string, a ...any) { b.l.Warn(fmt.Sprintf(f, a...)) }
+func (badgerLogger) Infof(string, ...any)          {}
+func (badgerLogger) Debugf(string, ...any)         {}
+
+// update runs fn in a read-write transaction, retrying when a concurrent
+// transaction wins a conflict on a key fn read.
+func (db *DB) update(fn func(txn *badger.Txn) error) error {
+	for {
+		err := db.db.Update(fn)
+		if !errors.Is(err, badger.ErrConflict) {
+			return err
+		}
+	}
+}
+
+// scan calls fn for every item whose key starts with prefix, from the first
+// key >= start, in key order, until fn returns false or an error.
+func (db *DB) scan(prefix, start []byte, keysOnly bool, fn func(item *badger.Item) (bool, error)) error {
+	return db.db.View(func(txn *badger.Txn) error {
+		return scanTxn(txn, prefix, start, keysOnly, fn)
+	})
+}
+
+func scanTxn(txn *badger.Txn, prefix, start []byte, keysOnly bool, fn func(item *badger.Item) (bool, error)) error {
+	o := badger.DefaultIteratorOptions
+	o.Prefix = prefix
+	o.PrefetchValues = !keysOnly
+	if !keysOnly {
+		o.PrefetchSize = 64
+	}
+	it := txn.NewIterator(o)
+	defer it.Close()
+	if start == nil {
+		start = prefix
+	}
+	for it.Seek(start); it.ValidForPrefix(prefix); it.Next() {
+		more, err := fn(it.Item())
+		if err != nil || !more {
+			return err
+		}
+	}
+	return nil
+}

@@ -1,0 +1,154 @@
+package storagenode
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net/http"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/kintsugi-store/kintsugi/internal/kerr"
+	"github.com/kintsugi-store/kintsugi/storagenode/client"
+)
+
+func (n *Node) handleShard(w http.ResponseWriter, r *http.Request) {
+	const op = "storagenode.ReadShard"
+	q := r.URL.Query()
+	off, err := intParam(q, op, "off", 0)
+	if err != nil {
+		n.writeError(w, r, err)
+		return
+	}
+	length, err := intParam(q, op, "len", -1)
+	if err != nil {
+		n.writeError(w, r, err)
+		return
+	}
+	f, start, count, err := n.openShard(q.Get("bucket"), q.Get("key"), q.Get("version"), off, length)
+	if err != nil {
+		n.writeError(w, r, err)
+		return
+	}
+	defer f.Close()
+	w.Header().Set("Content-Type", "application/octet-stream")
+	w.Header().Set("Content-Length", strconv.FormatInt(count, 10))
+	// A limited *os.File (rather than an io.SectionReader) lets the
+	// server hand the copy to sendfile: the bytes never enter user space.
+	if _, err := f.Seek(start, io.SeekStart); err != nil {
+		n.log.Warn("seeking shard", "err", err)
+		return
+	}
+	if _, err := io.Copy(w, io.LimitReader(f, count)); err != nil {
+		// The status is sent; a short body is all the client can be told.
+		n.log.Debug("sending shard", "err", err)
+	}
+}
+
+// openShard opens the committed shard of an exact version and clamps
+// [off, off+length) (length -1: to the end) to the file: it returns the
+// file, the start offset and the number of bytes to send.
+func (n *Node) openShard(bucket, key, version string, off, length int64) (*os.File, int64, int64, error) {
+	const op = "storagenode.ReadShard"
+	if err := client.CheckObject(bucket, key, version); err != nil {
+		return nil, 0, 0, kerr.E(op, err)
+	}
+	if off < 0 || length < -1 {
+		return nil, 0, 0, kerr.E(op, kerr.Invalid, fmt.Errorf("bad range off=%d len=%d", off, length))
+	}
+	rec, err := n.db.Record(bucket, key)
+	if err != nil {
+		return nil, 0, 0, kerr.E(op, err)
+	}
+	switch {
+	case rec == nil:
+		return nil, 0, 0, kerr.E(op, kerr.NotExist, "key has no committed version")
+	case rec.Version != version:
+		return nil, 0, 0, kerr.E(op, kerr.NotExist, fmt.Errorf("committed version is %s, not %s", rec.Version, version))
+	case rec.Shard < 0:
+		return nil, 0, 0, kerr.E(op, kerr.NotExist, "version is a delete marker")
+	}
+	// Another commit may remove the file between the lookup and the open;
+	// then the version is no longer committed and NotExist is right.
+	f, err := os.Open(n.abs(shardFile(bucket, key, version, rec.Shard)))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, 0, 0, kerr.E(op, kerr.NotExist, fmt.Errorf("shard %d file missing", rec.Shard))
+	}
+	if err != nil {
+		return nil, 0, 0, kerr.E(op, kerr.Internal, err)
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, 0, 0, kerr.E(op, kerr.Internal, err)
+	}
+	size := fi.Size()
+	start := min(off, size)
+	end := size
+	if length >= 0 && length < size-start {
+		end = start + length
+	}
+	return f, start, end - start, nil
+}
+
+func (n *Node) handleStat(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	ks, err := n.stat(q.Get("bucket"), q.Get("key"))
+	if err != nil {
+		n.writeError(w, r, err)
+		return
+	}
+	n.writeJSON(w, r, ks)
+}
+
+// stat returns the key's committed record and the staged shards of
+// versions newer than it, by version then shard.
+func (n *Node) stat(bucket, key string) (client.KeyState, error) {
+	const op = "storagenode.Stat"
+	if err := client.CheckKey(bucket, key); err != nil {
+		return client.KeyState{}, kerr.E(op, err)
+	}
+	// One snapshot: a commit in between cannot make a version look both
+	// committed and staged, or neither.
+	rec, staged, err := n.db.Key(bucket, key)
+	if err != nil {
+		return client.KeyState{}, kerr.E(op, err)
+	}
+	ks := client.KeyState{Committed: rec}
+	for _, s := range staged {
+		if rec == nil || s.Version > rec.Version {
+			ks.Staged = append(ks.Staged, s.Ref())
+		}
+	}
+	slices.SortFunc(ks.Staged, func(a, b client.StagedRef) int {
+		if c := strings.Compare(a.Version, b.Version); c != 0 {
+			return c
+		}
+		return a.Shard - b.Shard
+	})
+	return ks, nil
+}
+
+func (n *Node) handleList(w http.ResponseWriter, r *http.Request) {
+	const op = "storagenode.List"
+	q := r.URL.Query()
+	limit, err := intParam(q, op, "limit", 0)
+	if err != nil {
+		n.writeError(w, r, err)
+		return
+	}
+	bucket := q.Get("bucket")
+	if err := client.CheckBucket(bucket); err != nil {
+		n.writeError(w, r, kerr.E(op, err))
+		return
+	}
+	recs, truncated, err := n.db.List(bucket, q.Get("prefix"), q.Get("after"), client.ListLimit(int(limit)))
+	if err != nil {
+		n.writeError(w, r, kerr.E(op, err))
+		return
+	}
+	n.writeJSON(w, r, client.ListPage{Records: recs, Truncated: truncated})
+}

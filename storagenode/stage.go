@@ -1,0 +1,173 @@
+package storagenode
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/kintsugi-store/kintsugi/codec"
+	"github.com/kintsugi-store/kintsugi/internal/kerr"
+	"github.com/kintsugi-store/kintsugi/storagenode/client"
+	"github.com/kintsugi-store/kintsugi/storagenode/internal/meta"
+)
+
+// maxDrain bounds how much of a failed stage's body the node reads and
+// discards so that the client gets the error answer rather than a broken
+// connection. Past it the connection is simply closed.
+const maxDrain = 32 << 20
+
+func (n *Node) handleStage(w http.ResponseWriter, r *http.Request) {
+	const op = "storagenode.Stage"
+	q := r.URL.Query()
+	shard, err := intParam(q, op, "shard", -1)
+	if err != nil {
+		n.writeError(w, r, err)
+		return
+	}
+	block, err := intParam(q, op, "block", 0)
+	if err != nil {
+		n.writeError(w, r, err)
+		return
+	}
+	ref, err := n.stage(q.Get("bucket"), q.Get("key"), q.Get("version"), int(shard), int(block), r.Body)
+	if err != nil {
+		io.Copy(io.Discard, io.LimitReader(r.Body, maxDrain))
+		n.writeError(w, r, err)
+		return
+	}
+	n.writeJSON(w, r, ref)
+}
+
+// stage writes one framed shard stream to a new staging file, verifying
+// every frame, fsyncs it, and records it as a staged entry. On any error
+// the file is removed and nothing is recorded.
+func (n *Node) stage(bucket, key, version string, shard, block int, body io.Reader) (client.StagedRef, error) {
+	const op = "storagenode.Stage"
+	if err := client.CheckObject(bucket, key, version); err != nil {
+		return client.StagedRef{}, kerr.E(op, err)
+	}
+	if err := client.CheckShard(shard); err != nil {
+		return client.StagedRef{}, kerr.E(op, err)
+	}
+	if block < codec.MinBlockSize || block > codec.MaxBlockSize {
+		return client.StagedRef{}, kerr.E(op, kerr.Invalid, fmt.Errorf("block size %d out of range %d..%d", block, codec.MinBlockSize, codec.MaxBlockSize))
+	}
+	rel := stagingFile(bucket, key, version, shard)
+	if err := n.mkdirs(rel); err != nil {
+		return client.StagedRef{}, kerr.E(op, ioKind(err), err)
+	}
+	size, root, err := n.writeStaged(rel, body, block)
+	if err != nil {
+		n.removeFile(rel)
+		return client.StagedRef{}, err
+	}
+	s := meta.Staged{
+		Bucket: bucket, Key: key, Version: version, Shard: shard,
+		Root: root.String(), Size: size, Staged: time.Now().UTC(), File: rel,
+	}
+	unlock := n.lock(bucket, key)
+	prev, err := n.db.PutStaged(s)
+	unlock()
+	if err != nil {
+		n.removeFile(rel)
+		return client.StagedRef{}, kerr.E(op, err)
+	}
+	if prev != nil && prev.File != rel {
+		// A repeated stage of the same shard replaced an earlier one.
+		n.removeFile(prev.File)
+	}
+	return s.Ref(), nil
+}
+
+// writeStaged streams body's frames, each verified by codec.FrameReader,
+// into the new file rel, then fsyncs the file and its directory. It
+// returns the framed size and the root digest.
+func (n *Node) writeStaged(rel string, body io.Reader, block int) (int64, codec.Digest, error) {
+	const op = "storagenode.Stage"
+	f, err := os.OpenFile(n.abs(rel), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		return 0, codec.Digest{}, kerr.E(op, ioKind(err), err)
+	}
+	bw := n.bufs.Get().(*bufio.Writer)
+	bw.Reset(n.wrapStage(f))
+	size, root, err := copyFrames(bw, body, block)
+	bw.Reset(nil)
+	n.bufs.Put(bw)
+	if err == nil {
+		err = syncClose(f)
+	} else {
+		f.Close()
+	}
+	if err != nil {
+		return 0, codec.Digest{}, err
+	}
+	if err := syncDir(filepath.Dir(n.abs(rel))); err != nil {
+		return 0, codec.Digest{}, kerr.E(op, ioKind(err), err)
+	}
+	return size, root, nil
+}
+
+func (n *Node) wrapStage(w io.Writer) io.Writer {
+	if n.stageWriter != nil {
+		return n.stageWriter(w)
+	}
+	return w
+}
+
+// copyFrames copies the frames of r to bw through a FrameReader, so that
+// only verified blocks are written, flushes bw, and returns the bytes
+// written and the root digest. Errors are classified: a digest mismatch is
+// Corrupt, a stream cut inside a frame Invalid, a failing body Transient, a
+// failing bw by ioKind.
+func copyFrames(bw *bufio.Writer, r io.Reader, block int) (int64, codec.Digest, error) {
+	const op = "storagenode.Stage"
+	fr := codec.NewFrameReader(r, block)
+	var n int64
+	for {
+		blk, d, err := fr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return n, codec.Digest{}, kerr.E(op, frameKind(err), err)
+		}
+		if _, err := bw.Write(d[:]); err != nil {
+			return n, codec.Digest{}, kerr.E(op, ioKind(err), err)
+		}
+		if _, err := bw.Write(blk); err != nil {
+			return n, codec.Digest{}, kerr.E(op, ioKind(err), err)
+		}
+		n += int64(len(d) + len(blk))
+	}
+	if err := bw.Flush(); err != nil {
+		return n, codec.Digest{}, kerr.E(op, ioKind(err), err)
+	}
+	return n, fr.Root(), nil
+}
+
+func frameKind(err error) kerr.Kind {
+	switch {
+	case errors.Is(err, codec.ErrCorrupt):
+		return kerr.Corrupt
+	case errors.Is(err, codec.ErrShortShard), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, codec.ErrInvalid):
+		return kerr.Invalid
+	}
+	return kerr.Transient
+}
+
+// syncClose fsyncs and closes f.
+func syncClose(f *os.File) error {
+	err := f.Sync()
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return kerr.E("storagenode.Stage", ioKind(err), err)
+	}
+	return nil
+}
