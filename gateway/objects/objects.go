@@ -1,11 +1,3 @@
-// Package objects is the gateway's object protocol: it turns bucket and
-// object operations into two-phase staged writes, quorum commits, verified
-// degraded reads and merged listings over the storage nodes a cluster map
-// names. It knows nothing of HTTP or S3 wire formats; the gateway package
-// does.
-//
-// It talks to nodes only through storagenode/client and must never touch
-// node files or import gin.
 package objects
 
 import (

@@ -1,0 +1,232 @@
+package objects
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/kintsugi-store/kintsugi/internal/kerr"
+	"github.com/kintsugi-store/kintsugi/storagenode/client"
+)
+
+// bucketEntry is a cached positive answer about a bucket.
+type bucketEntry struct {
+	info    BucketInfo
+	expires time.Time // wall clock, not s.now: tests fix s.now, the TTL must still run
+}
+
+// CreateBucket creates a bucket on every node of the map. It fails with
+// ErrBucketExists if the bucket is live and ErrQuorum without acks from a
+// majority of the nodes.
+func (s *Store) CreateBucket(ctx context.Context, name string) error {
+	const op = "objects.CreateBucket"
+	if err := validName(op, name, "", false); err != nil {
+		return err
+	}
+	rec, found, err := s.readBucket(ctx, name)
+	if err != nil {
+		return kerr.E(op, err)
+	}
+	if found && !rec.Deleted {
+		return kerr.E(op, kerr.Exist, fmt.Errorf("%w: %s", ErrBucketExists, name))
+	}
+	rec = client.BucketRecord{Name: name, Version: s.newVersion(), Created: s.now().UTC()}
+	if err := s.writeBucket(ctx, rec); err != nil {
+		return kerr.E(op, err)
+	}
+	s.cacheBucket(BucketInfo{Name: name, Created: rec.Created})
+	return nil
+}
+
+// HeadBucket reports whether a bucket exists: ErrNoSuchBucket if not.
+func (s *Store) HeadBucket(ctx context.Context, name string) (BucketInfo, error) {
+	const op = "objects.HeadBucket"
+	if err := validName(op, name, "", false); err != nil {
+		return BucketInfo{}, err
+	}
+	if info, ok := s.cachedBucket(name); ok {
+		return info, nil
+	}
+	rec, found, err := s.readBucket(ctx, name)
+	if err != nil {
+		return BucketInfo{}, kerr.E(op, err)
+	}
+	if !found || rec.Deleted {
+		return BucketInfo{}, kerr.E(op, kerr.NotExist, fmt.Errorf("%w: %s", ErrNoSuchBucket, name))
+	}
+	info := BucketInfo{Name: rec.Name, Created: rec.Created}
+	s.cacheBucket(info)
+	return info, nil
+}
+
+// DeleteBucket deletes an empty bucket by writing a tombstone newer than its
+// record to every node. It fails with ErrNoSuchBucket, ErrBucketNotEmpty or
+// ErrQuorum.
+//
+// A PUT racing with the delete may land in the bucket after the emptiness
+// check; its object stays invisible until the bucket is created again.
+func (s *Store) DeleteBucket(ctx context.Context, name string) error {
+	const op = "objects.DeleteBucket"
+	if err := validName(op, name, "", false); err != nil {
+		return err
+	}
+	s.uncacheBucket(name)
+	rec, found, err := s.readBucket(ctx, name)
+	if err != nil {
+		return kerr.E(op, err)
+	}
+	if !found || rec.Deleted {
+		return kerr.E(op, kerr.NotExist, fmt.Errorf("%w: %s", ErrNoSuchBucket, name))
+	}
+	page, err := s.ListObjects(ctx, name, ListOptions{MaxKeys: 1})
+	if err != nil {
+		return kerr.E(op, err)
+	}
+	if len(page.Objects) > 0 || len(page.CommonPrefixes) > 0 {
+		return kerr.E(op, kerr.NotEmpty, fmt.Errorf("%w: %s", ErrBucketNotEmpty, name))
+	}
+	tomb := client.BucketRecord{Name: name, Version: s.newVersion(), Created: rec.Created, Deleted: true}
+	// The listing above cached the bucket again.
+	s.uncacheBucket(name)
+	if err := s.writeBucket(ctx, tomb); err != nil {
+		return kerr.E(op, err)
+	}
+	return nil
+}
+
+// ListBuckets returns the live buckets in name order, merged from a
+// majority of the nodes.
+func (s *Store) ListBuckets(ctx context.Context) ([]BucketInfo, error) {
+	const op = "objects.ListBuckets"
+	ms := s.members(liveNodes(s.Map()))
+	pages := make([][]client.BucketRecord, len(ms))
+	errs := make([]error, len(ms))
+	each(len(ms), func(i int) {
+		cctx, cancel := s.callCtx(ctx)
+		defer cancel()
+		pages[i], errs[i] = ms[i].c.ListBuckets(cctx)
+	})
+	if err := ctx.Err(); err != nil {
+		return nil, kerr.E(op, kerr.Transient, err)
+	}
+	newest := make(map[string]client.BucketRecord)
+	answered := 0
+	for i, page := range pages {
+		if errs[i] != nil {
+			s.log.Debug("objects: list buckets failed", "node", ms[i].node.ID, "err", errs[i])
+			continue
+		}
+		answered++
+		for _, r := range page {
+			if old, ok := newest[r.Name]; !ok || r.Version > old.Version {
+				newest[r.Name] = r
+			}
+		}
+	}
+	if need := majority(len(ms)); answered < need {
+		return nil, kerr.E(op, kerr.Unavailable, quorumErr("%d of %d nodes answered, need %d", answered, len(ms), need))
+	}
+	var out []BucketInfo
+	for _, r := range newest {
+		if !r.Deleted {
+			out = append(out, BucketInfo{Name: r.Name, Created: r.Created})
+		}
+	}
+	slices.SortFunc(out, func(a, b BucketInfo) int { return strings.Compare(a.Name, b.Name) })
+	return out, nil
+}
+
+// checkBucket returns ErrNoSuchBucket (wrapped) unless bucket exists.
+func (s *Store) checkBucket(ctx context.Context, bucket string) error {
+	_, err := s.HeadBucket(ctx, bucket)
+	return err
+}
+
+// readBucket asks every node for the bucket's record and returns the newest
+// one among a majority of answers; found is false if no node has seen it.
+func (s *Store) readBucket(ctx context.Context, name string) (rec client.BucketRecord, found bool, err error) {
+	ms := s.members(liveNodes(s.Map()))
+	recs := make([]client.BucketRecord, len(ms))
+	errs := make([]error, len(ms))
+	each(len(ms), func(i int) {
+		cctx, cancel := s.callCtx(ctx)
+		defer cancel()
+		recs[i], errs[i] = ms[i].c.GetBucket(cctx, name)
+	})
+	if err := ctx.Err(); err != nil {
+		return rec, false, kerr.E("objects.readBucket", kerr.Transient, err)
+	}
+	answered := 0
+	for i, r := range recs {
+		switch {
+		case errs[i] == nil:
+			answered++
+			if !found || r.Version > rec.Version {
+				rec, found = r, true
+			}
+		case kerr.Is(kerr.NotExist, errs[i]):
+			answered++
+		default:
+			s.log.Debug("objects: get bucket failed", "node", ms[i].node.ID, "err", errs[i])
+		}
+	}
+	if need := majority(len(ms)); answered < need {
+		return rec, false, kerr.E("objects.readBucket", kerr.Unavailable,
+			quorumErr("%d of %d nodes answered for bucket %s, need %d", answered, len(ms), name, need))
+	}
+	return rec, found, nil
+}
+
+// writeBucket writes rec to every node and needs a majority of acks.
+func (s *Store) writeBucket(ctx context.Context, rec client.BucketRecord) error {
+	ms := s.members(liveNodes(s.Map()))
+	errs := make([]error, len(ms))
+	each(len(ms), func(i int) {
+		cctx, cancel := s.callCtx(ctx)
+		defer cancel()
+		errs[i] = ms[i].c.PutBucket(cctx, rec)
+	})
+	acks := 0
+	for i, err := range errs {
+		if err == nil {
+			acks++
+		} else {
+			s.log.Debug("objects: put bucket failed", "node", ms[i].node.ID, "err", err)
+		}
+	}
+	if need := majority(len(ms)); acks < need {
+		return kerr.E("objects.writeBucket", kerr.Unavailable,
+			quorumErr("%d of %d nodes stored bucket %s, need %d", acks, len(ms), rec.Name, need))
+	}
+	return nil
+}
+
+func majority(n int) int { return n/2 + 1 }
+
+func (s *Store) cachedBucket(name string) (BucketInfo, bool) {
+	s.bucketMu.Lock()
+	defer s.bucketMu.Unlock()
+	e, ok := s.buckets[name]
+	if !ok || time.Now().After(e.expires) {
+		delete(s.buckets, name)
+		return BucketInfo{}, false
+	}
+	return e.info, true
+}
+
+func (s *Store) cacheBucket(info BucketInfo) {
+	if s.bucketTTL < 0 {
+		return
+	}
+	s.bucketMu.Lock()
+	defer s.bucketMu.Unlock()
+	s.buckets[info.Name] = bucketEntry{info: info, expires: time.Now().Add(s.bucketTTL)}
+}
+
+func (s *Store) uncacheBucket(name string) {
+	s.bucketMu.Lock()
+	defer s.bucketMu.Unlock()
+	delete(s.buckets, name)
+}

@@ -1,0 +1,172 @@
+package objects
+
+import (
+	"context"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/kintsugi-store/kintsugi/internal/kerr"
+	"github.com/kintsugi-store/kintsugi/storagenode/client"
+)
+
+func noBucketCache(cfg *Config) { cfg.BucketCacheTTL = -1 }
+
+func bucketNames(t *testing.T, s *Store) []string {
+	t.Helper()
+	bs, err := s.ListBuckets(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, b := range bs {
+		names = append(names, b.Name)
+	}
+	return names
+}
+
+func TestBuckets(t *testing.T) {
+	c := newCluster(t, 6, 4, 2, noBucketCache)
+	ctx := context.Background()
+	s := c.s
+
+	info, err := s.HeadBucket(ctx, testBucket)
+	if err != nil || info != (BucketInfo{Name: testBucket, Created: testNow}) {
+		t.Fatalf("head: %+v, %v", info, err)
+	}
+	err = s.CreateBucket(ctx, testBucket)
+	wantErr(t, err, ErrBucketExists, kerr.Exist)
+	if err := s.CreateBucket(ctx, "alpha"); err != nil {
+		t.Fatal(err)
+	}
+	if got := bucketNames(t, s); !slices.Equal(got, []string{"alpha", testBucket}) {
+		t.Fatalf("buckets %q", got)
+	}
+	for _, n := range c.list {
+		if _, err := n.GetBucket(ctx, "alpha"); err != nil {
+			t.Fatalf("node %s lacks the bucket: %v", n.id, err)
+		}
+	}
+
+	c.put("k", []byte("x"))
+	err = s.DeleteBucket(ctx, testBucket)
+	wantErr(t, err, ErrBucketNotEmpty, kerr.NotEmpty)
+	if err := s.DeleteObject(ctx, testBucket, "k"); err != nil {
+		t.Fatal(err)
+	}
+	// Only a delete marker left: the bucket counts as empty.
+	if err := s.DeleteBucket(ctx, testBucket); err != nil {
+		t.Fatal(err)
+	}
+	_, err = s.HeadBucket(ctx, testBucket)
+	wantErr(t, err, ErrNoSuchBucket, kerr.NotExist)
+	err = s.DeleteBucket(ctx, testBucket)
+	wantErr(t, err, ErrNoSuchBucket, kerr.NotExist)
+	_, err = s.StatObject(ctx, testBucket, "k")
+	wantErr(t, err, ErrNoSuchBucket, kerr.NotExist)
+	if got := bucketNames(t, s); !slices.Equal(got, []string{"alpha"}) {
+		t.Fatalf("buckets after delete %q", got)
+	}
+	err = s.DeleteBucket(ctx, "never")
+	wantErr(t, err, ErrNoSuchBucket, kerr.NotExist)
+
+	// Created again, with a newer record than the tombstone.
+	if err := s.CreateBucket(ctx, testBucket); err != nil {
+		t.Fatal(err)
+	}
+	if got := bucketNames(t, s); !slices.Equal(got, []string{"alpha", testBucket}) {
+		t.Fatalf("buckets after re-create %q", got)
+	}
+
+	_, err = s.HeadBucket(ctx, "a/b")
+	wantErr(t, err, ErrInvalidArgument, kerr.Invalid)
+}
+
+func TestBucketQuorum(t *testing.T) {
+	c := newCluster(t, 6, 4, 2, noBucketCache)
+	ctx := context.Background()
+	// Two nodes missed the creation (they were down): a majority still
+	// sees the bucket.
+	for _, n := range c.list[:2] {
+		n.setDown("*", true)
+	}
+	if err := c.s.CreateBucket(ctx, "half"); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range c.list[:2] {
+		n.setDown("*", false)
+	}
+	for _, n := range c.list[4:] {
+		n.setDown("*", true)
+	}
+	if _, err := c.s.HeadBucket(ctx, "half"); err != nil {
+		t.Fatal(err)
+	}
+	// Three of six is not a majority, for reads or writes.
+	c.list[3].setDown("*", true)
+	_, err := c.s.HeadBucket(ctx, testBucket)
+	wantErr(t, err, ErrQuorum, kerr.Unavailable)
+	_, err = c.s.ListBuckets(ctx)
+	wantErr(t, err, ErrQuorum, kerr.Unavailable)
+	for _, n := range c.list[3:] {
+		n.setDown("*", false)
+	}
+	for _, n := range c.list[:3] {
+		n.setDown("bucket", true)
+	}
+	err = c.s.CreateBucket(ctx, "nope")
+	wantErr(t, err, ErrQuorum, kerr.Unavailable)
+}
+
+func TestBucketNewestRecordWins(t *testing.T) {
+	c := newCluster(t, 6, 4, 2, noBucketCache)
+	ctx := context.Background()
+	v := c.s.newVersion()
+	// A stale live record on two nodes, a newer tombstone on four.
+	for i, n := range c.list {
+		rec := client.BucketRecord{Name: "zombie", Version: v, Created: testNow}
+		if i >= 2 {
+			rec.Version, rec.Deleted = c.s.newVersion(), true
+		}
+		if err := n.PutBucket(ctx, rec); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, err := c.s.HeadBucket(ctx, "zombie")
+	wantErr(t, err, ErrNoSuchBucket, kerr.NotExist)
+	if got := bucketNames(t, c.s); !slices.Equal(got, []string{testBucket}) {
+		t.Fatalf("buckets %q", got)
+	}
+}
+
+func TestBucketCache(t *testing.T) {
+	c := newCluster(t, 6, 4, 2, func(cfg *Config) { cfg.BucketCacheTTL = 50 * time.Millisecond })
+	ctx := context.Background()
+	calls := c.list[0].callCount("bucket")
+	for range 10 {
+		if _, err := c.s.HeadBucket(ctx, testBucket); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := c.list[0].callCount("bucket") - calls; got != 0 {
+		t.Fatalf("cached bucket asked the nodes %d times", got)
+	}
+	time.Sleep(60 * time.Millisecond)
+	if _, err := c.s.HeadBucket(ctx, testBucket); err != nil {
+		t.Fatal(err)
+	}
+	if got := c.list[0].callCount("bucket") - calls; got != 1 {
+		t.Fatalf("expired entry: %d calls, want 1", got)
+	}
+	// Another gateway deleted the bucket: noticed once the entry expires.
+	for _, n := range c.list {
+		n.PutBucket(ctx, client.BucketRecord{Name: testBucket, Version: c.s.newVersion(), Deleted: true})
+	}
+	time.Sleep(60 * time.Millisecond)
+	_, err := c.s.HeadBucket(ctx, testBucket)
+	wantErr(t, err, ErrNoSuchBucket, kerr.NotExist)
+	if !strings.Contains(err.Error(), testBucket) {
+		t.Fatalf("error %q does not name the bucket", err)
+	}
+}

@@ -1,0 +1,84 @@
+// Package objects is the gateway's object protocol: it turns bucket and
+// object operations into two-phase staged writes, quorum commits, verified
+// degraded reads and merged listings over the storage nodes a cluster map
+// names. It knows nothing of HTTP or S3 wire formats; the gateway package
+// does.
+//
+// It talks to nodes only through storagenode/client (or a NodeClient with the
+// same methods) and must never touch node files, keep object bytes beyond a
+// few stripes per request, or import gin. It holds no durable state of its
+// own: every gateway can serve every request, so everything it decides must
+// be recoverable from what the nodes say.
+//
+// # Versions
+//
+// Every write (object, delete marker, bucket record) is named by a ULID drawn
+// from a per-Store monotonic source. Lexical order is time order, so "newest
+// wins" needs no coordination between gateways or nodes.
+//
+// # Writes
+//
+// PutObject encodes the body once into d+p shard streams and stages shard i
+// on the i-th node of the key's placement. Each stream sits behind a small
+// bounded buffer so a slow node does not hold back the others until its
+// buffer is full; a node that fails, or makes no progress for StallTimeout,
+// is dropped and the write carries on without it, as is a node that answers
+// with a root digest other than the one the gateway computed; dropped nodes
+// are told to abort, so what they kept is never rolled forward. Only when at
+// least WriteQuorum shards are staged does the gateway send commit, with the
+// object's full metadata, to every staged node; the write is acknowledged
+// after WriteQuorum commits. With fewer staged it aborts them all. Before
+// commit nothing is visible, so a body that ends early, a lost quorum or a
+// gateway crash leaves the previous version in place. Shards that did not
+// make it are reported to the nodes that did (hints) so the scrubber
+// rebuilds them at once: a write taken while nodes were down survives fewer
+// further failures until repaired.
+//
+// DeleteObject commits a delete marker, a version without shards, under the
+// same quorum rule, so an acknowledged delete can never be outvoted by an
+// older version that resurfaces on a restarted or repaired node.
+//
+// # Reads
+//
+// OpenObject and StatObject ask the placement's nodes (and the previous map
+// epoch's, while shards move) for the key's state. If WriteQuorum of them do
+// not answer, a newer acknowledged version could be on those alone, so the
+// answer is ErrQuorum. Otherwise committed versions are considered newest
+// first:
+//
+//   - Nodes holding the version staged but not committed are sent its commit:
+//     a version committed anywhere passed its write quorum of stages, so a
+//     gateway that died between commits is finished by the next reader. This
+//     is skipped when even then fewer than d shards would be committed: a
+//     commit removes the node's shard of the older version, and trading a
+//     readable old version for an unreadable new one would lose both.
+//   - A delete marker means the key does not exist.
+//   - With at least d holders the version is served.
+//   - With fewer, the version could still have been acknowledged if the
+//     nodes that committed it (or something newer) plus the nodes that did
+//     not answer reach WriteQuorum; then the answer is ErrQuorum, never stale
+//     data for an acknowledged write. Otherwise the version was never
+//     acknowledged and the next older one is considered.
+//
+// Object.WriteRange fetches only the stripes that cover the range: data
+// shards first, opened in parallel, so the healthy path decodes nothing;
+// parity shards are opened lazily when the codec needs them. Every block is
+// checked against its digest by the codec before a byte reaches the caller,
+// and every failed or missing shard is reported as a hint.
+//
+// # Lists
+//
+// ListObjects merges every node's key-ordered pages, keeps the newest
+// version per key, drops delete markers and folds keys into common prefixes.
+// Pages are fetched lazily, so a listing costs about MaxKeys records per
+// node whatever the bucket's size. A listing shows a key's newest committed
+// version; in the rare window where that version is unreadable and was never
+// acknowledged, GET may serve the previous one until the scrubber settles it.
+//
+// # Buckets
+//
+// Bucket records live on every node of the map; creating or deleting a
+// bucket needs a majority of them, and reading one asks all of them and
+// takes the newest record from a majority. Positive answers are cached for
+// BucketCacheTTL, so another gateway's delete may be noticed that much late.
+package objects

@@ -1,0 +1,538 @@
+package objects
+
+import (
+	"context"
+	"crypto/md5"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/kintsugi-store/kintsugi/codec"
+	"github.com/kintsugi-store/kintsugi/internal/kerr"
+	"github.com/kintsugi-store/kintsugi/placement"
+	"github.com/kintsugi-store/kintsugi/storagenode/client"
+)
+
+// stageQueue is how many frames a shard stream buffers ahead of its node.
+// A frame is one stripe's block, so with the frame being filled and the one
+// being sent a request holds about stageQueue+2 stripes of shard data (and
+// the encoder's one stripe) whatever the object's size.
+const stageQueue = 2
+
+var (
+	errQuorumLost = errors.New("too many shard streams failed")
+	errStalled    = errors.New("shard stream stalled")
+	errEarlyEnd   = errors.New("node answered before the shard body ended")
+)
+
+// PutObject writes in.Body as a new version of in.Bucket/in.Key and returns
+// its description once WriteQuorum nodes have committed it. The body is read
+// once, streamed, and never held beyond a few stripes.
+//
+// Errors: ErrNoSuchBucket; ErrIncompleteBody (kerr.Invalid) when the body ends
+// before in.Size bytes; ErrInvalidArgument (kerr.Invalid) when it runs past
+// in.Size; ErrQuorum (kerr.Unavailable) when too few nodes staged or
+// committed. On every error but a commit quorum failure nothing of the new
+// version is visible; after a commit quorum failure the version may or may
+// not become visible, as with any unacknowledged write.
+func (s *Store) PutObject(ctx context.Context, in PutInput) (ObjectInfo, error) {
+	const op = "objects.PutObject"
+	if err := validName(op, in.Bucket, in.Key, true); err != nil {
+		return ObjectInfo{}, err
+	}
+	if in.Body == nil || in.Size < -1 {
+		return ObjectInfo{}, kerr.E(op, kerr.Invalid, fmt.Errorf("%w: no body or negative size", ErrInvalidArgument))
+	}
+	if err := s.checkBucket(ctx, in.Bucket); err != nil {
+		return ObjectInfo{}, kerr.E(op, err)
+	}
+	m := s.Map()
+	placed := s.placed(m.PlaceKey(in.Bucket, in.Key))
+	version := s.newVersion()
+	w, err := s.stageAll(ctx, m, placed, in, version)
+	if err != nil {
+		return ObjectInfo{}, kerr.E(op, err)
+	}
+	n, wq := m.N(), m.WriteQuorum
+	meta := client.ObjectMeta{
+		Bucket:      in.Bucket,
+		Key:         in.Key,
+		Version:     version,
+		Size:        w.enc.Size,
+		ETag:        w.etag,
+		ContentType: in.ContentType,
+		UserMeta:    in.UserMeta,
+		Modified:    s.now().UTC(),
+		Data:        m.DataShards,
+		Parity:      m.ParityShards,
+		BlockSize:   m.BlockSize,
+		Format:      codec.FormatVersion,
+		Roots:       make([]string, n),
+		Nodes:       make([]string, n),
+	}
+	for i := range n {
+		meta.Roots[i] = w.enc.Roots[i].String()
+		if w.staged[i] {
+			meta.Nodes[i] = placed[i].node.ID
+		}
+	}
+	committed := make([]bool, n)
+	each(n, func(i int) {
+		if !w.staged[i] {
+			return
+		}
+		cctx, cancel := s.callCtx(ctx)
+		defer cancel()
+		if _, err := placed[i].c.Commit(cctx, meta); err != nil {
+			s.log.Debug("objects: commit failed", "node", placed[i].node.ID, "shard", i, "err", err)
+			return
+		}
+		committed[i] = true
+	})
+	var holders []member
+	var hints []client.Hint
+	for i := range n {
+		if committed[i] {
+			holders = append(holders, placed[i])
+			continue
+		}
+		h := client.Hint{Bucket: in.Bucket, Key: in.Key, Version: version, Shard: i, Reason: "missing", Time: meta.Modified}
+		if i < len(placed) {
+			h.NodeID = placed[i].node.ID
+		}
+		hints = append(hints, h)
+	}
+	s.sendHints(ctx, holders, hints)
+	if len(holders) < wq {
+		return ObjectInfo{}, kerr.E(op, kerr.Unavailable, quorumErr("committed %d of %d shards, need %d", len(holders), n, wq))
+	}
+	return infoOf(meta), nil
+}
+
+// staging is the outcome of the first phase of a write.
+type staging struct {
+	enc    codec.Encoded
+	etag   string
+	staged []bool // by shard: the node holds it staged, with the right root
+}
+
+// stageAll streams the body, encoded, to the placed nodes as staged shards
+// of version. It fails, after aborting every stage, if the body is bad or
+// fewer than WriteQuorum shards were staged; otherwise it aborts only the
+// stages it dropped.
+func (s *Store) stageAll(ctx context.Context, m *placement.Map, placed []member, in PutInput, version string) (staging, error) {
+	const op = "objects.stage"
+	n, wq := m.N(), m.WriteQuorum
+	cd, err := s.codec(m.DataShards, m.ParityShards, m.BlockSize)
+	if err != nil {
+		return staging{}, kerr.E(op, kerr.Internal, err)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+
+	var lost atomic.Int32
+	streams := make([]*stageStream, n)
+	writers := make([]io.Writer, n)
+	for i := range n {
+		if i >= len(placed) {
+			lost.Add(1)
+			writers[i] = errWriter{fmt.Errorf("no node placed for shard %d", i)}
+			continue
+		}
+		streams[i] = s.startStage(ctx, placed[i], in.Bucket, in.Key, version, i, m.BlockSize, &lost)
+		writers[i] = streams[i]
+	}
+	body := &bodyReader{ctx: ctx, r: in.Body, size: in.Size, lost: &lost, maxLost: int32(n - wq)}
+	sum := md5.New()
+	enc, encErr := cd.Encode(io.TeeReader(body, sum), writers)
+	if encErr != nil {
+		cause := body.err
+		if cause == nil {
+			cause = encErr
+		}
+		for _, st := range streams {
+			if st != nil {
+				st.fail(cause)
+			}
+		}
+	}
+	for _, st := range streams {
+		if st != nil {
+			st.closeWrites()
+		}
+	}
+	w := staging{enc: enc, etag: hex.EncodeToString(sum.Sum(nil)), staged: make([]bool, n)}
+	nstaged := 0
+	var dropped []member
+	for i, st := range streams {
+		if st == nil {
+			continue
+		}
+		ref, err := st.wait()
+		switch {
+		case encErr != nil:
+		case err != nil:
+			s.log.Debug("objects: stage failed", "node", st.m.node.ID, "shard", i, "err", err)
+		case ref.Root != "" && ref.Root != enc.Roots[i].String():
+			s.log.Warn("objects: node staged a different shard than was sent", "node", st.m.node.ID,
+				"shard", i, "root", ref.Root, "want", enc.Roots[i].String())
+		default:
+			w.staged[i] = true
+			nstaged++
+			continue
+		}
+		dropped = append(dropped, st.m)
+	}
+	if encErr != nil {
+		s.abort(ctx, placed, in.Bucket, in.Key, version)
+		return staging{}, putBodyErr(op, body.err, encErr, n, wq)
+	}
+	if nstaged < wq {
+		s.abort(ctx, placed, in.Bucket, in.Key, version)
+		return staging{}, kerr.E(op, kerr.Unavailable, quorumErr("staged %d of %d shards, need %d", nstaged, n, wq))
+	}
+	// What a dropped node may have kept must never be rolled forward.
+	s.abort(ctx, dropped, in.Bucket, in.Key, version)
+	return w, nil
+}
+
+// putBodyErr classifies a failed Encode: the body reader's own verdict if it
+// has one, else the encoder's error.
+func putBodyErr(op string, bodyErr, encErr error, n, wq int) error {
+	err := bodyErr
+	if err == nil {
+		err = encErr
+	}
+	switch {
+	case errors.Is(err, errQuorumLost):
+		return kerr.E(op, kerr.Unavailable, quorumErr("more than %d of %d shard streams failed", n-wq, n))
+	case errors.Is(err, ErrIncompleteBody), errors.Is(err, ErrInvalidArgument):
+		return kerr.E(op, kerr.Invalid, err)
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return kerr.E(op, kerr.Transient, err)
+	case bodyErr != nil:
+		// The client's body failed (connection reset and the like).
+		return kerr.E(op, kerr.Transient, err)
+	}
+	return kerr.E(op, kerr.Internal, err)
+}
+
+// placed returns the clients for a placement, keeping shard order.
+func (s *Store) placed(nodes []placement.Node) []member {
+	out := make([]member, len(nodes))
+	for i, n := range nodes {
+		out[i] = s.member(n)
+	}
+	return out
+}
+
+// abort discards a version's staged shards on every node, in the
+// background: they are invisible anyway, and nodes sweep what this misses.
+func (s *Store) abort(ctx context.Context, ms []member, bucket, key, version string) {
+	if len(ms) == 0 {
+		return
+	}
+	ctx = context.WithoutCancel(ctx)
+	s.bg.Go(func() {
+		each(len(ms), func(i int) {
+			cctx, cancel := s.callCtx(ctx)
+			defer cancel()
+			if err := ms[i].c.Abort(cctx, bucket, key, version); err != nil {
+				s.log.Debug("objects: abort failed", "node", ms[i].node.ID, "err", err)
+			}
+		})
+	})
+}
+
+// bodyReader enforces the declared size of a PUT body, stops reading once
+// the write cannot reach its quorum, and remembers why it failed.
+type bodyReader struct {
+	ctx     context.Context
+	r       io.Reader
+	size    int64 // -1: unknown
+	n       int64
+	lost    *atomic.Int32
+	maxLost int32
+	err     error
+}
+
+func (b *bodyReader) Read(p []byte) (int, error) {
+	if b.err != nil {
+		return 0, b.err
+	}
+	if err := b.ctx.Err(); err != nil {
+		return b.fail(err)
+	}
+	if b.lost.Load() > b.maxLost {
+		return b.fail(errQuorumLost)
+	}
+	if b.size >= 0 {
+		rem := b.size - b.n
+		if rem == 0 {
+			var one [1]byte
+			k, err := io.ReadFull(b.r, one[:])
+			switch {
+			case k > 0:
+				return b.fail(fmt.Errorf("%w: body longer than the declared %d bytes", ErrInvalidArgument, b.size))
+			case err == io.EOF:
+				return 0, io.EOF
+			}
+			return b.fail(err)
+		}
+		if int64(len(p)) > rem {
+			p = p[:rem]
+		}
+	}
+	k, err := b.r.Read(p)
+	b.n += int64(k)
+	switch {
+	case err == io.EOF && b.size >= 0 && b.n < b.size:
+		return k, b.setErr(fmt.Errorf("%w: got %d of %d bytes", ErrIncompleteBody, b.n, b.size))
+	case err != nil && err != io.EOF:
+		return k, b.setErr(err)
+	}
+	return k, err
+}
+
+func (b *bodyReader) fail(err error) (int, error) { return 0, b.setErr(err) }
+
+func (b *bodyReader) setErr(err error) error {
+	b.err = err
+	return err
+}
+
+// errWriter fails every write; it stands in for a shard without a node.
+type errWriter struct{ err error }
+
+func (w errWriter) Write([]byte) (int, error) { return 0, w.err }
+
+// stageStream carries one shard to one node as a staged write. Writes are
+// copied into a small queue that a pump goroutine feeds into the Stage
+// call's body, so a slow node delays the encoder only once its queue is
+// full, and a node that stops making progress for the stall timeout is cut
+// off instead of holding the whole write.
+type stageStream struct {
+	s      *Store
+	m      member
+	shard  int
+	stall  time.Duration
+	ctx    context.Context
+	cancel context.CancelCauseFunc
+	pr     *io.PipeReader
+	pw     *io.PipeWriter
+	frames chan *[]byte // closed by closeWrites after the last Write
+
+	frameSize int     // digest + block
+	cur       *[]byte // buffer being filled by Write
+	lost      *atomic.Int32
+
+	failed   chan struct{} // closed by fail
+	failOnce sync.Once
+	err      error // why the stream failed; read after <-failed
+
+	mu        sync.Mutex
+	timer     *time.Timer // fires fail(errStalled)
+	stageDone bool        // the Stage call returned; never re-arm the timer
+
+	pumpDone chan struct{}
+	bodyOK   bool // the whole body reached the Stage call; read after <-pumpDone
+
+	resDone chan struct{}
+	ref     client.StagedRef
+	resErr  error // read after <-resDone
+}
+
+func (s *Store) startStage(ctx context.Context, m member, bucket, key, version string, shard, block int, lost *atomic.Int32) *stageStream {
+	st := &stageStream{
+		s:         s,
+		m:         m,
+		shard:     shard,
+		stall:     s.stallTimeout,
+		frames:    make(chan *[]byte, stageQueue),
+		frameSize: codec.DigestSize + block,
+		lost:      lost,
+		failed:    make(chan struct{}),
+		pumpDone:  make(chan struct{}),
+		resDone:   make(chan struct{}),
+	}
+	st.ctx, st.cancel = context.WithCancelCause(ctx)
+	st.pr, st.pw = io.Pipe()
+	st.timer = time.AfterFunc(time.Duration(math.MaxInt64), func() {
+		st.fail(fmt.Errorf("%w: no progress for %v", errStalled, st.stall))
+	})
+	st.timer.Stop()
+	go st.pump()
+	go func() {
+		defer close(st.resDone)
+		ref, err := m.c.Stage(st.ctx, bucket, key, version, shard, block, st.pr)
+		st.mu.Lock()
+		st.stageDone = true
+		st.timer.Stop()
+		st.mu.Unlock()
+		if err != nil {
+			st.fail(err)
+		} else {
+			// Unblocks the pump if the node stopped reading early; the
+			// pump then marks the body as not delivered.
+			st.pr.CloseWithError(errEarlyEnd)
+		}
+		st.ref, st.resErr = ref, err
+	}()
+	return st
+}
+
+// Write copies p into the stream's queue, a frame-sized buffer at a time
+// (Encode writes a frame as its digest then its block). It blocks while
+// the queue is full and fails once the stream has.
+func (st *stageStream) Write(p []byte) (int, error) {
+	n := 0
+	for len(p) > 0 {
+		select {
+		case <-st.failed:
+			return n, st.err
+		default:
+		}
+		if st.cur == nil {
+			st.cur = st.s.getBuf(st.frameSize)
+			*st.cur = (*st.cur)[:0:st.frameSize]
+		}
+		b := *st.cur
+		k := min(len(p), cap(b)-len(b))
+		*st.cur = append(b, p[:k]...)
+		p, n = p[k:], n+k
+		if len(*st.cur) == st.frameSize {
+			if err := st.flush(); err != nil {
+				return n, err
+			}
+		}
+	}
+	return n, nil
+}
+
+// flush queues the buffer being filled.
+func (st *stageStream) flush() error {
+	buf := st.cur
+	st.cur = nil
+	select {
+	case st.frames <- buf:
+		return nil
+	case <-st.failed:
+		st.s.putBuf(buf)
+		return st.err
+	}
+}
+
+// closeWrites queues what is left and ends the body: the node sees EOF
+// unless the stream failed.
+func (st *stageStream) closeWrites() {
+	if st.cur != nil {
+		select {
+		case <-st.failed:
+		default:
+			if len(*st.cur) > 0 {
+				st.flush()
+			}
+		}
+		if st.cur != nil {
+			st.s.putBuf(st.cur)
+			st.cur = nil
+		}
+	}
+	close(st.frames)
+}
+
+// pump moves queued writes into the Stage call's body. The stall timer runs
+// only while a write waits on the node (and while the node owes its answer
+// after the body), never while the encoder is busy or the client is slow.
+func (st *stageStream) pump() {
+	defer close(st.pumpDone)
+	ok := true
+	for buf := range st.frames {
+		if ok {
+			st.arm()
+			_, err := st.pw.Write(*buf)
+			st.timer.Stop()
+			if err != nil {
+				st.fail(err)
+				ok = false
+			}
+		}
+		st.s.putBuf(buf)
+	}
+	if !ok {
+		return
+	}
+	select {
+	case <-st.failed:
+		return
+	default:
+	}
+	st.pw.Close()
+	st.bodyOK = true
+	st.arm()
+}
+
+func (st *stageStream) arm() {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if !st.stageDone {
+		st.timer.Reset(st.stall)
+	}
+}
+
+// fail cuts the stream off: the Stage call is cancelled, the pump and any
+// blocked Write return err.
+func (st *stageStream) fail(err error) {
+	st.failOnce.Do(func() {
+		st.err = kerr.E("objects.stage", fmt.Errorf("shard %d on node %s: %w", st.shard, st.m.node.ID, err))
+		st.lost.Add(1)
+		close(st.failed)
+		st.cancel(err)
+		st.pr.CloseWithError(err)
+		st.pw.CloseWithError(err)
+	})
+}
+
+// wait returns the staged shard once the stream is done.
+// REQUIRES: closeWrites called.
+func (st *stageStream) wait() (client.StagedRef, error) {
+	<-st.pumpDone
+	<-st.resDone
+	switch {
+	case st.resErr != nil:
+		return st.ref, st.resErr
+	case !st.bodyOK:
+		return st.ref, st.err
+	}
+	return st.ref, nil
+}
+
+func (s *Store) getBuf(n int) *[]byte {
+	if b, ok := s.bufs.Get().(*[]byte); ok && cap(*b) >= n {
+		*b = (*b)[:n]
+		return b
+	}
+	b := make([]byte, n)
+	return &b
+}
+
+func (s *Store) putBuf(b *[]byte) { s.bufs.Put(b) }
+
+// infoOf describes a version.
+func infoOf(m client.ObjectMeta) ObjectInfo {
+	return ObjectInfo{
+		Bucket:      m.Bucket,
+		Key:         m.Key,
+		Version:     m.Version,
+		Size:        m.Size,
+		ETag:        m.ETag,
+		ContentType: m.ContentType,
+		UserMeta:    m.UserMeta,
+		Modified:    m.Modified,
+	}
+}

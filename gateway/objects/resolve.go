@@ -1,0 +1,246 @@
+package objects
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/kintsugi-store/kintsugi/internal/kerr"
+	"github.com/kintsugi-store/kintsugi/placement"
+	"github.com/kintsugi-store/kintsugi/storagenode/client"
+)
+
+// nodeState is one node's answer about a key.
+type nodeState struct {
+	member
+	st  client.KeyState
+	err error // nil: the node answered
+}
+
+// resolved is the version a read will serve.
+type resolved struct {
+	meta    client.ObjectMeta
+	holders []member // by shard index; c == nil where no node holds the shard
+}
+
+// StatObject describes the version of bucket/key a GET would serve now.
+// Errors: ErrNoSuchBucket, ErrNoSuchKey, ErrQuorum.
+func (s *Store) StatObject(ctx context.Context, bucket, key string) (ObjectInfo, error) {
+	const op = "objects.StatObject"
+	if err := validName(op, bucket, key, true); err != nil {
+		return ObjectInfo{}, err
+	}
+	if err := s.checkBucket(ctx, bucket); err != nil {
+		return ObjectInfo{}, kerr.E(op, err)
+	}
+	r, err := s.resolve(ctx, bucket, key)
+	if err != nil {
+		return ObjectInfo{}, kerr.E(op, err)
+	}
+	return infoOf(r.meta), nil
+}
+
+// OpenObject resolves the version of bucket/key to serve and returns it
+// ready to stream. Errors: ErrNoSuchBucket, ErrNoSuchKey, ErrQuorum.
+func (s *Store) OpenObject(ctx context.Context, bucket, key string) (Object, error) {
+	const op = "objects.OpenObject"
+	if err := validName(op, bucket, key, true); err != nil {
+		return nil, err
+	}
+	if err := s.checkBucket(ctx, bucket); err != nil {
+		return nil, kerr.E(op, err)
+	}
+	r, err := s.resolve(ctx, bucket, key)
+	if err != nil {
+		return nil, kerr.E(op, err)
+	}
+	return &object{s: s, meta: r.meta, holders: r.holders}, nil
+}
+
+// resolve finds the newest version of bucket/key that is readable or may
+// have been acknowledged; see the package doc for the rules.
+func (s *Store) resolve(ctx context.Context, bucket, key string) (*resolved, error) {
+	const op = "objects.resolve"
+	maps := s.maps.Load()
+	wq := maps.cur.WriteQuorum
+	cur := maps.cur.PlaceKey(bucket, key)
+	nodes := s.members(cur)
+	if maps.prev != nil {
+		nodes = s.members(cur, maps.prev.PlaceKey(bucket, key))
+	}
+	states := make([]nodeState, len(nodes))
+	each(len(nodes), func(i int) {
+		cctx, cancel := s.callCtx(ctx)
+		defer cancel()
+		st, err := nodes[i].c.Stat(cctx, bucket, key)
+		if kerr.Is(kerr.NotExist, err) {
+			st, err = client.KeyState{}, nil
+		}
+		states[i] = nodeState{member: nodes[i], st: st, err: err}
+	})
+	if err := ctx.Err(); err != nil {
+		return nil, kerr.E(op, kerr.Transient, err)
+	}
+	// Nodes that did not answer may hold anything. Positions the map could
+	// not fill count as unreachable too: an older map may have filled them.
+	unreached := max(maps.cur.DataShards+maps.cur.ParityShards-len(cur), 0)
+	for _, ns := range states {
+		if ns.err != nil {
+			s.log.Debug("objects: stat failed", "node", ns.node.ID, "bucket", bucket, "key", key, "err", ns.err)
+			unreached++
+		}
+	}
+	if unreached >= wq {
+		// A newer acknowledged version could live on the silent nodes alone.
+		return nil, kerr.E(op, kerr.Unavailable, quorumErr("%d nodes unreachable for %s/%s, write quorum %d", unreached, bucket, key, wq))
+	}
+
+	for _, meta := range committedVersions(states) {
+		if !meta.Deleted {
+			s.rollForward(ctx, states, meta)
+		}
+		// seen counts nodes that committed this version or a newer one: a
+		// newer commit may have removed this version's shard.
+		seen := 0
+		holders := make([]member, meta.Data+meta.Parity)
+		nheld := 0
+		for _, ns := range states {
+			c := ns.st.Committed
+			if ns.err != nil || c == nil || c.Version < meta.Version {
+				continue
+			}
+			seen++
+			if c.Version == meta.Version && !meta.Deleted && c.Shard >= 0 && c.Shard < len(holders) && holders[c.Shard].c == nil {
+				holders[c.Shard] = ns.member
+				nheld++
+			}
+		}
+		if meta.Deleted {
+			return nil, kerr.E(op, kerr.NotExist, fmt.Errorf("%w: %s/%s", ErrNoSuchKey, bucket, key))
+		}
+		if nheld >= meta.Data {
+			if nheld < len(holders) {
+				s.hintMissing(ctx, states, cur, meta, holders)
+			}
+			return &resolved{meta: meta, holders: holders}, nil
+		}
+		if seen+unreached >= wq {
+			return nil, kerr.E(op, kerr.Unavailable, quorumErr(
+				"%s/%s version %s: %d of %d shards readable, need %d, and it may have been acknowledged",
+				bucket, key, meta.Version, nheld, len(holders), meta.Data))
+		}
+		s.log.Debug("objects: skipping unacknowledged version", "bucket", bucket, "key", key,
+			"version", meta.Version, "holders", nheld, "seen", seen, "unreached", unreached)
+	}
+	return nil, kerr.E(op, kerr.NotExist, fmt.Errorf("%w: %s/%s", ErrNoSuchKey, bucket, key))
+}
+
+// committedVersions returns the distinct committed versions the answering
+// nodes report, newest first.
+func committedVersions(states []nodeState) []client.ObjectMeta {
+	var out []client.ObjectMeta
+	seen := make(map[string]bool)
+	for _, ns := range states {
+		if c := ns.st.Committed; ns.err == nil && c != nil && !seen[c.Version] {
+			seen[c.Version] = true
+			out = append(out, c.ObjectMeta)
+		}
+	}
+	slices.SortFunc(out, func(a, b client.ObjectMeta) int { return strings.Compare(b.Version, a.Version) })
+	return out
+}
+
+// rollForward commits meta on the answering nodes that hold it staged but
+// have only older versions committed. meta is committed somewhere, so its
+// writer passed its stage quorum and meant it to be visible; finishing the
+// commit is what makes a gateway crash between commits harmless. It is done
+// only if it makes meta readable: a commit removes the node's shard of the
+// older version, and trading a readable old version for an unreadable new
+// one would lose both. states is updated in place.
+func (s *Store) rollForward(ctx context.Context, states []nodeState, meta client.ObjectMeta) {
+	stagedShard := make([]int, len(states))
+	shards := make(map[int]bool)
+	for i, ns := range states {
+		stagedShard[i] = -1
+		if ns.err != nil {
+			continue
+		}
+		if c := ns.st.Committed; c != nil && c.Version >= meta.Version {
+			if c.Version == meta.Version {
+				shards[c.Shard] = true
+			}
+			continue
+		}
+		for _, ref := range ns.st.Staged {
+			if ref.Version == meta.Version {
+				stagedShard[i] = ref.Shard
+			}
+		}
+	}
+	added := 0
+	for _, sh := range stagedShard {
+		if sh >= 0 && !shards[sh] {
+			shards[sh] = true
+			added++
+		}
+	}
+	if added == 0 || len(shards) < meta.Data {
+		return
+	}
+	each(len(states), func(i int) {
+		ns := &states[i]
+		shard := stagedShard[i]
+		if shard < 0 {
+			return
+		}
+		cctx, cancel := s.callCtx(ctx)
+		defer cancel()
+		rec, err := ns.c.Commit(cctx, meta)
+		if err != nil {
+			s.log.Debug("objects: roll forward failed", "node", ns.node.ID, "version", meta.Version, "err", err)
+			return
+		}
+		if rec.Version == "" {
+			rec = client.Record{ObjectMeta: meta, Shard: shard}
+		}
+		if rec.Version != meta.Version {
+			// A newer version reached the node meanwhile; the commit was a no-op.
+			return
+		}
+		s.log.Info("objects: rolled forward", "node", ns.node.ID, "bucket", meta.Bucket, "key", meta.Key,
+			"version", meta.Version, "shard", rec.Shard)
+		ns.st.Committed = &rec
+	})
+}
+
+// hintMissing reports the shards of meta that no answering node holds.
+func (s *Store) hintMissing(ctx context.Context, states []nodeState, placed []placement.Node, meta client.ObjectMeta, holders []member) {
+	byID := make(map[string]*nodeState, len(states))
+	for i := range states {
+		byID[states[i].node.ID] = &states[i]
+	}
+	var hints []client.Hint
+	var to []member
+	now := s.now().UTC()
+	for i, h := range holders {
+		if h.c != nil {
+			to = append(to, h)
+			continue
+		}
+		hint := client.Hint{Bucket: meta.Bucket, Key: meta.Key, Version: meta.Version, Shard: i, Reason: "missing", Time: now}
+		if i < len(placed) {
+			hint.NodeID = placed[i].ID
+			if ns := byID[hint.NodeID]; ns != nil {
+				switch {
+				case ns.err != nil:
+					hint.Reason = "unreachable"
+				case ns.st.Committed != nil && ns.st.Committed.Version < meta.Version:
+					hint.Reason = "stale"
+				}
+			}
+		}
+		hints = append(hints, hint)
+	}
+	s.sendHints(ctx, to, hints)
+}

@@ -1,0 +1,348 @@
+package objects
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/kintsugi-store/kintsugi/codec"
+	"github.com/kintsugi-store/kintsugi/internal/kerr"
+	"github.com/kintsugi-store/kintsugi/placement"
+	"github.com/kintsugi-store/kintsugi/storagenode/client"
+	"github.com/oklog/ulid/v2"
+)
+
+// NodeClient is the subset of *client.Client the protocol uses, with the
+// same signatures and error kinds; tests plug in fakes.
+type NodeClient interface {
+	Stage(ctx context.Context, bucket, key, version string, shard, blockSize int, body io.Reader) (client.StagedRef, error)
+	Commit(ctx context.Context, meta client.ObjectMeta) (client.Record, error)
+	Abort(ctx context.Context, bucket, key, version string) error
+	ReadShard(ctx context.Context, bucket, key, version string, off, length int64) (io.ReadCloser, error)
+	Stat(ctx context.Context, bucket, key string) (client.KeyState, error)
+	List(ctx context.Context, bucket, prefix, after string, limit int) (client.ListPage, error)
+	PutBucket(ctx context.Context, rec client.BucketRecord) error
+	GetBucket(ctx context.Context, name string) (client.BucketRecord, error)
+	ListBuckets(ctx context.Context) ([]client.BucketRecord, error)
+	AddHints(ctx context.Context, hints []client.Hint) error
+}
+
+var _ NodeClient = (*client.Client)(nil)
+
+// Defaults for zero Config fields.
+const (
+	DefaultCallTimeout    = 5 * time.Second
+	DefaultStallTimeout   = 30 * time.Second
+	DefaultBucketCacheTTL = 2 * time.Second
+)
+
+// Hints are an optimisation (the scrubber finds the same damage on its
+// own): a delivery never waits long, and the same hint is sent at most once
+// per hintRepeat, remembering at most maxHintMemory of them.
+const (
+	hintTimeout   = time.Second
+	hintRepeat    = time.Minute
+	maxHintMemory = 10000
+)
+
+// Config configures a Store. Zero values of optional fields mean defaults.
+type Config struct {
+	Map           *placement.Map                  // required
+	Dial          func(placement.Node) NodeClient // nil: client.New(node.Addr, ClientOptions)
+	ClientOptions *client.Options                 // used by the default Dial
+	Logger        *slog.Logger                    // nil: discard
+	CallTimeout   time.Duration                   // metadata calls (stat, commit, list, buckets); default 5s
+	StallTimeout  time.Duration                   // a shard stream without progress this long is dropped; default 30s
+	// BucketCacheTTL is how long a bucket seen to exist is trusted without
+	// asking the nodes again; default 2s, negative disables the cache.
+	BucketCacheTTL time.Duration
+	Now            func() time.Time // nil: time.Now; names versions and stamps records
+}
+
+// Store runs the object protocol against the nodes of a cluster map. It is
+// safe for concurrent use.
+type Store struct {
+	maps         atomic.Pointer[mapPair]
+	dial         func(placement.Node) NodeClient
+	log          *slog.Logger
+	callTimeout  time.Duration
+	stallTimeout time.Duration
+	bucketTTL    time.Duration
+	now          func() time.Time
+
+	verMu   sync.Mutex
+	entropy *ulid.MonotonicEntropy
+	lastMs  uint64
+
+	clientMu sync.Mutex
+	clients  map[string]NodeClient // by node ID and address
+
+	codecMu sync.Mutex
+	codecs  map[[3]int]*codec.Codec
+
+	bucketMu sync.Mutex
+	buckets  map[string]bucketEntry
+
+	bufs sync.Pool // *[]byte frame buffers for stage streams
+
+	hintMu   sync.Mutex
+	hintSent map[client.Hint]time.Time // by hint without its Time
+
+	bg sync.WaitGroup // background hint deliveries and aborts
+}
+
+// mapPair is the current map and the one it replaced: while the scrubber
+// moves shards after a map change, readers consult both.
+type mapPair struct {
+	cur, prev *placement.Map
+}
+
+// New returns a Store for cfg.
+func New(cfg Config) (*Store, error) {
+	const op = "objects.New"
+	if cfg.Map == nil {
+		return nil, kerr.E(op, kerr.Invalid, errors.New("no cluster map"))
+	}
+	m, err := usableMap(cfg.Map)
+	if err != nil {
+		return nil, kerr.E(op, err)
+	}
+	s := &Store{
+		dial:         cfg.Dial,
+		log:          cfg.Logger,
+		callTimeout:  cfg.CallTimeout,
+		stallTimeout: cfg.StallTimeout,
+		bucketTTL:    cfg.BucketCacheTTL,
+		now:          cfg.Now,
+		entropy:      ulid.Monotonic(rand.Reader, 0),
+		clients:      make(map[string]NodeClient),
+		codecs:       make(map[[3]int]*codec.Codec),
+		buckets:      make(map[string]bucketEntry),
+		hintSent:     make(map[client.Hint]time.Time),
+	}
+	if s.dial == nil {
+		opts := cfg.ClientOptions
+		s.dial = func(n placement.Node) NodeClient { return client.New(n.Addr, opts) }
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	if s.callTimeout <= 0 {
+		s.callTimeout = DefaultCallTimeout
+	}
+	if s.stallTimeout <= 0 {
+		s.stallTimeout = DefaultStallTimeout
+	}
+	if s.bucketTTL == 0 {
+		s.bucketTTL = DefaultBucketCacheTTL
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	s.maps.Store(&mapPair{cur: m})
+	return s, nil
+}
+
+// usableMap validates m and returns it with its defaults filled in.
+func usableMap(m *placement.Map) (*placement.Map, error) {
+	if err := m.Validate(); err != nil {
+		return nil, kerr.E("objects.usableMap", kerr.Invalid, err)
+	}
+	return m.WithDefaults(), nil
+}
+
+// SetMap replaces the cluster map. A map with an older epoch than the
+// current one, or one the protocol cannot use, is ignored (and logged), so
+// maps may arrive out of order. The replaced map stays consulted by readers
+// until the next change.
+func (s *Store) SetMap(m *placement.Map) {
+	if m == nil {
+		return
+	}
+	m, err := usableMap(m)
+	if err != nil {
+		s.log.Warn("objects: ignoring unusable cluster map", "err", err)
+		return
+	}
+	for {
+		old := s.maps.Load()
+		if m.Epoch < old.cur.Epoch {
+			s.log.Warn("objects: ignoring older cluster map", "epoch", m.Epoch, "current", old.cur.Epoch)
+			return
+		}
+		next := &mapPair{cur: m, prev: old.prev}
+		if m.Epoch > old.cur.Epoch {
+			next.prev = old.cur
+		}
+		if s.maps.CompareAndSwap(old, next) {
+			return
+		}
+	}
+}
+
+// Map returns the current cluster map, with its defaults filled in.
+// Callers must not modify it.
+func (s *Store) Map() *placement.Map { return s.maps.Load().cur }
+
+// member is a node of the map with its client.
+type member struct {
+	node placement.Node
+	c    NodeClient
+}
+
+func (s *Store) member(n placement.Node) member {
+	k := n.ID + "\x00" + n.Addr
+	s.clientMu.Lock()
+	defer s.clientMu.Unlock()
+	c, ok := s.clients[k]
+	if !ok {
+		c = s.dial(n)
+		s.clients[k] = c
+	}
+	return member{node: n, c: c}
+}
+
+// members returns the clients for nodes, skipping duplicate IDs.
+func (s *Store) members(nodes ...[]placement.Node) []member {
+	var out []member
+	seen := make(map[string]bool)
+	for _, list := range nodes {
+		for _, n := range list {
+			if seen[n.ID] {
+				continue
+			}
+			seen[n.ID] = true
+			out = append(out, s.member(n))
+		}
+	}
+	return out
+}
+
+// liveNodes returns the nodes of m that have not been removed.
+func liveNodes(m *placement.Map) []placement.Node {
+	var out []placement.Node
+	for _, n := range m.Nodes {
+		if n.State != placement.StateRemoved {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// codec returns a (shared) codec for the given parameters.
+func (s *Store) codec(d, p, block int) (*codec.Codec, error) {
+	k := [3]int{d, p, block}
+	s.codecMu.Lock()
+	defer s.codecMu.Unlock()
+	if c, ok := s.codecs[k]; ok {
+		return c, nil
+	}
+	c, err := codec.New(d, p, codec.WithBlockSize(block))
+	if err != nil {
+		return nil, err
+	}
+	s.codecs[k] = c
+	return c, nil
+}
+
+// newVersion names a write. Versions from one Store strictly increase even
+// if the clock steps back, because readers rely on lexical order.
+func (s *Store) newVersion() string {
+	s.verMu.Lock()
+	defer s.verMu.Unlock()
+	ms := max(ulid.Timestamp(s.now()), s.lastMs)
+	id, err := ulid.New(ms, s.entropy)
+	if errors.Is(err, ulid.ErrMonotonicOverflow) {
+		ms++
+		id, err = ulid.New(ms, s.entropy)
+	}
+	if err != nil {
+		// crypto/rand does not fail on supported platforms.
+		panic(fmt.Sprintf("objects: cannot draw a version: %v", err))
+	}
+	s.lastMs = ms
+	return id.String()
+}
+
+// callCtx bounds one metadata call.
+func (s *Store) callCtx(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, s.callTimeout)
+}
+
+// each runs fn(0..n-1) concurrently and waits for all of them.
+func each(n int, fn func(i int)) {
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() { fn(i) })
+	}
+	wg.Wait()
+}
+
+// sendHints delivers hints to every member of to, in the background and
+// best effort: a lost hint costs only repair latency. A hint sent in the
+// last hintRepeat is not sent again, so that reads of a degraded object do
+// not turn into a stream of identical hints.
+func (s *Store) sendHints(ctx context.Context, to []member, hints []client.Hint) {
+	if len(to) == 0 {
+		return
+	}
+	if hints = s.freshHints(hints); len(hints) == 0 {
+		return
+	}
+	ctx = context.WithoutCancel(ctx)
+	s.bg.Go(func() {
+		ctx, cancel := context.WithTimeout(ctx, min(hintTimeout, s.callTimeout))
+		defer cancel()
+		each(len(to), func(i int) {
+			if err := to[i].c.AddHints(ctx, hints); err != nil {
+				s.log.Debug("objects: hint delivery failed", "node", to[i].node.ID, "err", err)
+			}
+		})
+	})
+}
+
+// freshHints drops the hints sent recently.
+func (s *Store) freshHints(hints []client.Hint) []client.Hint {
+	now := time.Now()
+	s.hintMu.Lock()
+	defer s.hintMu.Unlock()
+	if len(s.hintSent) >= maxHintMemory {
+		clear(s.hintSent)
+	}
+	var out []client.Hint
+	for _, h := range hints {
+		k := h
+		k.Time = time.Time{}
+		if t, ok := s.hintSent[k]; ok && now.Sub(t) < hintRepeat {
+			continue
+		}
+		s.hintSent[k] = now
+		out = append(out, h)
+	}
+	return out
+}
+
+// quorumErr wraps ErrQuorum with detail.
+func quorumErr(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", ErrQuorum, fmt.Sprintf(format, args...))
+}
+
+// validName rejects bucket names and keys the nodes could never store, so
+// that they fail as the caller's mistake rather than as a lost quorum.
+// S3 naming rules are the S3 layer's business.
+func validName(op, bucket, key string, needKey bool) error {
+	err := client.CheckBucket(bucket)
+	if err == nil && needKey {
+		err = client.CheckKey(bucket, key)
+	}
+	if err != nil {
+		return kerr.E(op, kerr.Invalid, fmt.Errorf("%w: %w", ErrInvalidArgument, err))
+	}
+	return nil
+}
