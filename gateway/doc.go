@@ -1,0 +1,14 @@
+// Package gateway is Kintsugi's S3 front door: it owns the S3 wire protocol
+// (path-style routing, the SigV4 authentication hook, request parsing and
+// limits, XML bodies and S3 error codes) and turns each call into one
+// operation on a Backend, normally the object protocol of gateway/objects.
+//
+// The gateway is stateless; any number may serve the same cluster. It must
+// never touch node files or import badger, and it never buffers a whole
+// object body: uploads stream from the connection into the Backend and
+// downloads stream from the Backend into the connection.
+//
+// Object keys are taken from the decoded URL path exactly as the client sent
+// them ("a//b", "..", "%", "+" and spaces included); they are names, never
+// file paths.
+package gateway

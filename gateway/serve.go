@@ -1,0 +1,197 @@
+package gateway
+
+import (
+	"maps"
+	"net/http"
+	"net/url"
+	"slices"
+
+	"github.com/gin-gonic/gin"
+	"github.com/kintsugi-store/kintsugi/gateway/sigv4"
+)
+
+// subresources are the S3 query parameters that select an API other than
+// the plain bucket or object one. A request carrying one the gateway does
+// not serve is answered NotImplemented rather than silently treated as the
+// plain operation (a PUT ?tagging must not overwrite the object).
+var subresources = map[string]bool{
+	"accelerate": true, "acl": true, "analytics": true, "attributes": true,
+	"cors": true, "delete": true, "encryption": true, "intelligent-tiering": true,
+	"inventory": true, "legal-hold": true, "lifecycle": true, "location": true,
+	"logging": true, "metadataTable": true, "metrics": true, "notification": true,
+	"object-lock": true, "ownershipControls": true, "partNumber": true,
+	"policy": true, "policyStatus": true, "publicAccessBlock": true,
+	"replication": true, "requestPayment": true, "restore": true,
+	"retention": true, "select": true, "session": true, "tagging": true,
+	"torrent": true, "uploadId": true, "uploads": true, "versionId": true,
+	"versioning": true, "versions": true, "website": true,
+}
+
+// unsupported returns the first subresource in q that is not in allowed, or
+// "". versionId=null names the only version an unversioned bucket has.
+func unsupported(q url.Values, allowed ...string) string {
+	for _, name := range slices.Sorted(maps.Keys(q)) {
+		if !subresources[name] {
+			continue
+		}
+		if name == "versionId" && q.Get(name) == "null" {
+			continue
+		}
+		ok := false
+		for _, a := range allowed {
+			ok = ok || a == name
+		}
+		if !ok {
+			return name
+		}
+	}
+	return ""
+}
+
+// serveS3 authenticates a path-style S3 request and dispatches it on method,
+// bucket, key and sub-resource.
+func (g *Gateway) serveS3(c *gin.Context) {
+	r := c.Request
+	bucket, key := splitPath(r.URL.Path)
+	q := r.URL.Query()
+
+	switch r.Method {
+	case http.MethodGet, http.MethodHead, http.MethodPut, http.MethodPost, http.MethodDelete:
+	default:
+		g.fail(c, s3Error("MethodNotAllowed", ""))
+		return
+	}
+	payload, err := g.authenticate(r)
+	if err != nil {
+		g.fail(c, err)
+		return
+	}
+	if bucket == "" {
+		if key != "" {
+			g.fail(c, s3Error("InvalidBucketName", ""))
+			return
+		}
+		if r.Method != http.MethodGet {
+			g.fail(c, s3Error("MethodNotAllowed", ""))
+			return
+		}
+		g.listBuckets(c, payload)
+		return
+	}
+	if !validBucketName(bucket) {
+		g.fail(c, s3Error("InvalidBucketName", ""))
+		return
+	}
+	if key == "" {
+		g.serveBucket(c, bucket, q, payload)
+		return
+	}
+	if err := checkKey(key, g.cfg.MaxKeyLength); err != nil {
+		g.fail(c, err)
+		return
+	}
+	g.serveObject(c, bucket, key, q, payload)
+}
+
+// authenticate verifies the request's signature, or only decodes its
+// payload when authentication is disabled.
+func (g *Gateway) authenticate(r *http.Request) (*sigv4.Result, error) {
+	if g.cfg.Auth == nil {
+		return sigv4.Unauthenticated(r)
+	}
+	return g.cfg.Auth.Verify(r)
+}
+
+func (g *Gateway) serveBucket(c *gin.Context, bucket string, q url.Values, p *sigv4.Result) {
+	switch c.Request.Method {
+	case http.MethodGet:
+		if sub := unsupported(q, "location", "acl"); sub != "" {
+			g.notImplemented(c, sub)
+			return
+		}
+		switch {
+		case q.Has("location"):
+			g.getBucketLocation(c, bucket)
+		case q.Has("acl"):
+			g.getBucketACL(c, bucket, p)
+		case q.Get("list-type") == "2":
+			g.listObjectsV2(c, bucket, q)
+		default:
+			g.listObjectsV1(c, bucket, q)
+		}
+	case http.MethodHead:
+		g.headBucket(c, bucket)
+	case http.MethodPut:
+		if sub := unsupported(q); sub != "" {
+			g.notImplemented(c, sub)
+			return
+		}
+		g.createBucket(c, bucket, p)
+	case http.MethodDelete:
+		if sub := unsupported(q); sub != "" {
+			g.notImplemented(c, sub)
+			return
+		}
+		g.deleteBucket(c, bucket)
+	case http.MethodPost:
+		if sub := unsupported(q, "delete"); sub != "" || !q.Has("delete") {
+			g.notImplemented(c, sub)
+			return
+		}
+		g.deleteObjects(c, bucket, p)
+	}
+}
+
+func (g *Gateway) serveObject(c *gin.Context, bucket, key string, q url.Values, p *sigv4.Result) {
+	switch c.Request.Method {
+	case http.MethodGet, http.MethodHead:
+		allowed := []string{"partNumber"}
+		if c.Request.Method == http.MethodGet {
+			allowed = append(allowed, "acl")
+		}
+		if sub := unsupported(q, allowed...); sub != "" {
+			g.notImplemented(c, sub)
+			return
+		}
+		if q.Has("acl") {
+			g.getObjectACL(c, bucket, key, p)
+			return
+		}
+		// Every object is a single part: part 1 is the whole object.
+		if q.Has("partNumber") && q.Get("partNumber") != "1" {
+			g.fail(c, s3Error("InvalidPartNumber", ""))
+			return
+		}
+		g.getObject(c, bucket, key)
+	case http.MethodPut:
+		if sub := unsupported(q); sub != "" {
+			g.notImplemented(c, sub)
+			return
+		}
+		if c.Request.Header.Get("X-Amz-Copy-Source") != "" {
+			g.notImplemented(c, "x-amz-copy-source")
+			return
+		}
+		g.putObject(c, bucket, key, p)
+	case http.MethodDelete:
+		if sub := unsupported(q); sub != "" {
+			g.notImplemented(c, sub)
+			return
+		}
+		g.deleteObject(c, bucket, key)
+	case http.MethodPost:
+		if sub := unsupported(q); sub != "" {
+			g.notImplemented(c, sub)
+			return
+		}
+		g.fail(c, s3Error("MethodNotAllowed", ""))
+	}
+}
+
+func (g *Gateway) notImplemented(c *gin.Context, what string) {
+	msg := ""
+	if what != "" {
+		msg = "Kintsugi does not implement " + what + " yet."
+	}
+	g.fail(c, s3Error("NotImplemented", msg))
+}
