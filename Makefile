@@ -1,0 +1,52 @@
+# Makefile: aliases for the commands a contributor runs. CI calls `make test`.
+
+GO       ?= go
+PKGS     ?= ./...
+BIN      ?= bin/kintsugi
+# Unit and multi-process tests; must stay well under 15 minutes on 2 cores.
+TEST_TIMEOUT ?= 14m
+FUZZTIME ?= 20s
+
+.PHONY: all build run test test-short lint fmt vet tidy-check fuzz bench clean
+
+all: build
+
+build:
+	$(GO) build -o $(BIN) ./cmd/kintsugi
+
+# Starts the embedded local cluster: a gateway and 6 storage nodes (4+2) in
+# one process, data under ./data.
+run: build
+	./$(BIN) dev --data ./data
+
+test:
+	$(GO) vet $(PKGS)
+	$(GO) test -race -timeout $(TEST_TIMEOUT) $(PKGS)
+
+test-short:
+	$(GO) test -short -timeout 5m $(PKGS)
+
+lint: fmt vet
+
+fmt:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+vet:
+	$(GO) vet $(PKGS)
+
+tidy-check:
+	$(GO) mod tidy -diff
+
+# Runs every fuzz target for FUZZTIME each.
+fuzz:
+	@set -e; for pkg in $$($(GO) list ./...); do \
+		for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz' || true); do \
+			echo "== $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f\$$" -fuzztime $(FUZZTIME) $$pkg; \
+		done; \
+	done
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime 1s ./codec ./placement ./storagenode/... ./bench/...
+
+clean:
+	rm -rf bin

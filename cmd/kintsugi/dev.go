@@ -1,0 +1,176 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io/fs"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/kintsugi-store/kintsugi/gateway"
+	"github.com/kintsugi-store/kintsugi/gateway/objects"
+	"github.com/kintsugi-store/kintsugi/gateway/sigv4"
+	"github.com/kintsugi-store/kintsugi/placement"
+	"github.com/kintsugi-store/kintsugi/storagenode"
+	"github.com/kintsugi-store/kintsugi/storagenode/client"
+)
+
+// runDev runs the embedded local cluster: storage nodes and a gateway in one
+// process, on loopback, with state under --data so a restart keeps objects,
+// credentials and the cluster secret.
+func runDev(ctx context.Context, env *environ, args []string) error {
+	fset := flag.NewFlagSet("kintsugi dev", flag.ContinueOnError)
+	listen := fset.String("listen", "127.0.0.1:9000", "S3 gateway address")
+	dataDir := fset.String("data", "./data", "data directory for all nodes")
+	nodes := fset.Int("nodes", 6, "number of storage nodes")
+	dataShards := fset.Int("data-shards", 4, "data shards per object (d)")
+	parityShards := fset.Int("parity-shards", 2, "parity shards per object (p)")
+	basePort := fset.Int("node-base-port", 9101, "first storage node port (0 = any free port)")
+	region := fset.String("region", "us-east-1", "S3 region")
+	if err := parseFlags(fset, env, args); err != nil {
+		return err
+	}
+	if *nodes < 1 || *nodes > 64 {
+		return usageErr("--nodes %d: want 1..64", *nodes)
+	}
+	if *basePort < 0 || *basePort+*nodes > 65535 {
+		return usageErr("--node-base-port %d: out of range", *basePort)
+	}
+	if err := os.MkdirAll(*dataDir, 0o755); err != nil {
+		return usageErr("--data: %v", err)
+	}
+	secret, err := devSecret(env, *dataDir)
+	if err != nil {
+		return err
+	}
+	ak, sk, err := devCredentials(env, *dataDir)
+	if err != nil {
+		return err
+	}
+
+	m := &placement.Map{Epoch: 1, DataShards: *dataShards, ParityShards: *parityShards}
+	var servers []*server
+	for i := 1; i <= *nodes; i++ {
+		id := fmt.Sprintf("n%d", i)
+		cfg := storagenode.DefaultConfig()
+		cfg.ID = id
+		cfg.Dir = filepath.Join(*dataDir, id)
+		cfg.Secret = secret
+		cfg.Logger = env.logger.With("node", id)
+		node, err := storagenode.Open(cfg)
+		if err != nil {
+			return fmt.Errorf("node %s: %w", id, err)
+		}
+		defer node.Close()
+		addr := "127.0.0.1:0"
+		if *basePort > 0 {
+			addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(*basePort+i-1))
+		}
+		srv, err := newServer("storagenode "+id, addr, node.Handler(), env.logger)
+		if err != nil {
+			return usageErr("node %s: %v (try --node-base-port 0)", id, err)
+		}
+		servers = append(servers, srv)
+		m.Nodes = append(m.Nodes, placement.Node{ID: id, Addr: srv.Addr(), Zone: "z" + strconv.Itoa(i)})
+	}
+	m = m.WithDefaults()
+	if err := m.Validate(); err != nil {
+		return usageErr("%v", err)
+	}
+	// The map is written out so that the scrub, admin and bench commands can
+	// be pointed at the dev cluster.
+	mapFile := filepath.Join(*dataDir, "cluster.yaml")
+	if b, err := m.Marshal(); err != nil {
+		return err
+	} else if err := os.WriteFile(mapFile, b, 0o644); err != nil {
+		return err
+	}
+
+	store, err := objects.New(objects.Config{
+		Map:           m,
+		ClientOptions: &client.Options{Secret: secret},
+		Logger:        env.logger,
+	})
+	if err != nil {
+		return err
+	}
+	gcfg := gateway.DefaultConfig()
+	gcfg.Backend = store
+	gcfg.Region = *region
+	gcfg.Logger = env.logger
+	gcfg.Auth = &sigv4.Verifier{Creds: sigv4.StaticCredentials{ak: sk}, Region: *region}
+	gw, err := gateway.New(gcfg)
+	if err != nil {
+		return err
+	}
+	gsrv, err := newServer("gateway", *listen, gw.Handler(), env.logger)
+	if err != nil {
+		return usageErr("%v", err)
+	}
+	servers = append(servers, gsrv)
+
+	endpoint := "http://" + gsrv.Addr()
+	fmt.Fprintf(env.stdout, "Kintsugi dev cluster: %d nodes, %d+%d erasure coding, data in %s\n",
+		*nodes, m.DataShards, m.ParityShards, *dataDir)
+	fmt.Fprintf(env.stdout, "  S3 endpoint:  %s  (region %s, path-style)\n", endpoint, *region)
+	fmt.Fprintf(env.stdout, "  access key:   %s\n  secret key:   %s\n", ak, sk)
+	fmt.Fprintf(env.stdout, "  cluster map:  %s\n", mapFile)
+	fmt.Fprintf(env.stdout, "  try:  AWS_ACCESS_KEY_ID=%s AWS_SECRET_ACCESS_KEY=%s aws --endpoint-url %s s3 mb s3://demo\n", ak, sk, endpoint)
+	ready(env, "dev", gsrv.Addr(), "nodes", strconv.Itoa(*nodes))
+	return serveAll(ctx, env.logger, servers...)
+}
+
+// devSecret returns the cluster secret: the environment's, else the one
+// kept in the data directory, else a new one saved there.
+func devSecret(env *environ, dir string) ([]byte, error) {
+	if s := env.getenv("KINTSUGI_CLUSTER_SECRET"); s != "" {
+		return []byte(s), nil
+	}
+	s, err := readOrCreate(filepath.Join(dir, "cluster.secret"), func() string { return randomToken(32) })
+	return []byte(s), err
+}
+
+// devCredentials returns the S3 key pair: the environment's, else the one
+// kept in the data directory, else a new one saved there.
+func devCredentials(env *environ, dir string) (ak, sk string, err error) {
+	ak, sk = env.getenv("KINTSUGI_ACCESS_KEY"), env.getenv("KINTSUGI_SECRET_KEY")
+	switch {
+	case ak != "" && sk != "":
+		return ak, sk, nil
+	case ak != "" || sk != "":
+		return "", "", usageErr("KINTSUGI_ACCESS_KEY and KINTSUGI_SECRET_KEY must be set together")
+	}
+	line, err := readOrCreate(filepath.Join(dir, "credentials"), func() string {
+		return "kintsugi-" + randomToken(4) + " " + randomToken(20)
+	})
+	if err != nil {
+		return "", "", err
+	}
+	f := strings.Fields(line)
+	if len(f) != 2 {
+		return "", "", usageErr("%s: want \"ACCESS_KEY SECRET_KEY\"", filepath.Join(dir, "credentials"))
+	}
+	return f[0], f[1], nil
+}
+
+func readOrCreate(path string, gen func() string) (string, error) {
+	b, err := os.ReadFile(path)
+	if err == nil {
+		return strings.TrimSpace(string(b)), nil
+	}
+	if !errors.Is(err, fs.ErrNotExist) {
+		return "", err
+	}
+	s := gen()
+	if err := os.WriteFile(path, []byte(s+"\n"), 0o600); err != nil {
+		return "", err
+	}
+	return s, nil
+}
+
+func itoa(u uint64) string { return strconv.FormatUint(u, 10) }

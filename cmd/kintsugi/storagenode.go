@@ -1,0 +1,50 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"time"
+
+	"github.com/kintsugi-store/kintsugi/storagenode"
+)
+
+func runStorageNode(ctx context.Context, env *environ, args []string) error {
+	fs := flag.NewFlagSet("kintsugi storagenode", flag.ContinueOnError)
+	id := fs.String("id", "", "node id as named in the cluster map (required)")
+	listen := fs.String("listen", "127.0.0.1:9101", "address to serve the internal node API on")
+	dir := fs.String("data", "", "data directory (required)")
+	secretFile := fs.String("secret-file", "", "file holding the cluster secret (default: $KINTSUGI_CLUSTER_SECRET)")
+	grace := fs.Duration("staging-grace", 24*time.Hour, "age after which uncommitted staged shards are swept")
+	sweep := fs.Duration("sweep-interval", 10*time.Minute, "how often to sweep stale staged shards")
+	if err := parseFlags(fs, env, args); err != nil {
+		return err
+	}
+	secret, err := clusterSecret(env, *secretFile)
+	if err != nil {
+		return err
+	}
+	cfg := storagenode.DefaultConfig()
+	cfg.ID = *id
+	cfg.Dir = *dir
+	cfg.Secret = secret
+	cfg.StagingGrace = *grace
+	cfg.SweepInterval = *sweep
+	cfg.Logger = env.logger.With("node", *id)
+	if err := cfg.Validate(); err != nil {
+		return usageErr("%v", err)
+	}
+	if secret == nil {
+		env.logger.Warn("no cluster secret: node API is unauthenticated; set KINTSUGI_CLUSTER_SECRET")
+	}
+	node, err := storagenode.Open(cfg)
+	if err != nil {
+		return err
+	}
+	defer node.Close()
+	srv, err := newServer("storagenode "+*id, *listen, node.Handler(), env.logger)
+	if err != nil {
+		return usageErr("%v", err)
+	}
+	ready(env, "storagenode", srv.Addr(), "id", *id)
+	return serveAll(ctx, env.logger, srv)
+}
