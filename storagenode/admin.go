@@ -105,7 +105,7 @@ func (n *Node) handleDeleteHints(w http.ResponseWriter, r *http.Request) {
 }
 
 func (n *Node) handleHealth(w http.ResponseWriter, r *http.Request) {
-	h := client.Health{ID: n.cfg.ID, Objects: n.db.Objects()}
+	h := client.Health{ID: n.cfg.ID, Epoch: n.mapEpoch(), Objects: n.db.Objects()}
 	if free, total, err := diskSpace(n.dir); err == nil {
 		h.DiskFree, h.DiskTotal = free, total
 	}

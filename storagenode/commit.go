@@ -59,6 +59,16 @@ func (n *Node) commit(m client.ObjectMeta) (client.Record, error) {
 		return client.Record{}, kerr.E(op, err)
 	}
 	if cur != nil && cur.Version >= m.Version {
+		if cur.Version == m.Version {
+			// A shard rebuilt for a version the node already holds
+			// replaces a quarantined or lost one.
+			switch ok, err := n.repair(cur, staged); {
+			case err != nil:
+				return client.Record{}, kerr.E(op, err)
+			case ok:
+				return *cur, nil
+			}
+		}
 		// Already committed, or superseded: nothing to make visible.
 		if err := n.dropStaged(staged, cur); err != nil {
 			return client.Record{}, kerr.E(op, err)
@@ -67,7 +77,8 @@ func (n *Node) commit(m client.ObjectMeta) (client.Record, error) {
 	}
 
 	rec := client.Record{ObjectMeta: m, Shard: -1}
-	if !m.Deleted {
+	// Delete markers and multipart manifests have no shard of their own.
+	if !m.Deleted && len(m.Parts) == 0 {
 		s, ok := pickStaged(staged, m, n.cfg.ID)
 		if !ok {
 			return client.Record{}, kerr.E(op, kerr.NotExist, fmt.Errorf("no staged shard of %s/%s version %s", m.Bucket, m.Key, m.Version))

@@ -28,6 +28,16 @@ type Config struct {
 	// date and the node's clock. 0 means 5m.
 	MaxSkew time.Duration
 
+	// ScrubRate is the background verifier's budget in bytes per second:
+	// it re-hashes every committed shard against its recorded digests,
+	// reading no faster than this. 0 turns it off; DefaultConfig sets
+	// DefaultScrubRate.
+	ScrubRate int64
+	// ScrubPeriod is the least time between the starts of two verifier
+	// passes; a pass that takes longer is followed at once by the next.
+	// 0 means DefaultScrubPeriod.
+	ScrubPeriod time.Duration
+
 	Logger *slog.Logger // nil: slog.Default()
 }
 
@@ -36,6 +46,8 @@ const (
 	DefaultStagingGrace  = 24 * time.Hour
 	DefaultSweepInterval = 10 * time.Minute
 	DefaultMaxSkew       = 5 * time.Minute
+	DefaultScrubRate     = 32 << 20 // bytes/s
+	DefaultScrubPeriod   = 24 * time.Hour
 )
 
 // DefaultConfig returns a Config with every default filled in; ID and Dir
@@ -45,6 +57,8 @@ func DefaultConfig() Config {
 		StagingGrace:  DefaultStagingGrace,
 		SweepInterval: DefaultSweepInterval,
 		MaxSkew:       DefaultMaxSkew,
+		ScrubRate:     DefaultScrubRate,
+		ScrubPeriod:   DefaultScrubPeriod,
 	}
 }
 
@@ -67,6 +81,12 @@ func (c Config) Validate() error {
 	if c.MaxSkew < 0 {
 		errs = append(errs, errors.New("MaxSkew is negative"))
 	}
+	if c.ScrubRate < 0 {
+		errs = append(errs, errors.New("ScrubRate is negative"))
+	}
+	if c.ScrubPeriod < 0 {
+		errs = append(errs, errors.New("ScrubPeriod is negative"))
+	}
 	if len(errs) > 0 {
 		return kerr.E(op, kerr.Invalid, errors.Join(errs...))
 	}
@@ -80,6 +100,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxSkew == 0 {
 		c.MaxSkew = DefaultMaxSkew
+	}
+	if c.ScrubPeriod == 0 {
+		c.ScrubPeriod = DefaultScrubPeriod
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()

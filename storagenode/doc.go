@@ -13,6 +13,7 @@
 //	meta/                       badger index
 //	shards/ab/cd/<hash>.<i>     committed shard i of a version
 //	staging/ab/cd/<hash>.<i>.<nonce>  staged shard (nonce: concurrent stages never share a file)
+//	quarantine/ab/cd/<hash>.<i>.<nonce>  shard that failed verification, kept until repaired or superseded
 //
 // Write path and durability order:
 //
@@ -31,6 +32,14 @@
 // index, never a mix: the record is the commit point. Files a crash strands
 // (a temp file with no entry, a renamed file whose record never landed, a
 // superseded file not yet removed) are found and removed by Sweep.
+//
+// Verification: a background verifier (Config.ScrubRate, checkpointed in
+// the index) and the Verify call re-hash committed shards against their
+// block digests and recorded root. A shard that fails is quarantined: its
+// file moves under quarantine/, ReadShard refuses it (kerr.Corrupt), and
+// the record stays, because the node still owes that shard. A commit of the
+// same version with a staged shard of the same index then repairs it in
+// place; a healthy committed shard is never replaced.
 //
 // Newest wins: versions are ULIDs compared as strings, and every
 // read-modify-write of a key's entries holds a lock striped by key, so of

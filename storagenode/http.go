@@ -31,6 +31,11 @@ func (n *Node) routes() http.Handler {
 	mux.HandleFunc("GET /v1/hints", n.handleListHints)
 	mux.HandleFunc("DELETE /v1/hints", n.handleDeleteHints)
 	mux.HandleFunc("GET /v1/health", n.handleHealth)
+	n.mapRoutes(mux)
+	mux.HandleFunc("POST /v1/verify", n.handleVerify)
+	mux.HandleFunc("GET /v1/scrub/status", n.handleScrubStatus)
+	mux.HandleFunc("POST /v1/marker/drop", n.handleDropMarker)
+	mux.HandleFunc("GET /v1/staged", n.handleListStaged)
 	if n.cfg.Secret == nil {
 		return mux
 	}

@@ -36,6 +36,8 @@ type Node struct {
 	// to inject write errors such as a full disk.
 	stageWriter func(io.Writer) io.Writer
 
+	scrub scrubState // the background verifier
+
 	stop      context.CancelFunc
 	loopDone  chan struct{}
 	closeOnce sync.Once
@@ -44,7 +46,8 @@ type Node struct {
 
 // Open opens the node whose data lives in cfg.Dir, creating the directory
 // and its meta/, shards/ and staging/ subdirectories if needed, and starts
-// the background sweep if cfg.SweepInterval > 0.
+// the background sweep if cfg.SweepInterval > 0 and the background
+// verifier if cfg.ScrubRate > 0.
 func Open(cfg Config) (*Node, error) {
 	const op = "storagenode.Open"
 	if err := cfg.Validate(); err != nil {
@@ -82,18 +85,24 @@ func Open(cfg Config) (*Node, error) {
 	} else {
 		close(n.loopDone)
 	}
+	n.startScrub(ctx)
 	return n, nil
 }
 
 // Handler returns the node's HTTP API.
 func (n *Node) Handler() http.Handler { return n.mux }
 
-// Close stops the background sweep and closes the index. Requests still in
+// Close stops the background sweep and verifier, checkpoints the
+// verifier and closes the index. Requests still in
 // flight fail; callers shut their http.Server down first.
 func (n *Node) Close() error {
 	n.closeOnce.Do(func() {
 		n.stop()
 		<-n.loopDone
+		<-n.scrub.done
+		if err := n.saveScrub(); err != nil {
+			n.log.Warn("checkpointing the verifier", "err", err)
+		}
 		n.closeErr = n.db.Close()
 	})
 	return n.closeErr

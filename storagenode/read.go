@@ -71,6 +71,12 @@ func (n *Node) openShard(bucket, key, version string, off, length int64) (*os.Fi
 	case rec.Shard < 0:
 		return nil, 0, 0, kerr.E(op, kerr.NotExist, "version is a delete marker")
 	}
+	switch q, err := n.db.QuarantinedShard(bucket, key, version, rec.Shard); {
+	case err != nil:
+		return nil, 0, 0, kerr.E(op, err)
+	case q != nil:
+		return nil, 0, 0, kerr.E(op, kerr.Corrupt, fmt.Errorf("shard %d is quarantined: %s", rec.Shard, q.Reason))
+	}
 	// Another commit may remove the file between the lookup and the open;
 	// then the version is no longer committed and NotExist is right.
 	f, err := os.Open(n.abs(shardFile(bucket, key, version, rec.Shard)))

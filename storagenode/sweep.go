@@ -16,7 +16,8 @@ import (
 //   - files under staging/ that no staged entry names and that have not
 //     been written to for the grace period (left by failed or crashed
 //     stages);
-//   - superseded shard files a commit noted but could not remove.
+//   - superseded shard files a commit noted but could not remove;
+//   - quarantined shards of versions the node no longer holds.
 //
 // It returns how many entries and files it removed. Committed data is
 // never touched. Sweep is safe to run concurrently with everything else.
@@ -34,6 +35,11 @@ func (n *Node) Sweep(ctx context.Context, now time.Time) (removed int, err error
 		return removed, kerr.E(op, err)
 	}
 	r, err = n.sweepGarbage(ctx)
+	removed += r
+	if err != nil {
+		return removed, kerr.E(op, err)
+	}
+	r, err = n.sweepQuarantine(ctx)
 	removed += r
 	if err != nil {
 		return removed, kerr.E(op, err)

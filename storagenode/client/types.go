@@ -27,6 +27,10 @@
 //	POST   /v1/hints, DELETE /v1/hints                body: []Hint
 //	GET    /v1/hints?limit                            -> []Hint
 //	GET    /v1/health                                 -> Health
+//	POST   /v1/verify                                 body: VerifyRequest -> []VerifyResult
+//	GET    /v1/scrub/status                           -> ScrubStatus
+//	POST   /v1/marker/drop?bucket&key&version         -> {"dropped": bool}
+//	GET    /v1/staged?limit                           -> []StagedShard
 package client
 
 import "time"
@@ -49,6 +53,33 @@ type ObjectMeta struct {
 	Format      int               `json:"format"`
 	Roots       []string          `json:"roots,omitempty"` // hex root digest per shard index
 	Nodes       []string          `json:"nodes,omitempty"` // node id per shard index at write time ("" = not written)
+
+	// Checksums are the whole-object checksums the client sent and the
+	// gateway verified: algorithm ("crc32", "crc32c", "sha1", "sha256",
+	// ...) to base64 value. A multipart object's may be composite
+	// ("<base64>-<parts>").
+	Checksums map[string]string `json:"checksums,omitempty"`
+	// Parts is set on the manifest of a completed multipart upload: the
+	// object is the concatenation of these part objects, in order. A
+	// manifest has no shards of its own (its Roots are empty and a node
+	// commits it without a staged shard, with Shard -1); its Size is the
+	// sum of the parts' sizes.
+	Parts []PartRef `json:"parts,omitempty"`
+	// Target is set on internal records that belong to a client key: the
+	// record of a multipart upload in progress and each of its parts name
+	// the key the upload will complete to.
+	Target string `json:"target,omitempty"`
+}
+
+// PartRef names one part of a multipart object: an ordinary erasure-coded
+// object version under an internal key of the same bucket.
+type PartRef struct {
+	Number    int               `json:"number"` // the client's part number, 1..10000
+	Key       string            `json:"key"`    // internal key of the part object
+	Version   string            `json:"version"`
+	Size      int64             `json:"size"`
+	ETag      string            `json:"etag"` // hex MD5 of the part
+	Checksums map[string]string `json:"checksums,omitempty"`
 }
 
 // Record is a committed version as stored on one node: the object's

@@ -16,6 +16,9 @@
 //	g/<path>                         superseded shard file still to be removed
 //	b/<bucket>                       bucket record
 //	h/<versionhash>/<shard>          repair hint
+//	q/<versionhash>/<shard>          quarantined shard (failed verification)
+//	x/<name>                         the node's own state (the verifier's checkpoint)
+//	m/map                            the newest cluster map the node was given
 //
 // Bucket names contain neither '/' nor NUL, so "o/<bucket>/" prefixes never
 // overlap and keys within a bucket sort in key order.

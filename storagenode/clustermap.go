@@ -1,0 +1,110 @@
+package storagenode
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+
+	"github.com/kintsugi-store/kintsugi/internal/kerr"
+	"github.com/kintsugi-store/kintsugi/placement"
+	"github.com/kintsugi-store/kintsugi/storagenode/client"
+)
+
+// The node keeps the newest cluster map it was given in its index, so that
+// gateways on other hosts can learn a new epoch from any node (the epoch
+// travels in every health answer) and fetch the map from it. The node does
+// nothing else with the map: it never places or moves data.
+//
+// A stored map only ever gets replaced by one with a higher epoch: this is
+// the compare-and-set that makes concurrent map changes safe. The same
+// epoch with the same content is accepted again (pushes are retried); the
+// same epoch with different content, or a lower epoch, is refused with
+// 409 Conflict.
+
+// mapRoutes registers GET and PUT /v1/map.
+func (n *Node) mapRoutes(mux *http.ServeMux) {
+	mux.HandleFunc("GET /v1/map", n.handleGetMap)
+	mux.HandleFunc("PUT /v1/map", n.handlePutMap)
+}
+
+func (n *Node) handleGetMap(w http.ResponseWriter, r *http.Request) {
+	const op = "storagenode.GetMap"
+	b, err := n.db.ClusterMap()
+	if err != nil {
+		n.writeError(w, r, kerr.E(op, err))
+		return
+	}
+	if b == nil {
+		n.writeError(w, r, kerr.E(op, kerr.NotExist, "no cluster map stored"))
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Write(b)
+}
+
+func (n *Node) handlePutMap(w http.ResponseWriter, r *http.Request) {
+	const op = "storagenode.PutMap"
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, client.MaxSignedBody))
+	if err != nil {
+		n.writeError(w, r, kerr.E(op, kerr.TooLarge, err))
+		return
+	}
+	m, err := placement.Parse(body)
+	if err != nil {
+		n.writeError(w, r, kerr.E(op, kerr.Invalid, err))
+		return
+	}
+	// Stored in one canonical encoding, so that "same content" is a byte
+	// comparison whatever formatting the sender used.
+	canon, err := json.Marshal(m)
+	if err != nil {
+		n.writeError(w, r, kerr.E(op, kerr.Internal, err))
+		return
+	}
+	var prev uint64
+	err = n.db.SwapClusterMap(func(cur []byte) ([]byte, error) {
+		if cur == nil {
+			return canon, nil
+		}
+		prev = epochOf(cur)
+		switch {
+		case m.Epoch > prev:
+			return canon, nil
+		case m.Epoch == prev && bytes.Equal(cur, canon):
+			return nil, nil
+		case m.Epoch == prev:
+			return nil, kerr.E(op, kerr.Conflict, fmt.Errorf("map epoch %d is already stored with different content", prev))
+		}
+		return nil, kerr.E(op, kerr.Conflict, fmt.Errorf("node has map epoch %d, newer than %d", prev, m.Epoch))
+	})
+	if err != nil {
+		n.writeError(w, r, err)
+		return
+	}
+	if m.Epoch != prev {
+		n.log.Info("stored cluster map", "epoch", m.Epoch, "previous", prev)
+	}
+	n.writeJSON(w, r, struct {
+		Epoch uint64 `json:"epoch"`
+	}{m.Epoch})
+}
+
+// mapEpoch returns the epoch of the stored cluster map, 0 if none.
+func (n *Node) mapEpoch() uint64 {
+	b, err := n.db.ClusterMap()
+	if err != nil || b == nil {
+		return 0
+	}
+	return epochOf(b)
+}
+
+// epochOf reads the epoch of a stored map without parsing the rest.
+func epochOf(b []byte) uint64 {
+	var v struct {
+		Epoch uint64 `json:"epoch"`
+	}
+	json.Unmarshal(b, &v)
+	return v.Epoch
+}

@@ -1,0 +1,199 @@
+package storagenode
+
+import (
+	"context"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/kintsugi-store/kintsugi/internal/kerr"
+	"github.com/kintsugi-store/kintsugi/internal/throttle"
+	"github.com/kintsugi-store/kintsugi/storagenode/client"
+)
+
+// The background verifier walks every committed record in index order
+// and re-hashes the record's shard (see verify) at no more than
+// Config.ScrubRate bytes per second, then rests until ScrubPeriod has
+// passed since the pass began. Its position and counters are checkpointed
+// in the index, so a restarted node resumes the pass where it stopped
+// instead of starting over. What it finds corrupt is quarantined and
+// filed as a repair hint for the cluster scrubber.
+const (
+	scrubStateName  = "scrub"
+	scrubBatch      = 64
+	scrubCheckpoint = time.Second // least time between two checkpoints
+	scrubRetry      = time.Minute // pause after a failed pass
+	statusShardList = 100         // quarantined shards listed by the status call
+)
+
+// scrubState is the verifier's status; the persisted part is checkpointed
+// under scrubStateName.
+type scrubState struct {
+	mu   sync.Mutex
+	st   client.ScrubStatus
+	done chan struct{}
+}
+
+// count updates the status under its lock.
+func (s *scrubState) count(f func(st *client.ScrubStatus)) {
+	s.mu.Lock()
+	f(&s.st)
+	s.mu.Unlock()
+}
+
+func (s *scrubState) snapshot() client.ScrubStatus {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.st
+}
+
+// startScrub loads the verifier's checkpoint and, if a rate is set, starts
+// its loop; n.scrub.done is closed when the loop has stopped.
+func (n *Node) startScrub(ctx context.Context) {
+	n.scrub.done = make(chan struct{})
+	var st client.ScrubStatus
+	if _, err := n.db.LoadState(scrubStateName, &st); err != nil {
+		n.log.Error("verifier: loading checkpoint; starting afresh", "err", err)
+		st = client.ScrubStatus{}
+	}
+	st.Rate = n.cfg.ScrubRate
+	st.PeriodSeconds = n.cfg.ScrubPeriod.Seconds()
+	st.Quarantined, st.QuarantinedShards = 0, nil
+	n.scrub.st = st
+	if n.cfg.ScrubRate <= 0 {
+		close(n.scrub.done)
+		return
+	}
+	go n.scrubLoop(ctx)
+}
+
+// saveScrub checkpoints the verifier's status.
+func (n *Node) saveScrub() error {
+	st := n.scrub.snapshot()
+	return n.db.SaveState(scrubStateName, st)
+}
+
+func (n *Node) scrubLoop(ctx context.Context) {
+	defer close(n.scrub.done)
+	th := throttle.New(n.cfg.ScrubRate)
+	for {
+		st := n.scrub.snapshot()
+		if !st.Running {
+			next := st.LastPassStarted.Add(n.cfg.ScrubPeriod)
+			if !sleepUntil(ctx, next) {
+				return
+			}
+			n.scrub.count(func(st *client.ScrubStatus) {
+				st.Running = true
+				st.Pass++
+				st.PassStarted = time.Now().UTC()
+				st.Position, st.PassShards, st.PassBytes = "", 0, 0
+			})
+		}
+		err := n.scrubPass(ctx, th)
+		if ctx.Err() != nil {
+			return
+		}
+		if err != nil {
+			n.log.Error("verifier: pass failed; retrying", "err", err, "in", scrubRetry)
+			if !sleepUntil(ctx, time.Now().Add(scrubRetry)) {
+				return
+			}
+		}
+	}
+}
+
+// sleepUntil waits until t and reports true, or false if ctx ends first.
+func sleepUntil(ctx context.Context, t time.Time) bool {
+	d := time.Until(t)
+	if d <= 0 {
+		return ctx.Err() == nil
+	}
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-timer.C:
+		return true
+	}
+}
+
+// scrubPass verifies from the checkpointed position to the end of the
+// index, then closes the pass.
+func (n *Node) scrubPass(ctx context.Context, th *throttle.T) error {
+	const op = "storagenode.scrubPass"
+	saved := time.Now()
+	checkpoint := func(force bool) error {
+		if !force && time.Since(saved) < scrubCheckpoint {
+			return nil
+		}
+		saved = time.Now()
+		return n.saveScrub()
+	}
+	for {
+		recs, _, err := n.db.Records(n.scrub.snapshot().Position, scrubBatch)
+		if err != nil {
+			return kerr.E(op, err)
+		}
+		if len(recs) == 0 {
+			break
+		}
+		for _, rec := range recs {
+			if !rec.Deleted && rec.Shard >= 0 {
+				ref := client.ShardRef{Bucket: rec.Bucket, Key: rec.Key, Version: rec.Version}
+				res, err := n.verify(ctx, ref, th, true)
+				if err != nil {
+					checkpoint(true)
+					return kerr.E(op, err)
+				}
+				if res.Status != client.VerifyAbsent {
+					n.scrub.count(func(st *client.ScrubStatus) {
+						st.PassShards++
+						st.PassBytes += res.Bytes
+						st.Shards++
+						st.Bytes += res.Bytes
+					})
+				}
+			}
+			n.scrub.count(func(st *client.ScrubStatus) { st.Position = rec.Bucket + "/" + rec.Key })
+			if err := checkpoint(false); err != nil {
+				return kerr.E(op, err)
+			}
+		}
+	}
+	now := time.Now().UTC()
+	n.scrub.count(func(st *client.ScrubStatus) {
+		st.Running = false
+		st.LastPassStarted, st.LastPassFinished = st.PassStarted, now
+		st.Position = ""
+	})
+	if err := checkpoint(true); err != nil {
+		return kerr.E(op, err)
+	}
+	st := n.scrub.snapshot()
+	n.log.Info("verifier: pass complete", "pass", st.Pass, "shards", st.PassShards, "bytes", st.PassBytes,
+		"took", now.Sub(st.PassStarted).Round(time.Millisecond))
+	if _, err := n.sweepQuarantine(ctx); err != nil && ctx.Err() == nil {
+		n.log.Warn("verifier: sweeping quarantine", "err", err)
+	}
+	return nil
+}
+
+func (n *Node) handleScrubStatus(w http.ResponseWriter, r *http.Request) {
+	const op = "storagenode.ScrubStatus"
+	st := n.scrub.snapshot()
+	qs, total, err := n.db.QuarantinedShards(statusShardList)
+	if err != nil {
+		n.writeError(w, r, kerr.E(op, err))
+		return
+	}
+	st.Quarantined = total
+	st.QuarantinedShards = make([]client.QuarantinedShard, len(qs))
+	for i, q := range qs {
+		st.QuarantinedShards[i] = client.QuarantinedShard{
+			Bucket: q.Bucket, Key: q.Key, Version: q.Version, Shard: q.Shard, Reason: q.Reason, Time: q.Time,
+		}
+	}
+	n.writeJSON(w, r, st)
+}

@@ -1,0 +1,349 @@
+package storagenode
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/kintsugi-store/kintsugi/codec"
+	"github.com/kintsugi-store/kintsugi/internal/kerr"
+	"github.com/kintsugi-store/kintsugi/internal/throttle"
+	"github.com/kintsugi-store/kintsugi/storagenode/client"
+	"github.com/kintsugi-store/kintsugi/storagenode/internal/meta"
+)
+
+// quarantineDir holds shard files that failed verification, kept for
+// inspection until the shard is repaired or its version superseded.
+const quarantineDir = "quarantine"
+
+// quarantineFile returns a new, unique name under quarantine/ for shard i
+// of a version, relative to the data directory.
+func quarantineFile(bucket, key, version string, shard int) string {
+	base := fileBase(bucket, key, version, shard)
+	var nonce [8]byte
+	rand.Read(nonce[:])
+	return filepath.Join(fanout(quarantineDir, base), base+"."+hex.EncodeToString(nonce[:]))
+}
+
+func (n *Node) handleVerify(w http.ResponseWriter, r *http.Request) {
+	const op = "storagenode.Verify"
+	var req client.VerifyRequest
+	if err := readJSON(w, r, op, &req); err != nil {
+		n.writeError(w, r, err)
+		return
+	}
+	if err := client.CheckShardRefs(req.Shards); err != nil {
+		n.writeError(w, r, kerr.E(op, err))
+		return
+	}
+	out := make([]client.VerifyResult, len(req.Shards))
+	for i, ref := range req.Shards {
+		res, err := n.verify(r.Context(), ref, nil, false)
+		if err != nil {
+			n.writeError(w, r, err)
+			return
+		}
+		out[i] = res
+	}
+	n.writeJSON(w, r, out)
+}
+
+// verify re-hashes the node's shard of ref's version, read through th (nil:
+// at full speed), and quarantines it if it fails. background says the
+// node's own verifier is asking: it then also files a repair hint for what
+// it finds, as no one else knows yet.
+//
+// The record and the file are looked up together under the key's lock, so
+// a concurrent commit cannot make a superseded shard look missing; the
+// hashing runs without the lock.
+func (n *Node) verify(ctx context.Context, ref client.ShardRef, th *throttle.T, background bool) (client.VerifyResult, error) {
+	const op = "storagenode.Verify"
+	res := client.VerifyResult{ShardRef: ref, Shard: -1}
+	unlock := n.lock(ref.Bucket, ref.Key)
+	rec, err := n.db.Record(ref.Bucket, ref.Key)
+	if err != nil {
+		unlock()
+		return res, kerr.E(op, err)
+	}
+	switch {
+	case rec == nil:
+		unlock()
+		res.Status = client.VerifyAbsent
+		return res, nil
+	case rec.Version != ref.Version || rec.Deleted || rec.Shard < 0:
+		unlock()
+		res.Status, res.Current = client.VerifyAbsent, rec.Version
+		return res, nil
+	}
+	res.Shard = rec.Shard
+	q, err := n.db.QuarantinedShard(rec.Bucket, rec.Key, rec.Version, rec.Shard)
+	if err != nil {
+		unlock()
+		return res, kerr.E(op, err)
+	}
+	if q != nil {
+		unlock()
+		res.Status, res.Detail = client.VerifyCorrupt, "quarantined: "+q.Reason
+		return res, nil
+	}
+	f, err := os.Open(n.abs(shardFile(rec.Bucket, rec.Key, rec.Version, rec.Shard)))
+	unlock()
+	if errors.Is(err, fs.ErrNotExist) {
+		n.scrub.count(func(st *client.ScrubStatus) { st.Missing++ })
+		n.log.Warn("verify: shard file missing", "bucket", rec.Bucket, "key", rec.Key, "version", rec.Version, "shard", rec.Shard)
+		if background {
+			n.selfHint(*rec, "missing")
+		}
+		res.Status, res.Detail = client.VerifyMissing, "shard file missing"
+		return res, nil
+	}
+	if err != nil {
+		return res, kerr.E(op, kerr.Internal, err)
+	}
+	defer f.Close()
+
+	cr := &countingReader{r: th.Reader(ctx, f)}
+	err = checkShard(cr, *rec)
+	res.Bytes = cr.n
+	switch {
+	case err == nil:
+		res.Status = client.VerifyOK
+		return res, nil
+	case errors.Is(err, errNoRoot):
+		// The record cannot vouch for any bytes; quarantining would not
+		// help a repair either, which must match the same missing root.
+		res.Status, res.Detail = client.VerifyCorrupt, err.Error()
+		return res, nil
+	case ctx.Err() != nil:
+		return res, kerr.E(op, kerr.Transient, ctx.Err())
+	}
+	// A digest mismatch, a short file or a read error: the shard cannot be
+	// trusted either way.
+	reason := err.Error()
+	if err := n.quarantine(*rec, f, reason); err != nil {
+		return res, kerr.E(op, err)
+	}
+	n.scrub.count(func(st *client.ScrubStatus) { st.Corrupt++ })
+	n.log.Warn("verify: shard corrupt, quarantined", "bucket", rec.Bucket, "key", rec.Key,
+		"version", rec.Version, "shard", rec.Shard, "err", err)
+	if background {
+		n.selfHint(*rec, "corrupt")
+	}
+	res.Status, res.Detail = client.VerifyCorrupt, reason
+	return res, nil
+}
+
+var errNoRoot = errors.New("record has no usable root digest for its shard")
+
+// checkShard verifies a whole shard stream against rec.
+func checkShard(r io.Reader, rec client.Record) error {
+	l := codec.Layout{Data: rec.Data, Parity: rec.Parity, BlockSize: rec.BlockSize, Size: rec.Size}
+	if rec.Shard >= len(rec.Roots) || l.Validate() != nil {
+		return errNoRoot
+	}
+	root, err := codec.ParseDigest(rec.Roots[rec.Shard])
+	if err != nil {
+		return fmt.Errorf("%w: %w", errNoRoot, err)
+	}
+	return codec.VerifyShard(bufio.NewReaderSize(r, throttle.Chunk), l, rec.Shard, root)
+}
+
+type countingReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	k, err := c.r.Read(p)
+	c.n += int64(k)
+	return k, err
+}
+
+// quarantine moves the shard file opened as f out of the way and records
+// why, unless a commit replaced it meanwhile. The entry is written before
+// the move, so that after a crash in between the shard is still refused.
+func (n *Node) quarantine(rec client.Record, f *os.File, reason string) error {
+	const op = "storagenode.quarantine"
+	unlock := n.lock(rec.Bucket, rec.Key)
+	defer unlock()
+	cur, err := n.db.Record(rec.Bucket, rec.Key)
+	if err != nil {
+		return kerr.E(op, err)
+	}
+	if cur == nil || cur.Version != rec.Version || cur.Shard != rec.Shard {
+		return nil // superseded while it was being read
+	}
+	final := n.abs(shardFile(rec.Bucket, rec.Key, rec.Version, rec.Shard))
+	fi, err := os.Stat(final)
+	if err != nil {
+		return nil // gone meanwhile: the next check reports it missing
+	}
+	if ofi, err := f.Stat(); err != nil || !os.SameFile(fi, ofi) {
+		return nil // a repair replaced it while it was being read
+	}
+	q := meta.Quarantined{
+		Bucket: rec.Bucket, Key: rec.Key, Version: rec.Version, Shard: rec.Shard,
+		Reason: reason, Time: time.Now().UTC(), File: quarantineFile(rec.Bucket, rec.Key, rec.Version, rec.Shard),
+	}
+	if err := n.mkdirs(q.File); err != nil {
+		return kerr.E(op, ioKind(err), err)
+	}
+	if err := n.db.PutQuarantined(q); err != nil {
+		return kerr.E(op, err)
+	}
+	if err := os.Rename(final, n.abs(q.File)); err != nil {
+		return kerr.E(op, ioKind(err), err)
+	}
+	if err := syncDir(filepath.Dir(final)); err != nil {
+		n.log.Warn("quarantine: syncing directory", "err", err)
+	}
+	return nil
+}
+
+// selfHint files a repair hint for the node's own shard of rec, best
+// effort: the cluster scrubber finds the damage on its own walk anyway.
+func (n *Node) selfHint(rec client.Record, reason string) {
+	h := client.Hint{
+		Bucket: rec.Bucket, Key: rec.Key, Version: rec.Version, Shard: rec.Shard,
+		NodeID: n.cfg.ID, Reason: reason, Time: time.Now().UTC(),
+	}
+	if err := n.db.AddHints([]client.Hint{h}); err != nil {
+		n.log.Warn("verify: filing repair hint", "err", err)
+	}
+}
+
+// repair installs the staged shard of the key's committed version cur in
+// place of the committed shard, if that one is owed: quarantined, or its
+// file lost. It reports whether it did; a healthy committed shard is never
+// replaced. The staged root must match the recorded one.
+//
+// REQUIRES: the key's lock; staged are the staged shards of cur.Version.
+func (n *Node) repair(cur *client.Record, staged []meta.Staged) (bool, error) {
+	const op = "storagenode.repair"
+	if cur.Deleted || cur.Shard < 0 {
+		return false, nil
+	}
+	i := slices.IndexFunc(staged, func(s meta.Staged) bool { return s.Shard == cur.Shard })
+	if i < 0 {
+		return false, nil
+	}
+	s := staged[i]
+	q, err := n.db.QuarantinedShard(cur.Bucket, cur.Key, cur.Version, cur.Shard)
+	if err != nil {
+		return false, kerr.E(op, err)
+	}
+	final := shardFile(cur.Bucket, cur.Key, cur.Version, cur.Shard)
+	if q == nil {
+		if _, err := os.Stat(n.abs(final)); !errors.Is(err, fs.ErrNotExist) {
+			return false, nil
+		}
+	}
+	if cur.Shard < len(cur.Roots) && !strings.EqualFold(cur.Roots[cur.Shard], s.Root) {
+		return false, kerr.E(op, kerr.Corrupt, fmt.Errorf("staged shard %d has root %s, record says %s", s.Shard, s.Root, cur.Roots[cur.Shard]))
+	}
+	if err := n.install(s); err != nil {
+		return false, kerr.E(op, ioKind(err), err)
+	}
+	if err := n.db.Commit(*cur, staged, ""); err != nil {
+		return false, kerr.E(op, err)
+	}
+	if q != nil {
+		// Until the entry is gone reads refuse the repaired shard, so a
+		// failure here fails the repair, and a retry installs again.
+		if err := n.db.DeleteQuarantined(*q); err != nil {
+			return false, kerr.E(op, err)
+		}
+		n.removeFile(q.File)
+	}
+	for _, o := range staged {
+		if o.Shard != s.Shard {
+			n.removeFile(o.File)
+		}
+	}
+	n.log.Info("repaired shard", "bucket", cur.Bucket, "key", cur.Key, "version", cur.Version, "shard", cur.Shard)
+	return true, nil
+}
+
+func (n *Node) handleDropMarker(w http.ResponseWriter, r *http.Request) {
+	const op = "storagenode.DropMarker"
+	q := r.URL.Query()
+	bucket, key, version := q.Get("bucket"), q.Get("key"), q.Get("version")
+	if err := client.CheckObject(bucket, key, version); err != nil {
+		n.writeError(w, r, kerr.E(op, err))
+		return
+	}
+	unlock := n.lock(bucket, key)
+	dropped, err := n.db.DropMarker(bucket, key, version)
+	unlock()
+	if err != nil {
+		n.writeError(w, r, kerr.E(op, err))
+		return
+	}
+	if dropped {
+		n.log.Info("dropped delete marker", "bucket", bucket, "key", key, "version", version)
+	}
+	n.writeJSON(w, r, struct {
+		Dropped bool `json:"dropped"`
+	}{dropped})
+}
+
+func (n *Node) handleListStaged(w http.ResponseWriter, r *http.Request) {
+	const op = "storagenode.ListStaged"
+	limit, err := intParam(r.URL.Query(), op, "limit", 0)
+	if err != nil {
+		n.writeError(w, r, err)
+		return
+	}
+	all, err := n.db.AllStaged()
+	if err != nil {
+		n.writeError(w, r, kerr.E(op, err))
+		return
+	}
+	slices.SortFunc(all, func(a, b meta.Staged) int { return a.Staged.Compare(b.Staged) })
+	all = all[:min(len(all), client.ListLimit(int(limit)))]
+	out := make([]client.StagedShard, len(all))
+	for i, s := range all {
+		out[i] = client.StagedShard{Bucket: s.Bucket, Key: s.Key, StagedRef: s.Ref()}
+	}
+	n.writeJSON(w, r, out)
+}
+
+// sweepQuarantine forgets quarantined shards, and removes their files,
+// whose version is no longer the node's committed one: nothing owes them
+// any more.
+func (n *Node) sweepQuarantine(ctx context.Context) (int, error) {
+	qs, _, err := n.db.QuarantinedShards(client.MaxListLen)
+	if err != nil {
+		return 0, err
+	}
+	removed := 0
+	for _, q := range qs {
+		if err := ctx.Err(); err != nil {
+			return removed, err
+		}
+		unlock := n.lock(q.Bucket, q.Key)
+		rec, err := n.db.Record(q.Bucket, q.Key)
+		if err == nil && (rec == nil || rec.Version != q.Version || rec.Shard != q.Shard) {
+			if err = n.db.DeleteQuarantined(q); err == nil {
+				n.removeFile(q.File)
+				removed++
+			}
+		}
+		unlock()
+		if err != nil {
+			return removed, err
+		}
+	}
+	return removed, nil
+}
