@@ -178,8 +178,14 @@ func (m *Map) Validate() error {
 }
 
 // validAddr reports whether addr is host:port with a non-empty host and a
-// numeric port in 1..65535: the map's addresses are dialled, not listened on.
+// numeric port in 1..65535, optionally after "http://" or "https://" (a
+// node served over TLS): the map's addresses are dialled, not listened on.
 func validAddr(addr string) bool {
+	if rest, ok := strings.CutPrefix(addr, "https://"); ok {
+		addr = rest
+	} else if rest, ok := strings.CutPrefix(addr, "http://"); ok {
+		addr = rest
+	}
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil || host == "" {
 		return false

@@ -10,7 +10,7 @@ const (
 // Node is one storage node in the map.
 type Node struct {
 	ID     string  `yaml:"id" json:"id"`
-	Addr   string  `yaml:"addr" json:"addr"`
+	Addr   string  `yaml:"addr" json:"addr"` // host:port, or https://host:port for a node serving TLS
 	Zone   string  `yaml:"zone" json:"zone"`
 	Weight float64 `yaml:"weight,omitempty" json:"weight,omitempty"` // 0 means 1
 	State  string  `yaml:"state,omitempty" json:"state,omitempty"`   // "" means active
