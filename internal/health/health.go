@@ -1,0 +1,454 @@
+package health
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/sony/gobreaker/v2"
+
+	"github.com/kintsugi-store/kintsugi/internal/kerr"
+)
+
+// State is a node's health as seen by this process.
+type State int32
+
+// Node states, in order of increasing trouble.
+const (
+	Up      State = iota // answering normally
+	Suspect              // the last heartbeat or call failed, or the breaker is probing
+	Down                 // the breaker is open: calls are refused without trying
+)
+
+func (s State) String() string {
+	switch s {
+	case Up:
+		return "up"
+	case Suspect:
+		return "suspect"
+	case Down:
+		return "down"
+	}
+	return fmt.Sprintf("State(%d)", int32(s))
+}
+
+// Sentinel errors.
+var (
+	// ErrOpen is wrapped (with kerr.Unavailable) by Begin's error when the
+	// node's breaker refuses the call.
+	ErrOpen = errors.New("node is down (circuit breaker open)")
+	// ErrSlow, as the cause of a cancelled context (context.WithCancelCause),
+	// makes Call.End count the cancellation against the node: the caller
+	// gave up because the node was too slow, not for reasons of its own.
+	ErrSlow = errors.New("node too slow")
+)
+
+// errExcluded tells the breaker to count a call as neither success nor
+// failure.
+var errExcluded = errors.New("health: outcome excluded")
+
+// Defaults for Config.
+const (
+	DefaultInterval   = time.Second
+	DefaultTimeout    = time.Second
+	DefaultTripAfter  = 3
+	DefaultOpenFor    = 2 * time.Second
+	DefaultHedgeFloor = 20 * time.Millisecond
+	DefaultHedgeCap   = 500 * time.Millisecond
+)
+
+// latWindow is how many recent latencies a node keeps for its p95.
+const latWindow = 256
+
+// minLatSamples is how many latencies a node needs before its p95 is
+// trusted; before that HedgeDelay is HedgeFloor.
+const minLatSamples = 8
+
+// Config configures a Tracker. DefaultConfig fills every field but Probe,
+// Logger and Registerer.
+type Config struct {
+	// Probe checks one node, by id, and returns nil if it is healthy. Run
+	// calls it with a context carrying the Timeout deadline. nil disables
+	// heartbeats: only passive outcomes count.
+	Probe func(ctx context.Context, node string) error
+	// Interval is the heartbeat period; Timeout bounds one heartbeat.
+	Interval, Timeout time.Duration
+	// TripAfter consecutive failures (heartbeats or calls) open a node's
+	// breaker; after OpenFor it lets one probe through.
+	TripAfter int
+	OpenFor   time.Duration
+	// HedgeFloor and HedgeCap clamp HedgeDelay.
+	HedgeFloor, HedgeCap time.Duration
+
+	Logger *slog.Logger // nil: discard
+	// Registerer receives the tracker's metrics; nil: no metrics.
+	Registerer prometheus.Registerer
+}
+
+// DefaultConfig returns a Config with the default timings.
+func DefaultConfig() Config {
+	return Config{
+		Interval:   DefaultInterval,
+		Timeout:    DefaultTimeout,
+		TripAfter:  DefaultTripAfter,
+		OpenFor:    DefaultOpenFor,
+		HedgeFloor: DefaultHedgeFloor,
+		HedgeCap:   DefaultHedgeCap,
+	}
+}
+
+// Validate reports a Config that New would refuse.
+func (c Config) Validate() error {
+	const op = "health.Config.Validate"
+	var errs []error
+	if c.Interval <= 0 || c.Timeout <= 0 {
+		errs = append(errs, errors.New("Interval and Timeout must be positive"))
+	}
+	if c.TripAfter < 1 {
+		errs = append(errs, errors.New("TripAfter must be at least 1"))
+	}
+	if c.OpenFor <= 0 {
+		errs = append(errs, errors.New("OpenFor must be positive"))
+	}
+	if c.HedgeFloor <= 0 || c.HedgeCap < c.HedgeFloor {
+		errs = append(errs, errors.New("want 0 < HedgeFloor <= HedgeCap"))
+	}
+	if len(errs) > 0 {
+		return kerr.E(op, kerr.Invalid, errors.Join(errs...))
+	}
+	return nil
+}
+
+// Tracker tracks the health of a set of nodes. It is safe for concurrent
+// use.
+type Tracker struct {
+	cfg Config
+	log *slog.Logger
+	m   *metrics // nil: no metrics
+
+	mu    sync.Mutex
+	nodes map[string]*node
+}
+
+// New returns a Tracker for cfg. It fails if cfg does not validate or its
+// metrics cannot be registered (already registered by another Tracker).
+func New(cfg Config) (*Tracker, error) {
+	const op = "health.New"
+	if err := cfg.Validate(); err != nil {
+		return nil, kerr.E(op, err)
+	}
+	t := &Tracker{cfg: cfg, log: cfg.Logger, nodes: make(map[string]*node)}
+	if t.log == nil {
+		t.log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Registerer != nil {
+		m, err := newMetrics(cfg.Registerer)
+		if err != nil {
+			return nil, kerr.E(op, kerr.Invalid, err)
+		}
+		t.m = m
+	}
+	return t, nil
+}
+
+// node is one node's health. Lock order: a breaker calls OnStateChange
+// with its own lock held, which then takes n.mu; so n.mu is never held
+// while calling into the breaker.
+type node struct {
+	id string
+	t  *Tracker
+	cb *gobreaker.TwoStepCircuitBreaker[struct{}]
+
+	probing atomic.Bool // a heartbeat is in flight
+
+	mu      sync.Mutex
+	tracked bool // heartbeats are sent
+	breaker gobreaker.State
+	hbFails int // consecutive failed heartbeats
+	fails   int // consecutive failed calls, heartbeats included
+	lastErr error
+	state   State
+	since   time.Time
+	down    chan struct{} // closed while state == Down
+
+	lat     [latWindow]time.Duration
+	nlat    int // samples recorded, ever
+	p95     time.Duration
+	p95Nlat int // nlat when p95 was computed
+}
+
+func (t *Tracker) node(id string) *node {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if n, ok := t.nodes[id]; ok {
+		return n
+	}
+	n := &node{id: id, t: t, since: time.Now(), down: make(chan struct{})}
+	n.cb = gobreaker.NewTwoStepCircuitBreaker[struct{}](gobreaker.Settings{
+		Name:        id,
+		MaxRequests: 1,
+		Timeout:     t.cfg.OpenFor,
+		ReadyToTrip: func(c gobreaker.Counts) bool { return c.ConsecutiveFailures >= uint32(t.cfg.TripAfter) },
+		IsExcluded:  func(err error) bool { return errors.Is(err, errExcluded) },
+		OnStateChange: func(_ string, _, to gobreaker.State) {
+			n.mu.Lock()
+			defer n.mu.Unlock()
+			n.breaker = to
+			n.update()
+		},
+	})
+	t.nodes[id] = n
+	t.m.setState(id, Up)
+	return n
+}
+
+// SetNodes sets the nodes that get heartbeats, by id. Nodes not listed are
+// forgotten (a later call to one starts afresh).
+func (t *Tracker) SetNodes(ids []string) {
+	keep := make(map[string]bool, len(ids))
+	for _, id := range ids {
+		keep[id] = true
+		n := t.node(id)
+		n.mu.Lock()
+		n.tracked = true
+		n.mu.Unlock()
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for id := range t.nodes {
+		if !keep[id] {
+			delete(t.nodes, id)
+			t.m.forget(id)
+		}
+	}
+}
+
+// Call is one call to a node allowed by Begin. Exactly one of End or
+// EndStream must be called.
+type Call struct {
+	n     *node
+	done  func(error)
+	start time.Time
+}
+
+// Begin asks node id's breaker whether a call may be made. If not, it
+// returns an error of kind kerr.Unavailable wrapping ErrOpen, without
+// delay.
+func (t *Tracker) Begin(id string) (Call, error) {
+	n := t.node(id)
+	done, err := n.cb.Allow()
+	if err != nil {
+		t.m.call(id, "refused")
+		return Call{}, kerr.E("health.Begin", kerr.Unavailable, fmt.Errorf("node %s: %w", id, ErrOpen))
+	}
+	return Call{n: n, done: done, start: time.Now()}, nil
+}
+
+// End records how the call ended and, if it succeeded, how long it took.
+// ctx is the context the call ran under: when it was cancelled, the
+// outcome counts against the node only if the cause is ErrSlow or a
+// deadline.
+func (c Call) End(ctx context.Context, err error) { c.end(classify(ctx, err), err, true) }
+
+// EndStream is End for a streaming call, whose duration says more about
+// the size of the stream than about the node: only the outcome counts.
+func (c Call) EndStream(ctx context.Context, err error) { c.end(classify(ctx, err), err, false) }
+
+type outcome int
+
+const (
+	success outcome = iota
+	failure
+	excluded
+)
+
+// classify decides what a call's end says about the node.
+func classify(ctx context.Context, err error) outcome {
+	if err == nil {
+		return success
+	}
+	if ctx != nil && ctx.Err() != nil {
+		cause := context.Cause(ctx)
+		if errors.Is(cause, ErrSlow) || errors.Is(cause, context.DeadlineExceeded) {
+			return failure
+		}
+		return excluded
+	}
+	switch {
+	case errors.Is(err, ErrSlow), errors.Is(err, context.DeadlineExceeded):
+		return failure
+	case errors.Is(err, context.Canceled):
+		return excluded
+	}
+	switch kerr.KindOf(err) {
+	case kerr.Unavailable, kerr.Transient:
+		return failure
+	}
+	// The node answered, if only to say no.
+	return success
+}
+
+func (c Call) end(o outcome, err error, timed bool) {
+	if c.n == nil {
+		return
+	}
+	n := c.n
+	switch o {
+	case success:
+		c.done(nil)
+		var lat time.Duration = -1
+		if timed {
+			lat = time.Since(c.start)
+			n.t.m.observe(n.id, lat)
+		}
+		n.t.m.call(n.id, "ok")
+		n.mu.Lock()
+		n.fails = 0
+		n.lastErr = nil
+		if lat >= 0 {
+			n.lat[n.nlat%latWindow] = lat
+			n.nlat++
+		}
+		n.update()
+		n.mu.Unlock()
+	case failure:
+		c.done(err)
+		n.t.m.call(n.id, "failed")
+		n.mu.Lock()
+		n.fails++
+		n.lastErr = err
+		n.update()
+		n.mu.Unlock()
+	default:
+		c.done(errExcluded)
+		n.t.m.call(n.id, "excluded")
+	}
+}
+
+// update recomputes n.state and reports a change. REQUIRES: n.mu held.
+func (n *node) update() {
+	s := Up
+	switch {
+	case n.breaker == gobreaker.StateOpen:
+		s = Down
+	case n.breaker == gobreaker.StateHalfOpen, n.hbFails > 0, n.fails > 0:
+		s = Suspect
+	}
+	if s == n.state {
+		return
+	}
+	from := n.state
+	n.state, n.since = s, time.Now()
+	switch {
+	case s == Down:
+		close(n.down)
+	case from == Down:
+		n.down = make(chan struct{})
+	}
+	n.t.m.transition(n.id, s)
+	attrs := []any{"node", n.id, "from", from.String(), "to", s.String(), "breaker", n.breaker.String()}
+	if n.lastErr != nil {
+		attrs = append(attrs, "err", n.lastErr)
+	}
+	if s == Down {
+		n.t.log.Warn("node state changed", attrs...)
+	} else {
+		n.t.log.Info("node state changed", attrs...)
+	}
+}
+
+// State returns node id's state; a node never called is Up.
+func (t *Tracker) State(id string) State {
+	n := t.node(id)
+	n.cb.State() // lets an expired open breaker turn half-open
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.state
+}
+
+// Available reports whether Begin would currently let a call to node id
+// through (its breaker is not open).
+func (t *Tracker) Available(id string) bool {
+	return t.node(id).cb.State() != gobreaker.StateOpen
+}
+
+// Down returns a channel that is closed when node id goes down (at once if
+// it is down now). Streams to the node watch it to give up without
+// waiting for their own timeouts.
+func (t *Tracker) Down(id string) <-chan struct{} {
+	n := t.node(id)
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.down
+}
+
+// HedgeDelay is how long a read from node id may take before the reader
+// should ask another node too: the node's recent p95 latency, clamped to
+// [HedgeFloor, HedgeCap]; HedgeFloor until enough calls were timed.
+func (t *Tracker) HedgeDelay(id string) time.Duration {
+	n := t.node(id)
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return min(max(n.recentP95(), t.cfg.HedgeFloor), t.cfg.HedgeCap)
+}
+
+// recentP95 returns the p95 of the latency window, 0 with too few samples.
+// Sorting the window costs a few microseconds, so it is redone only every
+// few samples. REQUIRES: n.mu held.
+func (n *node) recentP95() time.Duration {
+	if n.nlat < minLatSamples {
+		return 0
+	}
+	if n.p95Nlat == 0 || n.nlat-n.p95Nlat >= minLatSamples {
+		k := min(n.nlat, latWindow)
+		w := slices.Clone(n.lat[:k])
+		slices.Sort(w)
+		n.p95 = w[(k*95+99)/100-1]
+		n.p95Nlat = n.nlat
+	}
+	return n.p95
+}
+
+// Hedged records that a read from node id was hedged and whether the
+// hedge won (the other node answered first).
+func (t *Tracker) Hedged(id string, won bool) { t.m.hedge(id, won) }
+
+// NodeStatus is one node's health, for status displays.
+type NodeStatus struct {
+	ID      string
+	State   State
+	Breaker string // "closed", "half-open" or "open"
+	Since   time.Time
+	P95     time.Duration // 0 until enough calls were timed
+	LastErr string        // the last failure, while failing
+}
+
+// Status returns the health of every known node, in id order.
+func (t *Tracker) Status() []NodeStatus {
+	t.mu.Lock()
+	nodes := make([]*node, 0, len(t.nodes))
+	for _, n := range t.nodes {
+		nodes = append(nodes, n)
+	}
+	t.mu.Unlock()
+	slices.SortFunc(nodes, func(a, b *node) int { return strings.Compare(a.id, b.id) })
+	out := make([]NodeStatus, 0, len(nodes))
+	for _, n := range nodes {
+		n.cb.State() // lets an expired open breaker turn half-open
+		n.mu.Lock()
+		st := NodeStatus{ID: n.id, State: n.state, Breaker: n.breaker.String(), Since: n.since, P95: n.recentP95()}
+		if n.lastErr != nil {
+			st.LastErr = n.lastErr.Error()
+		}
+		n.mu.Unlock()
+		out = append(out, st)
+	}
+	return out
+}

@@ -1,0 +1,421 @@
+package health
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+
+	"github.com/kintsugi-store/kintsugi/internal/kerr"
+)
+
+// syncBuffer is a log sink safe for the tracker's goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// fastConfig returns timings short enough for tests yet long enough for a
+// loaded machine under the race detector.
+func fastConfig() Config {
+	c := DefaultConfig()
+	c.Interval = 10 * time.Millisecond
+	c.Timeout = 100 * time.Millisecond
+	c.OpenFor = 100 * time.Millisecond
+	return c
+}
+
+func newTracker(t *testing.T, cfg Config) (*Tracker, *syncBuffer, *prometheus.Registry) {
+	t.Helper()
+	logs := &syncBuffer{}
+	reg := prometheus.NewRegistry()
+	cfg.Logger = slog.New(slog.NewTextHandler(logs, nil))
+	cfg.Registerer = reg
+	tr, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tr, logs, reg
+}
+
+// waitState waits up to 5s for node id to reach want.
+func waitState(t *testing.T, tr *Tracker, id string, want State) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for tr.State(id) != want {
+		if time.Now().After(deadline) {
+			t.Fatalf("node %s: state %v after 5s, want %v (status %+v)", id, tr.State(id), want, tr.Status())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// metricValue returns the value of the series name{labels}, or -1.
+func metricValue(t *testing.T, reg *prometheus.Registry, name string, labels map[string]string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+	series:
+		for _, m := range mf.GetMetric() {
+			got := map[string]string{}
+			for _, lp := range m.GetLabel() {
+				got[lp.GetName()] = lp.GetValue()
+			}
+			for k, v := range labels {
+				if got[k] != v {
+					continue series
+				}
+			}
+			return value(m)
+		}
+	}
+	return -1
+}
+
+func value(m *dto.Metric) float64 {
+	switch {
+	case m.Gauge != nil:
+		return m.Gauge.GetValue()
+	case m.Counter != nil:
+		return m.Counter.GetValue()
+	case m.Histogram != nil:
+		return float64(m.Histogram.GetSampleCount())
+	}
+	return -1
+}
+
+// TestBreakerFollowsHeartbeats kills a node (its probe starts failing):
+// the breaker opens, calls are refused at once, Down fires; the node comes
+// back: a half-open heartbeat closes the breaker.
+func TestBreakerFollowsHeartbeats(t *testing.T) {
+	var alive atomic.Bool
+	alive.Store(true)
+	var probes atomic.Int32
+	cfg := fastConfig()
+	cfg.Probe = func(ctx context.Context, id string) error {
+		probes.Add(1)
+		if id == "n2" && !alive.Load() {
+			return kerr.E("probe", kerr.Unavailable, errors.New("connection refused"))
+		}
+		return nil
+	}
+	tr, logs, reg := newTracker(t, cfg)
+	tr.SetNodes([]string{"n1", "n2"})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { tr.Run(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+
+	for probes.Load() < 4 {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if s := tr.State("n2"); s != Up {
+		t.Fatalf("healthy node is %v", s)
+	}
+	down := tr.Down("n2")
+	alive.Store(false)
+	waitState(t, tr, "n2", Down)
+	select {
+	case <-down:
+	default:
+		t.Fatal("Down channel not closed for a down node")
+	}
+	if tr.Available("n2") {
+		t.Fatal("Available reports a node with an open breaker")
+	}
+	start := time.Now()
+	_, err := tr.Begin("n2")
+	if !errors.Is(err, ErrOpen) || !kerr.Is(kerr.Unavailable, err) {
+		t.Fatalf("Begin on a down node: %v, want ErrOpen with kind Unavailable", err)
+	}
+	if d := time.Since(start); d > 50*time.Millisecond {
+		t.Fatalf("a refused call took %v", d)
+	}
+	if got := metricValue(t, reg, "kintsugi_node_state", map[string]string{"node": "n2"}); got != float64(Down) {
+		t.Fatalf("kintsugi_node_state{node=n2} = %v, want %v", got, float64(Down))
+	}
+	if tr.State("n1") != Up {
+		t.Fatalf("n1 is %v while only n2 failed", tr.State("n1"))
+	}
+
+	alive.Store(true)
+	waitState(t, tr, "n2", Up)
+	select {
+	case <-tr.Down("n2"):
+		t.Fatal("Down channel closed for a node that is up")
+	default:
+	}
+	if _, err := tr.Begin("n2"); err != nil {
+		t.Fatalf("Begin after recovery: %v", err)
+	}
+	if got := metricValue(t, reg, "kintsugi_node_state_changes_total", map[string]string{"node": "n2", "state": "down"}); got != 1 {
+		t.Fatalf("down transitions = %v, want 1", got)
+	}
+	if got := metricValue(t, reg, "kintsugi_node_state", map[string]string{"node": "n2"}); got != float64(Up) {
+		t.Fatalf("kintsugi_node_state{node=n2} = %v after recovery", got)
+	}
+	log := logs.String()
+	for _, want := range []string{
+		`level=WARN msg="node state changed" node=n2 from=suspect to=down breaker=open`,
+		`msg="node state changed" node=n2 from=down to=suspect breaker=half-open`,
+		`msg="node state changed" node=n2 from=suspect to=up breaker=closed`,
+	} {
+		if !strings.Contains(log, want) {
+			t.Errorf("log lacks %q:\n%s", want, log)
+		}
+	}
+}
+
+// TestPassiveOutcomes trips the breaker with real calls' outcomes alone:
+// only failures that are the node's count.
+func TestPassiveOutcomes(t *testing.T) {
+	unavailable := kerr.E("c", kerr.Unavailable, errors.New("refused"))
+	canceled, cancel := context.WithCancel(context.Background())
+	cancel()
+	slow, cancelSlow := context.WithCancelCause(context.Background())
+	cancelSlow(fmt.Errorf("stalled: %w", ErrSlow))
+	expired, cancelExpired := context.WithDeadline(context.Background(), time.Now().Add(-time.Second))
+	defer cancelExpired()
+	bg := context.Background()
+	tests := []struct {
+		name  string
+		ctx   context.Context
+		err   error
+		trips bool
+	}{
+		{"connection refused", bg, unavailable, true},
+		{"timeout", bg, kerr.E("c", kerr.Transient, context.DeadlineExceeded), true},
+		{"5xx", bg, kerr.E("c", kerr.Transient, errors.New("503 Service Unavailable")), true},
+		{"not found", bg, kerr.E("c", kerr.NotExist, errors.New("404")), false},
+		{"corrupt", bg, kerr.E("c", kerr.Corrupt, errors.New("422")), false},
+		{"disk full", bg, kerr.E("c", kerr.TooLarge, errors.New("507")), false},
+		{"cancelled by the caller", canceled, kerr.E("c", kerr.Transient, context.Canceled), false},
+		{"cancelled as too slow", slow, kerr.E("c", kerr.Transient, context.Canceled), true},
+		{"deadline of the call", expired, kerr.E("c", kerr.Transient, context.DeadlineExceeded), true},
+		{"success", bg, nil, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := fastConfig()
+			cfg.OpenFor = time.Hour
+			tr, _, _ := newTracker(t, cfg)
+			for range cfg.TripAfter {
+				c, err := tr.Begin("n1")
+				if err != nil {
+					t.Fatal(err)
+				}
+				c.End(tt.ctx, tt.err)
+			}
+			if got := tr.State("n1") == Down; got != tt.trips {
+				t.Fatalf("after %d calls ending in %v: down = %v, want %v", cfg.TripAfter, tt.err, got, tt.trips)
+			}
+		})
+	}
+}
+
+// TestHalfOpenLetsOneProbe: after OpenFor one call goes through; its
+// success closes the breaker, its failure opens it again.
+func TestHalfOpenLetsOneProbe(t *testing.T) {
+	fail := kerr.E("c", kerr.Unavailable, errors.New("refused"))
+	for _, recovers := range []bool{true, false} {
+		t.Run(fmt.Sprintf("recovers=%v", recovers), func(t *testing.T) {
+			cfg := fastConfig()
+			tr, _, _ := newTracker(t, cfg)
+			for range cfg.TripAfter {
+				c, _ := tr.Begin("n1")
+				c.End(context.Background(), fail)
+			}
+			if tr.State("n1") != Down {
+				t.Fatal("breaker did not open")
+			}
+			time.Sleep(cfg.OpenFor + 20*time.Millisecond)
+			probe, err := tr.Begin("n1")
+			if err != nil {
+				t.Fatalf("no half-open probe after OpenFor: %v", err)
+			}
+			if tr.State("n1") != Suspect {
+				t.Fatalf("half-open node is %v, want suspect", tr.State("n1"))
+			}
+			if _, err := tr.Begin("n1"); !errors.Is(err, ErrOpen) {
+				t.Fatalf("second call while probing: %v, want ErrOpen", err)
+			}
+			if recovers {
+				probe.End(context.Background(), nil)
+				if s := tr.State("n1"); s != Up {
+					t.Fatalf("after a good probe: %v", s)
+				}
+			} else {
+				probe.End(context.Background(), fail)
+				if s := tr.State("n1"); s != Down {
+					t.Fatalf("after a failed probe: %v", s)
+				}
+			}
+		})
+	}
+}
+
+func TestSuspectAfterOneFailure(t *testing.T) {
+	tr, _, _ := newTracker(t, fastConfig())
+	c, _ := tr.Begin("n1")
+	c.End(context.Background(), kerr.E("c", kerr.Transient, errors.New("reset")))
+	if s := tr.State("n1"); s != Suspect {
+		t.Fatalf("after one failure: %v, want suspect", s)
+	}
+	c, _ = tr.Begin("n1")
+	c.End(context.Background(), nil)
+	if s := tr.State("n1"); s != Up {
+		t.Fatalf("after a success: %v, want up", s)
+	}
+}
+
+func TestHedgeDelay(t *testing.T) {
+	ms := time.Millisecond
+	ramp := func(n int) []time.Duration {
+		var out []time.Duration
+		for i := 1; i <= n; i++ {
+			out = append(out, time.Duration(i)*ms)
+		}
+		return out
+	}
+	tests := []struct {
+		name    string
+		samples []time.Duration
+		want    time.Duration
+	}{
+		{"no samples: floor", nil, 20 * ms},
+		{"too few samples: floor", []time.Duration{400 * ms, 400 * ms}, 20 * ms},
+		{"fast node: floor", ramp(10), 20 * ms},
+		{"p95 of 1..100ms", ramp(100), 95 * ms},
+		{"slow node: cap", []time.Duration{2 * time.Second, 2 * time.Second, 2 * time.Second, 2 * time.Second, 2 * time.Second, 2 * time.Second, 2 * time.Second, 2 * time.Second}, 500 * ms},
+		// Only the last latWindow samples count: 300 slow ones, then a
+		// window's worth of 30ms ones.
+		{"window forgets", append(repeat(300, 400*ms), repeat(latWindow, 30*ms)...), 30 * ms},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tr, _, _ := newTracker(t, DefaultConfig())
+			n := tr.node("n1")
+			for _, s := range tt.samples {
+				n.mu.Lock()
+				n.lat[n.nlat%latWindow] = s
+				n.nlat++
+				n.mu.Unlock()
+			}
+			if got := tr.HedgeDelay("n1"); got != tt.want {
+				t.Fatalf("HedgeDelay = %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
+
+func repeat(n int, d time.Duration) []time.Duration {
+	out := make([]time.Duration, n)
+	for i := range out {
+		out[i] = d
+	}
+	return out
+}
+
+func TestLatencyRecordedOnlyForTimedCalls(t *testing.T) {
+	tr, _, reg := newTracker(t, DefaultConfig())
+	for range 3 {
+		c, _ := tr.Begin("n1")
+		c.End(context.Background(), nil)
+		c, _ = tr.Begin("n1")
+		c.EndStream(context.Background(), nil)
+	}
+	if got := metricValue(t, reg, "kintsugi_node_call_seconds", map[string]string{"node": "n1"}); got != 3 {
+		t.Fatalf("latency samples %v, want 3 (streams are not timed)", got)
+	}
+	if got := metricValue(t, reg, "kintsugi_node_calls_total", map[string]string{"node": "n1", "outcome": "ok"}); got != 6 {
+		t.Fatalf("ok calls %v, want 6", got)
+	}
+}
+
+func TestSetNodesForgets(t *testing.T) {
+	tr, _, reg := newTracker(t, fastConfig())
+	tr.SetNodes([]string{"a", "b"})
+	tr.Hedged("b", true)
+	tr.SetNodes([]string{"a", "c"})
+	var ids []string
+	for _, st := range tr.Status() {
+		ids = append(ids, st.ID)
+	}
+	if got := strings.Join(ids, ","); got != "a,c" {
+		t.Fatalf("nodes %s, want a,c", got)
+	}
+	if got := metricValue(t, reg, "kintsugi_hedged_reads_total", map[string]string{"node": "b"}); got != -1 {
+		t.Fatalf("series of a forgotten node kept: %v", got)
+	}
+}
+
+func TestConfig(t *testing.T) {
+	tests := []struct {
+		name string
+		mod  func(*Config)
+		ok   bool
+	}{
+		{"default", func(*Config) {}, true},
+		{"zero interval", func(c *Config) { c.Interval = 0 }, false},
+		{"zero trip", func(c *Config) { c.TripAfter = 0 }, false},
+		{"zero open", func(c *Config) { c.OpenFor = 0 }, false},
+		{"cap below floor", func(c *Config) { c.HedgeCap = c.HedgeFloor / 2 }, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := DefaultConfig()
+			tt.mod(&c)
+			_, err := New(c)
+			if (err == nil) != tt.ok {
+				t.Fatalf("New: %v, want ok=%v", err, tt.ok)
+			}
+			if err != nil && !kerr.Is(kerr.Invalid, err) {
+				t.Fatalf("kind %v, want invalid", kerr.KindOf(err))
+			}
+		})
+	}
+	reg := prometheus.NewRegistry()
+	c := DefaultConfig()
+	c.Registerer = reg
+	if _, err := New(c); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := New(c); err == nil {
+		t.Fatal("two trackers registered the same metrics")
+	}
+}
+
+func TestStateString(t *testing.T) {
+	for s, want := range map[State]string{Up: "up", Suspect: "suspect", Down: "down", 7: "State(7)"} {
+		if s.String() != want {
+			t.Errorf("%d: %q, want %q", int32(s), s.String(), want)
+		}
+	}
+}

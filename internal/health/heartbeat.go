@@ -1,0 +1,81 @@
+package health
+
+import (
+	"context"
+	"sync"
+	"time"
+)
+
+// Run sends heartbeats to the tracked nodes (SetNodes) every Interval until
+// ctx is done; the first round goes out at once. A node whose breaker is
+// open is not probed until the breaker lets a probe through, and a node is
+// never probed twice at the same time. Without a Probe, Run returns at
+// once.
+func (t *Tracker) Run(ctx context.Context) {
+	if t.cfg.Probe == nil {
+		return
+	}
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	tick := time.NewTicker(t.cfg.Interval)
+	defer tick.Stop()
+	for {
+		for _, n := range t.tracked() {
+			if !n.probing.CompareAndSwap(false, true) {
+				continue
+			}
+			wg.Go(func() {
+				defer n.probing.Store(false)
+				t.heartbeat(ctx, n)
+			})
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
+}
+
+func (t *Tracker) tracked() []*node {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var out []*node
+	for _, n := range t.nodes {
+		n.mu.Lock()
+		if n.tracked {
+			out = append(out, n)
+		}
+		n.mu.Unlock()
+	}
+	return out
+}
+
+// heartbeat probes n once. Any error from the probe counts against the
+// node, whatever its kind: a node that answers its health check with an
+// error is not healthy.
+func (t *Tracker) heartbeat(ctx context.Context, n *node) {
+	c, err := t.Begin(n.id)
+	if err != nil {
+		return
+	}
+	pctx, cancel := context.WithTimeout(ctx, t.cfg.Timeout)
+	defer cancel()
+	err = t.cfg.Probe(pctx, n.id)
+	o := success
+	if err != nil {
+		o = failure
+		if ctx.Err() != nil {
+			o = excluded // shutting down
+		}
+	}
+	n.mu.Lock()
+	switch o {
+	case success:
+		n.hbFails = 0
+	case failure:
+		n.hbFails++
+	}
+	n.mu.Unlock()
+	c.end(o, err, true)
+}
