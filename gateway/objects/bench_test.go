@@ -5,6 +5,8 @@ import (
 	"context"
 	"io"
 	"testing"
+
+	"github.com/kintsugi-store/kintsugi/internal/health"
 )
 
 func BenchmarkPut4x2x1M(b *testing.B) {
@@ -34,4 +36,68 @@ func BenchmarkGet4x2x1M(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// The degraded-write benchmarks measure what raising parity costs, the
+// alternative being a hinted handoff to the next node (see
+// docs/operations.md): stored bytes per logical byte are reported as
+// "stored/byte".
+
+func BenchmarkPutHealthy4x2x1M(b *testing.B) { benchmarkPutDegraded(b, 0) }
+
+func BenchmarkPutOneDown4x2x1M(b *testing.B) { benchmarkPutDegraded(b, 1) }
+
+func benchmarkPutDegraded(b *testing.B, down int) {
+	c := newHealthCluster(b, 6, 4, 2)
+	for i := range down {
+		n := c.shardNode("k", 5-i)
+		n.setDown("*", true)
+		c.waitState(n.id, health.Down)
+	}
+	data := payload(1<<20, 1)
+	b.SetBytes(int64(len(data)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := c.s.PutObject(context.Background(), PutInput{Bucket: testBucket, Key: "k", Size: int64(len(data)), Body: bytes.NewReader(data)}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(c.storedBytes("k"))/float64(len(data)), "stored/byte")
+}
+
+// BenchmarkGetRaised3x3x1M reads an object written with one node down
+// (3+3 on five nodes) with every node up again.
+func BenchmarkGetRaised3x3x1M(b *testing.B) {
+	c := newHealthCluster(b, 6, 4, 2)
+	down := c.shardNode("k", 5)
+	down.setDown("*", true)
+	c.waitState(down.id, health.Down)
+	data := payload(1<<20, 1)
+	c.put("k", data)
+	down.setDown("*", false)
+	c.waitState(down.id, health.Up)
+	obj, err := c.s.OpenObject(context.Background(), testBucket, "k")
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.SetBytes(int64(len(data)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := obj.WriteRange(context.Background(), io.Discard, 0, int64(len(data))); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// storedBytes is the size of key's committed shards on every node.
+func (c *cluster) storedBytes(key string) int {
+	total := 0
+	for _, n := range c.list {
+		n.mu.Lock()
+		if fk := n.keys[testBucket+"\x00"+key]; fk != nil && fk.committed != nil {
+			total += len(fk.shard)
+		}
+		n.mu.Unlock()
+	}
+	return total
 }

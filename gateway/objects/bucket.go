@@ -87,6 +87,9 @@ func (s *Store) DeleteBucket(ctx context.Context, name string) error {
 	if len(page.Objects) > 0 || len(page.CommonPrefixes) > 0 {
 		return kerr.E(op, kerr.NotEmpty, fmt.Errorf("%w: %s", ErrBucketNotEmpty, name))
 	}
+	// Uploads in progress do not keep a bucket alive, as in S3; their
+	// parts would otherwise outlive it.
+	s.abortAllUploads(ctx, name)
 	tomb := client.BucketRecord{Name: name, Version: s.newVersion(), Created: rec.Created, Deleted: true}
 	// The listing above cached the bucket again.
 	s.uncacheBucket(name)
@@ -103,11 +106,11 @@ func (s *Store) ListBuckets(ctx context.Context) ([]BucketInfo, error) {
 	ms := s.members(liveNodes(s.Map()))
 	pages := make([][]client.BucketRecord, len(ms))
 	errs := make([]error, len(ms))
-	each(len(ms), func(i int) {
+	s.gather(ctx, ms, func(ctx context.Context, i int) {
 		cctx, cancel := s.callCtx(ctx)
 		defer cancel()
 		pages[i], errs[i] = ms[i].c.ListBuckets(cctx)
-	})
+	}, majorityAnswered(errs, nil))
 	if err := ctx.Err(); err != nil {
 		return nil, kerr.E(op, kerr.Transient, err)
 	}
@@ -150,11 +153,11 @@ func (s *Store) readBucket(ctx context.Context, name string) (rec client.BucketR
 	ms := s.members(liveNodes(s.Map()))
 	recs := make([]client.BucketRecord, len(ms))
 	errs := make([]error, len(ms))
-	each(len(ms), func(i int) {
+	s.gather(ctx, ms, func(ctx context.Context, i int) {
 		cctx, cancel := s.callCtx(ctx)
 		defer cancel()
 		recs[i], errs[i] = ms[i].c.GetBucket(cctx, name)
-	})
+	}, majorityAnswered(errs, func(err error) bool { return kerr.Is(kerr.NotExist, err) }))
 	if err := ctx.Err(); err != nil {
 		return rec, false, kerr.E("objects.readBucket", kerr.Transient, err)
 	}
@@ -183,11 +186,11 @@ func (s *Store) readBucket(ctx context.Context, name string) (rec client.BucketR
 func (s *Store) writeBucket(ctx context.Context, rec client.BucketRecord) error {
 	ms := s.members(liveNodes(s.Map()))
 	errs := make([]error, len(ms))
-	each(len(ms), func(i int) {
+	s.gather(ctx, ms, func(ctx context.Context, i int) {
 		cctx, cancel := s.callCtx(ctx)
 		defer cancel()
 		errs[i] = ms[i].c.PutBucket(cctx, rec)
-	})
+	}, majorityAnswered(errs, nil))
 	acks := 0
 	for i, err := range errs {
 		if err == nil {
@@ -204,6 +207,22 @@ func (s *Store) writeBucket(ctx context.Context, rec client.BucketRecord) error 
 }
 
 func majority(n int) int { return n/2 + 1 }
+
+// majorityAnswered is a gather condition: a majority of the calls returned
+// without error, or with one that answer accepts as an answer. Bucket
+// records go to every node, so once a majority has answered, a straggler
+// is not worth waiting for.
+func majorityAnswered(errs []error, answer func(error) bool) func(done []bool) bool {
+	return func(done []bool) bool {
+		n := 0
+		for i, d := range done {
+			if d && (errs[i] == nil || answer != nil && answer(errs[i])) {
+				n++
+			}
+		}
+		return n >= majority(len(done))
+	}
+}
 
 func (s *Store) cachedBucket(name string) (BucketInfo, bool) {
 	s.bucketMu.Lock()

@@ -2,6 +2,7 @@ package objects
 
 import (
 	"context"
+	"fmt"
 
 	"github.com/kintsugi-store/kintsugi/codec"
 	"github.com/kintsugi-store/kintsugi/internal/kerr"
@@ -13,14 +14,34 @@ import (
 // ErrQuorum), like any write, so an acknowledged delete cannot be outvoted
 // by an older version later. As in S3, deleting a missing key succeeds; when
 // every node answers that it holds no live version, nothing is written.
+//
+// Deleting a multipart object also deletes its parts, in the background
+// and best effort; SweepUploads frees what that misses.
 func (s *Store) DeleteObject(ctx context.Context, bucket, key string) error {
 	const op = "objects.DeleteObject"
 	if err := validName(op, bucket, key, true); err != nil {
 		return err
 	}
+	if isInternal(key) {
+		return kerr.E(op, kerr.Invalid, fmt.Errorf("%w: key %q is in the internal namespace", ErrInvalidArgument, key))
+	}
 	if err := s.checkBucket(ctx, bucket); err != nil {
 		return kerr.E(op, err)
 	}
+	old, err := s.deleteKey(ctx, bucket, key)
+	if err != nil {
+		return kerr.E(op, err)
+	}
+	if old != nil && len(old.Parts) > 0 {
+		s.freeParts(ctx, bucket, old.Parts)
+	}
+	return nil
+}
+
+// deleteKey commits a delete marker for bucket/key (see DeleteObject) and
+// returns the newest live record the nodes held before, if any.
+func (s *Store) deleteKey(ctx context.Context, bucket, key string) (*client.Record, error) {
+	const op = "objects.deleteKey"
 	m := s.Map()
 	n, wq := m.DataShards+m.ParityShards, m.WriteQuorum
 	placed := s.placed(m.PlaceKey(bucket, key))
@@ -28,20 +49,25 @@ func (s *Store) DeleteObject(ctx context.Context, bucket, key string) error {
 	live, answered := false, 0
 	states := make([]client.KeyState, len(placed))
 	errs := make([]error, len(placed))
-	each(len(placed), func(i int) {
+	// A straggler only makes the marker necessary (see below).
+	s.gather(ctx, placed, func(ctx context.Context, i int) {
 		cctx, cancel := s.callCtx(ctx)
 		defer cancel()
 		states[i], errs[i] = placed[i].c.Stat(cctx, bucket, key)
-	})
+	}, func(done []bool) bool { return count(done) >= wq })
 	if err := ctx.Err(); err != nil {
-		return kerr.E(op, kerr.Transient, err)
+		return nil, kerr.E(op, kerr.Transient, err)
 	}
+	var old *client.Record
 	for i, err := range errs {
 		switch {
 		case err == nil:
 			answered++
 			if c := states[i].Committed; c != nil && !c.Deleted {
 				live = true
+				if old == nil || c.Version > old.Version {
+					old = c
+				}
 			}
 		case kerr.Is(kerr.NotExist, err):
 			answered++
@@ -50,7 +76,7 @@ func (s *Store) DeleteObject(ctx context.Context, bucket, key string) error {
 	// A silent node may hold a version nobody else has (a roll-forward
 	// candidate), so only a unanimous "nothing here" skips the marker.
 	if !live && answered == n {
-		return nil
+		return nil, nil
 	}
 
 	now := s.now().UTC()
@@ -58,31 +84,34 @@ func (s *Store) DeleteObject(ctx context.Context, bucket, key string) error {
 		Bucket: bucket, Key: key, Version: s.newVersion(), Deleted: true, Modified: now,
 		Data: m.DataShards, Parity: m.ParityShards, BlockSize: m.BlockSize, Format: codec.FormatVersion,
 	}
-	acked := make([]bool, len(placed))
-	each(len(placed), func(i int) {
-		cctx, cancel := s.callCtx(ctx)
-		defer cancel()
-		if _, err := placed[i].c.Commit(cctx, marker); err != nil {
-			s.log.Debug("objects: delete marker commit failed", "node", placed[i].node.ID, "err", err)
-			return
-		}
-		acked[i] = true
-	})
-	var to []member
-	var hints []client.Hint
-	for i, ok := range acked {
-		if ok {
-			to = append(to, placed[i])
-			continue
-		}
-		hints = append(hints, client.Hint{
+	missing := func(i int) client.Hint {
+		return client.Hint{
 			Bucket: bucket, Key: key, Version: marker.Version, Shard: -1,
 			NodeID: placed[i].node.ID, Reason: "missing", Time: now,
-		})
+		}
+	}
+	ackedBy := func(acked []bool) []member {
+		var out []member
+		for i, ok := range acked {
+			if ok {
+				out = append(out, placed[i])
+			}
+		}
+		return out
+	}
+	acked, replied := s.commitQuorum(ctx, placed, marker, wq, func(i int, acked []bool) {
+		s.sendHints(ctx, ackedBy(acked), []client.Hint{missing(i)})
+	})
+	to := ackedBy(acked)
+	var hints []client.Hint
+	for i := range acked {
+		if replied[i] && !acked[i] {
+			hints = append(hints, missing(i))
+		}
 	}
 	s.sendHints(ctx, to, hints)
 	if len(to) < wq {
-		return kerr.E(op, kerr.Unavailable, quorumErr("delete marker committed on %d of %d nodes, need %d", len(to), n, wq))
+		return nil, kerr.E(op, kerr.Unavailable, quorumErr("delete marker committed on %d of %d nodes, need %d", len(to), n, wq))
 	}
-	return nil
+	return old, nil
 }

@@ -31,8 +31,11 @@
 // commit nothing is visible, so a body that ends early, a lost quorum or a
 // gateway crash leaves the previous version in place. Shards that did not
 // make it are reported to the nodes that did (hints) so the scrubber
-// rebuilds them at once: a write taken while nodes were down survives fewer
-// further failures until repaired.
+// rebuilds them at once. A write taken while nodes were known to be down
+// (see Node health) is coded with d-k data and p+k parity shards instead,
+// d and p being recorded in its metadata, so that it still survives p
+// further failures; one that loses a node only during the write survives
+// p-1 until repaired.
 //
 // DeleteObject commits a delete marker, a version without shards, under the
 // same quorum rule, so an acknowledged delete can never be outvoted by an
@@ -41,10 +44,12 @@
 // # Reads
 //
 // OpenObject and StatObject ask the placement's nodes (and the previous map
-// epoch's, while shards move) for the key's state. If WriteQuorum of them do
-// not answer, a newer acknowledged version could be on those alone, so the
-// answer is ErrQuorum. Otherwise committed versions are considered newest
-// first:
+// epoch's, while shards move) for the key's state, then the nodes that the
+// versions found name as holders (ObjectMeta.Nodes) but neither map places,
+// so a shard not yet moved after several map changes is still found. If
+// WriteQuorum of the placed nodes do not answer, a newer acknowledged
+// version could be on those alone, so the answer is ErrQuorum. Otherwise
+// committed versions are considered newest first:
 //
 //   - Nodes holding the version staged but not committed are sent its commit:
 //     a version committed anywhere passed its write quorum of stages, so a
@@ -66,6 +71,22 @@
 // checked against its digest by the codec before a byte reaches the caller,
 // and every failed or missing shard is reported as a hint.
 //
+// # Node health
+//
+// With Config.Health set, every node call passes the node's circuit breaker
+// first: a node found down is skipped at once, and streams open to it are
+// cut off when it goes down. Calls that are not needed for a decision are
+// not waited for: once the answers settle a read (and the silent nodes,
+// counted as unreachable, stay below WriteQuorum), or WriteQuorum nodes
+// have committed, the others get one hedge delay (their recent p95 latency,
+// clamped) and are then treated as not having answered, which the rules
+// above always allow. Commits left running finish in the background and are
+// reported for repair if they fail. A data shard whose fetch outlasts its
+// node's hedge delay is hedged: the next parity shard is opened at the same
+// stripe and, if it answers first and d shards that have not failed
+// remain, the data shard is dropped for it; the first d shards to arrive
+// win, and a stalled node costs a read about one hedge delay.
+//
 // # Lists
 //
 // ListObjects merges every node's key-ordered pages, keeps the newest
@@ -74,6 +95,42 @@
 // node whatever the bucket's size. A listing shows a key's newest committed
 // version; in the rare window where that version is unreadable and was never
 // acknowledged, GET may serve the previous one until the scrubber settles it.
+//
+// # Multipart uploads
+//
+// An upload is recorded as an empty internal object "\x00mpu/<id>" (the id
+// is a ULID) whose metadata names the client key (Target), content type
+// and user metadata; any gateway can continue it. Each part upload is an
+// ordinary object of its own under "\x00mpu/<id>/<part>.<attempt>",
+// erasure-coded, checksummed and committed like any PUT. Every attempt
+// gets a fresh key, so a part uploaded again, or landing late, never
+// replaces data that a completed object refers to. Client keys cannot
+// contain control characters, so this namespace cannot collide with
+// theirs; listings start past it and never show it.
+//
+// CompleteUpload checks the listed parts (order, ETags, checksums, sizes,
+// and that each is readable), then commits a manifest version of the
+// client key on the key's nodes: an ObjectMeta with Parts naming each
+// part's key and version and no shards of its own. Nodes commit it like a
+// delete marker, under the same write quorum, so completion is atomic: a
+// reader sees the old version or the whole new one, and no data is copied
+// or re-encoded. A manifest committed on any node is served (its data is
+// in the parts) and committed by the reader on the placed nodes that lack
+// it. Reads stream the parts in order, resolving and verifying each one
+// as any object. The ETag is the MD5 of the parts' MD5s, "-N".
+//
+// Freeing: completion deletes the upload record, the attempts it did not
+// use and the parts of a multipart version it replaced; AbortUpload and
+// DeleteBucket delete the record and every attempt; DeleteObject of a
+// multipart object deletes its parts. Deletions are delete markers, so
+// the nodes drop the shards. All of that is best effort after the
+// operation succeeded; SweepUploads, run periodically by gateways, aborts
+// uploads older than the expiry (7 days by default) and deletes every part
+// that neither an upload in progress nor the live version of its key
+// names, which also covers a multipart object replaced by a plain PUT or a
+// copy. It never frees a part that the live version of its key names.
+// The scrubber treats parts as ordinary objects; a record with Parts has
+// no shards to verify.
 //
 // # Buckets
 //

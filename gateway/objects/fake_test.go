@@ -207,7 +207,7 @@ func (n *fakeNode) Commit(ctx context.Context, meta client.ObjectMeta) (client.R
 	}
 	rec := client.Record{ObjectMeta: meta, Shard: -1}
 	var data []byte
-	if !meta.Deleted {
+	if !meta.Deleted && len(meta.Parts) == 0 {
 		st, ok := fk.staged[meta.Version]
 		if !ok {
 			return client.Record{}, kerr.E(op, kerr.NotExist, fmt.Errorf("version %s not staged", meta.Version))

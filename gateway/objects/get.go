@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/kintsugi-store/kintsugi/codec"
@@ -38,6 +40,9 @@ func (o *object) WriteRange(ctx context.Context, w io.Writer, off, length int64)
 	if length == 0 {
 		return nil
 	}
+	if len(o.meta.Parts) > 0 {
+		return o.writeParts(ctx, w, off, length)
+	}
 	cd, err := o.s.codec(o.meta.Data, o.meta.Parity, o.meta.BlockSize)
 	if err != nil {
 		return kerr.E(op, kerr.Corrupt, fmt.Errorf("version %s has unusable erasure parameters: %w", o.meta.Version, err))
@@ -49,11 +54,24 @@ func (o *object) WriteRange(ctx context.Context, w io.Writer, off, length int64)
 	defer cancel()
 	readers := make([]io.Reader, len(o.holders))
 	srs := make([]*shardReader, len(o.holders))
+	var hg *hedger
+	if o.s.health != nil {
+		hg = &hedger{s: o.s, frame: int64(codec.DigestSize + o.meta.BlockSize)}
+	}
 	for i, h := range o.holders {
 		if h.c == nil {
 			continue
 		}
 		sr := o.newShardReader(ctx, h, span)
+		if hg != nil {
+			sr.group = hg
+			hg.readers++
+			if i < o.meta.Data {
+				sr.hedge, sr.delay = hg, o.s.hedgeDelay(h.node.ID)
+			} else {
+				hg.spares = append(hg.spares, sr)
+			}
+		}
 		if s, ok := firstUse(l, span, off, off+length, i); i < o.meta.Data && ok {
 			// The healthy path reads these data shards: ask for them all
 			// at once rather than one after another, each where the
@@ -88,7 +106,8 @@ func (o *object) hintFailures(ctx context.Context, rep codec.Report) {
 	}
 	reasons := make(map[int]string)
 	for _, f := range rep.Failed {
-		if f == nil || f.Shard < 0 || f.Shard >= len(o.holders) {
+		if f == nil || f.Shard < 0 || f.Shard >= len(o.holders) || errors.Is(f.Err, errHedged) {
+			// A shard dropped because another arrived first is not damaged.
 			continue
 		}
 		if r := hintReason(f.Err); reasons[f.Shard] == "" || r == "corrupt" {
@@ -119,7 +138,7 @@ func hintReason(err error) string {
 	switch {
 	case errors.Is(err, codec.ErrCorrupt):
 		return "corrupt"
-	case errors.Is(err, errStalled), kerr.Is(kerr.Unavailable, err), kerr.Is(kerr.Transient, err):
+	case errors.Is(err, errStalled), errors.Is(err, errNodeDown), kerr.Is(kerr.Unavailable, err), kerr.Is(kerr.Transient, err):
 		return "unreachable"
 	}
 	return "missing"
@@ -142,6 +161,10 @@ func firstUse(l codec.Layout, sp codec.Span, off, end int64, i int) (int, bool) 
 	return 0, false
 }
 
+// errHedged cuts off a data shard's stream once a parity shard asked for
+// in its place has answered first.
+var errHedged = errors.New("hedged: another shard answered first")
+
 // shardReader reads one shard's part of a span, [pos, end), from its
 // holder. It opens the node's stream only when first read, or when started
 // ahead of time, so shards the decoder never needs cost nothing. Seek moves
@@ -150,9 +173,18 @@ func firstUse(l codec.Layout, sp codec.Span, off, end int64, i int) (int, bool) 
 // that makes no progress for the stall timeout fails, and the decoder moves
 // on to another shard.
 //
-// A shardReader is used by one goroutine at a time.
+// A data shard's reader may be hedged: when a wait for its node (the open,
+// or a read) lasts longer than the node's hedge delay, it starts the next
+// idle parity reader at the current stripe, and if that one opens first it
+// cuts its own stream off (errHedged), so the decoder moves to the parity
+// shard, already on its way. The first d shards to arrive win, and a node
+// that stalls costs a GET about one hedge delay.
+//
+// A shardReader is read by one goroutine at a time; a hedge may start an
+// idle one from another goroutine.
 type shardReader struct {
 	m      member
+	s      *Store
 	meta   *client.ObjectMeta
 	ctx    context.Context
 	cancel context.CancelCauseFunc
@@ -162,7 +194,16 @@ type shardReader struct {
 	stall  time.Duration
 	timer  *time.Timer
 
+	group      *hedger       // the readers of this WriteRange; nil without health tracking
+	hedge      *hedger       // nil: never hedged
+	delay      time.Duration // the node's hedge delay when the read began
+	hedgeTimer *time.Timer   // runs hedgeNow; created by the first wait
+	waitSeq    atomic.Uint64 // odd while a wait on the node is in progress
+	hedgeAt    atomic.Int64  // stripe offset to start a hedge at
+
+	mu      sync.Mutex // guards started, phys, ready and openAt
 	started bool
+	openAt  time.Time
 	phys    int64         // position of the open stream
 	ready   chan struct{} // closed once rc and err are set
 	rc      io.ReadCloser
@@ -171,7 +212,7 @@ type shardReader struct {
 
 func (o *object) newShardReader(ctx context.Context, m member, sp codec.Span) *shardReader {
 	r := &shardReader{
-		m: m, meta: &o.meta,
+		m: m, s: o.s, meta: &o.meta,
 		base: sp.ShardOff, pos: sp.ShardOff, end: sp.ShardOff + sp.ShardLen,
 		stall: o.s.stallTimeout, ready: make(chan struct{}),
 	}
@@ -181,46 +222,85 @@ func (o *object) newShardReader(ctx context.Context, m member, sp codec.Span) *s
 			errStalled, r.meta.Bucket, r.meta.Key, r.m.node.ID, r.stall))
 	})
 	r.timer.Stop()
+	if down := o.s.downChan(m.node.ID); down != nil {
+		go func() {
+			select {
+			case <-down:
+				r.cancel(fmt.Errorf("%w: %s", errNodeDown, m.node.ID))
+			case <-r.ctx.Done():
+			}
+		}()
+	}
 	return r
 }
 
-// start opens the node's stream at shard offset at, in the background.
-func (r *shardReader) start(at int64) {
+// start opens the node's stream at shard offset at, in the background,
+// unless it is open already. It returns the channel closed once the open
+// is done, and when the open began.
+func (r *shardReader) start(at int64) (<-chan struct{}, time.Time) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.startLocked(at)
+	return r.ready, r.openAt
+}
+
+// startIdle starts the stream at at if it was not started, and reports
+// whether it did.
+func (r *shardReader) startIdle(at int64) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.started {
+		return false
+	}
+	r.startLocked(at)
+	return true
+}
+
+func (r *shardReader) startLocked(at int64) {
 	if r.started {
 		return
 	}
-	r.started, r.phys = true, at
+	r.started, r.phys, r.openAt = true, at, time.Now()
+	ready := r.ready
 	go func() {
-		defer close(r.ready)
+		defer close(ready)
 		r.timer.Reset(r.stall)
 		rc, err := r.m.c.ReadShard(r.ctx, r.meta.Bucket, r.meta.Key, r.meta.Version, at, r.end-at)
 		r.timer.Stop()
 		if err != nil {
-			r.err = r.cause(err)
+			r.fail(err)
 			return
 		}
 		r.rc = rc
 	}()
 }
 
-// cause prefers the stall verdict over the bare cancellation it caused.
+// cause prefers the verdict that cut the stream off (stalled, node down,
+// hedged) over the bare cancellation it caused.
 func (r *shardReader) cause(err error) error {
-	if c := context.Cause(r.ctx); c != nil && errors.Is(c, errStalled) {
+	if c := context.Cause(r.ctx); c != nil && (errors.Is(c, errStalled) || errors.Is(c, errNodeDown) || errors.Is(c, errHedged)) {
 		return c
 	}
 	return err
 }
 
+// awaitOpen waits for the open in flight, hedging it if it is slow.
+func (r *shardReader) awaitOpen(ready <-chan struct{}, since time.Time) {
+	r.beginWait(since)
+	<-ready
+	r.endWait()
+}
+
 func (r *shardReader) Read(p []byte) (int, error) {
-	r.start(r.pos)
-	<-r.ready
+	r.awaitOpen(r.start(r.pos))
 	if r.err == nil && r.phys > r.pos {
 		// Opened ahead for the healthy path, but the decoder wants an
 		// earlier stripe to repair another shard: open again from there.
 		r.rc.Close()
+		r.mu.Lock()
 		r.rc, r.started, r.ready = nil, false, make(chan struct{})
-		r.start(r.pos)
-		<-r.ready
+		r.mu.Unlock()
+		r.awaitOpen(r.start(r.pos))
 	}
 	if r.err != nil {
 		return 0, r.err
@@ -230,12 +310,13 @@ func (r *shardReader) Read(p []byte) (int, error) {
 	}
 	r.timer.Reset(r.stall)
 	defer r.timer.Stop()
+	r.beginWait(time.Time{})
+	defer r.endWait()
 	if skip := r.pos - r.phys; skip > 0 {
 		k, err := io.CopyN(io.Discard, r.rc, skip)
 		r.phys += k
 		if err != nil {
-			r.err = r.cause(err)
-			return 0, r.err
+			return 0, r.fail(err)
 		}
 	}
 	if rem := r.end - r.pos; int64(len(p)) > rem {
@@ -245,10 +326,93 @@ func (r *shardReader) Read(p []byte) (int, error) {
 	r.pos += int64(k)
 	r.phys += int64(k)
 	if err != nil && err != io.EOF {
-		r.err = r.cause(err)
-		err = r.err
+		err = r.fail(err)
 	}
 	return k, err
+}
+
+// fail makes err (or the verdict that caused it) the reader's sticky
+// error and counts the reader out of its group.
+func (r *shardReader) fail(err error) error {
+	if r.err == nil && r.group != nil {
+		r.group.failed.Add(1)
+	}
+	r.err = r.cause(err)
+	return r.err
+}
+
+// beginWait marks the start of a wait on the node that began at since
+// (an open may have been started earlier; zero: now) and, for a hedged
+// reader, arms the hedge. endWait ends the wait. Both run for every read,
+// so they allocate nothing and take no lock.
+func (r *shardReader) beginWait(since time.Time) {
+	if r.hedge == nil {
+		return
+	}
+	r.hedgeAt.Store(r.pos - r.pos%r.hedge.frame)
+	r.waitSeq.Add(1) // odd: waiting
+	d := r.delay
+	if !since.IsZero() {
+		d = max(d-time.Since(since), 0)
+	}
+	if r.hedgeTimer == nil {
+		r.hedgeTimer = time.AfterFunc(d, r.hedgeNow)
+	} else {
+		r.hedgeTimer.Reset(d)
+	}
+}
+
+func (r *shardReader) endWait() {
+	if r.hedge == nil {
+		return
+	}
+	r.hedgeTimer.Stop()
+	r.waitSeq.Add(1) // even: not waiting
+}
+
+// hedgeNow runs when a wait outlasted the hedge delay: it starts a spare
+// parity reader and, if that opens before the wait ends, cuts this reader
+// off so the decoder takes the spare instead.
+func (r *shardReader) hedgeNow() {
+	seq := r.waitSeq.Load()
+	if seq%2 == 0 {
+		return // the wait ended meanwhile
+	}
+	sp := r.hedge.launch(r.hedgeAt.Load())
+	if sp == nil {
+		return
+	}
+	sp.mu.Lock()
+	ready := sp.ready
+	sp.mu.Unlock()
+	go func() {
+		select {
+		case <-ready:
+		case <-r.ctx.Done():
+			return
+		}
+		// Dropping this shard for the spare must leave d shards that have
+		// not failed, or a slow but working shard would be lost to a read
+		// that another failure then makes impossible.
+		alive := int(r.hedge.readers - r.hedge.failed.Load())
+		won := sp.err == nil && r.waitSeq.Load() == seq && alive-1 >= r.meta.Data
+		if won {
+			r.cancel(fmt.Errorf("%w: node %s slower than %v, shard %d of %s/%s read from node %s",
+				errHedged, r.m.node.ID, r.delay, sp.shardIndex(), r.meta.Bucket, r.meta.Key, sp.m.node.ID))
+		}
+		r.s.health.Hedged(r.m.node.ID, won)
+	}()
+}
+
+// shardIndex returns which shard of the version the reader's node holds,
+// for messages.
+func (r *shardReader) shardIndex() int {
+	for i, id := range r.meta.Nodes {
+		if id == r.m.node.ID {
+			return i
+		}
+	}
+	return -1
 }
 
 // Seek moves the position forward by offset; only io.SeekCurrent with a
@@ -266,12 +430,46 @@ func (r *shardReader) Seek(offset int64, whence int) (int64, error) {
 func (r *shardReader) Close() error {
 	r.cancel(nil)
 	r.timer.Stop()
-	if !r.started {
+	if r.hedgeTimer != nil {
+		r.hedgeTimer.Stop()
+	}
+	r.mu.Lock()
+	started, ready := r.started, r.ready
+	r.mu.Unlock()
+	if !started {
 		return nil
 	}
-	<-r.ready
+	<-ready
 	if r.rc != nil {
 		return r.rc.Close()
+	}
+	return nil
+}
+
+// hedger hands out the parity readers of one WriteRange that nothing has
+// started yet, lowest shard first: the order in which the decoder falls
+// back to them.
+type hedger struct {
+	s       *Store
+	frame   int64 // a full frame: stripe offsets in a shard are multiples of it
+	readers int32 // shards with a holder; set before reading starts
+	failed  atomic.Int32
+
+	mu     sync.Mutex
+	spares []*shardReader
+}
+
+// launch starts the next idle spare at shard offset at and returns it, or
+// nil if none is left.
+func (h *hedger) launch(at int64) *shardReader {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for len(h.spares) > 0 {
+		sp := h.spares[0]
+		h.spares = h.spares[1:]
+		if sp.startIdle(at) {
+			return sp
+		}
 	}
 	return nil
 }

@@ -57,6 +57,10 @@ func (s *Store) ListObjects(ctx context.Context, bucket string, opts ListOptions
 		skip = cp
 		start = cp + afterPrefix
 	}
+	// Multipart uploads and parts live under the internal prefix, which
+	// sorts before every client key: start past it rather than page
+	// through it.
+	start = max(start, internalEnd)
 	for _, c := range ms {
 		mg.cursors = append(mg.cursors, &cursor{member: c, after: start, more: true})
 	}
@@ -71,7 +75,7 @@ func (s *Store) ListObjects(ctx context.Context, bucket string, opts ListOptions
 		if !ok {
 			break
 		}
-		if rec.Deleted || (skip != "" && strings.HasPrefix(rec.Key, skip)) || !strings.HasPrefix(rec.Key, opts.Prefix) {
+		if rec.Deleted || isInternal(rec.Key) || (skip != "" && strings.HasPrefix(rec.Key, skip)) || !strings.HasPrefix(rec.Key, opts.Prefix) {
 			continue
 		}
 		entry := rec.Key

@@ -18,6 +18,12 @@ var (
 	ErrQuorum          = errors.New("not enough storage nodes to meet quorum")
 	ErrInvalidRange    = errors.New("range not satisfiable")
 	ErrInvalidArgument = errors.New("invalid argument")
+
+	// Multipart uploads.
+	ErrNoSuchUpload     = errors.New("no such multipart upload")
+	ErrInvalidPart      = errors.New("a listed part is missing or its ETag or checksum does not match")
+	ErrInvalidPartOrder = errors.New("parts are not listed in ascending order")
+	ErrEntityTooSmall   = errors.New("a part other than the last is smaller than the minimum part size")
 )
 
 // BucketInfo describes a bucket.
@@ -36,6 +42,13 @@ type ObjectInfo struct {
 	ContentType string
 	UserMeta    map[string]string // lower-case names, without the x-amz-meta- prefix
 	Modified    time.Time
+	// Checksums are the verified whole-object checksums stored with the
+	// version: lower-case algorithm ("crc32", "sha256", ...) to base64
+	// value; a multipart object's are composite ("<base64>-<parts>").
+	Checksums map[string]string
+	// PartSizes are the sizes of a multipart object's parts, in order; nil
+	// for an object written in one piece.
+	PartSizes []int64
 }
 
 // ListOptions selects a page of a bucket listing.
@@ -65,6 +78,13 @@ type PutInput struct {
 	Body        io.Reader
 	ContentType string
 	UserMeta    map[string]string
+	// Checksums, if not nil, is called once Body has ended and passed its
+	// checks, before the version is committed; what it returns is stored
+	// as ObjectInfo.Checksums. Checksums that arrive as trailers are only
+	// known then.
+	Checksums func() map[string]string
+
+	target string // internal records only: the client key they belong to
 }
 
 // Object is an object version resolved by OpenObject, ready to stream.

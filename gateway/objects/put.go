@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/kintsugi-store/kintsugi/codec"
+	"github.com/kintsugi-store/kintsugi/internal/health"
 	"github.com/kintsugi-store/kintsugi/internal/kerr"
 	"github.com/kintsugi-store/kintsugi/placement"
 	"github.com/kintsugi-store/kintsugi/storagenode/client"
@@ -26,8 +27,12 @@ const stageQueue = 2
 
 var (
 	errQuorumLost = errors.New("too many shard streams failed")
-	errStalled    = errors.New("shard stream stalled")
-	errEarlyEnd   = errors.New("node answered before the shard body ended")
+	// errStalled counts against the node's health: it was too slow.
+	errStalled  = fmt.Errorf("shard stream stalled: %w", health.ErrSlow)
+	errEarlyEnd = errors.New("node answered before the shard body ended")
+	// errNodeDown cuts off streams to a node the health tracker saw go
+	// down, without waiting for their own timeouts.
+	errNodeDown = errors.New("node went down")
 )
 
 // PutObject writes in.Body as a new version of in.Bucket/in.Key and returns
@@ -48,64 +53,80 @@ func (s *Store) PutObject(ctx context.Context, in PutInput) (ObjectInfo, error) 
 	if in.Body == nil || in.Size < -1 {
 		return ObjectInfo{}, kerr.E(op, kerr.Invalid, fmt.Errorf("%w: no body or negative size", ErrInvalidArgument))
 	}
+	if in.target == "" && isInternal(in.Key) {
+		return ObjectInfo{}, kerr.E(op, kerr.Invalid, fmt.Errorf("%w: key %q is in the internal namespace", ErrInvalidArgument, in.Key))
+	}
 	if err := s.checkBucket(ctx, in.Bucket); err != nil {
 		return ObjectInfo{}, kerr.E(op, err)
 	}
 	m := s.Map()
 	placed := s.placed(m.PlaceKey(in.Bucket, in.Key))
+	n, wq := m.N(), m.WriteQuorum
+	sh := s.writeShape(m, placed)
+	if sh.down > n-wq {
+		return ObjectInfo{}, kerr.E(op, kerr.Unavailable, quorumErr("%d of %d nodes for %s/%s are down, need %d", sh.down, n, in.Bucket, in.Key, wq))
+	}
 	version := s.newVersion()
-	w, err := s.stageAll(ctx, m, placed, in, version)
+	w, err := s.stageAll(ctx, m, placed, sh, in, version)
 	if err != nil {
 		return ObjectInfo{}, kerr.E(op, err)
 	}
-	n, wq := m.N(), m.WriteQuorum
+	var sums map[string]string
+	if in.Checksums != nil {
+		sums = in.Checksums()
+	}
 	meta := client.ObjectMeta{
 		Bucket:      in.Bucket,
 		Key:         in.Key,
+		Target:      in.target,
+		Checksums:   sums,
 		Version:     version,
 		Size:        w.enc.Size,
 		ETag:        w.etag,
 		ContentType: in.ContentType,
 		UserMeta:    in.UserMeta,
 		Modified:    s.now().UTC(),
-		Data:        m.DataShards,
-		Parity:      m.ParityShards,
+		Data:        sh.data,
+		Parity:      sh.parity,
 		BlockSize:   m.BlockSize,
 		Format:      codec.FormatVersion,
 		Roots:       make([]string, n),
 		Nodes:       make([]string, n),
 	}
+	targets := make([]member, n)
 	for i := range n {
 		meta.Roots[i] = w.enc.Roots[i].String()
 		if w.staged[i] {
 			meta.Nodes[i] = placed[i].node.ID
+			targets[i] = placed[i]
 		}
 	}
-	committed := make([]bool, n)
-	each(n, func(i int) {
-		if !w.staged[i] {
-			return
-		}
-		cctx, cancel := s.callCtx(ctx)
-		defer cancel()
-		if _, err := placed[i].c.Commit(cctx, meta); err != nil {
-			s.log.Debug("objects: commit failed", "node", placed[i].node.ID, "shard", i, "err", err)
-			return
-		}
-		committed[i] = true
-	})
-	var holders []member
-	var hints []client.Hint
-	for i := range n {
-		if committed[i] {
-			holders = append(holders, placed[i])
-			continue
-		}
+	missing := func(i int) client.Hint {
 		h := client.Hint{Bucket: in.Bucket, Key: in.Key, Version: version, Shard: i, Reason: "missing", Time: meta.Modified}
 		if i < len(placed) {
 			h.NodeID = placed[i].node.ID
 		}
-		hints = append(hints, h)
+		return h
+	}
+	holdersOf := func(committed []bool) []member {
+		var out []member
+		for i, ok := range committed {
+			if ok {
+				out = append(out, placed[i])
+			}
+		}
+		return out
+	}
+	committed, answered := s.commitQuorum(ctx, targets, meta, wq, func(i int, committed []bool) {
+		s.sendHints(ctx, holdersOf(committed), []client.Hint{missing(i)})
+	})
+	holders := holdersOf(committed)
+	var hints []client.Hint
+	for i := range n {
+		// A commit still in flight is hinted by the callback if it fails.
+		if answered[i] && !committed[i] {
+			hints = append(hints, missing(i))
+		}
 	}
 	s.sendHints(ctx, holders, hints)
 	if len(holders) < wq {
@@ -121,14 +142,43 @@ type staging struct {
 	staged []bool // by shard: the node holds it staged, with the right root
 }
 
-// stageAll streams the body, encoded, to the placed nodes as staged shards
-// of version. It fails, after aborting every stage, if the body is bad or
-// fewer than WriteQuorum shards were staged; otherwise it aborts only the
-// stages it dropped.
-func (s *Store) stageAll(ctx context.Context, m *placement.Map, placed []member, in PutInput, version string) (staging, error) {
+// shape is the erasure code of a new version and the shards it skips.
+type shape struct {
+	data, parity int
+	skip         []bool // by shard: no node, or its node is known to be down
+	down         int    // shards skipped
+}
+
+// writeShape decides how a new version is coded. Shards whose node is
+// known to be down (its breaker is open) or missing are not sent. If any
+// are, the version trades data shards for parity, d' = d-k and p' = p+k,
+// still n shards in all, as MinIO does: the n-k shards written then
+// survive p further failures, where plain d+p would survive only p-k.
+// Readers take d and p from each version's metadata. The raise is skipped
+// if it would leave no data shard or exceed the codec's parity limit.
+func (s *Store) writeShape(m *placement.Map, placed []member) shape {
+	n := m.N()
+	sh := shape{data: m.DataShards, parity: m.ParityShards, skip: make([]bool, n)}
+	for i := range n {
+		if i >= len(placed) || !s.available(placed[i].node.ID) {
+			sh.skip[i] = true
+			sh.down++
+		}
+	}
+	if k := sh.down; k > 0 && sh.data-k >= codec.MinData && sh.parity+k <= codec.MaxParity {
+		sh.data, sh.parity = sh.data-k, sh.parity+k
+	}
+	return sh
+}
+
+// stageAll streams the body, encoded as sh says, to the placed nodes as
+// staged shards of version. It fails, after aborting every stage, if the
+// body is bad or fewer than WriteQuorum shards were staged; otherwise it
+// aborts only the stages it dropped.
+func (s *Store) stageAll(ctx context.Context, m *placement.Map, placed []member, sh shape, in PutInput, version string) (staging, error) {
 	const op = "objects.stage"
 	n, wq := m.N(), m.WriteQuorum
-	cd, err := s.codec(m.DataShards, m.ParityShards, m.BlockSize)
+	cd, err := s.codec(sh.data, sh.parity, m.BlockSize)
 	if err != nil {
 		return staging{}, kerr.E(op, kerr.Internal, err)
 	}
@@ -139,9 +189,9 @@ func (s *Store) stageAll(ctx context.Context, m *placement.Map, placed []member,
 	streams := make([]*stageStream, n)
 	writers := make([]io.Writer, n)
 	for i := range n {
-		if i >= len(placed) {
+		if sh.skip[i] {
 			lost.Add(1)
-			writers[i] = errWriter{fmt.Errorf("no node placed for shard %d", i)}
+			writers[i] = errWriter{fmt.Errorf("shard %d: %w", i, errNodeDown)}
 			continue
 		}
 		streams[i] = s.startStage(ctx, placed[i], in.Bucket, in.Key, version, i, m.BlockSize, &lost)
@@ -367,6 +417,16 @@ func (s *Store) startStage(ctx context.Context, m member, bucket, key, version s
 	})
 	st.timer.Stop()
 	go st.pump()
+	if down := s.downChan(m.node.ID); down != nil {
+		go func() {
+			select {
+			case <-down:
+				st.fail(errNodeDown)
+			case <-st.failed:
+			case <-st.resDone:
+			}
+		}()
+	}
 	go func() {
 		defer close(st.resDone)
 		ref, err := m.c.Stage(st.ctx, bucket, key, version, shard, block, st.pr)
@@ -534,5 +594,7 @@ func infoOf(m client.ObjectMeta) ObjectInfo {
 		ContentType: m.ContentType,
 		UserMeta:    m.UserMeta,
 		Modified:    m.Modified,
+		Checksums:   m.Checksums,
+		PartSizes:   partSizes(m.Parts),
 	}
 }

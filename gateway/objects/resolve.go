@@ -2,6 +2,7 @@ package objects
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -69,22 +70,37 @@ func (s *Store) resolve(ctx context.Context, bucket, key string) (*resolved, err
 	if maps.prev != nil {
 		nodes = s.members(cur, maps.prev.PlaceKey(bucket, key))
 	}
-	states := make([]nodeState, len(nodes))
-	each(len(nodes), func(i int) {
-		cctx, cancel := s.callCtx(ctx)
-		defer cancel()
-		st, err := nodes[i].c.Stat(cctx, bucket, key)
-		if kerr.Is(kerr.NotExist, err) {
-			st, err = client.KeyState{}, nil
+	// Nodes that did not answer may hold anything. Positions the map could
+	// not fill count as unreachable too: an older map may have filled them.
+	unfilled := max(maps.cur.DataShards+maps.cur.ParityShards-len(cur), 0)
+	// Stragglers count as unreachable. They need not be waited for once
+	// treating them so leaves fewer than wq unreachable (so any
+	// acknowledged version is among the answers) and the answers already
+	// settle the read: the newest version they show is a delete marker or
+	// has d holders among them.
+	states := s.statNodes(ctx, nodes, bucket, key, func(answered []nodeState, pending int) bool {
+		failed := 0
+		for _, ns := range answered {
+			if ns.err != nil {
+				failed++
+			}
 		}
-		states[i] = nodeState{member: nodes[i], st: st, err: err}
+		return unfilled+failed+pending < wq && settled(answered)
 	})
 	if err := ctx.Err(); err != nil {
 		return nil, kerr.E(op, kerr.Transient, err)
 	}
-	// Nodes that did not answer may hold anything. Positions the map could
-	// not fill count as unreachable too: an older map may have filled them.
-	unreached := max(maps.cur.DataShards+maps.cur.ParityShards-len(cur), 0)
+	// Nodes named by the versions found but placed by neither map (shards
+	// not yet moved after two map changes) are asked too. They only add
+	// holders: any acknowledged write is on wq of the nodes asked above.
+	if extra := s.namedNodes(maps, nodes, states); len(extra) > 0 {
+		for _, ns := range s.statNodes(ctx, extra, bucket, key, func([]nodeState, int) bool { return false }) {
+			if ns.err == nil {
+				states = append(states, ns)
+			}
+		}
+	}
+	unreached := unfilled
 	for _, ns := range states {
 		if ns.err != nil {
 			s.log.Debug("objects: stat failed", "node", ns.node.ID, "bucket", bucket, "key", key, "err", ns.err)
@@ -97,6 +113,12 @@ func (s *Store) resolve(ctx context.Context, bucket, key string) (*resolved, err
 	}
 
 	for _, meta := range committedVersions(states) {
+		if len(meta.Parts) > 0 {
+			// A multipart manifest holds no data: it is readable wherever
+			// it is committed, and its parts are resolved as they are read.
+			s.spreadManifest(ctx, states, cur, meta)
+			return &resolved{meta: meta}, nil
+		}
 		if !meta.Deleted {
 			s.rollForward(ctx, states, meta)
 		}
@@ -134,6 +156,88 @@ func (s *Store) resolve(ctx context.Context, bucket, key string) (*resolved, err
 			"version", meta.Version, "holders", nheld, "seen", seen, "unreached", unreached)
 	}
 	return nil, kerr.E(op, kerr.NotExist, fmt.Errorf("%w: %s/%s", ErrNoSuchKey, bucket, key))
+}
+
+// statNodes asks every node for the key's state; NotExist counts as an
+// empty answer. With health tracking, once enough(the answers so far, the
+// number pending) holds, stragglers get a grace period and are then cut
+// off, answering errStraggler.
+func (s *Store) statNodes(ctx context.Context, nodes []member, bucket, key string, enough func(answered []nodeState, pending int) bool) []nodeState {
+	states := make([]nodeState, len(nodes))
+	s.gather(ctx, nodes, func(ctx context.Context, i int) {
+		cctx, cancel := s.callCtx(ctx)
+		defer cancel()
+		st, err := nodes[i].c.Stat(cctx, bucket, key)
+		if kerr.Is(kerr.NotExist, err) {
+			st, err = client.KeyState{}, nil
+		}
+		if err != nil && errors.Is(context.Cause(ctx), errStraggler) {
+			err = kerr.E("objects.stat", kerr.Transient, errStraggler)
+		}
+		states[i] = nodeState{member: nodes[i], st: st, err: err}
+	}, func(done []bool) bool {
+		var answered []nodeState
+		for i, d := range done {
+			if d {
+				answered = append(answered, states[i])
+			}
+		}
+		return enough(answered, len(done)-len(answered))
+	})
+	return states
+}
+
+// settled reports whether answers decide a read on their own: they show
+// no version at all (the caller has made sure an acknowledged one would be
+// among them), or the newest is a delete marker, or d of them hold the
+// newest one's shards (distinct ones).
+func settled(answers []nodeState) bool {
+	vs := committedVersions(answers)
+	if len(vs) == 0 {
+		return true
+	}
+	newest := vs[0]
+	if newest.Deleted {
+		return true
+	}
+	shards := make(map[int]bool)
+	for _, ns := range answers {
+		if c := ns.st.Committed; ns.err == nil && c != nil && c.Version == newest.Version {
+			shards[c.Shard] = true
+		}
+	}
+	return len(shards) >= newest.Data
+}
+
+// namedNodes returns the nodes that the committed versions in states name
+// as shard holders (ObjectMeta.Nodes) but that are not among asked, as
+// found in the current or previous map, whatever their state there.
+func (s *Store) namedNodes(maps *mapPair, asked []member, states []nodeState) []member {
+	seen := make(map[string]bool, len(asked))
+	for _, m := range asked {
+		seen[m.node.ID] = true
+	}
+	var out []member
+	for _, ns := range states {
+		c := ns.st.Committed
+		if ns.err != nil || c == nil {
+			continue
+		}
+		for _, id := range c.Nodes {
+			if id == "" || seen[id] {
+				continue
+			}
+			seen[id] = true
+			n, ok := maps.cur.Node(id)
+			if !ok && maps.prev != nil {
+				n, ok = maps.prev.Node(id)
+			}
+			if ok {
+				out = append(out, s.member(n))
+			}
+		}
+	}
+	return out
 }
 
 // committedVersions returns the distinct committed versions the answering

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/kintsugi-store/kintsugi/codec"
+	"github.com/kintsugi-store/kintsugi/internal/health"
 	"github.com/kintsugi-store/kintsugi/internal/kerr"
 	"github.com/kintsugi-store/kintsugi/placement"
 	"github.com/kintsugi-store/kintsugi/storagenode/client"
@@ -63,6 +64,14 @@ type Config struct {
 	// asking the nodes again; default 2s, negative disables the cache.
 	BucketCacheTTL time.Duration
 	Now            func() time.Time // nil: time.Now; names versions and stamps records
+	// Health, if set, is consulted before every node call: nodes whose
+	// breaker is open are skipped at once, slow data-shard reads are
+	// hedged with parity reads, stragglers are not waited for once a
+	// quorum has answered, and writes taken while nodes are down raise
+	// the object's parity. The Store tells it which nodes to heartbeat;
+	// running its heartbeats (Tracker.Run) is the caller's job. nil: no
+	// health tracking; every call waits for its node up to its timeouts.
+	Health *health.Tracker
 }
 
 // Store runs the object protocol against the nodes of a cluster map. It is
@@ -90,6 +99,8 @@ type Store struct {
 	buckets  map[string]bucketEntry
 
 	bufs sync.Pool // *[]byte frame buffers for stage streams
+
+	health *health.Tracker // nil: no health tracking
 
 	hintMu   sync.Mutex
 	hintSent map[client.Hint]time.Time // by hint without its Time
@@ -120,6 +131,7 @@ func New(cfg Config) (*Store, error) {
 		stallTimeout: cfg.StallTimeout,
 		bucketTTL:    cfg.BucketCacheTTL,
 		now:          cfg.Now,
+		health:       cfg.Health,
 		entropy:      ulid.Monotonic(rand.Reader, 0),
 		clients:      make(map[string]NodeClient),
 		codecs:       make(map[[3]int]*codec.Codec),
@@ -145,7 +157,9 @@ func New(cfg Config) (*Store, error) {
 	if s.now == nil {
 		s.now = time.Now
 	}
-	s.maps.Store(&mapPair{cur: m})
+	p := &mapPair{cur: m}
+	s.maps.Store(p)
+	s.trackNodes(p)
 	return s, nil
 }
 
@@ -181,6 +195,7 @@ func (s *Store) SetMap(m *placement.Map) {
 			next.prev = old.cur
 		}
 		if s.maps.CompareAndSwap(old, next) {
+			s.trackNodes(next)
 			return
 		}
 	}
@@ -203,6 +218,9 @@ func (s *Store) member(n placement.Node) member {
 	c, ok := s.clients[k]
 	if !ok {
 		c = s.dial(n)
+		if s.health != nil {
+			c = tracked{c: c, id: n.ID, h: s.health}
+		}
 		s.clients[k] = c
 	}
 	return member{node: n, c: c}

@@ -1,0 +1,149 @@
+package objects
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"time"
+
+	"github.com/kintsugi-store/kintsugi/storagenode/client"
+)
+
+// errStraggler is the cause given to calls still running when the
+// protocol stopped waiting for them: a quorum had answered and they had
+// their grace. It does not count against the node's health: under load a
+// healthy node often answers a little after its peers, and opening its
+// breaker for that would make it look down to every reader. Heartbeats
+// and the stall timeout judge whether a node is alive.
+var errStraggler = errors.New("node answered after the quorum and its grace")
+
+// gather calls call(ctx, i) for every member concurrently and waits for all
+// of them, with one exception: with health tracking, once enough reports
+// true the calls still running get a grace period (the longest hedge
+// delay of their nodes), after which their ctx is cancelled with
+// errStraggler; gather still waits for them to return. enough is called
+// after each call returns, with which calls have returned so far, from
+// gather's goroutine, so it may read what the calls wrote.
+//
+// Treating a straggler as not having answered is always safe in this
+// protocol: every rule counts silent nodes as possibly holding anything.
+func (s *Store) gather(ctx context.Context, ms []member, call func(ctx context.Context, i int), enough func(done []bool) bool) {
+	if len(ms) == 0 {
+		return
+	}
+	gctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	finished := make(chan int, len(ms))
+	for i := range ms {
+		go func() {
+			call(gctx, i)
+			finished <- i
+		}()
+	}
+	done := make([]bool, len(ms))
+	var grace <-chan time.Time
+	armed := false
+	for left := len(ms); left > 0; {
+		select {
+		case i := <-finished:
+			done[i] = true
+			left--
+			if !armed && left > 0 && s.health != nil && enough(done) {
+				armed = true
+				t := time.NewTimer(s.straggleGrace(ms, done))
+				defer t.Stop()
+				grace = t.C
+			}
+		case <-grace:
+			grace = nil
+			cancel(errStraggler)
+		}
+	}
+}
+
+// straggleGrace is the longest hedge delay of the members not done.
+func (s *Store) straggleGrace(ms []member, done []bool) time.Duration {
+	var d time.Duration
+	for i, m := range ms {
+		if !done[i] {
+			d = max(d, s.hedgeDelay(m.node.ID))
+		}
+	}
+	return d
+}
+
+// count returns how many of bs are true.
+func count(bs []bool) int {
+	n := 0
+	for _, b := range bs {
+		if b {
+			n++
+		}
+	}
+	return n
+}
+
+// commitQuorum sends commit(meta) to every target with a client (targets
+// without one are skipped) and returns which committed and which answered
+// (targets without a client count as answered). Without health
+// tracking it waits for every answer. With it, it returns once wq have
+// committed and the others had their grace; commits still in flight then
+// finish in the background, and late(i, committed) is called there for
+// each that fails, with what commitQuorum returned, so that its shard is
+// reported for repair. Commits do not share the caller's cancellation: a
+// client that hangs up after sending its body must not leave the version
+// half committed.
+func (s *Store) commitQuorum(ctx context.Context, targets []member, meta client.ObjectMeta, wq int, late func(i int, committed []bool)) (committed, answered []bool) {
+	ctx = context.WithoutCancel(ctx)
+	type result struct {
+		i  int
+		ok bool
+	}
+	results := make(chan result, len(targets))
+	committed = make([]bool, len(targets))
+	answered = make([]bool, len(targets))
+	pending := 0
+	for i, t := range targets {
+		if t.c == nil {
+			answered[i] = true
+			continue
+		}
+		pending++
+		go func() {
+			cctx, cancel := s.callCtx(ctx)
+			defer cancel()
+			_, err := t.c.Commit(cctx, meta)
+			if err != nil {
+				s.log.Debug("objects: commit failed", "node", t.node.ID, "version", meta.Version, "deleted", meta.Deleted, "err", err)
+			}
+			results <- result{i, err == nil}
+		}()
+	}
+	var grace <-chan time.Time
+wait:
+	for pending > 0 {
+		select {
+		case r := <-results:
+			pending--
+			committed[r.i], answered[r.i] = r.ok, true
+			if grace == nil && pending > 0 && s.health != nil && count(committed) >= wq {
+				t := time.NewTimer(s.straggleGrace(targets, answered))
+				defer t.Stop()
+				grace = t.C
+			}
+		case <-grace:
+			break wait
+		}
+	}
+	if pending > 0 {
+		snapshot := slices.Clone(committed)
+		s.bg.Go(func() {
+			for range pending {
+				if r := <-results; !r.ok {
+					late(r.i, snapshot)
+				}
+			}
+		})
+	}
+	return committed, answered
+}
