@@ -27,4 +27,13 @@ type Backend interface {
 	// bucket may return objects.ErrNoSuchKey or nil.
 	DeleteObject(ctx context.Context, bucket, key string) error
 	ListObjects(ctx context.Context, bucket string, opts objects.ListOptions) (objects.ListResult, error)
+
+	// Multipart uploads; see objects.Store for the contracts. PutPart
+	// consumes in.Body like PutObject.
+	CreateUpload(ctx context.Context, in objects.UploadInput) (objects.UploadInfo, error)
+	PutPart(ctx context.Context, in objects.PartInput) (objects.PartInfo, error)
+	CompleteUpload(ctx context.Context, in objects.CompleteInput) (objects.ObjectInfo, error)
+	AbortUpload(ctx context.Context, bucket, key, uploadID string) error
+	ListParts(ctx context.Context, bucket, key, uploadID string, opts objects.PartListOptions) (objects.PartList, error)
+	ListUploads(ctx context.Context, bucket string, opts objects.UploadListOptions) (objects.UploadList, error)
 }

@@ -172,3 +172,34 @@ func (g *Gateway) getObjectACL(c *gin.Context, bucket, key string, p *sigv4.Resu
 	}
 	writeXML(c, http.StatusOK, privateACL(p))
 }
+
+// tagging is an object's tag set. Objects have no tags (PutObjectTagging
+// is not implemented), so it is always empty; clients that copy objects
+// ask for it.
+type tagging struct {
+	XMLName xml.Name `xml:"http://s3.amazonaws.com/doc/2006-03-01/ Tagging"`
+	TagSet  struct{}
+}
+
+func (g *Gateway) getObjectTagging(c *gin.Context, bucket, key string) {
+	if _, err := g.cfg.Backend.StatObject(c.Request.Context(), bucket, key); err != nil {
+		g.fail(c, err)
+		return
+	}
+	writeXML(c, http.StatusOK, tagging{})
+}
+
+// versioningConfiguration is the answer for a bucket whose versioning was
+// never enabled: no Status at all. Enabling it is not implemented; clients
+// that sync or purge ask for the status first.
+type versioningConfiguration struct {
+	XMLName xml.Name `xml:"http://s3.amazonaws.com/doc/2006-03-01/ VersioningConfiguration"`
+}
+
+func (g *Gateway) getBucketVersioning(c *gin.Context, bucket string) {
+	if _, err := g.cfg.Backend.HeadBucket(c.Request.Context(), bucket); err != nil {
+		g.fail(c, err)
+		return
+	}
+	writeXML(c, http.StatusOK, versioningConfiguration{})
+}

@@ -1,7 +1,10 @@
 // Package gateway is Kintsugi's S3 front door: it owns the S3 wire protocol
-// (path-style routing, the SigV4 authentication hook, request parsing and
-// limits, XML bodies and S3 error codes) and turns each call into one
-// operation on a Backend, normally the object protocol of gateway/objects.
+// (path-style and virtual-hosted routing, the SigV4 authentication hook,
+// request parsing and limits, slow-client deadlines, XML bodies and S3
+// error codes) and turns each call into operations on a Backend, normally
+// the object protocol of gateway/objects. Server-side copies stream the
+// source object into the destination through the Backend, never through
+// the client.
 //
 // The gateway is stateless; any number may serve the same cluster. It must
 // never touch node files or import badger, and it never buffers a whole

@@ -30,6 +30,8 @@ type fakeBackend struct {
 	putErr     error // returned by every PutObject after reading the body
 	puts       int   // PutObject calls that reached the backend
 	lastPutErr error // the error the last PutObject returned
+
+	uploads map[string]*fakeUpload // multipart uploads by id; see fake_multipart_test.go
 }
 
 type fakeBucket struct {
@@ -159,6 +161,9 @@ func (f *fakeBackend) PutObject(ctx context.Context, in objects.PutInput) (info 
 		ContentType: in.ContentType,
 		UserMeta:    maps.Clone(in.UserMeta),
 		Modified:    f.tick(),
+	}
+	if in.Checksums != nil {
+		info.Checksums = in.Checksums()
 	}
 	b.objs[in.Key] = fakeObject{info: info, data: data}
 	return info, nil

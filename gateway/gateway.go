@@ -7,7 +7,9 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
+	"strings"
 	"sync"
+	"time"
 
 	"github.com/gin-gonic/gin"
 	"github.com/kintsugi-store/kintsugi/gateway/sigv4"
@@ -22,9 +24,30 @@ type Config struct {
 	Region  string          // answered by GetBucketLocation; default "us-east-1"
 	Logger  *slog.Logger    // nil discards logs
 
-	MaxObjectSize    int64 // largest single PUT; default 5 GiB (EntityTooLarge beyond)
+	MaxObjectSize    int64 // largest single PUT or part; default 5 GiB (EntityTooLarge beyond)
 	MaxKeyLength     int   // in bytes; default 1024 (KeyTooLongError beyond)
 	MaxUserMetaBytes int   // total of x-amz-meta-* names and values; default 2048 (MetadataTooLarge beyond)
+	// MaxHeaderBytes bounds the request line and headers; default 64 KiB
+	// (RequestHeaderSectionTooLarge beyond). The http.Server's own limit
+	// must be larger for the S3 error to be the one clients see.
+	MaxHeaderBytes int
+
+	// Domain, if set, enables virtual-hosted–style requests: a Host of
+	// "<bucket>.<Domain>" names the bucket and the path is the key. A Host
+	// of Domain itself, or any other Host, is path-style. Several domains
+	// may be given, comma-separated.
+	Domain string
+
+	// SlowClientTimeout is how long one read of a request body, or one
+	// write of a response body, may wait for the client before the
+	// request is cut off with RequestTimeout; default 30s, negative
+	// disables the deadlines.
+	SlowClientTimeout time.Duration
+	// MinBodyRate is the average rate, in bytes per second of time spent
+	// waiting for the client, below which an upload is cut off once it
+	// has run for SlowClientTimeout: a client trickling bytes cannot pin
+	// the gateway. Default 1024; negative disables the check.
+	MinBodyRate int64
 }
 
 // Defaults, as in S3.
@@ -33,16 +56,22 @@ const (
 	DefaultMaxObjectSize    = 5 << 30
 	DefaultMaxKeyLength     = 1024
 	DefaultMaxUserMetaBytes = 2048
+	DefaultMaxHeaderBytes   = 64 << 10
+	DefaultSlowClient       = 30 * time.Second
+	DefaultMinBodyRate      = 1024
 )
 
 // DefaultConfig returns a Config with every default filled in and no
 // Backend.
 func DefaultConfig() Config {
 	return Config{
-		Region:           DefaultRegion,
-		MaxObjectSize:    DefaultMaxObjectSize,
-		MaxKeyLength:     DefaultMaxKeyLength,
-		MaxUserMetaBytes: DefaultMaxUserMetaBytes,
+		Region:            DefaultRegion,
+		MaxObjectSize:     DefaultMaxObjectSize,
+		MaxKeyLength:      DefaultMaxKeyLength,
+		MaxUserMetaBytes:  DefaultMaxUserMetaBytes,
+		MaxHeaderBytes:    DefaultMaxHeaderBytes,
+		SlowClientTimeout: DefaultSlowClient,
+		MinBodyRate:       DefaultMinBodyRate,
 	}
 }
 
@@ -52,8 +81,13 @@ func (c *Config) Validate() error {
 	switch {
 	case c.Backend == nil:
 		return kerr.E(op, kerr.Invalid, "no Backend")
-	case c.MaxObjectSize < 0, c.MaxKeyLength < 0, c.MaxUserMetaBytes < 0:
+	case c.MaxObjectSize < 0, c.MaxKeyLength < 0, c.MaxUserMetaBytes < 0, c.MaxHeaderBytes < 0:
 		return kerr.E(op, kerr.Invalid, "negative limit")
+	}
+	for d := range strings.SplitSeq(c.Domain, ",") {
+		if d = strings.TrimSpace(d); d != "" && (strings.ContainsAny(d, "/: ") || strings.HasPrefix(d, ".")) {
+			return kerr.E(op, kerr.Invalid, fmt.Errorf("domain %q: want a host name like s3.example.com", d))
+		}
 	}
 	return nil
 }
@@ -63,6 +97,8 @@ type Gateway struct {
 	cfg    Config
 	log    *slog.Logger
 	engine *gin.Engine
+
+	domains []string // virtual-host domains, lower case
 
 	idMu sync.Mutex
 	ids  *rand.ChaCha8 // request ids; guarded by idMu
@@ -87,6 +123,15 @@ func New(cfg Config) (*Gateway, error) {
 	if cfg.MaxUserMetaBytes == 0 {
 		cfg.MaxUserMetaBytes = def.MaxUserMetaBytes
 	}
+	if cfg.MaxHeaderBytes == 0 {
+		cfg.MaxHeaderBytes = def.MaxHeaderBytes
+	}
+	if cfg.SlowClientTimeout == 0 {
+		cfg.SlowClientTimeout = def.SlowClientTimeout
+	}
+	if cfg.MinBodyRate == 0 {
+		cfg.MinBodyRate = def.MinBodyRate
+	}
 	log := cfg.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -95,7 +140,7 @@ func New(cfg Config) (*Gateway, error) {
 	if _, err := crand.Read(seed[:]); err != nil {
 		return nil, kerr.E(op, kerr.Internal, err)
 	}
-	g := &Gateway{cfg: cfg, log: log, ids: rand.NewChaCha8(seed)}
+	g := &Gateway{cfg: cfg, log: log, ids: rand.NewChaCha8(seed), domains: parseDomains(cfg.Domain)}
 	g.engine = g.newEngine()
 	return g, nil
 }

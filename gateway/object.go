@@ -69,6 +69,7 @@ func (g *Gateway) putObject(c *gin.Context, bucket, key string, p *sigv4.Result)
 		Body:        body,
 		ContentType: ct,
 		UserMeta:    meta,
+		Checksums:   verifiedChecksums(r.Header, p),
 	})
 	if err != nil {
 		if perr := body.failure(); perr != nil {
@@ -80,13 +81,7 @@ func (g *Gateway) putObject(c *gin.Context, bucket, key string, p *sigv4.Result)
 	h := c.Writer.Header()
 	h.Set("ETag", quoteETag(info.ETag))
 	// Echo the checksums the payload was verified against, as S3 does.
-	for _, src := range []http.Header{r.Header, p.Trailers} {
-		for name, vs := range src {
-			if len(vs) > 0 && strings.HasPrefix(strings.ToLower(name), "x-amz-checksum-") {
-				h.Set(name, vs[0])
-			}
-		}
-	}
+	echoChecksums(h, info.Checksums)
 	c.Status(http.StatusOK)
 }
 
@@ -102,8 +97,10 @@ func setObjectHeaders(h http.Header, info objects.ObjectInfo) {
 	h.Set("ETag", quoteETag(info.ETag))
 	h.Set("Last-Modified", info.Modified.UTC().Format(http.TimeFormat))
 	h.Set("Accept-Ranges", "bytes")
+	// Lower-case names, as S3 sends them: SDKs that do not fold case (boto3)
+	// hand the names to users as they arrive.
 	for k, v := range info.UserMeta {
-		h.Set(metaPrefix+k, v)
+		h["x-amz-meta-"+k] = []string{v}
 	}
 }
 
@@ -149,6 +146,16 @@ func (g *Gateway) getObject(c *gin.Context, bucket, key string) {
 		return
 	}
 	off, n, partial, err := parseRange(r.Header.Get("Range"), info.Size)
+	if pn := r.URL.Query().Get("partNumber"); pn != "" && err == nil {
+		if r.Header.Get("Range") != "" {
+			err = s3Error("InvalidRequest", "Cannot specify both Range header and partNumber query parameter.")
+		} else {
+			off, n, partial, err = partRange(pn, info)
+		}
+		if err == nil && len(info.PartSizes) > 0 {
+			h.Set("x-amz-mp-parts-count", strconv.Itoa(len(info.PartSizes)))
+		}
+	}
 	if err != nil {
 		clearObjectHeaders(h)
 		h.Set("Content-Range", "bytes */"+strconv.FormatInt(info.Size, 10))
@@ -162,6 +169,9 @@ func (g *Gateway) getObject(c *gin.Context, bucket, key string) {
 			strconv.FormatInt(off+n-1, 10)+"/"+strconv.FormatInt(info.Size, 10))
 	}
 	h.Set("Content-Length", strconv.FormatInt(n, 10))
+	if !partial && strings.EqualFold(r.Header.Get("X-Amz-Checksum-Mode"), "ENABLED") {
+		setChecksumHeaders(h, info.Checksums)
+	}
 	if !head {
 		q := r.URL.Query()
 		for _, o := range responseOverrides {
@@ -205,7 +215,7 @@ func clearObjectHeaders(h http.Header) {
 		switch strings.ToLower(name) {
 		case strings.ToLower(hdrRequestID), "server":
 		default:
-			h.Del(name)
+			delete(h, name) // not Del: user metadata names are not canonical
 		}
 	}
 }
@@ -267,6 +277,17 @@ type deleteErrXML struct {
 	Message string
 }
 
+// parseDeleteRequest reads a multi-object delete document: 1 to
+// maxDeleteKeys objects, else MalformedXML. Keys are checked one by one
+// later, so that one bad key fails alone.
+func parseDeleteRequest(body []byte) (deleteRequest, error) {
+	var req deleteRequest
+	if err := xml.Unmarshal(body, &req); err != nil || len(req.Objects) == 0 || len(req.Objects) > maxDeleteKeys {
+		return deleteRequest{}, s3Error("MalformedXML", "")
+	}
+	return req, nil
+}
+
 // deleteObjects serves the multi-object delete (POST /bucket?delete) that
 // recursive removes in the aws CLI and most SDKs use.
 func (g *Gateway) deleteObjects(c *gin.Context, bucket string, p *sigv4.Result) {
@@ -276,9 +297,9 @@ func (g *Gateway) deleteObjects(c *gin.Context, bucket string, p *sigv4.Result) 
 		g.fail(c, err)
 		return
 	}
-	var req deleteRequest
-	if err := xml.Unmarshal(body, &req); err != nil || len(req.Objects) == 0 || len(req.Objects) > maxDeleteKeys {
-		g.fail(c, s3Error("MalformedXML", ""))
+	req, err := parseDeleteRequest(body)
+	if err != nil {
+		g.fail(c, err)
 		return
 	}
 	if _, err := g.cfg.Backend.HeadBucket(ctx, bucket); err != nil {

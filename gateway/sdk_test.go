@@ -98,8 +98,8 @@ func TestSDKBuckets(t *testing.T) {
 		VersioningConfiguration: &types.VersioningConfiguration{Status: types.BucketVersioningStatusEnabled},
 	})
 	wantCode(t, "versioning", err, "NotImplemented")
-	_, err = c.CreateMultipartUpload(bg, &s3.CreateMultipartUploadInput{Bucket: aws.String("beta.2"), Key: aws.String("k")})
-	wantCode(t, "multipart", err, "NotImplemented")
+	_, err = c.CreateMultipartUpload(bg, &s3.CreateMultipartUploadInput{Bucket: aws.String("gamma"), Key: aws.String("k")})
+	wantCode(t, "multipart in a missing bucket", err, "NoSuchBucket")
 }
 
 // payload makes n deterministic bytes.
@@ -273,8 +273,10 @@ func TestSDKLimitsAndFailures(t *testing.T) {
 	}
 	wantCode(t, "key too long", put(strings.Repeat("k", 1025), 1, nil), "KeyTooLongError")
 	wantCode(t, "control key", put("bell\a", 1, nil), "InvalidArgument")
-	_, err := c.CopyObject(bg, &s3.CopyObjectInput{Bucket: aws.String("lim"), Key: aws.String("copy"), CopySource: aws.String("lim/exists")})
-	wantCode(t, "copy", err, "NotImplemented")
+	_, err := c.CopyObject(bg, &s3.CopyObjectInput{Bucket: aws.String("lim"), Key: aws.String("copy"), CopySource: aws.String("lim/missing")})
+	wantCode(t, "copy of a missing object", err, "NoSuchKey")
+	_, err = c.CopyObject(bg, &s3.CopyObjectInput{Bucket: aws.String("lim"), Key: aws.String("exists"), CopySource: aws.String("lim/exists")})
+	wantCode(t, "copy onto itself", err, "InvalidRequest")
 	_, err = c.PutObjectTagging(bg, &s3.PutObjectTaggingInput{Bucket: aws.String("lim"), Key: aws.String("exists"),
 		Tagging: &types.Tagging{TagSet: []types.Tag{{Key: aws.String("a"), Value: aws.String("b")}}}})
 	wantCode(t, "tagging", err, "NotImplemented")

@@ -48,11 +48,12 @@ func unsupported(q url.Values, allowed ...string) string {
 	return ""
 }
 
-// serveS3 authenticates a path-style S3 request and dispatches it on method,
-// bucket, key and sub-resource.
+// serveS3 authenticates an S3 request (path-style, or virtual-hosted when
+// a domain is configured) and dispatches it on method, bucket, key and
+// sub-resource.
 func (g *Gateway) serveS3(c *gin.Context) {
 	r := c.Request
-	bucket, key := splitPath(r.URL.Path)
+	bucket, key := g.bucketKey(r)
 	q := r.URL.Query()
 
 	switch r.Method {
@@ -61,6 +62,12 @@ func (g *Gateway) serveS3(c *gin.Context) {
 		g.fail(c, s3Error("MethodNotAllowed", ""))
 		return
 	}
+	if headerBytes(r) > g.cfg.MaxHeaderBytes {
+		c.Header("Connection", "close")
+		g.fail(c, s3Error("RequestHeaderSectionTooLarge", ""))
+		return
+	}
+	defer g.guardSlowClient(c)()
 	payload, err := g.authenticate(r)
 	if err != nil {
 		g.fail(c, err)
@@ -105,7 +112,7 @@ func (g *Gateway) authenticate(r *http.Request) (*sigv4.Result, error) {
 func (g *Gateway) serveBucket(c *gin.Context, bucket string, q url.Values, p *sigv4.Result) {
 	switch c.Request.Method {
 	case http.MethodGet:
-		if sub := unsupported(q, "location", "acl"); sub != "" {
+		if sub := unsupported(q, "location", "acl", "uploads", "versioning"); sub != "" {
 			g.notImplemented(c, sub)
 			return
 		}
@@ -114,6 +121,10 @@ func (g *Gateway) serveBucket(c *gin.Context, bucket string, q url.Values, p *si
 			g.getBucketLocation(c, bucket)
 		case q.Has("acl"):
 			g.getBucketACL(c, bucket, p)
+		case q.Has("uploads"):
+			g.listUploads(c, bucket, q, p)
+		case q.Has("versioning"):
+			g.getBucketVersioning(c, bucket)
 		case q.Get("list-type") == "2":
 			g.listObjectsV2(c, bucket, q)
 		default:
@@ -143,48 +154,68 @@ func (g *Gateway) serveBucket(c *gin.Context, bucket string, q url.Values, p *si
 }
 
 func (g *Gateway) serveObject(c *gin.Context, bucket, key string, q url.Values, p *sigv4.Result) {
-	switch c.Request.Method {
+	r := c.Request
+	copySource := r.Header.Get("X-Amz-Copy-Source")
+	switch r.Method {
 	case http.MethodGet, http.MethodHead:
 		allowed := []string{"partNumber"}
-		if c.Request.Method == http.MethodGet {
-			allowed = append(allowed, "acl")
+		if r.Method == http.MethodGet {
+			allowed = append(allowed, "acl", "uploadId", "tagging")
 		}
 		if sub := unsupported(q, allowed...); sub != "" {
 			g.notImplemented(c, sub)
 			return
 		}
-		if q.Has("acl") {
+		switch {
+		case q.Has("uploadId"):
+			g.listParts(c, bucket, key, q, p)
+		case q.Has("acl"):
 			g.getObjectACL(c, bucket, key, p)
-			return
+		case q.Has("tagging"):
+			g.getObjectTagging(c, bucket, key)
+		default:
+			g.getObject(c, bucket, key)
 		}
-		// Every object is a single part: part 1 is the whole object.
-		if q.Has("partNumber") && q.Get("partNumber") != "1" {
-			g.fail(c, s3Error("InvalidPartNumber", ""))
-			return
-		}
-		g.getObject(c, bucket, key)
 	case http.MethodPut:
-		if sub := unsupported(q); sub != "" {
+		if sub := unsupported(q, "partNumber", "uploadId"); sub != "" {
 			g.notImplemented(c, sub)
 			return
 		}
-		if c.Request.Header.Get("X-Amz-Copy-Source") != "" {
-			g.notImplemented(c, "x-amz-copy-source")
-			return
+		switch {
+		case q.Has("partNumber") != q.Has("uploadId"):
+			g.fail(c, s3Error("InvalidRequest", "partNumber and uploadId must be given together."))
+		case q.Has("uploadId") && copySource != "":
+			g.uploadPartCopy(c, bucket, key, q, copySource)
+		case q.Has("uploadId"):
+			g.uploadPart(c, bucket, key, q, p)
+		case copySource != "":
+			g.copyObject(c, bucket, key, copySource)
+		default:
+			g.putObject(c, bucket, key, p)
 		}
-		g.putObject(c, bucket, key, p)
 	case http.MethodDelete:
-		if sub := unsupported(q); sub != "" {
+		if sub := unsupported(q, "uploadId"); sub != "" {
 			g.notImplemented(c, sub)
+			return
+		}
+		if q.Has("uploadId") {
+			g.abortUpload(c, bucket, key, q)
 			return
 		}
 		g.deleteObject(c, bucket, key)
 	case http.MethodPost:
-		if sub := unsupported(q); sub != "" {
+		if sub := unsupported(q, "uploads", "uploadId"); sub != "" {
 			g.notImplemented(c, sub)
 			return
 		}
-		g.fail(c, s3Error("MethodNotAllowed", ""))
+		switch {
+		case q.Has("uploads"):
+			g.createUpload(c, bucket, key, p)
+		case q.Has("uploadId"):
+			g.completeUpload(c, bucket, key, q, p)
+		default:
+			g.fail(c, s3Error("MethodNotAllowed", ""))
+		}
 	}
 }
 
@@ -194,4 +225,16 @@ func (g *Gateway) notImplemented(c *gin.Context, what string) {
 		msg = "Kintsugi does not implement " + what + " yet."
 	}
 	g.fail(c, s3Error("NotImplemented", msg))
+}
+
+// headerBytes is the size of the request line and headers as the client
+// sent them, near enough.
+func headerBytes(r *http.Request) int {
+	n := len(r.Method) + len(r.RequestURI) + len(r.Proto) + 4 + len("Host: \r\n") + len(r.Host)
+	for name, vs := range r.Header {
+		for _, v := range vs {
+			n += len(name) + len(v) + 4
+		}
+	}
+	return n
 }
