@@ -1,0 +1,122 @@
+package scrubber
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Daemon runs a pass every interval and serves the scrubber's status and
+// metrics over HTTP.
+type Daemon struct {
+	s        *Scrubber
+	interval time.Duration
+	reg      *prometheus.Registry
+
+	mu      sync.Mutex
+	next    time.Time
+	lastErr string
+}
+
+// NewDaemon returns a Daemon running s's passes every interval (measured
+// from the start of one pass to the start of the next; a pass that takes
+// longer is followed at once).
+func NewDaemon(s *Scrubber, interval time.Duration) *Daemon {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(s.Collector())
+	return &Daemon{s: s, interval: interval, reg: reg}
+}
+
+// Run runs passes until ctx is done, the first at once (or the unfinished
+// one of an earlier process). It returns nil when ctx ends.
+func (d *Daemon) Run(ctx context.Context) error {
+	for {
+		start := time.Now()
+		rep, err := d.s.Run(ctx)
+		if ctx.Err() != nil {
+			return nil
+		}
+		d.mu.Lock()
+		d.lastErr = ""
+		if err != nil {
+			d.lastErr = err.Error()
+			d.s.log.Error("scrub: pass failed", "err", err)
+		} else if !rep.Healthy() {
+			d.s.log.Warn("scrub: pass left work", "unrecoverable", rep.UnrecoverableCount, "incomplete", rep.IncompleteCount)
+		}
+		d.next = start.Add(d.interval)
+		d.mu.Unlock()
+		t := time.NewTimer(time.Until(d.next))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
+// Status is the answer of GET /status.
+type Status struct {
+	Running         bool      `json:"running"`
+	Progress        *Progress `json:"progress,omitempty"`
+	RepairsInFlight int64     `json:"repairs_in_flight"`
+	IntervalSeconds float64   `json:"interval_seconds"`
+	NextPass        time.Time `json:"next_pass,omitzero"`
+	LastError       string    `json:"last_error,omitempty"`
+	// Redundancy counts the objects of the last pass by healthy shards
+	// once it was done with them: n, n-1, ..., d, below d.
+	Redundancy              []Level `json:"redundancy"`
+	OldestUnverifiedSeconds float64 `json:"oldest_unverified_seconds"`
+	LastPass                *Report `json:"last_pass,omitempty"`
+}
+
+// Status returns what GET /status serves.
+func (d *Daemon) Status() Status {
+	st := d.s.Stats()
+	out := Status{
+		Running:                 st.Running,
+		RepairsInFlight:         st.RepairsInFlight,
+		IntervalSeconds:         d.interval.Seconds(),
+		OldestUnverifiedSeconds: d.s.OldestUnverified().Seconds(),
+		LastPass:                d.s.LastReport(),
+	}
+	if st.Running {
+		p := d.s.Progress()
+		out.Progress = &p
+	}
+	d.mu.Lock()
+	out.NextPass, out.LastError = d.next, d.lastErr
+	d.mu.Unlock()
+	counts := map[int]int64{}
+	if out.LastPass != nil {
+		counts = out.LastPass.RedundancyAfter
+	}
+	out.Redundancy = Levels(counts, d.s.m.DataShards, d.s.m.N())
+	return out
+}
+
+// Handler serves GET /status (JSON), GET /metrics (Prometheus) and GET
+// /healthz.
+func (d *Daemon) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(d.reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET /status", func(w http.ResponseWriter, r *http.Request) {
+		body, err := json.MarshalIndent(d.Status(), "", "  ")
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.Write(append(body, '\n'))
+	})
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		w.Write([]byte("ok\n"))
+	})
+	return mux
+}

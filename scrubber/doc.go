@@ -1,0 +1,99 @@
+// Package scrubber is the cluster's verify-and-repair pass: it finds every
+// shard that is rotten or lost, rebuilds it from the others onto the node
+// the cluster map names, and says exactly where the cluster stands.
+//
+// It talks to nodes only through storagenode/client (a NodeClient), never
+// by touching node files, and must never import the gateway or the node
+// server. Its only durable state is its own checkpoint (internal/checkpoint,
+// the one place it may use badger). It must never resurrect a deleted
+// object or overwrite a version newer than the one it repairs.
+//
+// # A pass
+//
+// Run does one pass in five phases, checkpointing its position as it goes
+// so that a killed pass resumes where it stopped:
+//
+//  1. hints: the repair hints gateways (and the nodes' own verifiers) left
+//     on the nodes are read first; the objects they name are checked and
+//     repaired at once, fewest healthy shards first, and the hints deleted
+//     once settled. A hint of a repair that failed stays for the next pass.
+//  2. buckets: every node's bucket records are merged, newest wins, and
+//     copied to the nodes whose record is missing or older (a wiped node).
+//  3. walk: for every bucket, the nodes' key-ordered listings are merged
+//     (newest record per key per node) and every key is checked (below).
+//     Objects short of shards are put in a repair queue keyed by their
+//     healthy count.
+//  4. repair: the queue is drained lowest healthy count first, so the
+//     objects closest to loss are rebuilt first whatever their names.
+//  5. staged: staged versions older than the staging grace that no node
+//     has committed (their writer died between staging and committing)
+//     are aborted on the nodes holding them.
+//
+// # Checking an object
+//
+// The placement's nodes, and any other node whose listing showed the key,
+// are asked for the key's state (Stat). The newest committed version wins.
+// If some nodes hold it staged but not committed, it is committed there
+// (roll forward), as readers do, when that makes it readable. Each holder
+// then verifies its shard where it lies (client.Verify): the node re-hashes
+// every block and the root, and quarantines a shard that fails, so the
+// data never crosses the network to be checked. The object is then
+// healthy (n shards verify), degraded (d to n-1: repairable), unrecoverable
+// (fewer than d, though it may have been acknowledged), unacknowledged
+// (fewer than d, and the commits seen plus the silent nodes never reached
+// the write quorum: readers skip it and serve the previous version, so it
+// is not data loss), or incomplete (nodes did not answer).
+//
+// A rebuild streams d verified shards (ReadShard, lazily: only as many as
+// needed) through codec.Rebuild, stages each missing shard on the node the
+// current map names for its index and commits it there with the version's
+// own metadata. The rebuilt root must equal the recorded one. Nodes apply
+// their newest-wins rule to such commits, so a version written or deleted
+// while the pass ran is never clobbered: the commit is a no-op and the
+// object counts as changed. A node that holds the same version with its
+// shard quarantined or lost accepts the rebuilt shard in place.
+//
+// # Delete markers and multipart manifests
+//
+// A multipart object's newest version is a manifest naming part objects
+// under internal keys; it has no shards. The pass copies it to the nodes
+// whose committed version is older, as readers do, and checks the parts
+// when the walk reaches their keys, like any object.
+//
+// A delete marker is copied to the nodes whose committed version is older,
+// so that losing the others later cannot bring an older version back. It
+// is dropped (client.DropMarker, a compare-and-delete on each node) only
+// when it is older than MarkerGrace, every node of the map answered the
+// bucket's listing, and every node asked holds exactly that marker and
+// nothing staged: then no node holds anything older it would let back.
+// MarkerGrace must exceed the longest an older write may still commit,
+// which the nodes' staging grace bounds.
+//
+// # Bounds
+//
+// Concurrency bounds the objects checked or rebuilt at once; Rate bounds
+// the shard bytes verified on nodes plus those read to rebuild. Memory is
+// a few stripes per rebuild and one listing page per node; the repair
+// queue lives in the checkpoint store, not in memory.
+//
+// Every metadata call has a deadline (CallTimeout; data calls get more in
+// proportion to their bytes). A transient failure is retried once, so that
+// a reset connection does not make a healthy shard look missing; a node
+// that keeps failing trips a circuit breaker (sony/gobreaker) and is
+// skipped at once for a few seconds instead of being waited for on every
+// object. A shard whose node did not answer is never counted missing or
+// rebuilt: the pass reports itself incomplete instead.
+//
+// # Reporting
+//
+// Run returns a Report: objects and bytes verified, shards missing,
+// corrupt and rebuilt, objects by redundancy level before and after, the
+// objects it could not repair (by name) and why the pass could not cover
+// everything (Incomplete). `kintsugi scrub` maps it to its exit code: 1 if
+// anything is unrecoverable, else 2 if the pass was incomplete, else 0.
+// Daemon runs passes on an interval and serves /status and /metrics.
+//
+// Not done here yet: moving shards whose placement changed with the map
+// (rebalance); a shard whose node the map reassigned is reported as a
+// failed repair instead.
+package scrubber

@@ -1,0 +1,523 @@
+package scrubber
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/oklog/ulid/v2"
+
+	"github.com/kintsugi-store/kintsugi/internal/kerr"
+	"github.com/kintsugi-store/kintsugi/placement"
+	"github.com/kintsugi-store/kintsugi/storagenode/client"
+)
+
+// verdict is what a check concluded about an object.
+type verdict int
+
+const (
+	vNone           verdict = iota // nothing committed any more
+	vHealthy                       // all n shards verified
+	vDegraded                      // d..n-1 shards verified: repairable
+	vUnrecoverable                 // fewer than d verified, though it may have been acknowledged
+	vUnacknowledged                // fewer than d, and it never reached write quorum: readers skip it
+	vIncomplete                    // nodes did not answer: cannot tell
+	vChanged                       // a newer version or a delete arrived while checking
+	vMarker                        // the newest version is a delete marker
+	vManifest                      // the newest version is a multipart manifest (no shards; its parts are objects of their own)
+)
+
+// nodeState is one node's answer about a key.
+type nodeState struct {
+	member
+	st  client.KeyState
+	err error
+}
+
+// checked is the outcome of checking one key.
+type checked struct {
+	verdict verdict
+	bucket  string
+	key     string
+	meta    client.ObjectMeta // the newest committed version
+	placed  []placement.Node  // the current map's nodes for the key
+	// good[i] is the id of a node holding a verified copy of shard i, ""
+	// if none does.
+	good []string
+	// unknown[i]: no node showed shard i, but the node the map names for
+	// it did not answer: it may well hold it.
+	unknown []bool
+	healthy int
+	missing int
+	corrupt int
+	reason  string // for vIncomplete and vUnrecoverable
+}
+
+func (c *checked) ref() ObjectRef {
+	return ObjectRef{Bucket: c.bucket, Key: c.key, Version: c.meta.Version, Healthy: c.healthy, Need: c.meta.Data, Reason: c.reason}
+}
+
+// checkOpts tunes checkObject.
+type checkOpts struct {
+	// listed are nodes whose listing showed the key: asked too, besides
+	// the placement, since a node outside it may hold a copy.
+	listed []string
+	// known[i] is a node that verified shard i earlier in the pass; its
+	// copy is not hashed again if it still holds the same version.
+	known []string
+	// fullListing says every node of the map answered the listing that
+	// found the key, so the nodes asked hold every record of it there is:
+	// the condition for dropping an old delete marker.
+	fullListing bool
+	// account says this is the object's first check in the pass: count
+	// what it finds in the report.
+	account bool
+}
+
+// checkObject finds the newest committed version of bucket/key, finishes
+// a commit its writer left half done (roll forward), has every holder
+// verify its shard where it lies, and classifies the object. A delete
+// marker is copied to the nodes that lack it and, once old and held by
+// every node, dropped.
+func (s *Scrubber) checkObject(ctx context.Context, t *tally, bucket, key string, o checkOpts) (checked, error) {
+	c := checked{bucket: bucket, key: key, placed: s.m.PlaceKey(bucket, key)}
+	states := s.statAll(ctx, s.members(c.placed, slices.Concat(o.listed, o.known)...), bucket, key)
+	if err := ctx.Err(); err != nil {
+		return c, err
+	}
+	// Slots the map could not fill count as unreachable: an older map may
+	// have filled them.
+	unreached := max(s.m.N()-len(c.placed), 0)
+	for _, ns := range states {
+		if ns.err != nil {
+			s.log.Debug("scrub: stat failed", "node", ns.node.ID, "bucket", bucket, "key", key, "err", ns.err)
+			unreached++
+		}
+	}
+	newest, ok := newestCommitted(states)
+	if !ok {
+		if unreached > 0 {
+			c.verdict, c.reason = vIncomplete, fmt.Sprintf("%d nodes did not answer", unreached)
+		}
+		return c, nil
+	}
+	c.meta = newest
+	if newest.Deleted {
+		s.checkMarker(ctx, t, states, newest, unreached, o.fullListing)
+		c.verdict = vMarker
+		return c, nil
+	}
+	if len(newest.Parts) > 0 {
+		if !s.cfg.DryRun {
+			if k := s.copyShardless(ctx, states, newest); k > 0 {
+				t.add(func(r *Report) { r.ManifestsRepaired += int64(k) })
+			}
+		}
+		c.verdict = vManifest
+		return c, nil
+	}
+	if !s.cfg.DryRun {
+		if k := s.rollForward(ctx, states, newest); k > 0 {
+			t.add(func(r *Report) { r.RolledForward += int64(k) })
+		}
+	}
+
+	n := newest.Data + newest.Parity
+	holders := make([]*nodeState, n)
+	nheld, seen := 0, 0
+	for i := range states {
+		ns := &states[i]
+		cm := ns.st.Committed
+		if ns.err != nil || cm == nil || cm.Version < newest.Version {
+			continue
+		}
+		seen++
+		if cm.Version == newest.Version && cm.Shard >= 0 && cm.Shard < n && holders[cm.Shard] == nil {
+			holders[cm.Shard] = ns
+			nheld++
+		}
+	}
+	c.good = make([]string, n)
+	c.unknown = make([]bool, n)
+	failed := make(map[string]bool)
+	for _, ns := range states {
+		if ns.err != nil {
+			failed[ns.node.ID] = true
+		}
+	}
+	for i, h := range holders {
+		c.unknown[i] = h == nil && (i >= len(c.placed) || failed[c.placed[i].ID])
+	}
+	if nheld < newest.Data {
+		c.healthy = nheld
+		switch {
+		case seen+unreached < s.m.WriteQuorum:
+			c.verdict = vUnacknowledged
+		case unreached > 0:
+			c.verdict, c.reason = vIncomplete, fmt.Sprintf("%d shards held, %d nodes did not answer", nheld, unreached)
+		default:
+			c.verdict, c.reason = vUnrecoverable, fmt.Sprintf("only %d of %d shards held, %d needed", nheld, n, newest.Data)
+		}
+		return c, nil
+	}
+
+	cd, err := s.codec(newest.Data, newest.Parity, newest.BlockSize)
+	if err != nil {
+		c.verdict, c.reason = vUnrecoverable, fmt.Sprintf("unusable erasure parameters: %v", err)
+		return c, nil
+	}
+	shardSize := cd.Layout(newest.Size).ShardSize()
+	type result struct {
+		res    client.VerifyResult
+		err    error
+		called bool // hashed on the node now, not known from earlier
+	}
+	results := make([]result, n)
+	var verified sync.WaitGroup
+	for i, h := range holders {
+		if h == nil {
+			continue
+		}
+		if i < len(o.known) && o.known[i] == h.node.ID {
+			results[i].res = client.VerifyResult{Status: client.VerifyOK, Shard: i}
+			continue
+		}
+		if err := s.th.Wait(ctx, int(min(shardSize, 1<<30))); err != nil {
+			return c, err
+		}
+		verified.Go(func() {
+			ref := client.ShardRef{Bucket: bucket, Key: key, Version: newest.Version}
+			err := retry(ctx, func() error {
+				vctx, cancel := s.dataCtx(ctx, shardSize)
+				defer cancel()
+				rs, err := h.c.Verify(vctx, []client.ShardRef{ref})
+				if err == nil {
+					results[i].res = rs[0]
+				}
+				return err
+			})
+			results[i].err, results[i].called = err, true
+		})
+	}
+	verified.Wait()
+	if err := ctx.Err(); err != nil {
+		return c, err
+	}
+
+	failedCalls := 0
+	var verifiedShards, verifiedBytes int64
+	for i, h := range holders {
+		r := results[i]
+		switch {
+		case h == nil && c.unknown[i]:
+			// Not counted missing: its node did not say.
+		case h == nil:
+			c.missing++
+		case r.err != nil:
+			failedCalls++
+			s.log.Debug("scrub: verify failed", "node", h.node.ID, "bucket", bucket, "key", key, "err", r.err)
+		case r.res.Status == client.VerifyOK:
+			c.good[i] = h.node.ID
+			c.healthy++
+		case r.res.Status == client.VerifyAbsent && r.res.Current > newest.Version:
+			c.verdict = vChanged
+			return c, nil
+		case r.res.Status == client.VerifyCorrupt:
+			c.corrupt++
+			s.log.Warn("scrub: corrupt shard", "node", h.node.ID, "bucket", bucket, "key", key,
+				"version", newest.Version, "shard", i, "detail", r.res.Detail)
+		default: // missing, or absent because the node lost the record meanwhile
+			c.missing++
+			s.log.Warn("scrub: missing shard", "node", h.node.ID, "bucket", bucket, "key", key,
+				"version", newest.Version, "shard", i, "status", r.res.Status, "detail", r.res.Detail)
+		}
+		if r.called && r.err == nil && (r.res.Status == client.VerifyOK || r.res.Bytes > 0) {
+			verifiedShards++
+			verifiedBytes += r.res.Bytes
+		}
+	}
+	s.stats.shardsVerified.Add(verifiedShards)
+	s.stats.bytesRead.Add(verifiedBytes)
+	if o.account {
+		t.add(func(r *Report) {
+			r.ShardsVerified += verifiedShards
+			r.ShardBytes += verifiedBytes
+		})
+	}
+	unknown := 0
+	for _, u := range c.unknown {
+		if u {
+			unknown++
+		}
+	}
+	switch {
+	case c.healthy == n:
+		c.verdict = vHealthy
+	case c.healthy+unknown == n:
+		c.verdict, c.reason = vIncomplete, fmt.Sprintf("%d shards verified, the nodes of %d more did not answer", c.healthy, unknown)
+	case c.healthy >= newest.Data:
+		c.verdict = vDegraded
+	case failedCalls > 0 || unreached > 0:
+		c.verdict, c.reason = vIncomplete, fmt.Sprintf("%d shards verified, %d nodes did not answer", c.healthy, failedCalls+unreached)
+	default:
+		c.verdict, c.reason = vUnrecoverable, fmt.Sprintf("%d of %d shards verified (%d missing, %d corrupt), %d needed",
+			c.healthy, n, c.missing, c.corrupt, newest.Data)
+	}
+	return c, nil
+}
+
+// statAll asks every node in nodes for the key's state, at once.
+func (s *Scrubber) statAll(ctx context.Context, nodes []member, bucket, key string) []nodeState {
+	states := make([]nodeState, len(nodes))
+	each(len(nodes), 0, func(i int) {
+		var st client.KeyState
+		err := retry(ctx, func() error {
+			cctx, cancel := s.callCtx(ctx)
+			defer cancel()
+			var err error
+			st, err = nodes[i].c.Stat(cctx, bucket, key)
+			return err
+		})
+		if kerr.Is(kerr.NotExist, err) {
+			st, err = client.KeyState{}, nil
+		}
+		states[i] = nodeState{member: nodes[i], st: st, err: err}
+	})
+	return states
+}
+
+// retry calls fn again, once and after a short pause, if it fails with a
+// transient error (a reset connection, a node's momentary 503): a single
+// hiccup must not make a healthy shard look missing.
+func retry(ctx context.Context, fn func() error) error {
+	err := fn()
+	if err == nil || !kerr.Is(kerr.Transient, err) || ctx.Err() != nil {
+		return err
+	}
+	t := time.NewTimer(100 * time.Millisecond)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return err
+	case <-t.C:
+	}
+	return fn()
+}
+
+// superseded reports whether a newer version than c's (or a delete
+// marker) is now committed on a node that c's check asked.
+func (s *Scrubber) superseded(ctx context.Context, c checked) bool {
+	states := s.statAll(ctx, s.members(c.placed, c.good...), c.bucket, c.key)
+	newest, ok := newestCommitted(states)
+	return ok && newest.Version > c.meta.Version
+}
+
+// newestCommitted returns the newest committed version the answering
+// nodes report.
+func newestCommitted(states []nodeState) (client.ObjectMeta, bool) {
+	var best *client.Record
+	for _, ns := range states {
+		if c := ns.st.Committed; ns.err == nil && c != nil && (best == nil || c.Version > best.Version) {
+			best = c
+		}
+	}
+	if best == nil {
+		return client.ObjectMeta{}, false
+	}
+	return best.ObjectMeta, true
+}
+
+// rollForward commits meta on the answering nodes that hold it staged but
+// have only older versions committed: meta is committed elsewhere, so its
+// writer passed its stage quorum and meant it to be visible. As readers
+// do, it does so only if that makes meta readable, since each such commit
+// drops the node's shard of the older version. It returns the commits made
+// and updates states.
+func (s *Scrubber) rollForward(ctx context.Context, states []nodeState, meta client.ObjectMeta) int {
+	staged := make([]int, len(states))
+	shards := make(map[int]bool)
+	for i, ns := range states {
+		staged[i] = -1
+		if ns.err != nil {
+			continue
+		}
+		if c := ns.st.Committed; c != nil && c.Version >= meta.Version {
+			if c.Version == meta.Version {
+				shards[c.Shard] = true
+			}
+			continue
+		}
+		for _, ref := range ns.st.Staged {
+			if ref.Version == meta.Version {
+				staged[i] = ref.Shard
+			}
+		}
+	}
+	added := 0
+	for _, sh := range staged {
+		if sh >= 0 && !shards[sh] {
+			shards[sh] = true
+			added++
+		}
+	}
+	if added == 0 || len(shards) < meta.Data {
+		return 0
+	}
+	var mu sync.Mutex
+	done := 0
+	each(len(states), 0, func(i int) {
+		if staged[i] < 0 {
+			return
+		}
+		ns := &states[i]
+		cctx, cancel := s.callCtx(ctx)
+		defer cancel()
+		rec, err := ns.c.Commit(cctx, meta)
+		if err != nil {
+			s.log.Warn("scrub: roll forward failed", "node", ns.node.ID, "bucket", meta.Bucket, "key", meta.Key, "version", meta.Version, "err", err)
+			return
+		}
+		if rec.Version != meta.Version {
+			return // a newer version reached the node meanwhile
+		}
+		s.log.Info("scrub: rolled forward", "node", ns.node.ID, "bucket", meta.Bucket, "key", meta.Key, "version", meta.Version, "shard", rec.Shard)
+		ns.st.Committed = &rec
+		mu.Lock()
+		done++
+		mu.Unlock()
+	})
+	return done
+}
+
+// checkMarker copies the delete marker meta to the answering nodes whose
+// committed version is older (so a later loss of the others cannot bring
+// an older version back), and drops it everywhere once it is older than
+// the marker grace and nothing else of the key is left anywhere.
+func (s *Scrubber) checkMarker(ctx context.Context, t *tally, states []nodeState, meta client.ObjectMeta, unreached int, fullListing bool) {
+	if s.cfg.DryRun {
+		return
+	}
+	if repaired := s.copyShardless(ctx, states, meta); repaired > 0 {
+		t.add(func(r *Report) { r.MarkersRepaired += int64(repaired) })
+	}
+
+	// Dropping a marker is safe only if no node holds anything older of
+	// the key that it would let back: every node of the map answered the
+	// listing (so every node holding the key was asked) and every node
+	// asked answered, holds exactly this marker and has nothing staged.
+	if !fullListing || unreached > 0 || s.now().Sub(markerTime(meta)) < s.cfg.MarkerGrace {
+		return
+	}
+	for _, ns := range states {
+		if ns.err != nil || len(ns.st.Staged) > 0 || ns.st.Committed == nil || ns.st.Committed.Version != meta.Version {
+			return
+		}
+	}
+	dropped := 0
+	for _, ns := range states {
+		cctx, cancel := s.callCtx(ctx)
+		ok, err := ns.c.DropMarker(cctx, meta.Bucket, meta.Key, meta.Version)
+		cancel()
+		if err != nil {
+			// The nodes that dropped it hold nothing of the key, the
+			// others still the marker: nothing can come back. The next
+			// pass finishes the job.
+			s.log.Warn("scrub: dropping delete marker failed", "node", ns.node.ID, "bucket", meta.Bucket, "key", meta.Key, "err", err)
+			return
+		}
+		if ok {
+			dropped++
+		}
+	}
+	if dropped > 0 {
+		s.log.Info("scrub: dropped delete marker", "bucket", meta.Bucket, "key", meta.Key, "version", meta.Version, "nodes", dropped)
+		t.add(func(r *Report) { r.MarkersRemoved++ })
+	}
+}
+
+// copyShardless commits meta, a version without shards of its own (a
+// delete marker or a multipart manifest), on the answering nodes whose
+// committed version is older or missing, and returns how many took it.
+// The nodes' newest-wins rule keeps anything newer. states is updated.
+func (s *Scrubber) copyShardless(ctx context.Context, states []nodeState, meta client.ObjectMeta) int {
+	var mu sync.Mutex
+	copied := 0
+	each(len(states), 0, func(i int) {
+		ns := &states[i]
+		if ns.err != nil || (ns.st.Committed != nil && ns.st.Committed.Version >= meta.Version) {
+			return
+		}
+		cctx, cancel := s.callCtx(ctx)
+		defer cancel()
+		rec, err := ns.c.Commit(cctx, meta)
+		if err != nil {
+			s.log.Warn("scrub: copying a shardless version failed", "node", ns.node.ID, "bucket", meta.Bucket,
+				"key", meta.Key, "version", meta.Version, "err", err)
+			return
+		}
+		ns.st.Committed = &rec
+		if rec.Version == meta.Version {
+			mu.Lock()
+			copied++
+			mu.Unlock()
+		}
+	})
+	return copied
+}
+
+// markerTime is when a delete marker was written.
+func markerTime(meta client.ObjectMeta) time.Time {
+	if !meta.Modified.IsZero() {
+		return meta.Modified
+	}
+	if id, err := ulid.ParseStrict(meta.Version); err == nil {
+		return ulid.Time(id.Time())
+	}
+	return time.Time{}
+}
+
+// account counts a first check in the report and the metrics.
+func (s *Scrubber) account(t *tally, c checked) {
+	s.stats.shardsMissing.Add(int64(c.missing))
+	s.stats.shardsCorrupt.Add(int64(c.corrupt))
+	switch c.verdict {
+	case vMarker:
+		t.add(func(r *Report) { r.Markers++ })
+		return
+	case vManifest:
+		t.add(func(r *Report) { r.Manifests++ })
+		return
+	case vChanged:
+		t.add(func(r *Report) { r.Changed++ })
+		return
+	case vNone:
+		return
+	case vUnacknowledged:
+		s.log.Info("scrub: unreadable version never acknowledged; readers skip it",
+			"bucket", c.bucket, "key", c.key, "version", c.meta.Version, "shards", c.healthy)
+		t.add(func(r *Report) { r.Unacknowledged++ })
+		return
+	case vIncomplete:
+		t.incomplete("%s/%s: %s", c.bucket, c.key, c.reason)
+		return
+	}
+	s.stats.objects.Add(1)
+	t.add(func(r *Report) {
+		r.Objects++
+		r.RunObjects++
+		r.Bytes += c.meta.Size
+		r.ShardsMissing += int64(c.missing)
+		r.ShardsCorrupt += int64(c.corrupt)
+		r.Redundancy[c.healthy]++
+		switch {
+		case c.verdict == vHealthy, c.verdict == vUnrecoverable, s.cfg.DryRun:
+			r.RedundancyAfter[c.healthy]++
+		}
+	})
+	if c.verdict == vUnrecoverable {
+		s.log.Error("scrub: object cannot be repaired", "bucket", c.bucket, "key", c.key, "version", c.meta.Version, "reason", c.reason)
+		t.unrecoverable(c.ref())
+	}
+}

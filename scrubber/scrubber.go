@@ -1,0 +1,258 @@
+package scrubber
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/kintsugi-store/kintsugi/codec"
+	"github.com/kintsugi-store/kintsugi/internal/kerr"
+	"github.com/kintsugi-store/kintsugi/internal/throttle"
+	"github.com/kintsugi-store/kintsugi/placement"
+	"github.com/kintsugi-store/kintsugi/scrubber/internal/checkpoint"
+	"github.com/kintsugi-store/kintsugi/storagenode/client"
+)
+
+// NodeClient is the subset of *client.Client the scrubber uses, with the
+// same signatures and error kinds; tests plug in other implementations.
+type NodeClient interface {
+	Health(ctx context.Context) (client.Health, error)
+	Stage(ctx context.Context, bucket, key, version string, shard, blockSize int, body io.Reader) (client.StagedRef, error)
+	Commit(ctx context.Context, meta client.ObjectMeta) (client.Record, error)
+	Abort(ctx context.Context, bucket, key, version string) error
+	ReadShard(ctx context.Context, bucket, key, version string, off, length int64) (io.ReadCloser, error)
+	Stat(ctx context.Context, bucket, key string) (client.KeyState, error)
+	List(ctx context.Context, bucket, prefix, after string, limit int) (client.ListPage, error)
+	PutBucket(ctx context.Context, rec client.BucketRecord) error
+	ListBuckets(ctx context.Context) ([]client.BucketRecord, error)
+	ListHints(ctx context.Context, limit int) ([]client.Hint, error)
+	DeleteHints(ctx context.Context, hints []client.Hint) error
+	Verify(ctx context.Context, refs []client.ShardRef) ([]client.VerifyResult, error)
+	DropMarker(ctx context.Context, bucket, key, version string) (bool, error)
+	ListStaged(ctx context.Context, limit int) ([]client.StagedShard, error)
+}
+
+var _ NodeClient = (*client.Client)(nil)
+
+// Defaults for zero Config fields.
+const (
+	DefaultConcurrency  = 4
+	DefaultStagingGrace = 24 * time.Hour
+	DefaultMarkerGrace  = 7 * 24 * time.Hour
+	DefaultCallTimeout  = 10 * time.Second
+)
+
+// Config configures a Scrubber. Zero values of optional fields mean
+// defaults.
+type Config struct {
+	Map           *placement.Map                  // required
+	Dial          func(placement.Node) NodeClient // nil: client.New(node.Addr, ClientOptions)
+	ClientOptions *client.Options                 // used by the default Dial
+
+	// StateDir holds the checkpoint (a badger database) so that an
+	// interrupted pass resumes; "" keeps it in memory: every Run starts
+	// afresh. A dry run never uses it.
+	StateDir string
+	// Concurrency bounds the objects checked or repaired at once; default
+	// DefaultConcurrency.
+	Concurrency int
+	// Rate bounds, in bytes per second, the shard data verified on the
+	// nodes plus the shard data read to rebuild; 0 means no limit.
+	Rate int64
+	// DryRun reports without changing anything: no rebuilds, roll-forwards,
+	// aborts, marker changes or hint deletions. (Nodes still quarantine
+	// the corrupt shards a Verify finds: that is their own rule.)
+	DryRun bool
+	// StagingGrace is how old an uncommitted staged version must be to be
+	// swept; default DefaultStagingGrace.
+	StagingGrace time.Duration
+	// MarkerGrace is how old a delete marker must be before it is removed
+	// from nodes that all hold it; default DefaultMarkerGrace. It must
+	// exceed the longest a stuck writer may take to commit an older
+	// version, i.e. the nodes' staging grace.
+	MarkerGrace time.Duration
+	// CallTimeout bounds one metadata call; default DefaultCallTimeout.
+	// Verify and rebuild calls get more in proportion to the bytes.
+	CallTimeout time.Duration
+
+	Logger *slog.Logger     // nil: discard
+	Now    func() time.Time // nil: time.Now
+	// Progress, if set, is called after every object and phase change. It
+	// runs on the pass's goroutines and must return quickly.
+	Progress func(Progress)
+}
+
+// Scrubber runs verify-and-repair passes over the nodes of a cluster map.
+// Its methods are safe for concurrent use, but only one Run at a time.
+type Scrubber struct {
+	cfg   Config
+	m     *placement.Map
+	log   *slog.Logger
+	now   func() time.Time
+	nodes []member          // the map's nodes that are not removed
+	byID  map[string]member // same, by id
+	state *checkpoint.Store
+	th    *throttle.T
+
+	codecMu sync.Mutex
+	codecs  map[[3]int]*codec.Codec
+
+	running atomic.Bool
+	stats   stats
+
+	mu       sync.Mutex
+	last     *Report  // of the last finished Run
+	progress Progress // of the Run in progress
+}
+
+// member is a node of the map with its client.
+type member struct {
+	node placement.Node
+	c    NodeClient
+}
+
+// New returns a Scrubber for cfg; Close releases its state.
+func New(cfg Config) (*Scrubber, error) {
+	const op = "scrubber.New"
+	if cfg.Map == nil {
+		return nil, kerr.E(op, kerr.Invalid, errors.New("no cluster map"))
+	}
+	if err := cfg.Map.Validate(); err != nil {
+		return nil, kerr.E(op, kerr.Invalid, err)
+	}
+	switch {
+	case cfg.Concurrency < 0, cfg.Rate < 0, cfg.StagingGrace < 0, cfg.MarkerGrace < 0, cfg.CallTimeout < 0:
+		return nil, kerr.E(op, kerr.Invalid, errors.New("negative concurrency, rate, grace or timeout"))
+	}
+	if cfg.Concurrency == 0 {
+		cfg.Concurrency = DefaultConcurrency
+	}
+	if cfg.StagingGrace == 0 {
+		cfg.StagingGrace = DefaultStagingGrace
+	}
+	if cfg.MarkerGrace == 0 {
+		cfg.MarkerGrace = DefaultMarkerGrace
+	}
+	if cfg.CallTimeout == 0 {
+		cfg.CallTimeout = DefaultCallTimeout
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Dial == nil {
+		opts := cfg.ClientOptions
+		cfg.Dial = func(n placement.Node) NodeClient { return client.New(n.Addr, opts) }
+	}
+	dir := cfg.StateDir
+	if cfg.DryRun {
+		dir = ""
+	}
+	st, err := checkpoint.Open(dir, cfg.Logger)
+	if err != nil {
+		return nil, kerr.E(op, kerr.Unavailable, err)
+	}
+	s := &Scrubber{
+		cfg:    cfg,
+		m:      cfg.Map.WithDefaults(),
+		log:    cfg.Logger,
+		now:    cfg.Now,
+		byID:   make(map[string]member),
+		state:  st,
+		th:     throttle.New(cfg.Rate),
+		codecs: make(map[[3]int]*codec.Codec),
+	}
+	for _, n := range s.m.Nodes {
+		if n.State == placement.StateRemoved {
+			continue
+		}
+		mb := member{node: n, c: guard(n.ID, cfg.Dial(n))}
+		s.nodes = append(s.nodes, mb)
+		s.byID[n.ID] = mb
+	}
+	if last, err := s.loadLast(); err == nil {
+		s.last = last
+	}
+	return s, nil
+}
+
+// Close releases the scrubber's state. A Run in progress fails.
+func (s *Scrubber) Close() error {
+	if err := s.state.Close(); err != nil {
+		return kerr.E("scrubber.Close", kerr.Internal, err)
+	}
+	return nil
+}
+
+// Map returns the cluster map the scrubber works from, defaults filled in.
+func (s *Scrubber) Map() *placement.Map { return s.m }
+
+// codec returns a shared codec for the given parameters.
+func (s *Scrubber) codec(d, p, block int) (*codec.Codec, error) {
+	k := [3]int{d, p, block}
+	s.codecMu.Lock()
+	defer s.codecMu.Unlock()
+	if c, ok := s.codecs[k]; ok {
+		return c, nil
+	}
+	c, err := codec.New(d, p, codec.WithBlockSize(block))
+	if err != nil {
+		return nil, err
+	}
+	s.codecs[k] = c
+	return c, nil
+}
+
+// callCtx bounds one metadata call.
+func (s *Scrubber) callCtx(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, s.cfg.CallTimeout)
+}
+
+// dataCtx bounds a call that moves or hashes about n bytes: the metadata
+// timeout plus a second per MiB, a pace any healthy disk beats.
+func (s *Scrubber) dataCtx(ctx context.Context, n int64) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, s.cfg.CallTimeout+time.Duration(n>>20)*time.Second)
+}
+
+// members returns the members with the given ids (skipping unknown ones
+// and duplicates), after those of list.
+func (s *Scrubber) members(list []placement.Node, ids ...string) []member {
+	var out []member
+	seen := make(map[string]bool)
+	add := func(id string) {
+		if mb, ok := s.byID[id]; ok && !seen[id] {
+			seen[id] = true
+			out = append(out, mb)
+		}
+	}
+	for _, n := range list {
+		add(n.ID)
+	}
+	for _, id := range ids {
+		add(id)
+	}
+	return out
+}
+
+// each runs fn(0..n-1) with at most limit at once and waits for all.
+func each(n, limit int, fn func(i int)) {
+	if limit <= 0 {
+		limit = n
+	}
+	sem := make(chan struct{}, limit)
+	var wg sync.WaitGroup
+	for i := range n {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			fn(i)
+		})
+	}
+	wg.Wait()
+}
