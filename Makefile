@@ -7,7 +7,7 @@ BIN      ?= bin/kintsugi
 TEST_TIMEOUT ?= 14m
 FUZZTIME ?= 20s
 
-.PHONY: all build run test test-short lint fmt vet tidy-check fuzz bench clean
+.PHONY: all build run test test-short lint fmt vet tidy-check fuzz bench chaos clean
 
 all: build
 
@@ -47,6 +47,14 @@ fuzz:
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime 1s ./codec ./placement ./storagenode/... ./bench/...
+
+# The long chaos run: separate processes (8 nodes in 4 zones, 2 gateways)
+# under kill -9, SIGSTOP, wiped nodes, a full disk and nodes added, drained
+# and removed. `make test` runs a two-minute version. Replay a run with
+# KINTSUGI_CHAOS_SEED=<seed printed by the run>; KINTSUGI_CHAOS_LOGS=DIR
+# keeps the process logs of a failed run.
+chaos:
+	KINTSUGI_CHAOS=long $(GO) test -race -v -run '^TestChaos$$' -timeout 60m ./cmd/kintsugi
 
 clean:
 	rm -rf bin

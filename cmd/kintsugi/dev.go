@@ -11,13 +11,14 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/kintsugi-store/kintsugi/gateway"
 	"github.com/kintsugi-store/kintsugi/gateway/objects"
 	"github.com/kintsugi-store/kintsugi/gateway/sigv4"
 	"github.com/kintsugi-store/kintsugi/placement"
+	"github.com/kintsugi-store/kintsugi/scrubber"
 	"github.com/kintsugi-store/kintsugi/storagenode"
-	"github.com/kintsugi-store/kintsugi/storagenode/client"
 )
 
 // runDev runs the embedded local cluster: storage nodes and a gateway in one
@@ -32,6 +33,14 @@ func runDev(ctx context.Context, env *environ, args []string) error {
 	parityShards := fset.Int("parity-shards", 2, "parity shards per object (p)")
 	basePort := fset.Int("node-base-port", 9101, "first storage node port (0 = any free port)")
 	region := fset.String("region", "us-east-1", "S3 region")
+	domain := fset.String("domain", "", "domain for virtual-hosted–style requests (<bucket>.DOMAIN)")
+	tlsCert := fset.String("tls-cert", "", "PEM certificate (valid for 127.0.0.1) to serve the gateway and the nodes over HTTPS, with --tls-key")
+	tlsKey := fset.String("tls-key", "", "PEM private key of --tls-cert")
+	caFile := fset.String("ca-file", "", "PEM CA the nodes' certificate chains to (default: --tls-cert itself)")
+	uploadExpiry := fset.Duration("upload-expiry", objects.DefaultUploadExpiry, "age after which an unfinished multipart upload is aborted")
+	uploadSweep := fset.Duration("upload-sweep", time.Hour, "how often to abort stale uploads and free unused parts (0: never)")
+	scrubInterval := fset.Duration("scrub-interval", time.Minute, "interval of the embedded scrubber's passes (0 disables it)")
+	scrubListen := fset.String("scrub-listen", "127.0.0.1:9300", "address of the embedded scrubber's /status and /metrics")
 	if err := parseFlags(fset, env, args); err != nil {
 		return err
 	}
@@ -49,6 +58,14 @@ func runDev(ctx context.Context, env *environ, args []string) error {
 		return err
 	}
 	ak, sk, err := devCredentials(env, *dataDir)
+	if err != nil {
+		return err
+	}
+	ca := *caFile
+	if ca == "" {
+		ca = *tlsCert
+	}
+	opts, err := nodeClientOptions(secret, ca)
 	if err != nil {
 		return err
 	}
@@ -75,8 +92,15 @@ func runDev(ctx context.Context, env *environ, args []string) error {
 		if err != nil {
 			return usageErr("node %s: %v (try --node-base-port 0)", id, err)
 		}
+		if err := srv.useTLS(*tlsCert, *tlsKey); err != nil {
+			return err
+		}
 		servers = append(servers, srv)
-		m.Nodes = append(m.Nodes, placement.Node{ID: id, Addr: srv.Addr(), Zone: "z" + strconv.Itoa(i)})
+		nodeAddr := srv.Addr()
+		if srv.scheme == "https" {
+			nodeAddr = srv.URL()
+		}
+		m.Nodes = append(m.Nodes, placement.Node{ID: id, Addr: nodeAddr, Zone: "z" + strconv.Itoa(i)})
 	}
 	m = m.WithDefaults()
 	if err := m.Validate(); err != nil {
@@ -93,7 +117,7 @@ func runDev(ctx context.Context, env *environ, args []string) error {
 
 	store, err := objects.New(objects.Config{
 		Map:           m,
-		ClientOptions: &client.Options{Secret: secret},
+		ClientOptions: opts,
 		Logger:        env.logger,
 	})
 	if err != nil {
@@ -102,6 +126,7 @@ func runDev(ctx context.Context, env *environ, args []string) error {
 	gcfg := gateway.DefaultConfig()
 	gcfg.Backend = store
 	gcfg.Region = *region
+	gcfg.Domain = *domain
 	gcfg.Logger = env.logger
 	gcfg.Auth = &sigv4.Verifier{Creds: sigv4.StaticCredentials{ak: sk}, Region: *region}
 	gw, err := gateway.New(gcfg)
@@ -112,14 +137,56 @@ func runDev(ctx context.Context, env *environ, args []string) error {
 	if err != nil {
 		return usageErr("%v", err)
 	}
+	if err := gsrv.useTLS(*tlsCert, *tlsKey); err != nil {
+		return err
+	}
 	servers = append(servers, gsrv)
+	go sweepUploads(ctx, env.logger, store, *uploadSweep, *uploadExpiry)
+	scrubAddr := ""
+	if *scrubInterval > 0 {
+		s, err := scrubber.New(scrubber.Config{
+			Map:           m,
+			ClientOptions: opts,
+			StateDir:      filepath.Join(*dataDir, "scrubber"),
+			Concurrency:   2,
+			Logger:        env.logger.With("role", "scrubber"),
+		})
+		if err != nil {
+			return err
+		}
+		defer s.Close()
+		d := scrubber.NewDaemon(s, *scrubInterval)
+		ssrv, err := newServer("scrubber", *scrubListen, d.Handler(), env.logger)
+		if err != nil {
+			return usageErr("scrubber: %v (try --scrub-listen 127.0.0.1:0)", err)
+		}
+		servers = append(servers, ssrv)
+		scrubAddr = ssrv.Addr()
+		sctx, stop := context.WithCancel(ctx)
+		scrubDone := make(chan struct{})
+		defer func() {
+			stop()
+			<-scrubDone
+		}()
+		go func() {
+			defer close(scrubDone)
+			d.Run(sctx)
+		}()
+	}
 
-	endpoint := "http://" + gsrv.Addr()
+	endpoint := gsrv.URL()
 	fmt.Fprintf(env.stdout, "Kintsugi dev cluster: %d nodes, %d+%d erasure coding, data in %s\n",
 		*nodes, m.DataShards, m.ParityShards, *dataDir)
-	fmt.Fprintf(env.stdout, "  S3 endpoint:  %s  (region %s, path-style)\n", endpoint, *region)
+	style := "path-style"
+	if *domain != "" {
+		style += ", or virtual-hosted as <bucket>." + *domain
+	}
+	fmt.Fprintf(env.stdout, "  S3 endpoint:  %s  (region %s, %s)\n", endpoint, *region, style)
 	fmt.Fprintf(env.stdout, "  access key:   %s\n  secret key:   %s\n", ak, sk)
 	fmt.Fprintf(env.stdout, "  cluster map:  %s\n", mapFile)
+	if scrubAddr != "" {
+		fmt.Fprintf(env.stdout, "  scrubber:     http://%s/status and /metrics, a pass every %v\n", scrubAddr, *scrubInterval)
+	}
 	fmt.Fprintf(env.stdout, "  try:  AWS_ACCESS_KEY_ID=%s AWS_SECRET_ACCESS_KEY=%s aws --endpoint-url %s s3 mb s3://demo\n", ak, sk, endpoint)
 	ready(env, "dev", gsrv.Addr(), "nodes", strconv.Itoa(*nodes))
 	return serveAll(ctx, env.logger, servers...)

@@ -11,8 +11,8 @@ import (
 	"github.com/kintsugi-store/kintsugi/gateway"
 	"github.com/kintsugi-store/kintsugi/gateway/objects"
 	"github.com/kintsugi-store/kintsugi/gateway/sigv4"
+	"github.com/kintsugi-store/kintsugi/internal/health"
 	"github.com/kintsugi-store/kintsugi/placement"
-	"github.com/kintsugi-store/kintsugi/storagenode/client"
 )
 
 func runGateway(ctx context.Context, env *environ, args []string) error {
@@ -23,6 +23,16 @@ func runGateway(ctx context.Context, env *environ, args []string) error {
 	credFile := fs.String("credentials", "", "file of \"ACCESS_KEY SECRET_KEY\" lines (adds to $KINTSUGI_ACCESS_KEY/$KINTSUGI_SECRET_KEY)")
 	secretFile := fs.String("secret-file", "", "file holding the cluster secret (default: $KINTSUGI_CLUSTER_SECRET)")
 	poll := fs.Duration("map-poll", 2*time.Second, "how often to check the cluster file for a newer epoch")
+	domain := fs.String("domain", "", "domain for virtual-hosted–style requests (<bucket>.DOMAIN); comma-separated for several")
+	tlsCert := fs.String("tls-cert", "", "PEM certificate to serve S3 over HTTPS (with --tls-key)")
+	tlsKey := fs.String("tls-key", "", "PEM private key of --tls-cert")
+	caFile := fs.String("ca-file", "", "PEM CA certificates to trust for nodes at https:// addresses (default: system roots)")
+	uploadExpiry := fs.Duration("upload-expiry", objects.DefaultUploadExpiry, "age after which an unfinished multipart upload is aborted")
+	uploadSweep := fs.Duration("upload-sweep", time.Hour, "how often to abort stale uploads and free unused parts (0: never)")
+	slowClient := fs.Duration("slow-client-timeout", gateway.DefaultSlowClient, "longest wait for a client to send or take body bytes before RequestTimeout (negative: no limit)")
+	minRate := fs.Int64("min-body-rate", gateway.DefaultMinBodyRate, "slowest average upload, bytes/s, once the slow-client timeout has passed (negative: no limit)")
+	metricsAddr := fs.String("metrics-listen", "", "address to serve /metrics (Prometheus) and /nodes (node health, JSON) on; empty: off")
+	hf := addHealthFlags(fs)
 	if err := parseFlags(fs, env, args); err != nil {
 		return err
 	}
@@ -47,17 +57,38 @@ func runGateway(ctx context.Context, env *environ, args []string) error {
 		env.logger.Warn("no credentials configured; generated a key pair for this run",
 			"access_key", ak, "secret_key", sk)
 	}
+	opts, err := nodeClientOptions(secret, *caFile)
+	if err != nil {
+		return err
+	}
+	// The tracker's probe needs the store's map and the store needs the
+	// tracker: the probe's store is set before heartbeats start.
+	ms := newMapSync(nil, opts, env.logger)
+	reg := newRegistry()
+	hcfg, err := hf.config(env, ms.probe, reg)
+	if err != nil {
+		return err
+	}
+	tracker, err := health.New(hcfg)
+	if err != nil {
+		return err
+	}
 	store, err := objects.New(objects.Config{
 		Map:           m,
-		ClientOptions: &client.Options{Secret: secret},
+		ClientOptions: opts,
 		Logger:        env.logger,
+		Health:        tracker,
 	})
 	if err != nil {
 		return err
 	}
+	ms.store = store
 	cfg := gateway.DefaultConfig()
 	cfg.Backend = store
 	cfg.Region = *region
+	cfg.Domain = *domain
+	cfg.SlowClientTimeout = *slowClient
+	cfg.MinBodyRate = *minRate
 	cfg.Logger = env.logger
 	cfg.Auth = &sigv4.Verifier{Creds: creds, Region: *region}
 	gw, err := gateway.New(cfg)
@@ -68,9 +99,25 @@ func runGateway(ctx context.Context, env *environ, args []string) error {
 	if err != nil {
 		return usageErr("%v", err)
 	}
+	if err := srv.useTLS(*tlsCert, *tlsKey); err != nil {
+		return err
+	}
+	servers := []*server{srv}
+	kv := []string{"epoch", itoa(m.Epoch)}
+	if *metricsAddr != "" {
+		msrv, err := newServer("gateway metrics", *metricsAddr, metricsHandler(reg, tracker, store), env.logger)
+		if err != nil {
+			return usageErr("--metrics-listen: %v", err)
+		}
+		servers = append(servers, msrv)
+		kv = append(kv, "metrics", msrv.Addr())
+	}
 	go watchMap(ctx, env.logger, *clusterFile, *poll, store)
-	ready(env, "gateway", srv.Addr(), "epoch", itoa(m.Epoch))
-	return serveAll(ctx, env.logger, srv)
+	go sweepUploads(ctx, env.logger, store, *uploadSweep, *uploadExpiry)
+	go tracker.Run(ctx)
+	go ms.run(ctx)
+	ready(env, "gateway", srv.Addr(), kv...)
+	return serveAll(ctx, env.logger, servers...)
 }
 
 // mapSetter is the part of the object store that takes a new cluster map.
@@ -82,7 +129,8 @@ type mapSetter interface {
 // watchMap polls the cluster file and installs any map with a higher
 // epoch. Polling (not inotify) keeps it working on every filesystem and
 // with editors that replace files; a few seconds of lag is harmless because
-// readers consult both the new and the previous placement.
+// readers consult both the new and the previous placement. Gateways whose
+// file is not updated learn new epochs from the nodes instead (mapSync).
 func watchMap(ctx context.Context, logger *slog.Logger, path string, every time.Duration, s mapSetter) {
 	if every <= 0 {
 		return

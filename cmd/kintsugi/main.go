@@ -39,6 +39,9 @@ func commands() []command {
 		{"dev", "run a gateway and storage nodes in one process (local cluster)", runDev},
 		{"storagenode", "run one storage node", runStorageNode},
 		{"gateway", "run a stateless S3 gateway", runGateway},
+		{"admin", "cluster status and map changes: nodes add/drain/remove, map show", runAdmin},
+		{"scrub", "one full verify-and-repair pass over the cluster, for cron", runScrub},
+		{"scrubber", "verify-and-repair passes on an interval, with /status and /metrics", runScrubber},
 	}
 }
 

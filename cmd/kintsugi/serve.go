@@ -19,9 +19,10 @@ const drainTimeout = 30 * time.Second
 
 // server is one HTTP listener of the process.
 type server struct {
-	name string // for logs: "gateway", "storagenode n1"
-	ln   net.Listener
-	srv  *http.Server
+	name   string // for logs: "gateway", "storagenode n1"
+	ln     net.Listener
+	srv    *http.Server
+	scheme string // "http", or "https" after useTLS
 }
 
 func newServer(name, addr string, h http.Handler, logger *slog.Logger) (*server, error) {
@@ -30,22 +31,28 @@ func newServer(name, addr string, h http.Handler, logger *slog.Logger) (*server,
 		return nil, fmt.Errorf("listen %s: %w", addr, err)
 	}
 	return &server{
-		name: name,
-		ln:   ln,
+		name:   name,
+		ln:     ln,
+		scheme: "http",
 		srv: &http.Server{
 			Handler: h,
 			// Slow clients must not pin connections: headers have a hard
 			// deadline; bodies are streamed and bounded by the handlers.
 			ReadHeaderTimeout: 10 * time.Second,
 			IdleTimeout:       2 * time.Minute,
-			MaxHeaderBytes:    64 << 10,
-			ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+			// A hard stop only: the gateway refuses headers beyond its
+			// own, smaller limit with an S3 error.
+			MaxHeaderBytes: 256 << 10,
+			ErrorLog:       slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 		},
 	}, nil
 }
 
 // Addr is the address actually bound (port 0 resolved).
 func (s *server) Addr() string { return s.ln.Addr().String() }
+
+// URL is the base URL clients reach s at.
+func (s *server) URL() string { return s.scheme + "://" + s.Addr() }
 
 // serveAll serves every server until ctx is done, then drains them all.
 // It returns the first serve error, or nil after a clean drain.

@@ -16,6 +16,10 @@ func runStorageNode(ctx context.Context, env *environ, args []string) error {
 	secretFile := fs.String("secret-file", "", "file holding the cluster secret (default: $KINTSUGI_CLUSTER_SECRET)")
 	grace := fs.Duration("staging-grace", 24*time.Hour, "age after which uncommitted staged shards are swept")
 	sweep := fs.Duration("sweep-interval", 10*time.Minute, "how often to sweep stale staged shards")
+	scrubRate := fs.Int64("scrub-rate", storagenode.DefaultScrubRate, "bytes per second the background verifier may re-hash (0 disables it)")
+	scrubPeriod := fs.Duration("scrub-period", storagenode.DefaultScrubPeriod, "how often the background verifier starts a full pass over the node's shards")
+	tlsCert := fs.String("tls-cert", "", "PEM certificate to serve the node API over HTTPS (with --tls-key); name the node https://HOST:PORT in the map")
+	tlsKey := fs.String("tls-key", "", "PEM private key of --tls-cert")
 	if err := parseFlags(fs, env, args); err != nil {
 		return err
 	}
@@ -29,6 +33,8 @@ func runStorageNode(ctx context.Context, env *environ, args []string) error {
 	cfg.Secret = secret
 	cfg.StagingGrace = *grace
 	cfg.SweepInterval = *sweep
+	cfg.ScrubRate = *scrubRate
+	cfg.ScrubPeriod = *scrubPeriod
 	cfg.Logger = env.logger.With("node", *id)
 	if err := cfg.Validate(); err != nil {
 		return usageErr("%v", err)
@@ -44,6 +50,9 @@ func runStorageNode(ctx context.Context, env *environ, args []string) error {
 	srv, err := newServer("storagenode "+*id, *listen, node.Handler(), env.logger)
 	if err != nil {
 		return usageErr("%v", err)
+	}
+	if err := srv.useTLS(*tlsCert, *tlsKey); err != nil {
+		return err
 	}
 	ready(env, "storagenode", srv.Addr(), "id", *id)
 	return serveAll(ctx, env.logger, srv)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -21,6 +22,12 @@ type Options struct {
 	BlockSize int // 0 = default
 	Gateways  int
 	Env       []string // extra environment for every process
+	// GatewayArgs are extra flags for every gateway.
+	GatewayArgs []string
+	// TLSCert and TLSKey, if set, are PEM files of a certificate valid for
+	// 127.0.0.1: every node and gateway then serves HTTPS with it, nodes
+	// are named https://... in the map, and gateways trust it for them.
+	TLSCert, TLSKey string
 }
 
 // Cluster is a running multi-process cluster.
@@ -35,6 +42,8 @@ type Cluster struct {
 	Nodes     []*Proc
 	Gateways  []*Proc
 	env       []string
+	gwArgs    []string
+	tls       bool
 }
 
 // StartCluster starts opt.Nodes storage node processes and opt.Gateways
@@ -54,6 +63,8 @@ func StartCluster(t testing.TB, bin string, opt Options) *Cluster {
 		opt.Gateways = 1
 	}
 	c := &Cluster{
+		gwArgs:    opt.GatewayArgs,
+		tls:       opt.TLSCert != "",
 		Dir:       t.TempDir(),
 		Bin:       bin,
 		Secret:    "test-cluster-secret-" + fmt.Sprint(time.Now().UnixNano()),
@@ -72,6 +83,9 @@ func StartCluster(t testing.TB, bin string, opt Options) *Cluster {
 		addr, err := FreePort()
 		if err != nil {
 			t.Fatal(err)
+		}
+		if c.tls {
+			addr = "https://" + addr
 		}
 		m.Nodes = append(m.Nodes, placement.Node{
 			ID:   fmt.Sprintf("n%d", i+1),
@@ -93,9 +107,15 @@ func StartCluster(t testing.TB, bin string, opt Options) *Cluster {
 	}
 
 	ctx := context.Background()
+	if c.tls {
+		c.gwArgs = append([]string{"--tls-cert", opt.TLSCert, "--tls-key", opt.TLSKey, "--ca-file", opt.TLSCert}, c.gwArgs...)
+	}
 	for _, n := range c.Map.Nodes {
-		p, err := Start(ctx, "node "+n.ID, bin, filepath.Join(c.Dir, n.ID+".log"), c.env,
-			"storagenode", "--id", n.ID, "--listen", n.Addr, "--data", filepath.Join(c.Dir, n.ID))
+		args := []string{"storagenode", "--id", n.ID, "--listen", strings.TrimPrefix(n.Addr, "https://"), "--data", filepath.Join(c.Dir, n.ID)}
+		if c.tls {
+			args = append(args, "--tls-cert", opt.TLSCert, "--tls-key", opt.TLSKey)
+		}
+		p, err := Start(ctx, "node "+n.ID, bin, filepath.Join(c.Dir, n.ID+".log"), c.env, args...)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -113,12 +133,17 @@ func StartCluster(t testing.TB, bin string, opt Options) *Cluster {
 
 // StartGateway starts gateway number i on a free port.
 func (c *Cluster) StartGateway(ctx context.Context, i int) (*Proc, error) {
-	return Start(ctx, fmt.Sprintf("gateway %d", i), c.Bin, filepath.Join(c.Dir, fmt.Sprintf("gateway%d.log", i)), c.env,
-		"gateway", "--listen", "127.0.0.1:0", "--cluster", c.MapFile, "--map-poll", "500ms")
+	args := append([]string{"gateway", "--listen", "127.0.0.1:0", "--cluster", c.MapFile, "--map-poll", "500ms"}, c.gwArgs...)
+	return Start(ctx, fmt.Sprintf("gateway %d", i), c.Bin, filepath.Join(c.Dir, fmt.Sprintf("gateway%d.log", i)), c.env, args...)
 }
 
 // Endpoint is the S3 URL of gateway i.
-func (c *Cluster) Endpoint(i int) string { return "http://" + c.Gateways[i].Addr }
+func (c *Cluster) Endpoint(i int) string {
+	if c.tls {
+		return "https://" + c.Gateways[i].Addr
+	}
+	return "http://" + c.Gateways[i].Addr
+}
 
 // NodeDir is node i's data directory.
 func (c *Cluster) NodeDir(i int) string { return filepath.Join(c.Dir, c.Map.Nodes[i].ID) }

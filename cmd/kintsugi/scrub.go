@@ -1,0 +1,401 @@
+package main
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/kintsugi-store/kintsugi/placement"
+	"github.com/kintsugi-store/kintsugi/scrubber"
+	"github.com/kintsugi-store/kintsugi/storagenode/client"
+)
+
+// Exit codes of `kintsugi scrub`.
+const (
+	exitScrubLost   = 1 // data the pass could not repair
+	exitScrubFailed = 2 // the pass itself failed or could not cover everything
+)
+
+// scrubFlags are the flags `scrub` and `scrubber` share.
+type scrubFlags struct {
+	cluster      *string
+	state        *string
+	rate         *float64
+	concurrency  *int
+	stagingGrace *time.Duration
+	markerGrace  *time.Duration
+	secretFile   *string
+}
+
+func addScrubFlags(fs *flag.FlagSet) *scrubFlags {
+	return &scrubFlags{
+		cluster:      fs.String("cluster", "", "cluster map file (YAML, required)"),
+		state:        fs.String("state", "", "checkpoint directory, so an interrupted pass resumes (default: one per cluster file under $XDG_STATE_HOME or ~/.local/state)"),
+		rate:         fs.Float64("rate", 0, "MB/s (10^6 bytes) of shard data verified on nodes or read to rebuild; 0 = unlimited"),
+		concurrency:  fs.Int("concurrency", scrubber.DefaultConcurrency, "objects checked or repaired at once"),
+		stagingGrace: fs.Duration("staging-grace", scrubber.DefaultStagingGrace, "age after which an uncommitted staged version is swept"),
+		markerGrace:  fs.Duration("marker-grace", scrubber.DefaultMarkerGrace, "age after which a delete marker held by every node is dropped"),
+		secretFile:   fs.String("secret-file", "", "file holding the cluster secret (default: $KINTSUGI_CLUSTER_SECRET)"),
+	}
+}
+
+// config turns the flags into a scrubber.Config.
+func (f *scrubFlags) config(env *environ) (scrubber.Config, error) {
+	if *f.cluster == "" {
+		return scrubber.Config{}, usageErr("--cluster is required")
+	}
+	m, err := placement.Load(*f.cluster)
+	if err != nil {
+		return scrubber.Config{}, usageErr("%v", err)
+	}
+	switch {
+	case *f.rate < 0:
+		return scrubber.Config{}, usageErr("--rate %v: must not be negative", *f.rate)
+	case *f.concurrency < 1 || *f.concurrency > 1024:
+		return scrubber.Config{}, usageErr("--concurrency %d: want 1..1024", *f.concurrency)
+	case *f.stagingGrace <= 0 || *f.markerGrace <= 0:
+		return scrubber.Config{}, usageErr("--staging-grace and --marker-grace must be positive")
+	}
+	secret, err := clusterSecret(env, *f.secretFile)
+	if err != nil {
+		return scrubber.Config{}, err
+	}
+	if secret == nil {
+		env.logger.Warn("no cluster secret: node requests are unsigned; set KINTSUGI_CLUSTER_SECRET")
+	}
+	state := *f.state
+	if state == "" {
+		if state, err = defaultStateDir(env, *f.cluster); err != nil {
+			return scrubber.Config{}, err
+		}
+	}
+	return scrubber.Config{
+		Map:           m,
+		ClientOptions: &client.Options{Secret: secret},
+		StateDir:      state,
+		Concurrency:   *f.concurrency,
+		Rate:          int64(*f.rate * 1e6),
+		StagingGrace:  *f.stagingGrace,
+		MarkerGrace:   *f.markerGrace,
+		Logger:        env.logger,
+	}, nil
+}
+
+// defaultStateDir is a stable directory per cluster file, so that cron runs
+// of the same cluster resume each other's passes.
+func defaultStateDir(env *environ, clusterFile string) (string, error) {
+	abs, err := filepath.Abs(clusterFile)
+	if err != nil {
+		return "", usageErr("--cluster: %v", err)
+	}
+	base := env.getenv("XDG_STATE_HOME")
+	if base == "" {
+		if home := env.getenv("HOME"); home != "" {
+			base = filepath.Join(home, ".local", "state")
+		} else {
+			base = os.TempDir()
+		}
+	}
+	sum := sha256.Sum256([]byte(abs))
+	dir := filepath.Join(base, "kintsugi", "scrub-"+hex.EncodeToString(sum[:6]))
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", usageErr("state directory: %v (set --state)", err)
+	}
+	return dir, nil
+}
+
+func runScrub(ctx context.Context, env *environ, args []string) error {
+	fs := flag.NewFlagSet("kintsugi scrub", flag.ContinueOnError)
+	sf := addScrubFlags(fs)
+	dry := fs.Bool("dry-run", false, "report without repairing anything (and without touching the checkpoint)")
+	report := fs.String("report", "text", "summary format on stdout: text or json")
+	progress := fs.String("progress", "auto", "progress display on stderr: auto (a bar on a terminal, else log lines), bar, log or none")
+	logEvery := fs.Duration("log-every", 10*time.Second, "interval of progress log lines")
+	if err := parseFlags(fs, env, args); err != nil {
+		return err
+	}
+	if *report != "text" && *report != "json" {
+		return usageErr("--report %q: want text or json", *report)
+	}
+	if *logEvery <= 0 {
+		return usageErr("--log-every must be positive")
+	}
+	mode := *progress
+	switch mode {
+	case "auto":
+		mode = "log"
+		if isTerminal(env.stderr) {
+			mode = "bar"
+		}
+	case "bar", "log", "none":
+	default:
+		return usageErr("--progress %q: want auto, bar, log or none", mode)
+	}
+	cfg, err := sf.config(env)
+	if err != nil {
+		return err
+	}
+	cfg.DryRun = *dry
+	pr := newProgressPrinter(env, mode, *logEvery)
+	cfg.Progress = pr.update
+	s, err := scrubber.New(cfg)
+	if err != nil {
+		return exitError{code: exitScrubFailed, err: err}
+	}
+	defer s.Close()
+
+	stop := pr.start()
+	rep, runErr := s.Run(ctx)
+	stop()
+	if rep != nil {
+		if *report == "json" {
+			enc := json.NewEncoder(env.stdout)
+			enc.SetIndent("", "  ")
+			enc.Encode(rep)
+		} else {
+			printSummary(env.stdout, rep, cfg.Map.WithDefaults(), runErr)
+		}
+	}
+	switch {
+	case runErr != nil:
+		return exitError{code: exitScrubFailed, err: fmt.Errorf("pass failed (resumable from its checkpoint): %w", runErr)}
+	case rep.UnrecoverableCount > 0:
+		return exitError{code: exitScrubLost, err: fmt.Errorf("%d objects cannot be repaired", rep.UnrecoverableCount)}
+	case rep.IncompleteCount > 0:
+		return exitError{code: exitScrubFailed, err: fmt.Errorf("pass incomplete: %d problems (nodes unreachable or repairs failed)", rep.IncompleteCount)}
+	}
+	return nil
+}
+
+func runScrubber(ctx context.Context, env *environ, args []string) error {
+	fs := flag.NewFlagSet("kintsugi scrubber", flag.ContinueOnError)
+	sf := addScrubFlags(fs)
+	interval := fs.Duration("interval", 24*time.Hour, "time from the start of one pass to the start of the next")
+	listen := fs.String("listen", "127.0.0.1:9300", "address to serve /status and /metrics on")
+	if err := parseFlags(fs, env, args); err != nil {
+		return err
+	}
+	if *interval <= 0 {
+		return usageErr("--interval must be positive")
+	}
+	cfg, err := sf.config(env)
+	if err != nil {
+		return err
+	}
+	s, err := scrubber.New(cfg)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	d := scrubber.NewDaemon(s, *interval)
+	srv, err := newServer("scrubber", *listen, d.Handler(), env.logger)
+	if err != nil {
+		return usageErr("%v", err)
+	}
+	// The passes stop with the server, whichever ends first.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- d.Run(ctx) }()
+	ready(env, "scrubber", srv.Addr(), "interval", interval.String())
+	err = serveAll(ctx, env.logger, srv)
+	cancel()
+	<-done
+	return err
+}
+
+// isTerminal reports whether w is a character device (a terminal).
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+}
+
+// progressPrinter shows a running pass: a redrawn bar with an ETA on a
+// terminal, or a structured log line every interval. The scrubber calls
+// update from its workers; drawing happens on a ticker.
+type progressPrinter struct {
+	env      *environ
+	mode     string
+	every    time.Duration
+	mu       sync.Mutex
+	p        scrubber.Progress
+	changed  bool
+	started  time.Time
+	startObj int64 // objects already checked when this run started (a resumed pass)
+	startB   int64 // and shard bytes verified
+	have     bool
+}
+
+func newProgressPrinter(env *environ, mode string, every time.Duration) *progressPrinter {
+	return &progressPrinter{env: env, mode: mode, every: every}
+}
+
+func (pp *progressPrinter) update(p scrubber.Progress) {
+	pp.mu.Lock()
+	if !pp.have {
+		pp.have, pp.startObj, pp.startB = true, p.Objects, p.Bytes
+	}
+	pp.p, pp.changed = p, true
+	pp.mu.Unlock()
+}
+
+// start begins drawing and returns the function that stops it.
+func (pp *progressPrinter) start() func() {
+	if pp.mode == "none" {
+		return func() {}
+	}
+	pp.started = time.Now()
+	every := pp.every
+	if pp.mode == "bar" {
+		every = 200 * time.Millisecond
+	}
+	t := time.NewTicker(every)
+	quit := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for {
+			select {
+			case <-quit:
+				return
+			case <-t.C:
+				pp.draw()
+			}
+		}
+	})
+	return func() {
+		t.Stop()
+		close(quit)
+		wg.Wait()
+		if pp.mode == "bar" && pp.have {
+			pp.draw()
+			fmt.Fprintln(pp.env.stderr)
+		}
+	}
+}
+
+func (pp *progressPrinter) draw() {
+	pp.mu.Lock()
+	p, changed := pp.p, pp.changed
+	pp.changed = false
+	startObj, startB := pp.startObj, pp.startB
+	pp.mu.Unlock()
+	if p.Phase == "" {
+		return
+	}
+	elapsed := time.Since(pp.started)
+	rate := float64(p.Bytes-startB) / max(elapsed.Seconds(), 1e-3) / 1e6
+	eta := "?"
+	if done := p.Objects - startObj; done > 0 && p.Estimated > p.Objects && p.Phase == scrubber.PhaseWalk {
+		left := time.Duration(float64(elapsed) / float64(done) * float64(p.Estimated-p.Objects))
+		eta = left.Round(time.Second).String()
+	} else if p.Estimated > 0 && p.Objects >= p.Estimated {
+		eta = "0s"
+	}
+	if pp.mode == "log" {
+		if !changed {
+			return
+		}
+		pp.env.logger.Info("scrub progress", "phase", p.Phase, "bucket", p.Bucket, "key", p.Key,
+			"objects", p.Objects, "estimated", p.Estimated, "shard_bytes", p.Bytes, "rebuilt", p.Rebuilt,
+			"queue", p.Queue, "eta", eta)
+		return
+	}
+	const width = 30
+	frac := 0.0
+	if p.Estimated > 0 {
+		frac = min(float64(p.Objects)/float64(p.Estimated), 1)
+	}
+	fill := int(frac * width)
+	bar := strings.Repeat("=", fill) + strings.Repeat(" ", width-fill)
+	line := fmt.Sprintf("\r[%s] %3.0f%% %d/%d objects  %.1f MB/s  rebuilt %d  %s  ETA %s",
+		bar, frac*100, p.Objects, p.Estimated, rate, p.Rebuilt, p.Phase, eta)
+	fmt.Fprintf(pp.env.stderr, "%-100s", line)
+}
+
+// printSummary writes the human summary of a pass.
+func printSummary(w io.Writer, r *scrubber.Report, m *placement.Map, runErr error) {
+	status := "complete"
+	switch {
+	case runErr != nil:
+		status = "FAILED"
+	case r.UnrecoverableCount > 0:
+		status = "complete, DATA CANNOT BE REPAIRED"
+	case r.IncompleteCount > 0:
+		status = "INCOMPLETE"
+	}
+	dry := ""
+	if r.DryRun {
+		dry = " (dry run: nothing repaired)"
+	}
+	fmt.Fprintf(w, "scrub %s%s in %s\n", status, dry, time.Duration(r.Seconds*float64(time.Second)).Round(time.Millisecond))
+	if r.Resumed > 0 && r.ResumedFrom != nil {
+		fmt.Fprintf(w, "  resumed:          %d time(s); this run took over at %s %s/%s and checked %d objects\n",
+			r.Resumed, r.ResumedFrom.Phase, r.ResumedFrom.Bucket, r.ResumedFrom.Key, r.RunObjects)
+	}
+	rate := 0.0
+	if r.Seconds > 0 {
+		rate = float64(r.ShardBytes) / r.Seconds / 1e6
+	}
+	fmt.Fprintf(w, "  objects verified: %d (%s) in %d buckets; %d delete markers, %d multipart manifests\n",
+		r.Objects, sizeStr(r.Bytes), r.Buckets, r.Markers, r.Manifests)
+	fmt.Fprintf(w, "  shards verified:  %d (%s hashed on the nodes, %.1f MB/s)\n", r.ShardsVerified, sizeStr(r.ShardBytes), rate)
+	fmt.Fprintf(w, "  shards missing:   %d\n", r.ShardsMissing)
+	fmt.Fprintf(w, "  shards corrupt:   %d\n", r.ShardsCorrupt)
+	fmt.Fprintf(w, "  shards rebuilt:   %d (%s)", r.ShardsRebuilt, sizeStr(r.BytesRebuilt))
+	if r.RepairsFailed > 0 {
+		fmt.Fprintf(w, ", %d failed", r.RepairsFailed)
+	}
+	fmt.Fprintln(w)
+	fmt.Fprintf(w, "  unrecoverable:    %d objects\n", r.UnrecoverableCount)
+	var levels []string
+	for _, l := range scrubber.Levels(r.RedundancyAfter, m.DataShards, m.N()) {
+		levels = append(levels, fmt.Sprintf("%s: %d", l.Level, l.Objects))
+	}
+	fmt.Fprintf(w, "  redundancy now:   %s\n", strings.Join(levels, ", "))
+	if r.RolledForward+r.StagedAborted+r.MarkersRepaired+r.MarkersRemoved+r.ManifestsRepaired+r.HintsConsumed+
+		int64(r.BucketsRepaired)+r.Changed+r.Unacknowledged > 0 {
+		fmt.Fprintf(w, "  also:             %d hints consumed, %d shards rolled forward, %d staged shards swept (%s), "+
+			"%d delete markers copied, %d dropped, %d manifests copied, %d bucket records copied, "+
+			"%d objects changed under the pass, %d unacknowledged versions\n",
+			r.HintsConsumed, r.RolledForward, r.StagedAborted, sizeStr(r.StagedBytes), r.MarkersRepaired, r.MarkersRemoved,
+			r.ManifestsRepaired, r.BucketsRepaired, r.Changed, r.Unacknowledged)
+	}
+	for _, u := range r.Unrecoverable {
+		fmt.Fprintf(w, "UNRECOVERABLE %s/%s version %s: %s\n", u.Bucket, u.Key, u.Version, u.Reason)
+	}
+	if n := r.UnrecoverableCount - int64(len(r.Unrecoverable)); n > 0 {
+		fmt.Fprintf(w, "UNRECOVERABLE ... and %d more (see --report json)\n", n)
+	}
+	for _, s := range r.Incomplete {
+		fmt.Fprintf(w, "INCOMPLETE %s\n", s)
+	}
+	if n := r.IncompleteCount - int64(len(r.Incomplete)); n > 0 {
+		fmt.Fprintf(w, "INCOMPLETE ... and %d more\n", n)
+	}
+}
+
+func sizeStr(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}

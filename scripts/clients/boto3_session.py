@@ -1,0 +1,193 @@
+"""A session with boto3 against a Kintsugi gateway.
+
+Small and large (multipart, managed transfer) uploads and downloads with
+digests compared, listings, a tree uploaded and read back, range GETs,
+server-side copies (CopyObject and managed multipart copy), checksums, the
+low-level multipart calls and their errors, batch delete, and the errors a
+wrong secret and a missing key give. Run by boto3.sh, which sets the
+environment described in common.sh.
+"""
+
+import base64
+import hashlib
+import os
+import sys
+import time
+
+import boto3
+from boto3.s3.transfer import TransferConfig
+from botocore.config import Config
+from botocore.exceptions import ClientError
+
+ENDPOINT = os.environ["KINTSUGI_ENDPOINT"]
+ACCESS_KEY = os.environ["KINTSUGI_ACCESS_KEY"]
+SECRET_KEY = os.environ["KINTSUGI_SECRET_KEY"]
+BUCKET = os.environ["BUCKET"]
+WORK = os.environ["WORK"]
+BIG_FILE = os.environ["BIG_FILE"]
+SMALL_FILE = os.environ["SMALL_FILE"]
+MIB = 1 << 20
+START = time.monotonic()
+
+
+def step(msg):
+    print(f"== boto3 [{int(time.monotonic() - START)}s]: {msg}", flush=True)
+
+
+def fail(msg):
+    print(f"FAIL boto3: {msg}", file=sys.stderr, flush=True)
+    sys.exit(1)
+
+
+def client(secret=SECRET_KEY):
+    return boto3.client(
+        "s3",
+        endpoint_url=ENDPOINT,
+        aws_access_key_id=ACCESS_KEY,
+        aws_secret_access_key=secret,
+        region_name="us-east-1",
+        verify=os.environ.get("KINTSUGI_CA_CERT") or None,
+        config=Config(signature_version="s3v4", s3={"addressing_style": "path"}, retries={"max_attempts": 1}),
+    )
+
+
+def sha256_file(path):
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(MIB), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def read_slice(path, off, n):
+    with open(path, "rb") as f:
+        f.seek(off)
+        return f.read(n)
+
+
+def expect_error(codes, fn, *args, **kwargs):
+    try:
+        fn(*args, **kwargs)
+    except ClientError as e:
+        code = e.response.get("Error", {}).get("Code")
+        if code not in codes:
+            fail(f"{fn.__name__}: error {code}, want one of {codes}: {e}")
+        return
+    fail(f"{fn.__name__}: succeeded, want one of {codes}")
+
+
+def same(want, got, what):
+    if want != got:
+        fail(f"{what}: got {got!r}, want {want!r}")
+
+
+def main():
+    s3 = client()
+    b = BUCKET
+    big_size = os.path.getsize(BIG_FILE)
+    transfer = TransferConfig(multipart_threshold=8 * MIB, multipart_chunksize=8 * MIB, max_concurrency=4)
+
+    step(f"boto3 {boto3.__version__}")
+    step("make bucket")
+    s3.create_bucket(Bucket=b)
+
+    step("upload small (with a checksum) and big (multipart) objects")
+    small = open(SMALL_FILE, "rb").read()
+    s3.put_object(Bucket=b, Key="small.txt", Body=small, ChecksumAlgorithm="SHA256", ContentType="text/plain",
+                  Metadata={"origin": "boto3"})
+    head = s3.head_object(Bucket=b, Key="small.txt", ChecksumMode="ENABLED")
+    same(base64.b64encode(hashlib.sha256(small).digest()).decode(), head.get("ChecksumSHA256"), "stored sha256")
+    same({"origin": "boto3"}, head["Metadata"], "user metadata")
+    s3.upload_file(BIG_FILE, b, "dir/big.bin", Config=transfer)
+    head = s3.head_object(Bucket=b, Key="dir/big.bin")
+    parts = -(-big_size // (8 * MIB))
+    if not head["ETag"].endswith(f'-{parts}"') or head["ContentLength"] != big_size:
+        fail(f"big object: ETag {head['ETag']}, {head['ContentLength']} bytes; want {parts} parts, {big_size} bytes")
+
+    step("list")
+    resp = s3.list_objects_v2(Bucket=b, Delimiter="/")
+    same(["dir/"], [p["Prefix"] for p in resp.get("CommonPrefixes", [])], "common prefixes")
+    same(["small.txt"], [o["Key"] for o in resp.get("Contents", [])], "keys")
+    resp = s3.list_objects(Bucket=b, Prefix="dir/")
+    same([("dir/big.bin", big_size)], [(o["Key"], o["Size"]) for o in resp.get("Contents", [])], "v1 listing")
+
+    step("download (managed, in ranges) and compare")
+    out = os.path.join(WORK, "big.out")
+    s3.download_file(b, "dir/big.bin", out, Config=transfer)
+    same(sha256_file(BIG_FILE), sha256_file(out), "big download sha256")
+    os.remove(out)
+    same(small, s3.get_object(Bucket=b, Key="small.txt")["Body"].read(), "small download")
+
+    step("range GET")
+    got = s3.get_object(Bucket=b, Key="dir/big.bin", Range="bytes=16777000-16787999")["Body"].read()
+    same(read_slice(BIG_FILE, 16777000, 11000), got, "range GET")
+
+    step("server-side copies")
+    s3.copy({"Bucket": b, "Key": "dir/big.bin"}, b, "copy.bin", Config=transfer)
+    same(big_size, s3.head_object(Bucket=b, Key="copy.bin")["ContentLength"], "managed copy size")
+    got = s3.get_object(Bucket=b, Key="copy.bin", Range=f"bytes={big_size - 5000}-")["Body"].read()
+    same(read_slice(BIG_FILE, big_size - 5000, 5000), got, "tail of the managed copy")
+    s3.copy_object(Bucket=b, Key="small-copy.txt", CopySource={"Bucket": b, "Key": "small.txt"},
+                   MetadataDirective="REPLACE", Metadata={"copied": "yes"}, ContentType="text/x-copy")
+    head = s3.head_object(Bucket=b, Key="small-copy.txt")
+    same(({"copied": "yes"}, "text/x-copy"), (head["Metadata"], head["ContentType"]), "REPLACE copy")
+
+    step("upload a tree, list it in pages, read it back")
+    tree = os.path.join(WORK, "tree")
+    files = {}
+    for i in range(25):
+        rel = f"tree/d{i % 3}/file {i:02d}.txt"
+        files[rel] = f"file {i} of the tree\n".encode() * (i + 1)
+        s3.put_object(Bucket=b, Key=rel, Body=files[rel])
+    seen = []
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=b, Prefix="tree/", PaginationConfig={"PageSize": 7}):
+        seen += [o["Key"] for o in page.get("Contents", [])]
+    same(sorted(files), seen, "paged listing")
+    for rel, data in files.items():
+        path = os.path.join(tree, rel)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        s3.download_file(b, rel, path)
+        same(data, open(path, "rb").read(), rel)
+
+    step("low-level multipart calls")
+    up = s3.create_multipart_upload(Bucket=b, Key="manual", ChecksumAlgorithm="CRC32")
+    uid = up["UploadId"]
+    p1 = os.urandom(5 * MIB)
+    e1 = s3.upload_part(Bucket=b, Key="manual", UploadId=uid, PartNumber=1, Body=p1, ChecksumAlgorithm="CRC32")["ETag"]
+    e2 = s3.upload_part(Bucket=b, Key="manual", UploadId=uid, PartNumber=2, Body=b"tail", ChecksumAlgorithm="CRC32")["ETag"]
+    same([1, 2], [p["PartNumber"] for p in s3.list_parts(Bucket=b, Key="manual", UploadId=uid)["Parts"]], "list_parts")
+    same([uid], [u["UploadId"] for u in s3.list_multipart_uploads(Bucket=b).get("Uploads", [])], "list_multipart_uploads")
+    expect_error(["InvalidPartOrder"], s3.complete_multipart_upload, Bucket=b, Key="manual", UploadId=uid,
+                 MultipartUpload={"Parts": [{"PartNumber": 2, "ETag": e2}, {"PartNumber": 1, "ETag": e1}]})
+    expect_error(["InvalidPart"], s3.complete_multipart_upload, Bucket=b, Key="manual", UploadId=uid,
+                 MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": e2}]})
+    s3.complete_multipart_upload(Bucket=b, Key="manual", UploadId=uid,
+                                 MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": e1}, {"PartNumber": 2, "ETag": e2}]})
+    same(p1 + b"tail", s3.get_object(Bucket=b, Key="manual")["Body"].read(), "completed object")
+    up = s3.create_multipart_upload(Bucket=b, Key="aborted")
+    s3.upload_part(Bucket=b, Key="aborted", UploadId=up["UploadId"], PartNumber=1, Body=b"x")
+    s3.abort_multipart_upload(Bucket=b, Key="aborted", UploadId=up["UploadId"])
+    same([], s3.list_multipart_uploads(Bucket=b).get("Uploads", []), "uploads after abort")
+    expect_error(["NoSuchUpload"], s3.list_parts, Bucket=b, Key="aborted", UploadId=up["UploadId"])
+
+    step("delete: batch and single")
+    resp = s3.delete_objects(Bucket=b, Delete={"Objects": [{"Key": k} for k in files]})
+    same(len(files), len(resp.get("Deleted", [])), "batch delete")
+    same([], resp.get("Errors", []), "batch delete errors")
+    s3.delete_object(Bucket=b, Key="dir/big.bin")
+    expect_error(["404", "NoSuchKey"], s3.head_object, Bucket=b, Key="dir/big.bin")
+
+    step("errors: wrong secret, missing key")
+    expect_error(["SignatureDoesNotMatch"], client("wrong-secret").list_objects_v2, Bucket=b)
+    expect_error(["NoSuchKey"], s3.get_object, Bucket=b, Key="no/such/key")
+    expect_error(["NoSuchBucket"], s3.list_objects_v2, Bucket=b + "-missing")
+
+    step("remove the bucket")
+    for o in s3.list_objects_v2(Bucket=b).get("Contents", []):
+        s3.delete_object(Bucket=b, Key=o["Key"])
+    s3.delete_bucket(Bucket=b)
+    step("passed")
+
+
+if __name__ == "__main__":
+    main()
