@@ -42,6 +42,7 @@ func commands() []command {
 		{"admin", "cluster status and map changes: nodes add/drain/remove, map show", runAdmin},
 		{"scrub", "one full verify-and-repair pass over the cluster, for cron", runScrub},
 		{"scrubber", "verify-and-repair passes on an interval, with /status and /metrics", runScrubber},
+		{"bench", "S3 load generator for any endpoint (PUT/GET/mixed/list/delete)", runBench},
 	}
 }
 
