@@ -394,3 +394,31 @@ func TestStragglerAfterMapChange(t *testing.T) {
 		t.Fatalf("get: %d bytes, %v", len(got), err)
 	}
 }
+
+// TestGetThroughStaleBreakers: nodes that were down and are back, but whose
+// breakers have not closed yet, still serve a GET that could not be served
+// without them, instead of a 503.
+func TestGetThroughStaleBreakers(t *testing.T) {
+	c := newHealthCluster(t, 6, 4, 2)
+	data := payload(20000, 7)
+	c.put("k", data)
+	var back []*fakeNode
+	for _, i := range []int{0, 1, 2} {
+		n := c.shardNode("k", i)
+		n.setDown("*", true)
+		c.waitState(n.id, health.Down)
+		back = append(back, n)
+	}
+	for _, n := range back {
+		n.setDown("*", false) // back, but the breaker is still open
+	}
+	for _, n := range back {
+		if c.s.available(n.id) {
+			t.Fatalf("node %s: breaker closed already; the test needs it open", n.id)
+		}
+	}
+	got, err := c.get("k")
+	if err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("get with 3 nodes behind stale breakers: %d bytes, %v", len(got), err)
+	}
+}

@@ -60,8 +60,22 @@ func (s *Store) OpenObject(ctx context.Context, bucket, key string) (Object, err
 }
 
 // resolve finds the newest version of bucket/key that is readable or may
-// have been acknowledged; see the package doc for the rules.
+// have been acknowledged; see the package doc for the rules. When open
+// breakers alone stand in the way, it asks again through them: a node
+// that has just come back is worth one fast attempt before answering 503.
 func (s *Store) resolve(ctx context.Context, bucket, key string) (*resolved, error) {
+	r, err := s.resolveOnce(ctx, bucket, key)
+	if err == nil || !kerr.Is(kerr.Unavailable, err) || !s.anyOpen() {
+		return r, err
+	}
+	r, err = s.resolveOnce(withBypass(ctx), bucket, key)
+	if err == nil {
+		r.holders = bypassing(r.holders)
+	}
+	return r, err
+}
+
+func (s *Store) resolveOnce(ctx context.Context, bucket, key string) (*resolved, error) {
 	const op = "objects.resolve"
 	maps := s.maps.Load()
 	wq := maps.cur.WriteQuorum
