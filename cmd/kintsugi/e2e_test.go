@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"math"
@@ -73,6 +74,23 @@ func forEach(objs []testObject, workers int, f func(o testObject) error) []error
 	close(ch)
 	wg.Wait()
 	return errs
+}
+
+// waitWritable waits until the gateway accepts writes again after node
+// restarts, i.e. its health checks have let the restarted nodes back in.
+func waitWritable(t *testing.T, ctx context.Context, cl *s3.Client, bucket string) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		err := putObject(ctx, cl, bucket, "probe/writable", bytes.NewReader([]byte("probe")), 5)
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("gateway still refuses writes 20s after node restarts: %v", err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
 }
 
 func putAll(ctx context.Context, cl *s3.Client, bucket string, objs []testObject) []error {
@@ -179,6 +197,9 @@ func TestMultiProcessDataPath(t *testing.T) {
 	})
 
 	t.Run("PutWithOneNodeDown", func(t *testing.T) {
+		// Nodes restarted above are let back in by the gateway's health
+		// checks within seconds; a write needs them (write quorum 5 of 6).
+		waitWritable(t, ctx, cl, "data")
 		c.Nodes[3].Kill()
 		degraded := randomObjects(rng, "degraded", 6, 2<<20)
 		errs := putAll(ctx, cl, "data", degraded)

@@ -149,7 +149,16 @@ func (s *Store) checkBucket(ctx context.Context, bucket string) error {
 
 // readBucket asks every node for the bucket's record and returns the newest
 // one among a majority of answers; found is false if no node has seen it.
+// Like resolve, it asks once more through open breakers before giving up.
 func (s *Store) readBucket(ctx context.Context, name string) (rec client.BucketRecord, found bool, err error) {
+	rec, found, err = s.readBucketOnce(ctx, name)
+	if err != nil && kerr.Is(kerr.Unavailable, err) && s.anyOpen() {
+		rec, found, err = s.readBucketOnce(withBypass(ctx), name)
+	}
+	return rec, found, err
+}
+
+func (s *Store) readBucketOnce(ctx context.Context, name string) (rec client.BucketRecord, found bool, err error) {
 	ms := s.members(liveNodes(s.Map()))
 	recs := make([]client.BucketRecord, len(ms))
 	errs := make([]error, len(ms))

@@ -222,7 +222,7 @@ func (o *object) newShardReader(ctx context.Context, m member, sp codec.Span) *s
 			errStalled, r.meta.Bucket, r.meta.Key, r.m.node.ID, r.stall))
 	})
 	r.timer.Stop()
-	if down := o.s.downChan(m.node.ID); down != nil {
+	if down := o.s.downChan(m.node.ID); down != nil && !bypassed(m) {
 		go func() {
 			select {
 			case <-down:

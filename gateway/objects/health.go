@@ -185,6 +185,15 @@ func bypassing(holders []member) []member {
 	return out
 }
 
+// bypassed reports whether m's calls go through open breakers. Such a
+// member answered a moment ago although its node is still marked down, so
+// the down signal says nothing about its streams; the stall timeout still
+// guards them.
+func bypassed(m member) bool {
+	t, ok := m.c.(tracked)
+	return ok && t.bypass
+}
+
 // anyOpen reports whether some node of the current map sits behind an open
 // breaker; false without health tracking.
 func (s *Store) anyOpen() bool {

@@ -65,11 +65,13 @@ func (s *Store) OpenObject(ctx context.Context, bucket, key string) (Object, err
 // that has just come back is worth one fast attempt before answering 503.
 func (s *Store) resolve(ctx context.Context, bucket, key string) (*resolved, error) {
 	r, err := s.resolveOnce(ctx, bucket, key)
-	if err == nil || !kerr.Is(kerr.Unavailable, err) || !s.anyOpen() {
-		return r, err
+	if err != nil && kerr.Is(kerr.Unavailable, err) && s.anyOpen() {
+		r, err = s.resolveOnce(withBypass(ctx), bucket, key)
 	}
-	r, err = s.resolveOnce(withBypass(ctx), bucket, key)
 	if err == nil {
+		// Every holder answered its Stat a moment ago: reading its shard
+		// must not be refused by a breaker that has not caught up yet (a
+		// half-open breaker lets a single call through, the Stat).
 		r.holders = bypassing(r.holders)
 	}
 	return r, err
