@@ -112,6 +112,16 @@ func NewFrameReader(r io.Reader, blockSize int) *FrameReader {
 	return &FrameReader{r: r, b: blockSize, root: blake3.New()}
 }
 
+// SetBuffer makes Next read blocks into buf instead of allocating a
+// block-size buffer on first use, so that a caller can reuse buffers
+// across streams. A buf shorter than the block size is ignored. Call it
+// before the first Next; Next's blocks alias buf.
+func (f *FrameReader) SetBuffer(buf []byte) {
+	if len(buf) >= f.b && f.b >= 1 {
+		f.buf = buf[:f.b]
+	}
+}
+
 // Next returns the next verified block and its digest. The block is valid
 // until the next call. At a clean end (after a complete frame) it returns
 // io.EOF. A digest mismatch returns a *ShardError wrapping ErrCorrupt; a

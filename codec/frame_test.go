@@ -167,3 +167,41 @@ func TestDigest(t *testing.T) {
 		}
 	}
 }
+
+func TestFrameReaderSetBuffer(t *testing.T) {
+	c := mustNew(t, 3, 1, testBlock)
+	size := 3*3*testBlock + 10
+	shards, enc := encode(t, c, randBytes(size, 53))
+	for _, tt := range []struct {
+		name    string
+		buf     []byte
+		aliased bool
+	}{
+		{"larger buffer", make([]byte, 2*testBlock), true},
+		{"exact buffer", make([]byte, testBlock), true},
+		{"short buffer ignored", make([]byte, testBlock-1), false},
+	} {
+		f := NewFrameReader(bytes.NewReader(shards[1]), testBlock)
+		f.SetBuffer(tt.buf)
+		var n int
+		for {
+			b, _, err := f.Next()
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				t.Fatalf("%s: Next = %v", tt.name, err)
+			}
+			if len(b) > testBlock {
+				t.Fatalf("%s: block of %d bytes, want at most %d", tt.name, len(b), testBlock)
+			}
+			if got := &b[0] == &tt.buf[0]; got != tt.aliased {
+				t.Errorf("%s: block aliases buf = %v, want %v", tt.name, got, tt.aliased)
+			}
+			n++
+		}
+		if n != c.Layout(int64(size)).Stripes() || f.Root() != enc.Roots[1] {
+			t.Errorf("%s: %d blocks, root %s; want %d, %s", tt.name, n, f.Root(), c.Layout(int64(size)).Stripes(), enc.Roots[1])
+		}
+	}
+}

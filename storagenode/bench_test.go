@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"strconv"
+	"sync/atomic"
 	"testing"
 
 	"github.com/oklog/ulid/v2"
@@ -73,4 +75,35 @@ func BenchmarkReadShard(b *testing.B) {
 			b.Fatalf("read %d bytes, %v", n, err)
 		}
 	}
+}
+
+// BenchmarkStageCommitParallel4K runs stage+commits of 4 KiB shards from 16
+// goroutines on distinct keys, the shape in which concurrent PUTs share
+// fsyncs (group commit).
+func BenchmarkStageCommitParallel4K(b *testing.B) {
+	const size = 4 << 10
+	tn := startNode(b, "", nil)
+	shard := benchShard(b, size)
+	ctx := context.Background()
+	var keys atomic.Int64
+	b.SetBytes(size)
+	b.ReportAllocs()
+	b.SetParallelism(8) // 16 goroutines on 2 CPUs
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		key := "key" + strconv.FormatInt(keys.Add(1), 10)
+		for pb.Next() {
+			v := ulid.Make().String()
+			if _, err := tn.c.Stage(ctx, "bench", key, v, 0, codec.DefaultBlockSize, bytes.NewReader(shard)); err != nil {
+				b.Error(err)
+				return
+			}
+			m := benchMeta(v, size)
+			m.Key = key
+			if _, err := tn.c.Commit(ctx, m); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
 }

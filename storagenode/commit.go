@@ -132,7 +132,7 @@ func (n *Node) install(s meta.Staged) error {
 	if err != nil {
 		return err
 	}
-	return syncDir(filepath.Dir(n.abs(final)))
+	return n.syncDir(filepath.Dir(n.abs(final)))
 }
 
 // pickStaged chooses which staged shard of a version this node commits. A

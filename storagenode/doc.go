@@ -12,7 +12,7 @@
 //
 //	meta/                       badger index
 //	shards/ab/cd/<hash>.<i>     committed shard i of a version
-//	staging/ab/cd/<hash>.<i>.<nonce>  staged shard (nonce: concurrent stages never share a file)
+//	staging/<hash>.<i>.<nonce>  staged shard (nonce: concurrent stages never share a file)
 //	quarantine/ab/cd/<hash>.<i>.<nonce>  shard that failed verification, kept until repaired or superseded
 //
 // Write path and durability order:
@@ -27,6 +27,13 @@
 //     committed record, the removal of the staged entry and a note of the
 //     superseded version's file in one synced index transaction. After
 //     that it removes the superseded file.
+//
+// Flushes are shared, never skipped: concurrent fsyncs of one directory and
+// concurrent index syncs are each served by one flush that started after
+// every one of their writes (storagenode/internal/flush), so concurrent
+// stages and commits cost fewer flushes, and none is acknowledged early.
+// Fan-out directories are created and their parents fsynced once, then
+// remembered.
 //
 // A crash at any point leaves either the old record or the new one in the
 // index, never a mix: the record is the commit point. Files a crash strands

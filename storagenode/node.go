@@ -16,6 +16,9 @@ import (
 	"github.com/kintsugi-store/kintsugi/storagenode/internal/meta"
 )
 
+// stageBuffers is how many stage block buffers a node keeps for reuse.
+const stageBuffers = 16
+
 // Node is a storage node. Its methods are safe for concurrent use.
 type Node struct {
 	cfg  Config
@@ -27,6 +30,18 @@ type Node struct {
 	// locks serialise read-modify-writes of one key's entries; a key
 	// always maps to the same stripe.
 	locks [256]sync.Mutex
+
+	// dirs memoises the fan-out directories (relative paths) known to
+	// exist durably; see mkdirs.
+	dirs sync.Map
+	// syncing holds the directories being fsynced now, so that concurrent
+	// stages and commits in one directory share an fsync.
+	syncMu  sync.Mutex
+	syncing map[string]*dirSync
+
+	// blocks holds the block buffers of stages: at most stageBuffers of
+	// them stay allocated while idle (4 MiB at the default block size).
+	blocks freeList
 
 	// bufs holds the write buffers of stages. Blocks as large as a buffer
 	// bypass it, so it only needs to coalesce small frames.
@@ -74,7 +89,13 @@ func Open(cfg Config) (*Node, error) {
 		dir:      dir,
 		db:       db,
 		seed:     maphash.MakeSeed(),
+		syncing:  make(map[string]*dirSync),
+		blocks:   newFreeList(stageBuffers),
 		loopDone: make(chan struct{}),
+	}
+	if err := n.prepareDirs(); err != nil {
+		db.Close()
+		return nil, kerr.E(op, ioKind(err), err)
 	}
 	n.bufs.New = func() any { return bufio.NewWriterSize(nil, 64<<10) }
 	n.mux = n.routes()

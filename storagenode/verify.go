@@ -205,7 +205,7 @@ func (n *Node) quarantine(rec client.Record, f *os.File, reason string) error {
 	if err := os.Rename(final, n.abs(q.File)); err != nil {
 		return kerr.E(op, ioKind(err), err)
 	}
-	if err := syncDir(filepath.Dir(final)); err != nil {
+	if err := n.syncDir(filepath.Dir(final)); err != nil {
 		n.log.Warn("quarantine: syncing directory", "err", err)
 	}
 	return nil
