@@ -38,8 +38,9 @@ func guard(id string, c NodeClient) *guarded {
 		IsSuccessful: func(err error) bool {
 			return err == nil || !(kerr.Is(kerr.Transient, err) || kerr.Is(kerr.Unavailable, err))
 		},
-		// The caller gave up (its pass ends): not the node's fault.
-		IsExcluded: func(err error) bool { return errors.Is(err, context.Canceled) },
+		// The caller gave up (its pass ends, or starts over under a new
+		// map): not the node's fault.
+		IsExcluded: func(err error) bool { return errors.Is(err, context.Canceled) || errors.Is(err, errNewMap) },
 	})}
 }
 
@@ -124,4 +125,8 @@ func (g *guarded) DropMarker(ctx context.Context, bucket, key, version string) (
 
 func (g *guarded) ListStaged(ctx context.Context, limit int) ([]client.StagedShard, error) {
 	return do(g, "scrubber.ListStaged", func() ([]client.StagedShard, error) { return g.NodeClient.ListStaged(ctx, limit) })
+}
+
+func (g *guarded) DropShard(ctx context.Context, bucket, key, version string, shard int) (bool, error) {
+	return do(g, "scrubber.DropShard", func() (bool, error) { return g.NodeClient.DropShard(ctx, bucket, key, version, shard) })
 }

@@ -3,6 +3,7 @@ package scrubber
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"sync"
 	"time"
@@ -34,12 +35,35 @@ func NewDaemon(s *Scrubber, interval time.Duration) *Daemon {
 
 // Run runs passes until ctx is done, the first at once (or the unfinished
 // one of an earlier process). It returns nil when ctx ends.
+//
+// A newer cluster map (SetMap) interrupts the pass in flight, which then
+// resumes from its checkpoint under the new map, and a pass that ran
+// partly under an older map is followed by another at once, so the
+// rebalance after a change starts within moments and covers every
+// object. Between passes, a new map starts one at once.
 func (d *Daemon) Run(ctx context.Context) error {
 	for {
 		start := time.Now()
-		rep, err := d.s.Run(ctx)
+		pctx, cancel := context.WithCancelCause(ctx)
+		watched := make(chan struct{})
+		go func() {
+			defer close(watched)
+			select {
+			case <-d.s.newMap:
+				cancel(errNewMap)
+			case <-pctx.Done():
+			}
+		}()
+		rep, err := d.s.Run(pctx)
+		newMap := errors.Is(context.Cause(pctx), errNewMap)
+		cancel(nil)
+		<-watched
 		if ctx.Err() != nil {
 			return nil
+		}
+		if err != nil && newMap {
+			d.s.log.Info("scrub: new cluster map; resuming the pass under it", "epoch", d.s.Map().Epoch)
+			continue
 		}
 		d.mu.Lock()
 		d.lastErr = ""
@@ -50,13 +74,20 @@ func (d *Daemon) Run(ctx context.Context) error {
 			d.s.log.Warn("scrub: pass left work", "unrecoverable", rep.UnrecoverableCount, "incomplete", rep.IncompleteCount)
 		}
 		d.next = start.Add(d.interval)
+		if newMap || (err == nil && rep.MapChanged) {
+			// Objects were checked under an older map: go over them again.
+			d.next = time.Now()
+		}
+		next := d.next
 		d.mu.Unlock()
-		t := time.NewTimer(time.Until(d.next))
+		t := time.NewTimer(time.Until(next))
 		select {
 		case <-ctx.Done():
 			t.Stop()
 			return nil
 		case <-t.C:
+		case <-d.s.newMap:
+			t.Stop()
 		}
 	}
 }
@@ -66,6 +97,9 @@ type Status struct {
 	Running         bool      `json:"running"`
 	Progress        *Progress `json:"progress,omitempty"`
 	RepairsInFlight int64     `json:"repairs_in_flight"`
+	MovesInFlight   int64     `json:"moves_in_flight"`
+	// MapEpoch is the epoch of the newest cluster map the scrubber knows.
+	MapEpoch        uint64    `json:"map_epoch"`
 	IntervalSeconds float64   `json:"interval_seconds"`
 	NextPass        time.Time `json:"next_pass,omitzero"`
 	LastError       string    `json:"last_error,omitempty"`
@@ -82,6 +116,7 @@ func (d *Daemon) Status() Status {
 	out := Status{
 		Running:                 st.Running,
 		RepairsInFlight:         st.RepairsInFlight,
+		MovesInFlight:           st.MovesInFlight,
 		IntervalSeconds:         d.interval.Seconds(),
 		OldestUnverifiedSeconds: d.s.OldestUnverified().Seconds(),
 		LastPass:                d.s.LastReport(),
@@ -97,7 +132,9 @@ func (d *Daemon) Status() Status {
 	if out.LastPass != nil {
 		counts = out.LastPass.RedundancyAfter
 	}
-	out.Redundancy = Levels(counts, d.s.m.DataShards, d.s.m.N())
+	m := d.s.Map()
+	out.MapEpoch = m.Epoch
+	out.Redundancy = Levels(counts, m.DataShards, m.N())
 	return out
 }
 

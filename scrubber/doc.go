@@ -71,8 +71,9 @@
 //
 // # Bounds
 //
-// Concurrency bounds the objects checked or rebuilt at once; Rate bounds
-// the shard bytes verified on nodes plus those read to rebuild. Memory is
+// Concurrency bounds the objects checked, rebuilt or moved at once; Rate
+// bounds the shard bytes verified on nodes plus those read to rebuild or
+// move. Memory is
 // a few stripes per rebuild and one listing page per node; the repair
 // queue lives in the checkpoint store, not in memory.
 //
@@ -84,16 +85,62 @@
 // object. A shard whose node did not answer is never counted missing or
 // rebuilt: the pass reports itself incomplete instead.
 //
+// # Rebalancing
+//
+// After a map change (a node added, drained or removed, a weight changed)
+// some shard slots name another node. The pass is also the rebalancer:
+// a check asks, besides the current placement and the nodes listing the
+// key, the previous map's placement and the nodes the version's metadata
+// names (ObjectMeta.Nodes), as readers do, so it finds every copy. A
+// shard verified on another node than the map names for its index is a
+// move; it is queued like a repair (after the degraded objects, which
+// come first) and, in the repair phase:
+//
+//  1. streamed from its holder (ReadShard, through the Rate throttle) and
+//     staged on its new node, which checks every block; the root must be
+//     the recorded one;
+//  2. committed there with the version's metadata, its node list naming
+//     the new placement, under the usual newest-wins rule;
+//  3. verified where it now lies (client.Verify);
+//  4. only then dropped from the old node (client.DropShard, a compare
+//     and delete of that version and shard: a newer write there stays).
+//
+// Until step 4 the old node keeps serving the shard, and readers find it
+// through the previous map and the node lists, so no object is ever
+// unreadable because of a move. A node holds one shard of a version, so a
+// move into a node that holds another shard of it waits until that one
+// has moved on; moves that all wait on one another (a cycle, which a
+// weight change, or a cluster of exactly n nodes, produces) are swapped:
+// every shard is staged on its new node first, then each node drops the
+// shard it holds and commits the staged one, so at most two shards are
+// staged but uncommitted at any moment, each for a drop and a commit. A
+// cycle of three or more needs p >= 2 and is otherwise reported failed.
+// Shards whose holder is gone (a node removed by force) are rebuilt on
+// their node instead. Once every shard is on its node, copies that no
+// longer belong anywhere are dropped: duplicates, older versions, delete
+// markers and manifests on nodes the map no longer places the key on, so
+// that a drained node ends holding nothing and can be removed.
+//
+// A write or delete that lands during a move wins: the commit on the new
+// node is a no-op, the drop on the old one compares the version, and the
+// object counts as changed. Moves are resumable like everything else: a
+// killed pass re-checks the queued objects, finds the shards already
+// moved on their nodes (and their old copies as strays to drop) and goes
+// on.
+//
+// The scrubber keeps the maps it worked from in its state, so the
+// previous map is known across runs; SetMap gives it a newer one (the
+// daemon re-reads its cluster file), and Daemon interrupts the pass in
+// flight, resumes it under the new map and then runs a whole pass again.
+//
 // # Reporting
 //
 // Run returns a Report: objects and bytes verified, shards missing,
-// corrupt and rebuilt, objects by redundancy level before and after, the
-// objects it could not repair (by name) and why the pass could not cover
-// everything (Incomplete). `kintsugi scrub` maps it to its exit code: 1 if
-// anything is unrecoverable, else 2 if the pass was incomplete, else 0.
-// Daemon runs passes on an interval and serves /status and /metrics.
-//
-// Not done here yet: moving shards whose placement changed with the map
-// (rebalance); a shard whose node the map reassigned is reported as a
-// failed repair instead.
+// corrupt and rebuilt, moves planned, done and failed and the bytes moved,
+// objects by redundancy level before and after, the objects it could not
+// repair (by name) and why the pass could not cover everything
+// (Incomplete). `kintsugi scrub` maps it to its exit code: 1 if anything
+// is unrecoverable, else 2 if the pass was incomplete (a failed move
+// included), else 0. Daemon runs passes on an interval and serves /status
+// and /metrics.
 package scrubber

@@ -15,6 +15,7 @@ type collector struct {
 	shardsVerified, shardsCorrupt, shardsMissing, shardsRebuilt, repairsFailed *prometheus.Desc
 	bytesRead, objects, passes                                                 *prometheus.Desc
 	unrecoverable, inFlight, running, passSeconds, passEnd, oldest, redundancy *prometheus.Desc
+	moved, movesFailed, bytesMoved, copiesDropped, movesInFlight, epoch        *prometheus.Desc
 }
 
 // Collector returns a prometheus.Collector of the scrubber's metrics, all
@@ -41,13 +42,20 @@ func (s *Scrubber) Collector() prometheus.Collector {
 		passEnd:        d("last_pass_end_timestamp_seconds", "When the last pass finished (Unix time)."),
 		oldest: d("oldest_unverified_seconds",
 			"Age of the oldest shard not verified since: time since the start of the last complete pass (or of the first pass, before one completed)."),
-		redundancy: d("objects", "Objects by healthy shards after the last pass: redundancy level n, n-1, ..., d, or below d.", "redundancy"),
+		redundancy:    d("objects", "Objects by healthy shards after the last pass: redundancy level n, n-1, ..., d, or below d.", "redundancy"),
+		moved:         d("shards_moved_total", "Shards moved to the node the cluster map names for them, committed and verified there."),
+		movesFailed:   d("moves_failed_total", "Shard moves that failed; retried by the next pass."),
+		bytesMoved:    d("bytes_moved_total", "Shard bytes copied by moves."),
+		copiesDropped: d("copies_dropped_total", "Copies dropped from nodes the map no longer places them on (old copies of moved shards, strays)."),
+		movesInFlight: d("moves_in_flight", "Shard moves in progress."),
+		epoch:         d("map_epoch", "Epoch of the newest cluster map the scrubber knows."),
 	}
 }
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.shardsVerified, c.shardsCorrupt, c.shardsMissing, c.shardsRebuilt, c.repairsFailed,
-		c.bytesRead, c.objects, c.passes, c.unrecoverable, c.inFlight, c.running, c.passSeconds, c.passEnd, c.oldest, c.redundancy} {
+		c.bytesRead, c.objects, c.passes, c.unrecoverable, c.inFlight, c.running, c.passSeconds, c.passEnd, c.oldest, c.redundancy,
+		c.moved, c.movesFailed, c.bytesMoved, c.copiesDropped, c.movesInFlight, c.epoch} {
 		ch <- d
 	}
 }
@@ -70,7 +78,13 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	counter(c.passes, st.PassesOK, "ok")
 	counter(c.passes, st.PassesUnrepairable, "unrepairable")
 	counter(c.passes, st.PassesFailed, "failed")
+	counter(c.moved, st.ShardsMoved)
+	counter(c.movesFailed, st.MovesFailed)
+	counter(c.bytesMoved, st.BytesMoved)
+	counter(c.copiesDropped, st.CopiesDropped)
 	gauge(c.inFlight, float64(st.RepairsInFlight))
+	gauge(c.movesInFlight, float64(st.MovesInFlight))
+	gauge(c.epoch, float64(c.s.Map().Epoch))
 	running := 0.0
 	if st.Running {
 		running = 1
@@ -81,7 +95,8 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		gauge(c.unrecoverable, float64(last.UnrecoverableCount))
 		gauge(c.passSeconds, last.Seconds)
 		gauge(c.passEnd, float64(last.Finished.UnixMilli())/1000)
-		for _, l := range Levels(last.RedundancyAfter, c.s.m.DataShards, c.s.m.N()) {
+		m := c.s.Map()
+		for _, l := range Levels(last.RedundancyAfter, m.DataShards, m.N()) {
 			gauge(c.redundancy, float64(l.Objects), l.Level)
 		}
 	}

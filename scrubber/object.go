@@ -53,6 +53,12 @@ type checked struct {
 	missing int
 	corrupt int
 	reason  string // for vIncomplete and vUnrecoverable
+
+	// For the rebalancer, set for objects with d or more verified shards:
+	states []nodeState              // every node asked and its answer
+	held   map[string]client.Record // node id -> its committed record of the key
+	moves  int                      // verified shards on another node than the map names (planMoves)
+	strays int                      // copies no longer needed anywhere (planMoves)
 }
 
 func (c *checked) ref() ObjectRef {
@@ -83,9 +89,23 @@ type checkOpts struct {
 // every node, dropped.
 func (s *Scrubber) checkObject(ctx context.Context, t *tally, bucket, key string, o checkOpts) (checked, error) {
 	c := checked{bucket: bucket, key: key, placed: s.m.PlaceKey(bucket, key)}
-	states := s.statAll(ctx, s.members(c.placed, slices.Concat(o.listed, o.known)...), bucket, key)
+	asked := s.members(c.placed, slices.Concat(s.prevPlaced(bucket, key), o.listed, o.known)...)
+	states := s.statAll(ctx, asked, bucket, key)
 	if err := ctx.Err(); err != nil {
 		return c, err
+	}
+	// Nodes the versions found name as holders but that were not asked
+	// (shards not yet moved after several map changes), as readers do.
+	// They only add holders: their silence counts for nothing.
+	if extra := s.namedNodes(asked, states); len(extra) > 0 {
+		for _, ns := range s.statAll(ctx, extra, bucket, key) {
+			if ns.err == nil {
+				states = append(states, ns)
+			}
+		}
+		if err := ctx.Err(); err != nil {
+			return c, err
+		}
 	}
 	// Slots the map could not fill count as unreachable: an older map may
 	// have filled them.
@@ -106,6 +126,12 @@ func (s *Scrubber) checkObject(ctx context.Context, t *tally, bucket, key string
 	c.meta = newest
 	if newest.Deleted {
 		s.checkMarker(ctx, t, states, newest, unreached, o.fullListing)
+		if !s.cfg.DryRun {
+			if k := s.dropShardless(ctx, states, newest, c.placed); k > 0 {
+				s.stats.copiesDropped.Add(int64(k))
+				t.add(func(r *Report) { r.CopiesDropped += int64(k) })
+			}
+		}
 		c.verdict = vMarker
 		return c, nil
 	}
@@ -113,6 +139,10 @@ func (s *Scrubber) checkObject(ctx context.Context, t *tally, bucket, key string
 		if !s.cfg.DryRun {
 			if k := s.copyShardless(ctx, states, newest); k > 0 {
 				t.add(func(r *Report) { r.ManifestsRepaired += int64(k) })
+			}
+			if k := s.dropShardless(ctx, states, newest, c.placed); k > 0 {
+				s.stats.copiesDropped.Add(int64(k))
+				t.add(func(r *Report) { r.CopiesDropped += int64(k) })
 			}
 		}
 		c.verdict = vManifest
@@ -252,6 +282,16 @@ func (s *Scrubber) checkObject(ctx context.Context, t *tally, bucket, key string
 			unknown++
 		}
 	}
+	if c.healthy >= newest.Data {
+		c.states = states
+		c.held = make(map[string]client.Record)
+		for _, ns := range states {
+			if ns.err == nil && ns.st.Committed != nil {
+				c.held[ns.node.ID] = *ns.st.Committed
+			}
+		}
+		c.planMoves()
+	}
 	switch {
 	case c.healthy == n:
 		c.verdict = vHealthy
@@ -286,6 +326,29 @@ func (s *Scrubber) statAll(ctx context.Context, nodes []member, bucket, key stri
 		states[i] = nodeState{member: nodes[i], st: st, err: err}
 	})
 	return states
+}
+
+// namedNodes returns the nodes that the committed records in states name
+// as shard holders (ObjectMeta.Nodes) and that are not among asked nor
+// removed from the map.
+func (s *Scrubber) namedNodes(asked []member, states []nodeState) []member {
+	seen := make(map[string]bool, len(asked))
+	for _, m := range asked {
+		seen[m.node.ID] = true
+	}
+	var out []member
+	for _, ns := range states {
+		if ns.err != nil || ns.st.Committed == nil {
+			continue
+		}
+		for _, id := range ns.st.Committed.Nodes {
+			if mb, ok := s.byID[id]; ok && !seen[id] {
+				seen[id] = true
+				out = append(out, mb)
+			}
+		}
+	}
+	return out
 }
 
 // retry calls fn again, once and after a short pause, if it fails with a
@@ -511,8 +574,10 @@ func (s *Scrubber) account(t *tally, c checked) {
 		r.ShardsMissing += int64(c.missing)
 		r.ShardsCorrupt += int64(c.corrupt)
 		r.Redundancy[c.healthy]++
+		r.MovesPlanned += int64(c.moves)
 		switch {
-		case c.verdict == vHealthy, c.verdict == vUnrecoverable, s.cfg.DryRun:
+		case c.verdict == vHealthy && !c.rebalance(), c.verdict == vUnrecoverable, s.cfg.DryRun:
+			// Otherwise counted once repaired or rebalanced.
 			r.RedundancyAfter[c.healthy]++
 		}
 	})

@@ -41,6 +41,7 @@ type passState struct {
 	Bucket  string    `json:"bucket,omitempty"`
 	After   string    `json:"after,omitempty"` // the last key done in Bucket
 	Buckets []string  `json:"buckets,omitempty"`
+	Epoch   uint64    `json:"epoch,omitempty"` // of the map the pass started with
 	Report  Report    `json:"report"`
 	Updated time.Time `json:"updated"`
 }
@@ -99,6 +100,7 @@ func (s *Scrubber) Run(ctx context.Context) (*Report, error) {
 	}
 	defer s.running.Store(false)
 	defer s.setProgress(Progress{})
+	s.useLatest()
 
 	r := &run{s: s, t: &tally{}}
 	resumed, err := s.state.Get(statePass, &r.ps)
@@ -116,15 +118,22 @@ func (s *Scrubber) Run(ctx context.Context) (*Report, error) {
 		if r.ps.Report.RedundancyAfter == nil {
 			r.ps.Report.RedundancyAfter = map[int]int64{}
 		}
+		if r.ps.Epoch != 0 && r.ps.Epoch != s.m.Epoch {
+			// What the pass did so far followed an older map: the next
+			// pass must see every object under this one.
+			r.ps.Report.MapChanged = true
+			s.log.Info("scrub: resuming under a newer cluster map", "epoch", s.m.Epoch, "pass_started_with", r.ps.Epoch)
+		}
 		s.log.Info("scrub: resuming pass from checkpoint", "phase", r.ps.Phase, "bucket", r.ps.Bucket,
 			"after", r.ps.After, "objects", r.ps.Report.Objects, "started", r.ps.Report.Started)
 	} else {
 		if err := s.state.Reset(); err != nil {
 			return nil, kerr.E(op, kerr.Internal, err)
 		}
-		r.ps = passState{Phase: phases[0], Report: newReport(started, s.cfg.DryRun)}
-		s.log.Info("scrub: starting pass", "dry_run", s.cfg.DryRun, "nodes", len(s.nodes))
+		r.ps = passState{Phase: phases[0], Epoch: s.m.Epoch, Report: newReport(started, s.cfg.DryRun)}
+		s.log.Info("scrub: starting pass", "dry_run", s.cfg.DryRun, "nodes", len(s.nodes), "epoch", s.m.Epoch)
 	}
+	r.ps.Report.MapEpoch = s.m.Epoch
 	r.t.r = r.ps.Report
 	r.saved = r.ps
 	r.started, r.elapsed = started, r.ps.Report.Seconds
@@ -140,7 +149,9 @@ func (s *Scrubber) Run(ctx context.Context) (*Report, error) {
 		rep := r.t.snapshot()
 		rep.Seconds = r.seconds()
 		if err != nil {
-			s.stats.passesFailed.Add(1)
+			if !errors.Is(context.Cause(ctx), errNewMap) {
+				s.stats.passesFailed.Add(1)
+			}
 			// The next run resumes from the last checkpoint, whose counters
 			// match its position; only the time spent is added.
 			r.saved.Report.Seconds = rep.Seconds
@@ -314,6 +325,7 @@ func (r *run) progress(bucket, key string) {
 		Phase: r.ps.Phase, Bucket: bucket, Key: key,
 		Objects: rep.Objects, Estimated: max(r.estimated, rep.Objects), Queue: int(r.queued.Load()),
 		Bytes: rep.ShardBytes, Rebuilt: rep.ShardsRebuilt,
+		MovesPlanned: rep.MovesPlanned, MovesDone: rep.MovesDone, MovesFailed: rep.MovesFailed, BytesMoved: rep.BytesMoved,
 	})
 }
 
@@ -431,46 +443,83 @@ func (r *run) hints(ctx context.Context) error {
 	return r.save()
 }
 
-// settle repairs a degraded object right away and reports whether the
-// object needs nothing more from this pass.
+// settle repairs a degraded object, or rebalances a misplaced one, right
+// away and reports whether the object needs nothing more from this pass.
 func (r *run) settle(ctx context.Context, c checked) bool {
-	switch c.verdict {
-	case vDegraded:
+	switch {
+	case c.verdict == vDegraded, c.verdict == vHealthy && c.rebalance():
 		if r.s.cfg.DryRun {
 			return true
 		}
 		return r.repairOne(ctx, c)
-	case vIncomplete:
+	case c.verdict == vIncomplete:
 		return false
 	}
 	return true
 }
 
-// repairOne rebuilds a degraded object and accounts for it; it reports
-// whether the object ended whole (or was taken over by a newer write).
+// repairOne brings an object with d or more verified shards to the map's
+// placement: it moves the shards that lie on other nodes than the map
+// names (rebalance), rebuilds the missing ones, drops the copies no
+// longer needed, and accounts for it. It reports whether the object ended
+// whole and in place (or was taken over by a newer write).
 func (r *run) repairOne(ctx context.Context, c checked) bool {
-	out := r.s.rebuild(ctx, c)
-	if out.failed > 0 && !out.changed && r.s.superseded(ctx, c) {
-		// A write or delete replaced the version under the rebuild (and
-		// took its source shards away): not a failure, the writer owns
-		// the key now.
-		out = outcome{rebuilt: out.rebuilt, bytes: out.bytes, changed: true}
+	s := r.s
+	// Shards written from here on name the map's nodes.
+	c.meta = placedMeta(c.meta, c.placed)
+	var mv moved
+	if c.moves > 0 {
+		mv = s.rebalance(ctx, &c)
+		if ctx.Err() != nil {
+			return false // the pass ends; its checkpoint has the object
+		}
 	}
+	var out outcome
+	if !mv.changed && slices.Contains(c.good, "") {
+		out = s.rebuild(ctx, c)
+		for _, i := range out.slots {
+			c.good[i] = c.placed[i].ID
+			c.held[c.placed[i].ID] = client.Record{ObjectMeta: c.meta, Shard: i}
+		}
+	}
+	healthy := 0
+	for _, id := range c.good {
+		if id != "" {
+			healthy++
+		}
+	}
+	changed := mv.changed || out.changed
+	if !changed && c.held != nil {
+		mv.dropped += s.dropStrays(ctx, &c)
+	}
+	if (out.failed > 0 || mv.failed > 0) && !changed && s.superseded(ctx, c) {
+		// A write or delete replaced the version under the rebuild or
+		// move (and took its source shards away): not a failure, the
+		// writer owns the key now.
+		out.failed, out.reasons, mv.failed, mv.reasons, changed = 0, nil, 0, nil, true
+	}
+	s.stats.shardsMoved.Add(int64(mv.moved))
+	s.stats.movesFailed.Add(int64(mv.failed))
+	s.stats.copiesDropped.Add(int64(mv.dropped))
 	r.t.add(func(rep *Report) {
 		rep.ShardsRebuilt += int64(out.rebuilt)
 		rep.BytesRebuilt += out.bytes
 		rep.RepairsFailed += int64(out.failed)
-		if out.changed {
+		rep.MovesDone += int64(mv.moved)
+		rep.BytesMoved += mv.bytes
+		rep.MovesFailed += int64(mv.failed)
+		rep.CopiesDropped += int64(mv.dropped)
+		if changed {
 			rep.Changed++
 		} else {
-			rep.RedundancyAfter[c.healthy+out.rebuilt]++
+			rep.RedundancyAfter[healthy]++
 		}
 	})
-	for _, why := range out.reasons {
+	for _, why := range slices.Concat(mv.reasons, out.reasons) {
 		r.t.incomplete("%s/%s version %s: %s", c.bucket, c.key, c.meta.Version, why)
 	}
 	r.progress(c.bucket, c.key)
-	return out.failed == 0
+	return out.failed == 0 && mv.failed == 0
 }
 
 // buckets copies the newest record of every bucket to the nodes whose
@@ -597,7 +646,7 @@ func (r *run) walkBatch(ctx context.Context, bucket string, batch []listed, full
 			return
 		}
 		s.account(r.t, c)
-		if c.verdict == vDegraded && !s.cfg.DryRun {
+		if (c.verdict == vDegraded || c.verdict == vHealthy && c.rebalance()) && !s.cfg.DryRun {
 			q := queued{Bucket: bucket, Key: k.key, Version: c.meta.Version, Good: c.good}
 			if errs[i] = s.state.Push(c.healthy, bucket+"/"+k.key, q); errs[i] == nil {
 				r.queued.Add(1)
@@ -652,10 +701,12 @@ func (r *run) repairQueued(ctx context.Context, val []byte) error {
 		return err
 	}
 	switch {
-	case c.verdict == vDegraded && c.meta.Version == q.Version:
+	case (c.verdict == vDegraded || c.verdict == vHealthy && c.rebalance()) && c.meta.Version == q.Version:
 		r.repairOne(ctx, c)
 	case c.verdict == vHealthy && c.meta.Version == q.Version:
-		// Repaired meanwhile, by a reader's hint or a late commit.
+		// Repaired or moved meanwhile, by a reader's hint, a late commit
+		// or a run of this pass that was interrupted before its
+		// checkpoint.
 		r.t.add(func(rep *Report) { rep.RedundancyAfter[c.healthy]++ })
 	case c.verdict == vUnrecoverable && c.meta.Version == q.Version:
 		// Lost more shards since the walk; the walk counted it degraded.

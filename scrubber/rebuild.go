@@ -17,6 +17,7 @@ type outcome struct {
 	failed  int   // shards that could not be rebuilt
 	changed bool  // a newer version arrived: the writer owns the key now
 	reasons []string
+	slots   []int // the shard indexes rebuilt, each now on its placed node
 }
 
 // rebuild regenerates every shard of c.meta that no node holds verified,
@@ -190,6 +191,7 @@ func (s *Scrubber) rebuild(ctx context.Context, c checked) outcome {
 			record(func() {
 				out.rebuilt++
 				out.bytes += r.ref.Size
+				out.slots = append(out.slots, i)
 			})
 		default:
 			record(func() {

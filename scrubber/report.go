@@ -71,8 +71,28 @@ type Report struct {
 	ManifestsRepaired int64 `json:"manifests_repaired"`
 	MarkersRemoved    int64 `json:"markers_removed"` // old delete markers dropped everywhere
 	HintsConsumed     int64 `json:"hints_consumed"`
-	Changed           int64 `json:"changed"`        // objects rewritten or deleted while being checked (left to the writer)
-	Unacknowledged    int64 `json:"unacknowledged"` // unreadable versions that never reached write quorum (readers skip them)
+
+	// Rebalance: MovesPlanned counts the shards found verified on another
+	// node than the map names for them (after a map change); MovesDone
+	// those copied to their node, committed and verified there, their old
+	// copy dropped; MovesFailed those that could not be (retried next
+	// pass); BytesMoved the shard bytes copied. CopiesDropped counts the
+	// copies removed from nodes that no longer need them: old copies of
+	// moved shards, duplicates, and older versions or delete markers on
+	// nodes the map no longer places the key on.
+	MovesPlanned  int64 `json:"moves_planned"`
+	MovesDone     int64 `json:"moves_done"`
+	MovesFailed   int64 `json:"moves_failed"`
+	BytesMoved    int64 `json:"bytes_moved"`
+	CopiesDropped int64 `json:"copies_dropped"`
+	// MapEpoch is the epoch of the cluster map the pass worked from;
+	// MapChanged says a run of the pass followed an older one, so objects
+	// it checked before the change may not be in place yet (the daemon
+	// starts another pass at once).
+	MapEpoch       uint64 `json:"map_epoch"`
+	MapChanged     bool   `json:"map_changed,omitempty"`
+	Changed        int64  `json:"changed"`        // objects rewritten or deleted while being checked (left to the writer)
+	Unacknowledged int64  `json:"unacknowledged"` // unreadable versions that never reached write quorum (readers skip them)
 
 	// Redundancy counts the checked objects by healthy shards when found;
 	// RedundancyAfter by healthy shards once the pass was done with them.
@@ -92,7 +112,7 @@ func newReport(now time.Time, dry bool) Report {
 }
 
 // Healthy reports whether the pass covered everything and left no object
-// below full redundancy.
+// below full redundancy or, moves failing, away from its nodes.
 func (r *Report) Healthy() bool { return r.UnrecoverableCount == 0 && r.IncompleteCount == 0 }
 
 // Level is a redundancy level and the objects at it.
@@ -135,6 +155,13 @@ type Progress struct {
 	Queue     int    `json:"queue"`     // objects waiting for repair
 	Bytes     int64  `json:"bytes"`     // shard bytes verified so far
 	Rebuilt   int64  `json:"rebuilt"`   // shards rebuilt so far
+
+	// The rebalance so far: shard moves found needed, done and failed,
+	// and the bytes moved.
+	MovesPlanned int64 `json:"moves_planned"`
+	MovesDone    int64 `json:"moves_done"`
+	MovesFailed  int64 `json:"moves_failed"`
+	BytesMoved   int64 `json:"bytes_moved"`
 }
 
 // tally is a Report being filled by concurrent workers.
@@ -200,6 +227,11 @@ type stats struct {
 	passesOK         atomic.Int64
 	passesUnrepaired atomic.Int64
 	passesFailed     atomic.Int64
+	shardsMoved      atomic.Int64
+	movesFailed      atomic.Int64
+	movesInFlight    atomic.Int64
+	bytesMoved       atomic.Int64
+	copiesDropped    atomic.Int64
 }
 
 // Stats is a snapshot of the scrubber's counters since it was created.
@@ -209,6 +241,7 @@ type Stats struct {
 	Objects                                                                    int64
 	RepairsInFlight                                                            int64
 	PassesOK, PassesUnrepairable, PassesFailed                                 int64
+	ShardsMoved, MovesFailed, MovesInFlight, BytesMoved, CopiesDropped         int64
 	Running                                                                    bool
 }
 
@@ -227,6 +260,11 @@ func (s *Scrubber) Stats() Stats {
 		PassesOK:           st.passesOK.Load(),
 		PassesUnrepairable: st.passesUnrepaired.Load(),
 		PassesFailed:       st.passesFailed.Load(),
+		ShardsMoved:        st.shardsMoved.Load(),
+		MovesFailed:        st.movesFailed.Load(),
+		MovesInFlight:      st.movesInFlight.Load(),
+		BytesMoved:         st.bytesMoved.Load(),
+		CopiesDropped:      st.copiesDropped.Load(),
 		Running:            s.running.Load(),
 	}
 }

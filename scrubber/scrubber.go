@@ -34,6 +34,7 @@ type NodeClient interface {
 	Verify(ctx context.Context, refs []client.ShardRef) ([]client.VerifyResult, error)
 	DropMarker(ctx context.Context, bucket, key, version string) (bool, error)
 	ListStaged(ctx context.Context, limit int) ([]client.StagedShard, error)
+	DropShard(ctx context.Context, bucket, key, version string, shard int) (bool, error)
 }
 
 var _ NodeClient = (*client.Client)(nil)
@@ -49,7 +50,12 @@ const (
 // Config configures a Scrubber. Zero values of optional fields mean
 // defaults.
 type Config struct {
-	Map           *placement.Map                  // required
+	// Map is the cluster map to work from (required). A newer one can be
+	// given later with SetMap. The scrubber remembers in its state the
+	// maps it worked from, so that after a change the previous map is
+	// known too (readers and the pass consult both while shards move).
+	Map *placement.Map
+
 	Dial          func(placement.Node) NodeClient // nil: client.New(node.Addr, ClientOptions)
 	ClientOptions *client.Options                 // used by the default Dial
 
@@ -61,11 +67,12 @@ type Config struct {
 	// DefaultConcurrency.
 	Concurrency int
 	// Rate bounds, in bytes per second, the shard data verified on the
-	// nodes plus the shard data read to rebuild; 0 means no limit.
+	// nodes plus the shard data read to rebuild or move; 0 means no limit.
 	Rate int64
-	// DryRun reports without changing anything: no rebuilds, roll-forwards,
-	// aborts, marker changes or hint deletions. (Nodes still quarantine
-	// the corrupt shards a Verify finds: that is their own rule.)
+	// DryRun reports without changing anything: no rebuilds, moves,
+	// roll-forwards, aborts, marker changes or hint deletions; moves are
+	// counted as planned. (Nodes still quarantine the corrupt shards a
+	// Verify finds: that is their own rule.)
 	DryRun bool
 	// StagingGrace is how old an uncommitted staged version must be to be
 	// swept; default DefaultStagingGrace.
@@ -90,13 +97,20 @@ type Config struct {
 // Its methods are safe for concurrent use, but only one Run at a time.
 type Scrubber struct {
 	cfg   Config
-	m     *placement.Map
 	log   *slog.Logger
 	now   func() time.Time
-	nodes []member          // the map's nodes that are not removed
-	byID  map[string]member // same, by id
 	state *checkpoint.Store
 	th    *throttle.T
+
+	// The maps a pass works from and their nodes. Only Run changes them,
+	// at its start, to the newest maps SetMap was given (latest); other
+	// goroutines use Map.
+	m       *placement.Map
+	prev    *placement.Map      // the map m replaced; nil if unknown
+	nodes   []member            // m's nodes that are not removed
+	byID    map[string]member   // same, by id
+	clients map[string]*guarded // by id and address, kept across maps with their breakers
+	newMap  chan struct{}       // signalled when SetMap installs a newer map
 
 	codecMu sync.Mutex
 	codecs  map[[3]int]*codec.Codec
@@ -107,6 +121,14 @@ type Scrubber struct {
 	mu       sync.Mutex
 	last     *Report  // of the last finished Run
 	progress Progress // of the Run in progress
+	latest   mapPair  // the newest map known and the one before it
+}
+
+// mapPair is a map and the one it replaced (nil if unknown), as kept in
+// the checkpoint store.
+type mapPair struct {
+	Cur  *placement.Map `json:"cur"`
+	Prev *placement.Map `json:"prev,omitempty"`
 }
 
 // member is a node of the map with its client.
@@ -159,23 +181,17 @@ func New(cfg Config) (*Scrubber, error) {
 		return nil, kerr.E(op, kerr.Unavailable, err)
 	}
 	s := &Scrubber{
-		cfg:    cfg,
-		m:      cfg.Map.WithDefaults(),
-		log:    cfg.Logger,
-		now:    cfg.Now,
-		byID:   make(map[string]member),
-		state:  st,
-		th:     throttle.New(cfg.Rate),
-		codecs: make(map[[3]int]*codec.Codec),
+		cfg:     cfg,
+		log:     cfg.Logger,
+		now:     cfg.Now,
+		state:   st,
+		th:      throttle.New(cfg.Rate),
+		codecs:  make(map[[3]int]*codec.Codec),
+		clients: make(map[string]*guarded),
+		newMap:  make(chan struct{}, 1),
 	}
-	for _, n := range s.m.Nodes {
-		if n.State == placement.StateRemoved {
-			continue
-		}
-		mb := member{node: n, c: guard(n.ID, cfg.Dial(n))}
-		s.nodes = append(s.nodes, mb)
-		s.byID[n.ID] = mb
-	}
+	s.latest = s.startMaps(cfg.Map.WithDefaults())
+	s.useLatest()
 	if last, err := s.loadLast(); err == nil {
 		s.last = last
 	}
@@ -189,9 +205,6 @@ func (s *Scrubber) Close() error {
 	}
 	return nil
 }
-
-// Map returns the cluster map the scrubber works from, defaults filled in.
-func (s *Scrubber) Map() *placement.Map { return s.m }
 
 // codec returns a shared codec for the given parameters.
 func (s *Scrubber) codec(d, p, block int) (*codec.Codec, error) {

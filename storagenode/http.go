@@ -35,6 +35,7 @@ func (n *Node) routes() http.Handler {
 	mux.HandleFunc("POST /v1/verify", n.handleVerify)
 	mux.HandleFunc("GET /v1/scrub/status", n.handleScrubStatus)
 	mux.HandleFunc("POST /v1/marker/drop", n.handleDropMarker)
+	mux.HandleFunc("POST /v1/shard/drop", n.handleDropShard)
 	mux.HandleFunc("GET /v1/staged", n.handleListStaged)
 	if n.cfg.Secret == nil {
 		return mux

@@ -19,6 +19,7 @@ import (
 
 	"github.com/kintsugi-store/kintsugi/internal/kerr"
 	"github.com/kintsugi-store/kintsugi/placement"
+	"github.com/kintsugi-store/kintsugi/scrubber"
 	"github.com/kintsugi-store/kintsugi/storagenode/client"
 )
 
@@ -307,7 +308,55 @@ func printStatus(w io.Writer, r statusReport) {
 	case r.ScrubberErr != "":
 		fmt.Fprintf(w, "\nscrubber: %s\n", r.ScrubberErr)
 	case r.Scrubber != nil:
-		fmt.Fprintf(w, "\nscrubber:\n%s\n", indentJSON(r.Scrubber))
+		printScrubber(w, r.Scrubber, r.Epoch)
+	}
+}
+
+// printScrubber summarises a scrubber daemon's /status: its pass, the
+// rebalance in flight and the last pass.
+func printScrubber(w io.Writer, raw json.RawMessage, epoch uint64) {
+	var st scrubber.Status
+	if err := json.Unmarshal(raw, &st); err != nil {
+		fmt.Fprintf(w, "\nscrubber:\n%s\n", indentJSON(raw))
+		return
+	}
+	fmt.Fprintf(w, "\nscrubber: map epoch %d", st.MapEpoch)
+	if st.MapEpoch < epoch {
+		fmt.Fprintf(w, " (behind the file's %d; it re-reads its cluster file)", epoch)
+	}
+	fmt.Fprintln(w)
+	moves := func(planned, done, failed, bytes int64) string {
+		return fmt.Sprintf("%d of %d shard moves done (%s moved), %d failed", done, planned, sizeStr(bytes), failed)
+	}
+	if p := st.Progress; st.Running && p != nil {
+		fmt.Fprintf(w, "  pass running:  phase %s, %d of about %d objects checked, %d queued for repair or moves\n",
+			p.Phase, p.Objects, max(p.Estimated, p.Objects), p.Queue)
+		fmt.Fprintf(w, "  rebalance:     %s, %d in flight\n", moves(p.MovesPlanned, p.MovesDone, p.MovesFailed, p.BytesMoved), st.MovesInFlight)
+	} else {
+		fmt.Fprintln(w, "  pass running:  none")
+	}
+	if lp := st.LastPass; lp != nil {
+		state := "complete"
+		switch {
+		case lp.UnrecoverableCount > 0:
+			state = fmt.Sprintf("%d objects CANNOT BE REPAIRED", lp.UnrecoverableCount)
+		case lp.IncompleteCount > 0:
+			state = fmt.Sprintf("incomplete (%d problems)", lp.IncompleteCount)
+		}
+		fmt.Fprintf(w, "  last pass:     %s, finished %s, %d objects, epoch %d\n",
+			state, lp.Finished.Local().Format(time.DateTime), lp.Objects, lp.MapEpoch)
+		fmt.Fprintf(w, "  its rebalance: %s, %d old copies dropped\n", moves(lp.MovesPlanned, lp.MovesDone, lp.MovesFailed, lp.BytesMoved), lp.CopiesDropped)
+	}
+	var levels []string
+	for _, l := range st.Redundancy {
+		levels = append(levels, fmt.Sprintf("%s: %d", l.Level, l.Objects))
+	}
+	fmt.Fprintf(w, "  redundancy:    %s\n", strings.Join(levels, ", "))
+	if !st.NextPass.IsZero() {
+		fmt.Fprintf(w, "  next pass:     %s\n", st.NextPass.Local().Format(time.DateTime))
+	}
+	if st.LastError != "" {
+		fmt.Fprintf(w, "  last error:    %s\n", st.LastError)
 	}
 }
 

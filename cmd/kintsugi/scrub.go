@@ -181,6 +181,7 @@ func runScrubber(ctx context.Context, env *environ, args []string) error {
 	sf := addScrubFlags(fs)
 	interval := fs.Duration("interval", 24*time.Hour, "time from the start of one pass to the start of the next")
 	listen := fs.String("listen", "127.0.0.1:9300", "address to serve /status and /metrics on")
+	poll := fs.Duration("map-poll", 2*time.Second, "how often to check the cluster file for a newer epoch (a new map starts a rebalance at once)")
 	if err := parseFlags(fs, env, args); err != nil {
 		return err
 	}
@@ -206,7 +207,8 @@ func runScrubber(ctx context.Context, env *environ, args []string) error {
 	defer cancel()
 	done := make(chan error, 1)
 	go func() { done <- d.Run(ctx) }()
-	ready(env, "scrubber", srv.Addr(), "interval", interval.String())
+	go watchMap(ctx, env.logger, *sf.cluster, *poll, s)
+	ready(env, "scrubber", srv.Addr(), "interval", interval.String(), "epoch", itoa(s.Map().Epoch))
 	err = serveAll(ctx, env.logger, srv)
 	cancel()
 	<-done
@@ -310,6 +312,7 @@ func (pp *progressPrinter) draw() {
 		}
 		pp.env.logger.Info("scrub progress", "phase", p.Phase, "bucket", p.Bucket, "key", p.Key,
 			"objects", p.Objects, "estimated", p.Estimated, "shard_bytes", p.Bytes, "rebuilt", p.Rebuilt,
+			"moves_planned", p.MovesPlanned, "moves_done", p.MovesDone, "bytes_moved", p.BytesMoved,
 			"queue", p.Queue, "eta", eta)
 		return
 	}
@@ -320,8 +323,12 @@ func (pp *progressPrinter) draw() {
 	}
 	fill := int(frac * width)
 	bar := strings.Repeat("=", fill) + strings.Repeat(" ", width-fill)
-	line := fmt.Sprintf("\r[%s] %3.0f%% %d/%d objects  %.1f MB/s  rebuilt %d  %s  ETA %s",
-		bar, frac*100, p.Objects, p.Estimated, rate, p.Rebuilt, p.Phase, eta)
+	moves := ""
+	if p.MovesPlanned > 0 {
+		moves = fmt.Sprintf("  moved %d/%d", p.MovesDone, p.MovesPlanned)
+	}
+	line := fmt.Sprintf("\r[%s] %3.0f%% %d/%d objects  %.1f MB/s  rebuilt %d%s  %s  ETA %s",
+		bar, frac*100, p.Objects, p.Estimated, rate, p.Rebuilt, moves, p.Phase, eta)
 	fmt.Fprintf(pp.env.stderr, "%-100s", line)
 }
 
@@ -359,6 +366,13 @@ func printSummary(w io.Writer, r *scrubber.Report, m *placement.Map, runErr erro
 		fmt.Fprintf(w, ", %d failed", r.RepairsFailed)
 	}
 	fmt.Fprintln(w)
+	if r.MovesPlanned+r.MovesDone+r.CopiesDropped > 0 || r.MapChanged {
+		fmt.Fprintf(w, "  rebalance:        %d of %d shard moves done (%s moved), %d failed, %d old copies dropped; map epoch %d\n",
+			r.MovesDone, r.MovesPlanned, sizeStr(r.BytesMoved), r.MovesFailed, r.CopiesDropped, r.MapEpoch)
+		if r.MapChanged {
+			fmt.Fprintf(w, "                    the map changed during the pass: run it again to cover every object under epoch %d\n", r.MapEpoch)
+		}
+	}
 	fmt.Fprintf(w, "  unrecoverable:    %d objects\n", r.UnrecoverableCount)
 	var levels []string
 	for _, l := range scrubber.Levels(r.RedundancyAfter, m.DataShards, m.N()) {

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"net"
@@ -10,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/kintsugi-store/kintsugi/placement"
 	"github.com/kintsugi-store/kintsugi/scrubber"
@@ -99,6 +101,7 @@ func TestPrintSummary(t *testing.T) {
 		UnrecoverableCount: 1,
 		Unrecoverable:      []scrubber.ObjectRef{{Bucket: "b", Key: "k", Version: "V", Reason: "only 3 of 6"}},
 		Resumed:            1, ResumedFrom: &scrubber.Position{Phase: "walk", Bucket: "b", Key: "a"}, RunObjects: 4,
+		MovesPlanned: 7, MovesDone: 5, MovesFailed: 2, BytesMoved: 3 << 10, CopiesDropped: 6, MapEpoch: 4,
 	}
 	var buf bytes.Buffer
 	printSummary(&buf, r, m, nil)
@@ -110,6 +113,7 @@ func TestPrintSummary(t *testing.T) {
 		"  shards missing:   1\n",
 		"  shards corrupt:   2\n",
 		"  shards rebuilt:   2 (2.0 KiB)\n",
+		"  rebalance:        5 of 7 shard moves done (3.0 KiB moved), 2 failed, 6 old copies dropped; map epoch 4\n",
 		"  unrecoverable:    1 objects\n",
 		"  redundancy now:   6: 9, 5: 0, 4: 0, below 4: 1\n",
 		"UNRECOVERABLE b/k version V: only 3 of 6\n",
@@ -117,5 +121,43 @@ func TestPrintSummary(t *testing.T) {
 		if !strings.Contains(buf.String(), want) {
 			t.Errorf("summary lacks %q:\n%s", want, buf.String())
 		}
+	}
+}
+
+// TestPrintScrubber checks the rebalance display of `admin status
+// --scrubber`, from a daemon's /status.
+func TestPrintScrubber(t *testing.T) {
+	st := scrubber.Status{
+		Running:       true,
+		MapEpoch:      3,
+		MovesInFlight: 2,
+		Progress: &scrubber.Progress{Phase: scrubber.PhaseRepair, Objects: 120, Estimated: 400, Queue: 15,
+			MovesPlanned: 52, MovesDone: 37, MovesFailed: 1, BytesMoved: 12 << 20},
+		LastPass: &scrubber.Report{Objects: 390, MapEpoch: 2, MovesPlanned: 48, MovesDone: 48, BytesMoved: 3 << 20, CopiesDropped: 48,
+			Finished: time.Date(2025, 5, 6, 7, 8, 9, 0, time.Local)},
+		Redundancy: []scrubber.Level{{Level: "6", Objects: 390}, {Level: "5", Objects: 0}, {Level: "4", Objects: 0}, {Level: "below 4", Objects: 0}},
+	}
+	raw, err := json.Marshal(st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	printScrubber(&buf, raw, 4)
+	want := `
+scrubber: map epoch 3 (behind the file's 4; it re-reads its cluster file)
+  pass running:  phase repair, 120 of about 400 objects checked, 15 queued for repair or moves
+  rebalance:     37 of 52 shard moves done (12.0 MiB moved), 1 failed, 2 in flight
+  last pass:     complete, finished 2025-05-06 07:08:09, 390 objects, epoch 2
+  its rebalance: 48 of 48 shard moves done (3.0 MiB moved), 0 failed, 48 old copies dropped
+  redundancy:    6: 390, 5: 0, 4: 0, below 4: 0
+`
+	if buf.String() != want {
+		t.Errorf("printScrubber:\n%s\nwant:\n%s", buf.String(), want)
+	}
+	// Not a scrubber's status: shown as it is.
+	buf.Reset()
+	printScrubber(&buf, json.RawMessage(`["x"]`), 4)
+	if buf.String() != "\nscrubber:\n  [\n    \"x\"\n  ]\n" {
+		t.Errorf("printScrubber of other JSON = %q", buf.String())
 	}
 }

@@ -30,6 +30,7 @@
 //	POST   /v1/verify                                 body: VerifyRequest -> []VerifyResult
 //	GET    /v1/scrub/status                           -> ScrubStatus
 //	POST   /v1/marker/drop?bucket&key&version         -> {"dropped": bool}
+//	POST   /v1/shard/drop?bucket&key&version&shard    -> DropResult
 //	GET    /v1/staged?limit                           -> []StagedShard
 package client
 

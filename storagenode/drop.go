@@ -1,0 +1,88 @@
+package storagenode
+
+import (
+	"fmt"
+	"net/http"
+	"slices"
+	"strconv"
+
+	"github.com/kintsugi-store/kintsugi/internal/kerr"
+	"github.com/kintsugi-store/kintsugi/storagenode/client"
+	"github.com/kintsugi-store/kintsugi/storagenode/internal/meta"
+)
+
+func (n *Node) handleDropShard(w http.ResponseWriter, r *http.Request) {
+	const op = "storagenode.DropShard"
+	q := r.URL.Query()
+	shard, err := strconv.Atoi(q.Get("shard"))
+	if err != nil {
+		n.writeError(w, r, kerr.E(op, kerr.Invalid, fmt.Errorf("parameter shard: %w", err)))
+		return
+	}
+	dropped, err := n.dropShard(q.Get("bucket"), q.Get("key"), q.Get("version"), shard)
+	if err != nil {
+		n.writeError(w, r, err)
+		return
+	}
+	n.writeJSON(w, r, client.DropResult{Dropped: dropped})
+}
+
+// dropShard removes the node's copy of a version that now lives elsewhere:
+// the committed record of bucket/key, if it is still version holding
+// shard index shard (-1: a version without a shard of its own), together
+// with any staged copy of that same shard, so that no reader rolls it
+// forward here again; then its files. It reports whether it dropped
+// anything. Staged shards of the version with other indexes stay: the
+// rebalancer stages the shard a node is to hold next before dropping the
+// one it holds (a swap), then commits.
+//
+// The node cannot tell whether the version is safe elsewhere; the caller
+// (the rebalancer) must, which is why the drop is a compare-and-delete
+// that never touches a newer or older version.
+func (n *Node) dropShard(bucket, key, version string, shard int) (bool, error) {
+	const op = "storagenode.DropShard"
+	if err := client.CheckObject(bucket, key, version); err != nil {
+		return false, kerr.E(op, err)
+	}
+	if shard != -1 {
+		if err := client.CheckShard(shard); err != nil {
+			return false, kerr.E(op, err)
+		}
+	}
+	unlock := n.lock(bucket, key)
+	defer unlock()
+	staged, err := n.stagedVersion(bucket, key, version)
+	if err != nil {
+		return false, kerr.E(op, err)
+	}
+	staged = slices.DeleteFunc(staged, func(s meta.Staged) bool { return s.Shard != shard })
+	var garbage string
+	if shard >= 0 {
+		garbage = shardFile(bucket, key, version, shard)
+	}
+	dropped, err := n.db.DropRecord(bucket, key, version, shard, staged, garbage)
+	if err != nil {
+		return false, kerr.E(op, err)
+	}
+	if !dropped {
+		return false, nil
+	}
+	// Dropped. What follows is cleanup: a failure only strands files that
+	// Sweep removes later (the garbage note, the quarantine of a version
+	// the node no longer holds).
+	for _, s := range staged {
+		n.removeFile(s.File)
+	}
+	if garbage != "" {
+		if _, err := n.removeFile(garbage); err != nil {
+			n.log.Warn("removing dropped shard", "file", garbage, "err", err)
+		}
+		if q, err := n.db.QuarantinedShard(bucket, key, version, shard); err == nil && q != nil {
+			if err := n.db.DeleteQuarantined(*q); err == nil {
+				n.removeFile(q.File)
+			}
+		}
+	}
+	n.log.Info("dropped moved copy", "bucket", bucket, "key", key, "version", version, "shard", shard)
+	return true, nil
+}
