@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"math"
@@ -76,20 +75,12 @@ func forEach(objs []testObject, workers int, f func(o testObject) error) []error
 	return errs
 }
 
-// waitWritable waits until the gateway accepts writes again after node
-// restarts, i.e. its health checks have let the restarted nodes back in.
-func waitWritable(t *testing.T, ctx context.Context, cl *s3.Client, bucket string) {
+// waitAllUp waits until gateway g's health checks see every node of c up
+// again after restarts.
+func waitAllUp(t *testing.T, c *proctest.Cluster, g *healthGateway) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		err := putObject(ctx, cl, bucket, "probe/writable", bytes.NewReader([]byte("probe")), 5)
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("gateway still refuses writes 20s after node restarts: %v", err)
-		}
-		time.Sleep(200 * time.Millisecond)
+	for _, n := range c.Map.Nodes {
+		g.waitNodeState(t, n.ID, "up", 20*time.Second)
 	}
 }
 
@@ -135,6 +126,7 @@ func TestMultiProcessDataPath(t *testing.T) {
 	}
 	ctx := context.Background()
 	c := proctest.StartCluster(t, testBin, proctest.Options{})
+	gw := useHealthGateways(t, c, 1)[0]
 	cl := s3Client(c, 0)
 	mustCreateBucket(t, ctx, cl, "data")
 	rng := rand.New(rand.NewPCG(1, 2))
@@ -199,7 +191,7 @@ func TestMultiProcessDataPath(t *testing.T) {
 	t.Run("PutWithOneNodeDown", func(t *testing.T) {
 		// Nodes restarted above are let back in by the gateway's health
 		// checks within seconds; a write needs them (write quorum 5 of 6).
-		waitWritable(t, ctx, cl, "data")
+		waitAllUp(t, c, gw)
 		c.Nodes[3].Kill()
 		degraded := randomObjects(rng, "degraded", 6, 2<<20)
 		errs := putAll(ctx, cl, "data", degraded)

@@ -309,9 +309,10 @@ func TestHedgeDelay(t *testing.T) {
 		samples []time.Duration
 		want    time.Duration
 	}{
-		{"no samples: floor", nil, 20 * ms},
-		{"too few samples: floor", []time.Duration{400 * ms, 400 * ms}, 20 * ms},
-		{"fast node: floor", ramp(10), 20 * ms},
+		{"no samples: floor", nil, DefaultHedgeFloor},
+		{"too few samples: floor", []time.Duration{400 * ms, 400 * ms}, DefaultHedgeFloor},
+		{"fast node: floor", repeat(10, ms), DefaultHedgeFloor},
+		{"p95 of 1..10ms", ramp(10), 10 * ms},
 		{"p95 of 1..100ms", ramp(100), 95 * ms},
 		{"slow node: cap", []time.Duration{2 * time.Second, 2 * time.Second, 2 * time.Second, 2 * time.Second, 2 * time.Second, 2 * time.Second, 2 * time.Second, 2 * time.Second}, 500 * ms},
 		// Only the last latWindow samples count: 300 slow ones, then a
