@@ -10,6 +10,7 @@ import (
 	"github.com/oklog/ulid/v2"
 
 	"github.com/kintsugi-store/kintsugi/internal/kerr"
+	"github.com/kintsugi-store/kintsugi/internal/rollforward"
 	"github.com/kintsugi-store/kintsugi/placement"
 	"github.com/kintsugi-store/kintsugi/storagenode/client"
 )
@@ -399,33 +400,13 @@ func newestCommitted(states []nodeState) (client.ObjectMeta, bool) {
 // drops the node's shard of the older version. It returns the commits made
 // and updates states.
 func (s *Scrubber) rollForward(ctx context.Context, states []nodeState, meta client.ObjectMeta) int {
-	staged := make([]int, len(states))
-	shards := make(map[int]bool)
+	sts := make([]client.KeyState, len(states))
+	answered := make([]bool, len(states))
 	for i, ns := range states {
-		staged[i] = -1
-		if ns.err != nil {
-			continue
-		}
-		if c := ns.st.Committed; c != nil && c.Version >= meta.Version {
-			if c.Version == meta.Version {
-				shards[c.Shard] = true
-			}
-			continue
-		}
-		for _, ref := range ns.st.Staged {
-			if ref.Version == meta.Version {
-				staged[i] = ref.Shard
-			}
-		}
+		sts[i], answered[i] = ns.st, ns.err == nil
 	}
-	added := 0
-	for _, sh := range staged {
-		if sh >= 0 && !shards[sh] {
-			shards[sh] = true
-			added++
-		}
-	}
-	if added == 0 || len(shards) < meta.Data {
+	staged := rollforward.Plan(sts, answered, meta)
+	if staged == nil {
 		return 0
 	}
 	var mu sync.Mutex

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/kintsugi-store/kintsugi/internal/kerr"
+	"github.com/kintsugi-store/kintsugi/internal/rollforward"
 	"github.com/kintsugi-store/kintsugi/placement"
 	"github.com/kintsugi-store/kintsugi/storagenode/client"
 )
@@ -279,33 +280,8 @@ func committedVersions(states []nodeState) []client.ObjectMeta {
 // older version, and trading a readable old version for an unreadable new
 // one would lose both. states is updated in place.
 func (s *Store) rollForward(ctx context.Context, states []nodeState, meta client.ObjectMeta) {
-	stagedShard := make([]int, len(states))
-	shards := make(map[int]bool)
-	for i, ns := range states {
-		stagedShard[i] = -1
-		if ns.err != nil {
-			continue
-		}
-		if c := ns.st.Committed; c != nil && c.Version >= meta.Version {
-			if c.Version == meta.Version {
-				shards[c.Shard] = true
-			}
-			continue
-		}
-		for _, ref := range ns.st.Staged {
-			if ref.Version == meta.Version {
-				stagedShard[i] = ref.Shard
-			}
-		}
-	}
-	added := 0
-	for _, sh := range stagedShard {
-		if sh >= 0 && !shards[sh] {
-			shards[sh] = true
-			added++
-		}
-	}
-	if added == 0 || len(shards) < meta.Data {
+	stagedShard := rollforward.Plan(keyStates(states), answeredAll(states), meta)
+	if stagedShard == nil {
 		return
 	}
 	each(len(states), func(i int) {
@@ -363,4 +339,21 @@ func (s *Store) hintMissing(ctx context.Context, states []nodeState, placed []pl
 		hints = append(hints, hint)
 	}
 	s.sendHints(ctx, to, hints)
+}
+
+// keyStates and answeredAll split node answers for rollforward.Plan.
+func keyStates(states []nodeState) []client.KeyState {
+	out := make([]client.KeyState, len(states))
+	for i, ns := range states {
+		out[i] = ns.st
+	}
+	return out
+}
+
+func answeredAll(states []nodeState) []bool {
+	out := make([]bool, len(states))
+	for i, ns := range states {
+		out[i] = ns.err == nil
+	}
+	return out
 }
