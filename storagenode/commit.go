@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/kintsugi-store/kintsugi/internal/kerr"
 	"github.com/kintsugi-store/kintsugi/storagenode/client"
@@ -35,7 +36,8 @@ func (n *Node) handleCommit(w http.ResponseWriter, r *http.Request) {
 //
 // Order (see the package doc): rename the staged file into place, fsync
 // its directory, write record + staged-entry removal + garbage note in one
-// synced transaction, then remove the superseded file. A failure before
+// synced transaction, then remove the superseded file, or, with a
+// Config.SupersededGrace, leave it to Sweep. A failure before
 // the transaction leaves the old record in force; the renamed file is then
 // found again by a retried commit, or removed when its staged entry is
 // swept.
@@ -91,9 +93,12 @@ func (n *Node) commit(m client.ObjectMeta) (client.Record, error) {
 		}
 		rec.Shard = s.Shard
 	}
-	var garbage string
+	var garbage meta.Garbage
 	if cur != nil && cur.Shard >= 0 {
-		garbage = shardFile(cur.Bucket, cur.Key, cur.Version, cur.Shard)
+		garbage.File = shardFile(cur.Bucket, cur.Key, cur.Version, cur.Shard)
+		if n.cfg.SupersededGrace > 0 {
+			garbage.Superseded = time.Now()
+		}
 	}
 	if err := n.db.Commit(rec, staged, garbage); err != nil {
 		return client.Record{}, kerr.E(op, err)
@@ -106,9 +111,11 @@ func (n *Node) commit(m client.ObjectMeta) (client.Record, error) {
 			n.removeFile(shardFile(s.Bucket, s.Key, s.Version, s.Shard))
 		}
 	}
-	if garbage != "" {
-		if _, err := n.removeFile(garbage); err != nil {
-			n.log.Warn("removing superseded shard", "file", garbage, "err", err)
+	// A superseded shard with a grace stays for reads that resolved its
+	// version before this commit; Sweep removes it after the grace.
+	if garbage.File != "" && garbage.Superseded.IsZero() {
+		if _, err := n.removeFile(garbage.File); err != nil {
+			n.log.Warn("removing superseded shard", "file", garbage.File, "err", err)
 		}
 	}
 	return rec, nil

@@ -21,6 +21,13 @@ type Config struct {
 	// StagingGrace is how long staged data may wait for its commit before
 	// Sweep removes it. 0 means 24h.
 	StagingGrace time.Duration
+	// SupersededGrace is how long a shard file stays after a newer commit
+	// supersedes its version: until then ReadShard of exactly that version
+	// still serves it, so that a read which resolved the version just
+	// before the commit finds its shards, and the background sweep (or a
+	// Sweep call) removes it after. 0 removes it at once; DefaultConfig
+	// sets DefaultSupersededGrace.
+	SupersededGrace time.Duration
 	// SweepInterval is the period of the background sweep. 0 disables the
 	// background loop (Sweep can still be called); DefaultConfig sets 10m.
 	SweepInterval time.Duration
@@ -45,20 +52,24 @@ type Config struct {
 const (
 	DefaultStagingGrace  = 24 * time.Hour
 	DefaultSweepInterval = 10 * time.Minute
-	DefaultMaxSkew       = 5 * time.Minute
-	DefaultScrubRate     = 32 << 20 // bytes/s
-	DefaultScrubPeriod   = 24 * time.Hour
+	// DefaultSupersededGrace is far longer than any read of one object
+	// takes to open its shards after resolving its version.
+	DefaultSupersededGrace = 2 * time.Minute
+	DefaultMaxSkew         = 5 * time.Minute
+	DefaultScrubRate       = 32 << 20 // bytes/s
+	DefaultScrubPeriod     = 24 * time.Hour
 )
 
 // DefaultConfig returns a Config with every default filled in; ID and Dir
 // are left for the caller.
 func DefaultConfig() Config {
 	return Config{
-		StagingGrace:  DefaultStagingGrace,
-		SweepInterval: DefaultSweepInterval,
-		MaxSkew:       DefaultMaxSkew,
-		ScrubRate:     DefaultScrubRate,
-		ScrubPeriod:   DefaultScrubPeriod,
+		StagingGrace:    DefaultStagingGrace,
+		SweepInterval:   DefaultSweepInterval,
+		SupersededGrace: DefaultSupersededGrace,
+		MaxSkew:         DefaultMaxSkew,
+		ScrubRate:       DefaultScrubRate,
+		ScrubPeriod:     DefaultScrubPeriod,
 	}
 }
 
@@ -74,6 +85,9 @@ func (c Config) Validate() error {
 	}
 	if c.StagingGrace < 0 {
 		errs = append(errs, errors.New("StagingGrace is negative"))
+	}
+	if c.SupersededGrace < 0 {
+		errs = append(errs, errors.New("SupersededGrace is negative"))
 	}
 	if c.SweepInterval < 0 {
 		errs = append(errs, errors.New("SweepInterval is negative"))

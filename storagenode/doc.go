@@ -25,8 +25,13 @@
 //  2. Commit, under the key's lock, renames the staged file to its final
 //     name under shards/, fsyncs that directory, and then writes the
 //     committed record, the removal of the staged entry and a note of the
-//     superseded version's file in one synced index transaction. After
-//     that it removes the superseded file.
+//     superseded version's file in one synced index transaction. The
+//     superseded file stays for Config.SupersededGrace, during which
+//     ReadShard of exactly that version still serves it (a read that
+//     resolved the version just before the commit must not find its
+//     shards gone); Stat, List and verification see only the newest
+//     record. Sweep removes it after the grace (with no grace, the commit
+//     removes it at once). Dropped and quarantined shards are never served.
 //
 // Flushes are shared, never skipped: concurrent fsyncs of one directory and
 // concurrent index syncs are each served by one flush that started after

@@ -16,6 +16,7 @@ import (
 
 	"github.com/kintsugi-store/kintsugi/internal/kerr"
 	"github.com/kintsugi-store/kintsugi/storagenode/client"
+	"github.com/kintsugi-store/kintsugi/storagenode/internal/meta"
 )
 
 // assertNothingStaged checks that a failed stage left no entry and no file.
@@ -249,7 +250,7 @@ func TestSweep(t *testing.T) {
 		t.Fatal(err)
 	}
 	os.WriteFile(filepath.Join(tn.cfg.Dir, garbage), []byte("old"), 0o644)
-	if err := tn.db.Commit(client.Record{ObjectMeta: client.ObjectMeta{Bucket: "bk", Key: "old", Version: ver(1), Deleted: true}, Shard: -1}, nil, garbage); err != nil {
+	if err := tn.db.Commit(client.Record{ObjectMeta: client.ObjectMeta{Bucket: "bk", Key: "old", Version: ver(1), Deleted: true}, Shard: -1}, nil, meta.Garbage{File: garbage}); err != nil {
 		t.Fatal(err)
 	}
 
@@ -370,7 +371,7 @@ func TestConcurrentCommitsNewestWins(t *testing.T) {
 
 func TestConfig(t *testing.T) {
 	d := DefaultConfig()
-	if d.StagingGrace != 24*time.Hour || d.SweepInterval != 10*time.Minute || d.MaxSkew != 5*time.Minute {
+	if d.StagingGrace != 24*time.Hour || d.SweepInterval != 10*time.Minute || d.MaxSkew != 5*time.Minute || d.SupersededGrace != 2*time.Minute {
 		t.Errorf("DefaultConfig = %+v", d)
 	}
 	for _, tc := range []struct {
@@ -383,6 +384,7 @@ func TestConfig(t *testing.T) {
 		{Config{ID: "a", Dir: "d", StagingGrace: -1}, false},
 		{Config{ID: "a", Dir: "d", SweepInterval: -1}, false},
 		{Config{ID: "a", Dir: "d", MaxSkew: -1}, false},
+		{Config{ID: "a", Dir: "d", SupersededGrace: -1}, false},
 	} {
 		err := tc.cfg.Validate()
 		if (err == nil) != tc.ok || (err != nil && !kerr.Is(kerr.Invalid, err)) {

@@ -47,6 +47,13 @@ func shardFile(bucket, key, version string, shard int) string {
 	return filepath.Join(fanout(shardsDir, base), base)
 }
 
+// versionFilePrefix is what the committed shard file of every shard index
+// of a version starts with; the index follows it.
+func versionFilePrefix(bucket, key, version string) string {
+	f := shardFile(bucket, key, version, 0)
+	return f[:len(f)-1]
+}
+
 // stagingFile returns a new, unique staging file name for shard i of a
 // version, relative to the data directory. Staged files live for seconds,
 // so staging/ is flat: a stage never creates a directory, and concurrent

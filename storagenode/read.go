@@ -48,9 +48,9 @@ func (n *Node) handleShard(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// openShard opens the committed shard of an exact version and clamps
-// [off, off+length) (length -1: to the end) to the file: it returns the
-// file, the start offset and the number of bytes to send.
+// openShard opens the node's shard of an exact version (see readableShard)
+// and clamps [off, off+length) (length -1: to the end) to the file: it
+// returns the file, the start offset and the number of bytes to send.
 func (n *Node) openShard(bucket, key, version string, off, length int64) (*os.File, int64, int64, error) {
 	const op = "storagenode.ReadShard"
 	if err := client.CheckObject(bucket, key, version); err != nil {
@@ -59,29 +59,22 @@ func (n *Node) openShard(bucket, key, version string, off, length int64) (*os.Fi
 	if off < 0 || length < -1 {
 		return nil, 0, 0, kerr.E(op, kerr.Invalid, fmt.Errorf("bad range off=%d len=%d", off, length))
 	}
-	rec, err := n.db.Record(bucket, key)
+	shard, err := n.readableShard(bucket, key, version)
 	if err != nil {
-		return nil, 0, 0, kerr.E(op, err)
+		return nil, 0, 0, err
 	}
-	switch {
-	case rec == nil:
-		return nil, 0, 0, kerr.E(op, kerr.NotExist, "key has no committed version")
-	case rec.Version != version:
-		return nil, 0, 0, kerr.E(op, kerr.NotExist, fmt.Errorf("committed version is %s, not %s", rec.Version, version))
-	case rec.Shard < 0:
-		return nil, 0, 0, kerr.E(op, kerr.NotExist, "version is a delete marker")
-	}
-	switch q, err := n.db.QuarantinedShard(bucket, key, version, rec.Shard); {
+	switch q, err := n.db.QuarantinedShard(bucket, key, version, shard); {
 	case err != nil:
 		return nil, 0, 0, kerr.E(op, err)
 	case q != nil:
-		return nil, 0, 0, kerr.E(op, kerr.Corrupt, fmt.Errorf("shard %d is quarantined: %s", rec.Shard, q.Reason))
+		return nil, 0, 0, kerr.E(op, kerr.Corrupt, fmt.Errorf("shard %d is quarantined: %s", shard, q.Reason))
 	}
-	// Another commit may remove the file between the lookup and the open;
-	// then the version is no longer committed and NotExist is right.
-	f, err := os.Open(n.abs(shardFile(bucket, key, version, rec.Shard)))
+	// A commit (with no grace) or Sweep may remove the file between the
+	// lookup and the open; then the version is no longer readable here and
+	// NotExist is right.
+	f, err := os.Open(n.abs(shardFile(bucket, key, version, shard)))
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil, 0, 0, kerr.E(op, kerr.NotExist, fmt.Errorf("shard %d file missing", rec.Shard))
+		return nil, 0, 0, kerr.E(op, kerr.NotExist, fmt.Errorf("shard %d file missing", shard))
 	}
 	if err != nil {
 		return nil, 0, 0, kerr.E(op, kerr.Internal, err)
@@ -98,6 +91,41 @@ func (n *Node) openShard(bucket, key, version string, off, length int64) (*os.Fi
 		end = start + length
 	}
 	return f, start, end - start, nil
+}
+
+// readableShard returns the index of the node's shard of an exact version:
+// the committed record's, or, if a newer commit superseded the version, the
+// superseded shard's while its grace lasts (see Config.SupersededGrace).
+// Only reads see superseded shards; Stat, List and the verifier know the
+// committed record alone.
+func (n *Node) readableShard(bucket, key, version string) (int, error) {
+	const op = "storagenode.ReadShard"
+	rec, err := n.db.Record(bucket, key)
+	if err != nil {
+		return 0, kerr.E(op, err)
+	}
+	if rec != nil && rec.Version == version {
+		if rec.Shard < 0 {
+			return 0, kerr.E(op, kerr.NotExist, "version is a delete marker")
+		}
+		return rec.Shard, nil
+	}
+	// The note is written in the commit's own transaction, so a version
+	// is always either committed or noted until its grace ends.
+	prefix := versionFilePrefix(bucket, key, version)
+	g, err := n.db.SupersededFile(prefix)
+	if err != nil {
+		return 0, kerr.E(op, err)
+	}
+	if g != nil {
+		if shard, err := strconv.Atoi(strings.TrimPrefix(g.File, prefix)); err == nil {
+			return shard, nil
+		}
+	}
+	if rec == nil {
+		return 0, kerr.E(op, kerr.NotExist, "key has no committed version")
+	}
+	return 0, kerr.E(op, kerr.NotExist, fmt.Errorf("committed version is %s, not %s", rec.Version, version))
 }
 
 func (n *Node) handleStat(w http.ResponseWriter, r *http.Request) {

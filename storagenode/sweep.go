@@ -16,7 +16,8 @@ import (
 //   - files under staging/ that no staged entry names and that have not
 //     been written to for the grace period (left by failed or crashed
 //     stages);
-//   - superseded shard files a commit noted but could not remove;
+//   - superseded shard files whose Config.SupersededGrace has passed, and
+//     dropped ones a drop noted but could not remove;
 //   - quarantined shards of versions the node no longer holds.
 //
 // It returns how many entries and files it removed. Committed data is
@@ -34,7 +35,7 @@ func (n *Node) Sweep(ctx context.Context, now time.Time) (removed int, err error
 	if err != nil {
 		return removed, kerr.E(op, err)
 	}
-	r, err = n.sweepGarbage(ctx)
+	r, err = n.sweepGarbage(ctx, now)
 	removed += r
 	if err != nil {
 		return removed, kerr.E(op, err)
@@ -144,28 +145,36 @@ func (n *Node) sweepStagingFiles(ctx context.Context, cutoff time.Time) (int, er
 	return removed, err
 }
 
-// sweepGarbage removes the superseded shard files commits noted, and
-// forgets the notes.
-func (n *Node) sweepGarbage(ctx context.Context) (int, error) {
+// sweepGarbage removes the shard files commits and drops noted, except
+// superseded ones still within their grace as of now, and forgets the
+// notes.
+func (n *Node) sweepGarbage(ctx context.Context, now time.Time) (int, error) {
 	removed := 0
+	after := ""
 	for {
 		if err := ctx.Err(); err != nil {
 			return removed, err
 		}
-		files, err := n.db.Garbage(1000)
-		if err != nil || len(files) == 0 {
+		notes, err := n.db.Garbage(after, 1000)
+		if err != nil || len(notes) == 0 {
 			return removed, err
 		}
-		for _, f := range files {
-			ok, err := n.removeFile(f)
+		after = notes[len(notes)-1].File
+		var done []string
+		for _, g := range notes {
+			if !g.Superseded.IsZero() && now.Before(g.Superseded.Add(n.cfg.SupersededGrace)) {
+				continue
+			}
+			ok, err := n.removeFile(g.File)
 			if err != nil {
 				return removed, err
 			}
 			if ok {
 				removed++
 			}
+			done = append(done, g.File)
 		}
-		if err := n.db.DeleteGarbage(files); err != nil {
+		if err := n.db.DeleteGarbage(done); err != nil {
 			return removed, err
 		}
 	}

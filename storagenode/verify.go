@@ -255,7 +255,7 @@ func (n *Node) repair(cur *client.Record, staged []meta.Staged) (bool, error) {
 	if err := n.install(s); err != nil {
 		return false, kerr.E(op, ioKind(err), err)
 	}
-	if err := n.db.Commit(*cur, staged, ""); err != nil {
+	if err := n.db.Commit(*cur, staged, meta.Garbage{}); err != nil {
 		return false, kerr.E(op, err)
 	}
 	if q != nil {

@@ -118,7 +118,12 @@ func TestS3Compat(t *testing.T) {
 		t.Skip("multi-process cluster test; run without -short")
 	}
 	ctx := context.Background()
-	c := proctest.StartCluster(t, testBin, proctest.Options{GatewayArgs: []string{"--domain", s3e2eDomain}})
+	// Freed shards are counted as soon as the S3 call returns: superseded
+	// ones go at once rather than after a grace.
+	c := proctest.StartCluster(t, testBin, proctest.Options{
+		GatewayArgs: []string{"--domain", s3e2eDomain},
+		NodeArgs:    []string{"--superseded-grace", "0"},
+	})
 	cl := s3Client(c, 0)
 	for _, b := range []string{"compat", "other"} {
 		mustCreateBucket(t, ctx, cl, b)
@@ -609,7 +614,12 @@ func TestMultipartExpiry(t *testing.T) {
 		t.Skip("multi-process cluster test; run without -short")
 	}
 	ctx := context.Background()
-	c := proctest.StartCluster(t, testBin, proctest.Options{GatewayArgs: []string{"--upload-expiry", "2s", "--upload-sweep", "500ms"}})
+	// The parts' shards are superseded by the abort and freed by the
+	// nodes' sweep once their grace is over.
+	c := proctest.StartCluster(t, testBin, proctest.Options{
+		GatewayArgs: []string{"--upload-expiry", "2s", "--upload-sweep", "500ms"},
+		NodeArgs:    []string{"--superseded-grace", "1s", "--sweep-interval", "500ms"},
+	})
 	cl := s3Client(c, 0)
 	mustCreateBucket(t, ctx, cl, "stale")
 	base := shardFiles(t, c)

@@ -15,6 +15,7 @@ func runStorageNode(ctx context.Context, env *environ, args []string) error {
 	dir := fs.String("data", "", "data directory (required)")
 	secretFile := fs.String("secret-file", "", "file holding the cluster secret (default: $KINTSUGI_CLUSTER_SECRET)")
 	grace := fs.Duration("staging-grace", 24*time.Hour, "age after which uncommitted staged shards are swept")
+	superseded := fs.Duration("superseded-grace", storagenode.DefaultSupersededGrace, "how long an overwritten or deleted version's shards stay readable for reads already under way before the sweep removes them (0: removed at once)")
 	sweep := fs.Duration("sweep-interval", 10*time.Minute, "how often to sweep stale staged shards")
 	scrubRate := fs.Int64("scrub-rate", storagenode.DefaultScrubRate, "bytes per second the background verifier may re-hash (0 disables it)")
 	scrubPeriod := fs.Duration("scrub-period", storagenode.DefaultScrubPeriod, "how often the background verifier starts a full pass over the node's shards")
@@ -32,6 +33,7 @@ func runStorageNode(ctx context.Context, env *environ, args []string) error {
 	cfg.Dir = *dir
 	cfg.Secret = secret
 	cfg.StagingGrace = *grace
+	cfg.SupersededGrace = *superseded
 	cfg.SweepInterval = *sweep
 	cfg.ScrubRate = *scrubRate
 	cfg.ScrubPeriod = *scrubPeriod

@@ -47,12 +47,17 @@ type fakeNode struct {
 	// Stage keep the shard but answer with a wrong root.
 	stageErr error
 	badRoot  bool
+	// keepSuperseded models a node with a superseded-shard grace: a
+	// superseded version's shard stays readable by its exact version.
+	// Off, supersession removes it at once (a node with no grace).
+	keepSuperseded bool
 }
 
 type fakeKey struct {
 	committed *client.Record
 	shard     []byte // committed shard bytes (framed)
 	staged    map[string]fakeStaged
+	old       map[string][]byte // superseded shards by version, with keepSuperseded
 }
 
 type fakeStaged struct {
@@ -217,6 +222,12 @@ func (n *fakeNode) Commit(ctx context.Context, meta client.ObjectMeta) (client.R
 		}
 		rec.Shard, data = st.ref.Shard, st.data
 	}
+	if c := fk.committed; n.keepSuperseded && c != nil && c.Shard >= 0 {
+		if fk.old == nil {
+			fk.old = make(map[string][]byte)
+		}
+		fk.old[c.Version] = fk.shard
+	}
 	fk.committed, fk.shard = &rec, data
 	for v := range fk.staged {
 		if v <= meta.Version {
@@ -244,11 +255,14 @@ func (n *fakeNode) ReadShard(ctx context.Context, bucket, key, version string, o
 	n.mu.Lock()
 	fk := n.key(bucket, key)
 	c := fk.committed
-	if c == nil || c.Version != version || c.Deleted {
+	data, superseded := fk.old[version]
+	if !superseded && (c == nil || c.Version != version || c.Deleted) {
 		n.mu.Unlock()
 		return nil, kerr.E(op, kerr.NotExist, fmt.Errorf("version %s not committed", version))
 	}
-	data := fk.shard
+	if !superseded {
+		data = fk.shard
+	}
 	n.mu.Unlock()
 	if off < 0 || length < -1 {
 		return nil, kerr.E(op, kerr.Invalid, errors.New("bad range"))

@@ -30,8 +30,45 @@ func (o *object) Info() ObjectInfo { return infoOf(o.meta) }
 // that failed is reported as a hint to the other holders.
 //
 // Errors: ErrInvalidRange (kerr.Invalid) for a range outside the object;
+// ErrNoSuchKey (kerr.NotExist) when, before any byte was written, holders
+// no longer had the version's shards because a delete superseded it;
 // ErrQuorum (kerr.Unavailable) when fewer than d shards could be read.
 func (o *object) WriteRange(ctx context.Context, w io.Writer, off, length int64) error {
+	const op = "objects.WriteRange"
+	cw := &countingWriter{w: w}
+	err := o.writeRange(ctx, cw, off, length)
+	if err == nil || cw.n > 0 || !errors.Is(err, errShardsGone) {
+		return err
+	}
+	// Nodes keep a superseded version's shards for a grace, so this is a
+	// read that outlasted it, or nodes without one: if the key was deleted
+	// meanwhile, the answer the client would get from a fresh GET is the
+	// right one. A newer version is not served in its place: the caller
+	// may have described this one already.
+	if _, rerr := o.s.resolve(ctx, o.meta.Bucket, o.meta.Key); errors.Is(rerr, ErrNoSuchKey) {
+		return kerr.E(op, rerr)
+	}
+	return err
+}
+
+// errShardsGone marks a read that failed because holders answered that
+// they no longer have the version's shards.
+var errShardsGone = errors.New("holders no longer have the version")
+
+// countingWriter counts the bytes written through it.
+type countingWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	k, err := c.w.Write(p)
+	c.n += int64(k)
+	return k, err
+}
+
+// writeRange is WriteRange without the second look after a failure.
+func (o *object) writeRange(ctx context.Context, w io.Writer, off, length int64) error {
 	const op = "objects.WriteRange"
 	size := o.meta.Size
 	if off < 0 || length < 0 || off > size || length > size-off {
@@ -90,12 +127,25 @@ func (o *object) WriteRange(ctx context.Context, w io.Writer, off, length int64)
 	switch {
 	case err == nil:
 		return nil
+	case errors.Is(err, codec.ErrTooFewShards) && shardsGone(rep):
+		return kerr.E(op, kerr.Unavailable, fmt.Errorf("%w: %w: %w", ErrQuorum, errShardsGone, err))
 	case errors.Is(err, codec.ErrTooFewShards):
 		return kerr.E(op, kerr.Unavailable, fmt.Errorf("%w: %w", ErrQuorum, err))
 	case ctx.Err() != nil:
 		return kerr.E(op, kerr.Transient, err)
 	}
 	return kerr.E(op, err)
+}
+
+// shardsGone reports whether a holder answered that it does not have its
+// shard of the version: a newer commit may have superseded it.
+func shardsGone(rep codec.Report) bool {
+	for _, f := range rep.Failed {
+		if f != nil && kerr.Is(kerr.NotExist, f.Err) {
+			return true
+		}
+	}
+	return false
 }
 
 // hintFailures reports every shard the decoder found missing or corrupt to

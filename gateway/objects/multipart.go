@@ -568,7 +568,7 @@ func (o *object) writeParts(ctx context.Context, w io.Writer, off, length int64)
 			if err != nil {
 				return kerr.E(op, err)
 			}
-			if err := part.WriteRange(ctx, w, lo-pos, hi-lo); err != nil {
+			if err := part.writeRange(ctx, w, lo-pos, hi-lo); err != nil {
 				return err
 			}
 		}

@@ -24,6 +24,8 @@ type Options struct {
 	Env       []string // extra environment for every process
 	// GatewayArgs are extra flags for every gateway.
 	GatewayArgs []string
+	// NodeArgs are extra flags for every storage node.
+	NodeArgs []string
 	// TLSCert and TLSKey, if set, are PEM files of a certificate valid for
 	// 127.0.0.1: every node and gateway then serves HTTPS with it, nodes
 	// are named https://... in the map, and gateways trust it for them.
@@ -115,6 +117,7 @@ func StartCluster(t testing.TB, bin string, opt Options) *Cluster {
 		if c.tls {
 			args = append(args, "--tls-cert", opt.TLSCert, "--tls-key", opt.TLSKey)
 		}
+		args = append(args, opt.NodeArgs...)
 		p, err := Start(ctx, "node "+n.ID, bin, filepath.Join(c.Dir, n.ID+".log"), c.env, args...)
 		if err != nil {
 			t.Fatal(err)

@@ -97,10 +97,13 @@ func (c *Client) Abort(ctx context.Context, bucket, key, version string) error {
 // ReadShard streams framed bytes [off, off+length) of the node's committed
 // shard of version; length -1 means to the end. Bytes past the end of the
 // shard file are not sent, so a short stream means a short shard, which the
-// caller's frame checks catch. The bytes are not verified here.
+// caller's frame checks catch. The bytes are not verified here. A version a
+// newer commit superseded is still served for the node's superseded grace,
+// so that a read which resolved it just before finds its shards.
 //
-// If the node's committed version of the key is not version, or it holds no
-// shard of it, the error is kerr.NotExist, before any byte. The caller
+// If the node holds no readable shard of version (never committed there, a
+// delete marker, dropped, or superseded longer ago than the grace), the
+// error is kerr.NotExist, before any byte. The caller
 // closes the stream; it is bounded by ctx only. Read errors in the stream
 // are kerr.Transient.
 func (c *Client) ReadShard(ctx context.Context, bucket, key, version string, off, length int64) (io.ReadCloser, error) {

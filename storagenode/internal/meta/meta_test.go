@@ -51,7 +51,7 @@ func TestRecordsAndList(t *testing.T) {
 		rec("b2", "a", "V1", false), // "b2" must not leak into "b"
 		rec("b", "a", "V2", false),  // replaces
 	} {
-		if err := db.Commit(r, nil, ""); err != nil {
+		if err := db.Commit(r, nil, Garbage{}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -84,7 +84,7 @@ func TestRecordsAndList(t *testing.T) {
 	if got := db.Objects(); got != 4 {
 		t.Errorf("Objects = %d, want 4 (a, a\\0z, b in b; a in b2)", got)
 	}
-	if err := db.Commit(rec("b", "a", "V3", true), nil, ""); err != nil {
+	if err := db.Commit(rec("b", "a", "V3", true), nil, Garbage{}); err != nil {
 		t.Fatal(err)
 	}
 	if got := db.Objects(); got != 3 {
@@ -124,7 +124,8 @@ func TestStagedAndCommit(t *testing.T) {
 	if !slices.Equal(files, []string{"f2", "f3", "f5"}) {
 		t.Errorf("staged files = %v", files)
 	}
-	if err := db.Commit(rec("b", "k", "V2", false), staged[:2], "shards/old"); err != nil {
+	since := time.Unix(1700000000, 42)
+	if err := db.Commit(rec("b", "k", "V2", false), staged[:2], Garbage{File: "shards/old.3", Superseded: since}); err != nil {
 		t.Fatal(err)
 	}
 	r, left, err := db.Key("b", "k")
@@ -141,14 +142,31 @@ func TestStagedAndCommit(t *testing.T) {
 	if all, _ := db.AllStaged(); len(all) != 0 {
 		t.Errorf("AllStaged after delete = %+v", all)
 	}
-	g, err := db.Garbage(10)
-	if err != nil || !slices.Equal(g, []string{"shards/old"}) {
-		t.Errorf("Garbage = %v, %v", g, err)
-	}
-	if err := db.DeleteGarbage(g); err != nil {
+	// A superseded note carries its time and is found by its file prefix;
+	// a dropped one (no time) is not.
+	if err := db.Commit(rec("b", "j", "V1", true), nil, Garbage{File: "shards/dropped.1"}); err != nil {
 		t.Fatal(err)
 	}
-	if g, _ := db.Garbage(10); len(g) != 0 {
+	g, err := db.Garbage("", 10)
+	want := []Garbage{{File: "shards/dropped.1"}, {File: "shards/old.3", Superseded: since}}
+	if err != nil || len(g) != 2 || g[0] != want[0] || g[1].File != want[1].File || !g[1].Superseded.Equal(since) {
+		t.Errorf("Garbage = %+v, %v; want %+v", g, err, want)
+	}
+	if g, err := db.Garbage("shards/dropped.1", 10); err != nil || len(g) != 1 || g[0].File != "shards/old.3" {
+		t.Errorf("Garbage after shards/dropped.1 = %+v, %v", g, err)
+	}
+	if s, err := db.SupersededFile("shards/old."); err != nil || s == nil || s.File != "shards/old.3" || !s.Superseded.Equal(since) {
+		t.Errorf("SupersededFile(shards/old.) = %+v, %v", s, err)
+	}
+	for _, p := range []string{"shards/dropped.", "shards/new."} {
+		if s, err := db.SupersededFile(p); err != nil || s != nil {
+			t.Errorf("SupersededFile(%s) = %+v, %v; want nil", p, s, err)
+		}
+	}
+	if err := db.DeleteGarbage([]string{"shards/dropped.1", "shards/old.3"}); err != nil {
+		t.Fatal(err)
+	}
+	if g, _ := db.Garbage("", 10); len(g) != 0 {
 		t.Errorf("Garbage after delete = %v", g)
 	}
 }

@@ -3,7 +3,10 @@ package meta
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/dgraph-io/badger/v4"
 
@@ -51,12 +54,23 @@ func (db *DB) Record(bucket, key string) (*client.Record, error) {
 	return rec, nil
 }
 
+// Garbage is a note of a shard file no record names any more.
+type Garbage struct {
+	File string // relative to the node's directory
+	// Superseded, if not zero, is when a newer commit superseded the
+	// file's version. Until the note is swept, reads of exactly that
+	// version may still be served from the file: a reader that resolved
+	// the version just before the commit must not find it gone. Zero
+	// (a dropped shard, or a note of an earlier format): nobody may read
+	// the file.
+	Superseded time.Time
+}
+
 // Commit, in one synced transaction, makes rec the committed record of its
-// key, deletes the staged entries drop and, if garbage is not empty,
-// remembers that file (a path relative to the node's directory) as one to
-// remove. REQUIRES: the caller holds the key's lock and has checked that rec
-// is newer than the key's current record.
-func (db *DB) Commit(rec client.Record, drop []Staged, garbage string) error {
+// key, deletes the staged entries drop and, if garbage.File is not empty,
+// writes the garbage note. REQUIRES: the caller holds the key's lock and
+// has checked that rec is newer than the key's current record.
+func (db *DB) Commit(rec client.Record, drop []Staged, garbage Garbage) error {
 	const op = "meta.Commit"
 	val, err := json.Marshal(rec)
 	if err != nil {
@@ -88,8 +102,8 @@ func (db *DB) Commit(rec client.Record, drop []Staged, garbage string) error {
 				return err
 			}
 		}
-		if garbage != "" {
-			return txn.Set(garbageKey(garbage), nil)
+		if garbage.File != "" {
+			return txn.Set(garbageKey(garbage.File), garbageValue(garbage))
 		}
 		return nil
 	})
@@ -130,17 +144,69 @@ func (db *DB) List(bucket, prefix, after string, limit int) ([]client.Record, bo
 	return recs, truncated, nil
 }
 
-// Garbage returns up to limit files recorded by Commit as superseded.
-func (db *DB) Garbage(limit int) ([]string, error) {
-	var files []string
-	err := db.scan([]byte(prefixGarbage), nil, true, func(item *badger.Item) (bool, error) {
-		files = append(files, strings.TrimPrefix(string(item.Key()), prefixGarbage))
-		return len(files) < limit, nil
+// Garbage returns up to limit garbage notes whose files sort after after
+// ("": from the first), in file order.
+func (db *DB) Garbage(after string, limit int) ([]Garbage, error) {
+	var notes []Garbage
+	var start []byte
+	if after != "" {
+		start = garbageKey(after + "\x00")
+	}
+	err := db.scan([]byte(prefixGarbage), start, false, func(item *badger.Item) (bool, error) {
+		g, err := readGarbage(item)
+		if err != nil {
+			return false, err
+		}
+		notes = append(notes, g)
+		return len(notes) < limit, nil
 	})
 	if err != nil {
 		return nil, kerr.E("meta.Garbage", kerr.Internal, err)
 	}
-	return files, nil
+	return notes, nil
+}
+
+// SupersededFile returns the first garbage note of a superseded (not
+// dropped) file whose name starts with prefix, or nil if there is none.
+func (db *DB) SupersededFile(prefix string) (*Garbage, error) {
+	var found *Garbage
+	err := db.scan(garbageKey(prefix), nil, false, func(item *badger.Item) (bool, error) {
+		g, err := readGarbage(item)
+		if err != nil || g.Superseded.IsZero() {
+			return err == nil, err
+		}
+		found = &g
+		return false, nil
+	})
+	if err != nil {
+		return nil, kerr.E("meta.SupersededFile", kerr.Internal, err)
+	}
+	return found, nil
+}
+
+// garbageValue encodes a note's time as decimal Unix nanoseconds; a
+// dropped file's note has an empty value, as every note once had.
+func garbageValue(g Garbage) []byte {
+	if g.Superseded.IsZero() {
+		return nil
+	}
+	return strconv.AppendInt(nil, g.Superseded.UnixNano(), 10)
+}
+
+func readGarbage(item *badger.Item) (Garbage, error) {
+	g := Garbage{File: strings.TrimPrefix(string(item.Key()), prefixGarbage)}
+	err := item.Value(func(v []byte) error {
+		if len(v) == 0 {
+			return nil
+		}
+		ns, err := strconv.ParseInt(string(v), 10, 64)
+		if err != nil {
+			return fmt.Errorf("garbage note %s: %w", g.File, err)
+		}
+		g.Superseded = time.Unix(0, ns)
+		return nil
+	})
+	return g, err
 }
 
 // DeleteGarbage forgets files returned by Garbage once they are removed.

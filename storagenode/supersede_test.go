@@ -1,0 +1,141 @@
+package storagenode
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/kintsugi-store/kintsugi/internal/kerr"
+	"github.com/kintsugi-store/kintsugi/storagenode/client"
+)
+
+// TestSupersededGrace: a read that resolved a version just before a newer
+// commit still finds that version's shard until the grace ends; nothing
+// else sees it, and Sweep returns the space after the grace.
+func TestSupersededGrace(t *testing.T) {
+	tn := startNode(t, "", func(c *Config) { c.SupersededGrace = time.Minute })
+	ctx := context.Background()
+	o1, o2 := encode(t, 9000, 31), encode(t, 7000, 32)
+	tn.put(t, "bk", "k", ver(1), o1, 1)
+	tn.put(t, "bk", "k", ver(2), o2, 1)
+	// A delete marker over a third version.
+	tn.put(t, "bk", "d", ver(3), o1, 2)
+	if _, err := tn.c.Commit(ctx, client.ObjectMeta{Bucket: "bk", Key: "d", Version: ver(4), Deleted: true}); err != nil {
+		t.Fatal(err)
+	}
+
+	for _, c := range []struct {
+		key, version string
+		want         []byte
+	}{
+		{"k", ver(1), o1.shards[1]},
+		{"k", ver(2), o2.shards[1]},
+		{"d", ver(3), o1.shards[2]},
+	} {
+		if got := tn.readAll(t, "bk", c.key, c.version); !bytes.Equal(got, c.want) {
+			t.Errorf("ReadShard %s %s within grace: %d bytes, want the version's %d", c.key, c.version, len(got), len(c.want))
+		}
+	}
+	// A range of the superseded shard too.
+	rc, err := tn.c.ReadShard(ctx, "bk", "k", ver(1), 10, 20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := io.ReadAll(rc)
+	rc.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, o1.shards[1][10:30]) {
+		t.Errorf("ranged ReadShard of superseded version = %x", got)
+	}
+	// Versions never committed here stay unreadable.
+	_, err = tn.c.ReadShard(ctx, "bk", "k", ver(0), 0, -1)
+	wantKind(t, err, kerr.NotExist)
+	_, err = tn.c.ReadShard(ctx, "bk", "d", ver(4), 0, -1)
+	wantKind(t, err, kerr.NotExist)
+
+	// Stat and List know the newest record only.
+	ks, err := tn.c.Stat(ctx, "bk", "k")
+	if err != nil || ks.Committed == nil || ks.Committed.Version != ver(2) || len(ks.Staged) != 0 {
+		t.Fatalf("Stat k = %+v, %v; want version 2 only", ks, err)
+	}
+	page, err := tn.c.List(ctx, "bk", "", "", 0)
+	if err != nil || len(page.Records) != 2 || page.Records[0].Version != ver(4) || page.Records[1].Version != ver(2) {
+		t.Fatalf("List = %+v, %v", page, err)
+	}
+
+	// Within the grace Sweep keeps both superseded files.
+	want := []string{shardFile("bk", "d", ver(3), 2), shardFile("bk", "k", ver(1), 1), shardFile("bk", "k", ver(2), 1)}
+	slices.Sort(want)
+	if removed, err := tn.Sweep(ctx, time.Now().Add(30*time.Second)); err != nil || removed != 0 {
+		t.Fatalf("Sweep within grace = %d, %v; want 0", removed, err)
+	}
+	if got := files(t, tn.cfg.Dir, shardsDir); !slices.Equal(got, want) {
+		t.Errorf("shard files within grace = %v, want %v", got, want)
+	}
+
+	if removed, err := tn.Sweep(ctx, time.Now().Add(time.Minute+time.Second)); err != nil || removed != 2 {
+		t.Fatalf("Sweep past grace = %d, %v; want 2", removed, err)
+	}
+	if got, want := files(t, tn.cfg.Dir, shardsDir), []string{shardFile("bk", "k", ver(2), 1)}; !slices.Equal(got, want) {
+		t.Errorf("shard files past grace = %v, want %v", got, want)
+	}
+	for _, c := range []struct{ key, version string }{{"k", ver(1)}, {"d", ver(3)}} {
+		_, err := tn.c.ReadShard(ctx, "bk", c.key, c.version, 0, -1)
+		wantKind(t, err, kerr.NotExist)
+	}
+	if got := tn.readAll(t, "bk", "k", ver(2)); !bytes.Equal(got, o2.shards[1]) {
+		t.Error("committed shard changed by sweep")
+	}
+}
+
+// TestSupersededNotServed: a dropped copy and a quarantined one are never
+// served, grace or not.
+func TestSupersededNotServed(t *testing.T) {
+	tn := startNode(t, "", func(c *Config) { c.SupersededGrace = time.Hour })
+	ctx := context.Background()
+	o := encode(t, 9000, 33)
+
+	tn.put(t, "bk", "moved", ver(1), o, 0)
+	if dropped, err := tn.c.DropShard(ctx, "bk", "moved", ver(1), 0); err != nil || !dropped {
+		t.Fatalf("DropShard = %v, %v", dropped, err)
+	}
+	_, err := tn.c.ReadShard(ctx, "bk", "moved", ver(1), 0, -1)
+	wantKind(t, err, kerr.NotExist)
+
+	rec := tn.put(t, "bk", "bad", ver(1), o, 0)
+	f, err := os.Open(filepath.Join(tn.cfg.Dir, shardFile("bk", "bad", ver(1), 0)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := tn.quarantine(rec, f, "test"); err != nil {
+		t.Fatal(err)
+	}
+	tn.put(t, "bk", "bad", ver(2), o, 0)
+	_, err = tn.c.ReadShard(ctx, "bk", "bad", ver(1), 0, -1)
+	if k := kerr.KindOf(err); k != kerr.NotExist && k != kerr.Corrupt {
+		t.Fatalf("ReadShard of quarantined superseded shard: %v", err)
+	}
+}
+
+// TestSupersededNoGrace: with no grace a commit removes the superseded
+// file at once.
+func TestSupersededNoGrace(t *testing.T) {
+	tn := startNode(t, "", nil)
+	ctx := context.Background()
+	o := encode(t, 9000, 34)
+	tn.put(t, "bk", "k", ver(1), o, 3)
+	tn.put(t, "bk", "k", ver(2), o, 3)
+	_, err := tn.c.ReadShard(ctx, "bk", "k", ver(1), 0, -1)
+	wantKind(t, err, kerr.NotExist)
+	if got, want := files(t, tn.cfg.Dir, shardsDir), []string{shardFile("bk", "k", ver(2), 3)}; !slices.Equal(got, want) {
+		t.Errorf("shard files = %v, want %v", got, want)
+	}
+}
