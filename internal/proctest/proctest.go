@@ -55,16 +55,34 @@ func moduleRoot() (string, error) {
 	}
 }
 
+// handedOut remembers every port FreePort returned in this process. The
+// kernel may give a just-closed port to the next listen on port 0, so two
+// nodes of one cluster could otherwise be handed the same address.
+var handedOut = struct {
+	sync.Mutex
+	ports map[string]bool
+}{ports: make(map[string]bool)}
+
 // FreePort returns a loopback address with a port that was free a moment
-// ago. Processes get fixed ports so that a restarted node keeps its address
-// and the cluster map stays valid.
+// ago and that FreePort never returned before in this process. Processes
+// get fixed ports so that a restarted node keeps its address and the
+// cluster map stays valid.
 func FreePort() (string, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
+	handedOut.Lock()
+	defer handedOut.Unlock()
+	for range 100 {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return "", err
+		}
+		addr := ln.Addr().String()
+		ln.Close()
+		if !handedOut.ports[addr] {
+			handedOut.ports[addr] = true
+			return addr, nil
+		}
 	}
-	defer ln.Close()
-	return ln.Addr().String(), nil
+	return "", fmt.Errorf("no fresh loopback port after 100 tries")
 }
 
 // Proc is one running kintsugi process.
