@@ -112,8 +112,7 @@ type Scrubber struct {
 	clients map[string]*guarded // by id and address, kept across maps with their breakers
 	newMap  chan struct{}       // signalled when SetMap installs a newer map
 
-	codecMu sync.Mutex
-	codecs  map[[3]int]*codec.Codec
+	codecs codec.Cache
 
 	running atomic.Bool
 	stats   stats
@@ -186,7 +185,6 @@ func New(cfg Config) (*Scrubber, error) {
 		now:     cfg.Now,
 		state:   st,
 		th:      throttle.New(cfg.Rate),
-		codecs:  make(map[[3]int]*codec.Codec),
 		clients: make(map[string]*guarded),
 		newMap:  make(chan struct{}, 1),
 	}
@@ -208,18 +206,7 @@ func (s *Scrubber) Close() error {
 
 // codec returns a shared codec for the given parameters.
 func (s *Scrubber) codec(d, p, block int) (*codec.Codec, error) {
-	k := [3]int{d, p, block}
-	s.codecMu.Lock()
-	defer s.codecMu.Unlock()
-	if c, ok := s.codecs[k]; ok {
-		return c, nil
-	}
-	c, err := codec.New(d, p, codec.WithBlockSize(block))
-	if err != nil {
-		return nil, err
-	}
-	s.codecs[k] = c
-	return c, nil
+	return s.codecs.Get(d, p, block)
 }
 
 // callCtx bounds one metadata call.

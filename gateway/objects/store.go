@@ -92,8 +92,7 @@ type Store struct {
 	clientMu sync.Mutex
 	clients  map[string]NodeClient // by node ID and address
 
-	codecMu sync.Mutex
-	codecs  map[[3]int]*codec.Codec
+	codecs codec.Cache
 
 	bucketMu sync.Mutex
 	buckets  map[string]bucketEntry
@@ -134,7 +133,6 @@ func New(cfg Config) (*Store, error) {
 		health:       cfg.Health,
 		entropy:      ulid.Monotonic(rand.Reader, 0),
 		clients:      make(map[string]NodeClient),
-		codecs:       make(map[[3]int]*codec.Codec),
 		buckets:      make(map[string]bucketEntry),
 		hintSent:     make(map[client.Hint]time.Time),
 	}
@@ -255,18 +253,7 @@ func liveNodes(m *placement.Map) []placement.Node {
 
 // codec returns a (shared) codec for the given parameters.
 func (s *Store) codec(d, p, block int) (*codec.Codec, error) {
-	k := [3]int{d, p, block}
-	s.codecMu.Lock()
-	defer s.codecMu.Unlock()
-	if c, ok := s.codecs[k]; ok {
-		return c, nil
-	}
-	c, err := codec.New(d, p, codec.WithBlockSize(block))
-	if err != nil {
-		return nil, err
-	}
-	s.codecs[k] = c
-	return c, nil
+	return s.codecs.Get(d, p, block)
 }
 
 // newVersion names a write. Versions from one Store strictly increase even
