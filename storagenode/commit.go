@@ -79,6 +79,7 @@ func (n *Node) commit(m client.ObjectMeta) (client.Record, error) {
 	}
 
 	rec := client.Record{ObjectMeta: m, Shard: -1}
+	var install meta.Move
 	// Delete markers and multipart manifests have no shard of their own.
 	if !m.Deleted && len(m.Parts) == 0 {
 		s, ok := pickStaged(staged, m, n.cfg.ID)
@@ -88,9 +89,11 @@ func (n *Node) commit(m client.ObjectMeta) (client.Record, error) {
 		if s.Shard < len(m.Roots) && m.Roots[s.Shard] != "" && !strings.EqualFold(m.Roots[s.Shard], s.Root) {
 			return client.Record{}, kerr.E(op, kerr.Corrupt, fmt.Errorf("staged shard %d has root %s, commit says %s", s.Shard, s.Root, m.Roots[s.Shard]))
 		}
-		if err := n.install(s); err != nil {
+		mv, err := n.install(s)
+		if err != nil {
 			return client.Record{}, kerr.E(op, ioKind(err), err)
 		}
+		install = mv
 		rec.Shard = s.Shard
 	}
 	var garbage meta.Garbage
@@ -100,7 +103,7 @@ func (n *Node) commit(m client.ObjectMeta) (client.Record, error) {
 			garbage.Superseded = time.Now()
 		}
 	}
-	if err := n.db.Commit(rec, staged, garbage); err != nil {
+	if err := n.db.Commit(rec, staged, install, garbage); err != nil {
 		return client.Record{}, kerr.E(op, err)
 	}
 	// Committed. What follows is cleanup: a failure only strands files
@@ -122,11 +125,15 @@ func (n *Node) commit(m client.ObjectMeta) (client.Record, error) {
 }
 
 // install moves staged shard s to its committed file and makes the rename
-// durable.
-func (n *Node) install(s meta.Staged) error {
+// durable. An inline shard is instead renamed by the commit's own
+// transaction: install returns that move.
+func (n *Node) install(s meta.Staged) (meta.Move, error) {
 	final := shardFile(s.Bucket, s.Key, s.Version, s.Shard)
+	if s.Inline {
+		return meta.Move{From: s.File, To: final}, nil
+	}
 	if err := n.mkdirs(final); err != nil {
-		return err
+		return meta.Move{}, err
 	}
 	err := os.Rename(n.abs(s.File), n.abs(final))
 	if errors.Is(err, fs.ErrNotExist) {
@@ -137,9 +144,9 @@ func (n *Node) install(s meta.Staged) error {
 		}
 	}
 	if err != nil {
-		return err
+		return meta.Move{}, err
 	}
-	return n.syncDir(filepath.Dir(n.abs(final)))
+	return meta.Move{}, n.syncDir(filepath.Dir(n.abs(final)))
 }
 
 // pickStaged chooses which staged shard of a version this node commits. A

@@ -2,6 +2,7 @@ package storagenode
 
 import (
 	"errors"
+	"fmt"
 	"log/slog"
 	"time"
 
@@ -45,6 +46,11 @@ type Config struct {
 	// 0 means DefaultScrubPeriod.
 	ScrubPeriod time.Duration
 
+	// InlineMax is the largest framed shard stream a stage keeps in the
+	// node's index instead of a file of its own. 0 keeps every shard in a
+	// file; DefaultConfig sets DefaultInlineMax.
+	InlineMax int64
+
 	Logger *slog.Logger // nil: slog.Default()
 }
 
@@ -58,6 +64,12 @@ const (
 	DefaultMaxSkew         = 5 * time.Minute
 	DefaultScrubRate       = 32 << 20 // bytes/s
 	DefaultScrubPeriod     = 24 * time.Hour
+	// DefaultInlineMax keeps the shards of objects up to 256 KiB (at
+	// 4+2 with 256 KiB blocks: one frame of 64 KiB) in the index.
+	DefaultInlineMax = 64<<10 + 32
+	// MaxInlineMax bounds InlineMax: every stage of an inline-sized body
+	// holds it in memory.
+	MaxInlineMax = 4 << 20
 )
 
 // DefaultConfig returns a Config with every default filled in; ID and Dir
@@ -70,6 +82,7 @@ func DefaultConfig() Config {
 		MaxSkew:         DefaultMaxSkew,
 		ScrubRate:       DefaultScrubRate,
 		ScrubPeriod:     DefaultScrubPeriod,
+		InlineMax:       DefaultInlineMax,
 	}
 }
 
@@ -100,6 +113,9 @@ func (c Config) Validate() error {
 	}
 	if c.ScrubPeriod < 0 {
 		errs = append(errs, errors.New("ScrubPeriod is negative"))
+	}
+	if c.InlineMax < 0 || c.InlineMax > MaxInlineMax {
+		errs = append(errs, fmt.Errorf("InlineMax %d out of range 0..%d", c.InlineMax, MaxInlineMax))
 	}
 	if len(errs) > 0 {
 		return kerr.E(op, kerr.Invalid, errors.Join(errs...))

@@ -241,7 +241,7 @@ func TestSweep(t *testing.T) {
 	if err != nil || len(staged) != 1 {
 		t.Fatalf("staged w: %v, %v", staged, err)
 	}
-	if err := tn.install(staged[0]); err != nil {
+	if _, err := tn.install(staged[0]); err != nil {
 		t.Fatal(err)
 	}
 	// A superseded file a commit noted but did not get to remove.
@@ -250,7 +250,7 @@ func TestSweep(t *testing.T) {
 		t.Fatal(err)
 	}
 	os.WriteFile(filepath.Join(tn.cfg.Dir, garbage), []byte("old"), 0o644)
-	if err := tn.db.Commit(client.Record{ObjectMeta: client.ObjectMeta{Bucket: "bk", Key: "old", Version: ver(1), Deleted: true}, Shard: -1}, nil, meta.Garbage{File: garbage}); err != nil {
+	if err := tn.db.Commit(client.Record{ObjectMeta: client.ObjectMeta{Bucket: "bk", Key: "old", Version: ver(1), Deleted: true}, Shard: -1}, nil, meta.Move{}, meta.Garbage{File: garbage}); err != nil {
 		t.Fatal(err)
 	}
 
@@ -302,7 +302,7 @@ func TestCommitAfterCrashedRename(t *testing.T) {
 	if err != nil || len(staged) != 1 {
 		t.Fatal(staged, err)
 	}
-	if err := tn.install(staged[0]); err != nil { // the rename happened, the record did not
+	if _, err := tn.install(staged[0]); err != nil { // the rename happened, the record did not
 		t.Fatal(err)
 	}
 	if _, err := tn.c.Commit(ctx, o.meta("bk", "k", ver(1))); err != nil {

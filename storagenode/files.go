@@ -176,19 +176,6 @@ func syncDir(dir string) error {
 	return err
 }
 
-// removeFile removes a file relative to the data directory. A file that is
-// already gone is not an error: removals are retried by Sweep and may race.
-func (n *Node) removeFile(rel string) (bool, error) {
-	err := os.Remove(n.abs(rel))
-	switch {
-	case err == nil:
-		return true, nil
-	case errors.Is(err, fs.ErrNotExist):
-		return false, nil
-	}
-	return false, err
-}
-
 // ioKind classifies a local I/O error: a full disk (or quota) is TooLarge,
 // anything else Internal.
 func ioKind(err error) kerr.Kind {

@@ -46,6 +46,9 @@ type Node struct {
 	// bufs holds the write buffers of stages. Blocks as large as a buffer
 	// bypass it, so it only needs to coalesce small frames.
 	bufs sync.Pool
+	// inline holds the read buffers of stages that may be inline
+	// (*inlineBuf, Config.InlineMax+1 bytes).
+	inline sync.Pool
 
 	// stageWriter, if set, wraps the file a stage writes to; tests use it
 	// to inject write errors such as a full disk.
@@ -98,6 +101,7 @@ func Open(cfg Config) (*Node, error) {
 		return nil, kerr.E(op, ioKind(err), err)
 	}
 	n.bufs.New = func() any { return bufio.NewWriterSize(nil, 64<<10) }
+	n.inline.New = func() any { return new(inlineBuf) }
 	n.mux = n.routes()
 	ctx, cancel := context.WithCancel(context.Background())
 	n.stop = cancel

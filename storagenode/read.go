@@ -6,7 +6,6 @@ import (
 	"io"
 	"io/fs"
 	"net/http"
-	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -37,7 +36,8 @@ func (n *Node) handleShard(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/octet-stream")
 	w.Header().Set("Content-Length", strconv.FormatInt(count, 10))
 	// A limited *os.File (rather than an io.SectionReader) lets the
-	// server hand the copy to sendfile: the bytes never enter user space.
+	// server hand the copy of a shard file to sendfile: the bytes never
+	// enter user space.
 	if _, err := f.Seek(start, io.SeekStart); err != nil {
 		n.log.Warn("seeking shard", "err", err)
 		return
@@ -48,10 +48,11 @@ func (n *Node) handleShard(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// openShard opens the node's shard of an exact version (see readableShard)
-// and clamps [off, off+length) (length -1: to the end) to the file: it
-// returns the file, the start offset and the number of bytes to send.
-func (n *Node) openShard(bucket, key, version string, off, length int64) (*os.File, int64, int64, error) {
+// openShard opens the node's shard of an exact version (see readableShard),
+// on disk or inline, and clamps [off, off+length) (length -1: to the end)
+// to it: it returns the shard, the start offset and the number of bytes to
+// send.
+func (n *Node) openShard(bucket, key, version string, off, length int64) (io.ReadSeekCloser, int64, int64, error) {
 	const op = "storagenode.ReadShard"
 	if err := client.CheckObject(bucket, key, version); err != nil {
 		return nil, 0, 0, kerr.E(op, err)
@@ -72,19 +73,13 @@ func (n *Node) openShard(bucket, key, version string, off, length int64) (*os.Fi
 	// A commit (with no grace) or Sweep may remove the file between the
 	// lookup and the open; then the version is no longer readable here and
 	// NotExist is right.
-	f, err := os.Open(n.abs(shardFile(bucket, key, version, shard)))
+	f, size, err := n.openData(shardFile(bucket, key, version, shard))
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, 0, 0, kerr.E(op, kerr.NotExist, fmt.Errorf("shard %d file missing", shard))
 	}
 	if err != nil {
 		return nil, 0, 0, kerr.E(op, kerr.Internal, err)
 	}
-	fi, err := f.Stat()
-	if err != nil {
-		f.Close()
-		return nil, 0, 0, kerr.E(op, kerr.Internal, err)
-	}
-	size := fi.Size()
 	start := min(off, size)
 	end := size
 	if length >= 0 && length < size-start {

@@ -58,6 +58,17 @@ func (n *Node) stage(bucket, key, version string, shard, block int, body io.Read
 		return client.StagedRef{}, kerr.E(op, kerr.Invalid, fmt.Errorf("block size %d out of range %d..%d", block, codec.MinBlockSize, codec.MaxBlockSize))
 	}
 	rel := stagingFile(bucket, key, version, shard)
+	s := meta.Staged{Bucket: bucket, Key: key, Version: version, Shard: shard, Staged: time.Now().UTC(), File: rel}
+	if n.cfg.InlineMax > 0 {
+		staged, rest, done, err := n.stageInline(s, body, block)
+		switch {
+		case err != nil:
+			return client.StagedRef{}, err
+		case done:
+			return staged.Ref(), nil
+		}
+		body = rest
+	}
 	if err := n.mkdirs(rel); err != nil {
 		return client.StagedRef{}, kerr.E(op, ioKind(err), err)
 	}
@@ -66,10 +77,7 @@ func (n *Node) stage(bucket, key, version string, shard, block int, body io.Read
 		n.removeFile(rel)
 		return client.StagedRef{}, err
 	}
-	s := meta.Staged{
-		Bucket: bucket, Key: key, Version: version, Shard: shard,
-		Root: root.String(), Size: size, Staged: time.Now().UTC(), File: rel,
-	}
+	s.Root, s.Size = root.String(), size
 	unlock := n.lock(bucket, key)
 	prev, err := n.db.PutStaged(s)
 	unlock()

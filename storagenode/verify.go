@@ -97,7 +97,7 @@ func (n *Node) verify(ctx context.Context, ref client.ShardRef, th *throttle.T, 
 		res.Status, res.Detail = client.VerifyCorrupt, "quarantined: "+q.Reason
 		return res, nil
 	}
-	f, err := os.Open(n.abs(shardFile(rec.Bucket, rec.Key, rec.Version, rec.Shard)))
+	f, _, err := n.openData(shardFile(rec.Bucket, rec.Key, rec.Version, rec.Shard))
 	unlock()
 	if errors.Is(err, fs.ErrNotExist) {
 		n.scrub.count(func(st *client.ScrubStatus) { st.Missing++ })
@@ -170,10 +170,11 @@ func (c *countingReader) Read(p []byte) (int, error) {
 	return k, err
 }
 
-// quarantine moves the shard file opened as f out of the way and records
-// why, unless a commit replaced it meanwhile. The entry is written before
-// the move, so that after a crash in between the shard is still refused.
-func (n *Node) quarantine(rec client.Record, f *os.File, reason string) error {
+// quarantine moves the shard opened as f out of the way and records why,
+// unless a commit replaced it meanwhile. The entry is written before the
+// move of a shard file, so that after a crash in between the shard is still
+// refused; an inline shard moves in the entry's own transaction.
+func (n *Node) quarantine(rec client.Record, f io.ReadSeekCloser, reason string) error {
 	const op = "storagenode.quarantine"
 	unlock := n.lock(rec.Bucket, rec.Key)
 	defer unlock()
@@ -184,17 +185,33 @@ func (n *Node) quarantine(rec client.Record, f *os.File, reason string) error {
 	if cur == nil || cur.Version != rec.Version || cur.Shard != rec.Shard {
 		return nil // superseded while it was being read
 	}
-	final := n.abs(shardFile(rec.Bucket, rec.Key, rec.Version, rec.Shard))
+	rel := shardFile(rec.Bucket, rec.Key, rec.Version, rec.Shard)
+	q := meta.Quarantined{
+		Bucket: rec.Bucket, Key: rec.Key, Version: rec.Version, Shard: rec.Shard,
+		Reason: reason, Time: time.Now().UTC(), File: quarantineFile(rec.Bucket, rec.Key, rec.Version, rec.Shard),
+	}
+	file, ok := f.(*os.File)
+	if !ok {
+		// Inline. A repair only replaces a quarantined or missing
+		// shard, so one that is still there is the one that was read.
+		switch ok, err := n.db.HasBlob(rel); {
+		case err != nil:
+			return kerr.E(op, err)
+		case !ok:
+			return nil // gone meanwhile: the next check reports it missing
+		}
+		if err := n.db.PutQuarantinedInline(q, rel); err != nil {
+			return kerr.E(op, err)
+		}
+		return nil
+	}
+	final := n.abs(rel)
 	fi, err := os.Stat(final)
 	if err != nil {
 		return nil // gone meanwhile: the next check reports it missing
 	}
-	if ofi, err := f.Stat(); err != nil || !os.SameFile(fi, ofi) {
+	if ofi, err := file.Stat(); err != nil || !os.SameFile(fi, ofi) {
 		return nil // a repair replaced it while it was being read
-	}
-	q := meta.Quarantined{
-		Bucket: rec.Bucket, Key: rec.Key, Version: rec.Version, Shard: rec.Shard,
-		Reason: reason, Time: time.Now().UTC(), File: quarantineFile(rec.Bucket, rec.Key, rec.Version, rec.Shard),
 	}
 	if err := n.mkdirs(q.File); err != nil {
 		return kerr.E(op, ioKind(err), err)
@@ -245,17 +262,21 @@ func (n *Node) repair(cur *client.Record, staged []meta.Staged) (bool, error) {
 	}
 	final := shardFile(cur.Bucket, cur.Key, cur.Version, cur.Shard)
 	if q == nil {
-		if _, err := os.Stat(n.abs(final)); !errors.Is(err, fs.ErrNotExist) {
+		switch ok, err := n.dataExists(final); {
+		case err != nil:
+			return false, kerr.E(op, ioKind(err), err)
+		case ok:
 			return false, nil
 		}
 	}
 	if cur.Shard < len(cur.Roots) && !strings.EqualFold(cur.Roots[cur.Shard], s.Root) {
 		return false, kerr.E(op, kerr.Corrupt, fmt.Errorf("staged shard %d has root %s, record says %s", s.Shard, s.Root, cur.Roots[cur.Shard]))
 	}
-	if err := n.install(s); err != nil {
+	mv, err := n.install(s)
+	if err != nil {
 		return false, kerr.E(op, ioKind(err), err)
 	}
-	if err := n.db.Commit(*cur, staged, meta.Garbage{}); err != nil {
+	if err := n.db.Commit(*cur, staged, mv, meta.Garbage{}); err != nil {
 		return false, kerr.E(op, err)
 	}
 	if q != nil {

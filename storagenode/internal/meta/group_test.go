@@ -67,3 +67,40 @@ func TestSyncWithOlderLogs(t *testing.T) {
 		t.Errorf("syncFile of a removed log = %v, want nil", err)
 	}
 }
+
+func TestNextLog(t *testing.T) {
+	for _, c := range []struct{ name, ext, want string }{
+		{"/d/00001.mem", ".mem", "/d/00002.mem"},
+		{"/d/000009.vlog", ".vlog", "/d/000010.vlog"},
+		{"/d/99999.mem", ".mem", "/d/100000.mem"},
+		{"/d/x.mem", ".mem", ""},
+	} {
+		if got := nextLog(c.name, c.ext); got != c.want {
+			t.Errorf("nextLog(%q) = %q, want %q", c.name, got, c.want)
+		}
+	}
+}
+
+// TestSyncNoticesRotation: once a log with the next name appears, sync
+// looks at the directory again and remembers the new current log.
+func TestSyncNoticesRotation(t *testing.T) {
+	dir := t.TempDir()
+	db := openTest(t, dir)
+	if err := db.sync(); err != nil {
+		t.Fatal(err)
+	}
+	next := db.rotated[".mem"]
+	if next == "" {
+		t.Fatalf("no next memtable log remembered: %v", db.rotated)
+	}
+	if err := os.WriteFile(next, []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	defer os.Remove(next)
+	if err := db.sync(); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := db.rotated[".mem"], nextLog(next, ".mem"); got != want {
+		t.Errorf("after rotation next = %q, want %q", got, want)
+	}
+}

@@ -32,6 +32,8 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"sync/atomic"
 
 	"github.com/dgraph-io/badger/v4"
@@ -44,7 +46,10 @@ import (
 type DB struct {
 	db      *badger.DB
 	dir     string
-	flushes flush.Group  // syncs of the write-ahead logs, shared by writers
+	flushes flush.Group // syncs of the write-ahead logs, shared by writers
+	// rotated holds, per log kind, the name the next log file of that
+	// kind will have; only sync (which never overlaps itself) uses it.
+	rotated map[string]string
 	objects atomic.Int64 // committed keys whose newest version is not a delete marker
 }
 
@@ -143,8 +148,19 @@ func (db *DB) sync() error {
 	if err := db.db.Sync(); err != nil {
 		return err
 	}
-	for _, pattern := range []string{"*.mem", "*.vlog"} {
-		logs, err := filepath.Glob(filepath.Join(db.dir, pattern))
+	if db.rotated == nil {
+		db.rotated = make(map[string]string)
+	}
+	for _, ext := range []string{".mem", ".vlog"} {
+		// Listing the directory on every sync cost a tenth of a small
+		// PUT's CPU; a stat of the next log's name tells whether badger
+		// switched files since the last look.
+		if next := db.rotated[ext]; next != "" {
+			if _, err := os.Stat(next); errors.Is(err, fs.ErrNotExist) {
+				continue
+			}
+		}
+		logs, err := filepath.Glob(filepath.Join(db.dir, "*"+ext))
 		if err != nil {
 			return err
 		}
@@ -155,8 +171,24 @@ func (db *DB) sync() error {
 				return err
 			}
 		}
+		if len(logs) > 0 {
+			db.rotated[ext] = nextLog(logs[len(logs)-1], ext)
+		}
 	}
 	return nil
+}
+
+// nextLog returns the name of the log file after name: the same
+// zero-padded width, the id one higher. A name it cannot parse gives "",
+// which never exists, so that the next sync lists the directory again.
+func nextLog(name, ext string) string {
+	dir, base := filepath.Split(name)
+	digits := strings.TrimSuffix(base, ext)
+	id, err := strconv.ParseUint(digits, 10, 32)
+	if err != nil {
+		return ""
+	}
+	return filepath.Join(dir, fmt.Sprintf("%0*d%s", len(digits), id+1, ext))
 }
 
 // syncFile fsyncs the file name; a file that is gone is not an error.

@@ -51,7 +51,7 @@ func TestRecordsAndList(t *testing.T) {
 		rec("b2", "a", "V1", false), // "b2" must not leak into "b"
 		rec("b", "a", "V2", false),  // replaces
 	} {
-		if err := db.Commit(r, nil, Garbage{}); err != nil {
+		if err := db.Commit(r, nil, Move{}, Garbage{}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -84,7 +84,7 @@ func TestRecordsAndList(t *testing.T) {
 	if got := db.Objects(); got != 4 {
 		t.Errorf("Objects = %d, want 4 (a, a\\0z, b in b; a in b2)", got)
 	}
-	if err := db.Commit(rec("b", "a", "V3", true), nil, Garbage{}); err != nil {
+	if err := db.Commit(rec("b", "a", "V3", true), nil, Move{}, Garbage{}); err != nil {
 		t.Fatal(err)
 	}
 	if got := db.Objects(); got != 3 {
@@ -125,7 +125,7 @@ func TestStagedAndCommit(t *testing.T) {
 		t.Errorf("staged files = %v", files)
 	}
 	since := time.Unix(1700000000, 42)
-	if err := db.Commit(rec("b", "k", "V2", false), staged[:2], Garbage{File: "shards/old.3", Superseded: since}); err != nil {
+	if err := db.Commit(rec("b", "k", "V2", false), staged[:2], Move{}, Garbage{File: "shards/old.3", Superseded: since}); err != nil {
 		t.Fatal(err)
 	}
 	r, left, err := db.Key("b", "k")
@@ -144,7 +144,7 @@ func TestStagedAndCommit(t *testing.T) {
 	}
 	// A superseded note carries its time and is found by its file prefix;
 	// a dropped one (no time) is not.
-	if err := db.Commit(rec("b", "j", "V1", true), nil, Garbage{File: "shards/dropped.1"}); err != nil {
+	if err := db.Commit(rec("b", "j", "V1", true), nil, Move{}, Garbage{File: "shards/dropped.1"}); err != nil {
 		t.Fatal(err)
 	}
 	g, err := db.Garbage("", 10)

@@ -67,10 +67,11 @@ type Garbage struct {
 }
 
 // Commit, in one synced transaction, makes rec the committed record of its
-// key, deletes the staged entries drop and, if garbage.File is not empty,
-// writes the garbage note. REQUIRES: the caller holds the key's lock and
-// has checked that rec is newer than the key's current record.
-func (db *DB) Commit(rec client.Record, drop []Staged, garbage Garbage) error {
+// key, deletes the staged entries drop, renames the inline file install
+// names (if any) and, if garbage.File is not empty, writes the garbage
+// note. REQUIRES: the caller holds the key's lock and has checked that rec
+// is newer than the key's current record (or is that record, repaired).
+func (db *DB) Commit(rec client.Record, drop []Staged, install Move, garbage Garbage) error {
 	const op = "meta.Commit"
 	val, err := json.Marshal(rec)
 	if err != nil {
@@ -95,6 +96,9 @@ func (db *DB) Commit(rec client.Record, drop []Staged, garbage Garbage) error {
 			delta++
 		}
 		if err := txn.SetEntry(e); err != nil {
+			return err
+		}
+		if err := install.apply(txn); err != nil {
 			return err
 		}
 		for _, s := range drop {

@@ -11,8 +11,9 @@ import (
 	"github.com/kintsugi-store/kintsugi/storagenode/client"
 )
 
-// Staged is a staged shard: a verified, fsynced file that is not yet part
-// of any committed version.
+// Staged is a staged shard: a verified, durable file that is not yet part
+// of any committed version. Inline says the file lives in the index (see
+// PutStagedInline) rather than on disk.
 type Staged struct {
 	Bucket  string    `json:"bucket"`
 	Key     string    `json:"key"`
@@ -22,6 +23,7 @@ type Staged struct {
 	Size    int64     `json:"size"` // framed bytes
 	Staged  time.Time `json:"staged"`
 	File    string    `json:"file"` // path relative to the node's directory
+	Inline  bool      `json:"inline,omitempty"`
 }
 
 // Ref returns the wire form of s.
