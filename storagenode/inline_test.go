@@ -237,3 +237,58 @@ func TestInlineSweepAbortDrop(t *testing.T) {
 		t.Fatalf("inline files left = %v, %v; want none", left, err)
 	}
 }
+
+// TestStatData: Stat with a limit returns the committed data shard whole
+// when it fits, inline or in a file, and nothing for parity shards, larger
+// shards, quarantined shards or delete markers.
+func TestStatData(t *testing.T) {
+	for _, inline := range []bool{false, true} {
+		tn := startNode(t, "", func(c *Config) {
+			if inline {
+				c.InlineMax = inlineMax
+			}
+		})
+		ctx := context.Background()
+		o := encode(t, 2*4*testBlock, 69) // 2-frame shards
+		size := int64(len(o.shards[0]))
+		tn.put(t, "bk", "data", ver(1), o, 1)
+		tn.put(t, "bk", "parity", ver(1), o, 4)
+		tn.put(t, "bk", "rotten", ver(1), o, 2)
+		if _, err := tn.c.Commit(ctx, client.ObjectMeta{Bucket: "bk", Key: "gone", Version: ver(2), Deleted: true}); err != nil {
+			t.Fatal(err)
+		}
+		rel := shardFile("bk", "rotten", ver(1), 2)
+		if inline {
+			tn.db.WriteBlob(rel, []byte("rot"))
+		} else {
+			damage(t, tn.abs(rel), func(b []byte) []byte { b[40] ^= 1; return b })
+		}
+		if res := verifyOne(t, tn, client.ShardRef{Bucket: "bk", Key: "rotten", Version: ver(1)}); res.Status != client.VerifyCorrupt {
+			t.Fatalf("verify rotten = %+v", res)
+		}
+		for _, tc := range []struct {
+			key   string
+			limit int64
+			want  []byte
+		}{
+			{"data", size, o.shards[1]},
+			{"data", size - 1, nil},
+			{"data", 0, nil},
+			{"parity", size, nil},
+			{"rotten", size, nil},
+			{"gone", size, nil},
+			{"never", size, nil},
+		} {
+			ks, err := tn.c.StatData(ctx, "bk", tc.key, tc.limit)
+			if err != nil {
+				t.Fatalf("inline=%v StatData(%s, %d): %v", inline, tc.key, tc.limit, err)
+			}
+			if !bytes.Equal(ks.Data, tc.want) {
+				t.Errorf("inline=%v StatData(%s, %d) = %d bytes, want %d", inline, tc.key, tc.limit, len(ks.Data), len(tc.want))
+			}
+			if tc.key != "never" && ks.Committed == nil {
+				t.Errorf("inline=%v StatData(%s) lost the record", inline, tc.key)
+			}
+		}
+	}
+}

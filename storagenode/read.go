@@ -124,13 +124,48 @@ func (n *Node) readableShard(bucket, key, version string) (int, error) {
 }
 
 func (n *Node) handleStat(w http.ResponseWriter, r *http.Request) {
+	const op = "storagenode.Stat"
 	q := r.URL.Query()
+	max, err := intParam(q, op, "max", 0)
+	if err != nil {
+		n.writeError(w, r, err)
+		return
+	}
 	ks, err := n.stat(q.Get("bucket"), q.Get("key"))
 	if err != nil {
 		n.writeError(w, r, err)
 		return
 	}
+	if max > 0 && ks.Committed != nil {
+		ks.Data = n.smallShard(*ks.Committed, max)
+	}
 	n.writeJSON(w, r, ks)
+}
+
+// smallShard returns the whole shard stream of rec if rec holds a data
+// shard of at most max bytes that the node can read, else nil. The record
+// may be superseded meanwhile: the path names its exact version, which a
+// grace keeps readable, or the shard is simply not returned.
+func (n *Node) smallShard(rec client.Record, max int64) []byte {
+	if rec.Deleted || len(rec.Parts) > 0 || rec.Shard < 0 || rec.Shard >= rec.Data {
+		return nil
+	}
+	if q, err := n.db.QuarantinedShard(rec.Bucket, rec.Key, rec.Version, rec.Shard); err != nil || q != nil {
+		return nil
+	}
+	f, size, err := n.openData(shardFile(rec.Bucket, rec.Key, rec.Version, rec.Shard))
+	if err != nil {
+		return nil
+	}
+	defer f.Close()
+	if size > max {
+		return nil
+	}
+	data := make([]byte, size)
+	if _, err := io.ReadFull(f, data); err != nil {
+		return nil
+	}
+	return data
 }
 
 // stat returns the key's committed record and the staged shards of

@@ -299,6 +299,26 @@ func (n *fakeNode) Stat(ctx context.Context, bucket, key string) (client.KeyStat
 	return ks, nil
 }
 
+// StatData is Stat with the committed data shard when it fits in limit.
+// A node set up to fail or stall mid-stream returns none, so that such
+// faults still reach the stream path.
+func (n *fakeNode) StatData(ctx context.Context, bucket, key string, limit int64) (client.KeyState, error) {
+	ks, err := n.Stat(ctx, bucket, key)
+	if err != nil || ks.Committed == nil {
+		return ks, err
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	c, fk := ks.Committed, n.keys[bucket+"\x00"+key]
+	readFaults := n.failAfter > 0 || n.stallAfter > 0 || n.down["read"] || n.stall["read"]
+	if readFaults || c.Deleted || len(c.Parts) > 0 || c.Shard < 0 || c.Shard >= c.Data || int64(len(fk.shard)) > limit {
+		return ks, nil
+	}
+	n.calls["preload"]++
+	ks.Data = slices.Clone(fk.shard)
+	return ks, nil
+}
+
 func (n *fakeNode) List(ctx context.Context, bucket, prefix, after string, limit int) (client.ListPage, error) {
 	if err := n.gate(ctx, "list"); err != nil {
 		return client.ListPage{}, err
@@ -443,6 +463,9 @@ var testNow = time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
 // shortStall makes stalled streams fail fast. It must still be long enough
 // for a healthy stream on a loaded machine under the race detector.
 func shortStall(cfg *Config) { cfg.StallTimeout = 400 * time.Millisecond }
+
+// noPreload makes every read stream its shards, as for large objects.
+func noPreload(cfg *Config) { cfg.PreloadMax = -1 }
 
 // newCluster starts a store over nodes fake nodes with d+p erasure and
 // block size testBlock, and creates testBucket.

@@ -86,6 +86,18 @@ func (t tracked) Stat(ctx context.Context, bucket, key string) (client.KeyState,
 	return st, err
 }
 
+func (t tracked) StatData(ctx context.Context, bucket, key string, limit int64) (client.KeyState, error) {
+	call, report, err := t.begin(ctx)
+	if err != nil {
+		return client.KeyState{}, err
+	}
+	st, err := t.c.StatData(ctx, bucket, key, limit)
+	if report {
+		call.End(ctx, err)
+	}
+	return st, err
+}
+
 func (t tracked) List(ctx context.Context, bucket, prefix, after string, limit int) (client.ListPage, error) {
 	call, report, err := t.begin(ctx)
 	if err != nil {

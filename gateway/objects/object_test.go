@@ -150,7 +150,7 @@ func TestRangeReads(t *testing.T) {
 }
 
 func TestReadsOnlyNeededShards(t *testing.T) {
-	c := newCluster(t, 6, 4, 2)
+	c := newCluster(t, 6, 4, 2, noPreload)
 	data := payload(8*testBlock, 3)
 	c.put("k", data)
 	obj, err := c.s.OpenObject(context.Background(), testBucket, "k")
@@ -207,7 +207,7 @@ func TestGetAnyTwoDown(t *testing.T) {
 }
 
 func TestGetThreeDown(t *testing.T) {
-	c := newCluster(t, 6, 4, 2)
+	c := newCluster(t, 6, 4, 2, noPreload)
 	data := payload(3*4*testBlock, 1)
 	c.put("k", data)
 	obj, err := c.s.OpenObject(context.Background(), testBucket, "k")

@@ -24,6 +24,9 @@ type nodeState struct {
 type resolved struct {
 	meta    client.ObjectMeta
 	holders []member // by shard index; c == nil where no node holds the shard
+	// preload holds, by shard index, data shard streams that came with
+	// the holders' answers (see Store.resolveData); nil where none did.
+	preload [][]byte
 }
 
 // StatObject describes the version of bucket/key a GET would serve now.
@@ -53,11 +56,11 @@ func (s *Store) OpenObject(ctx context.Context, bucket, key string) (Object, err
 	if err := s.checkBucket(ctx, bucket); err != nil {
 		return nil, kerr.E(op, err)
 	}
-	r, err := s.resolve(ctx, bucket, key)
+	r, err := s.resolveData(ctx, bucket, key, s.preloadMax)
 	if err != nil {
 		return nil, kerr.E(op, err)
 	}
-	return &object{s: s, meta: r.meta, holders: r.holders}, nil
+	return &object{s: s, meta: r.meta, holders: r.holders, preload: r.preload}, nil
 }
 
 // resolve finds the newest version of bucket/key that is readable or may
@@ -65,9 +68,15 @@ func (s *Store) OpenObject(ctx context.Context, bucket, key string) (Object, err
 // breakers alone stand in the way, it asks again through them: a node
 // that has just come back is worth one fast attempt before answering 503.
 func (s *Store) resolve(ctx context.Context, bucket, key string) (*resolved, error) {
-	r, err := s.resolveOnce(ctx, bucket, key)
+	return s.resolveData(ctx, bucket, key, 0)
+}
+
+// resolveData is resolve that also asks the nodes for their data shards
+// of up to limit bytes (0: not at all), returned in resolved.preload.
+func (s *Store) resolveData(ctx context.Context, bucket, key string, limit int64) (*resolved, error) {
+	r, err := s.resolveOnce(ctx, bucket, key, limit)
 	if err != nil && kerr.Is(kerr.Unavailable, err) && s.anyOpen() {
-		r, err = s.resolveOnce(withBypass(ctx), bucket, key)
+		r, err = s.resolveOnce(withBypass(ctx), bucket, key, limit)
 	}
 	if err == nil {
 		// Every holder answered its Stat a moment ago: reading its shard
@@ -78,7 +87,7 @@ func (s *Store) resolve(ctx context.Context, bucket, key string) (*resolved, err
 	return r, err
 }
 
-func (s *Store) resolveOnce(ctx context.Context, bucket, key string) (*resolved, error) {
+func (s *Store) resolveOnce(ctx context.Context, bucket, key string, limit int64) (*resolved, error) {
 	const op = "objects.resolve"
 	maps := s.maps.Load()
 	wq := maps.cur.WriteQuorum
@@ -95,7 +104,7 @@ func (s *Store) resolveOnce(ctx context.Context, bucket, key string) (*resolved,
 	// acknowledged version is among the answers) and the answers already
 	// settle the read: the newest version they show is a delete marker or
 	// has d holders among them.
-	states := s.statNodes(ctx, nodes, bucket, key, func(answered []nodeState, pending int) bool {
+	states := s.statNodes(ctx, nodes, bucket, key, limit, func(answered []nodeState, pending int) bool {
 		failed := 0
 		for _, ns := range answered {
 			if ns.err != nil {
@@ -111,7 +120,7 @@ func (s *Store) resolveOnce(ctx context.Context, bucket, key string) (*resolved,
 	// not yet moved after two map changes) are asked too. They only add
 	// holders: any acknowledged write is on wq of the nodes asked above.
 	if extra := s.namedNodes(maps, nodes, states); len(extra) > 0 {
-		for _, ns := range s.statNodes(ctx, extra, bucket, key, func([]nodeState, int) bool { return false }) {
+		for _, ns := range s.statNodes(ctx, extra, bucket, key, limit, func([]nodeState, int) bool { return false }) {
 			if ns.err == nil {
 				states = append(states, ns)
 			}
@@ -144,6 +153,7 @@ func (s *Store) resolveOnce(ctx context.Context, bucket, key string) (*resolved,
 		seen := 0
 		holders := make([]member, meta.Data+meta.Parity)
 		nheld := 0
+		var preload [][]byte
 		for _, ns := range states {
 			c := ns.st.Committed
 			if ns.err != nil || c == nil || c.Version < meta.Version {
@@ -153,6 +163,12 @@ func (s *Store) resolveOnce(ctx context.Context, bucket, key string) (*resolved,
 			if c.Version == meta.Version && !meta.Deleted && c.Shard >= 0 && c.Shard < len(holders) && holders[c.Shard].c == nil {
 				holders[c.Shard] = ns.member
 				nheld++
+				if len(ns.st.Data) > 0 {
+					if preload == nil {
+						preload = make([][]byte, len(holders))
+					}
+					preload[c.Shard] = ns.st.Data
+				}
 			}
 		}
 		if meta.Deleted {
@@ -162,7 +178,7 @@ func (s *Store) resolveOnce(ctx context.Context, bucket, key string) (*resolved,
 			if nheld < len(holders) {
 				s.hintMissing(ctx, states, cur, meta, holders)
 			}
-			return &resolved{meta: meta, holders: holders}, nil
+			return &resolved{meta: meta, holders: holders, preload: preload}, nil
 		}
 		if seen+unreached >= wq {
 			return nil, kerr.E(op, kerr.Unavailable, quorumErr(
@@ -175,16 +191,22 @@ func (s *Store) resolveOnce(ctx context.Context, bucket, key string) (*resolved,
 	return nil, kerr.E(op, kerr.NotExist, fmt.Errorf("%w: %s/%s", ErrNoSuchKey, bucket, key))
 }
 
-// statNodes asks every node for the key's state; NotExist counts as an
-// empty answer. With health tracking, once enough(the answers so far, the
+// statNodes asks every node for the key's state, with its data shard of up
+// to limit bytes if limit > 0; NotExist counts as an empty answer. With health tracking, once enough(the answers so far, the
 // number pending) holds, stragglers get a grace period and are then cut
 // off, answering errStraggler.
-func (s *Store) statNodes(ctx context.Context, nodes []member, bucket, key string, enough func(answered []nodeState, pending int) bool) []nodeState {
+func (s *Store) statNodes(ctx context.Context, nodes []member, bucket, key string, limit int64, enough func(answered []nodeState, pending int) bool) []nodeState {
 	states := make([]nodeState, len(nodes))
 	s.gather(ctx, nodes, func(ctx context.Context, i int) {
 		cctx, cancel := s.callCtx(ctx)
 		defer cancel()
-		st, err := nodes[i].c.Stat(cctx, bucket, key)
+		var st client.KeyState
+		var err error
+		if limit > 0 {
+			st, err = nodes[i].c.StatData(cctx, bucket, key, limit)
+		} else {
+			st, err = nodes[i].c.Stat(cctx, bucket, key)
+		}
 		if kerr.Is(kerr.NotExist, err) {
 			st, err = client.KeyState{}, nil
 		}

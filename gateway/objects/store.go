@@ -27,6 +27,7 @@ type NodeClient interface {
 	Abort(ctx context.Context, bucket, key, version string) error
 	ReadShard(ctx context.Context, bucket, key, version string, off, length int64) (io.ReadCloser, error)
 	Stat(ctx context.Context, bucket, key string) (client.KeyState, error)
+	StatData(ctx context.Context, bucket, key string, limit int64) (client.KeyState, error)
 	List(ctx context.Context, bucket, prefix, after string, limit int) (client.ListPage, error)
 	PutBucket(ctx context.Context, rec client.BucketRecord) error
 	GetBucket(ctx context.Context, name string) (client.BucketRecord, error)
@@ -41,6 +42,10 @@ const (
 	DefaultCallTimeout    = 5 * time.Second
 	DefaultStallTimeout   = 30 * time.Second
 	DefaultBucketCacheTTL = 2 * time.Second
+	// DefaultPreloadMax covers the shards of objects up to 256 KiB at 4+2.
+	// Profiles of 4 KiB GETs showed the gateway making 10 internal
+	// requests for each; with preloading it makes the 6 stats alone.
+	DefaultPreloadMax = 64<<10 + codec.DigestSize
 )
 
 // Hints are an optimisation (the scrubber finds the same damage on its
@@ -63,7 +68,12 @@ type Config struct {
 	// BucketCacheTTL is how long a bucket seen to exist is trusted without
 	// asking the nodes again; default 2s, negative disables the cache.
 	BucketCacheTTL time.Duration
-	Now            func() time.Time // nil: time.Now; names versions and stamps records
+	// PreloadMax is the largest data shard stream a GET asks for along
+	// with the key's state, so that a small object is read in one round
+	// trip per node instead of two; default DefaultPreloadMax, negative
+	// never.
+	PreloadMax int64
+	Now        func() time.Time // nil: time.Now; names versions and stamps records
 	// Health, if set, is consulted before every node call: nodes whose
 	// breaker is open are skipped at once, slow data-shard reads are
 	// hedged with parity reads, stragglers are not waited for once a
@@ -83,6 +93,7 @@ type Store struct {
 	callTimeout  time.Duration
 	stallTimeout time.Duration
 	bucketTTL    time.Duration
+	preloadMax   int64 // 0: never
 	now          func() time.Time
 
 	verMu   sync.Mutex
@@ -129,6 +140,7 @@ func New(cfg Config) (*Store, error) {
 		callTimeout:  cfg.CallTimeout,
 		stallTimeout: cfg.StallTimeout,
 		bucketTTL:    cfg.BucketCacheTTL,
+		preloadMax:   cfg.PreloadMax,
 		now:          cfg.Now,
 		health:       cfg.Health,
 		entropy:      ulid.Monotonic(rand.Reader, 0),
@@ -151,6 +163,12 @@ func New(cfg Config) (*Store, error) {
 	}
 	if s.bucketTTL == 0 {
 		s.bucketTTL = DefaultBucketCacheTTL
+	}
+	switch {
+	case s.preloadMax == 0:
+		s.preloadMax = DefaultPreloadMax
+	case s.preloadMax < 0:
+		s.preloadMax = 0
 	}
 	if s.now == nil {
 		s.now = time.Now

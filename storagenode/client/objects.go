@@ -161,6 +161,20 @@ func (c *Client) Stat(ctx context.Context, bucket, key string) (KeyState, error)
 	return ks, err
 }
 
+// StatData is Stat that also returns, in KeyState.Data, the node's
+// committed data shard of the key if its framed stream is at most max
+// bytes. A node that cannot read that shard just leaves Data empty.
+func (c *Client) StatData(ctx context.Context, bucket, key string, max int64) (KeyState, error) {
+	const op = "client.StatData"
+	if err := CheckKey(bucket, key); err != nil {
+		return KeyState{}, kerr.E(op, err)
+	}
+	var ks KeyState
+	q := url.Values{"bucket": {bucket}, "key": {key}, "max": {strconv.FormatInt(max, 10)}}
+	err := c.call(ctx, op, http.MethodGet, "/v1/stat", q, nil, &ks)
+	return ks, err
+}
+
 // List returns up to limit committed records of bucket, one per key (its
 // newest, delete markers included), for keys having prefix and greater than
 // after, in key order. limit <= 0 means DefaultListLen; it is capped at

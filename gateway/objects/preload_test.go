@@ -1,0 +1,73 @@
+package objects
+
+import (
+	"bytes"
+	"context"
+	"testing"
+
+	"github.com/kintsugi-store/kintsugi/codec"
+)
+
+// TestPreloadSmallObject: a small object's data shards come with the
+// stats, so a GET (whole or a range) makes one call per node and streams
+// nothing; an object over the limit streams its data shards as before.
+func TestPreloadSmallObject(t *testing.T) {
+	small := payload(3*4*testBlock+11, 7) // shards of 4 frames
+	large := payload(5*4*testBlock, 8)    // shards of 5 frames
+	limit := int64(4 * (codec.DigestSize + testBlock))
+	c := newCluster(t, 6, 4, 2, func(cfg *Config) { cfg.PreloadMax = limit })
+	c.put("small", small)
+	c.put("large", large)
+
+	calls := func(key string) (stats, preloads, streams int) {
+		for i := range 6 {
+			n := c.shardNode(key, i)
+			stats += n.callCount("stat")
+			preloads += n.callCount("preload")
+			streams += n.callCount("read")
+		}
+		return
+	}
+	for _, tc := range []struct {
+		key               string
+		data              []byte
+		off, length       int64
+		preloads, streams int
+	}{
+		{"small", small, 0, int64(len(small)), 4, 0},
+		{"small", small, 4*testBlock + 3, 2 * testBlock, 4, 0},
+		{"large", large, 0, int64(len(large)), 0, 4},
+	} {
+		s0, p0, r0 := calls(tc.key)
+		obj, err := c.s.OpenObject(context.Background(), testBucket, tc.key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var buf bytes.Buffer
+		if err := obj.WriteRange(context.Background(), &buf, tc.off, tc.length); err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(buf.Bytes(), tc.data[tc.off:tc.off+tc.length]) {
+			t.Fatalf("%s [%d,+%d): wrong bytes", tc.key, tc.off, tc.length)
+		}
+		s1, p1, r1 := calls(tc.key)
+		if s1-s0 != 6 || p1-p0 != tc.preloads || r1-r0 != tc.streams {
+			t.Errorf("%s: %d stats, %d preloaded shards, %d streams; want 6, %d, %d",
+				tc.key, s1-s0, p1-p0, r1-r0, tc.preloads, tc.streams)
+		}
+	}
+	if hints := c.allHints(); len(hints) != 0 {
+		t.Errorf("hints after healthy reads: %v", hints)
+	}
+}
+
+// TestPreloadDegraded: with two data shards' nodes down, the preloaded
+// data shards and the parity streams still give the exact bytes.
+func TestPreloadDegraded(t *testing.T) {
+	c := newCluster(t, 6, 4, 2)
+	data := payload(2*4*testBlock+100, 9)
+	c.put("k", data)
+	c.shardNode("k", 0).setDown("*", true)
+	c.shardNode("k", 3).setDown("*", true)
+	c.mustGet("k", data)
+}
