@@ -46,7 +46,8 @@ Runs one S3 workload against any SigV4 endpoint and reports throughput,
 latency percentiles, errors and verify failures. Flags may come before and
 after the workload.
 
-  put     writes objects <prefix>obj-<n>-<size>
+  put     writes objects <prefix>obj-<n>-<size>, n counting on from the
+          highest an earlier run left, so it never overwrites them
   get     reads the objects a put run left (writing its own first if there
           are none) and verifies every byte against the seed
   mixed   --mix of put, get, delete and list

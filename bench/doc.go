@@ -19,7 +19,10 @@
 // their content is a pure function of (seed, key, size) (Source), so every
 // GET is checked byte for byte against what was written, by this run or by
 // an earlier one with the same seed, without keeping any record of it. A
-// body that differs counts as a verify failure, never as a success.
+// body that differs counts as a verify failure, never as a success. A run
+// lists its prefix first and numbers the objects it writes after the
+// highest n there, so repeated put runs add objects instead of replacing
+// them, and a later get reads all of them.
 //
 // Results are latency histograms (Histogram: log-linear buckets, 3%
 // precision) per kind of operation and per second, rendered as a table,

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"math/rand/v2"
 	"net/http"
 	"net/url"
@@ -20,7 +21,7 @@ import (
 
 // Workloads.
 const (
-	WorkloadPut    = "put"    // write new objects
+	WorkloadPut    = "put"    // write new objects, numbered after any the prefix holds
 	WorkloadGet    = "get"    // read and verify existing objects
 	WorkloadMixed  = "mixed"  // Config.Mix of put, get, delete and list
 	WorkloadList   = "list"   // page through the prefix
@@ -144,6 +145,11 @@ func (c *Config) validate() error {
 // unreachable endpoint, no bucket, the objects to read could not be
 // written); failures of measured requests are counted in the Report, which
 // is also returned, marked Interrupted, when ctx ends early.
+//
+// Every workload starts by listing the prefix. Puts number their objects
+// on from the highest number found there, so a run adds to what earlier
+// runs left and never overwrites it. Runs writing to the same prefix at
+// the same time may still pick the same numbers: give each its own prefix.
 func Run(ctx context.Context, cfg Config) (*Report, error) {
 	const op = "bench.Run"
 	if err := cfg.validate(); err != nil {
@@ -153,8 +159,12 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if err := ensureBucket(ctx, r.s3, cfg.Bucket); err != nil {
 		return nil, kerr.E(op, err)
 	}
+	keys, err := r.scan(ctx)
+	if err != nil {
+		return nil, kerr.E(op, err)
+	}
 	if cfg.Workload != WorkloadPut {
-		if err := r.prepare(ctx); err != nil {
+		if err := r.prepare(ctx, keys); err != nil {
 			return nil, kerr.E(op, err)
 		}
 	}
@@ -186,15 +196,17 @@ type runner struct {
 	s3    *s3.Client
 	src   *Source
 	pool  *objectPool   // objects known to exist (not used by put)
-	nextN atomic.Uint64 // number of the next object to put
+	nextN atomic.Uint64 // number of the next object to put: past every one found under the prefix
 }
 
-// prepare finds the objects that get, list, delete and mixed work on, and
-// writes them if there are none.
-func (r *runner) prepare(ctx context.Context) error {
-	const op = "bench.prepare"
-	var keys, matching int // any key under the prefix; ours of a matching size
-	var maxN uint64
+// scan lists the prefix once before the run. It sets nextN past the
+// highest object number found, whatever its size, so that a put never
+// overwrites an object an earlier run left, and, for every workload but
+// put, fills the pool with the objects to work on. It returns how many keys
+// of any naming are under the prefix.
+func (r *runner) scan(ctx context.Context) (keys int, err error) {
+	const op = "bench.scan"
+	var nextN uint64
 	p := s3.NewListObjectsV2Paginator(r.s3, &s3.ListObjectsV2Input{
 		Bucket: aws.String(r.cfg.Bucket),
 		Prefix: aws.String(r.cfg.Prefix),
@@ -202,24 +214,40 @@ func (r *runner) prepare(ctx context.Context) error {
 	for p.HasMorePages() {
 		page, err := p.NextPage(ctx)
 		if err != nil {
-			return kerr.E(op, err)
+			return 0, kerr.E(op, err)
 		}
 		for _, o := range page.Contents {
 			keys++
 			n, size, ok := ParseObjectKey(r.cfg.Prefix, aws.ToString(o.Key))
 			if !ok {
-				continue // not ours: never read, verified or deleted
+				continue // not ours: never read, verified or deleted, and no number to skip
 			}
-			maxN = max(maxN, n+1)
+			if n == math.MaxUint64 {
+				return 0, kerr.E(op, kerr.Invalid, fmt.Errorf("object %q leaves no number for new objects; use another prefix", aws.ToString(o.Key)))
+			}
+			nextN = max(nextN, n+1)
+			if r.cfg.Workload == WorkloadPut {
+				continue // put only needs the numbers; keep no pool
+			}
 			if r.cfg.MatchSize && (size < r.cfg.Size.Min || size > r.cfg.Size.Max) {
 				continue
 			}
 			r.pool.add(entry{key: aws.ToString(o.Key), size: size})
-			matching++
 		}
 	}
-	r.nextN.Store(maxN)
-	if matching > 0 {
+	r.nextN.Store(nextN)
+	if nextN > 0 {
+		r.cfg.Logger.Info("numbering after existing objects", "bucket", r.cfg.Bucket, "prefix", r.cfg.Prefix, "next", nextN)
+	}
+	return keys, nil
+}
+
+// prepare makes sure get, list, delete and mixed have objects to work on:
+// the ones scan found (keys under the prefix, of which the pool holds
+// those of our naming and size), or else ones it writes now.
+func (r *runner) prepare(ctx context.Context, keys int) error {
+	const op = "bench.prepare"
+	if matching := r.pool.len(); matching > 0 {
 		r.cfg.Logger.Info("using existing objects", "bucket", r.cfg.Bucket, "prefix", r.cfg.Prefix, "objects", matching)
 		return nil
 	}
@@ -474,6 +502,12 @@ func (p *objectPool) add(e entry) {
 	}
 	p.index[e.key] = len(p.list)
 	p.list = append(p.list, e)
+}
+
+func (p *objectPool) len() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.list)
 }
 
 // acquire returns a random object and marks it busy until release, so
