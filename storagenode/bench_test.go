@@ -107,3 +107,49 @@ func BenchmarkStageCommitParallel4K(b *testing.B) {
 		}
 	})
 }
+
+// BenchmarkInlineThreshold runs parallel stage+commits (16 goroutines,
+// distinct keys, each key overwritten) of shards of several sizes with
+// the shard in a file (inline=0) or in the index, to choose
+// DefaultInlineMax: inline pays where it is cheaper per byte.
+func BenchmarkInlineThreshold(b *testing.B) {
+	for _, size := range []int{1 << 10, 4 << 10, 16 << 10, 32 << 10, 64 << 10, 256 << 10} {
+		for _, inline := range []bool{false, true} {
+			name := "file"
+			if inline {
+				name = "inline"
+			}
+			b.Run(strconv.Itoa(size>>10)+"KiB/"+name, func(b *testing.B) {
+				tn := startNode(b, "", func(c *Config) {
+					c.SupersededGrace = 0
+					if inline {
+						c.InlineMax = int64(size + 2*codec.DigestSize)
+					}
+				})
+				shard := benchShard(b, size)
+				ctx := context.Background()
+				var keys atomic.Int64
+				b.SetBytes(int64(size))
+				b.ReportAllocs()
+				b.SetParallelism(8)
+				b.ResetTimer()
+				b.RunParallel(func(pb *testing.PB) {
+					key := "key" + strconv.FormatInt(keys.Add(1), 10)
+					for pb.Next() {
+						v := ulid.Make().String()
+						if _, err := tn.c.Stage(ctx, "bench", key, v, 0, codec.DefaultBlockSize, bytes.NewReader(shard)); err != nil {
+							b.Error(err)
+							return
+						}
+						m := benchMeta(v, size)
+						m.Key = key
+						if _, err := tn.c.Commit(ctx, m); err != nil {
+							b.Error(err)
+							return
+						}
+					}
+				})
+			})
+		}
+	}
+}
