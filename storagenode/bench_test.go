@@ -110,20 +110,19 @@ func BenchmarkStageCommitParallel4K(b *testing.B) {
 
 // BenchmarkInlineThreshold runs parallel stage+commits (16 goroutines,
 // distinct keys, each key overwritten) of shards of several sizes with
-// the shard in a file (inline=0) or in the index, to choose
-// DefaultInlineMax: inline pays where it is cheaper per byte.
+// the shard in a file of its own, inline in the index, or in a pack file,
+// to choose DefaultInlineMax and DefaultPackMax.
 func BenchmarkInlineThreshold(b *testing.B) {
-	for _, size := range []int{1 << 10, 4 << 10, 16 << 10, 32 << 10, 64 << 10, 256 << 10} {
-		for _, inline := range []bool{false, true} {
-			name := "file"
-			if inline {
-				name = "inline"
-			}
-			b.Run(strconv.Itoa(size>>10)+"KiB/"+name, func(b *testing.B) {
+	for _, size := range []int{1 << 10, 4 << 10, 16 << 10, 32 << 10, 64 << 10, 256 << 10, 1 << 20} {
+		for _, mode := range []string{"file", "inline", "pack"} {
+			b.Run(strconv.Itoa(size>>10)+"KiB/"+mode, func(b *testing.B) {
 				tn := startNode(b, "", func(c *Config) {
 					c.SupersededGrace = 0
-					if inline {
+					switch mode {
+					case "inline":
 						c.InlineMax = int64(size + 2*codec.DigestSize)
+					case "pack":
+						c.PackMax = int64(size + 8*codec.DigestSize)
 					}
 				})
 				shard := benchShard(b, size)

@@ -13,6 +13,7 @@
 //	meta/                       badger index
 //	shards/ab/cd/<hash>.<i>     committed shard i of a version
 //	staging/<hash>.<i>.<nonce>  staged shard (nonce: concurrent stages never share a file)
+//	packs/<id>.pack             mid-size shards, back to back (see below)
 //	quarantine/ab/cd/<hash>.<i>.<nonce>  shard that failed verification, kept until repaired or superseded
 //
 // Write path and durability order:
@@ -32,6 +33,16 @@
 //     shards gone); Stat, List and verification see only the newest
 //     record. Sweep removes it after the grace (with no grace, the commit
 //     removes it at once). Dropped and quarantined shards are never served.
+//
+// Small and mid-size shards skip the files: a framed stream of at most
+// Config.InlineMax bytes is kept in the index entry of its would-be file
+// name, and one of at most Config.PackMax bytes is appended to the active
+// pack file (storagenode/internal/pack), fsynced together with concurrent
+// appends, with its location in that index entry. The stage records that
+// entry and the staged entry in one synced transaction; the commit renames
+// the entry in the record's own transaction. Every path-based operation
+// (read, verify, quarantine, sweep, drop) looks in the index first. Sweep
+// compacts pack files that hold mostly removed shards.
 //
 // Flushes are shared, never skipped: concurrent fsyncs of one directory and
 // concurrent index syncs are each served by one flush that started after

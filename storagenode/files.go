@@ -20,6 +20,7 @@ import (
 const (
 	shardsDir  = "shards"
 	stagingDir = "staging"
+	packsDir   = "packs"
 )
 
 // fileBase is the name every file of shard i of a version starts with:

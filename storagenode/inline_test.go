@@ -3,6 +3,10 @@ package storagenode
 import (
 	"bytes"
 	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
 	"slices"
 	"testing"
 	"time"
@@ -10,29 +14,85 @@ import (
 	"github.com/kintsugi-store/kintsugi/codec"
 	"github.com/kintsugi-store/kintsugi/internal/kerr"
 	"github.com/kintsugi-store/kintsugi/storagenode/client"
+	"github.com/kintsugi-store/kintsugi/storagenode/internal/pack"
 )
 
 // inlineMax keeps shards of up to two frames at testBlock inline.
 const inlineMax = 2 * (codec.DigestSize + testBlock)
 
-func startInlineNode(t *testing.T, dir string, edit func(*Config)) *testNode {
+// kinds of shard storage in the index: bytes inline, or a pack location.
+var kinds = []string{"inline", "packed"}
+
+// startBlobNode starts a node keeping shards of up to inlineMax bytes in
+// the index, inline or packed. Packs are small, so that tests rotate them.
+func startBlobNode(t *testing.T, kind, dir string, edit func(*Config)) *testNode {
 	t.Helper()
 	return startNode(t, dir, func(c *Config) {
-		c.InlineMax = inlineMax
+		if kind == "packed" {
+			c.PackMax, c.PackFileSize = inlineMax, 3*inlineMax
+		} else {
+			c.InlineMax = inlineMax
+		}
 		if edit != nil {
 			edit(c)
 		}
 	})
 }
 
-// blob returns the inline file rel, failing the test if there is none.
-func (tn *testNode) blob(t *testing.T, rel string) []byte {
+// forKinds runs f as a subtest for each kind.
+func forKinds(t *testing.T, f func(t *testing.T, kind string)) {
+	for _, kind := range kinds {
+		t.Run(kind, func(t *testing.T) { f(t, kind) })
+	}
+}
+
+// blob returns the bytes of the index-held shard rel, failing the test if
+// there is none or it is not of the kind.
+func (tn *testNode) blob(t *testing.T, kind, rel string) []byte {
+	t.Helper()
+	b, ok, err := tn.db.Blob(rel)
+	if err != nil || !ok || b.Packed != (kind == "packed") {
+		t.Fatalf("%s file %s: ok=%v packed=%v err=%v", kind, rel, ok, b.Packed, err)
+	}
+	f, _, err := tn.openData(rel)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	data, err := io.ReadAll(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return data
+}
+
+// flipByte damages byte i of the index-held shard rel where it lies.
+func (tn *testNode) flipByte(t *testing.T, rel string, i int64) {
 	t.Helper()
 	b, ok, err := tn.db.Blob(rel)
 	if err != nil || !ok {
-		t.Fatalf("inline file %s: ok=%v err=%v", rel, ok, err)
+		t.Fatalf("no index-held shard %s: %v", rel, err)
 	}
-	return b
+	if !b.Packed {
+		b.Data[i] ^= 0x40
+		if err := tn.db.WriteBlob(rel, b.Data); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	f, err := os.OpenFile(filepath.Join(tn.dir, packsDir, fmt.Sprintf("%08d.pack", b.Loc.Pack)), os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	one := make([]byte, 1)
+	if _, err := f.ReadAt(one, b.Loc.Off+i); err != nil {
+		t.Fatal(err)
+	}
+	one[0] ^= 0x40
+	if _, err := f.WriteAt(one, b.Loc.Off+i); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func (tn *testNode) hasBlob(t *testing.T, rel string) bool {
@@ -47,9 +107,11 @@ func (tn *testNode) hasBlob(t *testing.T, rel string) bool {
 // TestInlineThreshold: a shard stream up to InlineMax bytes stays in the
 // index, staged and committed, with no file; one byte more is a file. Both
 // read back exact, also after a restart.
-func TestInlineThreshold(t *testing.T) {
+func TestInlineThreshold(t *testing.T) { forKinds(t, testInlineThreshold) }
+
+func testInlineThreshold(t *testing.T, kind string) {
 	dir := t.TempDir()
-	tn := startInlineNode(t, dir, nil)
+	tn := startBlobNode(t, kind, dir, nil)
 	// A 2-stripe object has 2-frame shards: exactly inlineMax when both
 	// stripes are full; a 3-stripe one is over.
 	small := encode(t, 2*4*testBlock, 61)
@@ -67,7 +129,7 @@ func TestInlineThreshold(t *testing.T) {
 	if got := files(t, dir, shardsDir); !slices.Equal(got, want) {
 		t.Errorf("shard files = %v, want only the large one %v", got, want)
 	}
-	if !bytes.Equal(tn.blob(t, shardFile("bk", "small", ver(1), 2)), small.shards[2]) {
+	if !bytes.Equal(tn.blob(t, kind, shardFile("bk", "small", ver(1), 2)), small.shards[2]) {
 		t.Error("inline shard holds different bytes")
 	}
 	if tn.hasBlob(t, shardFile("bk", "large", ver(1), 2)) {
@@ -95,13 +157,15 @@ func TestInlineThreshold(t *testing.T) {
 	}
 	check(tn)
 	tn.stop()
-	check(startInlineNode(t, dir, nil))
+	check(startBlobNode(t, kind, dir, nil))
 }
 
 // TestInlineStageRejectsBadFrames: a damaged or cut inline-sized stream
 // is refused like a file-sized one, and nothing is recorded.
-func TestInlineStageRejectsBadFrames(t *testing.T) {
-	tn := startInlineNode(t, "", nil)
+func TestInlineStageRejectsBadFrames(t *testing.T) { forKinds(t, testInlineStageRejectsBadFrames) }
+
+func testInlineStageRejectsBadFrames(t *testing.T, kind string) {
+	tn := startBlobNode(t, kind, "", nil)
 	o := encode(t, 4*testBlock, 63)
 	ctx := context.Background()
 	bad := bytes.Clone(o.shards[0])
@@ -117,8 +181,10 @@ func TestInlineStageRejectsBadFrames(t *testing.T) {
 
 // TestInlineSupersededGrace: an overwritten inline shard stays readable for
 // the grace, then Sweep removes it; the new one stays.
-func TestInlineSupersededGrace(t *testing.T) {
-	tn := startInlineNode(t, "", func(c *Config) { c.SupersededGrace = time.Minute })
+func TestInlineSupersededGrace(t *testing.T) { forKinds(t, testInlineSupersededGrace) }
+
+func testInlineSupersededGrace(t *testing.T, kind string) {
+	tn := startBlobNode(t, kind, "", func(c *Config) { c.SupersededGrace = time.Minute })
 	ctx := context.Background()
 	o1, o2 := encode(t, 100, 64), encode(t, 200, 65)
 	tn.put(t, "bk", "k", ver(1), o1, 1)
@@ -141,8 +207,10 @@ func TestInlineSupersededGrace(t *testing.T) {
 
 // TestInlineVerifyQuarantineRepair: rot in an inline shard is found,
 // quarantined (reads refuse it), and a rebuilt shard repairs it.
-func TestInlineVerifyQuarantineRepair(t *testing.T) {
-	tn := startInlineNode(t, "", nil)
+func TestInlineVerifyQuarantineRepair(t *testing.T) { forKinds(t, testInlineVerifyQuarantineRepair) }
+
+func testInlineVerifyQuarantineRepair(t *testing.T, kind string) {
+	tn := startBlobNode(t, kind, "", nil)
 	ctx := context.Background()
 	o := encode(t, 3*testBlock, 66)
 	v := ver(1)
@@ -152,11 +220,7 @@ func TestInlineVerifyQuarantineRepair(t *testing.T) {
 		t.Fatalf("Verify healthy = %+v", res)
 	}
 	rel := shardFile("bk", "k", v, 4)
-	rotten := bytes.Clone(o.shards[4])
-	rotten[len(rotten)-1] ^= 0x40
-	if err := tn.db.WriteBlob(rel, rotten); err != nil {
-		t.Fatal(err)
-	}
+	tn.flipByte(t, rel, int64(len(o.shards[4])-1))
 	if res := verifyOne(t, tn, ref); res.Status != client.VerifyCorrupt {
 		t.Fatalf("Verify rotten = %+v, want corrupt", res)
 	}
@@ -190,8 +254,10 @@ func TestInlineVerifyQuarantineRepair(t *testing.T) {
 
 // TestInlineLostAndRepaired: an inline shard that vanished is reported
 // missing and a rebuilt one fills the gap.
-func TestInlineLostAndRepaired(t *testing.T) {
-	tn := startInlineNode(t, "", nil)
+func TestInlineLostAndRepaired(t *testing.T) { forKinds(t, testInlineLostAndRepaired) }
+
+func testInlineLostAndRepaired(t *testing.T, kind string) {
+	tn := startBlobNode(t, kind, "", nil)
 	o := encode(t, 2*testBlock+3, 67)
 	v := ver(1)
 	tn.put(t, "bk", "k", v, o, 0)
@@ -209,8 +275,10 @@ func TestInlineLostAndRepaired(t *testing.T) {
 
 // TestInlineSweepAbortDrop: staged inline data goes with an abort or a
 // sweep, and a dropped copy's inline shard goes with the drop.
-func TestInlineSweepAbortDrop(t *testing.T) {
-	tn := startInlineNode(t, "", func(c *Config) { c.StagingGrace = time.Hour })
+func TestInlineSweepAbortDrop(t *testing.T) { forKinds(t, testInlineSweepAbortDrop) }
+
+func testInlineSweepAbortDrop(t *testing.T, kind string) {
+	tn := startBlobNode(t, kind, "", func(c *Config) { c.StagingGrace = time.Hour })
 	ctx := context.Background()
 	o := encode(t, 500, 68)
 	for _, k := range []string{"aborted", "swept"} {
@@ -242,10 +310,11 @@ func TestInlineSweepAbortDrop(t *testing.T) {
 // when it fits, inline or in a file, and nothing for parity shards, larger
 // shards, quarantined shards or delete markers.
 func TestStatData(t *testing.T) {
-	for _, inline := range []bool{false, true} {
-		tn := startNode(t, "", func(c *Config) {
-			if inline {
-				c.InlineMax = inlineMax
+	for _, kind := range []string{"file", "inline", "packed"} {
+		inline := kind != "file"
+		tn := startBlobNode(t, kind, "", func(c *Config) {
+			if !inline {
+				c.InlineMax, c.PackMax = 0, 0
 			}
 		})
 		ctx := context.Background()
@@ -259,7 +328,7 @@ func TestStatData(t *testing.T) {
 		}
 		rel := shardFile("bk", "rotten", ver(1), 2)
 		if inline {
-			tn.db.WriteBlob(rel, []byte("rot"))
+			tn.flipByte(t, rel, 40)
 		} else {
 			damage(t, tn.abs(rel), func(b []byte) []byte { b[40] ^= 1; return b })
 		}
@@ -291,4 +360,77 @@ func TestStatData(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestPackCompaction: once most shards in a pack are overwritten or
+// deleted, Sweep copies the live ones to the active pack and removes the
+// file; every live shard still reads back exact, also after a restart.
+func TestPackCompaction(t *testing.T) {
+	dir := t.TempDir()
+	tn := startBlobNode(t, "packed", dir, func(c *Config) { c.SupersededGrace, c.PackFileSize = 0, 10_000 })
+	ctx := context.Background()
+	const keys = 12
+	objs := make([]object, keys)
+	for i := range keys {
+		objs[i] = encode(t, 4*testBlock+i, uint64(70+i))
+		tn.put(t, "bk", fmt.Sprint("k", i), ver(1), objs[i], 0)
+	}
+	packsBefore := len(tn.packs.Packs())
+	if packsBefore < 4 {
+		t.Fatalf("%d packs for %d shards of ~%d bytes, want rotation", packsBefore, keys, inlineMax/2)
+	}
+	// Overwrite two in three keys, delete one in six: most packed bytes
+	// of the first packs are now garbage.
+	for i := range keys {
+		switch {
+		case i%6 == 5:
+			if _, err := tn.c.Commit(ctx, client.ObjectMeta{Bucket: "bk", Key: fmt.Sprint("k", i), Version: ver(3), Deleted: true}); err != nil {
+				t.Fatal(err)
+			}
+		case i%3 != 0:
+			objs[i] = encode(t, 3*testBlock+i, uint64(90+i))
+			tn.put(t, "bk", fmt.Sprint("k", i), ver(2), objs[i], 0)
+		}
+	}
+	if _, err := tn.Sweep(ctx, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	live := map[uint32]int64{}
+	if err := tn.db.ScanPacked(func(_ string, loc pack.Loc) { live[loc.Pack] += loc.Len }); err != nil {
+		t.Fatal(err)
+	}
+	packsAfter := tn.packs.Packs()
+	for _, in := range packsAfter {
+		if !in.Active && live[in.ID]*2 < in.Size {
+			t.Errorf("pack %d left with %d live bytes of %d", in.ID, live[in.ID], in.Size)
+		}
+	}
+	if len(packsAfter) >= packsBefore+3 {
+		t.Errorf("%d packs before the overwrites, %d after compaction", packsBefore, len(packsAfter))
+	}
+	check := func(tn *testNode) {
+		t.Helper()
+		for i := range keys {
+			key := fmt.Sprint("k", i)
+			if i%6 == 5 {
+				if _, err := tn.c.ReadShard(ctx, "bk", key, ver(1), 0, -1); !kerr.Is(kerr.NotExist, err) {
+					t.Errorf("deleted %s: %v", key, err)
+				}
+				continue
+			}
+			v := ver(1)
+			if i%3 != 0 {
+				v = ver(2)
+			}
+			if got := tn.readAll(t, "bk", key, v); !bytes.Equal(got, objs[i].shards[0]) {
+				t.Errorf("%s reads back different bytes after compaction", key)
+			}
+			if res := verifyOne(t, tn, client.ShardRef{Bucket: "bk", Key: key, Version: v}); res.Status != client.VerifyOK {
+				t.Errorf("verify %s = %+v", key, res)
+			}
+		}
+	}
+	check(tn)
+	tn.stop()
+	check(startBlobNode(t, "packed", dir, nil))
 }

@@ -74,6 +74,7 @@ func TestHostileNames(t *testing.T) {
 var (
 	shardName   = regexp.MustCompile(`^shards/([0-9a-f]{2})/([0-9a-f]{2})/([0-9a-f]{64})\.([0-9]|1[0-9]|2[0-3])$`)
 	stagingName = regexp.MustCompile(`^staging/([0-9a-f]{64})\.([0-9]|1[0-9]|2[0-3])\.[0-9a-f]{16}$`)
+	packName    = regexp.MustCompile(`^packs/[0-9]{8}\.pack$`)
 	// badger's own files.
 	metaName = regexp.MustCompile(`^meta/([0-9]{5,6}\.(sst|vlog|mem)|MANIFEST|KEYREGISTRY|DISCARD|LOCK)$`)
 )
@@ -103,6 +104,7 @@ func assertTidyDir(t *testing.T, dir string) {
 				t.Errorf("unexpected index file %s", rel)
 			}
 		case stagingName.MatchString(rel):
+		case packName.MatchString(rel):
 		case shardName.MatchString(rel):
 			m := shardName.FindStringSubmatch(rel)
 			if m[1] != m[3][:2] || m[2] != m[3][2:4] {

@@ -3,6 +3,7 @@ package storagenode
 import (
 	"bufio"
 	"context"
+	"errors"
 	"hash/maphash"
 	"io"
 	"log/slog"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/kintsugi-store/kintsugi/internal/kerr"
 	"github.com/kintsugi-store/kintsugi/storagenode/internal/meta"
+	"github.com/kintsugi-store/kintsugi/storagenode/internal/pack"
 )
 
 // stageBuffers is how many stage block buffers a node keeps for reuse.
@@ -21,12 +23,15 @@ const stageBuffers = 16
 
 // Node is a storage node. Its methods are safe for concurrent use.
 type Node struct {
-	cfg  Config
-	log  *slog.Logger
-	dir  string // absolute data directory
-	db   *meta.DB
-	mux  http.Handler
-	seed maphash.Seed
+	cfg Config
+	log *slog.Logger
+	dir string // absolute data directory
+	db  *meta.DB
+	// packs holds shards too large to be inline in db but at most
+	// Config.PackMax, back to back in shared files (see stageInline).
+	packs *pack.Store
+	mux   http.Handler
+	seed  maphash.Seed
 	// locks serialise read-modify-writes of one key's entries; a key
 	// always maps to the same stripe.
 	locks [256]sync.Mutex
@@ -86,7 +91,13 @@ func Open(cfg Config) (*Node, error) {
 	if err != nil {
 		return nil, kerr.E(op, err)
 	}
+	packs, err := pack.Open(filepath.Join(dir, packsDir), cfg.PackFileSize)
+	if err != nil {
+		db.Close()
+		return nil, kerr.E(op, ioKind(err), err)
+	}
 	n := &Node{
+		packs:    packs,
 		cfg:      cfg,
 		log:      log,
 		dir:      dir,
@@ -98,6 +109,7 @@ func Open(cfg Config) (*Node, error) {
 	}
 	if err := n.prepareDirs(); err != nil {
 		db.Close()
+		packs.Close()
 		return nil, kerr.E(op, ioKind(err), err)
 	}
 	n.bufs.New = func() any { return bufio.NewWriterSize(nil, 64<<10) }
@@ -128,7 +140,7 @@ func (n *Node) Close() error {
 		if err := n.saveScrub(); err != nil {
 			n.log.Warn("checkpointing the verifier", "err", err)
 		}
-		n.closeErr = n.db.Close()
+		n.closeErr = errors.Join(n.db.Close(), n.packs.Close())
 	})
 	return n.closeErr
 }

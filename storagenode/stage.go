@@ -59,7 +59,7 @@ func (n *Node) stage(bucket, key, version string, shard, block int, body io.Read
 	}
 	rel := stagingFile(bucket, key, version, shard)
 	s := meta.Staged{Bucket: bucket, Key: key, Version: version, Shard: shard, Staged: time.Now().UTC(), File: rel}
-	if n.cfg.InlineMax > 0 {
+	if n.stageLimit() > 0 {
 		staged, rest, done, err := n.stageInline(s, body, block)
 		switch {
 		case err != nil:

@@ -18,7 +18,9 @@ import (
 //     stages);
 //   - superseded shard files whose Config.SupersededGrace has passed, and
 //     dropped ones a drop noted but could not remove;
-//   - quarantined shards of versions the node no longer holds.
+//   - quarantined shards of versions the node no longer holds;
+//   - pack files mostly holding removed shards, once the live ones are
+//     copied to the active pack (not counted in removed).
 //
 // It returns how many entries and files it removed. Committed data is
 // never touched. Sweep is safe to run concurrently with everything else.
@@ -44,6 +46,9 @@ func (n *Node) Sweep(ctx context.Context, now time.Time) (removed int, err error
 	removed += r
 	if err != nil {
 		return removed, kerr.E(op, err)
+	}
+	if _, err := n.compactPacks(ctx); err != nil {
+		return removed, kerr.E(op, ioKind(err), err)
 	}
 	return removed, nil
 }

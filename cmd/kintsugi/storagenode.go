@@ -19,7 +19,8 @@ func runStorageNode(ctx context.Context, env *environ, args []string) error {
 	sweep := fs.Duration("sweep-interval", 10*time.Minute, "how often to sweep stale staged shards")
 	scrubRate := fs.Int64("scrub-rate", storagenode.DefaultScrubRate, "bytes per second the background verifier may re-hash (0 disables it)")
 	scrubPeriod := fs.Duration("scrub-period", storagenode.DefaultScrubPeriod, "how often the background verifier starts a full pass over the node's shards")
-	inlineMax := fs.Int64("inline-max", storagenode.DefaultInlineMax, "largest shard stream (bytes, frames included) kept in the node's index instead of a file of its own (0: every shard in a file)")
+	inlineMax := fs.Int64("inline-max", storagenode.DefaultInlineMax, "largest shard stream (bytes, frames included) kept in the node's index instead of a file of its own (0: none)")
+	packMax := fs.Int64("pack-max", storagenode.DefaultPackMax, "largest shard stream (bytes, frames included) appended to a shared pack file instead of a file of its own (0: none)")
 	tlsCert := fs.String("tls-cert", "", "PEM certificate to serve the node API over HTTPS (with --tls-key); name the node https://HOST:PORT in the map")
 	tlsKey := fs.String("tls-key", "", "PEM private key of --tls-cert")
 	if err := parseFlags(fs, env, args); err != nil {
@@ -39,6 +40,7 @@ func runStorageNode(ctx context.Context, env *environ, args []string) error {
 	cfg.ScrubRate = *scrubRate
 	cfg.ScrubPeriod = *scrubPeriod
 	cfg.InlineMax = *inlineMax
+	cfg.PackMax = *packMax
 	cfg.Logger = env.logger.With("node", *id)
 	if err := cfg.Validate(); err != nil {
 		return usageErr("%v", err)

@@ -8,6 +8,7 @@ import (
 	"github.com/dgraph-io/badger/v4"
 
 	"github.com/kintsugi-store/kintsugi/internal/kerr"
+	"github.com/kintsugi-store/kintsugi/storagenode/internal/pack"
 )
 
 // An inline file is a small shard kept in the index instead of the file
@@ -17,10 +18,45 @@ import (
 // moves it in the same transaction as the record: profiles of 4 KiB PUTs
 // showed file creation, mkdir and fsync taking over half the node's CPU.
 //
-// The node decides which shards are inline; everything that removes,
-// renames or reads a shard by path looks at both places.
+// A mid-size shard's entry holds instead where it lies in a pack file
+// (storagenode/internal/pack), marked by packBit in the entry's user meta;
+// renaming it then moves 20 bytes, not the shard.
+//
+// The node decides which shards are inline or packed; everything that
+// removes, renames or reads a shard by path looks in the index first.
 
 const prefixBlob = "f/"
+
+const packBit byte = 2
+
+// Blob is an inline file: its bytes, or where in a pack they are.
+type Blob struct {
+	Data   []byte // nil if Packed
+	Packed bool
+	Loc    pack.Loc
+}
+
+func (b Blob) entry(k []byte) *badger.Entry {
+	if b.Packed {
+		return badger.NewEntry(k, pack.AppendLoc(nil, b.Loc)).WithMeta(packBit)
+	}
+	return badger.NewEntry(k, b.Data)
+}
+
+func readBlob(item *badger.Item) (Blob, error) {
+	v, err := item.ValueCopy(nil)
+	if err != nil {
+		return Blob{}, err
+	}
+	if item.UserMeta()&packBit == 0 {
+		return Blob{Data: v}, nil
+	}
+	loc, err := pack.ParseLoc(v)
+	if err != nil {
+		return Blob{}, fmt.Errorf("inline file %s: %w", item.Key()[len(prefixBlob):], err)
+	}
+	return Blob{Packed: true, Loc: loc}, nil
+}
 
 func blobKey(path string) []byte { return []byte(prefixBlob + path) }
 
@@ -47,7 +83,7 @@ func (m Move) apply(txn *badger.Txn) error {
 	if err != nil {
 		return err
 	}
-	if err := txn.Set(blobKey(m.To), data); err != nil {
+	if err := txn.SetEntry(badger.NewEntry(blobKey(m.To), data).WithMeta(item.UserMeta())); err != nil {
 		return err
 	}
 	return txn.Delete(blobKey(m.From))
@@ -55,24 +91,23 @@ func (m Move) apply(txn *badger.Txn) error {
 
 var errNoBlob = errors.New("no such inline file")
 
-// Blob returns the contents of the inline file path, or ok false if there
-// is none.
-func (db *DB) Blob(path string) (data []byte, ok bool, err error) {
+// Blob returns the inline file path, or ok false if there is none.
+func (db *DB) Blob(path string) (b Blob, ok bool, err error) {
 	err = db.db.View(func(txn *badger.Txn) error {
 		item, err := txn.Get(blobKey(path))
 		if err != nil {
 			return err
 		}
-		data, err = item.ValueCopy(nil)
+		b, err = readBlob(item)
 		return err
 	})
 	switch {
 	case errors.Is(err, badger.ErrKeyNotFound):
-		return nil, false, nil
+		return Blob{}, false, nil
 	case err != nil:
-		return nil, false, kerr.E("meta.Blob", kerr.Internal, err)
+		return Blob{}, false, kerr.E("meta.Blob", kerr.Internal, err)
 	}
-	return data, true, nil
+	return b, true, nil
 }
 
 // HasBlob reports whether the inline file path exists.
@@ -106,9 +141,9 @@ func (db *DB) DeleteBlob(path string) (bool, error) {
 	return true, nil
 }
 
-// PutStagedInline records s, as PutStaged, and stores data as the inline
+// PutStagedInline records s, as PutStaged, and stores b as the inline
 // file s.File in the same transaction.
-func (db *DB) PutStagedInline(s Staged, data []byte) (*Staged, error) {
+func (db *DB) PutStagedInline(s Staged, b Blob) (*Staged, error) {
 	const op = "meta.PutStagedInline"
 	s.Inline = true
 	val, err := json.Marshal(s)
@@ -128,7 +163,7 @@ func (db *DB) PutStagedInline(s Staged, data []byte) (*Staged, error) {
 		case !errors.Is(err, badger.ErrKeyNotFound):
 			return err
 		}
-		if err := txn.Set(blobKey(s.File), data); err != nil {
+		if err := txn.SetEntry(b.entry(blobKey(s.File))); err != nil {
 			return err
 		}
 		return txn.Set(k, val)
@@ -166,6 +201,52 @@ func (db *DB) WriteBlob(path string, data []byte) error {
 		return kerr.E("meta.WriteBlob", kerr.Internal, err)
 	}
 	return nil
+}
+
+// ScanPacked calls fn with the path and location of every packed inline
+// file, in path order.
+func (db *DB) ScanPacked(fn func(path string, loc pack.Loc)) error {
+	err := db.scan([]byte(prefixBlob), nil, false, func(item *badger.Item) (bool, error) {
+		if item.UserMeta()&packBit == 0 {
+			return true, nil
+		}
+		b, err := readBlob(item)
+		if err != nil {
+			return false, err
+		}
+		fn(string(item.Key()[len(prefixBlob):]), b.Loc)
+		return true, nil
+	})
+	if err != nil {
+		return kerr.E("meta.ScanPacked", kerr.Internal, err)
+	}
+	return nil
+}
+
+// ReplaceLoc points the packed file path at to instead of from, if it
+// still points at from, and reports whether it did.
+func (db *DB) ReplaceLoc(path string, from, to pack.Loc) (bool, error) {
+	done := false
+	err := db.update(func(txn *badger.Txn) error {
+		done = false
+		item, err := txn.Get(blobKey(path))
+		if errors.Is(err, badger.ErrKeyNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		b, err := readBlob(item)
+		if err != nil || !b.Packed || b.Loc != from {
+			return err
+		}
+		done = true
+		return txn.SetEntry(Blob{Packed: true, Loc: to}.entry(blobKey(path)))
+	})
+	if err != nil {
+		return false, kerr.E("meta.ReplaceLoc", kerr.Internal, err)
+	}
+	return done, nil
 }
 
 // ScanBlobs calls fn with the path of every inline file, in path order.
