@@ -45,6 +45,11 @@ const s3e2eDomain = "s3.kintsugi.test"
 
 // shardFiles counts the committed shard files of every node: freed parts
 // must give their shards back.
+// fileShards makes nodes keep every shard in a file of its own, so that
+// tests can count, damage or remove shards on disk. Inline and packed
+// shards get the same treatment in the storagenode package's tests.
+var fileShards = []string{"--inline-max", "0", "--pack-max", "0"}
+
 func shardFiles(t *testing.T, c *proctest.Cluster) int {
 	t.Helper()
 	n := 0
@@ -119,10 +124,11 @@ func TestS3Compat(t *testing.T) {
 	}
 	ctx := context.Background()
 	// Freed shards are counted as soon as the S3 call returns: superseded
-	// ones go at once rather than after a grace.
+	// ones go at once rather than after a grace. They are counted as
+	// files, so every shard gets one (not inline, not packed).
 	c := proctest.StartCluster(t, testBin, proctest.Options{
 		GatewayArgs: []string{"--domain", s3e2eDomain},
-		NodeArgs:    []string{"--superseded-grace", "0"},
+		NodeArgs:    append([]string{"--superseded-grace", "0"}, fileShards...),
 	})
 	cl := s3Client(c, 0)
 	for _, b := range []string{"compat", "other"} {
@@ -618,7 +624,7 @@ func TestMultipartExpiry(t *testing.T) {
 	// nodes' sweep once their grace is over.
 	c := proctest.StartCluster(t, testBin, proctest.Options{
 		GatewayArgs: []string{"--upload-expiry", "2s", "--upload-sweep", "500ms"},
-		NodeArgs:    []string{"--superseded-grace", "1s", "--sweep-interval", "500ms"},
+		NodeArgs:    append([]string{"--superseded-grace", "1s", "--sweep-interval", "500ms"}, fileShards...),
 	})
 	cl := s3Client(c, 0)
 	mustCreateBucket(t, ctx, cl, "stale")

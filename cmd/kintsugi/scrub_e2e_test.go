@@ -39,12 +39,18 @@ import (
 // so that objects of a few hundred KiB span several stripes.
 const scrubBlock = 32 << 10
 
+// startScrubCluster starts a cluster whose nodes keep every shard in a
+// file, for tests that damage and remove shard files on disk.
 func startScrubCluster(t *testing.T) *proctest.Cluster {
+	return startScrubClusterArgs(t, fileShards...)
+}
+
+func startScrubClusterArgs(t *testing.T, nodeArgs ...string) *proctest.Cluster {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("multi-process cluster test; run without -short")
 	}
-	return proctest.StartCluster(t, testBin, proctest.Options{BlockSize: scrubBlock})
+	return proctest.StartCluster(t, testBin, proctest.Options{BlockSize: scrubBlock, NodeArgs: nodeArgs})
 }
 
 // scrubRun is one finished `kintsugi scrub` process.
@@ -225,16 +231,28 @@ func TestScrubBitrot(t *testing.T) {
 }
 
 // TestScrubLostNode wipes a node's data directory and restarts it empty:
-// the scrub rebuilds every shard it held.
+// the scrub rebuilds every shard it held. The nodes store shards as they
+// do by default: objects of up to 2 MiB at 32 KiB blocks give inline,
+// packed and file shards.
 func TestScrubLostNode(t *testing.T) {
 	ctx := context.Background()
-	c := startScrubCluster(t)
+	c := startScrubClusterArgs(t)
 	cl := s3Client(c, 0)
 	mustCreateBucket(t, ctx, cl, "lost")
 	objs := randomObjects(rand.New(rand.NewPCG(5, 5)), "o", 30, 2<<20)
 	failOn(t, c, "put", putAll(ctx, cl, "lost", objs))
 	scrubBaseline(t, c)
 	n := int64(len(objs))
+	packed, _ := filepath.Glob(filepath.Join(c.NodeDir(2), "packs", "*.pack"))
+	var packedBytes int64
+	for _, p := range packed {
+		if fi, err := os.Stat(p); err == nil {
+			packedBytes += fi.Size()
+		}
+	}
+	if packedBytes == 0 || shardFiles(t, c) == 0 {
+		t.Fatalf("%d packed bytes and %d shard files: want shards of both kinds", packedBytes, shardFiles(t, c))
+	}
 
 	c.Nodes[2].Kill()
 	if err := os.RemoveAll(c.NodeDir(2)); err != nil {
