@@ -84,7 +84,7 @@ func (n *Node) stageInline(s meta.Staged, body io.Reader, block int) (staged met
 	return s, nil, true, nil
 }
 
-// blobFile is an inline or packed file opened for reading.
+// blobFile is an inline file opened for reading.
 type blobFile struct{ io.ReadSeeker }
 
 func (blobFile) Close() error { return nil }
@@ -97,12 +97,12 @@ func (n *Node) openData(rel string) (io.ReadSeekCloser, int64, error) {
 		return nil, 0, err
 	}
 	if ok && b.Packed {
-		r, err := n.packs.Reader(b.Loc)
+		r, err := n.packs.Open(b.Loc)
 		if errors.Is(err, fs.ErrNotExist) {
 			// Compaction moved the shard and removed its pack between
 			// the lookup and the open: the index knows where it is now.
 			if b, ok, err = n.db.Blob(rel); err == nil && ok && b.Packed {
-				r, err = n.packs.Reader(b.Loc)
+				r, err = n.packs.Open(b.Loc)
 			} else if err == nil {
 				err = fs.ErrNotExist
 			}
@@ -110,7 +110,7 @@ func (n *Node) openData(rel string) (io.ReadSeekCloser, int64, error) {
 		if err != nil {
 			return nil, 0, err
 		}
-		return blobFile{r}, b.Loc.Len, nil
+		return r, b.Loc.Len, nil
 	}
 	if ok {
 		return blobFile{bytes.NewReader(b.Data)}, int64(len(b.Data)), nil

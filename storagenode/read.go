@@ -6,6 +6,7 @@ import (
 	"io"
 	"io/fs"
 	"net/http"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -36,13 +37,18 @@ func (n *Node) handleShard(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/octet-stream")
 	w.Header().Set("Content-Length", strconv.FormatInt(count, 10))
 	// A limited *os.File (rather than an io.SectionReader) lets the
-	// server hand the copy of a shard file to sendfile: the bytes never
-	// enter user space.
-	if _, err := f.Seek(start, io.SeekStart); err != nil {
+	// server hand the copy of a shard file, or of a range of a pack
+	// file, to sendfile: the bytes never enter user space.
+	var src io.ReadSeeker = f
+	if fr, ok := f.(interface{ File() (*os.File, int64) }); ok {
+		file, base := fr.File()
+		src, start = file, base+start
+	}
+	if _, err := src.Seek(start, io.SeekStart); err != nil {
 		n.log.Warn("seeking shard", "err", err)
 		return
 	}
-	if _, err := io.Copy(w, io.LimitReader(f, count)); err != nil {
+	if _, err := io.Copy(w, io.LimitReader(src, count)); err != nil {
 		// The status is sent; a short body is all the client can be told.
 		n.log.Debug("sending shard", "err", err)
 	}

@@ -207,6 +207,37 @@ func (s *Store) Reader(loc Loc) (*io.SectionReader, error) {
 	return io.NewSectionReader(f.f, loc.Off, loc.Len), nil
 }
 
+// Open opens the bytes at loc with a file descriptor of their own, which
+// a server can hand to sendfile (see Range.File); the caller closes it.
+// A pack that is gone is fs.ErrNotExist.
+func (s *Store) Open(loc Loc) (*Range, error) {
+	s.mu.Lock()
+	_, ok := s.files[loc.Pack]
+	s.mu.Unlock()
+	if !ok {
+		return nil, fmt.Errorf("pack %d: %w", loc.Pack, fs.ErrNotExist)
+	}
+	f, err := os.Open(filepath.Join(s.dir, name(loc.Pack)))
+	if err != nil {
+		return nil, err
+	}
+	return &Range{SectionReader: io.NewSectionReader(f, loc.Off, loc.Len), f: f, off: loc.Off}, nil
+}
+
+// Range is an opened Loc.
+type Range struct {
+	*io.SectionReader
+	f   *os.File
+	off int64
+}
+
+// File returns the open pack file and the offset of the range in it.
+// Reading the file directly moves its own offset only.
+func (r *Range) File() (*os.File, int64) { return r.f, r.off }
+
+// Close closes the range's file.
+func (r *Range) Close() error { return r.f.Close() }
+
 // Packs describes every pack, by id.
 func (s *Store) Packs() []Info {
 	s.mu.Lock()

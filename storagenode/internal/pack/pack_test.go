@@ -181,3 +181,36 @@ func TestParseName(t *testing.T) {
 		}
 	}
 }
+
+// TestOpen: an opened range reads its bytes, and its file at its offset
+// holds the same bytes; a removed pack cannot be opened.
+func TestOpen(t *testing.T) {
+	s, err := Open(t.TempDir(), 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	s.Append([]byte("padding"))
+	want := []byte("the bytes")
+	loc, done, err := s.Append(want)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done()
+	r, err := s.Open(loc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if got, _ := io.ReadAll(r); !bytes.Equal(got, want) {
+		t.Fatalf("range reads %q", got)
+	}
+	f, off := r.File()
+	got := make([]byte, len(want))
+	if _, err := f.ReadAt(got, off); err != nil || !bytes.Equal(got, want) {
+		t.Fatalf("file at offset %d holds %q, %v", off, got, err)
+	}
+	if _, err := s.Open(Loc{Pack: loc.Pack + 7, Len: 1}); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("Open of a missing pack = %v", err)
+	}
+}
