@@ -262,6 +262,7 @@ type shardReader struct {
 	hedgeTimer *time.Timer   // runs hedgeNow; created by the first wait
 	waitSeq    atomic.Uint64 // odd while a wait on the node is in progress
 	hedgeAt    atomic.Int64  // stripe offset to start a hedge at
+	waitStart  time.Time     // when the current wait began
 
 	mu      sync.Mutex // guards started, phys, ready and openAt
 	started bool
@@ -414,9 +415,12 @@ func (r *shardReader) beginWait(since time.Time) {
 	r.hedgeAt.Store(r.pos - r.pos%r.hedge.frame)
 	r.waitSeq.Add(1) // odd: waiting
 	d := r.delay
-	if !since.IsZero() {
+	if since.IsZero() {
+		since = time.Now()
+	} else {
 		d = max(d-time.Since(since), 0)
 	}
+	r.waitStart = since
 	if r.hedgeTimer == nil {
 		r.hedgeTimer = time.AfterFunc(d, r.hedgeNow)
 	} else {
@@ -430,7 +434,14 @@ func (r *shardReader) endWait() {
 	}
 	r.hedgeTimer.Stop()
 	r.waitSeq.Add(1) // even: not waiting
+	// Reads served from buffers are not waits on the node.
+	if d := time.Since(r.waitStart); d >= minWait && r.ctx.Err() == nil {
+		r.s.health.ObserveWait(r.m.node.ID, d)
+	}
 }
+
+// minWait is the shortest wait on a shard stream worth recording.
+const minWait = 100 * time.Microsecond
 
 // hedgeNow runs when a wait outlasted the hedge delay: it starts a spare
 // parity reader and, if that opens before the wait ends, cuts this reader

@@ -420,3 +420,45 @@ func TestStateString(t *testing.T) {
 		}
 	}
 }
+
+// TestHedgeDelayFollowsWaits: the hedge delay is the larger of the calls'
+// p95 and the stream waits' p99, so that a busy machine, whose every wait
+// grows, does not hedge most reads.
+func TestHedgeDelayFollowsWaits(t *testing.T) {
+	ms := time.Millisecond
+	tests := []struct {
+		name         string
+		calls, waits []time.Duration
+		want         time.Duration
+	}{
+		{"fast calls, no waits: floor", repeat(20, ms), nil, DefaultHedgeFloor},
+		{"fast calls, slow waits", repeat(20, ms), append(repeat(98, 20*ms), 40*ms, 40*ms), 40 * ms},
+		{"p99 of waits 1..100ms", repeat(20, ms), func() (out []time.Duration) {
+			for i := 1; i <= 100; i++ {
+				out = append(out, time.Duration(i)*ms)
+			}
+			return out
+		}(), 99 * ms},
+		{"slow calls win", repeat(20, 60*ms), repeat(20, 30*ms), 60 * ms},
+		{"too few waits", repeat(20, ms), repeat(3, 300*ms), DefaultHedgeFloor},
+		{"waits capped", nil, repeat(20, 3*time.Second), DefaultHedgeCap},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tr, _, _ := newTracker(t, DefaultConfig())
+			n := tr.node("n1")
+			for _, s := range tt.calls {
+				n.mu.Lock()
+				n.lat[n.nlat%latWindow] = s
+				n.nlat++
+				n.mu.Unlock()
+			}
+			for _, w := range tt.waits {
+				tr.ObserveWait("n1", w)
+			}
+			if got := tr.HedgeDelay("n1"); got != tt.want {
+				t.Fatalf("HedgeDelay = %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
