@@ -11,7 +11,7 @@ import (
 	"github.com/kintsugi-store/kintsugi/internal/proctest"
 )
 
-// BenchmarkProcs runs PUT and GET of 1 MiB and 16 MiB at concurrency 8
+// BenchmarkProcs runs PUT and GET of 4 KiB, 1 MiB and 16 MiB at concurrency 8
 // against a multi-process cluster: 6 `kintsugi storagenode` processes and
 // a `kintsugi gateway`, each a separate OS process on loopback, as
 // deployed. It builds the binary and starts the cluster first (several
@@ -35,7 +35,7 @@ func BenchmarkProcs(b *testing.B) {
 		client: benchClient(b, c.Endpoint(0), c.AccessKey, c.SecretKey),
 		cpu:    func() time.Duration { return processCPU() + procCPU(pids) },
 	}
-	sizes := []benchSize{{"1MiB", 1 << 20}, {"16MiB", 16 << 20}}
+	sizes := []benchSize{{"4KiB", 4 << 10}, {"1MiB", 1 << 20}, {"16MiB", 16 << 20}}
 	if hugeWanted() {
 		sizes = append(sizes, benchSize{"256MiB", 256 << 20})
 	}
