@@ -46,17 +46,25 @@ func (s *Store) HeadBucket(ctx context.Context, name string) (BucketInfo, error)
 	if err := validName(op, name, "", false); err != nil {
 		return BucketInfo{}, err
 	}
-	if info, ok := s.cachedBucket(name); ok {
+	info, fresh, cached := s.cachedBucket(name)
+	if fresh {
 		return info, nil
 	}
 	rec, found, err := s.readBucket(ctx, name)
+	if err != nil && cached && (kerr.Is(kerr.Unavailable, err) || kerr.Is(kerr.Transient, err)) {
+		// Nodes too busy (or too few) to answer in time: a bucket seen
+		// a moment ago is still there far more likely than not, and
+		// failing every request to it would turn load into errors.
+		s.log.Debug("objects: bucket lookup failed, using the cached record", "bucket", name, "err", err)
+		return info, nil
+	}
 	if err != nil {
 		return BucketInfo{}, kerr.E(op, err)
 	}
 	if !found || rec.Deleted {
 		return BucketInfo{}, kerr.E(op, kerr.NotExist, fmt.Errorf("%w: %s", ErrNoSuchBucket, name))
 	}
-	info := BucketInfo{Name: rec.Name, Created: rec.Created}
+	info = BucketInfo{Name: rec.Name, Created: rec.Created}
 	s.cacheBucket(info)
 	return info, nil
 }
@@ -233,15 +241,21 @@ func majorityAnswered(errs []error, answer func(error) bool) func(done []bool) b
 	}
 }
 
-func (s *Store) cachedBucket(name string) (BucketInfo, bool) {
+// cachedBucket returns the cached record of bucket name: fresh while its
+// TTL runs, still cached (stale) for bucketStaleFor after.
+func (s *Store) cachedBucket(name string) (info BucketInfo, fresh, cached bool) {
 	s.bucketMu.Lock()
 	defer s.bucketMu.Unlock()
 	e, ok := s.buckets[name]
-	if !ok || time.Now().After(e.expires) {
+	now := time.Now()
+	switch {
+	case !ok:
+		return BucketInfo{}, false, false
+	case now.After(e.expires.Add(bucketStaleFor)):
 		delete(s.buckets, name)
-		return BucketInfo{}, false
+		return BucketInfo{}, false, false
 	}
-	return e.info, true
+	return e.info, !now.After(e.expires), true
 }
 
 func (s *Store) cacheBucket(info BucketInfo) {

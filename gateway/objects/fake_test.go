@@ -35,8 +35,9 @@ type fakeNode struct {
 
 	// Fault hooks, keyed by operation ("stage", "commit", "abort", "read",
 	// "stat", "list", "bucket", "hints") or "*" for all of them.
-	down  map[string]bool // fail at once with kerr.Unavailable
-	stall map[string]bool // block until the call's ctx is done
+	down  map[string]bool          // fail at once with kerr.Unavailable
+	stall map[string]bool          // block until the call's ctx is done
+	slow  map[string]time.Duration // answer after this long (or when ctx is done)
 	// dropCommit makes commits fail without being applied.
 	dropCommit bool
 	// failAfter > 0 makes stage bodies and shard streams fail after that
@@ -75,6 +76,7 @@ func newFakeNode(id string) *fakeNode {
 		calls:   make(map[string]int),
 		down:    make(map[string]bool),
 		stall:   make(map[string]bool),
+		slow:    make(map[string]time.Duration),
 	}
 }
 
@@ -101,7 +103,15 @@ func (n *fakeNode) gate(ctx context.Context, op string) error {
 	n.calls[op]++
 	down := n.down[op] || n.down["*"]
 	stall := n.stall[op] || n.stall["*"]
+	slow := n.slow[op]
 	n.mu.Unlock()
+	if slow > 0 {
+		select {
+		case <-time.After(slow):
+		case <-ctx.Done():
+			return kerr.E("fake."+op, kerr.Transient, fmt.Errorf("node %s slow: %w", n.id, ctx.Err()))
+		}
+	}
 	if down {
 		return kerr.E("fake."+op, kerr.Unavailable, fmt.Errorf("node %s is down", n.id))
 	}

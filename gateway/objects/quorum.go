@@ -110,7 +110,7 @@ func (s *Store) commitQuorum(ctx context.Context, targets []member, meta client.
 		}
 		pending++
 		go func() {
-			cctx, cancel := s.callCtx(ctx)
+			cctx, cancel := context.WithTimeout(ctx, s.commitTimeout)
 			defer cancel()
 			_, err := t.c.Commit(cctx, meta)
 			if err != nil {

@@ -39,7 +39,11 @@ var _ NodeClient = (*client.Client)(nil)
 
 // Defaults for zero Config fields.
 const (
-	DefaultCallTimeout    = 5 * time.Second
+	DefaultCallTimeout   = 5 * time.Second
+	DefaultCommitTimeout = 30 * time.Second
+	// bucketStaleFor is how long past its TTL a cached bucket still
+	// answers when the nodes cannot be asked in time.
+	bucketStaleFor        = time.Minute
 	DefaultStallTimeout   = 30 * time.Second
 	DefaultBucketCacheTTL = 2 * time.Second
 	// DefaultPreloadMax covers the shards of objects up to 256 KiB at 4+2.
@@ -63,8 +67,14 @@ type Config struct {
 	Dial          func(placement.Node) NodeClient // nil: client.New(node.Addr, ClientOptions)
 	ClientOptions *client.Options                 // used by the default Dial
 	Logger        *slog.Logger                    // nil: discard
-	CallTimeout   time.Duration                   // metadata calls (stat, commit, list, buckets); default 5s
-	StallTimeout  time.Duration                   // a shard stream without progress this long is dropped; default 30s
+	CallTimeout   time.Duration                   // metadata calls (stat, list, buckets, aborts); default 5s
+	// CommitTimeout bounds one node's commit; default 30s. Longer than
+	// CallTimeout: a commit that times out leaves the write's outcome
+	// unknown to the client, and under heavy write load a node's commit
+	// (an fsync behind GiBs of shard data) can take seconds. A busy
+	// cluster should slow down, not answer 503.
+	CommitTimeout time.Duration
+	StallTimeout  time.Duration // a shard stream without progress this long is dropped; default 30s
 	// BucketCacheTTL is how long a bucket seen to exist is trusted without
 	// asking the nodes again; default 2s, negative disables the cache.
 	BucketCacheTTL time.Duration
@@ -87,14 +97,15 @@ type Config struct {
 // Store runs the object protocol against the nodes of a cluster map. It is
 // safe for concurrent use.
 type Store struct {
-	maps         atomic.Pointer[mapPair]
-	dial         func(placement.Node) NodeClient
-	log          *slog.Logger
-	callTimeout  time.Duration
-	stallTimeout time.Duration
-	bucketTTL    time.Duration
-	preloadMax   int64 // 0: never
-	now          func() time.Time
+	maps          atomic.Pointer[mapPair]
+	dial          func(placement.Node) NodeClient
+	log           *slog.Logger
+	callTimeout   time.Duration
+	commitTimeout time.Duration
+	stallTimeout  time.Duration
+	bucketTTL     time.Duration
+	preloadMax    int64 // 0: never
+	now           func() time.Time
 
 	verMu   sync.Mutex
 	entropy *ulid.MonotonicEntropy
@@ -135,18 +146,19 @@ func New(cfg Config) (*Store, error) {
 		return nil, kerr.E(op, err)
 	}
 	s := &Store{
-		dial:         cfg.Dial,
-		log:          cfg.Logger,
-		callTimeout:  cfg.CallTimeout,
-		stallTimeout: cfg.StallTimeout,
-		bucketTTL:    cfg.BucketCacheTTL,
-		preloadMax:   cfg.PreloadMax,
-		now:          cfg.Now,
-		health:       cfg.Health,
-		entropy:      ulid.Monotonic(rand.Reader, 0),
-		clients:      make(map[string]NodeClient),
-		buckets:      make(map[string]bucketEntry),
-		hintSent:     make(map[client.Hint]time.Time),
+		dial:          cfg.Dial,
+		log:           cfg.Logger,
+		callTimeout:   cfg.CallTimeout,
+		commitTimeout: cfg.CommitTimeout,
+		stallTimeout:  cfg.StallTimeout,
+		bucketTTL:     cfg.BucketCacheTTL,
+		preloadMax:    cfg.PreloadMax,
+		now:           cfg.Now,
+		health:        cfg.Health,
+		entropy:       ulid.Monotonic(rand.Reader, 0),
+		clients:       make(map[string]NodeClient),
+		buckets:       make(map[string]bucketEntry),
+		hintSent:      make(map[client.Hint]time.Time),
 	}
 	if s.dial == nil {
 		opts := cfg.ClientOptions
@@ -157,6 +169,9 @@ func New(cfg Config) (*Store, error) {
 	}
 	if s.callTimeout <= 0 {
 		s.callTimeout = DefaultCallTimeout
+	}
+	if s.commitTimeout <= 0 {
+		s.commitTimeout = max(DefaultCommitTimeout, s.callTimeout)
 	}
 	if s.stallTimeout <= 0 {
 		s.stallTimeout = DefaultStallTimeout

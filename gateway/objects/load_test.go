@@ -1,0 +1,49 @@
+package objects
+
+import (
+	"bytes"
+	"context"
+	"testing"
+	"time"
+
+	"github.com/kintsugi-store/kintsugi/internal/kerr"
+)
+
+// TestSlowCommitAcknowledged: commits slower than the call timeout (an
+// fsync behind a busy disk) still complete the write: the client waits
+// longer rather than getting a 503 for a write that may well land.
+func TestSlowCommitAcknowledged(t *testing.T) {
+	c := newCluster(t, 6, 4, 2) // CallTimeout 1s
+	for _, n := range c.list {
+		n.set(func(n *fakeNode) { n.slow["commit"] = 1500 * time.Millisecond })
+	}
+	data := payload(3*4*testBlock+5, 11)
+	c.put("k", data)
+	c.mustGet("k", data)
+
+	// A commit slower than CommitTimeout still fails the write.
+	c2 := newCluster(t, 6, 4, 2, func(cfg *Config) { cfg.CommitTimeout = 200 * time.Millisecond })
+	for _, n := range c2.list {
+		n.set(func(n *fakeNode) { n.slow["commit"] = time.Second })
+	}
+	_, err := c2.s.PutObject(context.Background(), PutInput{Bucket: testBucket, Key: "k", Body: bytes.NewReader(data), Size: int64(len(data))})
+	wantErr(t, err, ErrQuorum, kerr.Unavailable)
+}
+
+// TestBucketLookupStale: once its TTL ran out, a cached bucket still
+// answers for a while when the nodes cannot; a bucket never seen does not.
+func TestBucketLookupStale(t *testing.T) {
+	c := newCluster(t, 6, 4, 2, func(cfg *Config) { cfg.BucketCacheTTL = 10 * time.Millisecond })
+	data := payload(100, 12)
+	c.put("k", data)
+	time.Sleep(20 * time.Millisecond)
+	for _, n := range c.list {
+		n.setDown("bucket", true)
+	}
+	if _, err := c.s.HeadBucket(context.Background(), testBucket); err != nil {
+		t.Fatalf("HeadBucket with the nodes unable to answer, cached a moment ago: %v", err)
+	}
+	c.mustGet("k", data)
+	_, err := c.s.HeadBucket(context.Background(), "never-seen")
+	wantErr(t, err, ErrQuorum, kerr.Unavailable)
+}
