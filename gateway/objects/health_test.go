@@ -239,6 +239,7 @@ func TestStragglersNotAwaited(t *testing.T) {
 	const callTimeout = 2 * time.Second
 	c := newHealthCluster(t, 6, 4, 2, func(cfg *Config) {
 		cfg.CallTimeout = callTimeout
+		cfg.CommitTimeout = callTimeout
 		cfg.BucketCacheTTL = -1
 	})
 	data := payload(2*4*testBlock, 4)
@@ -267,7 +268,7 @@ func TestStragglersNotAwaited(t *testing.T) {
 	if _, err := c.get("k"); !errors.Is(err, ErrNoSuchKey) {
 		t.Fatalf("get after delete: %v", err)
 	}
-	// The late commit of the put failed after the call timeout and was
+	// The late commit of the put failed after the commit timeout and was
 	// reported then.
 	hints := c.allHints()
 	found := false
