@@ -98,6 +98,22 @@ func (o *object) writeRange(ctx context.Context, w io.Writer, off, length int64)
 		hg = &hedger{s: o.s, frame: int64(codec.DigestSize + o.meta.BlockSize)}
 	}
 	shardSize := l.ShardSize()
+	// Data shards without a holder are known missing before the first
+	// read: ask for as many parity shards right away, from the first
+	// stripe that needs them, rather than after the decoder finds out.
+	// Measured on 1 MiB GETs with two nodes down, in-process, c8.
+	missing, need := 0, -1
+	for i := 0; i < o.meta.Data && i < len(o.holders); i++ {
+		if o.holders[i].c != nil {
+			continue
+		}
+		if s, ok := firstUse(l, span, off, off+length, i); ok {
+			missing++
+			if need < 0 || s < need {
+				need = s
+			}
+		}
+	}
 	for i, h := range o.holders {
 		if h.c == nil {
 			continue
@@ -126,6 +142,10 @@ func (o *object) writeRange(ctx context.Context, w io.Writer, off, length int64)
 			// at once rather than one after another, each where the
 			// decoder will first want it.
 			sr.start(l.FrameOffset(s))
+		}
+		if i >= o.meta.Data && missing > 0 {
+			sr.start(l.FrameOffset(need))
+			missing--
 		}
 		readers[i], srs[i] = sr, sr
 	}
