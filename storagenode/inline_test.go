@@ -336,27 +336,30 @@ func TestStatData(t *testing.T) {
 			t.Fatalf("verify rotten = %+v", res)
 		}
 		for _, tc := range []struct {
-			key   string
-			limit int64
-			want  []byte
+			key    string
+			limit  int64
+			parity bool
+			want   []byte
 		}{
-			{"data", size, o.shards[1]},
-			{"data", size - 1, nil},
-			{"data", 0, nil},
-			{"parity", size, nil},
-			{"rotten", size, nil},
-			{"gone", size, nil},
-			{"never", size, nil},
+			{"data", size, false, o.shards[1]},
+			{"data", size, true, o.shards[1]},
+			{"data", size - 1, false, nil},
+			{"data", 0, false, nil},
+			{"parity", size, false, nil},
+			{"parity", size, true, o.shards[4]},
+			{"rotten", size, true, nil},
+			{"gone", size, true, nil},
+			{"never", size, true, nil},
 		} {
-			ks, err := tn.c.StatData(ctx, "bk", tc.key, tc.limit)
+			ks, err := tn.c.StatData(ctx, "bk", tc.key, tc.limit, tc.parity)
 			if err != nil {
-				t.Fatalf("inline=%v StatData(%s, %d): %v", inline, tc.key, tc.limit, err)
+				t.Fatalf("%s StatData(%s, %d, %v): %v", kind, tc.key, tc.limit, tc.parity, err)
 			}
 			if !bytes.Equal(ks.Data, tc.want) {
-				t.Errorf("inline=%v StatData(%s, %d) = %d bytes, want %d", inline, tc.key, tc.limit, len(ks.Data), len(tc.want))
+				t.Errorf("%s StatData(%s, %d, %v) = %d bytes, want %d", kind, tc.key, tc.limit, tc.parity, len(ks.Data), len(tc.want))
 			}
 			if tc.key != "never" && ks.Committed == nil {
-				t.Errorf("inline=%v StatData(%s) lost the record", inline, tc.key)
+				t.Errorf("%s StatData(%s) lost the record", kind, tc.key)
 			}
 		}
 	}

@@ -143,17 +143,18 @@ func (n *Node) handleStat(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if max > 0 && ks.Committed != nil {
-		ks.Data = n.smallShard(*ks.Committed, max)
+		ks.Data = n.smallShard(*ks.Committed, max, q.Get("parity") == "1")
 	}
 	n.writeJSON(w, r, ks)
 }
 
 // smallShard returns the whole shard stream of rec if rec holds a data
-// shard of at most max bytes that the node can read, else nil. The record
+// shard (or, with parity, any shard) of at most max bytes that the node
+// can read, else nil. The record
 // may be superseded meanwhile: the path names its exact version, which a
 // grace keeps readable, or the shard is simply not returned.
-func (n *Node) smallShard(rec client.Record, max int64) []byte {
-	if rec.Deleted || len(rec.Parts) > 0 || rec.Shard < 0 || rec.Shard >= rec.Data {
+func (n *Node) smallShard(rec client.Record, max int64, parity bool) []byte {
+	if rec.Deleted || len(rec.Parts) > 0 || rec.Shard < 0 || rec.Shard >= rec.Data && !parity {
 		return nil
 	}
 	if q, err := n.db.QuarantinedShard(rec.Bucket, rec.Key, rec.Version, rec.Shard); err != nil || q != nil {

@@ -312,7 +312,7 @@ func (n *fakeNode) Stat(ctx context.Context, bucket, key string) (client.KeyStat
 // StatData is Stat with the committed data shard when it fits in limit.
 // A node set up to fail or stall mid-stream returns none, so that such
 // faults still reach the stream path.
-func (n *fakeNode) StatData(ctx context.Context, bucket, key string, limit int64) (client.KeyState, error) {
+func (n *fakeNode) StatData(ctx context.Context, bucket, key string, limit int64, parity bool) (client.KeyState, error) {
 	ks, err := n.Stat(ctx, bucket, key)
 	if err != nil || ks.Committed == nil {
 		return ks, err
@@ -321,7 +321,7 @@ func (n *fakeNode) StatData(ctx context.Context, bucket, key string, limit int64
 	defer n.mu.Unlock()
 	c, fk := ks.Committed, n.keys[bucket+"\x00"+key]
 	readFaults := n.failAfter > 0 || n.stallAfter > 0 || n.down["read"] || n.stall["read"]
-	if readFaults || c.Deleted || len(c.Parts) > 0 || c.Shard < 0 || c.Shard >= c.Data || int64(len(fk.shard)) > limit {
+	if readFaults || c.Deleted || len(c.Parts) > 0 || c.Shard < 0 || c.Shard >= c.Data && !parity || int64(len(fk.shard)) > limit {
 		return ks, nil
 	}
 	n.calls["preload"]++

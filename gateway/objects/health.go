@@ -86,12 +86,12 @@ func (t tracked) Stat(ctx context.Context, bucket, key string) (client.KeyState,
 	return st, err
 }
 
-func (t tracked) StatData(ctx context.Context, bucket, key string, limit int64) (client.KeyState, error) {
+func (t tracked) StatData(ctx context.Context, bucket, key string, limit int64, parity bool) (client.KeyState, error) {
 	call, report, err := t.begin(ctx)
 	if err != nil {
 		return client.KeyState{}, err
 	}
-	st, err := t.c.StatData(ctx, bucket, key, limit)
+	st, err := t.c.StatData(ctx, bucket, key, limit, parity)
 	if report {
 		call.End(ctx, err)
 	}

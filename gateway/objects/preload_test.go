@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/kintsugi-store/kintsugi/codec"
+	"github.com/kintsugi-store/kintsugi/internal/health"
 )
 
 // TestPreloadSmallObject: a small object's data shards come with the
@@ -70,4 +71,34 @@ func TestPreloadDegraded(t *testing.T) {
 	c.shardNode("k", 0).setDown("*", true)
 	c.shardNode("k", 3).setDown("*", true)
 	c.mustGet("k", data)
+}
+
+// TestPreloadParityWhenDataNodeDown: with a data shard's node known down,
+// the stats bring parity shards too, so a degraded small GET streams
+// nothing either.
+func TestPreloadParityWhenDataNodeDown(t *testing.T) {
+	c := newHealthCluster(t, 6, 4, 2)
+	data := payload(2*4*testBlock+100, 13)
+	c.put("k", data)
+	for _, i := range []int{0, 3} {
+		n := c.shardNode("k", i)
+		n.setDown("*", true)
+		c.waitState(n.id, health.Down)
+	}
+	streams := func() (n int) {
+		for _, fn := range c.list {
+			n += fn.callCount("read")
+		}
+		return n
+	}
+	before := streams()
+	c.mustGet("k", data)
+	if got := streams() - before; got != 0 {
+		t.Errorf("degraded small GET opened %d shard streams, want 0", got)
+	}
+	for _, i := range []int{4, 5} {
+		if c.shardNode("k", i).callCount("preload") == 0 {
+			t.Errorf("parity shard %d not fetched with the stat", i)
+		}
+	}
 }

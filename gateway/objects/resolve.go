@@ -104,7 +104,13 @@ func (s *Store) resolveOnce(ctx context.Context, bucket, key string, limit int64
 	// acknowledged version is among the answers) and the answers already
 	// settle the read: the newest version they show is a delete marker or
 	// has d holders among them.
-	states := s.statNodes(ctx, nodes, bucket, key, limit, func(answered []nodeState, pending int) bool {
+	// With a data shard's node known down, parity shards are wanted
+	// too: ask for them with the states, as for data shards.
+	parity := false
+	for i := 0; limit > 0 && i < maps.cur.DataShards && i < len(cur); i++ {
+		parity = parity || !s.available(cur[i].ID)
+	}
+	states := s.statNodes(ctx, nodes, bucket, key, limit, parity, func(answered []nodeState, pending int) bool {
 		failed := 0
 		for _, ns := range answered {
 			if ns.err != nil {
@@ -120,7 +126,7 @@ func (s *Store) resolveOnce(ctx context.Context, bucket, key string, limit int64
 	// not yet moved after two map changes) are asked too. They only add
 	// holders: any acknowledged write is on wq of the nodes asked above.
 	if extra := s.namedNodes(maps, nodes, states); len(extra) > 0 {
-		for _, ns := range s.statNodes(ctx, extra, bucket, key, limit, func([]nodeState, int) bool { return false }) {
+		for _, ns := range s.statNodes(ctx, extra, bucket, key, limit, parity, func([]nodeState, int) bool { return false }) {
 			if ns.err == nil {
 				states = append(states, ns)
 			}
@@ -191,11 +197,12 @@ func (s *Store) resolveOnce(ctx context.Context, bucket, key string, limit int64
 	return nil, kerr.E(op, kerr.NotExist, fmt.Errorf("%w: %s/%s", ErrNoSuchKey, bucket, key))
 }
 
-// statNodes asks every node for the key's state, with its data shard of up
-// to limit bytes if limit > 0; NotExist counts as an empty answer. With health tracking, once enough(the answers so far, the
+// statNodes asks every node for the key's state, with its data shard (or,
+// with parity, any shard) of up to limit bytes if limit > 0; NotExist
+// counts as an empty answer. With health tracking, once enough(the answers so far, the
 // number pending) holds, stragglers get a grace period and are then cut
 // off, answering errStraggler.
-func (s *Store) statNodes(ctx context.Context, nodes []member, bucket, key string, limit int64, enough func(answered []nodeState, pending int) bool) []nodeState {
+func (s *Store) statNodes(ctx context.Context, nodes []member, bucket, key string, limit int64, parity bool, enough func(answered []nodeState, pending int) bool) []nodeState {
 	states := make([]nodeState, len(nodes))
 	s.gather(ctx, nodes, func(ctx context.Context, i int) {
 		cctx, cancel := s.callCtx(ctx)
@@ -203,7 +210,7 @@ func (s *Store) statNodes(ctx context.Context, nodes []member, bucket, key strin
 		var st client.KeyState
 		var err error
 		if limit > 0 {
-			st, err = nodes[i].c.StatData(cctx, bucket, key, limit)
+			st, err = nodes[i].c.StatData(cctx, bucket, key, limit, parity)
 		} else {
 			st, err = nodes[i].c.Stat(cctx, bucket, key)
 		}

@@ -27,7 +27,7 @@ type NodeClient interface {
 	Abort(ctx context.Context, bucket, key, version string) error
 	ReadShard(ctx context.Context, bucket, key, version string, off, length int64) (io.ReadCloser, error)
 	Stat(ctx context.Context, bucket, key string) (client.KeyState, error)
-	StatData(ctx context.Context, bucket, key string, limit int64) (client.KeyState, error)
+	StatData(ctx context.Context, bucket, key string, limit int64, parity bool) (client.KeyState, error)
 	List(ctx context.Context, bucket, prefix, after string, limit int) (client.ListPage, error)
 	PutBucket(ctx context.Context, rec client.BucketRecord) error
 	GetBucket(ctx context.Context, name string) (client.BucketRecord, error)

@@ -162,15 +162,19 @@ func (c *Client) Stat(ctx context.Context, bucket, key string) (KeyState, error)
 }
 
 // StatData is Stat that also returns, in KeyState.Data, the node's
-// committed data shard of the key if its framed stream is at most max
-// bytes. A node that cannot read that shard just leaves Data empty.
-func (c *Client) StatData(ctx context.Context, bucket, key string, max int64) (KeyState, error) {
+// committed shard of the key if it is a data shard (or, with parity, any
+// shard) and its framed stream is at most max bytes. A node that cannot
+// read that shard just leaves Data empty.
+func (c *Client) StatData(ctx context.Context, bucket, key string, max int64, parity bool) (KeyState, error) {
 	const op = "client.StatData"
 	if err := CheckKey(bucket, key); err != nil {
 		return KeyState{}, kerr.E(op, err)
 	}
 	var ks KeyState
 	q := url.Values{"bucket": {bucket}, "key": {key}, "max": {strconv.FormatInt(max, 10)}}
+	if parity {
+		q.Set("parity", "1")
+	}
 	err := c.call(ctx, op, http.MethodGet, "/v1/stat", q, nil, &ks)
 	return ks, err
 }

@@ -105,9 +105,10 @@ type KeyState struct {
 	Committed *Record     `json:"committed,omitempty"`
 	Staged    []StagedRef `json:"staged,omitempty"`
 	// Data, only when asked for (Client.StatData), is the node's whole
-	// shard stream of Committed if that is a data shard (index < Data)
-	// no longer than asked: a small object's GET then needs no second
-	// round trip. It is not verified; the reader checks its frames.
+	// shard stream of Committed if that is a data shard (index < Data),
+	// or any shard if parity was asked for too, no longer than asked: a
+	// small object's GET then needs no second round trip. It is not
+	// verified; the reader checks its frames.
 	Data []byte `json:"data,omitempty"`
 }
 
