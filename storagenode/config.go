@@ -72,17 +72,20 @@ const (
 	DefaultMaxSkew         = 5 * time.Minute
 	DefaultScrubRate       = 32 << 20 // bytes/s
 	DefaultScrubPeriod     = 24 * time.Hour
-	// DefaultInlineMax keeps shards of up to 4 KiB (objects up to 16
-	// KiB at 4+2) in the index, and DefaultPackMax packs those up to one
-	// full frame at the default block size (objects up to 1 MiB).
-	// BenchmarkInlineThreshold, 16 concurrent stage+commits on one node,
-	// against a file per shard: inline is 2x faster for 1-4 KiB shards
-	// but falls behind from 64 KiB, where copying values through badger's
-	// log and memtables costs more than a file's create and fsync; packed
-	// is as fast as inline up to 4 KiB and 2.8x (32 KiB), 2.2x (256 KiB)
-	// and 1.7x (1 MiB) faster than files. The pack limit is also what
-	// each concurrent stage may hold in memory.
-	DefaultInlineMax = 4<<10 + 32
+	// DefaultInlineMax keeps no shard in the index, and DefaultPackMax
+	// packs shards up to one full frame at the default block size
+	// (objects up to 1 MiB at 4+2). BenchmarkInlineThreshold, 16
+	// concurrent stage+commits on one node, against a file per shard:
+	// inline is 2x faster for 1-4 KiB shards but falls behind from 64
+	// KiB, where copying values through badger's log and memtables costs
+	// more than a file's create and fsync; packed is about as fast as
+	// inline up to 4 KiB and 2.8x (32 KiB), 2.2x (256 KiB) and 1.7x
+	// (1 MiB) faster than files. Inline shards also live in badger's
+	// memory-mapped tables, which count in the process's RSS: an idle
+	// `kintsugi dev` with 30,000 4 KiB objects held ~390 MiB of file
+	// pages with them inline, ~200 MiB with them packed. The pack limit
+	// is also what each concurrent stage may hold in memory.
+	DefaultInlineMax = 0
 	// MaxInlineMax bounds InlineMax and PackMax: every stage of a body
 	// that may be inline or packed holds it in memory.
 	MaxInlineMax        = 4 << 20

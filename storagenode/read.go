@@ -160,7 +160,27 @@ func (n *Node) smallShard(rec client.Record, max int64, parity bool) []byte {
 	if q, err := n.db.QuarantinedShard(rec.Bucket, rec.Key, rec.Version, rec.Shard); err != nil || q != nil {
 		return nil
 	}
-	f, size, err := n.openData(shardFile(rec.Bucket, rec.Key, rec.Version, rec.Shard))
+	rel := shardFile(rec.Bucket, rec.Key, rec.Version, rec.Shard)
+	switch b, ok, err := n.db.Blob(rel); {
+	case err != nil:
+		return nil
+	case ok && !b.Packed && int64(len(b.Data)) <= max:
+		return b.Data
+	case ok && b.Packed && b.Loc.Len <= max:
+		// Through the pack's shared descriptor: no open per read.
+		r, err := n.packs.Reader(b.Loc)
+		if err != nil {
+			return nil
+		}
+		data := make([]byte, b.Loc.Len)
+		if _, err := r.ReadAt(data, 0); err != nil {
+			return nil
+		}
+		return data
+	case ok:
+		return nil
+	}
+	f, size, err := n.openData(rel)
 	if err != nil {
 		return nil
 	}

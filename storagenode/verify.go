@@ -156,7 +156,8 @@ func checkShard(r io.Reader, rec client.Record) error {
 	if err != nil {
 		return fmt.Errorf("%w: %w", errNoRoot, err)
 	}
-	return codec.VerifyShard(bufio.NewReaderSize(r, throttle.Chunk), l, rec.Shard, root)
+	// A buffer no larger than the shard: scrubs verify many small ones.
+	return codec.VerifyShard(bufio.NewReaderSize(r, int(min(throttle.Chunk, max(l.ShardSize(), 16)))), l, rec.Shard, root)
 }
 
 type countingReader struct {

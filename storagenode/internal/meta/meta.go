@@ -37,6 +37,7 @@ import (
 	"sync/atomic"
 
 	"github.com/dgraph-io/badger/v4"
+	"github.com/dgraph-io/badger/v4/options"
 
 	"github.com/kintsugi-store/kintsugi/internal/kerr"
 	"github.com/kintsugi-store/kintsugi/storagenode/internal/flush"
@@ -61,7 +62,11 @@ func Open(dir string, logger *slog.Logger) (*DB, error) {
 		logger = slog.Default()
 	}
 	// Sized for several nodes sharing one process and a small machine:
-	// records are small, so tables and caches can be too.
+	// records are small, so tables and caches can be too. An idle
+	// `kintsugi dev` holding 30,000 objects kept ~150 MB of badger heap
+	// with 8 MiB memtables and block caches; with 2 MiB memtables and
+	// uncompressed tables, read in place through badger's mmap without a
+	// block cache, it keeps ~40 MB. Tables are ~30% larger.
 	//
 	// SyncWrites is off because badger syncs the memtable's log once per
 	// transaction even when it writes a batch of them: profiles showed ~4
@@ -69,10 +74,12 @@ func Open(dir string, logger *slog.Logger) (*DB, error) {
 	// concurrent writers.
 	opts := badger.DefaultOptions(dir).
 		WithSyncWrites(false).
-		WithMemTableSize(8 << 20).
+		WithMemTableSize(2 << 20).
+		WithValueThreshold(256 << 10).
 		WithNumMemtables(2).
-		WithBlockCacheSize(8 << 20).
-		WithIndexCacheSize(4 << 20).
+		WithCompression(options.None).
+		WithBlockCacheSize(0).
+		WithIndexCacheSize(0).
 		WithValueLogFileSize(64 << 20).
 		WithNumCompactors(2).
 		WithNumLevelZeroTables(4).
