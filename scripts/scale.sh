@@ -11,6 +11,13 @@
 #          at the start and deep inside the keyspace; then the RSS of the
 #          filled cluster, idle with the scrubber passing over it.
 #
+# Every RSS figure is split into anon (the Go heap and the rest of the
+# process's private memory) and file (file pages mapped into it: mostly the
+# nodes' badger tables, which badger reads and writes through mmap; page
+# cache the kernel can take back). After each idle measurement a heap
+# profile of the process is kept under OUT (`go tool pprof -sample_index=
+# inuse_space bin/kintsugi OUT/<name>.heap.pb.gz`).
+#
 # Usage: scripts/scale.sh [idle] [mem] [scale]   (default: all three)
 #
 # Environment (defaults in brackets):
@@ -93,7 +100,7 @@ start_dev() {
 	shift 2
 	: >"$out" # exists before the first look for the ready line
 	"$BIN" dev --data "$dir" --listen 127.0.0.1:0 --node-base-port 0 \
-		--scrub-listen 127.0.0.1:0 "$@" >"$out" 2>&1 &
+		--scrub-listen 127.0.0.1:0 --pprof 127.0.0.1:0 "$@" >"$out" 2>&1 &
 	DEV_PID=$!
 	PIDS+=("$DEV_PID")
 	local i line
@@ -102,6 +109,7 @@ start_dev() {
 		if [[ -n $line ]]; then
 			line=${line#ready addr=}
 			EP="http://${line%% *}"
+			PPROF=$(grep -m1 -o 'url=http://[^ ]*/debug/pprof/' "$out" | cut -d= -f2 || true)
 			return 0
 		fi
 		kill -0 "$DEV_PID" 2>/dev/null || break
@@ -118,12 +126,25 @@ stop_dev() {
 	forget "$DEV_PID"
 }
 
-# rss PID prints "VmRSS VmHWM" in KiB.
+# rss PID prints "VmRSS VmHWM RssAnon RssFile" in KiB.
 rss() {
-	awk '/^VmRSS:/ {r = $2} /^VmHWM:/ {h = $2} END {print r, h}' "/proc/$1/status"
+	awk '/^VmRSS:/ {r = $2} /^VmHWM:/ {h = $2} /^RssAnon:/ {a = $2} /^RssFile:/ {f = $2} END {print r, h, a, f}' "/proc/$1/status"
 }
 
 mib() { echo $(($1 / 1024)); }
+
+# mem "VmRSS VmHWM RssAnon RssFile" prints them for a summary line.
+mem() {
+	local r h a f
+	read -r r h a f <<<"$1"
+	echo "VmRSS=$(mib "$r")MiB (anon $(mib "$a"), file $(mib "$f")) VmHWM=$(mib "$h")MiB"
+}
+
+# heapprof NAME keeps a heap profile of the dev process as OUT/NAME.heap.pb.gz.
+heapprof() {
+	[[ -n ${PPROF:-} ]] || return 0
+	curl -sS --fail -o "$OUT/$1.heap.pb.gz" "${PPROF}heap" || log "heap profile $1 failed"
+}
 
 # run runs a command in the background and waits for it, so that an
 # interrupt reaches the traps at once rather than after the command.
@@ -199,11 +220,10 @@ phase_idle() {
 		before=$(rss "$DEV_PID")
 		run sleep "$IDLE_SECONDS"
 		after=$(rss "$DEV_PID")
+		heapprof "idle-$mode"
 		stop_dev
 		rm -rf "$WORK/idle-$mode"
-		read -r r0 h0 <<<"$before"
-		read -r r1 h1 <<<"$after"
-		echo "idle scrubber=$mode start: VmRSS=$(mib "$r0")MiB VmHWM=$(mib "$h0")MiB; after ${IDLE_SECONDS}s: VmRSS=$(mib "$r1")MiB VmHWM=$(mib "$h1")MiB" |
+		echo "idle scrubber=$mode start: $(mem "$before"); after ${IDLE_SECONDS}s: $(mem "$after")" |
 			tee -a "$OUT/summary.txt"
 	done
 }
@@ -234,7 +254,7 @@ phase_mem() {
 	local peak n
 	peak=$(awk '$2 > m {m = $2} END {print m + 0}' "$samples")
 	n=$(wc -l <"$samples")
-	read -r _ hwm <<<"$end"
+	read -r _ hwm _ <<<"$end"
 	{
 		echo "mem $BIG_CONCURRENCY x $BIG_SIZE PUTs (exit $rc): $(summary "$OUT/mem-put.json" 2>/dev/null || echo 'no report')"
 		echo "mem peak VmRSS=$(mib "$peak")MiB over $n samples at 200ms; VmHWM=$(mib "$hwm")MiB"
@@ -276,9 +296,8 @@ phase_scale() {
 		kbench list --count $((have / 1000 + 1)) --concurrency 1 --page-size 1000 \
 			--prefix scale/ --json >"$OUT/scale-$target-list.json" ||
 			log "list walk: kintsugi bench exited with $?"
-		read -r r h <<<"$(rss "$DEV_PID")"
 		{
-			echo "== $have objects stored (dev VmRSS=$(mib "$r")MiB VmHWM=$(mib "$h")MiB, data $(du -sh "$dir" | cut -f1))"
+			echo "== $have objects stored (dev $(mem "$(rss "$DEV_PID")"), data $(du -sh "$dir" | cut -f1))"
 			if [[ -f $OUT/scale-$target-fill.json ]]; then
 				echo "fill: $(summary "$OUT/scale-$target-fill.json")"
 			fi
@@ -299,10 +318,9 @@ phase_scale() {
 	before=$(rss "$DEV_PID")
 	run sleep "$IDLE_SECONDS"
 	after=$(rss "$DEV_PID")
+	heapprof "scale-idle"
 	stop_dev
-	read -r r0 h0 <<<"$before"
-	read -r r1 h1 <<<"$after"
-	echo "idle with $have objects, scrubber=on: start VmRSS=$(mib "$r0")MiB; after ${IDLE_SECONDS}s VmRSS=$(mib "$r1")MiB VmHWM=$(mib "$h1")MiB" |
+	echo "idle with $have objects, scrubber=on: start $(mem "$before"); after ${IDLE_SECONDS}s $(mem "$after")" |
 		tee -a "$OUT/summary.txt"
 	rm -rf "$dir"
 }

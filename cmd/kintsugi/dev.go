@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/kintsugi-store/kintsugi/bench"
 	"github.com/kintsugi-store/kintsugi/gateway"
 	"github.com/kintsugi-store/kintsugi/gateway/objects"
 	"github.com/kintsugi-store/kintsugi/gateway/sigv4"
@@ -41,6 +42,8 @@ func runDev(ctx context.Context, env *environ, args []string) error {
 	uploadSweep := fset.Duration("upload-sweep", time.Hour, "how often to abort stale uploads and free unused parts (0: never)")
 	scrubInterval := fset.Duration("scrub-interval", time.Minute, "interval of the embedded scrubber's passes (0 disables it)")
 	scrubListen := fset.String("scrub-listen", "127.0.0.1:9300", "address of the embedded scrubber's /status and /metrics")
+	memLimit := fset.String("memory-limit", defaultDevMemoryLimit, "soft limit on the memory the Go runtime holds, e.g. 256MiB (0: none; GOMEMLIMIT, when set, wins)")
+	pprofAddr := fset.String("pprof", "", "loopback address to serve Go runtime profiles on, under /debug/pprof/ (off when empty)")
 	if err := parseFlags(fset, env, args); err != nil {
 		return err
 	}
@@ -50,8 +53,25 @@ func runDev(ctx context.Context, env *environ, args []string) error {
 	if *basePort < 0 || *basePort+*nodes > 65535 {
 		return usageErr("--node-base-port %d: out of range", *basePort)
 	}
+	limit, err := bench.ParseSize(*memLimit)
+	if err != nil {
+		return usageErr("--memory-limit: %v", err)
+	}
 	if err := os.MkdirAll(*dataDir, 0o755); err != nil {
 		return usageErr("--data: %v", err)
+	}
+	setMemoryLimit(env, limit)
+	mctx, stopReleasing := context.WithCancel(ctx)
+	defer stopReleasing()
+	go releaseIdleMemory(mctx, releaseEvery)
+	var servers []*server
+	if *pprofAddr != "" {
+		psrv, err := pprofServer(*pprofAddr, env.logger)
+		if err != nil {
+			return err
+		}
+		servers = append(servers, psrv)
+		env.logger.Info("serving runtime profiles", "url", "http://"+psrv.Addr()+"/debug/pprof/")
 	}
 	secret, err := devSecret(env, *dataDir)
 	if err != nil {
@@ -71,7 +91,6 @@ func runDev(ctx context.Context, env *environ, args []string) error {
 	}
 
 	m := &placement.Map{Epoch: 1, DataShards: *dataShards, ParityShards: *parityShards}
-	var servers []*server
 	for i := 1; i <= *nodes; i++ {
 		id := fmt.Sprintf("n%d", i)
 		cfg := storagenode.DefaultConfig()

@@ -24,6 +24,7 @@ import (
 	"strings"
 
 	"github.com/dgraph-io/badger/v4"
+	"github.com/dgraph-io/badger/v4/options"
 )
 
 const (
@@ -46,15 +47,21 @@ func Open(dir string, logger *slog.Logger) (*Store, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	// Small: the state is a few records plus the repair queue.
+	// Small: the state is a few records plus the repair queue, and the
+	// scrubber often shares its process with a gateway and several nodes.
+	// Each memtable costs its size in heap (1 MiB keeps the largest value,
+	// ValueThreshold, within badger's batch limit of 15% of it).
+	// Uncompressed tables are read in place from their mapping, so no
+	// block cache is needed; the index cache serves encrypted tables only.
 	opts := badger.DefaultOptions(dir).
 		WithSyncWrites(dir != "").
 		WithInMemory(dir == "").
-		WithMemTableSize(4 << 20).
+		WithMemTableSize(1 << 20).
 		WithValueThreshold(64 << 10).
 		WithNumMemtables(2).
-		WithBlockCacheSize(4 << 20).
-		WithIndexCacheSize(2 << 20).
+		WithCompression(options.None).
+		WithBlockCacheSize(0).
+		WithIndexCacheSize(0).
 		WithValueLogFileSize(16 << 20).
 		WithNumCompactors(2).
 		WithNumLevelZeroTables(2).

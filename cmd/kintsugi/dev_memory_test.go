@@ -1,0 +1,129 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"math"
+	"runtime/debug"
+	"runtime/metrics"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestShouldRelease(t *testing.T) {
+	prev := heapStats{allocs: 1000 * mib}
+	tests := []struct {
+		name string
+		cur  heapStats
+		want bool
+	}{
+		{"quiet with free heap", heapStats{allocs: 1001 * mib, free: 40 * mib, objects: 90 * mib, live: 90 * mib}, true},
+		{"quiet with garbage", heapStats{allocs: 1001 * mib, free: 0, objects: 130 * mib, live: 90 * mib}, true},
+		{"quiet, free and garbage add up", heapStats{allocs: 1000 * mib, free: 8 * mib, objects: 98 * mib, live: 90 * mib}, true},
+		{"quiet, little to return", heapStats{allocs: 1002 * mib, free: 4 * mib, objects: 100 * mib, live: 90 * mib}, false},
+		{"quiet, objects below last live", heapStats{allocs: 1000 * mib, free: 4 * mib, objects: 60 * mib, live: 90 * mib}, false},
+		{"busy", heapStats{allocs: 1016 * mib, free: 400 * mib, objects: 300 * mib, live: 90 * mib}, false},
+		{"quiet, just under the bound", heapStats{allocs: 1016*mib - 1, free: 16 * mib}, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := shouldRelease(prev, tt.cur); got != tt.want {
+				t.Errorf("shouldRelease(%+v, %+v) = %v, want %v", prev, tt.cur, got, tt.want)
+			}
+		})
+	}
+}
+
+// forcedGCs counts the collections forced by runtime.GC and
+// debug.FreeOSMemory.
+func forcedGCs() uint64 {
+	s := []metrics.Sample{{Name: "/gc/cycles/forced:gc-cycles"}}
+	metrics.Read(s)
+	return s[0].Value.Uint64()
+}
+
+var sink [][]byte
+
+func TestReleaseIdleMemoryCollectsWhenQuiet(t *testing.T) {
+	// 64 MiB live at once, then garbage before the loop starts: its first
+	// period is quiet and has that to return.
+	for range 64 {
+		sink = append(sink, make([]byte, mib))
+	}
+	sink = nil
+	before := forcedGCs()
+
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		releaseIdleMemory(ctx, 20*time.Millisecond)
+	}()
+	deadline := time.Now().Add(10 * time.Second)
+	for forcedGCs() == before {
+		if time.Now().After(deadline) {
+			t.Fatal("no collection within 10s of a quiet period with 64 MiB of garbage")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	cancel()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("releaseIdleMemory did not return after its context ended")
+	}
+}
+
+func TestSetMemoryLimit(t *testing.T) {
+	orig := debug.SetMemoryLimit(-1)
+	t.Cleanup(func() { debug.SetMemoryLimit(orig) })
+	tests := []struct {
+		name       string
+		gomemlimit string
+		limit      int64
+		want       int64
+	}{
+		{"flag", "", 256 * mib, 256 * mib},
+		{"zero leaves the runtime's", "", 0, math.MaxInt64},
+		{"GOMEMLIMIT wins", "1GiB", 256 * mib, math.MaxInt64},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			debug.SetMemoryLimit(math.MaxInt64)
+			env := scrubEnv(&bytes.Buffer{}, &bytes.Buffer{}, map[string]string{"GOMEMLIMIT": tt.gomemlimit})
+			setMemoryLimit(env, tt.limit)
+			if got := debug.SetMemoryLimit(-1); got != tt.want {
+				t.Errorf("memory limit %d, want %d", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestDevRefusesBadMemoryAndProfileFlags(t *testing.T) {
+	tests := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--memory-limit", "lots"}, "--memory-limit"},
+		{[]string{"--memory-limit", "-1MiB"}, "--memory-limit"},
+		{[]string{"--memory-limit", "0", "--pprof", "0.0.0.0:0"}, "want a loopback address"},
+		{[]string{"--memory-limit", "0", "--pprof", "localhost"}, "--pprof localhost"},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
+			var out, errb bytes.Buffer
+			env := scrubEnv(&out, &errb, nil)
+			args := append([]string{"--data", t.TempDir()}, tt.args...)
+			err := runDev(context.Background(), env, args)
+			var ee exitError
+			if !errors.As(err, &ee) || ee.code != exitUsage {
+				t.Fatalf("runDev(%q) = %v, want a usage error", tt.args, err)
+			}
+			if !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("error %q does not mention %q", err, tt.want)
+			}
+		})
+	}
+}
