@@ -17,9 +17,11 @@ import (
 	"github.com/kintsugi-store/kintsugi/gateway"
 	"github.com/kintsugi-store/kintsugi/gateway/objects"
 	"github.com/kintsugi-store/kintsugi/gateway/sigv4"
+	"github.com/kintsugi-store/kintsugi/internal/health"
 	"github.com/kintsugi-store/kintsugi/placement"
 	"github.com/kintsugi-store/kintsugi/scrubber"
 	"github.com/kintsugi-store/kintsugi/storagenode"
+	"github.com/kintsugi-store/kintsugi/storagenode/client"
 )
 
 // runDev runs the embedded local cluster: storage nodes and a gateway in one
@@ -44,6 +46,7 @@ func runDev(ctx context.Context, env *environ, args []string) error {
 	scrubListen := fset.String("scrub-listen", "127.0.0.1:9300", "address of the embedded scrubber's /status and /metrics")
 	memLimit := fset.String("memory-limit", defaultDevMemoryLimit, "soft limit on the memory the Go runtime holds, e.g. 256MiB (0: none; GOMEMLIMIT, when set, wins)")
 	pprofAddr := fset.String("pprof", "", "loopback address to serve Go runtime profiles on, under /debug/pprof/ (off when empty)")
+	hf := addHealthFlags(fset)
 	if err := parseFlags(fset, env, args); err != nil {
 		return err
 	}
@@ -134,14 +137,28 @@ func runDev(ctx context.Context, env *environ, args []string) error {
 		return err
 	}
 
+	// Node health as `kintsugi gateway` has it: a stopped node is skipped
+	// at once, slow data shards are hedged, stragglers not waited for.
+	// The nodes run in this process, but `kintsugi dev` is also what
+	// people measure against.
+	hcfg, err := hf.config(env, devProbe(m, opts), newRegistry())
+	if err != nil {
+		return err
+	}
+	tracker, err := health.New(hcfg)
+	if err != nil {
+		return err
+	}
 	store, err := objects.New(objects.Config{
 		Map:           m,
 		ClientOptions: opts,
 		Logger:        env.logger,
+		Health:        tracker,
 	})
 	if err != nil {
 		return err
 	}
+	go tracker.Run(ctx)
 	gcfg := gateway.DefaultConfig()
 	gcfg.Backend = store
 	gcfg.Region = *region
@@ -209,6 +226,22 @@ func runDev(ctx context.Context, env *environ, args []string) error {
 	fmt.Fprintf(env.stdout, "  try:  AWS_ACCESS_KEY_ID=%s AWS_SECRET_ACCESS_KEY=%s aws --endpoint-url %s s3 mb s3://demo\n", ak, sk, endpoint)
 	ready(env, "dev", gsrv.Addr(), "nodes", strconv.Itoa(*nodes))
 	return serveAll(ctx, env.logger, servers...)
+}
+
+// devProbe is the dev gateway's heartbeat: the node at the map's address
+// must answer its health check under its id.
+func devProbe(m *placement.Map, opts *client.Options) func(context.Context, string) error {
+	return func(ctx context.Context, id string) error {
+		n, ok := m.Node(id)
+		if !ok {
+			return fmt.Errorf("node %s is not in the cluster map", id)
+		}
+		h, err := client.New(n.Addr, opts).Health(ctx)
+		if err == nil && h.ID != id {
+			err = fmt.Errorf("the node at %s says it is %q, not %q", n.Addr, h.ID, id)
+		}
+		return err
+	}
 }
 
 // devSecret returns the cluster secret: the environment's, else the one
