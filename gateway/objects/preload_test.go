@@ -3,6 +3,7 @@ package objects
 import (
 	"bytes"
 	"context"
+	"errors"
 	"testing"
 
 	"github.com/kintsugi-store/kintsugi/codec"
@@ -10,8 +11,9 @@ import (
 )
 
 // TestPreloadSmallObject: a small object's data shards come with the
-// stats, so a GET (whole or a range) makes one call per node and streams
-// nothing; an object over the limit streams its data shards as before.
+// stats of the d data shards' nodes (quickResolve), so a GET (whole or a
+// range) makes d calls and streams nothing; an object over the limit
+// streams its data shards as before.
 func TestPreloadSmallObject(t *testing.T) {
 	small := payload(3*4*testBlock+11, 7) // shards of 4 frames
 	large := payload(5*4*testBlock, 8)    // shards of 5 frames
@@ -52,8 +54,8 @@ func TestPreloadSmallObject(t *testing.T) {
 			t.Fatalf("%s [%d,+%d): wrong bytes", tc.key, tc.off, tc.length)
 		}
 		s1, p1, r1 := calls(tc.key)
-		if s1-s0 != 6 || p1-p0 != tc.preloads || r1-r0 != tc.streams {
-			t.Errorf("%s: %d stats, %d preloaded shards, %d streams; want 6, %d, %d",
+		if s1-s0 != 4 || p1-p0 != tc.preloads || r1-r0 != tc.streams {
+			t.Errorf("%s: %d stats, %d preloaded shards, %d streams; want 4, %d, %d",
 				tc.key, s1-s0, p1-p0, r1-r0, tc.preloads, tc.streams)
 		}
 	}
@@ -100,5 +102,58 @@ func TestPreloadParityWhenDataNodeDown(t *testing.T) {
 		if c.shardNode("k", i).callCount("preload") == 0 {
 			t.Errorf("parity shard %d not fetched with the stat", i)
 		}
+	}
+}
+
+// TestQuickResolveFallsBack: a GET asks only the d data shards' nodes
+// when they agree; when they do not (one missed the newest commit, one
+// holds a newer version staged), it asks every node and still serves the
+// newest committed version. A delete is seen by the d nodes alone.
+func TestQuickResolveFallsBack(t *testing.T) {
+	c := newCluster(t, 6, 4, 2)
+	stats := func(key string) (n int) {
+		for i := range 6 {
+			n += c.shardNode(key, i).callCount("stat")
+		}
+		return n
+	}
+	get := func(key string, want []byte, wantStats int) {
+		t.Helper()
+		before := stats(key)
+		c.mustGet(key, want)
+		if got := stats(key) - before; got != wantStats {
+			t.Errorf("GET %s made %d stats, want %d", key, got, wantStats)
+		}
+	}
+	v1, v2 := payload(3*testBlock, 21), payload(5*testBlock+1, 22)
+
+	// One data node missed the newest commit: the d disagree.
+	c.put("stale", v1)
+	lagging := c.shardNode("stale", 1)
+	lagging.set(func(n *fakeNode) { n.dropCommit = true })
+	c.put("stale", v2)
+	lagging.set(func(n *fakeNode) { n.dropCommit = false })
+	get("stale", v2, 4+6)
+
+	// A newer version staged on a data node: a write in progress, or one
+	// to roll forward.
+	c.put("busy", v1)
+	if _, err := c.shardNode("busy", 0).Stage(context.Background(), testBucket, "busy", "7ZZZZZZZZZZZZZZZZZZZZZZZZZ", 0, testBlock, bytes.NewReader(nil)); err != nil {
+		t.Fatal(err)
+	}
+	get("busy", v1, 4+6)
+
+	// Agreement, the usual case.
+	c.put("calm", v1)
+	get("calm", v1, 4)
+	if err := c.s.DeleteObject(context.Background(), testBucket, "calm"); err != nil {
+		t.Fatal(err)
+	}
+	before := stats("calm")
+	if _, err := c.get("calm"); !errors.Is(err, ErrNoSuchKey) {
+		t.Fatalf("GET after delete: %v", err)
+	}
+	if got := stats("calm") - before; got != 4 {
+		t.Errorf("GET of a deleted key made %d stats, want 4", got)
 	}
 }

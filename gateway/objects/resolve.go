@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/kintsugi-store/kintsugi/internal/kerr"
 	"github.com/kintsugi-store/kintsugi/internal/rollforward"
@@ -96,20 +97,23 @@ func (s *Store) resolveOnce(ctx context.Context, bucket, key string, limit int64
 	if maps.prev != nil {
 		nodes = s.members(cur, maps.prev.PlaceKey(bucket, key))
 	}
+	if r, ok, err := s.quickResolve(ctx, maps, cur, bucket, key, limit); ok {
+		return r, err
+	}
 	// Nodes that did not answer may hold anything. Positions the map could
 	// not fill count as unreachable too: an older map may have filled them.
 	unfilled := max(maps.cur.DataShards+maps.cur.ParityShards-len(cur), 0)
-	// Stragglers count as unreachable. They need not be waited for once
-	// treating them so leaves fewer than wq unreachable (so any
-	// acknowledged version is among the answers) and the answers already
-	// settle the read: the newest version they show is a delete marker or
-	// has d holders among them.
 	// With a data shard's node known down, parity shards are wanted
 	// too: ask for them with the states, as for data shards.
 	parity := false
 	for i := 0; limit > 0 && i < maps.cur.DataShards && i < len(cur); i++ {
 		parity = parity || !s.available(cur[i].ID)
 	}
+	// Stragglers count as unreachable. They need not be waited for once
+	// treating them so leaves fewer than wq unreachable (so any
+	// acknowledged version is among the answers) and the answers already
+	// settle the read: the newest version they show is a delete marker or
+	// has d holders among them.
 	states := s.statNodes(ctx, nodes, bucket, key, limit, parity, func(answered []nodeState, pending int) bool {
 		failed := 0
 		for _, ns := range answered {
@@ -195,6 +199,83 @@ func (s *Store) resolveOnce(ctx context.Context, bucket, key string, limit int64
 			"version", meta.Version, "holders", nheld, "seen", seen, "unreached", unreached)
 	}
 	return nil, kerr.E(op, kerr.NotExist, fmt.Errorf("%w: %s/%s", ErrNoSuchKey, bucket, key))
+}
+
+// quickResolve asks only the nodes of the first d placed shards. When they
+// all answer with the same committed version and nothing newer staged,
+// that version is at least as new as any acknowledged one: a write is
+// acknowledged once committed on wq nodes, so on all but n-wq of any d
+// nodes, and d > n-wq. A healthy read then costs d stats instead of n;
+// on a 2-core machine with nodes in their own processes, profiles of
+// 4 KiB GETs showed the two extra stats costing about as much CPU as the
+// rest of the GET. Anything else (a failure or straggler, a disagreement,
+// a write in progress, a manifest, a map change) is left to the full
+// resolve (ok false), which asks every node again.
+func (s *Store) quickResolve(ctx context.Context, maps *mapPair, cur []placement.Node, bucket, key string, limit int64) (r *resolved, ok bool, err error) {
+	m := maps.cur
+	d, n := m.DataShards, m.DataShards+m.ParityShards
+	if maps.prev != nil || len(cur) != n || d <= n-m.WriteQuorum {
+		return nil, false, nil
+	}
+	wait := time.Duration(0)
+	for _, pn := range cur[:d] {
+		if !s.available(pn.ID) {
+			return nil, false, nil
+		}
+		wait = max(wait, s.hedgeDelay(pn.ID))
+	}
+	if wait > 0 {
+		// A slow node is not waited for past what a hedge would allow:
+		// the full resolve can do without it.
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, 2*wait)
+		defer cancel()
+	}
+	states := s.statNodes(ctx, s.members(cur[:d]), bucket, key, limit, false, func([]nodeState, int) bool { return false })
+	var v *client.Record
+	for _, ns := range states {
+		c := ns.st.Committed
+		if ns.err != nil || c == nil || len(ns.st.Staged) > 0 || v != nil && c.Version != v.Version {
+			return nil, false, nil
+		}
+		v = c
+	}
+	meta := v.ObjectMeta
+	switch {
+	case meta.Deleted:
+		return nil, true, kerr.E("objects.resolve", kerr.NotExist, fmt.Errorf("%w: %s/%s", ErrNoSuchKey, bucket, key))
+	case len(meta.Parts) > 0:
+		return nil, false, nil
+	}
+	holders := make([]member, meta.Data+meta.Parity)
+	var preload [][]byte
+	for _, ns := range states {
+		c := ns.st.Committed
+		if c.Shard < 0 || c.Shard >= len(holders) || holders[c.Shard].c != nil {
+			return nil, false, nil
+		}
+		holders[c.Shard] = ns.member
+		if len(ns.st.Data) > 0 {
+			if preload == nil {
+				preload = make([][]byte, len(holders))
+			}
+			preload[c.Shard] = ns.st.Data
+		}
+	}
+	if len(states) < meta.Data {
+		return nil, false, nil
+	}
+	// The other shards' holders as the version recorded them, for reads
+	// that need parity. They were not asked: a missing shard shows when
+	// read, and is then hinted like any failed read.
+	for i, id := range meta.Nodes {
+		if i < len(holders) && holders[i].c == nil && id != "" {
+			if pn, ok := m.Node(id); ok {
+				holders[i] = s.member(pn)
+			}
+		}
+	}
+	return &resolved{meta: meta, holders: holders, preload: preload}, true, nil
 }
 
 // statNodes asks every node for the key's state, with its data shard (or,
