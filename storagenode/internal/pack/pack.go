@@ -52,8 +52,9 @@ type Store struct {
 
 	mu     sync.Mutex
 	files  map[uint32]*file
-	active *file
+	active *file // nil: none yet, after a failed rotation
 	nextID uint32
+	closed bool
 }
 
 type file struct {
@@ -123,7 +124,9 @@ func parseName(n string) (uint32, bool) {
 // made durable before anything is appended to it: a Loc must never outlive
 // its file in a crash. REQUIRES: s.mu.
 func (s *Store) rotateLocked() error {
+	// Every attempt takes a new id: a failed one may have left its file.
 	id := s.nextID
+	s.nextID++
 	f, err := os.OpenFile(filepath.Join(s.dir, name(id)), os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644)
 	if err != nil {
 		return err
@@ -133,7 +136,6 @@ func (s *Store) rotateLocked() error {
 		os.Remove(f.Name())
 		return err
 	}
-	s.nextID = id + 1
 	a := &file{id: id, f: f}
 	s.files[id] = a
 	s.active = a
@@ -146,18 +148,17 @@ func (s *Store) rotateLocked() error {
 // until then the pack cannot be removed.
 func (s *Store) Append(data []byte) (loc Loc, done func(), err error) {
 	s.mu.Lock()
-	a := s.active
-	if a == nil {
+	if s.closed {
 		s.mu.Unlock()
 		return Loc{}, nil, errors.New("pack: store closed")
 	}
-	if a.size > 0 && a.size+int64(len(data)) > s.maxSize {
+	if a := s.active; a == nil || a.size > 0 && a.size+int64(len(data)) > s.maxSize {
 		if err := s.rotateLocked(); err != nil {
 			s.mu.Unlock()
 			return Loc{}, nil, err
 		}
-		a = s.active
 	}
+	a := s.active
 	off := a.size
 	a.size += int64(len(data))
 	a.pending++
@@ -182,15 +183,14 @@ func (s *Store) Append(data []byte) (loc Loc, done func(), err error) {
 
 // retire stops appending to a after a failed write or fsync: after a
 // failed fsync the kernel may have dropped dirty pages, so nothing
-// appended to that file later could be trusted either.
+// appended to that file later could be trusted either. The next append
+// starts a new pack (and fails while none can be created, on a full disk
+// say).
 func (s *Store) retire(a *file) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.active == a {
-		if err := s.rotateLocked(); err != nil {
-			// Appends keep failing until a rotation succeeds.
-			s.nextID++
-		}
+		s.active = nil
 	}
 }
 
@@ -281,6 +281,7 @@ func (s *Store) Close() error {
 }
 
 func (s *Store) closeLocked() error {
+	s.closed = true
 	var errs []error
 	for _, f := range s.files {
 		errs = append(errs, f.f.Close())

@@ -214,3 +214,46 @@ func TestOpen(t *testing.T) {
 		t.Fatalf("Open of a missing pack = %v", err)
 	}
 }
+
+// TestAppendAfterFailure: a pack whose write failed takes no more
+// appends; the next append starts a new pack, and what was appended
+// before stays readable.
+func TestAppendAfterFailure(t *testing.T) {
+	s, err := Open(t.TempDir(), 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	before, done, err := s.Append([]byte("kept"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	done()
+	// Break the active pack's descriptor: its next write fails.
+	s.mu.Lock()
+	broken := s.active
+	s.mu.Unlock()
+	broken.f.Close()
+	if _, _, err := s.Append([]byte("lost")); err == nil {
+		t.Fatal("append to a broken pack succeeded")
+	}
+	after, done, err := s.Append([]byte("next"))
+	if err != nil {
+		t.Fatalf("append after a failure: %v", err)
+	}
+	done()
+	if after.Pack == broken.id {
+		t.Fatalf("append after a failure went to the broken pack %d", broken.id)
+	}
+	if got := read(t, s, after); string(got) != "next" {
+		t.Errorf("new pack reads %q", got)
+	}
+	r, err := s.Open(before)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if got, _ := io.ReadAll(r); string(got) != "kept" {
+		t.Errorf("bytes appended before the failure read %q", got)
+	}
+}
