@@ -92,19 +92,26 @@ func releaseIdleMemory(ctx context.Context, every time.Duration) {
 	for i, name := range heapMetrics {
 		samples[i].Name = name
 	}
-	prev := readHeapStats(samples)
 	t := time.NewTicker(every)
 	defer t.Stop()
+	releaseOnTicks(ctx, t.C, func() heapStats { return readHeapStats(samples) }, debug.FreeOSMemory)
+}
+
+// releaseOnTicks is releaseIdleMemory's loop: at every tick it reads the
+// heap and calls release if the period since the last tick was quiet
+// with memory to return.
+func releaseOnTicks(ctx context.Context, ticks <-chan time.Time, read func() heapStats, release func()) {
+	prev := read()
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-t.C:
+		case <-ticks:
 		}
-		cur := readHeapStats(samples)
+		cur := read()
 		if shouldRelease(prev, cur) {
-			debug.FreeOSMemory()
-			cur = readHeapStats(samples) // the collection's own allocations are not load
+			release()
+			cur = read() // the collection's own allocations are not load
 		}
 		prev = cur
 	}

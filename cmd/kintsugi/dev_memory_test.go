@@ -6,8 +6,9 @@ import (
 	"errors"
 	"math"
 	"runtime/debug"
-	"runtime/metrics"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -36,38 +37,72 @@ func TestShouldRelease(t *testing.T) {
 	}
 }
 
-// forcedGCs counts the collections forced by runtime.GC and
-// debug.FreeOSMemory.
-func forcedGCs() uint64 {
-	s := []metrics.Sample{{Name: "/gc/cycles/forced:gc-cycles"}}
-	metrics.Read(s)
-	return s[0].Value.Uint64()
-}
 
-var sink [][]byte
-
-func TestReleaseIdleMemoryCollectsWhenQuiet(t *testing.T) {
-	// 64 MiB live at once, then garbage before the loop starts: its first
-	// period is quiet and has that to return.
-	for range 64 {
-		sink = append(sink, make([]byte, mib))
+// TestReleaseOnTicks: the loop releases memory after quiet periods with
+// something to return, not after busy ones or ones with nothing to
+// return, and stops with its context.
+func TestReleaseOnTicks(t *testing.T) {
+	// The heap as read at each tick (and right after a release).
+	script := []heapStats{
+		{},                                     // before the first tick
+		{allocs: 10 * mib, free: 64 * mib},     // tick 1: quiet, 64 MiB free: release
+		{allocs: 10 * mib},                     //   after the release
+		{allocs: 500 * mib, free: 64 * mib},    // tick 2: busy
+		{allocs: 501 * mib, free: 1 * mib},     // tick 3: quiet, nothing to return
+		{allocs: 502 * mib, objects: 90 * mib}, // tick 4: quiet, 90 MiB of garbage: release
+		{allocs: 502 * mib},                    //   after the release
+		{allocs: 503 * mib},                    // tick 5: quiet, nothing
 	}
-	sink = nil
-	before := forcedGCs()
-
+	var mu sync.Mutex
+	next := 0
+	var releasedAfter []int // index of the read each release followed
+	read := func() heapStats {
+		mu.Lock()
+		defer mu.Unlock()
+		st := script[min(next, len(script)-1)]
+		next++
+		return st
+	}
+	release := func() {
+		mu.Lock()
+		defer mu.Unlock()
+		releasedAfter = append(releasedAfter, next-1)
+	}
+	ticks := make(chan time.Time)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		releaseIdleMemory(ctx, 20*time.Millisecond)
+		releaseOnTicks(ctx, ticks, read, release)
 	}()
-	deadline := time.Now().Add(10 * time.Second)
-	for forcedGCs() == before {
-		if time.Now().After(deadline) {
-			t.Fatal("no collection within 10s of a quiet period with 64 MiB of garbage")
-		}
-		time.Sleep(5 * time.Millisecond)
+	for range 5 {
+		ticks <- time.Now()
 	}
+	// An unbuffered send returns when the loop takes the tick; one more
+	// makes sure the fifth was handled.
+	ticks <- time.Now()
+	cancel()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("releaseOnTicks did not return after its context ended")
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if want := []int{1, 5}; !slices.Equal(releasedAfter, want) {
+		t.Errorf("released after reads %v, want %v", releasedAfter, want)
+	}
+}
+
+// TestReleaseIdleMemoryStops: the real loop ends with its context.
+func TestReleaseIdleMemoryStops(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		releaseIdleMemory(ctx, time.Millisecond)
+	}()
+	time.Sleep(20 * time.Millisecond)
 	cancel()
 	select {
 	case <-done:
