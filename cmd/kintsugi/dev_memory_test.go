@@ -37,7 +37,6 @@ func TestShouldRelease(t *testing.T) {
 	}
 }
 
-
 // TestReleaseOnTicks: the loop releases memory after quiet periods with
 // something to return, not after busy ones or ones with nothing to
 // return, and stops with its context.
