@@ -183,16 +183,39 @@ type node struct {
 	since   time.Time
 	down    chan struct{} // closed while state == Down
 
-	lat     [latWindow]time.Duration
-	nlat    int // samples recorded, ever
-	p95     time.Duration
-	p95Nlat int // nlat when p95 was computed
+	lat   window // successful timed calls
+	waits window // ObserveWait's waits on shard streams
+}
 
-	// waits is the same for ObserveWait's waits on shard streams.
-	waits    [latWindow]time.Duration
-	nwait    int
-	p99w     time.Duration
-	p99wNlat int
+// window holds the last latWindow durations recorded and a quantile of
+// them. Sorting the window costs a few microseconds, so the quantile is
+// redone only every minLatSamples samples.
+type window struct {
+	vals [latWindow]time.Duration
+	n    int // samples recorded, ever
+	q    time.Duration
+	qN   int // n when q was computed
+}
+
+func (w *window) add(d time.Duration) {
+	w.vals[w.n%latWindow] = d
+	w.n++
+}
+
+// quantile returns the pct-th percentile of the window, 0 with too few
+// samples. A window serves one pct.
+func (w *window) quantile(pct int) time.Duration {
+	if w.n < minLatSamples {
+		return 0
+	}
+	if w.qN == 0 || w.n-w.qN >= minLatSamples {
+		k := min(w.n, latWindow)
+		s := slices.Clone(w.vals[:k])
+		slices.Sort(s)
+		w.q = s[(k*pct+99)/100-1]
+		w.qN = w.n
+	}
+	return w.q
 }
 
 func (t *Tracker) node(id string) *node {
@@ -324,8 +347,7 @@ func (c Call) end(o outcome, err error, timed bool) {
 		n.fails = 0
 		n.lastErr = nil
 		if lat >= 0 {
-			n.lat[n.nlat%latWindow] = lat
-			n.nlat++
+			n.lat.add(lat)
 		}
 		n.update()
 		n.mu.Unlock()
@@ -420,43 +442,17 @@ func (t *Tracker) HedgeDelay(id string) time.Duration {
 func (t *Tracker) ObserveWait(id string, d time.Duration) {
 	n := t.node(id)
 	n.mu.Lock()
-	n.waits[n.nwait%latWindow] = d
-	n.nwait++
+	n.waits.add(d)
 	n.mu.Unlock()
 }
 
+// recentP95 returns the p95 of the call latency window, 0 with too few
+// samples. REQUIRES: n.mu held.
+func (n *node) recentP95() time.Duration { return n.lat.quantile(95) }
+
 // recentWaitP99 returns the p99 of the wait window, 0 with too few
 // samples. REQUIRES: n.mu held.
-func (n *node) recentWaitP99() time.Duration {
-	if n.nwait < minLatSamples {
-		return 0
-	}
-	if n.p99wNlat == 0 || n.nwait-n.p99wNlat >= minLatSamples {
-		k := min(n.nwait, latWindow)
-		w := slices.Clone(n.waits[:k])
-		slices.Sort(w)
-		n.p99w = w[(k*99+99)/100-1]
-		n.p99wNlat = n.nwait
-	}
-	return n.p99w
-}
-
-// recentP95 returns the p95 of the latency window, 0 with too few samples.
-// Sorting the window costs a few microseconds, so it is redone only every
-// few samples. REQUIRES: n.mu held.
-func (n *node) recentP95() time.Duration {
-	if n.nlat < minLatSamples {
-		return 0
-	}
-	if n.p95Nlat == 0 || n.nlat-n.p95Nlat >= minLatSamples {
-		k := min(n.nlat, latWindow)
-		w := slices.Clone(n.lat[:k])
-		slices.Sort(w)
-		n.p95 = w[(k*95+99)/100-1]
-		n.p95Nlat = n.nlat
-	}
-	return n.p95
-}
+func (n *node) recentWaitP99() time.Duration { return n.waits.quantile(99) }
 
 // Hedged records that a read from node id was hedged and whether the
 // hedge won (the other node answered first).

@@ -325,8 +325,7 @@ func TestHedgeDelay(t *testing.T) {
 			n := tr.node("n1")
 			for _, s := range tt.samples {
 				n.mu.Lock()
-				n.lat[n.nlat%latWindow] = s
-				n.nlat++
+				n.lat.add(s)
 				n.mu.Unlock()
 			}
 			if got := tr.HedgeDelay("n1"); got != tt.want {
@@ -449,8 +448,7 @@ func TestHedgeDelayFollowsWaits(t *testing.T) {
 			n := tr.node("n1")
 			for _, s := range tt.calls {
 				n.mu.Lock()
-				n.lat[n.nlat%latWindow] = s
-				n.nlat++
+				n.lat.add(s)
 				n.mu.Unlock()
 			}
 			for _, w := range tt.waits {
