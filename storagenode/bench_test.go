@@ -81,14 +81,18 @@ func BenchmarkReadShard(b *testing.B) {
 // goroutines on distinct keys, the shape in which concurrent PUTs share
 // fsyncs (group commit).
 func BenchmarkStageCommitParallel4K(b *testing.B) {
-	const size = 4 << 10
-	tn := startNode(b, "", nil)
+	benchStageCommitParallel(b, startNode(b, "", nil), 4<<10)
+}
+
+// benchStageCommitParallel runs stage+commits of shards of size bytes from
+// 16 goroutines on 2 CPUs, each on its own key, overwriting it.
+func benchStageCommitParallel(b *testing.B, tn *testNode, size int) {
 	shard := benchShard(b, size)
 	ctx := context.Background()
 	var keys atomic.Int64
-	b.SetBytes(size)
+	b.SetBytes(int64(size))
 	b.ReportAllocs()
-	b.SetParallelism(8) // 16 goroutines on 2 CPUs
+	b.SetParallelism(8)
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
 		key := "key" + strconv.FormatInt(keys.Add(1), 10)
@@ -108,10 +112,10 @@ func BenchmarkStageCommitParallel4K(b *testing.B) {
 	})
 }
 
-// BenchmarkInlineThreshold runs parallel stage+commits (16 goroutines,
-// distinct keys, each key overwritten) of shards of several sizes with
-// the shard in a file of its own, inline in the index, or in a pack file,
-// to choose DefaultInlineMax and DefaultPackMax.
+// BenchmarkInlineThreshold runs parallel stage+commits (as
+// BenchmarkStageCommitParallel4K) of shards of several sizes with the
+// shard in a file of its own, inline in the index, or in a pack file, to
+// choose DefaultInlineMax and DefaultPackMax.
 func BenchmarkInlineThreshold(b *testing.B) {
 	for _, size := range []int{1 << 10, 4 << 10, 16 << 10, 32 << 10, 64 << 10, 256 << 10, 1 << 20} {
 		for _, mode := range []string{"file", "inline", "pack"} {
@@ -125,29 +129,7 @@ func BenchmarkInlineThreshold(b *testing.B) {
 						c.PackMax = int64(size + 8*codec.DigestSize)
 					}
 				})
-				shard := benchShard(b, size)
-				ctx := context.Background()
-				var keys atomic.Int64
-				b.SetBytes(int64(size))
-				b.ReportAllocs()
-				b.SetParallelism(8)
-				b.ResetTimer()
-				b.RunParallel(func(pb *testing.PB) {
-					key := "key" + strconv.FormatInt(keys.Add(1), 10)
-					for pb.Next() {
-						v := ulid.Make().String()
-						if _, err := tn.c.Stage(ctx, "bench", key, v, 0, codec.DefaultBlockSize, bytes.NewReader(shard)); err != nil {
-							b.Error(err)
-							return
-						}
-						m := benchMeta(v, size)
-						m.Key = key
-						if _, err := tn.c.Commit(ctx, m); err != nil {
-							b.Error(err)
-							return
-						}
-					}
-				})
+				benchStageCommitParallel(b, tn, size)
 			})
 		}
 	}

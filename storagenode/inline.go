@@ -1,7 +1,6 @@
 package storagenode
 
 import (
-	"bufio"
 	"bytes"
 	"errors"
 	"io"
@@ -52,11 +51,7 @@ func (n *Node) stageInline(s meta.Staged, body io.Reader, block int) (staged met
 	}
 	defer n.inline.Put(ib)
 	data := buf[:k]
-	bw := n.bufs.Get().(*bufio.Writer)
-	bw.Reset(io.Discard)
-	size, root, err := copyFrames(bw, n.blocks, bytes.NewReader(data), block)
-	bw.Reset(nil)
-	n.bufs.Put(bw)
+	size, root, err := copyFrames(nil, n.blocks, bytes.NewReader(data), block)
 	if err != nil {
 		return s, nil, false, err
 	}

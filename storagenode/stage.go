@@ -129,7 +129,7 @@ func (n *Node) wrapStage(w io.Writer) io.Writer {
 
 // copyFrames copies the frames of r to bw through a FrameReader, so that
 // only verified blocks are written, flushes bw, and returns the bytes
-// written and the root digest. Errors are classified: a digest mismatch is
+// written and the root digest. With a nil bw it only verifies. Errors are classified: a digest mismatch is
 // Corrupt, a stream cut inside a frame Invalid, a failing body Transient, a
 // failing bw by ioKind.
 func copyFrames(bw *bufio.Writer, blocks freeList, r io.Reader, block int) (int64, codec.Digest, error) {
@@ -147,13 +147,19 @@ func copyFrames(bw *bufio.Writer, blocks freeList, r io.Reader, block int) (int6
 		if err != nil {
 			return n, codec.Digest{}, kerr.E(op, frameKind(err), err)
 		}
+		n += int64(len(d) + len(blk))
+		if bw == nil {
+			continue
+		}
 		if _, err := bw.Write(d[:]); err != nil {
 			return n, codec.Digest{}, kerr.E(op, ioKind(err), err)
 		}
 		if _, err := bw.Write(blk); err != nil {
 			return n, codec.Digest{}, kerr.E(op, ioKind(err), err)
 		}
-		n += int64(len(d) + len(blk))
+	}
+	if bw == nil {
+		return n, fr.Root(), nil
 	}
 	if err := bw.Flush(); err != nil {
 		return n, codec.Digest{}, kerr.E(op, ioKind(err), err)

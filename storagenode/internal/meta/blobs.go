@@ -144,32 +144,10 @@ func (db *DB) DeleteBlob(path string) (bool, error) {
 // PutStagedInline records s, as PutStaged, and stores b as the inline
 // file s.File in the same transaction.
 func (db *DB) PutStagedInline(s Staged, b Blob) (*Staged, error) {
-	const op = "meta.PutStagedInline"
 	s.Inline = true
-	val, err := json.Marshal(s)
+	prev, err := db.putStaged(s, &b)
 	if err != nil {
-		return nil, kerr.E(op, kerr.Internal, err)
-	}
-	var prev *Staged
-	err = db.update(func(txn *badger.Txn) error {
-		prev = nil
-		k := stagedKey(s.Bucket, s.Key, s.Version, s.Shard)
-		switch item, err := txn.Get(k); {
-		case err == nil:
-			prev = new(Staged)
-			if err := item.Value(func(v []byte) error { return json.Unmarshal(v, prev) }); err != nil {
-				return err
-			}
-		case !errors.Is(err, badger.ErrKeyNotFound):
-			return err
-		}
-		if err := txn.SetEntry(b.entry(blobKey(s.File))); err != nil {
-			return err
-		}
-		return txn.Set(k, val)
-	})
-	if err != nil {
-		return nil, kerr.E(op, kerr.Internal, err)
+		return nil, kerr.E("meta.PutStagedInline", kerr.Internal, err)
 	}
 	return prev, nil
 }

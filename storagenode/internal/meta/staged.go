@@ -35,10 +35,19 @@ func (s Staged) Ref() client.StagedRef {
 // of the key, which it returns (nil if none) so that the caller can remove
 // its file. REQUIRES: the caller holds the key's lock.
 func (db *DB) PutStaged(s Staged) (*Staged, error) {
-	const op = "meta.PutStaged"
+	prev, err := db.putStaged(s, nil)
+	if err != nil {
+		return nil, kerr.E("meta.PutStaged", kerr.Internal, err)
+	}
+	return prev, nil
+}
+
+// putStaged is PutStaged, also writing b (if not nil) as the inline file
+// s.File in the same transaction.
+func (db *DB) putStaged(s Staged, b *Blob) (*Staged, error) {
 	val, err := json.Marshal(s)
 	if err != nil {
-		return nil, kerr.E(op, kerr.Internal, err)
+		return nil, err
 	}
 	var prev *Staged
 	err = db.update(func(txn *badger.Txn) error {
@@ -53,12 +62,14 @@ func (db *DB) PutStaged(s Staged) (*Staged, error) {
 		case !errors.Is(err, badger.ErrKeyNotFound):
 			return err
 		}
+		if b != nil {
+			if err := txn.SetEntry(b.entry(blobKey(s.File))); err != nil {
+				return err
+			}
+		}
 		return txn.Set(k, val)
 	})
-	if err != nil {
-		return nil, kerr.E(op, kerr.Internal, err)
-	}
-	return prev, nil
+	return prev, err
 }
 
 // StagedOf returns the staged shards of bucket/key, by version then shard
