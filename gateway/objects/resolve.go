@@ -30,6 +30,22 @@ type resolved struct {
 	preload [][]byte
 }
 
+func newResolved(meta client.ObjectMeta) *resolved {
+	return &resolved{meta: meta, holders: make([]member, meta.Data+meta.Parity)}
+}
+
+// hold records ns's node as the holder of shard i, with the shard stream
+// that came with its answer, if any.
+func (r *resolved) hold(i int, ns nodeState) {
+	r.holders[i] = ns.member
+	if len(ns.st.Data) > 0 {
+		if r.preload == nil {
+			r.preload = make([][]byte, len(r.holders))
+		}
+		r.preload[i] = ns.st.Data
+	}
+}
+
 // StatObject describes the version of bucket/key a GET would serve now.
 // Errors: ErrNoSuchBucket, ErrNoSuchKey, ErrQuorum.
 func (s *Store) StatObject(ctx context.Context, bucket, key string) (ObjectInfo, error) {
@@ -161,9 +177,9 @@ func (s *Store) resolveOnce(ctx context.Context, bucket, key string, limit int64
 		// seen counts nodes that committed this version or a newer one: a
 		// newer commit may have removed this version's shard.
 		seen := 0
-		holders := make([]member, meta.Data+meta.Parity)
+		r := newResolved(meta)
+		holders := r.holders
 		nheld := 0
-		var preload [][]byte
 		for _, ns := range states {
 			c := ns.st.Committed
 			if ns.err != nil || c == nil || c.Version < meta.Version {
@@ -171,14 +187,8 @@ func (s *Store) resolveOnce(ctx context.Context, bucket, key string, limit int64
 			}
 			seen++
 			if c.Version == meta.Version && !meta.Deleted && c.Shard >= 0 && c.Shard < len(holders) && holders[c.Shard].c == nil {
-				holders[c.Shard] = ns.member
+				r.hold(c.Shard, ns)
 				nheld++
-				if len(ns.st.Data) > 0 {
-					if preload == nil {
-						preload = make([][]byte, len(holders))
-					}
-					preload[c.Shard] = ns.st.Data
-				}
 			}
 		}
 		if meta.Deleted {
@@ -188,7 +198,7 @@ func (s *Store) resolveOnce(ctx context.Context, bucket, key string, limit int64
 			if nheld < len(holders) {
 				s.hintMissing(ctx, states, cur, meta, holders)
 			}
-			return &resolved{meta: meta, holders: holders, preload: preload}, nil
+			return r, nil
 		}
 		if seen+unreached >= wq {
 			return nil, kerr.E(op, kerr.Unavailable, quorumErr(
@@ -247,20 +257,14 @@ func (s *Store) quickResolve(ctx context.Context, maps *mapPair, cur []placement
 	case len(meta.Parts) > 0:
 		return nil, false, nil
 	}
-	holders := make([]member, meta.Data+meta.Parity)
-	var preload [][]byte
+	r = newResolved(meta)
+	holders := r.holders
 	for _, ns := range states {
 		c := ns.st.Committed
 		if c.Shard < 0 || c.Shard >= len(holders) || holders[c.Shard].c != nil {
 			return nil, false, nil
 		}
-		holders[c.Shard] = ns.member
-		if len(ns.st.Data) > 0 {
-			if preload == nil {
-				preload = make([][]byte, len(holders))
-			}
-			preload[c.Shard] = ns.st.Data
-		}
+		r.hold(c.Shard, ns)
 	}
 	if len(states) < meta.Data {
 		return nil, false, nil
@@ -275,14 +279,14 @@ func (s *Store) quickResolve(ctx context.Context, maps *mapPair, cur []placement
 			}
 		}
 	}
-	return &resolved{meta: meta, holders: holders, preload: preload}, true, nil
+	return r, true, nil
 }
 
 // statNodes asks every node for the key's state, with its data shard (or,
 // with parity, any shard) of up to limit bytes if limit > 0; NotExist
-// counts as an empty answer. With health tracking, once enough(the answers so far, the
-// number pending) holds, stragglers get a grace period and are then cut
-// off, answering errStraggler.
+// counts as an empty answer. With health tracking, once enough(the answers
+// so far, the number pending) holds, stragglers get a grace period and are
+// then cut off, answering errStraggler.
 func (s *Store) statNodes(ctx context.Context, nodes []member, bucket, key string, limit int64, parity bool, enough func(answered []nodeState, pending int) bool) []nodeState {
 	states := make([]nodeState, len(nodes))
 	s.gather(ctx, nodes, func(ctx context.Context, i int) {
