@@ -206,8 +206,9 @@ func bypassed(m member) bool {
 	return ok && t.bypass
 }
 
-// anyOpen reports whether some node of the current map sits behind an open
-// breaker; false without health tracking.
+// anyOpen reports whether some node of the current map sits behind a
+// breaker that refuses calls (open, or half-open and probing); false
+// without health tracking.
 func (s *Store) anyOpen() bool {
 	if s.health == nil {
 		return false
@@ -220,8 +221,8 @@ func (s *Store) anyOpen() bool {
 	return false
 }
 
-// available reports whether node id's breaker lets calls through; without
-// health tracking every node is.
+// available reports whether node id's breaker lets every call through
+// (it is closed); without health tracking every node is.
 func (s *Store) available(id string) bool {
 	return s.health == nil || s.health.Available(id)
 }

@@ -156,6 +156,37 @@ func TestHedgeLosesToFastNode(t *testing.T) {
 	}
 }
 
+// TestWriteSkipsHalfOpenNode: a node coming back, its breaker half-open
+// and spending its one call on a heartbeat, would refuse a write's shard.
+// The write must code around it as around a down node (3+3 here), not
+// send 4+2 and store only five shards, one failure short of what the code
+// promises.
+func TestWriteSkipsHalfOpenNode(t *testing.T) {
+	hc := newHealthCluster(t, 6, 4, 2)
+	c := hc.cluster
+	back := c.shardNode("k", 3)
+	back.setDown("*", true)
+	hc.waitState(back.id, health.Down)
+	// Heartbeats now hang until their timeout: each half-open probe holds
+	// the breaker's one slot and then fails, so the node never closes.
+	back.set(func(n *fakeNode) { n.slow["health"] = time.Hour })
+	back.setDown("*", false)
+	hc.waitState(back.id, health.Suspect)
+
+	data := payload(5*4*testBlock+333, 11)
+	c.put("k", data)
+	rec := c.shardNode("k", 0).committed(testBucket, "k")
+	if rec == nil || rec.Data != 3 || rec.Parity != 3 || rec.Nodes[3] != "" {
+		t.Fatalf("record %+v: want 3+3 without shard 3", rec)
+	}
+	c.shardNode("k", 0).setDown("*", true)
+	c.shardNode("k", 5).setDown("*", true)
+	got, err := c.get("k")
+	if err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("get after 2 further failures: %d bytes, %v", len(got), err)
+	}
+}
+
 // TestDegradedWriteRaisesParity is the invariant for writes taken while a
 // node is down: the object is coded d-1+p+1 on the nodes that are up, so
 // after the down node returns empty-handed and two others fail, it still

@@ -150,7 +150,8 @@ type shape struct {
 }
 
 // writeShape decides how a new version is coded. Shards whose node is
-// known to be down (its breaker is open) or missing are not sent. If any
+// known to be down or not yet back (its breaker is open or half-open) or
+// missing are not sent. If any
 // are, the version trades data shards for parity, d' = d-k and p' = p+k,
 // still n shards in all, as MinIO does: the n-k shards written then
 // survive p further failures, where plain d+p would survive only p-k.
@@ -227,7 +228,10 @@ func (s *Store) stageAll(ctx context.Context, m *placement.Map, placed []member,
 		switch {
 		case encErr != nil:
 		case err != nil:
-			s.log.Debug("objects: stage failed", "node", st.m.node.ID, "shard", i, "err", err)
+			// A shard not staged is redundancy the version will lack
+			// until repaired: worth a line, unlike a failed read.
+			s.log.Info("objects: stage failed", "node", st.m.node.ID, "bucket", in.Bucket, "key", in.Key,
+				"version", version, "shard", i, "err", err)
 		case ref.Root != "" && ref.Root != enc.Roots[i].String():
 			s.log.Warn("objects: node staged a different shard than was sent", "node", st.m.node.ID,
 				"shard", i, "root", ref.Root, "want", enc.Roots[i].String())

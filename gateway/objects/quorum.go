@@ -114,7 +114,8 @@ func (s *Store) commitQuorum(ctx context.Context, targets []member, meta client.
 			defer cancel()
 			_, err := t.c.Commit(cctx, meta)
 			if err != nil {
-				s.log.Debug("objects: commit failed", "node", t.node.ID, "version", meta.Version, "deleted", meta.Deleted, "err", err)
+				s.log.Info("objects: commit failed", "node", t.node.ID, "bucket", meta.Bucket, "key", meta.Key,
+					"version", meta.Version, "deleted", meta.Deleted, "err", err)
 			}
 			results <- result{i, err == nil}
 		}()

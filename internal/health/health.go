@@ -406,10 +406,14 @@ func (t *Tracker) State(id string) State {
 	return n.state
 }
 
-// Available reports whether Begin would currently let a call to node id
-// through (its breaker is not open).
+// Available reports whether Begin lets every call to node id through: its
+// breaker is closed. A half-open breaker lets one call through at a time
+// and refuses the rest, so a node coming back is not available yet: a
+// write that counted on it would lose the shard it sends there to a
+// heartbeat that got the one slot, and store fewer shards than its code
+// was chosen for.
 func (t *Tracker) Available(id string) bool {
-	return t.node(id).cb.State() != gobreaker.StateOpen
+	return t.node(id).cb.State() == gobreaker.StateClosed
 }
 
 // Down returns a channel that is closed when node id goes down (at once if

@@ -266,10 +266,16 @@ func TestHalfOpenLetsOneProbe(t *testing.T) {
 			if _, err := tr.Begin("n1"); !errors.Is(err, ErrOpen) {
 				t.Fatalf("second call while probing: %v, want ErrOpen", err)
 			}
+			if tr.Available("n1") {
+				t.Fatal("Available reports a half-open node, which refuses all calls but one")
+			}
 			if recovers {
 				probe.End(context.Background(), nil)
 				if s := tr.State("n1"); s != Up {
 					t.Fatalf("after a good probe: %v", s)
+				}
+				if !tr.Available("n1") {
+					t.Fatal("Available is false after a good probe closed the breaker")
 				}
 			} else {
 				probe.End(context.Background(), fail)
