@@ -135,6 +135,7 @@ type chaos struct {
 	stats                  map[string]map[string][]time.Duration // phase -> op -> latencies
 	fails                  map[string]map[string]int             // phase -> op -> failures
 	bad                    []string                              // violations, for the report
+	badKeys                []string                              // their keys, for the logs about them
 	lost, wrong, unexcused int
 }
 
@@ -183,6 +184,10 @@ func runChaos(t *testing.T, seed int64, phases []chaosPhase) {
 			return
 		}
 		t.Log(c.Logs())
+		// The tails above rarely reach back to a failed key's writes.
+		for _, key := range ch.badKeys[:min(len(ch.badKeys), 3)] {
+			t.Logf("log lines about %s:\n%s", key, c.LogsAbout(key, 60))
+		}
 		if dir := os.Getenv("KINTSUGI_CHAOS_LOGS"); dir != "" {
 			logs, _ := filepath.Glob(filepath.Join(c.Dir, "*.log"))
 			for _, l := range logs {
@@ -553,14 +558,14 @@ func (ch *chaos) check(ctx context.Context, bucket, key string, ks *keyState, gw
 		if matches(ks.history) || notFound {
 			what = "lost acknowledged write"
 		}
-		ch.violation(what, fmt.Sprintf("%s via gateway %d in phase %s: got %s, acknowledged %s", key, gw, phase, describe(notFound, sum), ks.acked))
+		ch.violation(what, key, fmt.Sprintf("%s via gateway %d in phase %s: got %s, acknowledged %s", key, gw, phase, describe(notFound, sum), ks.acked))
 	default:
 		// A failed read is excused only when more than p of the object's
 		// nodes were unavailable while it was read, or lack its shard
 		// because they were unavailable (or wiped) when it was written.
 		unavail := ch.unavailable(key, from, to, allowed)
 		if len(unavail) <= ch.c.Map.ParityShards {
-			ch.violation("read failure", fmt.Sprintf("%s via gateway %d in phase %s with only %v unavailable: %v", key, gw, phase, unavail, err))
+			ch.violation("read failure", key, fmt.Sprintf("%s via gateway %d in phase %s with only %v unavailable: %v", key, gw, phase, unavail, err))
 		}
 	}
 }
@@ -643,9 +648,12 @@ func (ch *chaos) record(phase, op string, d time.Duration, err error) {
 	ch.stats[phase][op] = append(ch.stats[phase][op], d)
 }
 
-func (ch *chaos) violation(what, detail string) {
+func (ch *chaos) violation(what, key, detail string) {
 	ch.mu.Lock()
 	defer ch.mu.Unlock()
+	if !slices.Contains(ch.badKeys, key) {
+		ch.badKeys = append(ch.badKeys, key)
+	}
 	switch what {
 	case "wrong bytes":
 		ch.wrong++

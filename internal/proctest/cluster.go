@@ -158,6 +158,18 @@ func (c *Cluster) Close() {
 	}
 }
 
+// LogsAbout returns, for every process, the last n log lines that
+// contain s.
+func (c *Cluster) LogsAbout(s string, n int) string {
+	var b strings.Builder
+	for _, p := range append(c.Gateways, c.Nodes...) {
+		if lines := p.LogGrep(s, n); len(lines) > 0 {
+			fmt.Fprintf(&b, "--- %s ---\n%s\n", p.Name, strings.Join(lines, "\n"))
+		}
+	}
+	return b.String()
+}
+
 // Logs returns the tails of every process log, for failure messages.
 func (c *Cluster) Logs() string {
 	var s string

@@ -253,6 +253,22 @@ func (p *Proc) Close() {
 	p.log.Close()
 }
 
+// LogGrep returns the last n lines of the process log that contain s,
+// for failure messages about one key or request.
+func (p *Proc) LogGrep(s string, n int) []string {
+	b, err := os.ReadFile(p.log.Name())
+	if err != nil {
+		return []string{err.Error()}
+	}
+	var out []string
+	for line := range strings.Lines(string(b)) {
+		if strings.Contains(line, s) {
+			out = append(out, strings.TrimSuffix(line, "\n"))
+		}
+	}
+	return out[max(len(out)-n, 0):]
+}
+
 // LogTail returns the last n bytes of the process log, for failure messages.
 func (p *Proc) LogTail(n int64) string {
 	b, err := os.ReadFile(p.log.Name())
