@@ -408,6 +408,9 @@ func (r *shardReader) Read(p []byte) (int, error) {
 	k, err := r.rc.Read(p)
 	r.pos += int64(k)
 	r.phys += int64(k)
+	if k > 0 {
+		r.s.progress(r.m.node.ID)
+	}
 	if err != nil && err != io.EOF {
 		err = r.fail(err)
 	}

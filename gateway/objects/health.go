@@ -227,6 +227,14 @@ func (s *Store) available(id string) bool {
 	return s.health == nil || s.health.Available(id)
 }
 
+// progress tells the health tracker that a stream to or from node id just
+// moved bytes (see health.Tracker.Progress).
+func (s *Store) progress(id string) {
+	if s.health != nil {
+		s.health.Progress(id)
+	}
+}
+
 // hedgeDelay is how long a call to node id may take before the protocol
 // stops waiting for it where it can do without; 0 without health tracking,
 // which means: wait for every node up to its own timeouts.

@@ -524,6 +524,8 @@ func (st *stageStream) pump() {
 			if err != nil {
 				st.fail(err)
 				ok = false
+			} else {
+				st.s.progress(st.m.node.ID)
 			}
 		}
 		st.s.putBuf(buf)

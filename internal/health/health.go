@@ -171,7 +171,8 @@ type node struct {
 	t  *Tracker
 	cb *gobreaker.TwoStepCircuitBreaker[struct{}]
 
-	probing atomic.Bool // a heartbeat is in flight
+	probing  atomic.Bool  // a heartbeat is in flight
+	progress atomic.Int64 // unix nanoseconds of the last Progress
 
 	mu      sync.Mutex
 	tracked bool // heartbeats are sent
@@ -414,6 +415,17 @@ func (t *Tracker) State(id string) State {
 // was chosen for.
 func (t *Tracker) Available(id string) bool {
 	return t.node(id).cb.State() == gobreaker.StateClosed
+}
+
+// Progress records that a stream to or from node id moved bytes just now.
+// On an overloaded machine a heartbeat can miss its deadline behind the
+// very work the node is doing: 32 concurrent 64 MiB PUTs on two cores got
+// every node of a healthy cluster declared down within seconds, and every
+// PUT failed. A heartbeat that times out while the node's streams move is
+// therefore not held against it; a node that stops, or dies, stops moving
+// bytes too.
+func (t *Tracker) Progress(id string) {
+	t.node(id).progress.Store(time.Now().UnixNano())
 }
 
 // Down returns a channel that is closed when node id goes down (at once if

@@ -466,3 +466,45 @@ func TestHedgeDelayFollowsWaits(t *testing.T) {
 		})
 	}
 }
+
+// TestProgressExcusesSlowHeartbeats: heartbeats that time out while the
+// node's streams keep moving bytes do not take the node down; once the
+// streams stop too, the same heartbeats do.
+func TestProgressExcusesSlowHeartbeats(t *testing.T) {
+	cfg := fastConfig()
+	cfg.Probe = func(ctx context.Context, id string) error {
+		<-ctx.Done() // every heartbeat misses its deadline
+		return ctx.Err()
+	}
+	tr, _, _ := newTracker(t, cfg)
+	tr.SetNodes([]string{"n1"})
+	moving := make(chan struct{})
+	stopped := make(chan struct{})
+	go func() {
+		defer close(stopped)
+		tick := time.NewTicker(5 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-moving:
+				return
+			case <-tick.C:
+				tr.Progress("n1")
+			}
+		}
+	}()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { tr.Run(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+
+	// Ten heartbeat timeouts, over three times TripAfter.
+	for end := time.Now().Add(10 * cfg.Timeout); time.Now().Before(end); time.Sleep(5 * time.Millisecond) {
+		if s := tr.State("n1"); s == Down || !tr.Available("n1") {
+			t.Fatalf("node went %v while its streams moved", s)
+		}
+	}
+	close(moving)
+	<-stopped
+	waitState(t, tr, "n1", Down)
+}

@@ -61,12 +61,16 @@ func (t *Tracker) heartbeat(ctx context.Context, n *node) {
 	}
 	pctx, cancel := context.WithTimeout(ctx, t.cfg.Timeout)
 	defer cancel()
+	start := time.Now().UnixNano()
 	err = t.cfg.Probe(pctx, n.id)
 	o := success
 	if err != nil {
 		o = failure
-		if ctx.Err() != nil {
+		switch {
+		case ctx.Err() != nil:
 			o = excluded // shutting down
+		case pctx.Err() != nil && n.progress.Load() >= start:
+			o = excluded // slow behind its own streams, which still move (see Progress)
 		}
 	}
 	n.mu.Lock()
