@@ -20,6 +20,7 @@
 //	q/<versionhash>/<shard>          quarantined shard (failed verification)
 //	x/<name>                         the node's own state (the verifier's checkpoint)
 //	m/map                            the newest cluster map the node was given
+//	c/objects                        the object count, as of a clean close (decimal)
 //
 // Bucket names contain neither '/' nor NUL, so "o/<bucket>/" prefixes never
 // overlap and keys within a bucket sort in key order.
@@ -92,16 +93,19 @@ func Open(dir string, logger *slog.Logger) (*DB, error) {
 		return nil, kerr.E(op, kerr.Internal, err)
 	}
 	db := &DB{db: bdb, dir: dir}
-	if err := db.countObjects(); err != nil {
+	if err := db.loadObjects(); err != nil {
 		bdb.Close()
 		return nil, kerr.E(op, err)
 	}
 	return db, nil
 }
 
-// Close flushes and closes the database.
+// Close records the object count and closes the database.
 func (db *DB) Close() error {
-	if err := db.db.Close(); err != nil {
+	err := db.update(func(txn *badger.Txn) error {
+		return txn.Set(countKey, strconv.AppendInt(nil, db.objects.Load(), 10))
+	})
+	if err := errors.Join(err, db.db.Close()); err != nil {
 		return kerr.E("meta.Close", kerr.Internal, err)
 	}
 	return nil

@@ -18,6 +18,44 @@ import (
 // marker.
 func (db *DB) Objects() int64 { return db.objects.Load() }
 
+// countKey holds the object count a clean Close left. Counting means
+// reading every record, and through badger's memory-mapped tables that
+// left the whole index resident: a node holding 300,000 objects came up
+// with 210 MiB of table pages mapped before its first request. Open takes
+// the count from here and deletes it, so that after a crash, with no
+// count or a stale one gone, it counts again.
+var countKey = []byte("c/objects")
+
+// loadObjects sets the object count from countKey, or by counting.
+func (db *DB) loadObjects() error {
+	var n int64 = -1
+	err := db.update(func(txn *badger.Txn) error {
+		item, err := txn.Get(countKey)
+		switch {
+		case errors.Is(err, badger.ErrKeyNotFound):
+			return nil
+		case err != nil:
+			return err
+		}
+		if err := item.Value(func(v []byte) error {
+			var err error
+			n, err = strconv.ParseInt(string(v), 10, 64)
+			return err
+		}); err != nil {
+			n = -1 // count instead
+		}
+		return txn.Delete(countKey)
+	})
+	switch {
+	case err != nil:
+		return kerr.E("meta.loadObjects", kerr.Internal, err)
+	case n >= 0:
+		db.objects.Store(n)
+		return nil
+	}
+	return db.countObjects()
+}
+
 func (db *DB) countObjects() error {
 	var n int64
 	err := db.scan([]byte(prefixObject), nil, true, func(item *badger.Item) (bool, error) {
