@@ -33,8 +33,12 @@ func NewDaemon(s *Scrubber, interval time.Duration) *Daemon {
 	return &Daemon{s: s, interval: interval, reg: reg}
 }
 
-// Run runs passes until ctx is done, the first at once (or the unfinished
-// one of an earlier process). It returns nil when ctx ends.
+// Run runs passes until ctx is done. It returns nil when ctx ends. The
+// first pass is the unfinished one of an earlier process, if any, or the
+// one due an interval after the start of the last finished pass: a
+// restart neither skips a pass nor starts one early (over a million
+// objects a pass takes most of an hour on a small machine). A last pass
+// that ran under another map, or left work, is followed at once.
 //
 // A newer cluster map (SetMap) interrupts the pass in flight, which then
 // resumes from its checkpoint under the new map, and a pass that ran
@@ -42,6 +46,20 @@ func NewDaemon(s *Scrubber, interval time.Duration) *Daemon {
 // rebalance after a change starts within moments and covers every
 // object. Between passes, a new map starts one at once.
 func (d *Daemon) Run(ctx context.Context) error {
+	if next := d.firstPass(); time.Now().Before(next) {
+		d.mu.Lock()
+		d.next = next
+		d.mu.Unlock()
+		t := time.NewTimer(time.Until(next))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil
+		case <-t.C:
+		case <-d.s.newMap:
+			t.Stop()
+		}
+	}
 	for {
 		start := time.Now()
 		pctx, cancel := context.WithCancelCause(ctx)
@@ -90,6 +108,16 @@ func (d *Daemon) Run(ctx context.Context) error {
 			t.Stop()
 		}
 	}
+}
+
+// firstPass is when Run starts its first pass (see Run); the zero time
+// is at once.
+func (d *Daemon) firstPass() time.Time {
+	last := d.s.LastReport()
+	if last == nil || last.DryRun || d.s.passPending() || last.MapChanged || last.MapEpoch != d.s.Map().Epoch || !last.Healthy() {
+		return time.Time{}
+	}
+	return last.Started.Add(d.interval)
 }
 
 // Status is the answer of GET /status.

@@ -96,3 +96,47 @@ func TestDaemon(t *testing.T) {
 		t.Errorf("healthz = %q", body)
 	}
 }
+
+// TestDaemonRestartKeepsSchedule: a daemon restarted on the same state
+// runs its next pass an interval after the start of the last one, not at
+// once; with the interval already past, at once.
+func TestDaemonRestartKeepsSchedule(t *testing.T) {
+	c := newCluster(t, 6, 4, 2)
+	c.put("bk", "a", testData(5000, 1))
+	state := t.TempDir()
+	run := func(interval time.Duration, until func(*Scrubber, *Daemon) bool) (*Scrubber, *Daemon) {
+		t.Helper()
+		s := c.scrubber(func(cfg *Config) { cfg.StateDir = state })
+		d := NewDaemon(s, interval)
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- d.Run(ctx) }()
+		for deadline := time.Now().Add(10 * time.Second); !until(s, d); time.Sleep(10 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("daemon (interval %v): condition not met after 10s: %+v", interval, d.Status())
+			}
+		}
+		cancel()
+		if err := <-done; err != nil {
+			t.Fatalf("Daemon.Run = %v", err)
+		}
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+		return s, d
+	}
+	passed := func(s *Scrubber, _ *Daemon) bool { return s.Stats().PassesOK >= 1 }
+
+	first, _ := run(time.Hour, passed)
+	started := first.LastReport().Started
+	// Restarted with the same interval: the next pass waits for its hour.
+	s, d := run(time.Hour, func(_ *Scrubber, d *Daemon) bool { return !d.Status().NextPass.IsZero() })
+	if n := s.Stats().PassesOK; n != 0 {
+		t.Errorf("restarted daemon ran %d passes at once; the last one started %v ago", n, time.Since(started))
+	}
+	if next := d.Status().NextPass; !next.Equal(started.Add(time.Hour)) {
+		t.Errorf("next pass at %v, want an hour after the last start %v", next, started)
+	}
+	// Restarted with an interval already past: a pass at once.
+	run(time.Millisecond, passed)
+}

@@ -813,3 +813,11 @@ func (r *run) staged(ctx context.Context) error {
 	}
 	return r.save()
 }
+
+// passPending reports whether an interrupted pass waits to be resumed (or
+// the checkpoint cannot tell, in which case a pass had better run).
+func (s *Scrubber) passPending() bool {
+	var ps passState
+	found, err := s.state.Get(statePass, &ps)
+	return found || err != nil
+}
