@@ -50,14 +50,8 @@ func (d *Daemon) Run(ctx context.Context) error {
 		d.mu.Lock()
 		d.next = next
 		d.mu.Unlock()
-		t := time.NewTimer(time.Until(next))
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		if !d.wait(ctx, next) {
 			return nil
-		case <-t.C:
-		case <-d.s.newMap:
-			t.Stop()
 		}
 	}
 	for {
@@ -98,16 +92,24 @@ func (d *Daemon) Run(ctx context.Context) error {
 		}
 		next := d.next
 		d.mu.Unlock()
-		t := time.NewTimer(time.Until(next))
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		if !d.wait(ctx, next) {
 			return nil
-		case <-t.C:
-		case <-d.s.newMap:
-			t.Stop()
 		}
 	}
+}
+
+// wait waits until next or a new map, and reports false if ctx ended
+// first.
+func (d *Daemon) wait(ctx context.Context, next time.Time) bool {
+	t := time.NewTimer(time.Until(next))
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+	case <-d.s.newMap:
+	}
+	return true
 }
 
 // firstPass is when Run starts its first pass (see Run); the zero time
