@@ -1,7 +1,6 @@
 package storagenode
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -9,6 +8,8 @@ import (
 	"net/url"
 	"strconv"
 	"time"
+
+	"github.com/segmentio/encoding/json"
 
 	"github.com/kintsugi-store/kintsugi/internal/kerr"
 	"github.com/kintsugi-store/kintsugi/storagenode/client"
@@ -115,16 +116,17 @@ func (n *Node) writeJSON(w http.ResponseWriter, r *http.Request, v any) {
 
 // readJSON decodes a small JSON request body into v.
 func readJSON(w http.ResponseWriter, r *http.Request, op string, v any) error {
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, client.MaxSignedBody))
-	if err := dec.Decode(v); err != nil {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, client.MaxSignedBody))
+	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
 			return kerr.E(op, kerr.TooLarge, err)
 		}
-		return kerr.E(op, kerr.Invalid, fmt.Errorf("decoding body: %w", err))
+		return kerr.E(op, kerr.Invalid, fmt.Errorf("reading body: %w", err))
 	}
-	if _, err := dec.Token(); err != io.EOF {
-		return kerr.E(op, kerr.Invalid, "trailing data after JSON body")
+	// Unmarshal refuses anything after the value but white space.
+	if err := json.Unmarshal(body, v); err != nil {
+		return kerr.E(op, kerr.Invalid, fmt.Errorf("decoding body: %w", err))
 	}
 	return nil
 }

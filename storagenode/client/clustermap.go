@@ -2,7 +2,7 @@ package client
 
 import (
 	"context"
-	"encoding/json"
+	"github.com/segmentio/encoding/json"
 	"net/http"
 
 	"github.com/kintsugi-store/kintsugi/internal/kerr"
