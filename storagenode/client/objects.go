@@ -9,8 +9,6 @@ import (
 	"net/url"
 	"strconv"
 
-	"github.com/segmentio/encoding/json"
-
 	"github.com/kintsugi-store/kintsugi/codec"
 	"github.com/kintsugi-store/kintsugi/internal/kerr"
 )
@@ -59,7 +57,7 @@ func (c *Client) Stage(ctx context.Context, bucket, key, version string, shard, 
 		return StagedRef{}, c.statusError(op, resp)
 	}
 	var ref StagedRef
-	if err := json.NewDecoder(resp.Body).Decode(&ref); err != nil {
+	if err := decodeAnswer(resp.Body, &ref); err != nil {
 		return StagedRef{}, kerr.E(op, kerr.Transient, c.wrap(fmt.Errorf("decoding answer: %w", err)))
 	}
 	return ref, nil
