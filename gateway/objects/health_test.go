@@ -6,6 +6,7 @@ import (
 	"errors"
 	"log/slog"
 	"slices"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -434,23 +435,78 @@ func TestGetThroughStaleBreakers(t *testing.T) {
 	c := newHealthCluster(t, 6, 4, 2)
 	data := payload(20000, 7)
 	c.put("k", data)
-	var back []*fakeNode
-	for _, i := range []int{0, 1, 2} {
-		n := c.shardNode("k", i)
-		n.setDown("*", true)
-		c.waitState(n.id, health.Down)
-		back = append(back, n)
-	}
-	for _, n := range back {
-		n.setDown("*", false) // back, but the breaker is still open
-	}
-	for _, n := range back {
-		if c.s.available(n.id) {
-			t.Fatalf("node %s: breaker closed already; the test needs it open", n.id)
-		}
-	}
+	c.staleBreakers("k", 3)
 	got, err := c.get("k")
 	if err != nil || !bytes.Equal(got, data) {
 		t.Fatalf("get with 3 nodes behind stale breakers: %d bytes, %v", len(got), err)
+	}
+}
+
+// TestQuickResolveCutoffIsNotAFailure: a read that stops waiting for a
+// slow data node after a hedge (and asks every node instead) must not
+// count that against the node. Counted, a burst of GETs on a busy node
+// opened its breaker, and listings and writes then refused a node that
+// answered every call.
+func TestQuickResolveCutoffIsNotAFailure(t *testing.T) {
+	hc := newHealthCluster(t, 6, 4, 2)
+	c := hc.cluster
+	data := payload(3000, 5)
+	c.put("k", data)
+	slow := c.shardNode("k", 0)
+	// Heartbeats answer too, but seldom enough that concurrent reads can
+	// be cut off several times in a row between two of them.
+	slow.set(func(n *fakeNode) {
+		n.slow["stat"] = 100 * time.Millisecond
+		n.slow["health"] = 150 * time.Millisecond
+	})
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() {
+			for range 4 {
+				got, err := c.get("k")
+				if err != nil || !bytes.Equal(got, data) {
+					t.Errorf("get: %d bytes, %v", len(got), err)
+				}
+				if s := hc.h.State(slow.id); s == health.Down {
+					t.Errorf("the slow node is %v", s)
+				}
+			}
+		})
+	}
+	wg.Wait()
+}
+
+// TestListThroughStaleBreakers: nodes back from an outage whose breakers
+// are still open serve a listing that could not be served without them.
+func TestListThroughStaleBreakers(t *testing.T) {
+	c := newHealthCluster(t, 6, 4, 2)
+	for _, k := range []string{"a", "b", "c"} {
+		c.put(k, payload(100, 1))
+	}
+	c.staleBreakers("a", 3)
+	res, err := c.s.ListObjects(context.Background(), testBucket, ListOptions{})
+	if err != nil || len(res.Objects) != 3 {
+		t.Fatalf("list with 3 nodes behind stale breakers: %+v, %v", res, err)
+	}
+}
+
+// staleBreakers takes down the nodes of key's first n shards until their
+// breakers open, then brings them back with the breakers still open.
+func (hc *healthCluster) staleBreakers(key string, n int) {
+	hc.t.Helper()
+	var back []*fakeNode
+	for i := range n {
+		node := hc.shardNode(key, i)
+		node.setDown("*", true)
+		hc.waitState(node.id, health.Down)
+		back = append(back, node)
+	}
+	for _, node := range back {
+		node.setDown("*", false)
+	}
+	for _, node := range back {
+		if hc.s.available(node.id) {
+			hc.t.Fatalf("node %s: breaker closed already; the test needs it open", node.id)
+		}
 	}
 }

@@ -40,6 +40,21 @@ func (s *Store) ListObjects(ctx context.Context, bucket string, opts ListOptions
 	if err := s.checkBucket(ctx, bucket); err != nil {
 		return ListResult{}, kerr.E(op, err)
 	}
+	res, err := s.list(ctx, bucket, opts, maxKeys)
+	if err != nil && kerr.Is(kerr.Unavailable, err) && s.anyOpen() {
+		// As for reads: breakers that have not caught up with nodes back
+		// (or were opened by a burst of slow answers) are worth one try
+		// through them before answering 503.
+		res, err = s.list(withBypass(ctx), bucket, opts, maxKeys)
+	}
+	if err != nil {
+		return ListResult{}, kerr.E(op, err)
+	}
+	return res, nil
+}
+
+// list is one attempt at ListObjects, which has checked its arguments.
+func (s *Store) list(ctx context.Context, bucket string, opts ListOptions, maxKeys int) (ListResult, error) {
 	m := s.Map()
 	ms := s.members(liveNodes(m))
 	mg := &merger{
@@ -70,7 +85,7 @@ func (s *Store) ListObjects(ctx context.Context, bucket string, opts ListOptions
 	for {
 		rec, ok, err := mg.next(ctx)
 		if err != nil {
-			return ListResult{}, kerr.E(op, err)
+			return ListResult{}, err
 		}
 		if !ok {
 			break

@@ -236,9 +236,12 @@ func (s *Store) quickResolve(ctx context.Context, maps *mapPair, cur []placement
 	}
 	if wait > 0 {
 		// A slow node is not waited for past what a hedge would allow:
-		// the full resolve can do without it.
+		// the full resolve can do without it. Being cut off here is not
+		// held against the node (a straggler, not a failure): counted as
+		// failures, these cut-offs of GETs on a busy node opened every
+		// node's breaker in a scale run, and the next LIST failed.
 		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, 2*wait)
+		ctx, cancel = context.WithTimeoutCause(ctx, 2*wait, errStraggler)
 		defer cancel()
 	}
 	states := s.statNodes(ctx, s.members(cur[:d]), bucket, key, limit, false, func([]nodeState, int) bool { return false })
