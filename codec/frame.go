@@ -37,6 +37,26 @@ func RootOf(digests []Digest) Digest {
 	return root
 }
 
+// FramedRoot returns the root digest of a whole framed shard stream held
+// in memory, from the digests in its frames alone: it does not hash the
+// blocks. A reader that checks every block against its frame as it decodes
+// (Decode does) and the root against the object's metadata first knows the
+// stream is the shard it asked for, not a valid shard of another version.
+// It fails with ErrCorrupt if b is not exactly ShardSize long.
+func FramedRoot(b []byte, l Layout) (Digest, error) {
+	if int64(len(b)) != l.ShardSize() {
+		return Digest{}, fmt.Errorf("codec.FramedRoot: %d bytes, want %d: %w", len(b), l.ShardSize(), ErrCorrupt)
+	}
+	h := blake3.New()
+	for s := range l.Stripes() {
+		off := l.FrameOffset(s)
+		h.Write(b[off : off+DigestSize])
+	}
+	var root Digest
+	h.Sum(root[:0])
+	return root, nil
+}
+
 // verifyChunk is how much of a block VerifyShard hashes at a time; it keeps
 // its memory independent of the block size.
 const verifyChunk = 32 << 10

@@ -59,6 +59,31 @@ func TestVerifyShard(t *testing.T) {
 	}
 }
 
+func TestFramedRoot(t *testing.T) {
+	c := mustNew(t, 4, 2, testBlock)
+	size := int64(2*4*testBlock + 300)
+	shards, enc := encode(t, c, randBytes(int(size), 42))
+	l := c.Layout(size)
+	for i, s := range shards {
+		if got, err := FramedRoot(s, l); err != nil || got != enc.Roots[i] {
+			t.Errorf("shard %d: FramedRoot = %v, %v; want %v", i, got, err, enc.Roots[i])
+		}
+	}
+	// Another version's shard passes every block check but not the root.
+	other, _ := encode(t, c, randBytes(int(size), 43))
+	if got, err := FramedRoot(other[2], l); err != nil || got == enc.Roots[2] {
+		t.Errorf("another version's shard: FramedRoot = %v, %v; want a different root", got, err)
+	}
+	for _, b := range [][]byte{nil, shards[0][:len(shards[0])-1], append(slices.Clone(shards[0]), 0)} {
+		if _, err := FramedRoot(b, l); !errors.Is(err, ErrCorrupt) {
+			t.Errorf("%d bytes: FramedRoot err = %v, want ErrCorrupt", len(b), err)
+		}
+	}
+	if got, err := FramedRoot(nil, c.Layout(0)); err != nil || got != RootOf(nil) {
+		t.Errorf("empty object: FramedRoot = %v, %v; want the empty root", got, err)
+	}
+}
+
 // readFrames drains a FrameReader, returning its blocks and final error.
 func readFrames(f *FrameReader) ([][]byte, []Digest, error) {
 	var blocks [][]byte

@@ -20,9 +20,11 @@ import (
 // TestRaceGetOverwriteDelete: GETs racing overwrites and deletes of the
 // same keys answer with the exact bytes of some version written, or
 // NoSuchKey: a version resolved just before a newer commit stays readable
-// on its holders. Two writers racing on one key can leave a moment where
-// neither version has d committed holders a reader can count; that read
-// answers a retryable 503 (clients retry it), allowed here only rarely.
+// on its holders. Two writers racing on one key can show a reader a moment
+// where neither version has d committed holders it can count; the reader
+// asks again for a while (it answered a retryable 503 in about 1 GET in
+// 1000 before it did), so a 503 is allowed here only rarely, for a machine
+// too loaded to finish a commit round in that time.
 func TestRaceGetOverwriteDelete(t *testing.T) {
 	c := proctest.StartCluster(t, testBin, proctest.Options{})
 	cl := s3Client(c, 0)

@@ -65,6 +65,15 @@
 //     data for an acknowledged write. Otherwise the version was never
 //     acknowledged and the next older one is considered.
 //
+// The answers are not one snapshot: each node answers at its own moment. If
+// a read would answer ErrQuorum while the answers show a write in progress
+// (a staged version, or nodes committed to different versions), it asks
+// again a few times over about 150 ms: two writers racing on a key can
+// show a version committed on too few nodes to read and too many to skip,
+// and the next look finds the commit finished or rolls it forward. A shard
+// stream sent along with a node's state is used only if its root matches
+// the version's: after a roll-forward it belongs to the version before.
+//
 // Object.WriteRange fetches only the stripes that cover the range: data
 // shards first, opened in parallel, so the healthy path decodes nothing;
 // parity shards are opened lazily when the codec needs them. Every block is

@@ -52,6 +52,9 @@ type fakeNode struct {
 	// superseded version's shard stays readable by its exact version.
 	// Off, supersession removes it at once (a node with no grace).
 	keepSuperseded bool
+	// hideStaged > 0 makes that many Stat answers leave out staged
+	// versions: answers taken before a writer's stage arrived.
+	hideStaged int
 }
 
 type fakeKey struct {
@@ -300,8 +303,12 @@ func (n *fakeNode) Stat(ctx context.Context, bucket, key string) (client.KeyStat
 		c := *fk.committed
 		ks.Committed = &c
 	}
+	hide := n.hideStaged > 0
+	if hide {
+		n.hideStaged--
+	}
 	for v, st := range fk.staged {
-		if fk.committed == nil || v > fk.committed.Version {
+		if !hide && (fk.committed == nil || v > fk.committed.Version) {
 			ks.Staged = append(ks.Staged, st.ref)
 		}
 	}

@@ -97,7 +97,6 @@ func (o *object) writeRange(ctx context.Context, w io.Writer, off, length int64)
 	if o.s.health != nil {
 		hg = &hedger{s: o.s, frame: int64(codec.DigestSize + o.meta.BlockSize)}
 	}
-	shardSize := l.ShardSize()
 	// Data shards without a holder are known missing before the first
 	// read: ask for as many parity shards right away, from the first
 	// stripe that needs them, rather than after the decoder finds out.
@@ -118,10 +117,10 @@ func (o *object) writeRange(ctx context.Context, w io.Writer, off, length int64)
 		if h.c == nil {
 			continue
 		}
-		if i < len(o.preload) && int64(len(o.preload[i])) == shardSize {
-			// Fetched with the key's state. Decode verifies it like any
-			// other stream and falls back to parity if it fails.
-			readers[i] = bytes.NewReader(o.preload[i][span.ShardOff : span.ShardOff+span.ShardLen])
+		if pre := o.preloaded(i, l); pre != nil {
+			// Fetched with the key's state. Decode verifies its blocks like
+			// any other stream and falls back to parity if they fail.
+			readers[i] = bytes.NewReader(pre[span.ShardOff : span.ShardOff+span.ShardLen])
 			if hg != nil {
 				hg.readers++ // a shard that has not failed, for hedging decisions
 			}
@@ -167,6 +166,27 @@ func (o *object) writeRange(ctx context.Context, w io.Writer, off, length int64)
 		return kerr.E(op, kerr.Transient, err)
 	}
 	return kerr.E(op, err)
+}
+
+// preloaded returns shard i's stream fetched with the key's state if it is
+// this version's shard, else nil (read it from its holder). Its frames are
+// checked as Decode reads them; its root is checked here, because a valid
+// shard of another version passes every frame check: a state answer taken
+// before a roll-forward carries the shard the node held then.
+func (o *object) preloaded(i int, l codec.Layout) []byte {
+	if i >= len(o.preload) || o.preload[i] == nil || i >= len(o.meta.Roots) {
+		return nil
+	}
+	want, err := codec.ParseDigest(o.meta.Roots[i])
+	if err != nil {
+		return nil
+	}
+	if got, err := codec.FramedRoot(o.preload[i], l); err != nil || got != want {
+		o.s.log.Debug("objects: preloaded shard is not the version's", "bucket", o.meta.Bucket, "key", o.meta.Key,
+			"version", o.meta.Version, "shard", i, "err", err)
+		return nil
+	}
+	return o.preload[i]
 }
 
 // shardsGone reports whether a holder answered that it does not have its

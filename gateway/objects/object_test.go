@@ -573,6 +573,62 @@ func TestNoRollForwardToUnreadable(t *testing.T) {
 	}
 }
 
+// Answers taken at different moments of a write: three nodes have
+// committed V, and the other three answered before V's stage reached them.
+// Neither V nor the previous version looks readable, yet V was meant to be
+// visible. The reader asks again rather than answer 503, and then finishes
+// V's commit.
+func TestReadAcrossWriteInProgress(t *testing.T) {
+	c := newCluster(t, 6, 4, 2)
+	nodes, data := halfCommitted(t, c)
+	// Shard 3's node is asked twice in a read (the quick look at the data
+	// shards' nodes, then all six), the others once.
+	for i, n := range nodes[3:] {
+		n.set(func(n *fakeNode) { n.hideStaged = 1 + max(1-i, 0) })
+	}
+	c.mustGet("k", data)
+	v := nodes[0].committed(testBucket, "k").Version
+	for _, n := range nodes[:4] {
+		if rec := n.committed(testBucket, "k"); rec == nil || rec.Version != v {
+			t.Fatalf("node %s committed %+v after the read, want version %s", n.id, rec, v)
+		}
+	}
+}
+
+// halfCommitted writes key k twice: the second version is staged on all six
+// nodes but committed on the first three shards' nodes only. It returns
+// the nodes by shard index and the second version's bytes.
+func halfCommitted(t *testing.T, c *cluster) ([]*fakeNode, []byte) {
+	t.Helper()
+	c.put("k", payload(4*testBlock+1, 1))
+	nodes := make([]*fakeNode, 6)
+	for i := range 6 {
+		nodes[i] = c.shardNode("k", i)
+		if i >= 3 {
+			nodes[i].set(func(n *fakeNode) { n.dropCommit = true })
+		}
+	}
+	data := payload(4*testBlock+3, 2)
+	_, err := c.s.PutObject(context.Background(), PutInput{Bucket: testBucket, Key: "k", Size: int64(len(data)), Body: bytes.NewReader(data)})
+	wantErr(t, err, ErrQuorum, kerr.Unavailable)
+	for _, n := range nodes[3:] {
+		n.set(func(n *fakeNode) { n.dropCommit = false })
+	}
+	return nodes, data
+}
+
+// A read that rolls a version forward on a node must not serve the shard
+// that node sent with its state: that was its shard of the older version,
+// whose frames are all valid.
+func TestRollForwardDropsStalePreload(t *testing.T) {
+	c := newCluster(t, 6, 4, 2)
+	nodes, data := halfCommitted(t, c)
+	// Shard 3's node hides its stage from the quick look only; the full
+	// look then finds it, rolls it forward, and reads shard 3 there.
+	nodes[3].set(func(n *fakeNode) { n.hideStaged = 1 })
+	c.mustGet("k", data)
+}
+
 func TestUnacknowledgedVersion(t *testing.T) {
 	tests := []struct {
 		name      string

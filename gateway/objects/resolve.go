@@ -95,6 +95,21 @@ func (s *Store) resolveData(ctx context.Context, bucket, key string, limit int64
 	if err != nil && kerr.Is(kerr.Unavailable, err) && s.anyOpen() {
 		r, err = s.resolveOnce(withBypass(ctx), bucket, key, limit)
 	}
+	// The answers are not one snapshot: each node answered at its own
+	// moment, and writes moved on between them. Two writers racing on the
+	// key can show a reader a version committed on too few nodes to read
+	// and too many to skip, on answers taken a few milliseconds apart.
+	// Such a state lasts no longer than a commit round, so ask again.
+	for wait := fluxRetry; err != nil && errors.Is(err, errInFlux) && wait <= maxFluxRetry; wait *= 2 {
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, kerr.E("objects.resolve", kerr.Transient, ctx.Err())
+		case <-t.C:
+		}
+		r, err = s.resolveOnce(ctx, bucket, key, limit)
+	}
 	if err == nil {
 		// Every holder answered its Stat a moment ago: reading its shard
 		// must not be refused by a breaker that has not caught up yet (a
@@ -201,14 +216,49 @@ func (s *Store) resolveOnce(ctx context.Context, bucket, key string, limit int64
 			return r, nil
 		}
 		if seen+unreached >= wq {
-			return nil, kerr.E(op, kerr.Unavailable, quorumErr(
-				"%s/%s version %s: %d of %d shards readable, need %d, and it may have been acknowledged",
-				bucket, key, meta.Version, nheld, len(holders), meta.Data))
+			err := quorumErr("%s/%s version %s: %d of %d shards readable, need %d, and it may have been acknowledged",
+				bucket, key, meta.Version, nheld, len(holders), meta.Data)
+			if writing(states) {
+				err = fmt.Errorf("%w: %w", errInFlux, err)
+			}
+			return nil, kerr.E(op, kerr.Unavailable, err)
 		}
 		s.log.Debug("objects: skipping unacknowledged version", "bucket", bucket, "key", key,
 			"version", meta.Version, "holders", nheld, "seen", seen, "unreached", unreached)
 	}
 	return nil, kerr.E(op, kerr.NotExist, fmt.Errorf("%w: %s/%s", ErrNoSuchKey, bucket, key))
+}
+
+// errInFlux marks a read that failed on answers showing a write in
+// progress; resolveData asks again, after fluxRetry, doubling up to
+// maxFluxRetry (about 150 ms in all).
+var errInFlux = errors.New("a write to the key was in progress")
+
+const (
+	fluxRetry    = 10 * time.Millisecond
+	maxFluxRetry = 80 * time.Millisecond
+)
+
+// writing reports whether answers show a write in progress: a staged
+// version newer than the node's committed one, or nodes committed to
+// different versions.
+func writing(states []nodeState) bool {
+	var v string
+	for _, ns := range states {
+		if ns.err != nil {
+			continue
+		}
+		if len(ns.st.Staged) > 0 {
+			return true
+		}
+		if c := ns.st.Committed; c != nil {
+			if v != "" && c.Version != v {
+				return true
+			}
+			v = c.Version
+		}
+	}
+	return false
 }
 
 // quickResolve asks only the nodes of the first d placed shards. When they
@@ -423,7 +473,9 @@ func (s *Store) rollForward(ctx context.Context, states []nodeState, meta client
 		}
 		s.log.Info("objects: rolled forward", "node", ns.node.ID, "bucket", meta.Bucket, "key", meta.Key,
 			"version", meta.Version, "shard", rec.Shard)
-		ns.st.Committed = &rec
+		// The shard stream sent with the state belonged to the version
+		// committed then.
+		ns.st.Committed, ns.st.Data = &rec, nil
 	})
 }
 
