@@ -6,6 +6,7 @@ import (
 	"sync"
 
 	"github.com/klauspost/reedsolomon"
+	"github.com/zeebo/blake3"
 )
 
 // FormatVersion is the shard format this package writes. It is stored in
@@ -114,6 +115,10 @@ type stripe struct {
 	digests  []Digest // per shard, for the current stripe
 	have     []bool   // per shard: block of the current stripe is present
 	required []bool   // per shard: block must be reconstructed
+	// roots hash each shard's block digests into its root. A Hasher is
+	// about 9 KiB: made per call, they were a fifth of the bytes a 4 KiB
+	// PUT allocates.
+	roots []*blake3.Hasher
 }
 
 // New returns a Codec for data+parity shards. The error wraps ErrInvalid.
@@ -137,13 +142,18 @@ func New(data, parity int, opts ...Option) (*Codec, error) {
 	}
 	n := data + parity
 	c.pool.New = func() any {
-		return &stripe{
+		st := &stripe{
 			buf:      make([]byte, n*o.blockSize),
 			shards:   make([][]byte, n),
 			digests:  make([]Digest, n),
 			have:     make([]bool, n),
 			required: make([]bool, n),
+			roots:    make([]*blake3.Hasher, n),
 		}
+		for i := range st.roots {
+			st.roots[i] = blake3.New()
+		}
+		return st
 	}
 	return c, nil
 }

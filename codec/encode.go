@@ -28,14 +28,13 @@ func (c *Codec) Encode(r io.Reader, shards []io.Writer) (Encoded, error) {
 	if len(shards) != n {
 		return Encoded{}, fmt.Errorf("%s: %d shard writers, want %d: %w", op, len(shards), n, ErrInvalid)
 	}
-	roots := make([]*blake3.Hasher, n)
-	for i := range roots {
-		roots[i] = blake3.New()
-	}
 	enc := Encoded{Roots: make([]Digest, n), ShardErr: make([]error, n)}
-
 	st := c.getStripe()
 	defer c.putStripe(st)
+	roots := st.roots
+	for _, h := range roots {
+		h.Reset()
+	}
 	full := c.data * c.blockSize
 	for s := 0; ; s++ {
 		m, err := fill(r, st.buf[:full])

@@ -47,14 +47,14 @@ func FramedRoot(b []byte, l Layout) (Digest, error) {
 	if int64(len(b)) != l.ShardSize() {
 		return Digest{}, fmt.Errorf("codec.FramedRoot: %d bytes, want %d: %w", len(b), l.ShardSize(), ErrCorrupt)
 	}
-	h := blake3.New()
+	// The digests side by side and one Sum256: a Hasher is about 9 KiB,
+	// and a GET checks a few of these.
+	ds := make([]byte, 0, l.Stripes()*DigestSize)
 	for s := range l.Stripes() {
 		off := l.FrameOffset(s)
-		h.Write(b[off : off+DigestSize])
+		ds = append(ds, b[off:off+DigestSize]...)
 	}
-	var root Digest
-	h.Sum(root[:0])
-	return root, nil
+	return blake3.Sum256(ds), nil
 }
 
 // verifyChunk is how much of a block VerifyShard hashes at a time; it keeps
@@ -123,15 +123,21 @@ type FrameReader struct {
 	r     io.Reader
 	b     int
 	buf   []byte
-	root  *blake3.Hasher
 	block int   // index of the next frame
 	err   error // sticky: returned by every later Next
+	// The root hashes the block digests. Most shards have a few blocks, so
+	// their digests are kept side by side and hashed at once; a Hasher
+	// (about 9 KiB, a fifth of what a small stage allocated) is made only
+	// for a shard with more than fit here.
+	digests [16 * DigestSize]byte
+	nd      int // bytes of digests held
+	root    *blake3.Hasher
 }
 
 // NewFrameReader returns a FrameReader for r with block size blockSize
 // (1..MaxBlockSize; Next reports ErrInvalid otherwise). It does not close r.
 func NewFrameReader(r io.Reader, blockSize int) *FrameReader {
-	return &FrameReader{r: r, b: blockSize, root: blake3.New()}
+	return &FrameReader{r: r, b: blockSize}
 }
 
 // SetBuffer makes Next read blocks into buf instead of allocating a
@@ -191,13 +197,28 @@ func (f *FrameReader) Next() (block []byte, d Digest, err error) {
 		// A short block can only be the last one; do not read r past its end.
 		f.err = io.EOF
 	}
-	f.root.Write(d[:])
+	f.addDigest(d)
 	f.block++
 	return block, d, nil
 }
 
+func (f *FrameReader) addDigest(d Digest) {
+	if f.root == nil && f.nd+DigestSize <= len(f.digests) {
+		f.nd += copy(f.digests[f.nd:], d[:])
+		return
+	}
+	if f.root == nil {
+		f.root = blake3.New()
+		f.root.Write(f.digests[:f.nd])
+	}
+	f.root.Write(d[:])
+}
+
 // Root returns the root digest over the blocks Next has returned so far.
 func (f *FrameReader) Root() Digest {
+	if f.root == nil {
+		return blake3.Sum256(f.digests[:f.nd])
+	}
 	var d Digest
 	f.root.Sum(d[:0])
 	return d

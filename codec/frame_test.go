@@ -100,7 +100,7 @@ func readFrames(f *FrameReader) ([][]byte, []Digest, error) {
 
 func TestFrameReader(t *testing.T) {
 	c := mustNew(t, 3, 1, testBlock)
-	for _, size := range []int{0, 1, 3 * testBlock, 3*testBlock + 1, 7*3*testBlock + 2000} {
+	for _, size := range []int{0, 1, 3 * testBlock, 3*testBlock + 1, 7*3*testBlock + 2000, 16 * 3 * testBlock, 40*3*testBlock + 5} {
 		data := randBytes(size, 43)
 		shards, enc := encode(t, c, data)
 		l := c.Layout(int64(size))

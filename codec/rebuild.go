@@ -30,14 +30,15 @@ func (c *Codec) Rebuild(dst []io.Writer, src []io.Reader, size int64) ([]Digest,
 		return nil, rep, fmt.Errorf("%s: size %d: %w", op, size, ErrInvalid)
 	}
 	l := c.Layout(size)
+	st := c.getStripe()
+	defer c.putStripe(st)
 	roots := make([]*blake3.Hasher, n)
 	for i, w := range dst {
 		if w != nil {
-			roots[i] = blake3.New()
+			roots[i] = st.roots[i]
+			roots[i].Reset()
 		}
 	}
-	st := c.getStripe()
-	defer c.putStripe(st)
 	srcs := newSources(l, src, 0, &rep)
 	for s := range l.Stripes() {
 		bl := l.BlockLen(s)
