@@ -11,13 +11,15 @@ import (
 	"github.com/kintsugi-store/kintsugi/internal/proctest"
 )
 
-// BenchmarkProcs runs PUT and GET of 4 KiB, 1 MiB and 16 MiB at concurrency 8
-// against a multi-process cluster: 6 `kintsugi storagenode` processes and
-// a `kintsugi gateway`, each a separate OS process on loopback, as
-// deployed. It builds the binary and starts the cluster first (several
-// seconds), so it runs only with KINTSUGI_BENCH_PROCS=1:
+// BenchmarkProcs runs the sizes and concurrencies of BenchmarkPut and
+// BenchmarkGet, healthy and with p nodes down, against a multi-process
+// cluster: 6 `kintsugi storagenode` processes and a `kintsugi gateway`,
+// each a separate OS process on loopback, as deployed. It builds the
+// binary and starts the cluster first (several seconds), so it runs only
+// with KINTSUGI_BENCH_PROCS=1. The whole matrix takes a while; a pattern
+// narrows it, here to concurrency 8:
 //
-//	KINTSUGI_BENCH_PROCS=1 go test -run '^$' -bench Procs ./bench
+//	KINTSUGI_BENCH_PROCS=1 go test -run '^$' -bench 'Procs/././^c8$' ./bench
 func BenchmarkProcs(b *testing.B) {
 	if os.Getenv("KINTSUGI_BENCH_PROCS") != "1" {
 		b.Skip("multi-process benchmarks run with KINTSUGI_BENCH_PROCS=1")
@@ -35,11 +37,7 @@ func BenchmarkProcs(b *testing.B) {
 		client: benchClient(b, c.Endpoint(0), c.AccessKey, c.SecretKey),
 		cpu:    func() time.Duration { return processCPU() + procCPU(pids) },
 	}
-	sizes := []benchSize{{"4KiB", 4 << 10}, {"1MiB", 1 << 20}, {"16MiB", 16 << 20}}
-	if hugeWanted() {
-		sizes = append(sizes, benchSize{"256MiB", 256 << 20})
-	}
-	concs := []int{8}
+	sizes, concs := benchSizes(), benchConcurrency
 	b.Run("Put", func(b *testing.B) { benchPuts(b, t, sizes, concs) })
 	putGetObjects(b, t, sizes)
 	b.Run("Get", func(b *testing.B) { benchGets(b, t, sizes, concs) })
