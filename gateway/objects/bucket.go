@@ -50,7 +50,7 @@ func (s *Store) HeadBucket(ctx context.Context, name string) (BucketInfo, error)
 	if fresh {
 		return info, nil
 	}
-	rec, found, err := s.readBucket(ctx, name)
+	rec, found, err := s.sharedReadBucket(ctx, name)
 	if err != nil && cached && (kerr.Is(kerr.Unavailable, err) || kerr.Is(kerr.Transient, err)) {
 		// Nodes too busy (or too few) to answer in time: a bucket seen
 		// a moment ago is still there far more likely than not, and
@@ -153,6 +153,29 @@ func (s *Store) ListBuckets(ctx context.Context) ([]BucketInfo, error) {
 func (s *Store) checkBucket(ctx context.Context, bucket string) error {
 	_, err := s.HeadBucket(ctx, bucket)
 	return err
+}
+
+// sharedReadBucket is readBucket shared with the concurrent callers that
+// ask about the same bucket. The lookup runs without the first caller's
+// cancellation, so that one client hanging up does not fail the others
+// (its node calls have their own deadlines); each caller still stops
+// waiting when its own ctx is done.
+func (s *Store) sharedReadBucket(ctx context.Context, name string) (client.BucketRecord, bool, error) {
+	type answer struct {
+		rec   client.BucketRecord
+		found bool
+	}
+	ch := s.bucketLookups.DoChan(name, func() (any, error) {
+		rec, found, err := s.readBucket(context.WithoutCancel(ctx), name)
+		return answer{rec, found}, err
+	})
+	select {
+	case <-ctx.Done():
+		return client.BucketRecord{}, false, kerr.E("objects.readBucket", kerr.Transient, ctx.Err())
+	case r := <-ch:
+		a, _ := r.Val.(answer)
+		return a.rec, a.found, r.Err
+	}
 }
 
 // readBucket asks every node for the bucket's record and returns the newest

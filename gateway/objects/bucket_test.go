@@ -4,6 +4,7 @@ import (
 	"context"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -137,6 +138,48 @@ func TestBucketNewestRecordWins(t *testing.T) {
 	wantErr(t, err, ErrNoSuchBucket, kerr.NotExist)
 	if got := bucketNames(t, c.s); !slices.Equal(got, []string{testBucket}) {
 		t.Fatalf("buckets %q", got)
+	}
+}
+
+// Requests that find the cached bucket expired together share one lookup,
+// and a caller that gives up does not fail the others.
+func TestBucketLookupShared(t *testing.T) {
+	c := newCluster(t, 6, 4, 2, func(cfg *Config) { cfg.BucketCacheTTL = 20 * time.Millisecond })
+	time.Sleep(30 * time.Millisecond)
+	for _, n := range c.list {
+		n.set(func(n *fakeNode) { n.slow["bucket"] = 50 * time.Millisecond })
+	}
+	calls := c.list[0].callCount("bucket")
+	gone, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	errs := make([]error, 16)
+	for i := range errs {
+		ctx := context.Background()
+		if i == 0 {
+			ctx = gone
+		}
+		wg.Go(func() { _, errs[i] = c.s.HeadBucket(ctx, testBucket) })
+		if i == 0 {
+			time.Sleep(5 * time.Millisecond) // the cancelled caller leads the lookup
+		}
+	}
+	cancel()
+	wg.Wait()
+	// The first caller may answer from the expired entry; the others
+	// must have had the shared lookup's answer, and it refreshed the
+	// cache: had the first caller's cancellation failed the lookup, they
+	// would have answered from the expired entry too, and the next call
+	// would ask the nodes again.
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("caller %d: %v", i, err)
+		}
+	}
+	if _, err := c.s.HeadBucket(context.Background(), testBucket); err != nil {
+		t.Fatal(err)
+	}
+	if got := c.list[0].callCount("bucket") - calls; got != 1 {
+		t.Errorf("17 lookups asked a node %d times, want 1", got)
 	}
 }
 

@@ -17,6 +17,7 @@ import (
 	"github.com/kintsugi-store/kintsugi/placement"
 	"github.com/kintsugi-store/kintsugi/storagenode/client"
 	"github.com/oklog/ulid/v2"
+	"golang.org/x/sync/singleflight"
 )
 
 // NodeClient is the subset of *client.Client the protocol uses, with the
@@ -118,6 +119,11 @@ type Store struct {
 
 	bucketMu sync.Mutex
 	buckets  map[string]bucketEntry
+	// bucketLookups shares one node lookup among the requests that find
+	// a bucket's cache entry expired at the same moment: every request
+	// needs the bucket, and at 16 in flight each one asked all the nodes
+	// when the entry expired.
+	bucketLookups singleflight.Group
 
 	bufs sync.Pool // *[]byte frame buffers for stage streams
 
