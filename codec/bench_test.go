@@ -63,7 +63,15 @@ func benchmarkDecode(b *testing.B, d, p, size, lost int) {
 	}
 }
 
-func BenchmarkDecode4x2x1M(b *testing.B)      { benchmarkDecode(b, 4, 2, 1<<20, 0) }
-func BenchmarkReconstruct4x2x1M(b *testing.B) { benchmarkDecode(b, 4, 2, 1<<20, 2) }
-func BenchmarkDecode8x3x1M(b *testing.B)      { benchmarkDecode(b, 8, 3, 1<<20, 0) }
-func BenchmarkReconstruct8x3x1M(b *testing.B) { benchmarkDecode(b, 8, 3, 1<<20, 3) }
+func BenchmarkDecode4x2x64K(b *testing.B)      { benchmarkDecode(b, 4, 2, 64<<10, 0) }
+func BenchmarkDecode4x2x1M(b *testing.B)       { benchmarkDecode(b, 4, 2, 1<<20, 0) }
+func BenchmarkDecode4x2x64M(b *testing.B)      { benchmarkDecode(b, 4, 2, 64<<20, 0) }
+func BenchmarkReconstruct4x2x64K(b *testing.B) { benchmarkDecode(b, 4, 2, 64<<10, 2) }
+func BenchmarkReconstruct4x2x1M(b *testing.B)  { benchmarkDecode(b, 4, 2, 1<<20, 2) }
+func BenchmarkReconstruct4x2x64M(b *testing.B) { benchmarkDecode(b, 4, 2, 64<<20, 2) }
+func BenchmarkDecode8x3x64K(b *testing.B)      { benchmarkDecode(b, 8, 3, 64<<10, 0) }
+func BenchmarkDecode8x3x1M(b *testing.B)       { benchmarkDecode(b, 8, 3, 1<<20, 0) }
+func BenchmarkDecode8x3x64M(b *testing.B)      { benchmarkDecode(b, 8, 3, 64<<20, 0) }
+func BenchmarkReconstruct8x3x64K(b *testing.B) { benchmarkDecode(b, 8, 3, 64<<10, 3) }
+func BenchmarkReconstruct8x3x1M(b *testing.B)  { benchmarkDecode(b, 8, 3, 1<<20, 3) }
+func BenchmarkReconstruct8x3x64M(b *testing.B) { benchmarkDecode(b, 8, 3, 64<<20, 3) }
