@@ -63,6 +63,10 @@ func runDev(ctx context.Context, env *environ, args []string) error {
 	if err != nil {
 		return usageErr("--memory-limit: %v", err)
 	}
+	now, err := processClock(env)
+	if err != nil {
+		return err
+	}
 	if err := os.MkdirAll(*dataDir, 0o755); err != nil {
 		return usageErr("--data: %v", err)
 	}
@@ -157,6 +161,7 @@ func runDev(ctx context.Context, env *environ, args []string) error {
 		ClientOptions: opts,
 		Logger:        env.logger,
 		Health:        tracker,
+		Now:           now,
 	})
 	if err != nil {
 		return err
@@ -167,7 +172,7 @@ func runDev(ctx context.Context, env *environ, args []string) error {
 	gcfg.Region = *region
 	gcfg.Domain = *domain
 	gcfg.Logger = env.logger
-	gcfg.Auth = &sigv4.Verifier{Creds: sigv4.StaticCredentials{ak: sk}, Region: *region}
+	gcfg.Auth = &sigv4.Verifier{Creds: sigv4.StaticCredentials{ak: sk}, Region: *region, Now: now}
 	gw, err := gateway.New(gcfg)
 	if err != nil {
 		return err
@@ -189,6 +194,7 @@ func runDev(ctx context.Context, env *environ, args []string) error {
 			StateDir:      filepath.Join(*dataDir, "scrubber"),
 			Concurrency:   2,
 			Logger:        env.logger.With("role", "scrubber"),
+			Now:           now,
 		})
 		if err != nil {
 			return err

@@ -39,6 +39,10 @@ func runGateway(ctx context.Context, env *environ, args []string) error {
 	if *clusterFile == "" {
 		return usageErr("--cluster is required")
 	}
+	now, err := processClock(env)
+	if err != nil {
+		return err
+	}
 	m, err := placement.Load(*clusterFile)
 	if err != nil {
 		return usageErr("%v", err)
@@ -78,6 +82,7 @@ func runGateway(ctx context.Context, env *environ, args []string) error {
 		ClientOptions: opts,
 		Logger:        env.logger,
 		Health:        tracker,
+		Now:           now,
 	})
 	if err != nil {
 		return err
@@ -90,7 +95,7 @@ func runGateway(ctx context.Context, env *environ, args []string) error {
 	cfg.SlowClientTimeout = *slowClient
 	cfg.MinBodyRate = *minRate
 	cfg.Logger = env.logger
-	cfg.Auth = &sigv4.Verifier{Creds: creds, Region: *region}
+	cfg.Auth = &sigv4.Verifier{Creds: creds, Region: *region, Now: now}
 	gw, err := gateway.New(cfg)
 	if err != nil {
 		return err

@@ -65,6 +65,10 @@ func (f *scrubFlags) config(env *environ) (scrubber.Config, error) {
 	case *f.stagingGrace <= 0 || *f.markerGrace <= 0:
 		return scrubber.Config{}, usageErr("--staging-grace and --marker-grace must be positive")
 	}
+	now, err := processClock(env)
+	if err != nil {
+		return scrubber.Config{}, err
+	}
 	secret, err := clusterSecret(env, *f.secretFile)
 	if err != nil {
 		return scrubber.Config{}, err
@@ -87,6 +91,7 @@ func (f *scrubFlags) config(env *environ) (scrubber.Config, error) {
 		StagingGrace:  *f.stagingGrace,
 		MarkerGrace:   *f.markerGrace,
 		Logger:        env.logger,
+		Now:           now,
 	}, nil
 }
 

@@ -12,6 +12,8 @@ import (
 	"os"
 	"strings"
 	"time"
+
+	"github.com/kintsugi-store/kintsugi/internal/clock"
 )
 
 // drainTimeout bounds how long SIGTERM waits for in-flight requests.
@@ -104,6 +106,22 @@ func clusterSecret(env *environ, file string) ([]byte, error) {
 		return []byte(s), nil
 	}
 	return nil, nil
+}
+
+// processClock is this process's wall clock, for every Config's Now: the
+// system clock, shifted by KINTSUGI_CLOCK_OFFSET when that is set (a
+// testing knob, see internal/clock). An unparsable offset is a usage
+// error; a set one is logged, so that no one mistakes a shifted process
+// for a healthy one.
+func processClock(env *environ) (func() time.Time, error) {
+	now, err := clock.FromEnv(env.getenv)
+	if err != nil {
+		return nil, usageErr("%v", err)
+	}
+	if s := env.getenv(clock.EnvOffset); s != "" {
+		env.logger.Warn("wall clock shifted for testing", "offset", s)
+	}
+	return now, nil
 }
 
 // randomToken returns n random bytes, hex encoded.

@@ -26,6 +26,12 @@ func runStorageNode(ctx context.Context, env *environ, args []string) error {
 	if err := parseFlags(fs, env, args); err != nil {
 		return err
 	}
+	// A node has no clock seam yet (it stamps with time.Now), so the
+	// offset is only checked here: a bad value must fail every process
+	// alike, not just the gateways.
+	if _, err := processClock(env); err != nil {
+		return err
+	}
 	secret, err := clusterSecret(env, *secretFile)
 	if err != nil {
 		return err

@@ -1,0 +1,44 @@
+// Package clock gives a process its wall clock. Every kintsugi process
+// takes it from FromEnv, so that KINTSUGI_CLOCK_OFFSET can shift one
+// process's clock against the others': a testing knob that lets processes
+// on one machine disagree about the time as hosts whose clocks drift do,
+// and so shows what clock skew does to the object protocol (version names
+// are drawn from the clock).
+//
+// It holds no state: the clock is a func handed to each Config's Now.
+package clock
+
+import (
+	"fmt"
+	"time"
+)
+
+// EnvOffset names the environment variable FromEnv reads: a Go duration
+// ("-10s", "7s", "1m30s") added to the wall clock.
+const EnvOffset = "KINTSUGI_CLOCK_OFFSET"
+
+// FromEnv returns the process's clock: time.Now, shifted by the duration
+// in getenv(EnvOffset) when that is set and not zero. An unparsable value
+// is an error, so that a mistyped offset never silently runs a test with
+// synchronised clocks.
+func FromEnv(getenv func(string) string) (func() time.Time, error) {
+	s := getenv(EnvOffset)
+	if s == "" {
+		return time.Now, nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		return nil, fmt.Errorf("%s=%q: want a duration such as -10s or 7s: %w", EnvOffset, s, err)
+	}
+	return Offset(d), nil
+}
+
+// Offset returns a clock that runs d ahead of time.Now (behind for a
+// negative d). Durations between two of its readings are time.Now's: the
+// offset shifts every reading alike.
+func Offset(d time.Duration) func() time.Time {
+	if d == 0 {
+		return time.Now
+	}
+	return func() time.Time { return time.Now().Add(d) }
+}

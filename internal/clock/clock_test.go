@@ -1,0 +1,55 @@
+package clock
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestFromEnv(t *testing.T) {
+	for _, tc := range []struct {
+		env     string
+		want    time.Duration
+		wantErr string
+	}{
+		{env: "", want: 0},
+		{env: "0", want: 0},
+		{env: "-10s", want: -10 * time.Second},
+		{env: "7s", want: 7 * time.Second},
+		{env: "+10s", want: 10 * time.Second},
+		{env: "1m30s", want: 90 * time.Second},
+		{env: "-250ms", want: -250 * time.Millisecond},
+		{env: "10", wantErr: `KINTSUGI_CLOCK_OFFSET="10": want a duration`},
+		{env: "ten seconds", wantErr: `KINTSUGI_CLOCK_OFFSET="ten seconds"`},
+		{env: " 5s", wantErr: "want a duration"},
+	} {
+		t.Run(tc.env, func(t *testing.T) {
+			now, err := FromEnv(func(k string) string {
+				if k != EnvOffset {
+					t.Errorf("read %s", k)
+				}
+				return tc.env
+			})
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("FromEnv(%q): err %v, want one containing %q", tc.env, err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("FromEnv(%q): %v", tc.env, err)
+			}
+			// The offset is checked against the wall clock read around
+			// the shifted reading.
+			before := time.Now()
+			got := now()
+			after := time.Now()
+			if lo, hi := before.Add(tc.want).Round(0), after.Add(tc.want).Round(0); got.Round(0).Before(lo) || got.Round(0).After(hi) {
+				t.Errorf("FromEnv(%q)() = %v, want within [%v, %v]", tc.env, got, lo, hi)
+			}
+			if d := now().Sub(got); d < 0 || d > time.Second {
+				t.Errorf("FromEnv(%q): two readings %v apart", tc.env, d)
+			}
+		})
+	}
+}
