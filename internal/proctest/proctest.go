@@ -3,6 +3,12 @@
 // over loopback, so tests exercise the same code paths, flags and failure
 // modes (kill -9, SIGSTOP, restarts) as production.
 //
+// A History records what clients did to such a cluster (PUT, GET and
+// DELETE per key, with times and outcomes), and its Check decides with
+// porcupine whether the cluster behaved as one linearizable register per
+// key, taking a failed write as one that may take effect at any later
+// time.
+//
 // It is test-only support: nothing outside _test.go files and test tools may
 // import it.
 package proctest
