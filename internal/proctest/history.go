@@ -1,7 +1,9 @@
 package proctest
 
 import (
+	"bufio"
 	"fmt"
+	"io"
 	"sync"
 	"time"
 )
@@ -197,4 +199,23 @@ func (h *History) Writes(key string) []Op {
 		}
 	}
 	return out
+}
+
+// Dump writes the operations recorded so far, one a line in the order
+// they started, for reading after a failed run.
+func (h *History) Dump(w io.Writer) error {
+	bw := bufio.NewWriter(w)
+	for _, op := range h.Ops() {
+		value, ret := "", fmt.Sprintf("%.3fs", op.Return.Seconds())
+		switch {
+		case op.Kind == Put || op.Kind == Get && op.Outcome == OK:
+			value = valueName(op.Value)
+		}
+		outcome := map[Outcome]string{Pending: "pending", OK: "ok", Failed: "failed"}[op.Outcome]
+		if op.Outcome == Pending {
+			ret = "?"
+		}
+		fmt.Fprintf(bw, "c%d %s %s %s [%.3fs, %s] %s %s\n", op.Client, op.Kind, op.Key, value, op.Call.Seconds(), ret, outcome, op.Note)
+	}
+	return bw.Flush()
 }

@@ -70,15 +70,9 @@ var registerModel = porcupine.Model{
 		return output.(int) == state.(int), state
 	},
 	Hash: func(state any) uint64 { return uint64(state.(int)) },
+	// The view shows keys as numbered partitions: name them.
 	DescribeOperation: func(input, output any) string {
-		in := input.(regInput)
-		switch in.kind {
-		case Put:
-			return fmt.Sprintf("put %s", valueName(in.value))
-		case Delete:
-			return "delete"
-		}
-		return fmt.Sprintf("get → %s", valueName(output.(int)))
+		return input.(regInput).key + ": " + describeOp(input, output)
 	},
 	DescribeState:             func(state any) string { return valueName(state.(int)) },
 	DescribeOperationMetadata: func(info any) string { return info.(opMeta).String() },
@@ -96,6 +90,17 @@ func (m opMeta) String() string {
 		return m.note + " (failed: may take effect at any later time)"
 	}
 	return m.note
+}
+
+func describeOp(input, output any) string {
+	in := input.(regInput)
+	switch in.kind {
+	case Put:
+		return fmt.Sprintf("put %s", valueName(in.value))
+	case Delete:
+		return "delete"
+	}
+	return fmt.Sprintf("get → %s", valueName(output.(int)))
 }
 
 func valueName(v int) string {
@@ -274,7 +279,7 @@ func (v Verdict) describe(op porcupine.Operation) string {
 		ret = "?"
 	}
 	return fmt.Sprintf("c%d %-12s [%.3fs, %s] %s", op.ClientId,
-		registerModel.DescribeOperation(op.Input, op.Output), time.Duration(op.Call).Seconds(), ret, op.Metadata)
+		describeOp(op.Input, op.Output), time.Duration(op.Call).Seconds(), ret, op.Metadata)
 }
 
 // Visualize writes porcupine's HTML view of the keys found not
