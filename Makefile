@@ -51,11 +51,14 @@ fuzz:
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime 1s ./codec ./placement ./storagenode/... ./bench/...
 
-# The long chaos run: separate processes (8 nodes in 4 zones, 2 gateways)
-# under kill -9, SIGSTOP, wiped nodes, a full disk and nodes added, drained
-# and removed. `make test` runs a two-minute version. Replay a run with
-# KINTSUGI_CHAOS_SEED=<seed printed by the run>; KINTSUGI_CHAOS_LOGS=DIR
-# keeps the process logs of a failed run.
+# The long chaos run: separate processes (8 nodes in 4 zones, 3 gateways
+# whose clocks are 10 s apart) under kill -9 and SIGSTOP of nodes and
+# gateways, wiped nodes, a full disk, and nodes added, drained and removed
+# while a scrubber rebalances; every client operation is recorded and the
+# history checked for linearizability (porcupine). `make test` runs a
+# two-minute version. Replay a run with KINTSUGI_CHAOS_SEED=<seed printed
+# by the run>; KINTSUGI_CHAOS_LOGS=DIR keeps the process logs, the history
+# and porcupine's HTML view of it for a failed run.
 chaos:
 	KINTSUGI_CHAOS=long $(GO) test -race -v -run '^TestChaos$$' -timeout 60m ./cmd/kintsugi
 

@@ -20,23 +20,38 @@ import (
 
 	"github.com/kintsugi-store/kintsugi/internal/proctest"
 	"github.com/kintsugi-store/kintsugi/placement"
+	"github.com/kintsugi-store/kintsugi/scrubber"
+	"github.com/kintsugi-store/kintsugi/storagenode/client"
 )
 
-// TestChaos runs a verifying workload (PUT, GET, overwrite, DELETE, with
-// the digest of everything acknowledged kept client-side) through two
-// gateways over 8 storage node processes in 4 zones, while faults are
-// injected on a seeded schedule. It asserts that no acknowledged write is
-// lost, no read returns wrong bytes, and no read fails while at most p of
-// the object's nodes were unavailable; it prints p50/p99 latency per phase
-// and the seed.
+// TestChaos runs a workload of PUT, GET, overwrite and DELETE from several
+// clients on a small set of shared keys (a few hot ones), through three
+// gateways whose clocks are 10 s apart, over 8 storage node processes in 4
+// zones, while faults are injected on a seeded schedule: kill -9 and
+// SIGSTOP of nodes and of gateways, and a node added and another drained
+// while a scrubber daemon rebalances. A client whose gateway fails or
+// stalls gives up on it after a timeout and moves to another.
 //
-// The short run (part of make test) takes about two minutes: kill -9 and
-// restart, SIGSTOP/SIGCONT, and both together. KINTSUGI_CHAOS=long (make
-// chaos) runs longer phases and adds wiped nodes, a full disk where a
-// tmpfs can be mounted, and nodes added, drained and removed.
-// KINTSUGI_CHAOS_SEED replays a schedule; KINTSUGI_CHAOS_LOGS=DIR keeps the
-// process logs of a failed run there; KINTSUGI_CHAOS_PHASES replaces the
-// phases (see parsePhases).
+// Every operation is recorded with its start, end and outcome, and the
+// whole history is checked with porcupine against one register per key:
+// the store must be linearizable, a failed write counting as one that may
+// take effect at any later time. It also fails at once if a read returns
+// bytes no PUT of the key sent, and if a read fails while its gateway was
+// up and at most p of the object's nodes were unavailable. It prints the
+// seed, p50/p99 latency per phase, the operations checked and the
+// checker's time; on a violation, the shortest stretch of each bad key's
+// history that shows it, and porcupine's HTML view of those keys next to
+// the process logs.
+//
+// The short run (part of make test) takes about two minutes.
+// KINTSUGI_CHAOS=long (make chaos) runs longer phases and adds wiped
+// nodes, a full disk where a tmpfs can be mounted, and more nodes added,
+// drained and removed. KINTSUGI_CHAOS_SEED replays a schedule;
+// KINTSUGI_CHAOS_LOGS=DIR keeps the process logs and the history of a
+// failed run there (else they are kept in a new temporary directory,
+// whose path is logged); KINTSUGI_CHAOS_PHASES replaces the phases (see
+// parsePhases); KINTSUGI_CHAOS_CLOCKS replaces the gateways' clock
+// offsets, one per gateway ("-10s,0,10s").
 func TestChaos(t *testing.T) {
 	if testing.Short() {
 		t.Skip("multi-process chaos run; run without -short")
@@ -52,21 +67,23 @@ func TestChaos(t *testing.T) {
 	}
 	t.Logf("chaos seed %d (replay with KINTSUGI_CHAOS_SEED=%d)", seed, seed)
 	phases := []chaosPhase{
-		{name: "steady", dur: 15 * time.Second},
-		{name: "kill", dur: 30 * time.Second, faults: []string{"kill"}, maxDown: 1},
-		{name: "stop", dur: 30 * time.Second, faults: []string{"stop"}, maxDown: 1},
-		{name: "mixed", dur: 25 * time.Second, faults: []string{"kill", "stop"}, maxDown: 2},
+		{name: "steady", dur: 10 * time.Second},
+		{name: "kill", dur: 25 * time.Second, faults: []string{"kill", "gwkill"}, maxDown: 1},
+		{name: "stop", dur: 25 * time.Second, faults: []string{"stop", "gwstop"}, maxDown: 1},
+		{name: "mixed", dur: 35 * time.Second, faults: []string{"reconfigure", "kill", "stop", "gwkill", "gwstop"}, maxDown: 2},
 	}
+	checkTime := 2 * time.Minute
 	if long {
 		phases = []chaosPhase{
 			{name: "steady", dur: time.Minute},
-			{name: "kill", dur: 4 * time.Minute, faults: []string{"kill"}, maxDown: 1},
-			{name: "stop", dur: 4 * time.Minute, faults: []string{"stop"}, maxDown: 1},
+			{name: "kill", dur: 4 * time.Minute, faults: []string{"kill", "gwkill"}, maxDown: 1},
+			{name: "stop", dur: 4 * time.Minute, faults: []string{"stop", "gwstop"}, maxDown: 1},
 			{name: "wipe", dur: 3 * time.Minute, faults: []string{"wipe"}, maxDown: 1},
 			{name: "disk", dur: 3 * time.Minute, faults: []string{"disk"}, maxDown: 1},
 			{name: "reconfigure", dur: 3 * time.Minute, faults: []string{"reconfigure"}, maxDown: 1},
-			{name: "mixed", dur: 8 * time.Minute, faults: []string{"kill", "stop", "wipe"}, maxDown: 2},
+			{name: "mixed", dur: 8 * time.Minute, faults: []string{"reconfigure", "kill", "stop", "wipe", "gwkill", "gwstop"}, maxDown: 2},
 		}
+		checkTime = 10 * time.Minute
 		t.Log("network faults (delay, loss, partition) are not injected: they need a network namespace per node, and these clusters share one loopback")
 	}
 	if s := os.Getenv("KINTSUGI_CHAOS_PHASES"); s != "" {
@@ -75,12 +92,30 @@ func TestChaos(t *testing.T) {
 			t.Fatalf("KINTSUGI_CHAOS_PHASES: %v", err)
 		}
 	}
-	runChaos(t, seed, phases)
+	clocks := []time.Duration{-10 * time.Second, 0, 10 * time.Second}
+	if s := os.Getenv("KINTSUGI_CHAOS_CLOCKS"); s != "" {
+		clocks = nil
+		for _, f := range strings.Split(s, ",") {
+			d, err := time.ParseDuration(f)
+			if err != nil {
+				t.Fatalf("KINTSUGI_CHAOS_CLOCKS: %q: %v", f, err)
+			}
+			clocks = append(clocks, d)
+		}
+	}
+	runChaos(t, seed, phases, clocks, checkTime)
 }
 
+// nodeFaults and gatewayFaults are the fault kinds, by what they hit.
+var (
+	nodeFaults    = []string{"kill", "stop", "wipe", "disk", "reconfigure"}
+	gatewayFaults = []string{"gwkill", "gwstop"}
+)
+
 // parsePhases reads a custom schedule, "name:duration,...", where name is
-// steady or fault kinds joined by '+' (kill+stop); two kinds allow two
-// nodes down at once.
+// steady or fault kinds joined by '+' (kill+stop+gwstop); two node fault
+// kinds allow two nodes down at once. A gateway fault takes one gateway
+// down at a time; reconfigure happens once, at the phase's start.
 func parsePhases(s string) ([]chaosPhase, error) {
 	var out []chaosPhase
 	for _, f := range strings.Split(s, ",") {
@@ -92,9 +127,11 @@ func parsePhases(s string) ([]chaosPhase, error) {
 		ph := chaosPhase{name: name, dur: dur}
 		if name != "steady" {
 			ph.faults = strings.Split(name, "+")
-			ph.maxDown = min(len(ph.faults), 2)
 			for _, k := range ph.faults {
-				if !slices.Contains([]string{"kill", "stop", "wipe", "disk", "reconfigure"}, k) {
+				switch {
+				case slices.Contains(nodeFaults, k):
+					ph.maxDown = min(ph.maxDown+1, 2)
+				case !slices.Contains(gatewayFaults, k):
 					return nil, fmt.Errorf("%q: unknown fault %q", f, k)
 				}
 			}
@@ -108,115 +145,103 @@ func parsePhases(s string) ([]chaosPhase, error) {
 type chaosPhase struct {
 	name    string
 	dur     time.Duration
-	faults  []string // "kill", "stop", "wipe", "disk", "reconfigure"
+	faults  []string // nodeFaults and gatewayFaults
 	maxDown int      // nodes faulted at once
 }
 
+// The workload's shape: clients share keys, a few hot ones take half the
+// operations, so that several clients often work on one key at once while
+// porcupine still decides the history in seconds.
+const (
+	chaosClients  = 6
+	chaosHotKeys  = 4
+	chaosColdKeys = 20
+	// opTimeout is how long a client waits for an answer before it
+	// counts the operation as failed and moves to another gateway;
+	// shorter than the longest gateway SIGSTOP.
+	opTimeout = 10 * time.Second
+	// avoidFor is how long a client keeps off a gateway that failed it.
+	avoidFor = 10 * time.Second
+)
+
 // chaos is the state of one run.
 type chaos struct {
-	t     *testing.T
-	c     *proctest.Cluster
-	gws   []*healthGateway
-	cls   []*s3.Client
-	start time.Time
+	t      *testing.T
+	c      *proctest.Cluster
+	gws    []*healthGateway
+	clocks []time.Duration // of gws
+	cls    []*s3.Client
+	start  time.Time
+	hist   *proctest.History
+	keys   []string
+	scrub  string // the rebalancing scrubber's /status address
 
-	mu     sync.Mutex
-	phase  string
-	order  []string              // phases run, in order
-	kinds  map[string]int        // faults injected, by kind
-	maps   []*placement.Map      // every map used so far, oldest first
-	faults map[string][]interval // node id -> periods it was unavailable
-	wipes  map[string][]time.Time
-	down   map[string]bool // faulted now
-	procs  map[string]*proctest.Proc
-	tmpfs  string // node on a small tmpfs, "" if none could be mounted
+	mu            sync.Mutex
+	phase         string
+	order         []string              // phases run, in order
+	kinds         map[string]int        // faults injected, by kind
+	maps          []*placement.Map      // every map used so far, oldest first
+	faults        map[string][]interval // node id -> periods it was unavailable
+	gwFaults      [][]interval          // per gateway
+	wipes         map[string][]time.Time
+	down          map[string]bool // faulted now
+	gwDown        []bool
+	procs         map[string]*proctest.Proc
+	reconfiguring bool
+	reconfigs     []string // what each reconfiguration did, for the report
+	tmpfs         string   // node on a small tmpfs, "" if none could be mounted
 
-	keys                   map[string]*keyState
-	stats                  map[string]map[string][]time.Duration // phase -> op -> latencies
-	fails                  map[string]map[string]int             // phase -> op -> failures
-	bad                    []string                              // violations, for the report
-	badKeys                []string                              // their keys, for the logs about them
-	lost, wrong, unexcused int
+	stats             map[string]map[string][]time.Duration // phase -> op -> latencies
+	fails             map[string]map[string]int             // phase -> op -> failures
+	bad               []string                              // violations, for the report
+	badKeys           []string                              // their keys, for the logs about them
+	wrong, unexcused  int
+	excusedByGateway  int
+	excusedByNodes    int
+	readFailuresTotal int
 }
 
 type interval struct{ from, to time.Time } // to zero: still down
 
-// keyState is what the client knows about one key. Each key is used by one
-// worker only, so operations on it never overlap.
-type keyState struct {
-	acked   version   // last acknowledged state
-	maybe   []version // failed writes since then: each may or may not be visible
-	history []version // earlier acknowledged states
-}
-
-// version is a state of a key: present with content (seed, size), or
-// deleted, written during [from, to].
-type version struct {
-	deleted    bool
-	seed, size int64
-	sum        [32]byte
-	from, to   time.Time
-	none       bool // never written
-}
-
-func runChaos(t *testing.T, seed int64, phases []chaosPhase) {
+func runChaos(t *testing.T, seed int64, phases []chaosPhase, clocks []time.Duration, checkTime time.Duration) {
 	ctx := context.Background()
 	c := proctest.StartCluster(t, testBin, proctest.Options{Nodes: 8, Zones: 4})
 	ch := &chaos{
 		t: t, c: c, start: time.Now(),
-		maps:   []*placement.Map{c.Map},
-		faults: map[string][]interval{},
-		wipes:  map[string][]time.Time{},
-		down:   map[string]bool{},
-		kinds:  map[string]int{},
-		procs:  map[string]*proctest.Proc{},
-		keys:   map[string]*keyState{},
-		stats:  map[string]map[string][]time.Duration{},
-		fails:  map[string]map[string]int{},
+		hist:     proctest.NewHistory(),
+		clocks:   clocks,
+		maps:     []*placement.Map{c.Map},
+		faults:   map[string][]interval{},
+		gwFaults: make([][]interval, len(clocks)),
+		gwDown:   make([]bool, len(clocks)),
+		wipes:    map[string][]time.Time{},
+		down:     map[string]bool{},
+		kinds:    map[string]int{},
+		procs:    map[string]*proctest.Proc{},
+		stats:    map[string]map[string][]time.Duration{},
+		fails:    map[string]map[string]int{},
 	}
 	for _, n := range c.Map.Nodes {
 		ch.procs[n.ID] = nodeProc(c, n.ID)
 	}
-	ch.gws = useHealthGateways(t, c, 2)
-	ch.cls = []*s3.Client{s3Client(c, 0), s3Client(c, 1)}
-	defer func() {
-		if !t.Failed() {
-			return
-		}
-		t.Log(c.Logs())
-		// The tails above rarely reach back to a failed key's writes.
-		for _, key := range ch.badKeys[:min(len(ch.badKeys), 3)] {
-			t.Logf("log lines about %s:\n%s", key, c.LogsAbout(key, 60))
-		}
-		if dir := os.Getenv("KINTSUGI_CHAOS_LOGS"); dir != "" {
-			logs, _ := filepath.Glob(filepath.Join(c.Dir, "*.log"))
-			for _, l := range logs {
-				if b, err := os.ReadFile(l); err == nil {
-					os.WriteFile(filepath.Join(dir, filepath.Base(l)), b, 0o644)
-				}
-			}
-			t.Logf("process logs copied to %s", dir)
-		}
-	}()
+	ch.startGateways()
+	ch.startRebalancer(ctx)
+	t.Logf("gateways %v with clocks offset by %v; cluster under %s", gatewayAddrs(c), clocks, c.Dir)
 	const bucket = "chaos"
 	mustCreateBucket(t, ctx, ch.cls[0], bucket)
-
-	const workers, keysPerWorker = 4, 20
-	keys := make([][]string, workers)
-	for w := range workers {
-		for k := range keysPerWorker {
-			key := fmt.Sprintf("w%d/k%02d", w, k)
-			keys[w] = append(keys[w], key)
-			ch.keys[key] = &keyState{acked: version{none: true}}
-		}
+	for i := range chaosHotKeys {
+		ch.keys = append(ch.keys, fmt.Sprintf("hot-%d", i))
 	}
+	for i := range chaosColdKeys {
+		ch.keys = append(ch.keys, fmt.Sprintf("key-%02d", i))
+	}
+
 	var stop sync.WaitGroup
 	done := make(chan struct{})
-	for w := range workers {
-		rng := rand.New(rand.NewPCG(uint64(seed), uint64(w)))
-		stop.Go(func() { ch.worker(ctx, bucket, keys[w], rng, int64(w), done) })
+	for id := range chaosClients {
+		rng := rand.New(rand.NewPCG(uint64(seed), uint64(id)))
+		stop.Go(func() { ch.client(ctx, bucket, id, rng, done) })
 	}
-
 	frng := rand.New(rand.NewPCG(uint64(seed), 1<<32))
 	for _, ph := range phases {
 		ch.mu.Lock()
@@ -229,8 +254,8 @@ func runChaos(t *testing.T, seed int64, phases []chaosPhase) {
 	close(done)
 	stop.Wait()
 
-	// Every node back and seen up by both gateways, then read every key
-	// through both.
+	// Every node back and seen up by every gateway, then read every key
+	// through each: these reads go into the history too.
 	ch.mu.Lock()
 	ch.phase = "verify"
 	ch.order = append(ch.order, "verify")
@@ -242,32 +267,116 @@ func runChaos(t *testing.T, seed int64, phases []chaosPhase) {
 			}
 		}
 	}
-	for key, ks := range ch.keys {
-		for i := range ch.cls {
-			ch.check(ctx, bucket, key, ks, i)
+	for _, key := range ch.keys {
+		for gw := range ch.gws {
+			ch.get(ctx, bucket, key, chaosClients+gw, gw)
 		}
 	}
-	ch.report()
+	verdict := ch.hist.Check(checkTime)
+	ch.report(verdict)
+}
+
+// startGateways replaces the cluster's gateway by one gateway per clock
+// offset, each on fixed ports so that a restart keeps its address.
+func (ch *chaos) startGateways() {
+	t, c := ch.t, ch.c
+	for _, g := range c.Gateways {
+		g.Close()
+	}
+	c.Gateways = nil
+	for i, off := range ch.clocks {
+		addr, err := proctest.FreePort()
+		if err != nil {
+			t.Fatal(err)
+		}
+		maddr, err := proctest.FreePort()
+		if err != nil {
+			t.Fatal(err)
+		}
+		args := append([]string{"gateway", "--listen", addr, "--cluster", c.MapFile, "--map-poll", "500ms",
+			"--metrics-listen", maddr}, testHealthFlags...)
+		env := append(procEnv(c), "KINTSUGI_CLOCK_OFFSET="+off.String())
+		name := fmt.Sprintf("gateway%d", i)
+		p, err := proctest.Start(context.Background(), name, c.Bin, filepath.Join(c.Dir, name+".log"), env, args...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ch.gws = append(ch.gws, &healthGateway{Proc: p, metrics: maddr})
+		c.Gateways = append(c.Gateways, p)
+		ch.cls = append(ch.cls, s3Client(c, i))
+	}
+}
+
+func gatewayAddrs(c *proctest.Cluster) []string {
+	var out []string
+	for _, g := range c.Gateways {
+		out = append(out, g.Addr)
+	}
+	return out
+}
+
+// startRebalancer runs a scrubber daemon that follows the cluster file:
+// each new map starts a pass that moves shards to where it places them.
+// Its interval is long, so it runs only on map changes.
+func (ch *chaos) startRebalancer(ctx context.Context) {
+	t, c := ch.t, ch.c
+	addr, err := proctest.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := proctest.Start(ctx, "scrubber", c.Bin, filepath.Join(c.Dir, "scrubber.log"), procEnv(c),
+		"scrubber", "--cluster", c.MapFile, "--state", filepath.Join(c.Dir, "scrub-state"), "--listen", addr,
+		"--interval", "1h", "--map-poll", "200ms")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(p.Close)
+	ch.scrub = addr
 }
 
 // runPhase injects the phase's faults until it ends and waits for every
-// faulted node to recover.
+// faulted node and gateway to recover. A phase with reconfigure starts
+// with one, and the other kinds are drawn every one to three seconds.
 func (ch *chaos) runPhase(ctx context.Context, ph chaosPhase, rng *rand.Rand) {
 	end := time.Now().Add(ph.dur)
 	var wg sync.WaitGroup
+	kinds := slices.DeleteFunc(slices.Clone(ph.faults), func(k string) bool { return k == "reconfigure" })
+	reconf := len(kinds) < len(ph.faults)
 	for time.Now().Before(end) {
-		time.Sleep(time.Duration(1000+rng.IntN(2000)) * time.Millisecond)
-		if len(ph.faults) == 0 || !time.Now().Before(end) {
+		kind := "reconfigure"
+		if !reconf {
+			time.Sleep(time.Duration(1000+rng.IntN(2000)) * time.Millisecond)
+			if len(kinds) == 0 || !time.Now().Before(end) {
+				continue
+			}
+			kind = kinds[rng.IntN(len(kinds))]
+		}
+		reconf = false
+		r := rng.Int64()
+		if slices.Contains(gatewayFaults, kind) {
+			gw := ch.pickGateway(rng)
+			if gw < 0 {
+				continue
+			}
+			// Stops often outlast opTimeout, so that clients give up.
+			hold := time.Duration(1000+rng.IntN(13000)) * time.Millisecond
+			wg.Go(func() { ch.gatewayFault(ctx, kind, gw, hold) })
 			continue
 		}
-		kind := ph.faults[rng.IntN(len(ph.faults))]
+		if kind == "reconfigure" {
+			id := ch.pickDrain(rng)
+			if id == "" {
+				continue
+			}
+			wg.Go(func() { ch.reconfigure(ctx, id, r, end) })
+			continue
+		}
 		id := ch.pickNode(rng, ph.maxDown)
 		if id == "" {
 			continue
 		}
 		hold := time.Duration(1000+rng.IntN(3000)) * time.Millisecond
-		r := rng.Int64()
-		wg.Go(func() { ch.fault(ctx, kind, id, hold, r) })
+		wg.Go(func() { ch.fault(ctx, kind, id, hold) })
 	}
 	wg.Wait()
 }
@@ -300,8 +409,69 @@ func (ch *chaos) pickNode(rng *rand.Rand, maxDown int) string {
 	return id
 }
 
+// pickDrain returns an active node to drain, or "" while another
+// reconfiguration runs: admin changes are made one at a time.
+func (ch *chaos) pickDrain(rng *rand.Rand) string {
+	ch.mu.Lock()
+	defer ch.mu.Unlock()
+	if ch.reconfiguring {
+		return ""
+	}
+	var ids []string
+	for _, nd := range ch.maps[len(ch.maps)-1].Nodes {
+		if nd.State == placement.StateActive {
+			ids = append(ids, nd.ID)
+		}
+	}
+	slices.Sort(ids)
+	if len(ids) == 0 {
+		return ""
+	}
+	ch.reconfiguring = true
+	return ids[rng.IntN(len(ids))]
+}
+
+// pickGateway returns a gateway to fault, or -1 if one is down already:
+// clients always have two to move to.
+func (ch *chaos) pickGateway(rng *rand.Rand) int {
+	ch.mu.Lock()
+	defer ch.mu.Unlock()
+	if slices.Contains(ch.gwDown, true) || len(ch.gws) < 2 {
+		return -1
+	}
+	gw := rng.IntN(len(ch.gws))
+	ch.gwDown[gw] = true
+	return gw
+}
+
+// gatewayFault kills or stops gateway gw for about hold.
+func (ch *chaos) gatewayFault(ctx context.Context, kind string, gw int, hold time.Duration) {
+	g := ch.gws[gw]
+	ch.mu.Lock()
+	ch.kinds[kind]++
+	ch.gwFaults[gw] = append(ch.gwFaults[gw], interval{from: time.Now()})
+	ch.mu.Unlock()
+	switch kind {
+	case "gwkill":
+		g.Kill()
+		time.Sleep(hold)
+		if err := g.Restart(ctx); err != nil {
+			ch.t.Errorf("restart gateway %d: %v", gw, err)
+		}
+	case "gwstop":
+		g.Signal(syscall.SIGSTOP)
+		time.Sleep(hold)
+		g.Signal(syscall.SIGCONT)
+	}
+	ch.mu.Lock()
+	f := ch.gwFaults[gw]
+	f[len(f)-1].to = time.Now()
+	ch.gwDown[gw] = false
+	ch.mu.Unlock()
+}
+
 // fault makes node id unavailable for about hold, then brings it back.
-func (ch *chaos) fault(ctx context.Context, kind, id string, hold time.Duration, r int64) {
+func (ch *chaos) fault(ctx context.Context, kind, id string, hold time.Duration) {
 	t := ch.t
 	ch.mu.Lock()
 	p := ch.procs[id]
@@ -356,8 +526,6 @@ func (ch *chaos) fault(ctx context.Context, kind, id string, hold time.Duration,
 		end()
 	case "disk":
 		ch.fullDisk(ctx, id, hold)
-	case "reconfigure":
-		ch.reconfigure(ctx, id, r)
 	}
 }
 
@@ -406,12 +574,24 @@ func (ch *chaos) fullDisk(ctx context.Context, id string, hold time.Duration) {
 	ch.mu.Unlock()
 }
 
-// reconfigure adds a new node, drains node id and removes it (with
-// --force: there is no rebalancer in this run), then stops it. The removed
-// node counts as wiped from then on.
-func (ch *chaos) reconfigure(ctx context.Context, id string, r int64) {
+// reconfigure adds a new node and drains node id while the workload and
+// the other faults go on; the scrubber daemon moves the shards. Once its
+// pass under the new map is done (waiting until the phase ends, at
+// least 30 s), a drained node that holds nothing more is removed and
+// stopped, and counts as wiped from then on; one that still holds shards
+// (rewritten while the pass ran, or not moved because of a fault) stays
+// draining.
+func (ch *chaos) reconfigure(ctx context.Context, id string, r int64, phaseEnd time.Time) {
 	t := ch.t
 	c := ch.c
+	defer func() {
+		ch.mu.Lock()
+		ch.reconfiguring = false
+		ch.mu.Unlock()
+	}()
+	ch.mu.Lock()
+	ch.kinds["reconfigure"]++
+	ch.mu.Unlock()
 	newID := fmt.Sprintf("x%d", uint64(r)%100000)
 	addr, err := proctest.FreePort()
 	if err != nil {
@@ -424,38 +604,98 @@ func (ch *chaos) reconfigure(ctx context.Context, id string, r int64) {
 		t.Error(err)
 		return
 	}
+	ch.mu.Lock()
 	c.Nodes = append(c.Nodes, p)
+	ch.procs[newID] = p
+	ch.mu.Unlock()
 	zone := fmt.Sprintf("z%d", uint64(r)%4+1)
-	steps := [][]string{
-		{"nodes", "add", "--id", newID, "--addr", addr, "--zone", zone},
-		{"nodes", "drain", id},
-		{"nodes", "remove", id, "--force"},
-	}
-	for _, args := range steps {
+	admin := func(args ...string) (*placement.Map, bool) {
 		if out, err := runAdminProc(t, c, args...); err != nil {
 			t.Errorf("admin %v: %v\n%s", args, err, out)
-			return
+			return nil, false
 		}
 		m, err := placement.Load(c.MapFile)
 		if err != nil {
 			t.Error(err)
-			return
+			return nil, false
 		}
 		ch.mu.Lock()
 		ch.maps = append(ch.maps, m)
-		ch.procs[newID] = p
 		ch.mu.Unlock()
-		for _, g := range ch.gws {
-			g.waitEpoch(t, m.Epoch, 15*time.Second)
-		}
-		time.Sleep(time.Second)
+		ch.waitEpoch(ctx, m.Epoch, 30*time.Second)
+		return m, true
 	}
-	ch.procs[id].Kill()
+	if _, ok := admin("nodes", "add", "--id", newID, "--addr", addr, "--zone", zone); !ok {
+		return
+	}
+	m, ok := admin("nodes", "drain", id)
+	if !ok {
+		return
+	}
+	what := fmt.Sprintf("added %s in %s, drained %s", newID, zone, id)
+	deadline := time.Now().Add(max(time.Until(phaseEnd), 30*time.Second))
+	lp := ch.waitRebalance(ctx, m.Epoch, deadline)
+	if lp == nil {
+		ch.note(what + "; its rebalance pass did not finish in time")
+		return
+	}
+	what += fmt.Sprintf("; the rebalance moved %d shards (%d failed)", lp.MovesDone, lp.MovesFailed)
+	n, _ := m.Node(id)
+	h, err := client.New(n.Addr, &client.Options{Secret: []byte(c.Secret)}).Health(ctx)
+	if err != nil || h.Objects != 0 {
+		ch.note(fmt.Sprintf("%s; %s still holds shards (%+v, %v), left draining", what, id, h, err))
+		return
+	}
+	if _, ok := admin("nodes", "remove", id); !ok {
+		return
+	}
+	ch.mu.Lock()
+	old := ch.procs[id]
+	ch.mu.Unlock()
+	old.Kill()
 	ch.mu.Lock()
 	ch.faults[id] = append(ch.faults[id], interval{from: time.Now()})
 	ch.wipes[id] = append(ch.wipes[id], time.Now())
-	ch.down[id] = false // removed: never picked again
 	ch.mu.Unlock()
+	ch.note(what + "; removed " + id)
+}
+
+// waitEpoch waits until every gateway uses map epoch e or later. It
+// runs beside the test's goroutine, so it reports with Errorf.
+func (ch *chaos) waitEpoch(ctx context.Context, e uint64, timeout time.Duration) {
+	deadline := time.Now().Add(timeout)
+	for _, g := range ch.gws {
+		for {
+			v, err := g.nodes(ctx)
+			if err == nil && v.Epoch >= e {
+				break
+			}
+			if time.Now().After(deadline) {
+				ch.t.Errorf("%s: not at epoch %d within %v: %+v, %v", g.Name, e, timeout, v.Epoch, err)
+				return
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+}
+
+// waitRebalance waits until the scrubber daemon finished a pass under
+// epoch or later, and returns its report; nil at the deadline.
+func (ch *chaos) waitRebalance(ctx context.Context, epoch uint64, deadline time.Time) *scrubber.Report {
+	for time.Now().Before(deadline) {
+		st, err := scrubberStatus(ctx, ch.scrub)
+		if lp := st.LastPass; err == nil && lp != nil && !st.Running && lp.MapEpoch >= epoch && !lp.MapChanged {
+			return lp
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+	return nil
+}
+
+func (ch *chaos) note(s string) {
+	ch.mu.Lock()
+	defer ch.mu.Unlock()
+	ch.reconfigs = append(ch.reconfigs, s)
 }
 
 func (ch *chaos) removed(id string) bool {
@@ -465,132 +705,164 @@ func (ch *chaos) removed(id string) bool {
 	return ok && n.State == placement.StateRemoved
 }
 
-// worker runs operations on its keys until done is closed.
-func (ch *chaos) worker(ctx context.Context, bucket string, keys []string, rng *rand.Rand, w int64, done <-chan struct{}) {
+// client runs operations on random keys, half of them on the hot ones,
+// through random gateways until done is closed. A gateway that failed it
+// is avoided for a while.
+func (ch *chaos) client(ctx context.Context, bucket string, id int, rng *rand.Rand, done <-chan struct{}) {
 	sizes := []int64{1 << 10, 8 << 10, 64 << 10, 256 << 10, 1 << 20, 3 << 20}
+	avoid := make([]time.Time, len(ch.gws))
 	for n := int64(0); ; n++ {
 		select {
 		case <-done:
 			return
 		default:
 		}
-		key := keys[rng.IntN(len(keys))]
-		ks := ch.keys[key]
-		gw := rng.IntN(len(ch.cls))
-		r := rng.Float64()
-		switch {
+		key := ch.keys[chaosHotKeys+rng.IntN(chaosColdKeys)]
+		if rng.IntN(2) == 0 {
+			key = ch.keys[rng.IntN(chaosHotKeys)]
+		}
+		var ok []int
+		for gw, until := range avoid {
+			if time.Now().After(until) {
+				ok = append(ok, gw)
+			}
+		}
+		if len(ok) == 0 {
+			ok = []int{rng.IntN(len(ch.gws))}
+		}
+		gw := ok[rng.IntN(len(ok))]
+		var err error
+		switch r := rng.Float64(); {
 		case r < 0.45:
-			ch.check(ctx, bucket, key, ks, gw)
+			err = ch.get(ctx, bucket, key, id, gw)
 		case r < 0.88:
-			v := version{seed: w<<40 | n, size: sizes[rng.IntN(len(sizes))]}
-			v.sum = genSum(v.seed, v.size)
-			ch.write(ctx, "put", ks, v, func(ctx context.Context) error {
-				return putObject(ctx, ch.cls[gw], bucket, key, newGen(v.seed, v.size), v.size)
+			seed, size := int64(id)<<40|n, sizes[rng.IntN(len(sizes))]
+			err = ch.write(ctx, "put", ch.hist.Put(id, key, genSum(seed, size), ch.gwName(gw)), func(ctx context.Context) error {
+				return putObject(ctx, ch.cls[gw], bucket, key, newGen(seed, size), size)
 			})
 		default:
-			ch.write(ctx, "delete", ks, version{deleted: true}, func(ctx context.Context) error {
+			err = ch.write(ctx, "delete", ch.hist.Delete(id, key, ch.gwName(gw)), func(ctx context.Context) error {
 				_, err := ch.cls[gw].DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String(bucket), Key: aws.String(key)})
 				return err
 			})
 		}
-	}
-}
-
-// write runs a PUT or DELETE and records its outcome.
-func (ch *chaos) write(ctx context.Context, op string, ks *keyState, v version, do func(context.Context) error) {
-	ctx, cancel := context.WithTimeout(ctx, time.Minute)
-	defer cancel()
-	phase := ch.currentPhase()
-	v.from = time.Now()
-	err := do(ctx)
-	v.to = time.Now()
-	ch.record(phase, op, v.to.Sub(v.from), err)
-	if err != nil {
-		ks.maybe = append(ks.maybe, v)
-		return
-	}
-	ks.history = append(ks.history, ks.acked)
-	// Versions are named by time: a failed write that ended just before
-	// this one began, on another gateway, may carry a later name within
-	// the same millisecond and win. Only older failures are ruled out.
-	var keep []version
-	for _, m := range ks.maybe {
-		if m.to.After(v.from.Add(-10 * time.Millisecond)) {
-			keep = append(keep, m)
+		if err != nil {
+			avoid[gw] = time.Now().Add(avoidFor)
 		}
 	}
-	ks.acked, ks.maybe = v, keep
 }
 
-// check reads key through gateway gw and judges the answer against what
-// the client knows.
-func (ch *chaos) check(ctx context.Context, bucket, key string, ks *keyState, gw int) {
-	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+// gwName names gateway gw and its clock for reports: "gw2(+10s)".
+func (ch *chaos) gwName(gw int) string {
+	off := ch.clocks[gw]
+	if off > 0 {
+		return fmt.Sprintf("gw%d(+%v)", gw, off)
+	}
+	return fmt.Sprintf("gw%d(%v)", gw, off)
+}
+
+// write runs a PUT or DELETE recorded as call.
+func (ch *chaos) write(ctx context.Context, op string, call *proctest.Call, do func(context.Context) error) error {
+	ctx, cancel := context.WithTimeout(ctx, opTimeout)
 	defer cancel()
 	phase := ch.currentPhase()
 	from := time.Now()
+	err := do(ctx)
+	ch.record(phase, op, time.Since(from), err)
+	if err != nil {
+		call.Fail()
+		return err
+	}
+	call.Ack()
+	return nil
+}
+
+// get reads key through gateway gw into the history. Wrong bytes fail the
+// run at once; a failed read must be excused by faults.
+func (ch *chaos) get(ctx context.Context, bucket, key string, client, gw int) error {
+	ctx, cancel := context.WithTimeout(ctx, opTimeout)
+	defer cancel()
+	phase := ch.currentPhase()
+	call := ch.hist.Get(client, key, ch.gwName(gw))
+	from := time.Now()
 	sum, _, err := getSum(ctx, ch.cls[gw], bucket, key)
 	to := time.Now()
-	notFound := apiCode(err) == "NoSuchKey"
-	if notFound {
+	switch {
+	case apiCode(err) == "NoSuchKey":
 		ch.record(phase, "get", to.Sub(from), nil)
-	} else {
-		ch.record(phase, "get", to.Sub(from), err)
+		call.Absent()
+		return nil
+	case err == nil:
+		ch.record(phase, "get", to.Sub(from), nil)
+		if err := call.Read(sum); err != nil {
+			ch.violation("wrong bytes", key, fmt.Sprintf("via %s in phase %s: %v", ch.gwName(gw), phase, err))
+		}
+		return nil
 	}
-	allowed := append([]version{ks.acked}, ks.maybe...)
-	matches := func(vs []version) bool {
-		for _, v := range vs {
-			switch {
-			case notFound && (v.deleted || v.none):
-				return true
-			case err == nil && !v.deleted && !v.none && v.sum == sum:
-				return true
-			}
-		}
-		return false
-	}
-	switch {
-	case notFound || err == nil:
-		if matches(allowed) {
-			return
-		}
-		what := "wrong bytes"
-		if matches(ks.history) || notFound {
-			what = "lost acknowledged write"
-		}
-		ch.violation(what, key, fmt.Sprintf("%s via gateway %d in phase %s: got %s, acknowledged %s", key, gw, phase, describe(notFound, sum), ks.acked))
-	default:
-		// A failed read is excused only when more than p of the object's
-		// nodes were unavailable while it was read, or lack its shard
-		// because they were unavailable (or wiped) when it was written.
-		unavail := ch.unavailable(key, from, to, allowed)
-		if len(unavail) <= ch.c.Map.ParityShards {
-			ch.violation("read failure", key, fmt.Sprintf("%s via gateway %d in phase %s with only %v unavailable: %v", key, gw, phase, unavail, err))
-		}
-	}
+	ch.record(phase, "get", to.Sub(from), err)
+	call.Fail()
+	ch.readFailed(key, gw, phase, from, to, err)
+	return err
 }
 
-func describe(notFound bool, sum [32]byte) string {
-	if notFound {
-		return "NoSuchKey"
+// readFailed judges a failed read of key through gateway gw during
+// [from, to]. It is excused when the gateway was faulted meanwhile, or
+// when more than p of the object's nodes were unavailable while it was
+// read, or lack its shard because they were unavailable (or wiped) while
+// a version it might have served was written.
+func (ch *chaos) readFailed(key string, gw int, phase string, from, to time.Time, err error) {
+	ch.mu.Lock()
+	ch.readFailuresTotal++
+	byGateway := faulted(ch.gwFaults[gw], from, to)
+	if byGateway {
+		ch.excusedByGateway++
 	}
-	return fmt.Sprintf("sha256 %x", sum[:6])
+	ch.mu.Unlock()
+	if byGateway {
+		return
+	}
+	unavail := ch.unavailable(key, from, to, ch.candidates(key, from))
+	if len(unavail) > ch.c.Map.ParityShards {
+		ch.mu.Lock()
+		ch.excusedByNodes++
+		ch.mu.Unlock()
+		return
+	}
+	ch.violation("read failure", key, fmt.Sprintf("%s via %s in phase %s with only %v unavailable: %v", key, ch.gwName(gw), phase, unavail, err))
 }
 
-func (v version) String() string {
-	switch {
-	case v.none:
-		return "nothing"
-	case v.deleted:
-		return "a delete"
+// candidates returns the write periods of the versions of key a read
+// starting at from might find newest: every write not followed, before
+// from, by an acknowledged write that started after it ended. Versions
+// are named by the gateways' clocks, which are up to the clocks' spread
+// apart, so a write only counts as followed once that much later.
+func (ch *chaos) candidates(key string, from time.Time) []interval {
+	spread := slices.Max(ch.clocks) - slices.Min(ch.clocks) + time.Second
+	ws := ch.hist.Writes(key)
+	var lastAcked time.Time
+	for _, w := range ws {
+		if c := ch.hist.Time(w.Call); w.Outcome == proctest.OK && ch.hist.Time(w.Return).Before(from) && c.After(lastAcked) {
+			lastAcked = c
+		}
 	}
-	return fmt.Sprintf("%d bytes of seed %d (sha256 %x)", v.size, v.seed, v.sum[:6])
+	var out []interval
+	for _, w := range ws {
+		end := ch.hist.Time(w.Return)
+		if w.Outcome != proctest.OK && end.Before(from) {
+			end = from // a failed write may still be going on
+		}
+		if end.Add(spread).Before(lastAcked) {
+			continue
+		}
+		out = append(out, interval{from: ch.hist.Time(w.Call), to: end})
+	}
+	return out
 }
 
 // unavailable returns the nodes of key (under any map used) that were
-// faulted during [from, to] or during the writing of any of vs, or wiped
-// after it.
-func (ch *chaos) unavailable(key string, from, to time.Time, vs []version) []string {
+// faulted during [from, to] or during any of the writes, or wiped after
+// one of them began.
+func (ch *chaos) unavailable(key string, from, to time.Time, writes []interval) []string {
 	ch.mu.Lock()
 	defer ch.mu.Unlock()
 	placed := map[string]bool{}
@@ -601,14 +873,11 @@ func (ch *chaos) unavailable(key string, from, to time.Time, vs []version) []str
 	}
 	var out []string
 	for id := range placed {
-		bad := ch.faultedLocked(id, from, to)
-		for _, v := range vs {
-			if v.none {
-				continue
-			}
-			bad = bad || ch.faultedLocked(id, v.from, v.to)
-			for _, w := range ch.wipes[id] {
-				bad = bad || w.After(v.from)
+		bad := faulted(ch.faults[id], from, to)
+		for _, w := range writes {
+			bad = bad || faulted(ch.faults[id], w.from, w.to)
+			for _, wt := range ch.wipes[id] {
+				bad = bad || wt.After(w.from)
 			}
 		}
 		if bad {
@@ -619,8 +888,9 @@ func (ch *chaos) unavailable(key string, from, to time.Time, vs []version) []str
 	return out
 }
 
-func (ch *chaos) faultedLocked(id string, from, to time.Time) bool {
-	for _, f := range ch.faults[id] {
+// faulted reports whether any of fs overlaps [from, to].
+func faulted(fs []interval, from, to time.Time) bool {
+	for _, f := range fs {
 		if f.from.Before(to) && (f.to.IsZero() || f.to.After(from)) {
 			return true
 		}
@@ -657,8 +927,8 @@ func (ch *chaos) violation(what, key, detail string) {
 	switch what {
 	case "wrong bytes":
 		ch.wrong++
-	case "lost acknowledged write":
-		ch.lost++
+		// At once: nothing later can excuse it.
+		ch.t.Errorf("wrong bytes: %s", detail)
 	default:
 		ch.unexcused++
 	}
@@ -667,13 +937,16 @@ func (ch *chaos) violation(what, key, detail string) {
 	}
 }
 
-// report prints the summary and fails the test on any violation.
-func (ch *chaos) report() {
+// report prints the summary and fails the test on any violation; on a
+// failure it keeps the process logs, the history and porcupine's view of
+// it.
+func (ch *chaos) report(v proctest.Verdict) {
 	t := ch.t
 	ch.mu.Lock()
 	defer ch.mu.Unlock()
 	var b strings.Builder
-	fmt.Fprintf(&b, "chaos run of %v:\n", time.Since(ch.start).Round(time.Second))
+	fmt.Fprintf(&b, "chaos run of %v, %d clients on %d keys through %d gateways with clocks offset by %v:\n",
+		time.Since(ch.start).Round(time.Second), chaosClients, len(ch.keys), len(ch.gws), ch.clocks)
 	fmt.Fprintf(&b, "  %-12s %-7s %7s %7s %9s %9s\n", "phase", "op", "ok", "failed", "p50", "p99")
 	for _, ph := range ch.order {
 		for _, op := range []string{"get", "put", "delete"} {
@@ -691,14 +964,72 @@ func (ch *chaos) report() {
 	}
 	slices.Sort(kinds)
 	fmt.Fprintf(&b, "  faults injected: %s\n", strings.Join(kinds, ", "))
-	fmt.Fprintf(&b, "  acknowledged writes lost: %d\n", ch.lost)
+	for _, r := range ch.reconfigs {
+		fmt.Fprintf(&b, "  reconfiguration: %s\n", r)
+	}
 	fmt.Fprintf(&b, "  reads returning wrong bytes: %d\n", ch.wrong)
-	fmt.Fprintf(&b, "  read failures with at most p nodes of the object unavailable: %d\n", ch.unexcused)
+	fmt.Fprintf(&b, "  failed reads: %d (%d while their gateway was faulted, %d with more than p nodes of the object unavailable), %d with at most p\n",
+		ch.readFailuresTotal, ch.excusedByGateway, ch.excusedByNodes, ch.unexcused)
+	fmt.Fprintf(&b, "  %s\n", v.Summary())
 	t.Log(b.String())
 	for _, s := range ch.bad {
-		t.Error(s)
+		if !strings.HasPrefix(s, "wrong bytes") {
+			t.Error(s)
+		}
 	}
-	if ch.lost+ch.wrong+ch.unexcused > 0 {
+	if !v.OK() {
+		t.Errorf("the history is not linearizable (%s):\n%s", v.Result, v.Explain(3))
+		for _, k := range v.Bad {
+			if !slices.Contains(ch.badKeys, k) {
+				ch.badKeys = append(ch.badKeys, k)
+			}
+		}
+	}
+	if ch.wrong+ch.unexcused > 0 || !v.OK() {
 		t.Errorf("chaos run failed; replay with KINTSUGI_CHAOS_SEED (see the seed above)")
 	}
+	if !t.Failed() {
+		return
+	}
+	ch.keepEvidence(v)
+}
+
+// keepEvidence copies the process logs of a failed run, the history and
+// porcupine's view of it to KINTSUGI_CHAOS_LOGS, or to a new temporary
+// directory that outlives the test, and logs the log tails about the bad
+// keys.
+func (ch *chaos) keepEvidence(v proctest.Verdict) {
+	t, c := ch.t, ch.c
+	t.Log(c.Logs())
+	// The tails above rarely reach back to a failed key's writes.
+	for _, key := range ch.badKeys[:min(len(ch.badKeys), 3)] {
+		t.Logf("log lines about %s:\n%s", key, c.LogsAbout(key, 60))
+	}
+	dir := os.Getenv("KINTSUGI_CHAOS_LOGS")
+	if dir == "" {
+		var err error
+		if dir, err = os.MkdirTemp("", "kintsugi-chaos-"); err != nil {
+			t.Log(err)
+			return
+		}
+	} else if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Log(err)
+		return
+	}
+	logs, _ := filepath.Glob(filepath.Join(c.Dir, "*.log"))
+	for _, l := range logs {
+		if b, err := os.ReadFile(l); err == nil {
+			os.WriteFile(filepath.Join(dir, filepath.Base(l)), b, 0o644)
+		}
+	}
+	if f, err := os.Create(filepath.Join(dir, "history.txt")); err == nil {
+		ch.hist.Dump(f)
+		f.Close()
+	}
+	if !v.OK() {
+		if err := v.Visualize(filepath.Join(dir, "history.html")); err != nil {
+			t.Logf("visualization: %v", err)
+		}
+	}
+	t.Logf("process logs, history.txt and history.html (porcupine's view of the bad keys) kept in %s", dir)
 }
