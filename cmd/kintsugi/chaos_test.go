@@ -189,16 +189,15 @@ type chaos struct {
 	procs         map[string]*proctest.Proc
 	reconfiguring bool
 	reconfigs     []string // what each reconfiguration did, for the report
-	tmpfs         string   // node on a small tmpfs, "" if none could be mounted
 
-	stats             map[string]map[string][]time.Duration // phase -> op -> latencies
-	fails             map[string]map[string]int             // phase -> op -> failures
-	bad               []string                              // violations, for the report
-	badKeys           []string                              // their keys, for the logs about them
-	wrong, unexcused  int
-	excusedByGateway  int
-	excusedByNodes    int
-	readFailuresTotal int
+	stats            map[string]map[string][]time.Duration // phase -> op -> latencies
+	fails            map[string]map[string]int             // phase -> op -> failures
+	bad              []string                              // violations, for the report
+	badKeys          []string                              // their keys, for the logs about them
+	wrong, unexcused int
+	excusedByGateway int
+	excusedByNodes   int
+	readFailures     int
 }
 
 type interval struct{ from, to time.Time } // to zero: still down
@@ -643,7 +642,21 @@ func (ch *chaos) reconfigure(ctx context.Context, id string, r int64, phaseEnd t
 	n, _ := m.Node(id)
 	h, err := client.New(n.Addr, &client.Options{Secret: []byte(c.Secret)}).Health(ctx)
 	if err != nil || h.Objects != 0 {
-		ch.note(fmt.Sprintf("%s; %s still holds shards (%+v, %v), left draining", what, id, h, err))
+		ch.note(fmt.Sprintf("%s; %s still holds shards (%d objects, %v), left draining", what, id, h.Objects, err))
+		return
+	}
+	// No fault may restart the node while it goes.
+	ch.mu.Lock()
+	busy := ch.down[id]
+	ch.down[id] = true
+	ch.mu.Unlock()
+	defer func() {
+		ch.mu.Lock()
+		ch.down[id] = busy
+		ch.mu.Unlock()
+	}()
+	if busy {
+		ch.note(fmt.Sprintf("%s; %s is empty but faulted, left draining", what, id))
 		return
 	}
 	if _, ok := admin("nodes", "remove", id); !ok {
@@ -812,7 +825,7 @@ func (ch *chaos) get(ctx context.Context, bucket, key string, client, gw int) er
 // a version it might have served was written.
 func (ch *chaos) readFailed(key string, gw int, phase string, from, to time.Time, err error) {
 	ch.mu.Lock()
-	ch.readFailuresTotal++
+	ch.readFailures++
 	byGateway := faulted(ch.gwFaults[gw], from, to)
 	if byGateway {
 		ch.excusedByGateway++
@@ -969,7 +982,7 @@ func (ch *chaos) report(v proctest.Verdict) {
 	}
 	fmt.Fprintf(&b, "  reads returning wrong bytes: %d\n", ch.wrong)
 	fmt.Fprintf(&b, "  failed reads: %d (%d while their gateway was faulted, %d with more than p nodes of the object unavailable), %d with at most p\n",
-		ch.readFailuresTotal, ch.excusedByGateway, ch.excusedByNodes, ch.unexcused)
+		ch.readFailures, ch.excusedByGateway, ch.excusedByNodes, ch.unexcused)
 	fmt.Fprintf(&b, "  %s\n", v.Summary())
 	t.Log(b.String())
 	for _, s := range ch.bad {
