@@ -141,6 +141,27 @@ func parsePhases(s string) ([]chaosPhase, error) {
 	return out, nil
 }
 
+func TestParsePhases(t *testing.T) {
+	got, err := parsePhases("steady:5s,kill+gwstop:30s,gwkill+gwstop:10s,kill+stop+wipe+reconfigure:1m")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []chaosPhase{
+		{name: "steady", dur: 5 * time.Second},
+		{name: "kill+gwstop", dur: 30 * time.Second, faults: []string{"kill", "gwstop"}, maxDown: 1},
+		{name: "gwkill+gwstop", dur: 10 * time.Second, faults: []string{"gwkill", "gwstop"}},
+		{name: "kill+stop+wipe+reconfigure", dur: time.Minute, faults: []string{"kill", "stop", "wipe", "reconfigure"}, maxDown: 2},
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("parsePhases:\n got %v\nwant %v", got, want)
+	}
+	for _, bad := range []string{"kill", "kill:soon", "steady:1s,partition:1s"} {
+		if _, err := parsePhases(bad); err == nil {
+			t.Errorf("parsePhases(%q) accepted", bad)
+		}
+	}
+}
+
 // chaosPhase is a stretch of the run with one set of fault kinds.
 type chaosPhase struct {
 	name    string
