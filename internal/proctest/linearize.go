@@ -217,8 +217,9 @@ func (v Verdict) Summary() string {
 // Explain describes, for up to maxKeys of the keys found not
 // linearizable, the shortest stretch of history that shows it: the end
 // of the longest order of the key's operations the checker could make
-// legal, the value the register then holds, and the operations that
-// could come next, none of which leads to a legal order of the rest.
+// legal, the value the register then holds, the operations that could
+// come next, none of which leads to a legal order of the rest, and the
+// writes of the values those read.
 func (v Verdict) Explain(maxKeys int) string {
 	var b strings.Builder
 	partials := v.info.PartialLinearizations()
@@ -266,6 +267,30 @@ func (v Verdict) Explain(maxKeys int) string {
 		}
 		if len(next) > 8 {
 			fmt.Fprintf(&b, "    ... and %d more\n", len(next)-8)
+		}
+		// The writes of the values those reads saw, unless shown above.
+		shown := map[int]bool{}
+		for _, id := range best[max(len(best)-3, 0):] {
+			shown[id] = true
+		}
+		var writes []string
+		for _, op := range next[:min(len(next), 8)] {
+			in := op.Input.(regInput)
+			if in.kind != Get || op.Output.(int) == Absent {
+				continue
+			}
+			for id, w := range ops {
+				if wi := w.Input.(regInput); wi.kind == Put && wi.value == op.Output.(int) && !shown[id] {
+					shown[id] = true
+					writes = append(writes, v.describe(w))
+				}
+			}
+		}
+		if len(writes) > 0 {
+			fmt.Fprintf(&b, "  where the values they read were written:\n")
+			for _, w := range writes {
+				fmt.Fprintf(&b, "    %s\n", w)
+			}
 		}
 	}
 	return b.String()

@@ -56,6 +56,21 @@ func TestCheck(t *testing.T) {
 			explain: []string{"key k: 2 of its 3 operations linearize", "the register then holds v2", "c1 get → v1"},
 		},
 		{
+			// The write of the value read shows too.
+			name: "a lost delete",
+			ops: []Op{
+				op(0, Put, 1, 0, 10, "gw+10s"),
+				op(2, Get, 1, 11, 12, "gw0"),
+				op(3, Get, 1, 13, 14, "gw+10s"),
+				op(1, Delete, Absent, 20, 30, "gw0"),
+				op(3, Put, 2, 21, -1, "gw0"),
+				op(2, Get, 1, 40, 45, "gw-10s"),
+			},
+			want:    porcupine.Illegal,
+			dropped: 1,
+			explain: []string{"the register then holds absent", "where the values they read were written:\n    c0 put v1"},
+		},
+		{
 			// The second write, through a gateway whose clock is 10s
 			// behind, is acknowledged but named older than the first:
 			// every later read keeps seeing the first.
