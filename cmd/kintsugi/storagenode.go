@@ -5,6 +5,7 @@ import (
 	"flag"
 	"time"
 
+	"github.com/kintsugi-store/kintsugi/internal/clock"
 	"github.com/kintsugi-store/kintsugi/storagenode"
 )
 
@@ -27,10 +28,10 @@ func runStorageNode(ctx context.Context, env *environ, args []string) error {
 		return err
 	}
 	// A node has no clock seam yet (it stamps with time.Now), so the
-	// offset is only checked here: a bad value must fail every process
-	// alike, not just the gateways.
-	if _, err := processClock(env); err != nil {
-		return err
+	// offset is only checked here, and not logged as applied: a bad value
+	// must fail every process alike, not just the gateways.
+	if _, err := clock.FromEnv(env.getenv); err != nil {
+		return usageErr("%v", err)
 	}
 	secret, err := clusterSecret(env, *secretFile)
 	if err != nil {
