@@ -172,7 +172,7 @@ func runDev(ctx context.Context, env *environ, args []string) error {
 	if err != nil {
 		return err
 	}
-	gsrv, err := newServer("gateway", *listen, gw.Handler(), env.logger)
+	gsrv, err := newServer("gateway", *listen, withProbes(gw.Handler(), gatewayReady(store)), env.logger)
 	if err != nil {
 		return usageErr("%v", err)
 	}
