@@ -45,6 +45,13 @@ test:
 	$(GO) vet $(PKGS)
 	$(GO) test -race -p 1 -timeout $(TEST_TIMEOUT) $(PKGS)
 
+# Builds the image twice and runs a cluster of containers under podman:
+# nodes and the gateway replaced by a newer image on the same volumes
+# (cmd/kintsugi TestPodmanReplace). Needs root podman, runc and the aws cli;
+# kept out of `make test` so that it runs without them. CI runs both.
+test-image:
+	KINTSUGI_IMAGE_TEST=1 $(GO) test -count=1 -v -run '^TestPodmanReplace$$' -timeout 10m ./cmd/kintsugi
+
 test-short:
 	$(GO) test -short -timeout 5m $(PKGS)
 
