@@ -14,6 +14,9 @@ IMAGE_TAG ?= $(shell printf '%s' '$(VERSION)' | tr -c 'A-Za-z0-9_.-' '-')
 # podman first, else docker.
 CONTAINER ?= $(shell command -v podman 2>/dev/null || command -v docker 2>/dev/null)
 IMAGE_CONTEXT ?= bin/image
+# Extra flags of the image build, e.g. --layers=false (podman: keep no
+# intermediate images).
+IMAGE_BUILD_FLAGS ?=
 LDFLAGS  := -X main.versionStamp=$(VERSION)
 
 .PHONY: all build run test test-short lint fmt vet tidy-check fuzz bench chaos clean image test-image
@@ -30,7 +33,7 @@ image:
 	rm -rf $(IMAGE_CONTEXT)
 	mkdir -p $(IMAGE_CONTEXT)/data
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '-s -w $(LDFLAGS)' -o $(IMAGE_CONTEXT)/kintsugi ./cmd/kintsugi
-	$(CONTAINER) build --build-arg VERSION='$(VERSION)' -f deploy/Containerfile \
+	$(CONTAINER) build $(IMAGE_BUILD_FLAGS) --build-arg VERSION='$(VERSION)' -f deploy/Containerfile \
 		-t $(IMAGE):$(IMAGE_TAG) -t $(IMAGE):latest $(IMAGE_CONTEXT)
 
 # Starts the embedded local cluster: a gateway and 6 storage nodes (4+2) in

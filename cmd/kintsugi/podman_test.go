@@ -73,7 +73,8 @@ func TestPodmanReplace(t *testing.T) {
 		name, tag, _ := strings.Cut(img, ":")
 		t0 := time.Now()
 		cmd := exec.Command("make", "-C", root, "image", "IMAGE="+name, "VERSION="+p.prefix+"-"+tag,
-			"IMAGE_TAG="+tag, "IMAGE_CONTEXT="+filepath.Join(t.TempDir(), "context"), "CONTAINER=podman")
+			"IMAGE_TAG="+tag, "IMAGE_CONTEXT="+filepath.Join(t.TempDir(), "context"), "CONTAINER=podman",
+			"IMAGE_BUILD_FLAGS=--layers=false") // leaves no intermediate images behind
 		if out, err := cmd.CombinedOutput(); err != nil {
 			t.Fatalf("make image: %v\n%s", err, out)
 		}
