@@ -129,9 +129,10 @@ func TestVersionCommand(t *testing.T) {
 	}
 }
 
-// TestProbeEndpoints runs a storage node and a gateway in this process and
-// probes their listeners as a container runtime would: unauthenticated,
-// while the node API itself still demands the cluster secret.
+// TestProbeEndpoints runs a storage node, a gateway and the dev cluster in
+// this process and probes their listeners as a container runtime would:
+// unauthenticated, while the node API itself still demands the cluster
+// secret.
 func TestProbeEndpoints(t *testing.T) {
 	dir := t.TempDir()
 	ctx, cancel := context.WithCancel(context.Background())
@@ -156,8 +157,17 @@ func TestProbeEndpoints(t *testing.T) {
 				t.Errorf("%v: exit %d", args, code)
 			}
 		})
-		select {
-		case l := <-lines.ch:
+		deadline := time.After(30 * time.Second)
+		for {
+			var l string
+			select {
+			case l = <-lines.ch:
+			case <-deadline:
+				t.Fatalf("%v: no ready line", args)
+			}
+			if !strings.HasPrefix(l, "ready ") {
+				continue // dev prints its endpoints first
+			}
 			kv := map[string]string{}
 			for _, f := range strings.Fields(l) {
 				if k, v, ok := strings.Cut(f, "="); ok {
@@ -165,9 +175,6 @@ func TestProbeEndpoints(t *testing.T) {
 				}
 			}
 			return kv
-		case <-time.After(30 * time.Second):
-			t.Fatalf("%v: no ready line", args)
-			return nil
 		}
 	}
 	nodeAddr := start("storagenode", "--id", "n1", "--listen", "127.0.0.1:0", "--data", filepath.Join(dir, "n1"))["addr"]
@@ -177,7 +184,10 @@ func TestProbeEndpoints(t *testing.T) {
 	}
 	gw := start("gateway", "--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0", "--cluster", cluster)
 
+	dev := start("dev", "--data", filepath.Join(dir, "dev"), "--listen", "127.0.0.1:0", "--node-base-port", "0", "--scrub-interval", "0")
+
 	for _, url := range []string{
+		"http://" + dev["addr"] + "/healthz", "http://" + dev["addr"] + "/readyz",
 		"http://" + nodeAddr + "/healthz", "http://" + nodeAddr + "/readyz",
 		"http://" + gw["addr"] + "/healthz", "http://" + gw["addr"] + "/readyz",
 		"http://" + gw["metrics"] + "/healthz", "http://" + gw["metrics"] + "/readyz",
