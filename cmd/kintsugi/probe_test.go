@@ -184,7 +184,8 @@ func TestProbeEndpoints(t *testing.T) {
 	}
 	gw := start("gateway", "--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0", "--cluster", cluster)
 
-	dev := start("dev", "--data", filepath.Join(dir, "dev"), "--listen", "127.0.0.1:0", "--node-base-port", "0", "--scrub-interval", "0")
+	dev := start("dev", "--data", filepath.Join(dir, "dev"), "--listen", "127.0.0.1:0", "--node-base-port", "0", "--scrub-interval", "0",
+		"--memory-limit", "0") // no process-wide memory limit for the tests that follow
 
 	for _, url := range []string{
 		"http://" + dev["addr"] + "/healthz", "http://" + dev["addr"] + "/readyz",
