@@ -14,9 +14,10 @@ IMAGE_TAG ?= $(shell printf '%s' '$(VERSION)' | tr -c 'A-Za-z0-9_.-' '-')
 # podman first, else docker.
 CONTAINER ?= $(shell command -v podman 2>/dev/null || command -v docker 2>/dev/null)
 IMAGE_CONTEXT ?= bin/image
-# Extra flags of the image build, e.g. --layers=false (podman: keep no
-# intermediate images).
-IMAGE_BUILD_FLAGS ?=
+# Extra flags of the image build. podman keeps an intermediate image per
+# step by default, and every build here changes from the version label on,
+# so they would only pile up as dangling images.
+IMAGE_BUILD_FLAGS ?= $(if $(findstring podman,$(CONTAINER)),--layers=false)
 LDFLAGS  := -X main.versionStamp=$(VERSION)
 
 .PHONY: all build run test test-short lint fmt vet tidy-check fuzz bench chaos clean image test-image
