@@ -117,7 +117,7 @@ func runDev(ctx context.Context, env *environ, args []string) error {
 		if *basePort > 0 {
 			addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(*basePort+i-1))
 		}
-		srv, err := newServer("storagenode "+id, addr, node.Handler(), env.logger)
+		srv, err := newServer("storagenode "+id, addr, withProbes(node.Handler(), nil), env.logger)
 		if err != nil {
 			return usageErr("node %s: %v (try --node-base-port 0)", id, err)
 		}
@@ -177,7 +177,7 @@ func runDev(ctx context.Context, env *environ, args []string) error {
 	if err != nil {
 		return err
 	}
-	gsrv, err := newServer("gateway", *listen, gw.Handler(), env.logger)
+	gsrv, err := newServer("gateway", *listen, withProbes(gw.Handler(), gatewayReady(store)), env.logger)
 	if err != nil {
 		return usageErr("%v", err)
 	}

@@ -100,7 +100,7 @@ func runGateway(ctx context.Context, env *environ, args []string) error {
 	if err != nil {
 		return err
 	}
-	srv, err := newServer("gateway", *listen, gw.Handler(), env.logger)
+	srv, err := newServer("gateway", *listen, withProbes(gw.Handler(), gatewayReady(store)), env.logger)
 	if err != nil {
 		return usageErr("%v", err)
 	}
@@ -110,7 +110,7 @@ func runGateway(ctx context.Context, env *environ, args []string) error {
 	servers := []*server{srv}
 	kv := []string{"epoch", itoa(m.Epoch)}
 	if *metricsAddr != "" {
-		msrv, err := newServer("gateway metrics", *metricsAddr, metricsHandler(reg, tracker, store), env.logger)
+		msrv, err := newServer("gateway metrics", *metricsAddr, withProbes(metricsHandler(reg, tracker, store), gatewayReady(store)), env.logger)
 		if err != nil {
 			return usageErr("--metrics-listen: %v", err)
 		}

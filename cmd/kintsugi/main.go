@@ -43,6 +43,8 @@ func commands() []command {
 		{"scrub", "one full verify-and-repair pass over the cluster, for cron", runScrub},
 		{"scrubber", "verify-and-repair passes on an interval, with /status and /metrics", runScrubber},
 		{"bench", "S3 load generator for any endpoint (PUT/GET/mixed/list/delete)", runBench},
+		{"probe", "GET a URL, exit 0 on 2xx: a health check for images without a shell", runProbe},
+		{"version", "print the version", runVersion},
 	}
 }
 

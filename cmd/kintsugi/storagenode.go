@@ -60,7 +60,7 @@ func runStorageNode(ctx context.Context, env *environ, args []string) error {
 		return err
 	}
 	defer node.Close()
-	srv, err := newServer("storagenode "+*id, *listen, node.Handler(), env.logger)
+	srv, err := newServer("storagenode "+*id, *listen, withProbes(node.Handler(), nil), env.logger)
 	if err != nil {
 		return usageErr("%v", err)
 	}
