@@ -78,7 +78,7 @@ func (c *cluster) checkPlaced(key string, v string, data []byte) {
 		case rec == nil || rec.Version != v || rec.Shard != i:
 			c.t.Errorf("%s: node %s holds %+v, want version %s shard %d", key, id, rec, v, i)
 		default:
-			rc, err := c.byID[id].c.ReadShard(ctx, "bk", key, v, 0, -1)
+			rc, err := c.byID[id].c.ReadShard(ctx, "bk", key, v, i, 0, -1)
 			if err != nil {
 				c.t.Errorf("%s: reading shard %d on %s: %v", key, i, id, err)
 				continue

@@ -90,7 +90,7 @@ func TestVerifyDamage(t *testing.T) {
 			}
 			switch tc.want {
 			case client.VerifyOK:
-				if got := tn.readAll(t, "bk", "k", v); !bytes.Equal(got, o.shards[shard]) {
+				if got := tn.readAll(t, "bk", "k", v, shard); !bytes.Equal(got, o.shards[shard]) {
 					t.Error("healthy shard reads back different bytes")
 				}
 				if st.Corrupt != 0 || st.Quarantined != 0 {
@@ -107,7 +107,7 @@ func TestVerifyDamage(t *testing.T) {
 				if got := files(t, tn.cfg.Dir, quarantineDir); len(got) != 1 {
 					t.Errorf("quarantine holds %v, want one file", got)
 				}
-				_, err := tn.c.ReadShard(context.Background(), "bk", "k", v, 0, -1)
+				_, err := tn.c.ReadShard(context.Background(), "bk", "k", v, shard, 0, -1)
 				wantKind(t, err, kerr.Corrupt)
 				if st.Corrupt != 1 || st.Quarantined != 1 || len(st.QuarantinedShards) != 1 ||
 					st.QuarantinedShards[0].Shard != shard || st.QuarantinedShards[0].Version != v {
@@ -197,7 +197,7 @@ func TestRepairQuarantinedShard(t *testing.T) {
 	if err != nil || rec.Version != v || rec.Shard != shard {
 		t.Fatalf("repair Commit = %+v, %v", rec, err)
 	}
-	if got := tn.readAll(t, "bk", "k", v); !bytes.Equal(got, o.shards[shard]) {
+	if got := tn.readAll(t, "bk", "k", v, shard); !bytes.Equal(got, o.shards[shard]) {
 		t.Fatal("repaired shard reads back different bytes")
 	}
 	if res := verifyOne(t, tn, client.ShardRef{Bucket: "bk", Key: "k", Version: v}); res.Status != client.VerifyOK {
@@ -259,7 +259,7 @@ func TestRepairLostFile(t *testing.T) {
 	if _, err := tn.c.Commit(ctx, o.meta("bk", "k", v)); err != nil {
 		t.Fatal(err)
 	}
-	if got := tn.readAll(t, "bk", "k", v); !bytes.Equal(got, o.shards[0]) {
+	if got := tn.readAll(t, "bk", "k", v, 0); !bytes.Equal(got, o.shards[0]) {
 		t.Fatal("restored shard reads back different bytes")
 	}
 }

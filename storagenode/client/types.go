@@ -18,7 +18,7 @@
 //	PUT    /v1/stage?bucket&key&version&shard&block   body: framed shard  -> StagedRef
 //	POST   /v1/commit                                 body: ObjectMeta    -> Record
 //	POST   /v1/abort?bucket&key&version
-//	GET    /v1/shard?bucket&key&version&off&len       -> framed bytes
+//	GET    /v1/shard?bucket&key&version&shard&off&len -> framed bytes
 //	GET    /v1/stat?bucket&key                        -> KeyState
 //	GET    /v1/list?bucket&prefix&after&limit         -> ListPage
 //	PUT    /v1/bucket                                 body: BucketRecord
@@ -149,8 +149,11 @@ type ListPage struct {
 }
 
 // ErrorBody is the JSON body of every non-2xx answer from a node. Kind is a
-// kerr.Kind name ("not exist", "corrupt", ...).
+// kerr.Kind name ("not exist", "corrupt", ...). Sentinel, if set, names a
+// leaf error of this package (see SentinelName), e.g. "wrong shard" for
+// ErrWrongShard.
 type ErrorBody struct {
-	Kind    string `json:"kind"`
-	Message string `json:"message"`
+	Kind     string `json:"kind"`
+	Message  string `json:"message"`
+	Sentinel string `json:"sentinel,omitempty"`
 }
