@@ -525,7 +525,7 @@ func (s *Scrubber) commitMoved(ctx context.Context, meta client.ObjectMeta, i in
 	err = retry(ctx, func() error {
 		vctx, cancel := s.dataCtx(ctx, size)
 		defer cancel()
-		rs, err := dst.c.Verify(vctx, []client.ShardRef{{Bucket: meta.Bucket, Key: meta.Key, Version: meta.Version}})
+		rs, err := dst.c.Verify(vctx, []client.ShardRef{{Bucket: meta.Bucket, Key: meta.Key, Version: meta.Version, Shard: i}})
 		if err == nil {
 			res = rs[0]
 		}

@@ -88,7 +88,7 @@ func TestDropShard(t *testing.T) {
 	// A quarantined copy is dropped with its quarantine entry.
 	tn.put(t, "bk", "rot", ver(5), o, 2)
 	damage(t, tn.shardPath("bk", "rot", ver(5), 2), func(b []byte) []byte { b[9] ^= 1; return b })
-	if res := verifyOne(t, tn, client.ShardRef{Bucket: "bk", Key: "rot", Version: ver(5)}); res.Status != client.VerifyCorrupt {
+	if res := verifyOne(t, tn, client.ShardRef{Bucket: "bk", Key: "rot", Version: ver(5), Shard: 2}); res.Status != client.VerifyCorrupt {
 		t.Fatalf("Verify = %+v", res)
 	}
 	if ok, err := tn.c.DropShard(ctx, "bk", "rot", ver(5), 2); err != nil || !ok {

@@ -215,7 +215,7 @@ func testInlineVerifyQuarantineRepair(t *testing.T, kind string) {
 	o := encode(t, 3*testBlock, 66)
 	v := ver(1)
 	tn.put(t, "bk", "k", v, o, 4)
-	ref := client.ShardRef{Bucket: "bk", Key: "k", Version: v}
+	ref := client.ShardRef{Bucket: "bk", Key: "k", Version: v, Shard: 4}
 	if res := verifyOne(t, tn, ref); res.Status != client.VerifyOK {
 		t.Fatalf("Verify healthy = %+v", res)
 	}
@@ -264,7 +264,7 @@ func testInlineLostAndRepaired(t *testing.T, kind string) {
 	if ok, err := tn.db.DeleteBlob(shardFile("bk", "k", v, 0)); err != nil || !ok {
 		t.Fatalf("DeleteBlob = %v, %v", ok, err)
 	}
-	if res := verifyOne(t, tn, client.ShardRef{Bucket: "bk", Key: "k", Version: v}); res.Status != client.VerifyMissing {
+	if res := verifyOne(t, tn, client.ShardRef{Bucket: "bk", Key: "k", Version: v, Shard: 0}); res.Status != client.VerifyMissing {
 		t.Fatalf("Verify = %+v, want missing", res)
 	}
 	tn.put(t, "bk", "k", v, o, 0)
@@ -332,7 +332,7 @@ func TestStatData(t *testing.T) {
 		} else {
 			damage(t, tn.abs(rel), func(b []byte) []byte { b[40] ^= 1; return b })
 		}
-		if res := verifyOne(t, tn, client.ShardRef{Bucket: "bk", Key: "rotten", Version: ver(1)}); res.Status != client.VerifyCorrupt {
+		if res := verifyOne(t, tn, client.ShardRef{Bucket: "bk", Key: "rotten", Version: ver(1), Shard: 2}); res.Status != client.VerifyCorrupt {
 			t.Fatalf("verify rotten = %+v", res)
 		}
 		for _, tc := range []struct {
@@ -428,7 +428,7 @@ func TestPackCompaction(t *testing.T) {
 			if got := tn.readAll(t, "bk", key, v, 0); !bytes.Equal(got, objs[i].shards[0]) {
 				t.Errorf("%s reads back different bytes after compaction", key)
 			}
-			if res := verifyOne(t, tn, client.ShardRef{Bucket: "bk", Key: key, Version: v}); res.Status != client.VerifyOK {
+			if res := verifyOne(t, tn, client.ShardRef{Bucket: "bk", Key: key, Version: v, Shard: 0}); res.Status != client.VerifyOK {
 				t.Errorf("verify %s = %+v", key, res)
 			}
 		}

@@ -88,3 +88,36 @@ func TestReadNamingAnotherShardIsRefused(t *testing.T) {
 		})
 	}
 }
+
+// TestVerifyNamingAnotherShardIsAbsent: Verify names the shard index too.
+// After a swap, a verify of the old index is answered VerifyAbsent with
+// the index the node holds, not a verdict on the other shard's bytes,
+// which would count a shard the node no longer has as healthy; the new
+// index verifies.
+func TestVerifyNamingAnotherShardIsAbsent(t *testing.T) {
+	tn := startNode(t, "", nil)
+	ctx := context.Background()
+	o := encode(t, 3*testBlock+5, 72)
+	const j, i = 3, 0
+	tn.put(t, "bk", "k", ver(1), o, j)
+	tn.swapShard(t, "bk", "k", ver(1), o, j, i)
+	refs := []client.ShardRef{
+		{Bucket: "bk", Key: "k", Version: ver(1), Shard: j},
+		{Bucket: "bk", Key: "k", Version: ver(1), Shard: i},
+	}
+	res, err := tn.c.Verify(ctx, refs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []client.VerifyResult{
+		{ShardRef: refs[0], Shard: i, Status: client.VerifyAbsent},
+		{ShardRef: refs[1], Shard: i, Status: client.VerifyOK, Bytes: int64(len(o.shards[i]))},
+	}
+	for k := range want {
+		if res[k] != want[k] {
+			t.Errorf("Verify naming shard %d = %+v, want %+v", refs[k].Shard, res[k], want[k])
+		}
+	}
+	_, err = tn.c.Verify(ctx, []client.ShardRef{{Bucket: "bk", Key: "k", Version: ver(1), Shard: -1}})
+	wantKind(t, err, kerr.Invalid)
+}

@@ -27,7 +27,7 @@
 //	POST   /v1/hints, DELETE /v1/hints                body: []Hint
 //	GET    /v1/hints?limit                            -> []Hint
 //	GET    /v1/health                                 -> Health
-//	POST   /v1/verify                                 body: VerifyRequest -> []VerifyResult
+//	POST   /v1/verify                                 body: VerifyRequest -> []VerifyResult (refs name the shard index)
 //	GET    /v1/scrub/status                           -> ScrubStatus
 //	POST   /v1/marker/drop?bucket&key&version         -> {"dropped": bool}
 //	POST   /v1/shard/drop?bucket&key&version&shard    -> DropResult
