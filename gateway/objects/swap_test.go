@@ -22,7 +22,10 @@ type realCluster struct {
 	clients map[string]*client.Client
 }
 
-func newRealCluster(t *testing.T) *realCluster {
+// newRealCluster starts the nodes and the Store; preload lets the Store
+// fetch small shards with the key's state (else every shard is streamed,
+// opened lazily).
+func newRealCluster(t *testing.T, preload bool) *realCluster {
 	t.Helper()
 	secret := []byte("shard-index-test-secret")
 	logger := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelError}))
@@ -42,13 +45,17 @@ func newRealCluster(t *testing.T) *realCluster {
 		rc.clients[cfg.ID] = client.New(srv.URL, &client.Options{Secret: secret})
 		m.Nodes = append(m.Nodes, placement.Node{ID: cfg.ID, Addr: srv.URL, Zone: fmt.Sprintf("z%d", i)})
 	}
-	s, err := New(Config{
+	cfg := Config{
 		Map:           m,
 		ClientOptions: &client.Options{Secret: secret},
 		CallTimeout:   5 * time.Second,
-		PreloadMax:    -1, // every shard is streamed, opened lazily
+		PreloadMax:    -1,
 		Logger:        logger,
-	})
+	}
+	if preload {
+		cfg.PreloadMax = 0 // the default, which covers these shards
+	}
+	s, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -111,17 +118,20 @@ func (rc *realCluster) swap(t *testing.T, key string, a, b int) {
 // version, as long and with every block digest valid: a read that did
 // not name the index would decode it as the one it asked for. Named, the
 // nodes refuse and the GET decodes from the other shards, opening parity
-// streams as it goes.
+// streams as it goes. Shards preloaded with the key's state are used as
+// the index their record names, before and after the swap.
 func TestGetAcrossRebalanceSwapReturnsExactBytes(t *testing.T) {
 	for _, tc := range []struct {
-		name string
-		a, b int
+		name    string
+		a, b    int
+		preload bool
 	}{
-		{"two data shards", 0, 1},
-		{"a data and a parity shard", 1, 4},
+		{"two data shards", 0, 1, false},
+		{"a data and a parity shard", 1, 4, false},
+		{"two preloaded data shards", 0, 1, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			rc := newRealCluster(t)
+			rc := newRealCluster(t, tc.preload)
 			ctx := context.Background()
 			data := payload(3*4*testBlock+1234, 9)
 			if _, err := rc.s.PutObject(ctx, PutInput{Bucket: testBucket, Key: "k", Size: int64(len(data)), Body: bytes.NewReader(data)}); err != nil {
