@@ -3,6 +3,7 @@ package objects
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http/httptest"
@@ -14,22 +15,20 @@ import (
 	"github.com/kintsugi-store/kintsugi/storagenode/client"
 )
 
-// realCluster is a Store over six real storage nodes (4+2) served over
-// loopback HTTP, with a client per node for doing to them what the
-// scrubber does.
+// realCluster is six real storage nodes (4+2) served over loopback HTTP,
+// with a client per node for doing to them what the scrubber does.
 type realCluster struct {
-	s       *Store
+	m       *placement.Map
+	secret  []byte
+	logger  *slog.Logger
 	clients map[string]*client.Client
 }
 
-// newRealCluster starts the nodes and the Store; preload lets the Store
-// fetch small shards with the key's state (else every shard is streamed,
-// opened lazily).
-func newRealCluster(t *testing.T, preload bool) *realCluster {
+func newRealCluster(t *testing.T) *realCluster {
 	t.Helper()
 	secret := []byte("shard-index-test-secret")
 	logger := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelError}))
-	rc := &realCluster{clients: make(map[string]*client.Client)}
+	rc := &realCluster{secret: secret, logger: logger, clients: make(map[string]*client.Client)}
 	m := &placement.Map{Epoch: 1, DataShards: 4, ParityShards: 2, Partitions: 64, BlockSize: testBlock}
 	for i := range 6 {
 		cfg := storagenode.DefaultConfig()
@@ -45,12 +44,20 @@ func newRealCluster(t *testing.T, preload bool) *realCluster {
 		rc.clients[cfg.ID] = client.New(srv.URL, &client.Options{Secret: secret})
 		m.Nodes = append(m.Nodes, placement.Node{ID: cfg.ID, Addr: srv.URL, Zone: fmt.Sprintf("z%d", i)})
 	}
+	rc.m = m
+	return rc
+}
+
+// store returns a Store over the nodes; preload lets it fetch small shards
+// with the key's state, else every shard is streamed, opened lazily.
+func (rc *realCluster) store(t *testing.T, preload bool) *Store {
+	t.Helper()
 	cfg := Config{
-		Map:           m,
-		ClientOptions: &client.Options{Secret: secret},
+		Map:           rc.m,
+		ClientOptions: &client.Options{Secret: rc.secret},
 		CallTimeout:   5 * time.Second,
 		PreloadMax:    -1,
-		Logger:        logger,
+		Logger:        rc.logger,
 	}
 	if preload {
 		cfg.PreloadMax = 0 // the default, which covers these shards
@@ -60,11 +67,10 @@ func newRealCluster(t *testing.T, preload bool) *realCluster {
 		t.Fatal(err)
 	}
 	t.Cleanup(s.bg.Wait)
-	if err := s.CreateBucket(context.Background(), testBucket); err != nil {
+	if err := s.CreateBucket(context.Background(), testBucket); err != nil && !errors.Is(err, ErrBucketExists) {
 		t.Fatal(err)
 	}
-	rc.s = s
-	return rc
+	return s
 }
 
 // swap exchanges shards a and b of key's committed version between the
@@ -121,6 +127,7 @@ func (rc *realCluster) swap(t *testing.T, key string, a, b int) {
 // streams as it goes. Shards preloaded with the key's state are used as
 // the index their record names, before and after the swap.
 func TestGetAcrossRebalanceSwapReturnsExactBytes(t *testing.T) {
+	rc := newRealCluster(t)
 	for _, tc := range []struct {
 		name    string
 		a, b    int
@@ -131,17 +138,18 @@ func TestGetAcrossRebalanceSwapReturnsExactBytes(t *testing.T) {
 		{"two preloaded data shards", 0, 1, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			rc := newRealCluster(t, tc.preload)
+			s := rc.store(t, tc.preload)
 			ctx := context.Background()
+			key := tc.name
 			data := payload(3*4*testBlock+1234, 9)
-			if _, err := rc.s.PutObject(ctx, PutInput{Bucket: testBucket, Key: "k", Size: int64(len(data)), Body: bytes.NewReader(data)}); err != nil {
+			if _, err := s.PutObject(ctx, PutInput{Bucket: testBucket, Key: key, Size: int64(len(data)), Body: bytes.NewReader(data)}); err != nil {
 				t.Fatal(err)
 			}
-			obj, err := rc.s.OpenObject(ctx, testBucket, "k")
+			obj, err := s.OpenObject(ctx, testBucket, key)
 			if err != nil {
 				t.Fatal(err)
 			}
-			rc.swap(t, "k", tc.a, tc.b)
+			rc.swap(t, key, tc.a, tc.b)
 			var buf bytes.Buffer
 			if err := obj.WriteRange(ctx, &buf, 0, obj.Info().Size); err != nil {
 				t.Fatalf("GET resolved before the swap: %v", err)
@@ -156,7 +164,7 @@ func TestGetAcrossRebalanceSwapReturnsExactBytes(t *testing.T) {
 				t.Fatalf("range GET resolved before the swap: %v, bytes equal %v", err, bytes.Equal(buf.Bytes(), data[4*testBlock+10:4*testBlock+110]))
 			}
 			// A GET resolved after the swap reads every shard where it is.
-			obj, err = rc.s.OpenObject(ctx, testBucket, "k")
+			obj, err = s.OpenObject(ctx, testBucket, key)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -175,4 +183,69 @@ func firstDiff(a, b []byte) int {
 		}
 	}
 	return min(len(a), len(b))
+}
+
+// swapShards exchanges key's committed shards between fake nodes n and o
+// as the rebalancer's swap leaves them: the same version, each node now
+// holding the other's index.
+func (n *fakeNode) swapShards(o *fakeNode, bucket, key string) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	a, b := n.key(bucket, key), o.key(bucket, key)
+	ra, rb := *a.committed, *b.committed
+	ra.Shard, rb.Shard = rb.Shard, ra.Shard
+	a.committed, b.committed = &ra, &rb
+	a.shard, b.shard = b.shard, a.shard
+}
+
+// TestGetAcrossSwapOnFakeNodes is TestGetAcrossRebalanceSwapReturnsExactBytes
+// on the fake nodes, with and without health tracking (hedged reads): the
+// fakes refuse a read naming another index like a node does, the GET
+// decodes around both swapped shards, and each is hinted missing.
+func TestGetAcrossSwapOnFakeNodes(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		health bool
+	}{
+		{"plain", false},
+		{"health", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var c *cluster
+			if tc.health {
+				c = newHealthCluster(t, 6, 4, 2, noPreload).cluster
+			} else {
+				c = newCluster(t, 6, 4, 2, noPreload)
+			}
+			data := payload(3*4*testBlock+77, 4)
+			c.put("k", data)
+			obj, err := c.s.OpenObject(context.Background(), testBucket, "k")
+			if err != nil {
+				t.Fatal(err)
+			}
+			x, y := c.shardNode("k", 0), c.shardNode("k", 2)
+			x.swapShards(y, testBucket, "k")
+			var buf bytes.Buffer
+			if err := obj.WriteRange(context.Background(), &buf, 0, obj.Info().Size); err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(buf.Bytes(), data) {
+				t.Fatalf("GET resolved before the swap: %d bytes differ from the %d written", buf.Len(), len(data))
+			}
+			missing := make(map[int]bool)
+			for _, hs := range c.allHints() {
+				for _, h := range hs {
+					if h.Reason == "missing" {
+						missing[h.Shard] = true
+					}
+				}
+			}
+			if !missing[0] || !missing[2] {
+				t.Errorf("shards hinted missing: %v; want 0 and 2", missing)
+			}
+			c.mustGet("k", data)
+		})
+	}
 }
