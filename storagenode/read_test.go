@@ -121,3 +121,59 @@ func TestVerifyNamingAnotherShardIsAbsent(t *testing.T) {
 	_, err = tn.c.Verify(ctx, []client.ShardRef{{Bucket: "bk", Key: "k", Version: ver(1), Shard: -1}})
 	wantKind(t, err, kerr.Invalid)
 }
+
+// TestDropNamingAnotherShardKeepsTheHeldOne: a drop naming an index the
+// node does not hold of the version (here the one staged on it mid-swap)
+// drops nothing: not the held shard, not the staged copy.
+func TestDropNamingAnotherShardKeepsTheHeldOne(t *testing.T) {
+	tn := startNode(t, "", nil)
+	ctx := context.Background()
+	o := encode(t, 3*testBlock+5, 73)
+	const held, staged = 2, 5
+	tn.put(t, "bk", "k", ver(1), o, held)
+	if _, err := tn.c.Stage(ctx, "bk", "k", ver(1), staged, testBlock, bytes.NewReader(o.shards[staged])); err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := tn.c.DropShard(ctx, "bk", "k", ver(1), staged); err != nil || ok {
+		t.Fatalf("DropShard naming shard %d = %v, %v; want nothing dropped", staged, ok, err)
+	}
+	ks, err := tn.c.Stat(ctx, "bk", "k")
+	if err != nil || ks.Committed == nil || ks.Committed.Shard != held {
+		t.Fatalf("Stat after the refused drop = %+v, %v", ks, err)
+	}
+	if got := tn.readAll(t, "bk", "k", ver(1), held); !bytes.Equal(got, o.shards[held]) {
+		t.Error("held shard changed by a drop naming another")
+	}
+	if got := files(t, tn.cfg.Dir, stagingDir); len(got) != 1 {
+		t.Errorf("staging after the refused drop = %v, want the staged copy", got)
+	}
+}
+
+// TestCommitOfAnotherShardKeepsTheHeldOne: a commit of a version the node
+// already holds, with a staged shard of another index (a rebuild sent to
+// a node whose shard was swapped meanwhile), keeps the held shard and
+// answers with its index, and the staged bytes are never served under
+// either index.
+func TestCommitOfAnotherShardKeepsTheHeldOne(t *testing.T) {
+	tn := startNode(t, "", nil)
+	ctx := context.Background()
+	o := encode(t, 3*testBlock+5, 74)
+	const held, other = 1, 4
+	tn.put(t, "bk", "k", ver(1), o, held)
+	if _, err := tn.c.Stage(ctx, "bk", "k", ver(1), other, testBlock, bytes.NewReader(o.shards[other])); err != nil {
+		t.Fatal(err)
+	}
+	rec, err := tn.c.Commit(ctx, o.meta("bk", "k", ver(1)))
+	if err != nil || rec.Version != ver(1) || rec.Shard != held {
+		t.Fatalf("Commit = %+v, %v; want shard %d kept", rec, err, held)
+	}
+	if _, err := tn.c.ReadShard(ctx, "bk", "k", ver(1), other, 0, -1); !errors.Is(err, client.ErrWrongShard) {
+		t.Errorf("ReadShard naming shard %d: %v; want ErrWrongShard", other, err)
+	}
+	if got := tn.readAll(t, "bk", "k", ver(1), held); !bytes.Equal(got, o.shards[held]) {
+		t.Error("held shard changed by the commit")
+	}
+	if got := files(t, tn.cfg.Dir, stagingDir); len(got) != 0 {
+		t.Errorf("staging after the commit = %v", got)
+	}
+}
