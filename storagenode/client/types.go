@@ -5,7 +5,9 @@
 //
 // The client validates arguments, puts a deadline on every call (from ctx),
 // wraps errors with kerr kinds (NotExist, Unavailable, Transient, Corrupt,
-// Invalid, Unauthorized, TooLarge) and never buffers a whole shard. It must
+// Invalid, Unauthorized, TooLarge), keeps the node's sentinel errors
+// (ErrWrongShard) in the chain for errors.Is, and never buffers a whole
+// shard. It must
 // never import the node server or badger.
 //
 // The package also holds what both ends of the wire must agree on, so that
