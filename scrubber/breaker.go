@@ -83,9 +83,9 @@ func (g *guarded) Abort(ctx context.Context, bucket, key, version string) error 
 
 // ReadShard guards the opening of the stream; read errors in it are left
 // to the decoder, which drops the shard.
-func (g *guarded) ReadShard(ctx context.Context, bucket, key, version string, off, length int64) (io.ReadCloser, error) {
+func (g *guarded) ReadShard(ctx context.Context, bucket, key, version string, shard int, off, length int64) (io.ReadCloser, error) {
 	return do(g, "scrubber.ReadShard", func() (io.ReadCloser, error) {
-		return g.NodeClient.ReadShard(ctx, bucket, key, version, off, length)
+		return g.NodeClient.ReadShard(ctx, bucket, key, version, shard, off, length)
 	})
 }
 

@@ -35,7 +35,9 @@
 // are asked for the key's state (Stat). The newest committed version wins.
 // If some nodes hold it staged but not committed, it is committed there
 // (roll forward), as readers do, when that makes it readable. Each holder
-// then verifies its shard where it lies (client.Verify): the node re-hashes
+// then verifies its shard where it lies (client.Verify, naming the index
+// its state showed: a node whose shard was swapped meanwhile answers
+// absent, and the shard counts as missing): the node re-hashes
 // every block and the root, and quarantines a shard that fails, so the
 // data never crosses the network to be checked. The object is then
 // healthy (n shards verify), degraded (d to n-1: repairable), unrecoverable
@@ -45,7 +47,7 @@
 // is not data loss), or incomplete (nodes did not answer).
 //
 // A rebuild streams d verified shards (ReadShard, lazily: only as many as
-// needed) through codec.Rebuild, stages each missing shard on the node the
+// needed, each read naming its index) through codec.Rebuild, stages each missing shard on the node the
 // current map names for its index and commits it there with the version's
 // own metadata. The rebuilt root must equal the recorded one. Nodes apply
 // their newest-wins rule to such commits, so a version written or deleted

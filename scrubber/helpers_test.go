@@ -278,7 +278,7 @@ func (c *cluster) read(bucket, key string) ([]byte, error) {
 		if r == nil || r.Version != newest.Version || r.Shard < 0 {
 			continue
 		}
-		rc, err := c.byID[placed[i].ID].c.ReadShard(ctx, bucket, key, newest.Version, 0, -1)
+		rc, err := c.byID[placed[i].ID].c.ReadShard(ctx, bucket, key, newest.Version, r.Shard, 0, -1)
 		if err != nil {
 			continue
 		}

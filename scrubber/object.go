@@ -219,7 +219,7 @@ func (s *Scrubber) checkObject(ctx context.Context, t *tally, bucket, key string
 			return c, err
 		}
 		verified.Go(func() {
-			ref := client.ShardRef{Bucket: bucket, Key: key, Version: newest.Version}
+			ref := client.ShardRef{Bucket: bucket, Key: key, Version: newest.Version, Shard: i}
 			err := retry(ctx, func() error {
 				vctx, cancel := s.dataCtx(ctx, shardSize)
 				defer cancel()

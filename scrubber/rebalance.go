@@ -482,7 +482,7 @@ func (s *Scrubber) stageCopy(ctx context.Context, meta client.ObjectMeta, i int,
 	defer s.stats.movesInFlight.Add(-1)
 	ctx, cancel := s.dataCtx(ctx, 2*size)
 	defer cancel()
-	rc, err := src.c.ReadShard(ctx, meta.Bucket, meta.Key, meta.Version, 0, -1)
+	rc, err := src.c.ReadShard(ctx, meta.Bucket, meta.Key, meta.Version, i, 0, -1)
 	if err != nil {
 		return 0, fmt.Errorf("reading from %s: %w", src.node.ID, err)
 	}
@@ -525,7 +525,7 @@ func (s *Scrubber) commitMoved(ctx context.Context, meta client.ObjectMeta, i in
 	err = retry(ctx, func() error {
 		vctx, cancel := s.dataCtx(ctx, size)
 		defer cancel()
-		rs, err := dst.c.Verify(vctx, []client.ShardRef{{Bucket: meta.Bucket, Key: meta.Key, Version: meta.Version}})
+		rs, err := dst.c.Verify(vctx, []client.ShardRef{{Bucket: meta.Bucket, Key: meta.Key, Version: meta.Version, Shard: i}})
 		if err == nil {
 			res = rs[0]
 		}

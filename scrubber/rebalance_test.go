@@ -78,7 +78,7 @@ func (c *cluster) checkPlaced(key string, v string, data []byte) {
 		case rec == nil || rec.Version != v || rec.Shard != i:
 			c.t.Errorf("%s: node %s holds %+v, want version %s shard %d", key, id, rec, v, i)
 		default:
-			rc, err := c.byID[id].c.ReadShard(ctx, "bk", key, v, 0, -1)
+			rc, err := c.byID[id].c.ReadShard(ctx, "bk", key, v, i, 0, -1)
 			if err != nil {
 				c.t.Errorf("%s: reading shard %d on %s: %v", key, i, id, err)
 				continue
@@ -105,7 +105,7 @@ func (c *cluster) verifyAll(keys map[string]string) {
 	c.t.Helper()
 	for key, v := range keys {
 		for i, n := range c.m.PlaceKey("bk", key) {
-			rs, err := c.byID[n.ID].c.Verify(context.Background(), []client.ShardRef{{Bucket: "bk", Key: key, Version: v}})
+			rs, err := c.byID[n.ID].c.Verify(context.Background(), []client.ShardRef{{Bucket: "bk", Key: key, Version: v, Shard: i}})
 			if err != nil || rs[0].Status != client.VerifyOK || rs[0].Shard != i {
 				c.t.Errorf("%s shard %d on %s: verify %+v, %v", key, i, n.ID, rs, err)
 			}

@@ -101,7 +101,7 @@ func (s *Scrubber) rebuild(ctx context.Context, c checked) outcome {
 		}
 		mb := s.byID[id]
 		ls := &lazyShard{open: func() (io.ReadCloser, error) {
-			return mb.c.ReadShard(ctx, meta.Bucket, meta.Key, meta.Version, 0, -1)
+			return mb.c.ReadShard(ctx, meta.Bucket, meta.Key, meta.Version, i, 0, -1)
 		}}
 		opened = append(opened, ls)
 		srcs[i] = &countingReader{r: s.th.Reader(ctx, ls), n: &s.stats.bytesRead}

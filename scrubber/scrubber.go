@@ -24,7 +24,7 @@ type NodeClient interface {
 	Stage(ctx context.Context, bucket, key, version string, shard, blockSize int, body io.Reader) (client.StagedRef, error)
 	Commit(ctx context.Context, meta client.ObjectMeta) (client.Record, error)
 	Abort(ctx context.Context, bucket, key, version string) error
-	ReadShard(ctx context.Context, bucket, key, version string, off, length int64) (io.ReadCloser, error)
+	ReadShard(ctx context.Context, bucket, key, version string, shard int, off, length int64) (io.ReadCloser, error)
 	Stat(ctx context.Context, bucket, key string) (client.KeyState, error)
 	List(ctx context.Context, bucket, prefix, after string, limit int) (client.ListPage, error)
 	PutBucket(ctx context.Context, rec client.BucketRecord) error

@@ -67,7 +67,7 @@ func snapshot(t *testing.T, tn *testNode) nodeState {
 	if s.Key, err = tn.c.Stat(ctx, "bk", "k"); err != nil {
 		t.Fatal(err)
 	}
-	s.Shard = tn.readAll(t, "bk", "k", ver(2))
+	s.Shard = tn.readAll(t, "bk", "k", ver(2), 1)
 	if s.Hints, err = tn.c.ListHints(ctx, 100); err != nil {
 		t.Fatal(err)
 	}

@@ -110,7 +110,7 @@ func TestAuth(t *testing.T) {
 		t.Fatal(err)
 	}
 	tn.put(t, "bk", "k", ver(3), o, 0)
-	if got := tn.readAll(t, "bk", "k", ver(3)); !bytes.Equal(got, o.shards[0]) {
+	if got := tn.readAll(t, "bk", "k", ver(3), 0); !bytes.Equal(got, o.shards[0]) {
 		t.Error("signed round trip differs")
 	}
 	raw := sign("PUT", "/v1/bucket", otherJSON, client.BodyDigest(otherJSON), time.Now())

@@ -65,7 +65,7 @@ func BenchmarkReadShard(b *testing.B) {
 	b.SetBytes(int64(len(shard)))
 	b.ReportAllocs()
 	for b.Loop() {
-		rc, err := tn.c.ReadShard(ctx, "bench", "key", v, 0, -1)
+		rc, err := tn.c.ReadShard(ctx, "bench", "key", v, 0, 0, -1)
 		if err != nil {
 			b.Fatal(err)
 		}

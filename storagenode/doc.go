@@ -34,6 +34,14 @@
 //     record. Sweep removes it after the grace (with no grace, the commit
 //     removes it at once). Dropped and quarantined shards are never served.
 //
+// Reads, verifications and drops name the shard index they mean, and the
+// node acts only on that index: its shard of a version can change under a
+// caller (the rebalancer swaps shards between nodes: drop one index,
+// commit another of the same version), and another index's frames would
+// pass every block check. ReadShard refuses a mismatch with kerr.NotExist
+// wrapping client.ErrWrongShard, Verify answers it VerifyAbsent, and
+// DropShard drops nothing.
+//
 // Small and mid-size shards skip the files: a framed stream of at most
 // Config.InlineMax bytes is kept in the index entry of its would-be file
 // name, and one of at most Config.PackMax bytes is appended to the active

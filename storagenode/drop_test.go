@@ -55,10 +55,10 @@ func TestDropShard(t *testing.T) {
 	if err != nil || ks.Committed != nil || len(ks.Staged) != 1 || ks.Staged[0].Shard != 0 || ks.Staged[0].Version != ver(2) {
 		t.Errorf("Stat(moved) after drop = %+v, %v", ks, err)
 	}
-	if got := tn.readAll(t, "bk", "kept", ver(2)); !bytes.Equal(got, o.shards[1]) {
+	if got := tn.readAll(t, "bk", "kept", ver(2), 1); !bytes.Equal(got, o.shards[1]) {
 		t.Error("the other key's shard changed")
 	}
-	_, err = tn.c.ReadShard(ctx, "bk", "moved", ver(2), 0, -1)
+	_, err = tn.c.ReadShard(ctx, "bk", "moved", ver(2), 3, 0, -1)
 	wantKind(t, err, kerr.NotExist)
 	if h, _ := tn.c.Health(ctx); h.Objects != 1 {
 		t.Errorf("Objects = %d after drops, want 1", h.Objects)
@@ -78,7 +78,7 @@ func TestDropShard(t *testing.T) {
 	if rec, err := tn.c.Commit(ctx, o.meta("bk", "moved", ver(2))); err != nil || rec.Shard != 0 || rec.Version != ver(2) {
 		t.Errorf("Commit after drop = %+v, %v", rec, err)
 	}
-	if got := tn.readAll(t, "bk", "moved", ver(2)); !bytes.Equal(got, o.shards[0]) {
+	if got := tn.readAll(t, "bk", "moved", ver(2), 0); !bytes.Equal(got, o.shards[0]) {
 		t.Error("swapped-in shard reads back different bytes")
 	}
 	if ok, err := tn.c.DropShard(ctx, "bk", "moved", ver(2), 0); err != nil || !ok {
@@ -88,7 +88,7 @@ func TestDropShard(t *testing.T) {
 	// A quarantined copy is dropped with its quarantine entry.
 	tn.put(t, "bk", "rot", ver(5), o, 2)
 	damage(t, tn.shardPath("bk", "rot", ver(5), 2), func(b []byte) []byte { b[9] ^= 1; return b })
-	if res := verifyOne(t, tn, client.ShardRef{Bucket: "bk", Key: "rot", Version: ver(5)}); res.Status != client.VerifyCorrupt {
+	if res := verifyOne(t, tn, client.ShardRef{Bucket: "bk", Key: "rot", Version: ver(5), Shard: 2}); res.Status != client.VerifyCorrupt {
 		t.Fatalf("Verify = %+v", res)
 	}
 	if ok, err := tn.c.DropShard(ctx, "bk", "rot", ver(5), 2); err != nil || !ok {

@@ -191,7 +191,7 @@ func TestRestart(t *testing.T) {
 	tn = startNode(t, dir, nil)
 	for i, k := range []string{"a", "c"} {
 		i := i * 2
-		if got := tn.readAll(t, "bk", k, ver(i)); !bytes.Equal(got, o.shards[i]) {
+		if got := tn.readAll(t, "bk", k, ver(i), i); !bytes.Equal(got, o.shards[i]) {
 			t.Errorf("%s: shard differs after restart", k)
 		}
 	}
@@ -209,7 +209,7 @@ func TestRestart(t *testing.T) {
 	if _, err := tn.c.Commit(ctx, o.meta("bk", "d", ver(5))); err != nil {
 		t.Fatalf("committing a shard staged before the restart: %v", err)
 	}
-	if got := tn.readAll(t, "bk", "d", ver(5)); !bytes.Equal(got, o.shards[1]) {
+	if got := tn.readAll(t, "bk", "d", ver(5), 1); !bytes.Equal(got, o.shards[1]) {
 		t.Error("shard staged before restart differs")
 	}
 }
@@ -283,7 +283,7 @@ func TestSweep(t *testing.T) {
 	if got := files(t, tn.cfg.Dir, shardsDir); !slices.Equal(got, want) {
 		t.Errorf("shard files after sweep = %v, want %v", got, want)
 	}
-	if got := tn.readAll(t, "bk", "kept", ver(1)); !bytes.Equal(got, o.shards[0]) {
+	if got := tn.readAll(t, "bk", "kept", ver(1), 0); !bytes.Equal(got, o.shards[0]) {
 		t.Error("committed shard changed by sweep")
 	}
 	if removed, err := tn.Sweep(ctx, time.Now().Add(48*time.Hour)); err != nil || removed != 0 {
@@ -308,7 +308,7 @@ func TestCommitAfterCrashedRename(t *testing.T) {
 	if _, err := tn.c.Commit(ctx, o.meta("bk", "k", ver(1))); err != nil {
 		t.Fatalf("retried commit: %v", err)
 	}
-	if got := tn.readAll(t, "bk", "k", ver(1)); !bytes.Equal(got, o.shards[2]) {
+	if got := tn.readAll(t, "bk", "k", ver(1), 2); !bytes.Equal(got, o.shards[2]) {
 		t.Error("shard differs")
 	}
 }
@@ -357,7 +357,7 @@ func TestConcurrentCommitsNewestWins(t *testing.T) {
 	if err != nil || ks.Committed == nil || ks.Committed.Version != newest || len(ks.Staged) != 0 {
 		t.Fatalf("Stat = %+v, %v; want committed %s, nothing staged", ks, err, newest)
 	}
-	if got := tn.readAll(t, "bk", "hot", newest); !bytes.Equal(got, objs[writers-1].shards[0]) {
+	if got := tn.readAll(t, "bk", "hot", newest, 0); !bytes.Equal(got, objs[writers-1].shards[0]) {
 		t.Error("newest shard bytes differ")
 	}
 	want := []string{shardFile("bk", "hot", newest, 0)}

@@ -50,7 +50,7 @@ func TestConcurrentCommitsDurable(t *testing.T) {
 	tn = startNode(t, dir, nil)
 	for i := range writers {
 		key := fmt.Sprintf("k%02d", i)
-		if got := tn.readAll(t, "b", key, ver(i)); !bytes.Equal(got, objs[i].shards[i%6]) {
+		if got := tn.readAll(t, "b", key, ver(i), i%6); !bytes.Equal(got, objs[i].shards[i%6]) {
 			t.Errorf("after reopen: shard of %s differs (%d bytes, want %d)", key, len(got), len(objs[i].shards[i%6]))
 		}
 	}
@@ -79,7 +79,7 @@ func TestMkdirsRecreatesMissingDirectory(t *testing.T) {
 	}
 	tn = startNode(t, dir, nil)
 	tn.put(t, "b", "k", ver(2), o, 0)
-	if got := tn.readAll(t, "b", "k", ver(2)); !bytes.Equal(got, o.shards[0]) {
+	if got := tn.readAll(t, "b", "k", ver(2), 0); !bytes.Equal(got, o.shards[0]) {
 		t.Errorf("shard after re-creating the fan-out differs")
 	}
 }

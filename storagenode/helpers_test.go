@@ -129,9 +129,9 @@ func (tn *testNode) put(t testing.TB, bucket, key, version string, o object, sha
 }
 
 // readAll reads a whole committed shard.
-func (tn *testNode) readAll(t testing.TB, bucket, key, version string) []byte {
+func (tn *testNode) readAll(t testing.TB, bucket, key, version string, shard int) []byte {
 	t.Helper()
-	rc, err := tn.c.ReadShard(context.Background(), bucket, key, version, 0, -1)
+	rc, err := tn.c.ReadShard(context.Background(), bucket, key, version, shard, 0, -1)
 	if err != nil {
 		t.Fatalf("ReadShard %s/%s %s: %v", bucket, key, version, err)
 	}

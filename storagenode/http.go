@@ -80,8 +80,10 @@ var kindStatus = map[kerr.Kind]int{
 	kerr.TooLarge:     http.StatusInsufficientStorage,
 }
 
-// writeError answers with err's status and a JSON ErrorBody. Failures that
-// are the node's own (5xx) are logged; the caller's (4xx) are not.
+// writeError answers with err's status and a JSON ErrorBody, naming the
+// client sentinel in err's chain, if any, so that the caller's errors.Is
+// finds it. Failures that are the node's own (5xx) are logged; the
+// caller's (4xx) are not.
 func (n *Node) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	kind := kerr.KindOf(err)
 	if diskFull(err) {
@@ -100,7 +102,7 @@ func (n *Node) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(status)
-	json.NewEncoder(w).Encode(client.ErrorBody{Kind: kind.String(), Message: err.Error()})
+	json.NewEncoder(w).Encode(client.ErrorBody{Kind: kind.String(), Message: err.Error(), Sentinel: client.SentinelName(err)})
 }
 
 func (n *Node) writeJSON(w http.ResponseWriter, r *http.Request, v any) {

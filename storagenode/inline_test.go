@@ -137,14 +137,14 @@ func testInlineThreshold(t *testing.T, kind string) {
 	}
 	check := func(tn *testNode) {
 		t.Helper()
-		if got := tn.readAll(t, "bk", "small", ver(1)); !bytes.Equal(got, small.shards[2]) {
+		if got := tn.readAll(t, "bk", "small", ver(1), 2); !bytes.Equal(got, small.shards[2]) {
 			t.Error("inline shard reads back different bytes")
 		}
-		if got := tn.readAll(t, "bk", "large", ver(1)); !bytes.Equal(got, large.shards[2]) {
+		if got := tn.readAll(t, "bk", "large", ver(1), 2); !bytes.Equal(got, large.shards[2]) {
 			t.Error("file shard reads back different bytes")
 		}
 		// A range inside the inline shard.
-		rc, err := tn.c.ReadShard(context.Background(), "bk", "small", ver(1), 10, 100)
+		rc, err := tn.c.ReadShard(context.Background(), "bk", "small", ver(1), 2, 10, 100)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -189,7 +189,7 @@ func testInlineSupersededGrace(t *testing.T, kind string) {
 	o1, o2 := encode(t, 100, 64), encode(t, 200, 65)
 	tn.put(t, "bk", "k", ver(1), o1, 1)
 	tn.put(t, "bk", "k", ver(2), o2, 1)
-	if got := tn.readAll(t, "bk", "k", ver(1)); !bytes.Equal(got, o1.shards[1]) {
+	if got := tn.readAll(t, "bk", "k", ver(1), 1); !bytes.Equal(got, o1.shards[1]) {
 		t.Error("superseded inline shard not served within its grace")
 	}
 	if removed, err := tn.Sweep(ctx, time.Now().Add(time.Minute+time.Second)); err != nil || removed != 1 {
@@ -198,9 +198,9 @@ func testInlineSupersededGrace(t *testing.T, kind string) {
 	if tn.hasBlob(t, shardFile("bk", "k", ver(1), 1)) {
 		t.Error("superseded inline shard kept past its grace")
 	}
-	_, err := tn.c.ReadShard(ctx, "bk", "k", ver(1), 0, -1)
+	_, err := tn.c.ReadShard(ctx, "bk", "k", ver(1), 1, 0, -1)
 	wantKind(t, err, kerr.NotExist)
-	if got := tn.readAll(t, "bk", "k", ver(2)); !bytes.Equal(got, o2.shards[1]) {
+	if got := tn.readAll(t, "bk", "k", ver(2), 1); !bytes.Equal(got, o2.shards[1]) {
 		t.Error("current inline shard changed by sweep")
 	}
 }
@@ -215,7 +215,7 @@ func testInlineVerifyQuarantineRepair(t *testing.T, kind string) {
 	o := encode(t, 3*testBlock, 66)
 	v := ver(1)
 	tn.put(t, "bk", "k", v, o, 4)
-	ref := client.ShardRef{Bucket: "bk", Key: "k", Version: v}
+	ref := client.ShardRef{Bucket: "bk", Key: "k", Version: v, Shard: 4}
 	if res := verifyOne(t, tn, ref); res.Status != client.VerifyOK {
 		t.Fatalf("Verify healthy = %+v", res)
 	}
@@ -227,7 +227,7 @@ func testInlineVerifyQuarantineRepair(t *testing.T, kind string) {
 	if tn.hasBlob(t, rel) {
 		t.Error("rotten inline shard still in place")
 	}
-	_, err := tn.c.ReadShard(ctx, "bk", "k", v, 0, -1)
+	_, err := tn.c.ReadShard(ctx, "bk", "k", v, 4, 0, -1)
 	wantKind(t, err, kerr.Corrupt)
 
 	if _, err := tn.c.Stage(ctx, "bk", "k", v, 4, testBlock, bytes.NewReader(o.shards[4])); err != nil {
@@ -236,7 +236,7 @@ func testInlineVerifyQuarantineRepair(t *testing.T, kind string) {
 	if _, err := tn.c.Commit(ctx, o.meta("bk", "k", v)); err != nil {
 		t.Fatal(err)
 	}
-	if got := tn.readAll(t, "bk", "k", v); !bytes.Equal(got, o.shards[4]) {
+	if got := tn.readAll(t, "bk", "k", v, 4); !bytes.Equal(got, o.shards[4]) {
 		t.Fatal("repaired inline shard reads back different bytes")
 	}
 	if res := verifyOne(t, tn, ref); res.Status != client.VerifyOK {
@@ -264,11 +264,11 @@ func testInlineLostAndRepaired(t *testing.T, kind string) {
 	if ok, err := tn.db.DeleteBlob(shardFile("bk", "k", v, 0)); err != nil || !ok {
 		t.Fatalf("DeleteBlob = %v, %v", ok, err)
 	}
-	if res := verifyOne(t, tn, client.ShardRef{Bucket: "bk", Key: "k", Version: v}); res.Status != client.VerifyMissing {
+	if res := verifyOne(t, tn, client.ShardRef{Bucket: "bk", Key: "k", Version: v, Shard: 0}); res.Status != client.VerifyMissing {
 		t.Fatalf("Verify = %+v, want missing", res)
 	}
 	tn.put(t, "bk", "k", v, o, 0)
-	if got := tn.readAll(t, "bk", "k", v); !bytes.Equal(got, o.shards[0]) {
+	if got := tn.readAll(t, "bk", "k", v, 0); !bytes.Equal(got, o.shards[0]) {
 		t.Fatal("restored inline shard reads back different bytes")
 	}
 }
@@ -332,7 +332,7 @@ func TestStatData(t *testing.T) {
 		} else {
 			damage(t, tn.abs(rel), func(b []byte) []byte { b[40] ^= 1; return b })
 		}
-		if res := verifyOne(t, tn, client.ShardRef{Bucket: "bk", Key: "rotten", Version: ver(1)}); res.Status != client.VerifyCorrupt {
+		if res := verifyOne(t, tn, client.ShardRef{Bucket: "bk", Key: "rotten", Version: ver(1), Shard: 2}); res.Status != client.VerifyCorrupt {
 			t.Fatalf("verify rotten = %+v", res)
 		}
 		for _, tc := range []struct {
@@ -416,7 +416,7 @@ func TestPackCompaction(t *testing.T) {
 		for i := range keys {
 			key := fmt.Sprint("k", i)
 			if i%6 == 5 {
-				if _, err := tn.c.ReadShard(ctx, "bk", key, ver(1), 0, -1); !kerr.Is(kerr.NotExist, err) {
+				if _, err := tn.c.ReadShard(ctx, "bk", key, ver(1), 0, 0, -1); !kerr.Is(kerr.NotExist, err) {
 					t.Errorf("deleted %s: %v", key, err)
 				}
 				continue
@@ -425,10 +425,10 @@ func TestPackCompaction(t *testing.T) {
 			if i%3 != 0 {
 				v = ver(2)
 			}
-			if got := tn.readAll(t, "bk", key, v); !bytes.Equal(got, objs[i].shards[0]) {
+			if got := tn.readAll(t, "bk", key, v, 0); !bytes.Equal(got, objs[i].shards[0]) {
 				t.Errorf("%s reads back different bytes after compaction", key)
 			}
-			if res := verifyOne(t, tn, client.ShardRef{Bucket: "bk", Key: key, Version: v}); res.Status != client.VerifyOK {
+			if res := verifyOne(t, tn, client.ShardRef{Bucket: "bk", Key: key, Version: v, Shard: 0}); res.Status != client.VerifyOK {
 				t.Errorf("verify %s = %+v", key, res)
 			}
 		}

@@ -41,7 +41,7 @@ func TestCommitManifest(t *testing.T) {
 	if got := files(t, tn.cfg.Dir, shardsDir); len(got) != 0 {
 		t.Errorf("shard files after the manifest replaced the object: %v", got)
 	}
-	_, err = tn.c.ReadShard(ctx, "bk", "m", ver(2), 0, -1)
+	_, err = tn.c.ReadShard(ctx, "bk", "m", ver(2), 0, 0, -1)
 	wantKind(t, err, kerr.NotExist)
 	page, err := tn.c.List(ctx, "bk", "", "", 10)
 	if err != nil || len(page.Records) != 1 || len(page.Records[0].Parts) != 2 {

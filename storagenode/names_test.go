@@ -37,7 +37,7 @@ func TestHostileNames(t *testing.T) {
 		tn.put(t, "bk", k, ver(i), o, i%6)
 	}
 	for i, k := range keys {
-		if got := tn.readAll(t, "bk", k, ver(i)); !bytes.Equal(got, o.shards[i%6]) {
+		if got := tn.readAll(t, "bk", k, ver(i), i%6); !bytes.Equal(got, o.shards[i%6]) {
 			t.Errorf("key %q: shard differs", k)
 		}
 		ks, err := tn.c.Stat(ctx, "bk", k)

@@ -34,7 +34,7 @@ func TestStageCommitRead(t *testing.T) {
 			if rec.Version != v || rec.Shard != shard || rec.Size != int64(size) || rec.Deleted {
 				t.Fatalf("size %d: Record = %+v", size, rec)
 			}
-			if got := tn.readAll(t, "bk", key, v); !bytes.Equal(got, o.shards[shard]) {
+			if got := tn.readAll(t, "bk", key, v, shard); !bytes.Equal(got, o.shards[shard]) {
 				t.Fatalf("size %d shard %d: read %d bytes, want the %d staged", size, shard, len(got), len(o.shards[shard]))
 			}
 		}
@@ -68,7 +68,7 @@ func TestReadShardRange(t *testing.T) {
 		{size + 100, 5, []byte{}},
 		{5, 0, []byte{}},
 	} {
-		rc, err := tn.c.ReadShard(context.Background(), "bk", "k", v, tc.off, tc.length)
+		rc, err := tn.c.ReadShard(context.Background(), "bk", "k", v, 1, tc.off, tc.length)
 		if err != nil {
 			t.Fatalf("ReadShard(%d, %d): %v", tc.off, tc.length, err)
 		}
@@ -81,7 +81,7 @@ func TestReadShardRange(t *testing.T) {
 			t.Errorf("ReadShard(%d, %d) = %d bytes, want %d", tc.off, tc.length, len(got), len(tc.want))
 		}
 	}
-	_, err := tn.c.ReadShard(context.Background(), "bk", "k", v, -1, 5)
+	_, err := tn.c.ReadShard(context.Background(), "bk", "k", v, 1, -1, 5)
 	wantKind(t, err, kerr.Invalid)
 }
 
@@ -99,7 +99,7 @@ func TestReadShardNotExist(t *testing.T) {
 		{"unknown key", "nope", ver(2)},
 		{"delete marker", "gone", ver(3)},
 	} {
-		_, err := tn.c.ReadShard(ctx, "bk", tc.key, tc.version, 0, -1)
+		_, err := tn.c.ReadShard(ctx, "bk", tc.key, tc.version, 0, 0, -1)
 		if !kerr.Is(kerr.NotExist, err) {
 			t.Errorf("%s: err = %v, want NotExist", tc.name, err)
 		}
@@ -297,7 +297,7 @@ func TestAbort(t *testing.T) {
 	if err := tn.c.Abort(ctx, "bk", "k", ver(2)); err != nil {
 		t.Fatal(err)
 	}
-	if got := tn.readAll(t, "bk", "k", ver(2)); !bytes.Equal(got, o.shards[0]) {
+	if got := tn.readAll(t, "bk", "k", ver(2), 0); !bytes.Equal(got, o.shards[0]) {
 		t.Error("committed shard changed by Abort")
 	}
 }
@@ -317,10 +317,10 @@ func TestCommitOlderIsNoop(t *testing.T) {
 	if rec.Version != ver(2) {
 		t.Errorf("Commit of older version returned %s, want the committed %s", rec.Version, ver(2))
 	}
-	if got := tn.readAll(t, "bk", "k", ver(2)); !bytes.Equal(got, newer.shards[1]) {
+	if got := tn.readAll(t, "bk", "k", ver(2), 1); !bytes.Equal(got, newer.shards[1]) {
 		t.Error("newer version's bytes changed")
 	}
-	_, err = tn.c.ReadShard(ctx, "bk", "k", ver(1), 0, -1)
+	_, err = tn.c.ReadShard(ctx, "bk", "k", ver(1), 1, 0, -1)
 	wantKind(t, err, kerr.NotExist)
 	if got := files(t, tn.cfg.Dir, stagingDir); len(got) != 0 {
 		t.Errorf("older version's staged file kept: %v", got)
@@ -345,7 +345,7 @@ func TestCommitIdempotent(t *testing.T) {
 	}
 	// Staging the committed version again and committing keeps its shard.
 	tn.put(t, "bk", "k", ver(1), o, 2)
-	if got := tn.readAll(t, "bk", "k", ver(1)); !bytes.Equal(got, o.shards[2]) {
+	if got := tn.readAll(t, "bk", "k", ver(1), 2); !bytes.Equal(got, o.shards[2]) {
 		t.Error("shard changed by re-commit")
 	}
 	if got := files(t, tn.cfg.Dir, stagingDir); len(got) != 0 {
@@ -407,7 +407,7 @@ func TestDeleteMarker(t *testing.T) {
 	if got := files(t, tn.cfg.Dir, shardsDir); len(got) != 0 {
 		t.Errorf("shard files after delete: %v", got)
 	}
-	_, err = tn.c.ReadShard(ctx, "bk", "k", ver(1), 0, -1)
+	_, err = tn.c.ReadShard(ctx, "bk", "k", ver(1), 4, 0, -1)
 	wantKind(t, err, kerr.NotExist)
 	ks, err := tn.c.Stat(ctx, "bk", "k")
 	if err != nil || ks.Committed == nil || !ks.Committed.Deleted {

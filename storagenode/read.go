@@ -28,7 +28,12 @@ func (n *Node) handleShard(w http.ResponseWriter, r *http.Request) {
 		n.writeError(w, r, err)
 		return
 	}
-	f, start, count, err := n.openShard(q.Get("bucket"), q.Get("key"), q.Get("version"), off, length)
+	shard, err := intParam(q, op, "shard", -1)
+	if err != nil {
+		n.writeError(w, r, err)
+		return
+	}
+	f, start, count, err := n.openShard(q.Get("bucket"), q.Get("key"), q.Get("version"), int(shard), off, length)
 	if err != nil {
 		n.writeError(w, r, err)
 		return
@@ -57,10 +62,16 @@ func (n *Node) handleShard(w http.ResponseWriter, r *http.Request) {
 // openShard opens the node's shard of an exact version (see readableShard),
 // on disk or inline, and clamps [off, off+length) (length -1: to the end)
 // to it: it returns the shard, the start offset and the number of bytes to
-// send.
-func (n *Node) openShard(bucket, key, version string, off, length int64) (io.ReadSeekCloser, int64, int64, error) {
+// send. The shard must be index want: a node's index of a version changes
+// when the rebalancer swaps shards, and another index's frames would pass
+// every check a reader can make, so a mismatch is refused with
+// client.ErrWrongShard.
+func (n *Node) openShard(bucket, key, version string, want int, off, length int64) (io.ReadSeekCloser, int64, int64, error) {
 	const op = "storagenode.ReadShard"
 	if err := client.CheckObject(bucket, key, version); err != nil {
+		return nil, 0, 0, kerr.E(op, err)
+	}
+	if err := client.CheckShard(want); err != nil {
 		return nil, 0, 0, kerr.E(op, err)
 	}
 	if off < 0 || length < -1 {
@@ -69,6 +80,9 @@ func (n *Node) openShard(bucket, key, version string, off, length int64) (io.Rea
 	shard, err := n.readableShard(bucket, key, version)
 	if err != nil {
 		return nil, 0, 0, err
+	}
+	if shard != want {
+		return nil, 0, 0, kerr.E(op, kerr.NotExist, fmt.Errorf("%w: shard %d of version %s, not %d", client.ErrWrongShard, shard, version, want))
 	}
 	switch q, err := n.db.QuarantinedShard(bucket, key, version, shard); {
 	case err != nil:

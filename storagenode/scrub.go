@@ -141,7 +141,7 @@ func (n *Node) scrubPass(ctx context.Context, th *throttle.T) error {
 		}
 		for _, rec := range recs {
 			if !rec.Deleted && rec.Shard >= 0 {
-				ref := client.ShardRef{Bucket: rec.Bucket, Key: rec.Key, Version: rec.Version}
+				ref := client.ShardRef{Bucket: rec.Bucket, Key: rec.Key, Version: rec.Version, Shard: rec.Shard}
 				res, err := n.verify(ctx, ref, th, true)
 				if err != nil {
 					checkpoint(true)

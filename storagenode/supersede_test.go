@@ -31,18 +31,19 @@ func TestSupersededGrace(t *testing.T) {
 
 	for _, c := range []struct {
 		key, version string
+		shard        int
 		want         []byte
 	}{
-		{"k", ver(1), o1.shards[1]},
-		{"k", ver(2), o2.shards[1]},
-		{"d", ver(3), o1.shards[2]},
+		{"k", ver(1), 1, o1.shards[1]},
+		{"k", ver(2), 1, o2.shards[1]},
+		{"d", ver(3), 2, o1.shards[2]},
 	} {
-		if got := tn.readAll(t, "bk", c.key, c.version); !bytes.Equal(got, c.want) {
+		if got := tn.readAll(t, "bk", c.key, c.version, c.shard); !bytes.Equal(got, c.want) {
 			t.Errorf("ReadShard %s %s within grace: %d bytes, want the version's %d", c.key, c.version, len(got), len(c.want))
 		}
 	}
 	// A range of the superseded shard too.
-	rc, err := tn.c.ReadShard(ctx, "bk", "k", ver(1), 10, 20)
+	rc, err := tn.c.ReadShard(ctx, "bk", "k", ver(1), 1, 10, 20)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -55,9 +56,9 @@ func TestSupersededGrace(t *testing.T) {
 		t.Errorf("ranged ReadShard of superseded version = %x", got)
 	}
 	// Versions never committed here stay unreadable.
-	_, err = tn.c.ReadShard(ctx, "bk", "k", ver(0), 0, -1)
+	_, err = tn.c.ReadShard(ctx, "bk", "k", ver(0), 1, 0, -1)
 	wantKind(t, err, kerr.NotExist)
-	_, err = tn.c.ReadShard(ctx, "bk", "d", ver(4), 0, -1)
+	_, err = tn.c.ReadShard(ctx, "bk", "d", ver(4), 2, 0, -1)
 	wantKind(t, err, kerr.NotExist)
 
 	// Stat and List know the newest record only.
@@ -86,11 +87,14 @@ func TestSupersededGrace(t *testing.T) {
 	if got, want := files(t, tn.cfg.Dir, shardsDir), []string{shardFile("bk", "k", ver(2), 1)}; !slices.Equal(got, want) {
 		t.Errorf("shard files past grace = %v, want %v", got, want)
 	}
-	for _, c := range []struct{ key, version string }{{"k", ver(1)}, {"d", ver(3)}} {
-		_, err := tn.c.ReadShard(ctx, "bk", c.key, c.version, 0, -1)
+	for _, c := range []struct {
+		key, version string
+		shard        int
+	}{{"k", ver(1), 1}, {"d", ver(3), 2}} {
+		_, err := tn.c.ReadShard(ctx, "bk", c.key, c.version, c.shard, 0, -1)
 		wantKind(t, err, kerr.NotExist)
 	}
-	if got := tn.readAll(t, "bk", "k", ver(2)); !bytes.Equal(got, o2.shards[1]) {
+	if got := tn.readAll(t, "bk", "k", ver(2), 1); !bytes.Equal(got, o2.shards[1]) {
 		t.Error("committed shard changed by sweep")
 	}
 }
@@ -106,7 +110,7 @@ func TestSupersededNotServed(t *testing.T) {
 	if dropped, err := tn.c.DropShard(ctx, "bk", "moved", ver(1), 0); err != nil || !dropped {
 		t.Fatalf("DropShard = %v, %v", dropped, err)
 	}
-	_, err := tn.c.ReadShard(ctx, "bk", "moved", ver(1), 0, -1)
+	_, err := tn.c.ReadShard(ctx, "bk", "moved", ver(1), 0, 0, -1)
 	wantKind(t, err, kerr.NotExist)
 
 	rec := tn.put(t, "bk", "bad", ver(1), o, 0)
@@ -119,7 +123,7 @@ func TestSupersededNotServed(t *testing.T) {
 		t.Fatal(err)
 	}
 	tn.put(t, "bk", "bad", ver(2), o, 0)
-	_, err = tn.c.ReadShard(ctx, "bk", "bad", ver(1), 0, -1)
+	_, err = tn.c.ReadShard(ctx, "bk", "bad", ver(1), 0, 0, -1)
 	if k := kerr.KindOf(err); k != kerr.NotExist && k != kerr.Corrupt {
 		t.Fatalf("ReadShard of quarantined superseded shard: %v", err)
 	}
@@ -133,7 +137,7 @@ func TestSupersededNoGrace(t *testing.T) {
 	o := encode(t, 9000, 34)
 	tn.put(t, "bk", "k", ver(1), o, 3)
 	tn.put(t, "bk", "k", ver(2), o, 3)
-	_, err := tn.c.ReadShard(ctx, "bk", "k", ver(1), 0, -1)
+	_, err := tn.c.ReadShard(ctx, "bk", "k", ver(1), 3, 0, -1)
 	wantKind(t, err, kerr.NotExist)
 	if got, want := files(t, tn.cfg.Dir, shardsDir), []string{shardFile("bk", "k", ver(2), 3)}; !slices.Equal(got, want) {
 		t.Errorf("shard files = %v, want %v", got, want)

@@ -59,10 +59,11 @@ func (n *Node) handleVerify(w http.ResponseWriter, r *http.Request) {
 	n.writeJSON(w, r, out)
 }
 
-// verify re-hashes the node's shard of ref's version, read through th (nil:
-// at full speed), and quarantines it if it fails. background says the
-// node's own verifier is asking: it then also files a repair hint for what
-// it finds, as no one else knows yet.
+// verify re-hashes the node's shard of ref's version, if it is shard index
+// ref.Shard (else VerifyAbsent), read through th (nil: at full speed), and
+// quarantines it if it fails. background says the node's own verifier is
+// asking: it then also files a repair hint for what it finds, as no one
+// else knows yet.
 //
 // The record and the file are looked up together under the key's lock, so
 // a concurrent commit cannot make a superseded shard look missing; the
@@ -84,6 +85,12 @@ func (n *Node) verify(ctx context.Context, ref client.ShardRef, th *throttle.T, 
 	case rec.Version != ref.Version || rec.Deleted || rec.Shard < 0:
 		unlock()
 		res.Status, res.Current = client.VerifyAbsent, rec.Version
+		return res, nil
+	case rec.Shard != ref.Shard:
+		// Another shard of the version (a swap moved it here): a verdict
+		// on it would vouch for a shard the caller thinks is here.
+		unlock()
+		res.Shard, res.Status = rec.Shard, client.VerifyAbsent
 		return res, nil
 	}
 	res.Shard = rec.Shard

@@ -77,7 +77,7 @@ func TestVerifyDamage(t *testing.T) {
 			} else {
 				damage(t, path, tc.damage)
 			}
-			res := verifyOne(t, tn, client.ShardRef{Bucket: "bk", Key: "k", Version: v})
+			res := verifyOne(t, tn, client.ShardRef{Bucket: "bk", Key: "k", Version: v, Shard: shard})
 			if res.Status != tc.want || res.Shard != shard || res.Version != v {
 				t.Fatalf("Verify = %+v, want status %s for shard %d", res, tc.want, shard)
 			}
@@ -90,7 +90,7 @@ func TestVerifyDamage(t *testing.T) {
 			}
 			switch tc.want {
 			case client.VerifyOK:
-				if got := tn.readAll(t, "bk", "k", v); !bytes.Equal(got, o.shards[shard]) {
+				if got := tn.readAll(t, "bk", "k", v, shard); !bytes.Equal(got, o.shards[shard]) {
 					t.Error("healthy shard reads back different bytes")
 				}
 				if st.Corrupt != 0 || st.Quarantined != 0 {
@@ -107,14 +107,14 @@ func TestVerifyDamage(t *testing.T) {
 				if got := files(t, tn.cfg.Dir, quarantineDir); len(got) != 1 {
 					t.Errorf("quarantine holds %v, want one file", got)
 				}
-				_, err := tn.c.ReadShard(context.Background(), "bk", "k", v, 0, -1)
+				_, err := tn.c.ReadShard(context.Background(), "bk", "k", v, shard, 0, -1)
 				wantKind(t, err, kerr.Corrupt)
 				if st.Corrupt != 1 || st.Quarantined != 1 || len(st.QuarantinedShards) != 1 ||
 					st.QuarantinedShards[0].Shard != shard || st.QuarantinedShards[0].Version != v {
 					t.Errorf("status = %+v, want the one quarantined shard", st)
 				}
 				// Asked again, it stays corrupt without being hashed.
-				again := verifyOne(t, tn, client.ShardRef{Bucket: "bk", Key: "k", Version: v})
+				again := verifyOne(t, tn, client.ShardRef{Bucket: "bk", Key: "k", Version: v, Shard: shard})
 				if again.Status != client.VerifyCorrupt || again.Bytes != 0 || !strings.HasPrefix(again.Detail, "quarantined") {
 					t.Errorf("second Verify = %+v", again)
 				}
@@ -141,11 +141,11 @@ func TestVerifyAbsent(t *testing.T) {
 		t.Fatal(err)
 	}
 	refs := []client.ShardRef{
-		{Bucket: "bk", Key: "k", Version: ver(1)}, // older than the committed one
-		{Bucket: "bk", Key: "k", Version: ver(3)}, // newer
-		{Bucket: "bk", Key: "nope", Version: ver(1)},
-		{Bucket: "bk", Key: "m", Version: ver(3)}, // a delete marker has no shard
-		{Bucket: "bk", Key: "k", Version: ver(2)},
+		{Bucket: "bk", Key: "k", Version: ver(1), Shard: 1}, // older than the committed one
+		{Bucket: "bk", Key: "k", Version: ver(3), Shard: 1}, // newer
+		{Bucket: "bk", Key: "nope", Version: ver(1), Shard: 1},
+		{Bucket: "bk", Key: "m", Version: ver(3), Shard: 1}, // a delete marker has no shard
+		{Bucket: "bk", Key: "k", Version: ver(2), Shard: 1},
 	}
 	res, err := tn.c.Verify(ctx, refs)
 	if err != nil {
@@ -177,7 +177,7 @@ func TestRepairQuarantinedShard(t *testing.T) {
 	const shard = 4
 	tn.put(t, "bk", "k", v, o, shard)
 	damage(t, tn.shardPath("bk", "k", v, shard), func(b []byte) []byte { b[40] ^= 1; return b })
-	if res := verifyOne(t, tn, client.ShardRef{Bucket: "bk", Key: "k", Version: v}); res.Status != client.VerifyCorrupt {
+	if res := verifyOne(t, tn, client.ShardRef{Bucket: "bk", Key: "k", Version: v, Shard: shard}); res.Status != client.VerifyCorrupt {
 		t.Fatalf("Verify = %+v", res)
 	}
 
@@ -197,10 +197,10 @@ func TestRepairQuarantinedShard(t *testing.T) {
 	if err != nil || rec.Version != v || rec.Shard != shard {
 		t.Fatalf("repair Commit = %+v, %v", rec, err)
 	}
-	if got := tn.readAll(t, "bk", "k", v); !bytes.Equal(got, o.shards[shard]) {
+	if got := tn.readAll(t, "bk", "k", v, shard); !bytes.Equal(got, o.shards[shard]) {
 		t.Fatal("repaired shard reads back different bytes")
 	}
-	if res := verifyOne(t, tn, client.ShardRef{Bucket: "bk", Key: "k", Version: v}); res.Status != client.VerifyOK {
+	if res := verifyOne(t, tn, client.ShardRef{Bucket: "bk", Key: "k", Version: v, Shard: shard}); res.Status != client.VerifyOK {
 		t.Fatalf("Verify after repair = %+v", res)
 	}
 	st, err := tn.c.ScrubStatus(ctx)
@@ -250,7 +250,7 @@ func TestRepairLostFile(t *testing.T) {
 	if rec, err := tn.c.Commit(ctx, o.meta("bk", "k", v)); err != nil || rec.Shard != 0 {
 		t.Fatalf("Commit = %+v, %v", rec, err)
 	}
-	if res := verifyOne(t, tn, client.ShardRef{Bucket: "bk", Key: "k", Version: v}); res.Status != client.VerifyMissing {
+	if res := verifyOne(t, tn, client.ShardRef{Bucket: "bk", Key: "k", Version: v, Shard: 0}); res.Status != client.VerifyMissing {
 		t.Fatalf("Verify = %+v, want missing", res)
 	}
 	if _, err := tn.c.Stage(ctx, "bk", "k", v, 0, testBlock, bytes.NewReader(o.shards[0])); err != nil {
@@ -259,7 +259,7 @@ func TestRepairLostFile(t *testing.T) {
 	if _, err := tn.c.Commit(ctx, o.meta("bk", "k", v)); err != nil {
 		t.Fatal(err)
 	}
-	if got := tn.readAll(t, "bk", "k", v); !bytes.Equal(got, o.shards[0]) {
+	if got := tn.readAll(t, "bk", "k", v, 0); !bytes.Equal(got, o.shards[0]) {
 		t.Fatal("restored shard reads back different bytes")
 	}
 }
@@ -270,7 +270,7 @@ func TestSweepQuarantine(t *testing.T) {
 	o := encode(t, 3000, 46)
 	tn.put(t, "bk", "k", ver(1), o, 2)
 	damage(t, tn.shardPath("bk", "k", ver(1), 2), func(b []byte) []byte { b[0] ^= 1; return b })
-	verifyOne(t, tn, client.ShardRef{Bucket: "bk", Key: "k", Version: ver(1)})
+	verifyOne(t, tn, client.ShardRef{Bucket: "bk", Key: "k", Version: ver(1), Shard: 2})
 	// Still owed: a sweep keeps it.
 	if _, err := tn.Sweep(ctx, time.Now()); err != nil {
 		t.Fatal(err)
@@ -396,7 +396,7 @@ func benchmarkVerify(b *testing.B, size int, remote bool) {
 	if _, err := tn.c.Commit(ctx, m); err != nil {
 		b.Fatal(err)
 	}
-	ref := client.ShardRef{Bucket: "bench", Key: "key", Version: v}
+	ref := client.ShardRef{Bucket: "bench", Key: "key", Version: v, Shard: 0}
 	b.SetBytes(int64(len(shard)))
 	b.ReportAllocs()
 	for b.Loop() {

@@ -71,12 +71,17 @@
 // again a few times over about 150 ms: two writers racing on a key can
 // show a version committed on too few nodes to read and too many to skip,
 // and the next look finds the commit finished or rolls it forward. A shard
-// stream sent along with a node's state is used only if its root matches
-// the version's: after a roll-forward it belongs to the version before.
+// stream sent along with a node's state is used only as the shard index
+// that state's record names, and only if its root matches that index's in
+// the version: after a roll-forward it belongs to the version before.
 //
 // Object.WriteRange fetches only the stripes that cover the range: data
 // shards first, opened in parallel, so the healthy path decodes nothing;
-// parity shards are opened lazily when the codec needs them. Every block is
+// parity shards are opened lazily when the codec needs them. Every stream
+// names the shard index it is for: a node whose shard of the version was
+// swapped for another since the read resolved (the rebalancer does this)
+// refuses (client.ErrWrongShard), and the shard counts as missing, as
+// another index's frames would pass every block check. Every block is
 // checked against its digest by the codec before a byte reaches the caller,
 // and every failed or missing shard is reported as a hint.
 //

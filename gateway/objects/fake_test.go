@@ -61,7 +61,13 @@ type fakeKey struct {
 	committed *client.Record
 	shard     []byte // committed shard bytes (framed)
 	staged    map[string]fakeStaged
-	old       map[string][]byte // superseded shards by version, with keepSuperseded
+	old       map[string]fakeOld // superseded shards by version, with keepSuperseded
+}
+
+// fakeOld is a superseded version's shard and its index.
+type fakeOld struct {
+	shard int
+	data  []byte
 }
 
 type fakeStaged struct {
@@ -237,9 +243,9 @@ func (n *fakeNode) Commit(ctx context.Context, meta client.ObjectMeta) (client.R
 	}
 	if c := fk.committed; n.keepSuperseded && c != nil && c.Shard >= 0 {
 		if fk.old == nil {
-			fk.old = make(map[string][]byte)
+			fk.old = make(map[string]fakeOld)
 		}
-		fk.old[c.Version] = fk.shard
+		fk.old[c.Version] = fakeOld{shard: c.Shard, data: fk.shard}
 	}
 	fk.committed, fk.shard = &rec, data
 	for v := range fk.staged {
@@ -260,7 +266,7 @@ func (n *fakeNode) Abort(ctx context.Context, bucket, key, version string) error
 	return nil
 }
 
-func (n *fakeNode) ReadShard(ctx context.Context, bucket, key, version string, off, length int64) (io.ReadCloser, error) {
+func (n *fakeNode) ReadShard(ctx context.Context, bucket, key, version string, shard int, off, length int64) (io.ReadCloser, error) {
 	const op = "fake.ReadShard"
 	if err := n.gate(ctx, "read"); err != nil {
 		return nil, err
@@ -268,15 +274,19 @@ func (n *fakeNode) ReadShard(ctx context.Context, bucket, key, version string, o
 	n.mu.Lock()
 	fk := n.key(bucket, key)
 	c := fk.committed
-	data, superseded := fk.old[version]
+	old, superseded := fk.old[version]
 	if !superseded && (c == nil || c.Version != version || c.Deleted) {
 		n.mu.Unlock()
 		return nil, kerr.E(op, kerr.NotExist, fmt.Errorf("version %s not committed", version))
 	}
+	held, data := old.shard, old.data
 	if !superseded {
-		data = fk.shard
+		held, data = c.Shard, fk.shard
 	}
 	n.mu.Unlock()
+	if held != shard {
+		return nil, kerr.E(op, kerr.NotExist, fmt.Errorf("%w: shard %d of version %s, not %d", client.ErrWrongShard, held, version, shard))
+	}
 	if off < 0 || length < -1 {
 		return nil, kerr.E(op, kerr.Invalid, errors.New("bad range"))
 	}
@@ -328,7 +338,10 @@ func (n *fakeNode) StatData(ctx context.Context, bucket, key string, limit int64
 	defer n.mu.Unlock()
 	c, fk := ks.Committed, n.keys[bucket+"\x00"+key]
 	readFaults := n.failAfter > 0 || n.stallAfter > 0 || n.down["read"] || n.stall["read"]
-	if readFaults || c.Deleted || len(c.Parts) > 0 || c.Shard < 0 || c.Shard >= c.Data && !parity || int64(len(fk.shard)) > limit {
+	// The shard sent is the record's, by version and index, as a node's
+	// is read by file name: a commit between the two locks sends none.
+	moved := fk.committed == nil || fk.committed.Version != c.Version || fk.committed.Shard != c.Shard
+	if readFaults || moved || c.Deleted || len(c.Parts) > 0 || c.Shard < 0 || c.Shard >= c.Data && !parity || int64(len(fk.shard)) > limit {
 		return ks, nil
 	}
 	n.calls["preload"]++

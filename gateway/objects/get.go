@@ -126,7 +126,7 @@ func (o *object) writeRange(ctx context.Context, w io.Writer, off, length int64)
 			}
 			continue
 		}
-		sr := o.newShardReader(ctx, h, span)
+		sr := o.newShardReader(ctx, h, i, span)
 		if hg != nil {
 			sr.group = hg
 			hg.readers++
@@ -286,6 +286,7 @@ var errHedged = errors.New("hedged: another shard answered first")
 // idle one from another goroutine.
 type shardReader struct {
 	m      member
+	shard  int // the index read: a node holding another refuses (client.ErrWrongShard)
 	s      *Store
 	meta   *client.ObjectMeta
 	ctx    context.Context
@@ -313,9 +314,9 @@ type shardReader struct {
 	err     error // sticky
 }
 
-func (o *object) newShardReader(ctx context.Context, m member, sp codec.Span) *shardReader {
+func (o *object) newShardReader(ctx context.Context, m member, shard int, sp codec.Span) *shardReader {
 	r := &shardReader{
-		m: m, s: o.s, meta: &o.meta,
+		m: m, shard: shard, s: o.s, meta: &o.meta,
 		base: sp.ShardOff, pos: sp.ShardOff, end: sp.ShardOff + sp.ShardLen,
 		stall: o.s.stallTimeout, ready: make(chan struct{}),
 	}
@@ -368,7 +369,7 @@ func (r *shardReader) startLocked(at int64) {
 	go func() {
 		defer close(ready)
 		r.timer.Reset(r.stall)
-		rc, err := r.m.c.ReadShard(r.ctx, r.meta.Bucket, r.meta.Key, r.meta.Version, at, r.end-at)
+		rc, err := r.m.c.ReadShard(r.ctx, r.meta.Bucket, r.meta.Key, r.meta.Version, r.shard, at, r.end-at)
 		r.timer.Stop()
 		if err != nil {
 			r.fail(err)
@@ -514,21 +515,10 @@ func (r *shardReader) hedgeNow() {
 		won := sp.err == nil && r.waitSeq.Load() == seq && alive-1 >= r.meta.Data
 		if won {
 			r.cancel(fmt.Errorf("%w: node %s slower than %v, shard %d of %s/%s read from node %s",
-				errHedged, r.m.node.ID, r.delay, sp.shardIndex(), r.meta.Bucket, r.meta.Key, sp.m.node.ID))
+				errHedged, r.m.node.ID, r.delay, sp.shard, r.meta.Bucket, r.meta.Key, sp.m.node.ID))
 		}
 		r.s.health.Hedged(r.m.node.ID, won)
 	}()
-}
-
-// shardIndex returns which shard of the version the reader's node holds,
-// for messages.
-func (r *shardReader) shardIndex() int {
-	for i, id := range r.meta.Nodes {
-		if id == r.m.node.ID {
-			return i
-		}
-	}
-	return -1
 }
 
 // Seek moves the position forward by offset; only io.SeekCurrent with a

@@ -62,12 +62,12 @@ func (t tracked) Abort(ctx context.Context, bucket, key, version string) error {
 	return err
 }
 
-func (t tracked) ReadShard(ctx context.Context, bucket, key, version string, off, length int64) (io.ReadCloser, error) {
+func (t tracked) ReadShard(ctx context.Context, bucket, key, version string, shard int, off, length int64) (io.ReadCloser, error) {
 	call, report, err := t.begin(ctx)
 	if err != nil {
 		return nil, err
 	}
-	rc, err := t.c.ReadShard(ctx, bucket, key, version, off, length)
+	rc, err := t.c.ReadShard(ctx, bucket, key, version, shard, off, length)
 	if report {
 		call.End(ctx, err)
 	}

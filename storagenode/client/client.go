@@ -189,7 +189,8 @@ var statusKinds = map[int]kerr.Kind{
 
 // statusError turns a non-200 answer into an error. For client errors (4xx)
 // the kind named in the body wins, as it is more precise than the status
-// (409 is Exist or Conflict); a failing node (5xx) is Unavailable or
+// (409 is Exist or Conflict), and the sentinel it names (ErrorBody.Sentinel)
+// is in the error's chain; a failing node (5xx) is Unavailable or
 // Transient whatever it says.
 func (c *Client) statusError(op string, resp *http.Response) error {
 	kind, ok := statusKinds[resp.StatusCode]
@@ -202,11 +203,16 @@ func (c *Client) statusError(op string, resp *http.Response) error {
 	raw, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 	msg := strings.TrimSpace(string(raw))
 	var eb ErrorBody
+	var sentinel error
 	if json.Unmarshal(raw, &eb) == nil && eb.Message != "" {
 		msg = eb.Message
 		if k, ok := kindByName(eb.Kind); ok && resp.StatusCode < 500 {
 			kind = k
+			sentinel = sentinels[eb.Sentinel]
 		}
+	}
+	if sentinel != nil {
+		return kerr.E(op, kind, c.wrap(&remoteError{msg: resp.Status + ": " + msg, sentinel: sentinel}))
 	}
 	return kerr.E(op, kind, c.wrap(fmt.Errorf("%s: %s", resp.Status, msg)))
 }

@@ -94,26 +94,34 @@ func (c *Client) Abort(ctx context.Context, bucket, key, version string) error {
 }
 
 // ReadShard streams framed bytes [off, off+length) of the node's committed
-// shard of version; length -1 means to the end. Bytes past the end of the
-// shard file are not sent, so a short stream means a short shard, which the
-// caller's frame checks catch. The bytes are not verified here. A version a
-// newer commit superseded is still served for the node's superseded grace,
-// so that a read which resolved it just before finds its shards.
+// shard index shard of version; length -1 means to the end. Bytes past the
+// end of the shard file are not sent, so a short stream means a short
+// shard, which the caller's frame checks catch. The bytes are not verified
+// here. A version a newer commit superseded is still served for the node's
+// superseded grace, so that a read which resolved it just before finds its
+// shards.
 //
-// If the node holds no readable shard of version (never committed there, a
-// delete marker, dropped, or superseded longer ago than the grace), the
-// error is kerr.NotExist, before any byte. The caller
-// closes the stream; it is bounded by ctx only. Read errors in the stream
-// are kerr.Transient.
-func (c *Client) ReadShard(ctx context.Context, bucket, key, version string, off, length int64) (io.ReadCloser, error) {
+// The node serves only the shard index named: one holding another shard
+// of version (the rebalancer swapped shards between nodes since the caller
+// resolved the version) refuses with kerr.NotExist wrapping ErrWrongShard,
+// as another shard's frames would pass every block check. If the node
+// holds no readable shard of version (never committed there, a delete
+// marker, dropped, or superseded longer ago than the grace), the error is
+// kerr.NotExist. Both come before any byte. The caller closes the stream;
+// it is bounded by ctx only. Read errors in the stream are kerr.Transient.
+func (c *Client) ReadShard(ctx context.Context, bucket, key, version string, shard int, off, length int64) (io.ReadCloser, error) {
 	const op = "client.ReadShard"
 	if err := CheckObject(bucket, key, version); err != nil {
+		return nil, kerr.E(op, err)
+	}
+	if err := CheckShard(shard); err != nil {
 		return nil, kerr.E(op, err)
 	}
 	if off < 0 || length < -1 {
 		return nil, kerr.E(op, kerr.Invalid, fmt.Errorf("bad range off=%d length=%d", off, length))
 	}
 	q := objectQuery(bucket, key, version)
+	q.Set("shard", strconv.Itoa(shard))
 	q.Set("off", strconv.FormatInt(off, 10))
 	q.Set("len", strconv.FormatInt(length, 10))
 	req, err := c.newRequest(ctx, http.MethodGet, "/v1/shard", q, http.NoBody, BodyDigest(nil))
@@ -162,8 +170,9 @@ func (c *Client) Stat(ctx context.Context, bucket, key string) (KeyState, error)
 
 // StatData is Stat that also returns, in KeyState.Data, the node's
 // committed shard of the key if it is a data shard (or, with parity, any
-// shard) and its framed stream is at most max bytes. A node that cannot
-// read that shard just leaves Data empty.
+// shard) and its framed stream is at most max bytes. Data is always the
+// shard index of KeyState.Committed (its file, by version and index). A node
+// that cannot read that shard just leaves Data empty.
 func (c *Client) StatData(ctx context.Context, bucket, key string, max int64, parity bool) (KeyState, error) {
 	const op = "client.StatData"
 	if err := CheckKey(bucket, key); err != nil {

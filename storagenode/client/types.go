@@ -5,7 +5,9 @@
 //
 // The client validates arguments, puts a deadline on every call (from ctx),
 // wraps errors with kerr kinds (NotExist, Unavailable, Transient, Corrupt,
-// Invalid, Unauthorized, TooLarge) and never buffers a whole shard. It must
+// Invalid, Unauthorized, TooLarge), keeps the node's sentinel errors
+// (ErrWrongShard) in the chain for errors.Is, and never buffers a whole
+// shard. It must
 // never import the node server or badger.
 //
 // The package also holds what both ends of the wire must agree on, so that
@@ -18,7 +20,7 @@
 //	PUT    /v1/stage?bucket&key&version&shard&block   body: framed shard  -> StagedRef
 //	POST   /v1/commit                                 body: ObjectMeta    -> Record
 //	POST   /v1/abort?bucket&key&version
-//	GET    /v1/shard?bucket&key&version&off&len       -> framed bytes
+//	GET    /v1/shard?bucket&key&version&shard&off&len -> framed bytes
 //	GET    /v1/stat?bucket&key                        -> KeyState
 //	GET    /v1/list?bucket&prefix&after&limit         -> ListPage
 //	PUT    /v1/bucket                                 body: BucketRecord
@@ -27,7 +29,7 @@
 //	POST   /v1/hints, DELETE /v1/hints                body: []Hint
 //	GET    /v1/hints?limit                            -> []Hint
 //	GET    /v1/health                                 -> Health
-//	POST   /v1/verify                                 body: VerifyRequest -> []VerifyResult
+//	POST   /v1/verify                                 body: VerifyRequest -> []VerifyResult (refs name the shard index)
 //	GET    /v1/scrub/status                           -> ScrubStatus
 //	POST   /v1/marker/drop?bucket&key&version         -> {"dropped": bool}
 //	POST   /v1/shard/drop?bucket&key&version&shard    -> DropResult
@@ -149,8 +151,11 @@ type ListPage struct {
 }
 
 // ErrorBody is the JSON body of every non-2xx answer from a node. Kind is a
-// kerr.Kind name ("not exist", "corrupt", ...).
+// kerr.Kind name ("not exist", "corrupt", ...). Sentinel, if set, names a
+// leaf error of this package (see SentinelName), e.g. "wrong shard" for
+// ErrWrongShard.
 type ErrorBody struct {
-	Kind    string `json:"kind"`
-	Message string `json:"message"`
+	Kind     string `json:"kind"`
+	Message  string `json:"message"`
+	Sentinel string `json:"sentinel,omitempty"`
 }

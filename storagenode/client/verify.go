@@ -11,12 +11,17 @@ import (
 	"github.com/kintsugi-store/kintsugi/internal/kerr"
 )
 
-// ShardRef names an object version; on a node it means the one shard of
-// that version the node holds.
+// ShardRef names one shard of an object version: its index, Shard, is the
+// one the caller expects the node to hold. A node holding another shard of
+// the version (the rebalancer swapped them) answers VerifyAbsent, never a
+// verdict on a shard the caller did not mean. On the wire the index is
+// "index", so that a VerifyResult carries both the index asked for and the
+// one the node holds.
 type ShardRef struct {
 	Bucket  string `json:"bucket"`
 	Key     string `json:"key"`
 	Version string `json:"version"`
+	Shard   int    `json:"index"`
 }
 
 // Verify statuses.
@@ -30,17 +35,19 @@ const (
 	// gone.
 	VerifyMissing = "missing"
 	// VerifyAbsent: the node's committed version of the key is another
-	// one (VerifyResult.Current, "" if none) or a delete marker.
+	// one (VerifyResult.Current, "" if none) or a delete marker, or the
+	// node holds another shard of the version (VerifyResult.Shard).
 	VerifyAbsent = "absent"
 )
 
 // MaxVerify bounds the shards in one Verify call.
 const MaxVerify = 1000
 
-// VerifyResult is a node's verdict on one ShardRef.
+// VerifyResult is a node's verdict on one ShardRef. Its Shard, the index
+// the node holds, hides the ref's, the index asked for (ShardRef.Shard).
 type VerifyResult struct {
 	ShardRef
-	Shard   int    `json:"shard"`             // index the node holds; -1 if none
+	Shard   int    `json:"shard"`             // index the node holds of the version; -1 if none
 	Status  string `json:"status"`            // VerifyOK, VerifyCorrupt, VerifyMissing or VerifyAbsent
 	Current string `json:"current,omitempty"` // the node's committed version, if not the one asked for
 	Bytes   int64  `json:"bytes"`             // shard bytes hashed
@@ -128,6 +135,9 @@ func CheckShardRefs(refs []ShardRef) error {
 	}
 	for _, r := range refs {
 		if err := CheckObject(r.Bucket, r.Key, r.Version); err != nil {
+			return kerr.E(op, err)
+		}
+		if err := CheckShard(r.Shard); err != nil {
 			return kerr.E(op, err)
 		}
 	}
