@@ -108,6 +108,7 @@ func (c *Client) newRequest(ctx context.Context, method, path string, q url.Valu
 	if c.secret != nil {
 		Sign(req, c.secret, bodyDigest, time.Now())
 	}
+	setEpoch(ctx, req)
 	return req, nil
 }
 
@@ -190,7 +191,8 @@ var statusKinds = map[int]kerr.Kind{
 // statusError turns a non-200 answer into an error. For client errors (4xx)
 // the kind named in the body wins, as it is more precise than the status
 // (409 is Exist or Conflict); a failing node (5xx) is Unavailable or
-// Transient whatever it says.
+// Transient whatever it says. A refusal that carries the node's map is a
+// *StaleMapError (see Fence).
 func (c *Client) statusError(op string, resp *http.Response) error {
 	kind, ok := statusKinds[resp.StatusCode]
 	if !ok {
@@ -199,13 +201,19 @@ func (c *Client) statusError(op string, resp *http.Response) error {
 			kind = kerr.Unavailable
 		}
 	}
-	raw, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	// Large enough for a stale-map refusal, which carries a whole map.
+	raw, _ := io.ReadAll(io.LimitReader(resp.Body, MaxSignedBody))
 	msg := strings.TrimSpace(string(raw))
 	var eb ErrorBody
 	if json.Unmarshal(raw, &eb) == nil && eb.Message != "" {
 		msg = eb.Message
 		if k, ok := kindByName(eb.Kind); ok && resp.StatusCode < 500 {
 			kind = k
+		}
+		if len(eb.Map) > 0 && resp.StatusCode == http.StatusConflict {
+			if err := staleMap(resp.Request, eb.Map); err != nil {
+				return kerr.E(op, kerr.Conflict, c.wrap(err))
+			}
 		}
 	}
 	return kerr.E(op, kind, c.wrap(fmt.Errorf("%s: %s", resp.Status, msg)))
