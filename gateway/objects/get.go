@@ -22,6 +22,9 @@ type object struct {
 	meta    client.ObjectMeta
 	holders []member // by shard index; c == nil: no holder
 	preload [][]byte // by shard index: whole shard streams already fetched, or nil
+	// fence is the one the object was resolved under: its shard reads
+	// carry the same epoch, so a node that moved on refuses them.
+	fence *client.Fence
 }
 
 func (o *object) Info() ObjectInfo { return infoOf(o.meta) }
@@ -37,6 +40,10 @@ func (o *object) Info() ObjectInfo { return infoOf(o.meta) }
 // ErrQuorum (kerr.Unavailable) when fewer than d shards could be read.
 func (o *object) WriteRange(ctx context.Context, w io.Writer, off, length int64) error {
 	const op = "objects.WriteRange"
+	if o.fence != nil && client.FenceOf(ctx) == nil {
+		ctx = client.WithFence(ctx, o.fence)
+		defer o.s.fenceDone(o.fence)
+	}
 	cw := &countingWriter{w: w}
 	err := o.writeRange(ctx, cw, off, length)
 	if err == nil || cw.n > 0 || !errors.Is(err, errShardsGone) {

@@ -47,6 +47,10 @@ var (
 // not become visible, as with any unacknowledged write.
 func (s *Store) PutObject(ctx context.Context, in PutInput) (ObjectInfo, error) {
 	const op = "objects.PutObject"
+	// Not run again when refused: the body is spent. The client's retry
+	// of the 503 finds the map installed.
+	ctx, done := s.fence(ctx)
+	defer done()
 	if err := validName(op, in.Bucket, in.Key, true); err != nil {
 		return ObjectInfo{}, err
 	}

@@ -88,6 +88,8 @@ type SweepReport struct {
 // single uploads are counted in the report and logged.
 func (s *Store) SweepUploads(ctx context.Context, opts *SweepOptions) (SweepReport, error) {
 	const op = "objects.SweepUploads"
+	ctx, done := s.fence(ctx)
+	defer done()
 	expiry := DefaultUploadExpiry
 	if opts != nil && opts.Expiry > 0 {
 		expiry = opts.Expiry
