@@ -21,13 +21,19 @@ import (
 // heard of the change yet, and its answer is what it holds. A call with no
 // epoch (the admin tools, older callers) is served as before fencing.
 // Health, the map itself and the verifier's status are never fenced:
-// they are how a caller finds a newer map.
+// they are how a caller finds a newer map. Neither is a shard read: it
+// names the exact version (and the caller checks every block against the
+// version's recorded digests), so serving it cannot mislead a caller
+// whatever map it resolved with, while refusing it would fail reads that
+// resolved a moment before the node moved on, with every shard still in
+// place. A copy the rebalancer dropped is simply not found.
 
 // unfenced are the paths served whatever epoch a call carries.
 var unfenced = map[string]bool{
 	"/v1/health":       true,
 	"/v1/map":          true,
 	"/v1/scrub/status": true,
+	"/v1/shard":        true,
 }
 
 // fence refuses calls to next made under an older map epoch than the

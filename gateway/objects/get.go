@@ -22,9 +22,6 @@ type object struct {
 	meta    client.ObjectMeta
 	holders []member // by shard index; c == nil: no holder
 	preload [][]byte // by shard index: whole shard streams already fetched, or nil
-	// fence is the one the object was resolved under: its shard reads
-	// carry the same epoch, so a node that moved on refuses them.
-	fence *client.Fence
 }
 
 func (o *object) Info() ObjectInfo { return infoOf(o.meta) }
@@ -40,10 +37,6 @@ func (o *object) Info() ObjectInfo { return infoOf(o.meta) }
 // ErrQuorum (kerr.Unavailable) when fewer than d shards could be read.
 func (o *object) WriteRange(ctx context.Context, w io.Writer, off, length int64) error {
 	const op = "objects.WriteRange"
-	if o.fence != nil && client.FenceOf(ctx) == nil {
-		ctx = client.WithFence(ctx, o.fence)
-		defer o.s.fenceDone(o.fence)
-	}
 	cw := &countingWriter{w: w}
 	err := o.writeRange(ctx, cw, off, length)
 	if err == nil || cw.n > 0 || !errors.Is(err, errShardsGone) {
@@ -54,7 +47,9 @@ func (o *object) WriteRange(ctx context.Context, w io.Writer, off, length int64)
 	// meanwhile, the answer the client would get from a fresh GET is the
 	// right one. A newer version is not served in its place: the caller
 	// may have described this one already.
-	if _, rerr := o.s.resolve(ctx, o.meta.Bucket, o.meta.Key); errors.Is(rerr, ErrNoSuchKey) {
+	if _, rerr := fenced(ctx, o.s, func(ctx context.Context) (*resolved, error) {
+		return o.s.resolve(ctx, o.meta.Bucket, o.meta.Key)
+	}); errors.Is(rerr, ErrNoSuchKey) {
 		return kerr.E(op, rerr)
 	}
 	return err

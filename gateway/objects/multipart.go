@@ -607,7 +607,9 @@ func (o *object) writeParts(ctx context.Context, w io.Writer, off, length int64)
 // openPart resolves part p of the multipart object meta.
 func (s *Store) openPart(ctx context.Context, meta client.ObjectMeta, p client.PartRef) (*object, error) {
 	const op = "objects.openPart"
-	r, err := s.resolve(ctx, meta.Bucket, p.Key)
+	// Parts are resolved as the stream reaches them, possibly after a map
+	// change: each one under the map of that moment (see fence.go).
+	r, err := fenced(ctx, s, func(ctx context.Context) (*resolved, error) { return s.resolve(ctx, meta.Bucket, p.Key) })
 	switch {
 	case kerr.Is(kerr.NotExist, err):
 		return nil, kerr.E(op, kerr.Corrupt, fmt.Errorf("part %d of %s/%s version %s is gone", p.Number, meta.Bucket, meta.Key, meta.Version))

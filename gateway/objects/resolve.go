@@ -87,7 +87,7 @@ func (s *Store) openObject(ctx context.Context, bucket, key string) (Object, err
 	if err != nil {
 		return nil, kerr.E(op, err)
 	}
-	return &object{s: s, meta: r.meta, holders: r.holders, preload: r.preload, fence: client.FenceOf(ctx)}, nil
+	return &object{s: s, meta: r.meta, holders: r.holders, preload: r.preload}, nil
 }
 
 // resolve finds the newest version of bucket/key that is readable or may

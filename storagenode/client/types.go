@@ -14,9 +14,9 @@
 // travel in query parameters only, never in the URL path.
 //
 // Wire API (all under /v1, names in the query; errors are ErrorBody JSON).
-// Every call but health, map and scrub/status may carry the caller's map
-// epoch in HeaderMapEpoch; a node holding a newer map refuses it with 409
-// and its map in ErrorBody.Map (see Fence, docs/fencing.md):
+// Every call but health, map, scrub/status and shard reads may carry the
+// caller's map epoch in HeaderMapEpoch; a node holding a newer map refuses
+// it with 409 and its map in ErrorBody.Map (see Fence, docs/fencing.md):
 //
 //	PUT    /v1/stage?bucket&key&version&shard&block   body: framed shard  -> StagedRef
 //	POST   /v1/commit                                 body: ObjectMeta    -> Record
