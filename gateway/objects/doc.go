@@ -148,14 +148,16 @@
 // the upload is freed. An abort then still ends the upload (its record is
 // deleted) and leaves the parts to a later sweep.
 //
-// # Map epochs
-//
-// Every operation's node calls carry the epoch of the map it resolves
-// placement with; a node holding a newer map refuses them with its map,
-// which the Store installs, and reads, deletes, completions, aborts and
-// listings run once more under it (fence.go, docs/fencing.md).
 // The scrubber treats parts as ordinary objects; a record with Parts has
 // no shards to verify.
+//
+// # Map epochs
+//
+// Every operation's node calls (but the shard reads of a resolved version)
+// carry the epoch of the map it resolves placement with; a node holding a
+// newer map refuses them with its map, which the Store installs, and
+// reads, deletes, completions, aborts, listings and puts of at most one
+// stripe run once more under it (fence.go, docs/fencing.md).
 //
 // # Buckets
 //

@@ -17,6 +17,11 @@ import (
 // so, once, under it: a gateway that missed a map change answers
 // correctly on the first request after it, instead of 404 for an object
 // the rebalancer has moved.
+//
+// An Object's shard reads (WriteRange) are not fenced: they name the exact
+// version resolved, nodes serve them whatever the epoch, and every block
+// is checked. Parts of a multipart object are resolved as the stream
+// reaches them, each in a fenced lookup of its own.
 
 // fence returns ctx fenced at the current map's epoch and a func to call
 // once the operation is over: it installs the newest map a node refused
