@@ -10,6 +10,7 @@ import (
 	"github.com/sony/gobreaker/v2"
 
 	"github.com/kintsugi-store/kintsugi/internal/kerr"
+	"github.com/kintsugi-store/kintsugi/placement"
 	"github.com/kintsugi-store/kintsugi/storagenode/client"
 )
 
@@ -125,6 +126,10 @@ func (g *guarded) DropMarker(ctx context.Context, bucket, key, version string) (
 
 func (g *guarded) ListStaged(ctx context.Context, limit int) ([]client.StagedShard, error) {
 	return do(g, "scrubber.ListStaged", func() ([]client.StagedShard, error) { return g.NodeClient.ListStaged(ctx, limit) })
+}
+
+func (g *guarded) PutMap(ctx context.Context, m *placement.Map) error {
+	return do0(g, "scrubber.PutMap", func() error { return g.NodeClient.PutMap(ctx, m) })
 }
 
 func (g *guarded) DropShard(ctx context.Context, bucket, key, version string, shard int) (bool, error) {

@@ -105,11 +105,20 @@
 //     the new placement, under the usual newest-wins rule;
 //  3. verified where it now lies (client.Verify);
 //  4. only then dropped from the old node (client.DropShard, a compare
-//     and delete of that version and shard: a newer write there stays).
+//     and delete of that version and shard: a newer write there stays),
+//     and only once every node of the key's placement under the previous
+//     and current map holds the current map (the pass gives it to nodes
+//     that are behind); otherwise the copy stays for a later pass.
 //
 // Until step 4 the old node keeps serving the shard, and readers find it
 // through the previous map and the node lists, so no object is ever
-// unreadable because of a move. A node holds one shard of a version, so a
+// unreadable because of a move. Nodes refuse calls made under an older
+// map than theirs (docs/fencing.md), so after step 4 a reader still on
+// the previous map is refused everywhere it asks and re-resolves under
+// the new map instead of finding the key gone. The same rule holds for
+// every copy the rebalancer drops. The pass's own calls carry its map's
+// epoch: a node with a newer map refuses them and sends it, and the pass
+// resumes under that map. A node holds one shard of a version, so a
 // move into a node that holds another shard of it waits until that one
 // has moved on; moves that all wait on one another (a cycle, which a
 // weight change, or a cluster of exactly n nodes, produces) are swapped:

@@ -93,7 +93,26 @@ var ErrRunning = errors.New("scrubber: a pass is already running")
 // down, ctx done); the report then says how far it got. Objects that
 // cannot be repaired, and parts the pass could not cover, are in the
 // report, not the error.
+//
+// Node calls carry the epoch of the map the pass works from. A node that
+// holds a newer map refuses them and sends its map, which is installed
+// (as by SetMap); the pass stops at its checkpoint and resumes once under
+// the new map.
 func (s *Scrubber) Run(ctx context.Context) (*Report, error) {
+	for resumed := false; ; resumed = true {
+		pctx, stop := context.WithCancelCause(ctx)
+		rep, err := s.runPass(pctx, stop)
+		newer := errors.Is(context.Cause(pctx), errNewMap)
+		stop(nil)
+		if err == nil || !newer || resumed || ctx.Err() != nil {
+			return rep, err
+		}
+		s.log.Info("scrub: a node holds a newer cluster map; resuming the pass under it", "epoch", s.Map().Epoch)
+	}
+}
+
+// runPass is one Run under one map; stop interrupts it.
+func (s *Scrubber) runPass(ctx context.Context, stop context.CancelCauseFunc) (*Report, error) {
 	const op = "scrubber.Run"
 	if !s.running.CompareAndSwap(false, true) {
 		return nil, kerr.E(op, kerr.Conflict, ErrRunning)
@@ -101,6 +120,7 @@ func (s *Scrubber) Run(ctx context.Context) (*Report, error) {
 	defer s.running.Store(false)
 	defer s.setProgress(Progress{})
 	s.useLatest()
+	ctx = s.fenceCtx(ctx, stop)
 
 	r := &run{s: s, t: &tally{}}
 	resumed, err := s.state.Get(statePass, &r.ps)

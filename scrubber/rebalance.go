@@ -397,6 +397,12 @@ func (s *Scrubber) swap(ctx context.Context, c *checked, cycle []int, out *moved
 			s.abort(ctx, &nodes[k], meta)
 		}
 	}
+	// Once the first shard is dropped the swap cannot stop: every drop
+	// must be allowed before it starts.
+	if err := s.mapHeld(ctx, meta.Bucket, meta.Key, nodes[0].node.ID); err != nil {
+		failAll("%v", err)
+		return false
+	}
 	sizes := make([]int64, m)
 	for k, i := range cycle {
 		src := nodes[(k+m-1)%m]
@@ -548,8 +554,13 @@ func (s *Scrubber) commitMoved(ctx context.Context, meta client.ObjectMeta, i in
 
 // dropCopy drops the node's copy rec (compare and delete) and reports
 // whether it did: false means the node's record is no longer rec (a write
-// replaced it), which then stays.
+// replaced it), which then stays. Nothing is dropped, and the error is
+// errMapNotHeld, while a node of the key's placements may still serve
+// readers on an older map (see mapHeld).
 func (s *Scrubber) dropCopy(ctx context.Context, m member, rec client.Record) (bool, error) {
+	if err := s.mapHeld(ctx, rec.Bucket, rec.Key, m.node.ID); err != nil {
+		return false, err
+	}
 	var dropped bool
 	err := retry(ctx, func() error {
 		cctx, cancel := s.callCtx(ctx)

@@ -35,6 +35,7 @@ type NodeClient interface {
 	DropMarker(ctx context.Context, bucket, key, version string) (bool, error)
 	ListStaged(ctx context.Context, limit int) ([]client.StagedShard, error)
 	DropShard(ctx context.Context, bucket, key, version string, shard int) (bool, error)
+	PutMap(ctx context.Context, m *placement.Map) error
 }
 
 var _ NodeClient = (*client.Client)(nil)
@@ -121,6 +122,9 @@ type Scrubber struct {
 	last     *Report  // of the last finished Run
 	progress Progress // of the Run in progress
 	latest   mapPair  // the newest map known and the one before it
+
+	heldMu sync.Mutex
+	held   map[string]uint64 // node id -> map epoch it is known to hold (see mapHeld)
 }
 
 // mapPair is a map and the one it replaced (nil if unknown), as kept in

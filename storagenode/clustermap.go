@@ -15,8 +15,9 @@ import (
 
 // The node keeps the newest cluster map it was given in its index, so that
 // gateways on other hosts can learn a new epoch from any node (the epoch
-// travels in every health answer) and fetch the map from it. The node does
-// nothing else with the map: it never places or moves data.
+// travels in every health answer) and fetch the map from it. Besides
+// that, the node only fences calls with its epoch (fence.go): it never
+// places or moves data.
 //
 // A stored map only ever gets replaced by one with a higher epoch: this is
 // the compare-and-set that makes concurrent map changes safe. The same
@@ -84,6 +85,7 @@ func (n *Node) handlePutMap(w http.ResponseWriter, r *http.Request) {
 		n.writeError(w, r, err)
 		return
 	}
+	n.raiseEpoch(m.Epoch)
 	if m.Epoch != prev {
 		n.log.Info("stored cluster map", "epoch", m.Epoch, "previous", prev)
 	}
@@ -92,13 +94,33 @@ func (n *Node) handlePutMap(w http.ResponseWriter, r *http.Request) {
 	}{m.Epoch})
 }
 
-// mapEpoch returns the epoch of the stored cluster map, 0 if none.
-func (n *Node) mapEpoch() uint64 {
-	b, err := n.db.ClusterMap()
-	if err != nil || b == nil {
-		return 0
+// mapEpoch returns the epoch of the stored cluster map, 0 if none. Every
+// fenced call asks, so it is kept in memory (Node.epoch), not read from
+// the index.
+func (n *Node) mapEpoch() uint64 { return n.epoch.Load() }
+
+// raiseEpoch sets Node.epoch to e unless it is already higher: concurrent
+// pushes may finish in any order, the stored epoch only rises, and so must
+// the cached one.
+func (n *Node) raiseEpoch(e uint64) {
+	for {
+		cur := n.epoch.Load()
+		if cur >= e || n.epoch.CompareAndSwap(cur, e) {
+			return
+		}
 	}
-	return epochOf(b)
+}
+
+// loadEpoch reads the epoch of the stored cluster map into Node.epoch.
+func (n *Node) loadEpoch() error {
+	b, err := n.db.ClusterMap()
+	if err != nil {
+		return err
+	}
+	if b != nil {
+		n.epoch.Store(epochOf(b))
+	}
+	return nil
 }
 
 // epochOf reads the epoch of a stored map without parsing the rest.

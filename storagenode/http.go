@@ -38,10 +38,11 @@ func (n *Node) routes() http.Handler {
 	mux.HandleFunc("POST /v1/marker/drop", n.handleDropMarker)
 	mux.HandleFunc("POST /v1/shard/drop", n.handleDropShard)
 	mux.HandleFunc("GET /v1/staged", n.handleListStaged)
+	h := n.fence(mux)
 	if n.cfg.Secret == nil {
-		return mux
+		return h
 	}
-	return n.authenticate(mux)
+	return n.authenticate(h)
 }
 
 // authenticate rejects requests whose signature does not verify, before
@@ -99,10 +100,15 @@ func (n *Node) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	case status >= 500:
 		n.log.Warn("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
 	}
+	n.writeErrorBody(w, r, status, client.ErrorBody{Kind: kind.String(), Message: err.Error(), Sentinel: client.SentinelName(err)})
+}
+
+// writeErrorBody answers with status and body.
+func (n *Node) writeErrorBody(w http.ResponseWriter, r *http.Request, status int, body client.ErrorBody) {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(status)
-	json.NewEncoder(w).Encode(client.ErrorBody{Kind: kind.String(), Message: err.Error(), Sentinel: client.SentinelName(err)})
+	json.NewEncoder(w).Encode(body)
 }
 
 func (n *Node) writeJSON(w http.ResponseWriter, r *http.Request, v any) {

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/kintsugi-store/kintsugi/internal/kerr"
@@ -65,6 +66,10 @@ type Node struct {
 	loopDone  chan struct{}
 	closeOnce sync.Once
 	closeErr  error
+
+	// epoch is the stored cluster map's epoch (0: none), which fenced
+	// calls are checked against (see fence.go).
+	epoch atomic.Uint64
 }
 
 // Open opens the node whose data lives in cfg.Dir, creating the directory
@@ -106,6 +111,11 @@ func Open(cfg Config) (*Node, error) {
 		syncing:  make(map[string]*dirSync),
 		blocks:   newFreeList(stageBuffers),
 		loopDone: make(chan struct{}),
+	}
+	if err := n.loadEpoch(); err != nil {
+		db.Close()
+		packs.Close()
+		return nil, kerr.E(op, err)
 	}
 	if err := n.prepareDirs(); err != nil {
 		db.Close()

@@ -22,6 +22,8 @@ type bucketEntry struct {
 // majority of the nodes.
 func (s *Store) CreateBucket(ctx context.Context, name string) error {
 	const op = "objects.CreateBucket"
+	ctx, done := s.fence(ctx) // not run again: a half-made bucket would then exist
+	defer done()
 	if err := validName(op, name, "", false); err != nil {
 		return err
 	}
@@ -42,6 +44,11 @@ func (s *Store) CreateBucket(ctx context.Context, name string) error {
 
 // HeadBucket reports whether a bucket exists: ErrNoSuchBucket if not.
 func (s *Store) HeadBucket(ctx context.Context, name string) (BucketInfo, error) {
+	return fenced(ctx, s, func(ctx context.Context) (BucketInfo, error) { return s.headBucket(ctx, name) })
+}
+
+// headBucket is HeadBucket under one map.
+func (s *Store) headBucket(ctx context.Context, name string) (BucketInfo, error) {
 	const op = "objects.HeadBucket"
 	if err := validName(op, name, "", false); err != nil {
 		return BucketInfo{}, err
@@ -77,6 +84,8 @@ func (s *Store) HeadBucket(ctx context.Context, name string) (BucketInfo, error)
 // check; its object stays invisible until the bucket is created again.
 func (s *Store) DeleteBucket(ctx context.Context, name string) error {
 	const op = "objects.DeleteBucket"
+	ctx, done := s.fence(ctx)
+	defer done()
 	if err := validName(op, name, "", false); err != nil {
 		return err
 	}
@@ -110,6 +119,11 @@ func (s *Store) DeleteBucket(ctx context.Context, name string) error {
 // ListBuckets returns the live buckets in name order, merged from a
 // majority of the nodes.
 func (s *Store) ListBuckets(ctx context.Context) ([]BucketInfo, error) {
+	return fenced(ctx, s, s.listBuckets)
+}
+
+// listBuckets is ListBuckets under one map.
+func (s *Store) listBuckets(ctx context.Context) ([]BucketInfo, error) {
 	const op = "objects.ListBuckets"
 	ms := s.members(liveNodes(s.Map()))
 	pages := make([][]client.BucketRecord, len(ms))

@@ -18,6 +18,11 @@ import (
 // Deleting a multipart object also deletes its parts, in the background
 // and best effort; SweepUploads frees what that misses.
 func (s *Store) DeleteObject(ctx context.Context, bucket, key string) error {
+	return fenced0(ctx, s, func(ctx context.Context) error { return s.deleteObject(ctx, bucket, key) })
+}
+
+// deleteObject is DeleteObject under one map.
+func (s *Store) deleteObject(ctx context.Context, bucket, key string) error {
 	const op = "objects.DeleteObject"
 	if err := validName(op, bucket, key, true); err != nil {
 		return err

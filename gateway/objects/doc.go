@@ -143,8 +143,26 @@
 // that neither an upload in progress nor the live version of its key
 // names, which also covers a multipart object replaced by a plain PUT or a
 // copy. It never frees a part that the live version of its key names.
+//
+// Parts outlive every manifest that could be served. Since a manifest on
+// any single node is served and rolled forward, even one a completion
+// committed below the quorum before it failed, "the live version" above
+// means the newest record of every node of the key's placement (current
+// and previous map), not just the version a read would pick now; and a
+// node that does not answer may hold such a manifest, so then nothing of
+// the upload is freed. An abort then still ends the upload (its record is
+// deleted) and leaves the parts to a later sweep.
+//
 // The scrubber treats parts as ordinary objects; a record with Parts has
 // no shards to verify.
+//
+// # Map epochs
+//
+// Every operation's node calls (but the shard reads of a resolved version)
+// carry the epoch of the map it resolves placement with; a node holding a
+// newer map refuses them with its map, which the Store installs, and
+// reads, deletes, completions, aborts, listings and puts of at most one
+// stripe run once more under it (fence.go, docs/fencing.md).
 //
 // # Buckets
 //

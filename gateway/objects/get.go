@@ -47,7 +47,9 @@ func (o *object) WriteRange(ctx context.Context, w io.Writer, off, length int64)
 	// meanwhile, the answer the client would get from a fresh GET is the
 	// right one. A newer version is not served in its place: the caller
 	// may have described this one already.
-	if _, rerr := o.s.resolve(ctx, o.meta.Bucket, o.meta.Key); errors.Is(rerr, ErrNoSuchKey) {
+	if _, rerr := fenced(ctx, o.s, func(ctx context.Context) (*resolved, error) {
+		return o.s.resolve(ctx, o.meta.Bucket, o.meta.Key)
+	}); errors.Is(rerr, ErrNoSuchKey) {
 		return kerr.E(op, rerr)
 	}
 	return err

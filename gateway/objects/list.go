@@ -26,6 +26,11 @@ const afterPrefix = "\U0010FFFF"
 // Errors: ErrNoSuchBucket; ErrInvalidArgument; ErrQuorum when fewer than
 // all but ParityShards of the nodes answer.
 func (s *Store) ListObjects(ctx context.Context, bucket string, opts ListOptions) (ListResult, error) {
+	return fenced(ctx, s, func(ctx context.Context) (ListResult, error) { return s.listObjects(ctx, bucket, opts) })
+}
+
+// listObjects is ListObjects under one map.
+func (s *Store) listObjects(ctx context.Context, bucket string, opts ListOptions) (ListResult, error) {
 	const op = "objects.ListObjects"
 	if err := validName(op, bucket, "", false); err != nil {
 		return ListResult{}, err

@@ -133,6 +133,8 @@ const partConcurrency = 16
 // can continue it. Errors: ErrNoSuchBucket, ErrInvalidArgument, ErrQuorum.
 func (s *Store) CreateUpload(ctx context.Context, in UploadInput) (UploadInfo, error) {
 	const op = "objects.CreateUpload"
+	ctx, done := s.fence(ctx)
+	defer done()
 	if err := s.checkClientKey(ctx, op, in.Bucket, in.Key); err != nil {
 		return UploadInfo{}, err
 	}
@@ -160,6 +162,8 @@ func (s *Store) CreateUpload(ctx context.Context, in UploadInput) (UploadInfo, e
 // PutObject.
 func (s *Store) PutPart(ctx context.Context, in PartInput) (PartInfo, error) {
 	const op = "objects.PutPart"
+	ctx, done := s.fence(ctx)
+	defer done()
 	if err := s.checkClientKey(ctx, op, in.Bucket, in.Key); err != nil {
 		return PartInfo{}, err
 	}
@@ -196,6 +200,11 @@ func (s *Store) PutPart(ctx context.Context, in PartInput) (PartInfo, error) {
 // part that was not uploaded, or whose ETag or checksum differs);
 // ErrEntityTooSmall (a part but the last below MinPartSize); ErrQuorum.
 func (s *Store) CompleteUpload(ctx context.Context, in CompleteInput) (ObjectInfo, error) {
+	return fenced(ctx, s, func(ctx context.Context) (ObjectInfo, error) { return s.completeUpload(ctx, in) })
+}
+
+// completeUpload is CompleteUpload under one map.
+func (s *Store) completeUpload(ctx context.Context, in CompleteInput) (ObjectInfo, error) {
 	const op = "objects.CompleteUpload"
 	if err := s.checkClientKey(ctx, op, in.Bucket, in.Key); err != nil {
 		return ObjectInfo{}, err
@@ -305,6 +314,11 @@ func (s *Store) CompleteUpload(ctx context.Context, in CompleteInput) (ObjectInf
 // AbortUpload ends an upload and frees its parts. Errors: ErrNoSuchUpload,
 // ErrQuorum.
 func (s *Store) AbortUpload(ctx context.Context, bucket, key, uploadID string) error {
+	return fenced0(ctx, s, func(ctx context.Context) error { return s.abortUploadOp(ctx, bucket, key, uploadID) })
+}
+
+// abortUploadOp is AbortUpload under one map.
+func (s *Store) abortUploadOp(ctx context.Context, bucket, key, uploadID string) error {
 	const op = "objects.AbortUpload"
 	if err := s.checkClientKey(ctx, op, bucket, key); err != nil {
 		return err
@@ -321,6 +335,11 @@ func (s *Store) AbortUpload(ctx context.Context, bucket, key, uploadID string) e
 // ListParts returns a page of the parts uploaded so far, the latest upload
 // of each part number. Errors: ErrNoSuchUpload, ErrQuorum.
 func (s *Store) ListParts(ctx context.Context, bucket, key, uploadID string, opts PartListOptions) (PartList, error) {
+	return fenced(ctx, s, func(ctx context.Context) (PartList, error) { return s.listParts(ctx, bucket, key, uploadID, opts) })
+}
+
+// listParts is ListParts under one map.
+func (s *Store) listParts(ctx context.Context, bucket, key, uploadID string, opts PartListOptions) (PartList, error) {
 	const op = "objects.ListParts"
 	if err := s.checkClientKey(ctx, op, bucket, key); err != nil {
 		return PartList{}, err
@@ -354,6 +373,11 @@ func (s *Store) ListParts(ctx context.Context, bucket, key, uploadID string, opt
 // ListUploads returns a page of the uploads in progress in bucket.
 // Errors: ErrNoSuchBucket, ErrQuorum.
 func (s *Store) ListUploads(ctx context.Context, bucket string, opts UploadListOptions) (UploadList, error) {
+	return fenced(ctx, s, func(ctx context.Context) (UploadList, error) { return s.listUploads(ctx, bucket, opts) })
+}
+
+// listUploads is ListUploads under one map.
+func (s *Store) listUploads(ctx context.Context, bucket string, opts UploadListOptions) (UploadList, error) {
 	const op = "objects.ListUploads"
 	if err := validName(op, bucket, "", false); err != nil {
 		return UploadList{}, err
@@ -583,7 +607,9 @@ func (o *object) writeParts(ctx context.Context, w io.Writer, off, length int64)
 // openPart resolves part p of the multipart object meta.
 func (s *Store) openPart(ctx context.Context, meta client.ObjectMeta, p client.PartRef) (*object, error) {
 	const op = "objects.openPart"
-	r, err := s.resolve(ctx, meta.Bucket, p.Key)
+	// Parts are resolved as the stream reaches them, possibly after a map
+	// change: each one under the map of that moment (see fence.go).
+	r, err := fenced(ctx, s, func(ctx context.Context) (*resolved, error) { return s.resolve(ctx, meta.Bucket, p.Key) })
 	switch {
 	case kerr.Is(kerr.NotExist, err):
 		return nil, kerr.E(op, kerr.Corrupt, fmt.Errorf("part %d of %s/%s version %s is gone", p.Number, meta.Bucket, meta.Key, meta.Version))

@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"hash/crc32"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -456,5 +457,55 @@ func TestInternalKeysRefused(t *testing.T) {
 		if _, _, ok := parseUploadKey(k); ok {
 			t.Errorf("parseUploadKey(%q) accepted", k)
 		}
+	}
+}
+
+// A completion that committed its manifest on one node only (below the
+// write quorum, so it failed), then an abort while that node is down: when
+// the node is back, a read must serve the previous acknowledged version or
+// the completed object, exactly, never a manifest whose parts are gone.
+func TestAbortAfterFailedCompletionNeverBreaksObject(t *testing.T) {
+	c, _ := mpCluster(t)
+	ctx := context.Background()
+	prev := payload(3000, 5)
+	c.put("mp", prev)
+	id := c.create("mp")
+	p1, p2 := payload(MinPartSize, 1), payload(1000, 2)
+	parts := complete(c.putPart("mp", id, 1, p1), c.putPart("mp", id, 2, p2))
+	nodes := c.s.Map().PlaceKey(testBucket, "mp")
+	holder := c.nodes[nodes[0].ID]
+	for _, n := range nodes[1:] {
+		c.nodes[n.ID].set(func(n *fakeNode) { n.dropCommit = true })
+	}
+	_, err := c.s.CompleteUpload(ctx, CompleteInput{Bucket: testBucket, Key: "mp", UploadID: id, Parts: parts})
+	wantErr(t, err, ErrQuorum, kerr.Unavailable)
+	if rec := holder.committed(testBucket, "mp"); rec == nil || len(rec.Parts) != 2 {
+		t.Fatalf("the manifest is not on %s: %+v", holder.id, rec)
+	}
+	for _, n := range nodes[1:] {
+		c.nodes[n.ID].set(func(n *fakeNode) { n.dropCommit = false })
+	}
+
+	holder.setDown("*", true)
+	err = c.s.AbortUpload(ctx, testBucket, "mp", id)
+	c.flush()
+	holder.setDown("*", false)
+	if err != nil && !errors.Is(err, ErrQuorum) {
+		t.Fatalf("abort while a node that may hold a manifest is down: %v", err)
+	}
+	got, err := c.get("mp")
+	switch {
+	case err != nil:
+		t.Fatalf("read after the abort: %v", err)
+	case !bytes.Equal(got, prev) && !bytes.Equal(got, append(slices.Clone(p1), p2...)):
+		t.Fatalf("read after the abort: %d bytes, neither the previous version nor the completed object", len(got))
+	}
+	// The sweep does not free what a served manifest still names either.
+	if _, err := c.s.SweepUploads(ctx, &SweepOptions{Expiry: time.Nanosecond}); err != nil {
+		t.Fatal(err)
+	}
+	c.flush()
+	if again, err := c.get("mp"); err != nil || !bytes.Equal(again, got) {
+		t.Fatalf("read after the sweep: %d bytes, %v; want the %d bytes read before", len(again), err, len(got))
 	}
 }

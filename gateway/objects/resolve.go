@@ -49,6 +49,11 @@ func (r *resolved) hold(i int, ns nodeState) {
 // StatObject describes the version of bucket/key a GET would serve now.
 // Errors: ErrNoSuchBucket, ErrNoSuchKey, ErrQuorum.
 func (s *Store) StatObject(ctx context.Context, bucket, key string) (ObjectInfo, error) {
+	return fenced(ctx, s, func(ctx context.Context) (ObjectInfo, error) { return s.statObject(ctx, bucket, key) })
+}
+
+// statObject is StatObject under one map.
+func (s *Store) statObject(ctx context.Context, bucket, key string) (ObjectInfo, error) {
 	const op = "objects.StatObject"
 	if err := validName(op, bucket, key, true); err != nil {
 		return ObjectInfo{}, err
@@ -66,6 +71,11 @@ func (s *Store) StatObject(ctx context.Context, bucket, key string) (ObjectInfo,
 // OpenObject resolves the version of bucket/key to serve and returns it
 // ready to stream. Errors: ErrNoSuchBucket, ErrNoSuchKey, ErrQuorum.
 func (s *Store) OpenObject(ctx context.Context, bucket, key string) (Object, error) {
+	return fenced(ctx, s, func(ctx context.Context) (Object, error) { return s.openObject(ctx, bucket, key) })
+}
+
+// openObject is OpenObject under one map.
+func (s *Store) openObject(ctx context.Context, bucket, key string) (Object, error) {
 	const op = "objects.OpenObject"
 	if err := validName(op, bucket, key, true); err != nil {
 		return nil, err

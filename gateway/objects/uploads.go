@@ -88,6 +88,8 @@ type SweepReport struct {
 // single uploads are counted in the report and logged.
 func (s *Store) SweepUploads(ctx context.Context, opts *SweepOptions) (SweepReport, error) {
 	const op = "objects.SweepUploads"
+	ctx, done := s.fence(ctx)
+	defer done()
 	expiry := DefaultUploadExpiry
 	if opts != nil && opts.Expiry > 0 {
 		expiry = opts.Expiry
@@ -194,14 +196,20 @@ func (s *Store) sweepUpload(ctx context.Context, bucket string, g *uploadGroup, 
 // survived keeps its data).
 func (s *Store) abortUpload(ctx context.Context, bucket, key, id string) error {
 	const op = "objects.abortUpload"
-	keep, err := s.referencedParts(ctx, bucket, key, id)
-	if err != nil {
-		return kerr.E(op, err)
-	}
+	// A node of the key that does not answer may hold a manifest naming
+	// the upload (a completion that failed below the quorum): the abort
+	// still ends the upload, but its parts stay for the sweep, which frees
+	// them once every node of the key answers.
+	keep, uncertain := s.referencedParts(ctx, bucket, key, id)
 	// The record goes first, so that new parts are refused at once; parts
 	// that still land are found by the sweep.
 	if _, err := s.deleteKey(ctx, bucket, uploadKey(id)); err != nil {
 		return kerr.E(op, err)
+	}
+	if uncertain != nil {
+		s.log.Info("objects: aborted an upload; its parts stay until the nodes of its key answer",
+			"bucket", bucket, "key", key, "upload", id, "err", uncertain)
+		return nil
 	}
 	_, all, err := s.uploadParts(ctx, bucket, id)
 	if err != nil {
@@ -238,23 +246,45 @@ func (s *Store) abortAllUploads(ctx context.Context, bucket string) {
 	}
 }
 
-// referencedParts returns the part keys of upload id that the live version
-// of bucket/key names.
+// referencedParts returns the part keys of upload id that a manifest of
+// bucket/key could still name when read: parts must outlive every
+// manifest that could be served. A manifest is served from any single
+// node that holds it and rolled forward from there (by readers and the
+// scrubber), even one whose completion failed below the write quorum, so
+// what counts is the newest record of every node of the key's placement
+// under the current and previous map, not only the version a read would
+// serve now. A node that does not answer may hold such a manifest: then
+// nothing of the upload may be freed, and the error (ErrQuorum) says so.
 func (s *Store) referencedParts(ctx context.Context, bucket, key, id string) (map[string]bool, error) {
+	const op = "objects.referencedParts"
 	if key == "" {
 		return nil, nil
 	}
-	r, err := s.resolve(ctx, bucket, key)
-	switch {
-	case kerr.Is(kerr.NotExist, err):
-		return nil, nil
-	case err != nil:
-		return nil, err
+	maps := s.maps.Load()
+	nodes := s.members(maps.cur.PlaceKey(bucket, key))
+	if maps.prev != nil {
+		nodes = s.members(maps.cur.PlaceKey(bucket, key), maps.prev.PlaceKey(bucket, key))
 	}
+	states := make([]client.KeyState, len(nodes))
+	errs := make([]error, len(nodes))
+	each(len(nodes), func(i int) {
+		cctx, cancel := s.callCtx(ctx)
+		defer cancel()
+		states[i], errs[i] = nodes[i].c.Stat(cctx, bucket, key)
+	})
 	keep := make(map[string]bool)
-	for _, p := range r.meta.Parts {
-		if strings.HasPrefix(p.Key, uploadKey(id)+"/") {
-			keep[p.Key] = true
+	for i, st := range states {
+		if errs[i] != nil {
+			return nil, kerr.E(op, kerr.Unavailable, quorumErr("node %s of %s/%s did not answer; it may hold a manifest naming upload %s: %v",
+				nodes[i].node.ID, bucket, key, id, errs[i]))
+		}
+		if st.Committed == nil {
+			continue
+		}
+		for _, p := range st.Committed.Parts {
+			if strings.HasPrefix(p.Key, uploadKey(id)+"/") {
+				keep[p.Key] = true
+			}
 		}
 	}
 	return keep, nil

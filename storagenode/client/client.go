@@ -108,6 +108,7 @@ func (c *Client) newRequest(ctx context.Context, method, path string, q url.Valu
 	if c.secret != nil {
 		Sign(req, c.secret, bodyDigest, time.Now())
 	}
+	setEpoch(ctx, req)
 	return req, nil
 }
 
@@ -191,7 +192,8 @@ var statusKinds = map[int]kerr.Kind{
 // the kind named in the body wins, as it is more precise than the status
 // (409 is Exist or Conflict), and the sentinel it names (ErrorBody.Sentinel)
 // is in the error's chain; a failing node (5xx) is Unavailable or
-// Transient whatever it says.
+// Transient whatever it says. A refusal that carries the node's map is a
+// *StaleMapError (see Fence).
 func (c *Client) statusError(op string, resp *http.Response) error {
 	kind, ok := statusKinds[resp.StatusCode]
 	if !ok {
@@ -200,7 +202,8 @@ func (c *Client) statusError(op string, resp *http.Response) error {
 			kind = kerr.Unavailable
 		}
 	}
-	raw, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	// Large enough for a stale-map refusal, which carries a whole map.
+	raw, _ := io.ReadAll(io.LimitReader(resp.Body, MaxSignedBody))
 	msg := strings.TrimSpace(string(raw))
 	var eb ErrorBody
 	var sentinel error
@@ -209,6 +212,11 @@ func (c *Client) statusError(op string, resp *http.Response) error {
 		if k, ok := kindByName(eb.Kind); ok && resp.StatusCode < 500 {
 			kind = k
 			sentinel = sentinels[eb.Sentinel]
+		}
+		if len(eb.Map) > 0 && resp.StatusCode == http.StatusConflict {
+			if err := staleMap(resp.Request, eb.Map); err != nil {
+				return kerr.E(op, kerr.Conflict, c.wrap(err))
+			}
 		}
 	}
 	if sentinel != nil {

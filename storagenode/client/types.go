@@ -15,7 +15,10 @@
 // name rules (CheckKey, CheckVersion, ...) and page limits. Object names
 // travel in query parameters only, never in the URL path.
 //
-// Wire API (all under /v1, names in the query; errors are ErrorBody JSON):
+// Wire API (all under /v1, names in the query; errors are ErrorBody JSON).
+// Every call but health, map, scrub/status and shard reads may carry the
+// caller's map epoch in HeaderMapEpoch; a node holding a newer map refuses
+// it with 409 and its map in ErrorBody.Map (see Fence, docs/fencing.md):
 //
 //	PUT    /v1/stage?bucket&key&version&shard&block   body: framed shard  -> StagedRef
 //	POST   /v1/commit                                 body: ObjectMeta    -> Record
@@ -36,7 +39,11 @@
 //	GET    /v1/staged?limit                           -> []StagedShard
 package client
 
-import "time"
+import (
+	"time"
+
+	"github.com/segmentio/encoding/json"
+)
 
 // ObjectMeta is an object version's metadata, identical on every node that
 // holds one of its shards. A delete marker has Deleted set and no shards.
@@ -153,9 +160,11 @@ type ListPage struct {
 // ErrorBody is the JSON body of every non-2xx answer from a node. Kind is a
 // kerr.Kind name ("not exist", "corrupt", ...). Sentinel, if set, names a
 // leaf error of this package (see SentinelName), e.g. "wrong shard" for
-// ErrWrongShard.
+// ErrWrongShard. Map is set only on the refusal of a call made under an
+// older map epoch than the node's: it is the node's map (see Fence).
 type ErrorBody struct {
-	Kind     string `json:"kind"`
-	Message  string `json:"message"`
-	Sentinel string `json:"sentinel,omitempty"`
+	Kind     string          `json:"kind"`
+	Message  string          `json:"message"`
+	Sentinel string          `json:"sentinel,omitempty"`
+	Map      json.RawMessage `json:"map,omitempty"`
 }
