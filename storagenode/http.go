@@ -39,9 +39,22 @@ func (n *Node) routes() http.Handler {
 	mux.HandleFunc("POST /v1/shard/drop", n.handleDropShard)
 	mux.HandleFunc("GET /v1/staged", n.handleListStaged)
 	if n.cfg.Secret == nil {
-		return mux
+		return n.refuseIfFailed(mux)
 	}
-	return n.authenticate(mux)
+	return n.refuseIfFailed(n.authenticate(mux))
+}
+
+// refuseIfFailed answers every request with the node's failure, health
+// checks included (so that gateways' breakers open), once an fsync has
+// failed.
+func (n *Node) refuseIfFailed(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := n.failure(); err != nil {
+			n.writeError(w, r, err)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 // authenticate rejects requests whose signature does not verify, before
@@ -83,6 +96,11 @@ var kindStatus = map[kerr.Kind]int{
 // writeError answers with err's status and a JSON ErrorBody. Failures that
 // are the node's own (5xx) are logged; the caller's (4xx) are not.
 func (n *Node) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	// A call that was under way when an fsync failed gets the failure,
+	// whatever error it ran into.
+	if ferr := n.failure(); ferr != nil {
+		err = ferr
+	}
 	kind := kerr.KindOf(err)
 	if diskFull(err) {
 		kind = kerr.TooLarge

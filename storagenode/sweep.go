@@ -26,6 +26,9 @@ import (
 // never touched. Sweep is safe to run concurrently with everything else.
 func (n *Node) Sweep(ctx context.Context, now time.Time) (removed int, err error) {
 	const op = "storagenode.Sweep"
+	if err := n.failure(); err != nil {
+		return 0, kerr.E(op, err)
+	}
 	cutoff := now.Add(-n.cfg.StagingGrace)
 	r, err := n.sweepStaged(ctx, cutoff)
 	removed += r

@@ -190,7 +190,8 @@ var statusKinds = map[int]kerr.Kind{
 // statusError turns a non-200 answer into an error. For client errors (4xx)
 // the kind named in the body wins, as it is more precise than the status
 // (409 is Exist or Conflict); a failing node (5xx) is Unavailable or
-// Transient whatever it says.
+// Transient whatever it says, except that a node saying it is Unavailable
+// (stopped until restarted, say) is believed: retrying it is no use.
 func (c *Client) statusError(op string, resp *http.Response) error {
 	kind, ok := statusKinds[resp.StatusCode]
 	if !ok {
@@ -204,7 +205,7 @@ func (c *Client) statusError(op string, resp *http.Response) error {
 	var eb ErrorBody
 	if json.Unmarshal(raw, &eb) == nil && eb.Message != "" {
 		msg = eb.Message
-		if k, ok := kindByName(eb.Kind); ok && resp.StatusCode < 500 {
+		if k, ok := kindByName(eb.Kind); ok && (resp.StatusCode < 500 || k == kerr.Unavailable) {
 			kind = k
 		}
 	}
