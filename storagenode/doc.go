@@ -64,6 +64,13 @@
 // it needs a restart) until it is reopened; it never exits or panics, as
 // other nodes and a gateway may share its process.
 //
+// Staged shards are swept by age (Config.StagingGrace) only once the key's
+// committed version here is theirs or newer: a staged version newer than
+// that may be committed on other nodes, and its staged shards are then
+// what a roll forward needs. Whether it is, only the cluster knows: the
+// scrubber's staged pass rolls such a version forward or aborts it
+// (docs/lifecycle-of-shards.md).
+//
 // A crash at any point leaves either the old record or the new one in the
 // index, never a mix: the record is the commit point. Files a crash strands
 // (a temp file with no entry, a renamed file whose record never landed, a
