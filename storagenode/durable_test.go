@@ -113,19 +113,22 @@ wait:
 // would succeed; the other node must keep serving.
 func TestFailedFsyncStopsNode(t *testing.T) {
 	errFsync := errors.New("injected fsync failure")
-	tests := []struct {
-		name   string
-		inject func(n *Node, fail *atomic.Bool)
-	}{
-		{"shard file", func(n *Node, fail *atomic.Bool) {
-			n.fsyncHook = func(f *os.File) error {
-				if fi, err := f.Stat(); err == nil && !fi.IsDir() && fail.CompareAndSwap(true, false) {
-					return errFsync
-				}
-				return f.Sync()
+	failFile := func(n *Node, fail *atomic.Bool) {
+		n.fsyncHook = func(f *os.File) error {
+			if fi, err := f.Stat(); err == nil && !fi.IsDir() && fail.CompareAndSwap(true, false) {
+				return errFsync
 			}
-		}},
-		{"directory", func(n *Node, fail *atomic.Bool) {
+			return f.Sync()
+		}
+	}
+	tests := []struct {
+		name    string
+		packMax int64 // 0: every shard in a file of its own
+		inject  func(n *Node, fail *atomic.Bool)
+	}{
+		{"pack file", DefaultPackMax, failFile},
+		{"shard file", 0, failFile},
+		{"directory", 0, func(n *Node, fail *atomic.Bool) {
 			n.fsyncHook = func(f *os.File) error {
 				if fi, err := f.Stat(); err == nil && fi.IsDir() && fail.CompareAndSwap(true, false) {
 					return errFsync
@@ -133,7 +136,7 @@ func TestFailedFsyncStopsNode(t *testing.T) {
 				return f.Sync()
 			}
 		}},
-		{"index", func(n *Node, fail *atomic.Bool) {
+		{"index", 0, func(n *Node, fail *atomic.Bool) {
 			n.db.SetSyncHook(func() error {
 				if fail.CompareAndSwap(true, false) {
 					return errFsync
@@ -145,7 +148,7 @@ func TestFailedFsyncStopsNode(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			ctx := context.Background()
-			a := startNode(t, "", nil)
+			a := startNode(t, "", func(c *Config) { c.PackMax = tt.packMax })
 			b := startNode(t, "", func(c *Config) { c.ID = "node-2" })
 			var fail atomic.Bool
 			tt.inject(a.Node, &fail)

@@ -121,6 +121,7 @@ func Open(cfg Config) (*Node, error) {
 		packs.Close()
 		return nil, kerr.E(op, ioKind(err), err)
 	}
+	packs.SetSync(n.fsync)
 	n.bufs.New = func() any { return bufio.NewWriterSize(nil, 64<<10) }
 	n.inline.New = func() any { return new(inlineBuf) }
 	n.mux = n.routes()
