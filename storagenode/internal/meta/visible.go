@@ -29,6 +29,7 @@ import (
 // released, and stays set: every later read and write is refused.
 type gate struct {
 	held atomic.Int64 // keys held now; readers skip the lock when zero
+	dead atomic.Bool  // failed is set; every call checks it without the lock
 
 	mu      sync.Mutex
 	changed *sync.Cond // on mu: a key was released or the gate failed; set by Open
@@ -68,6 +69,7 @@ func (g *gate) release(keys [][]byte, syncErr error) {
 	g.mu.Lock()
 	if syncErr != nil && g.failed == nil {
 		g.failed = syncErr
+		g.dead.Store(true)
 	}
 	for _, k := range keys {
 		if g.keys[string(k)]--; g.keys[string(k)] <= 0 {
@@ -81,6 +83,9 @@ func (g *gate) release(keys [][]byte, syncErr error) {
 
 // err returns the gate's failure, if any.
 func (g *gate) err() error {
+	if !g.dead.Load() {
+		return nil
+	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if g.failed != nil {
