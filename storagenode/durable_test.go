@@ -3,6 +3,7 @@ package storagenode
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
@@ -192,8 +193,9 @@ func TestFailedFsyncStopsNode(t *testing.T) {
 			body, _ := io.ReadAll(resp.Body)
 			resp.Body.Close()
 			var eb client.ErrorBody
-			if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(string(body), "restart") {
-				t.Errorf("health after a failed fsync: %d %s (%+v), want 503 saying it needs a restart", resp.StatusCode, body, eb)
+			if resp.StatusCode != http.StatusServiceUnavailable || json.Unmarshal(body, &eb) != nil ||
+				eb.Kind != kerr.Unavailable.String() || !strings.Contains(eb.Message, "restart") {
+				t.Errorf("health after a failed fsync: %d %s, want 503, kind unavailable, saying it needs a restart", resp.StatusCode, body)
 			}
 
 			// The other node of the process is untouched.
