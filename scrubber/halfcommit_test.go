@@ -41,3 +41,22 @@ func TestHalfCommittedOverwriteStaysReadable(t *testing.T) {
 		t.Errorf("the pass neither rolled the half-committed version forward nor reported it: %+v", rep)
 	}
 }
+
+// TestUnacknowledgedOverwriteOfLostVersionReported: v2 of a key is
+// committed on three nodes and its staged shards elsewhere are gone (its
+// writer staged only there, say, and those nodes were wiped), so it can
+// neither be read nor rolled forward and readers fall back to v1. But v1
+// lost its shards on those three nodes to the overwrite: three are left,
+// fewer than d. The pass must report the key, not count it as an
+// unacknowledged write that readers simply skip.
+func TestUnacknowledgedOverwriteOfLostVersionReported(t *testing.T) {
+	c := newCluster(t, 6, 4, 2)
+	c.put("bk", "k", testData(30000, 1))
+	first3 := func(i int) bool { return i < 3 }
+	c.write("bk", "k", testData(30000, 2), first3, first3)
+	rep := mustRun(t, c.scrubber(nil))
+	if rep.UnrecoverableCount != 1 || rep.Unacknowledged != 0 {
+		t.Errorf("report = unrecoverable %d %v, unacknowledged %d; want the key reported unrecoverable",
+			rep.UnrecoverableCount, rep.Unrecoverable, rep.Unacknowledged)
+	}
+}
