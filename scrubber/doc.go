@@ -25,9 +25,12 @@
 //     healthy count.
 //  4. repair: the queue is drained lowest healthy count first, so the
 //     objects closest to loss are rebuilt first whatever their names.
-//  5. staged: staged versions older than the staging grace that no node
-//     has committed (their writer died between staging and committing)
-//     are aborted on the nodes holding them.
+//  5. staged: staged versions older than the staging grace, which nodes
+//     keep until a newer commit supersedes them there. One that some node
+//     committed (its writer died between commits) is rolled forward, never
+//     aborted; one that every node of the key answered for and none
+//     committed (its writer died before committing) is aborted on the
+//     nodes holding it; while a node does not answer it is left alone.
 //
 // # Checking an object
 //

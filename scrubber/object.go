@@ -186,6 +186,9 @@ func (s *Scrubber) checkObject(ctx context.Context, t *tally, bucket, key string
 		switch {
 		case seen+unreached < s.m.WriteQuorum:
 			c.verdict = vUnacknowledged
+			if v, why, short := fallbackShort(states, newest, unreached); short {
+				c.verdict, c.reason = v, why
+			}
 		case unreached > 0:
 			c.verdict, c.reason = vIncomplete, fmt.Sprintf("%d shards held, %d nodes did not answer", nheld, unreached)
 		default:

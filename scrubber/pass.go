@@ -742,9 +742,12 @@ func (r *run) repairQueued(ctx context.Context, val []byte) error {
 	return nil
 }
 
-// staged aborts staged versions older than the staging grace that no node
-// has committed: their writer died between staging and committing. A
-// staged version committed somewhere is left to the roll forward.
+// staged settles staged versions older than the staging grace, which
+// nodes do not sweep by age alone unless superseded there: one that some
+// node committed is rolled forward (its writer died between commits); one
+// that every node of the key answered for and none committed is aborted
+// (its writer died before committing). While a node does not answer, the
+// version is left alone: it may be committed there.
 func (r *run) staged(ctx context.Context) error {
 	s := r.s
 	type version struct{ bucket, key, version string }
@@ -798,13 +801,25 @@ func (r *run) staged(ctx context.Context) error {
 		placed := s.m.PlaceKey(v.bucket, v.key)
 		states := s.statAll(ctx, s.members(placed, h.nodes...), v.bucket, v.key)
 		for _, ns := range states {
+			if c := ns.st.Committed; ns.err == nil && c != nil && c.Version == v.version {
+				// Committed somewhere: its writer passed its stage quorum,
+				// so it is finished, never aborted. Nodes sweep such
+				// staged shards only once a newer version supersedes them
+				// there, so they wait for this (or the walk, or a reader).
+				if s.cfg.DryRun {
+					return
+				}
+				if k := s.rollForward(ctx, states, c.ObjectMeta); k > 0 {
+					r.t.add(func(rep *Report) { rep.RolledForward += int64(k) })
+				}
+				return
+			}
+		}
+		for _, ns := range states {
 			if ns.err != nil {
 				// It may be committed on the silent node.
 				r.t.incomplete("%s/%s staged version %s: node %s did not answer", v.bucket, v.key, v.version, ns.node.ID)
 				return
-			}
-			if c := ns.st.Committed; c != nil && c.Version == v.version {
-				return // committed somewhere: the walk rolls it forward
 			}
 		}
 		if s.cfg.DryRun {

@@ -59,6 +59,26 @@
 // Fan-out directories are created and their parents fsynced once, then
 // remembered.
 //
+// Nothing is visible before it is durable: readers (Stat, List, ReadShard,
+// bucket lookups) see a record only once the index sync that made it
+// durable has returned (storagenode/internal/meta waits for it), so no
+// reader serves, or rolls forward elsewhere, a commit that a crash could
+// still take back.
+//
+// Fail-stop: once an fsync of a shard file, a directory or the index has
+// failed, the kernel may have dropped the dirty pages it could not write,
+// so the node can no longer tell what it holds. It then refuses every call,
+// health checks included, with kerr.Unavailable (HTTP 503, the body saying
+// it needs a restart) until it is reopened; it never exits or panics, as
+// other nodes and a gateway may share its process.
+//
+// Staged shards are swept by age (Config.StagingGrace) only once the key's
+// committed version here is theirs or newer: a staged version newer than
+// that may be committed on other nodes, and its staged shards are then
+// what a roll forward needs. Whether it is, only the cluster knows: the
+// scrubber's staged pass rolls such a version forward or aborts it
+// (docs/lifecycle-of-shards.md).
+//
 // A crash at any point leaves either the old record or the new one in the
 // index, never a mix: the record is the commit point. Files a crash strands
 // (a temp file with no entry, a renamed file whose record never landed, a

@@ -146,7 +146,7 @@ func (n *Node) syncDir(dir string) error {
 	g.users++ // under syncMu: an entry in use is never dropped
 	n.syncMu.Unlock()
 
-	err := g.Do(func() error { return syncDir(dir) })
+	err := g.Do(func() error { return n.syncDirNow(dir) })
 
 	n.syncMu.Lock()
 	if g.users--; g.users == 0 {
@@ -173,6 +173,35 @@ func syncDir(dir string) error {
 	err = f.Sync()
 	if cerr := f.Close(); err == nil {
 		err = cerr
+	}
+	return err
+}
+
+// syncDirNow fsyncs a directory through n.fsync.
+func (n *Node) syncDirNow(dir string) error {
+	f, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	err = n.fsync(f)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// fsync fsyncs f, or calls the test hook in its place. A failure stops
+// the node (see fail).
+func (n *Node) fsync(f *os.File) error {
+	var err error
+	if n.fsyncHook != nil {
+		err = n.fsyncHook(f)
+	} else {
+		err = f.Sync()
+	}
+	if err != nil {
+		err = fmt.Errorf("fsync %s: %w", f.Name(), err)
+		n.fail(err)
 	}
 	return err
 }

@@ -40,9 +40,22 @@ func (n *Node) routes() http.Handler {
 	mux.HandleFunc("GET /v1/staged", n.handleListStaged)
 	h := n.fence(mux)
 	if n.cfg.Secret == nil {
-		return h
+		return n.refuseIfFailed(h)
 	}
-	return n.authenticate(h)
+	return n.refuseIfFailed(n.authenticate(h))
+}
+
+// refuseIfFailed answers every request with the node's failure, health
+// checks included (so that gateways' breakers open), once an fsync has
+// failed.
+func (n *Node) refuseIfFailed(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := n.failure(); err != nil {
+			n.writeError(w, r, err)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 // authenticate rejects requests whose signature does not verify, before
@@ -86,6 +99,11 @@ var kindStatus = map[kerr.Kind]int{
 // finds it. Failures that are the node's own (5xx) are logged; the
 // caller's (4xx) are not.
 func (n *Node) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	// A call that was under way when an fsync failed gets the failure,
+	// whatever error it ran into.
+	if ferr := n.failure(); ferr != nil {
+		err = ferr
+	}
 	kind := kerr.KindOf(err)
 	if diskFull(err) {
 		kind = kerr.TooLarge

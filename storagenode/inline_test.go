@@ -289,6 +289,11 @@ func testInlineSweepAbortDrop(t *testing.T, kind string) {
 	if err := tn.c.Abort(ctx, "bk", "aborted", ver(1)); err != nil {
 		t.Fatal(err)
 	}
+	// A newer version committed here makes the staged one dead: only then
+	// may age alone sweep it.
+	if _, err := tn.c.Commit(ctx, client.ObjectMeta{Bucket: "bk", Key: "swept", Version: ver(2), Deleted: true}); err != nil {
+		t.Fatal(err)
+	}
 	if removed, err := tn.Sweep(ctx, time.Now().Add(2*time.Hour)); err != nil || removed != 1 {
 		t.Fatalf("Sweep = %d, %v; want 1", removed, err)
 	}

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"fmt"
 	"hash/maphash"
 	"io"
 	"log/slog"
@@ -59,8 +60,15 @@ type Node struct {
 	// stageWriter, if set, wraps the file a stage writes to; tests use it
 	// to inject write errors such as a full disk.
 	stageWriter func(io.Writer) io.Writer
+	// fsyncHook, if set, replaces (*os.File).Sync for the node's shard
+	// files and directories; tests use it to make an fsync fail or block.
+	fsyncHook func(*os.File) error
 
 	scrub scrubState // the background verifier
+
+	// failed holds the error of the first failed fsync of a shard file or
+	// directory (see fail); the index keeps its own (meta.DB.Err).
+	failed atomic.Pointer[error]
 
 	stop      context.CancelFunc
 	loopDone  chan struct{}
@@ -122,6 +130,7 @@ func Open(cfg Config) (*Node, error) {
 		packs.Close()
 		return nil, kerr.E(op, ioKind(err), err)
 	}
+	packs.SetSync(n.fsync)
 	n.bufs.New = func() any { return bufio.NewWriterSize(nil, 64<<10) }
 	n.inline.New = func() any { return new(inlineBuf) }
 	n.mux = n.routes()
@@ -153,6 +162,32 @@ func (n *Node) Close() error {
 		n.closeErr = errors.Join(n.db.Close(), n.packs.Close())
 	})
 	return n.closeErr
+}
+
+// fail stops the node for good after a failed fsync. The kernel may have
+// dropped the dirty pages it could not write and marked them clean, so
+// what the node would read back, or believes durable, can no longer be
+// trusted: it refuses every call (see failure) until a restart checks the
+// index and files again. It never exits or panics: other nodes and a
+// gateway may share the process.
+func (n *Node) fail(err error) {
+	if n.failed.CompareAndSwap(nil, &err) {
+		n.log.Error("fsync failed: refusing every call until restarted", "err", err)
+	}
+}
+
+// failure returns nil, or, once an fsync of the node's files, directories
+// or index has failed, the Unavailable error every call gets from then on.
+func (n *Node) failure() error {
+	cause := n.db.Err()
+	if p := n.failed.Load(); p != nil {
+		cause = *p
+	}
+	if cause == nil {
+		return nil
+	}
+	return kerr.E("storagenode", kerr.Unavailable,
+		fmt.Errorf("node %s stopped after a failed fsync and needs a restart: %w", n.cfg.ID, cause))
 }
 
 // lock locks bucket/key's stripe and returns its unlock.

@@ -123,6 +123,9 @@ func sleepUntil(ctx context.Context, t time.Time) bool {
 // index, then closes the pass.
 func (n *Node) scrubPass(ctx context.Context, th *throttle.T) error {
 	const op = "storagenode.scrubPass"
+	if err := n.failure(); err != nil {
+		return kerr.E(op, err) // stopped: touch nothing until restarted
+	}
 	saved := time.Now()
 	checkpoint := func(force bool) error {
 		if !force && time.Since(saved) < scrubCheckpoint {

@@ -107,7 +107,7 @@ func (n *Node) writeStaged(rel string, body io.Reader, block int) (int64, codec.
 	bw.Reset(nil)
 	n.bufs.Put(bw)
 	if err == nil {
-		err = syncClose(f)
+		err = n.syncClose(f)
 	} else {
 		f.Close()
 	}
@@ -178,8 +178,8 @@ func frameKind(err error) kerr.Kind {
 }
 
 // syncClose fsyncs and closes f.
-func syncClose(f *os.File) error {
-	err := f.Sync()
+func (n *Node) syncClose(f *os.File) error {
+	err := n.fsync(f)
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}

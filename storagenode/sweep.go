@@ -8,11 +8,16 @@ import (
 	"time"
 
 	"github.com/kintsugi-store/kintsugi/internal/kerr"
+	"github.com/kintsugi-store/kintsugi/storagenode/client"
 	"github.com/kintsugi-store/kintsugi/storagenode/internal/meta"
 )
 
 // Sweep removes what no commit will ever need, as of now:
-//   - staged entries older than the staging grace, with their files;
+//   - staged entries older than the staging grace whose version is not
+//     newer than the key's committed version here, with their files: no
+//     commit can take them any more. A staged version newer than that
+//     stays, however old: another node may have committed it, and then
+//     it is what makes that version readable (see deadStaged);
 //   - files under staging/ that no staged entry names and that have not
 //     been written to for the grace period (left by failed or crashed
 //     stages);
@@ -26,6 +31,9 @@ import (
 // never touched. Sweep is safe to run concurrently with everything else.
 func (n *Node) Sweep(ctx context.Context, now time.Time) (removed int, err error) {
 	const op = "storagenode.Sweep"
+	if err := n.failure(); err != nil {
+		return 0, kerr.E(op, err)
+	}
 	cutoff := now.Add(-n.cfg.StagingGrace)
 	r, err := n.sweepStaged(ctx, cutoff)
 	removed += r
@@ -53,7 +61,8 @@ func (n *Node) Sweep(ctx context.Context, now time.Time) (removed int, err error
 	return removed, nil
 }
 
-// sweepStaged drops staged entries older than cutoff.
+// sweepStaged drops staged entries older than cutoff that are dead here
+// (see deadStaged).
 func (n *Node) sweepStaged(ctx context.Context, cutoff time.Time) (int, error) {
 	all, err := n.db.AllStaged()
 	if err != nil {
@@ -80,8 +89,9 @@ func (n *Node) sweepStaged(ctx context.Context, cutoff time.Time) (int, error) {
 	return removed, nil
 }
 
-// sweepKey drops one key's staged entries older than cutoff, re-reading
-// them under the key's lock: a commit may have taken them meanwhile.
+// sweepKey drops one key's staged entries older than cutoff that are dead
+// here, re-reading them under the key's lock: a commit may have taken
+// them meanwhile.
 func (n *Node) sweepKey(bucket, key string, cutoff time.Time) (int, error) {
 	unlock := n.lock(bucket, key)
 	defer unlock()
@@ -91,7 +101,7 @@ func (n *Node) sweepKey(bucket, key string, cutoff time.Time) (int, error) {
 	}
 	var old []meta.Staged
 	for _, s := range staged {
-		if s.Staged.Before(cutoff) {
+		if s.Staged.Before(cutoff) && deadStaged(s, cur) {
 			old = append(old, s)
 		}
 	}
@@ -99,6 +109,19 @@ func (n *Node) sweepKey(bucket, key string, cutoff time.Time) (int, error) {
 		return 0, err
 	}
 	return len(old), nil
+}
+
+// deadStaged reports whether staged shard s can be swept by age on this
+// node alone: only if the key's committed version here (cur, may be nil)
+// is s's or newer, since a commit of s's version would then be refused.
+// Age alone proves nothing: a writer that died between commits leaves its
+// version committed on some nodes and staged on others, and those staged
+// shards are what a roll forward commits to make it readable. Whether an
+// older staged version was committed anywhere only the cluster knows: the
+// scrubber's staged pass rolls it forward, or aborts it when every node
+// of the key answered and none committed it.
+func deadStaged(s meta.Staged, cur *client.Record) bool {
+	return cur != nil && cur.Version >= s.Version
 }
 
 // sweepStagingFiles removes files under staging/ that no staged entry

@@ -15,7 +15,7 @@ func runStorageNode(ctx context.Context, env *environ, args []string) error {
 	listen := fs.String("listen", "127.0.0.1:9101", "address to serve the internal node API on")
 	dir := fs.String("data", "", "data directory (required)")
 	secretFile := fs.String("secret-file", "", "file holding the cluster secret (default: $KINTSUGI_CLUSTER_SECRET)")
-	grace := fs.Duration("staging-grace", 24*time.Hour, "age after which uncommitted staged shards are swept")
+	grace := fs.Duration("staging-grace", 24*time.Hour, "age after which a staged shard is swept, once a newer version is committed on the node (the scrubber settles the rest)")
 	superseded := fs.Duration("superseded-grace", storagenode.DefaultSupersededGrace, "how long an overwritten or deleted version's shards stay readable for reads already under way before the sweep removes them (0: removed at once)")
 	sweep := fs.Duration("sweep-interval", 10*time.Minute, "how often to sweep stale staged shards")
 	scrubRate := fs.Int64("scrub-rate", storagenode.DefaultScrubRate, "bytes per second the background verifier may re-hash (0 disables it)")

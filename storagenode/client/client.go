@@ -192,8 +192,9 @@ var statusKinds = map[int]kerr.Kind{
 // the kind named in the body wins, as it is more precise than the status
 // (409 is Exist or Conflict), and the sentinel it names (ErrorBody.Sentinel)
 // is in the error's chain; a failing node (5xx) is Unavailable or
-// Transient whatever it says. A refusal that carries the node's map is a
-// *StaleMapError (see Fence).
+// Transient whatever it says, except that a node saying it is Unavailable
+// (stopped until restarted, say) is believed: retrying it is no use. A
+// refusal that carries the node's map is a *StaleMapError (see Fence).
 func (c *Client) statusError(op string, resp *http.Response) error {
 	kind, ok := statusKinds[resp.StatusCode]
 	if !ok {
@@ -209,7 +210,7 @@ func (c *Client) statusError(op string, resp *http.Response) error {
 	var sentinel error
 	if json.Unmarshal(raw, &eb) == nil && eb.Message != "" {
 		msg = eb.Message
-		if k, ok := kindByName(eb.Kind); ok && resp.StatusCode < 500 {
+		if k, ok := kindByName(eb.Kind); ok && (resp.StatusCode < 500 || k == kerr.Unavailable) {
 			kind = k
 			sentinel = sentinels[eb.Sentinel]
 		}

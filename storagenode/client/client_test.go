@@ -50,6 +50,7 @@ func TestErrorMapping(t *testing.T) {
 		{507, `{"kind":"too large","message":"disk full"}`, kerr.TooLarge},
 		{500, `{"kind":"internal","message":"disk error"}`, kerr.Unavailable},
 		{503, `{"kind":"transient","message":"busy"}`, kerr.Transient},
+		{503, `{"kind":"unavailable","message":"needs a restart"}`, kerr.Unavailable},
 		{502, `bad gateway`, kerr.Transient},
 		{404, `404 page not found`, kerr.NotExist},
 		{405, `method not allowed`, kerr.Invalid},

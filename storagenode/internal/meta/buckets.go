@@ -20,9 +20,9 @@ func (db *DB) PutBucket(b client.BucketRecord) (bool, error) {
 		return false, kerr.E(op, kerr.Internal, err)
 	}
 	stored := false
-	err = db.update(func(txn *badger.Txn) error {
+	k := bucketKey(b.Name)
+	err = db.updateHeld([][]byte{k}, func(txn *badger.Txn) error {
 		stored = false
-		k := bucketKey(b.Name)
 		switch item, err := txn.Get(k); {
 		case err == nil:
 			var cur client.BucketRecord
@@ -48,8 +48,10 @@ func (db *DB) PutBucket(b client.BucketRecord) (bool, error) {
 func (db *DB) Bucket(name string) (client.BucketRecord, error) {
 	const op = "meta.Bucket"
 	var b client.BucketRecord
-	err := db.db.View(func(txn *badger.Txn) error {
-		item, err := txn.Get(bucketKey(name))
+	k := bucketKey(name)
+	err := db.view(k, nil, func(txn *badger.Txn) error {
+		b = client.BucketRecord{}
+		item, err := txn.Get(k)
 		if err != nil {
 			return err
 		}
@@ -66,14 +68,17 @@ func (db *DB) Bucket(name string) (client.BucketRecord, error) {
 
 // Buckets returns every bucket record, tombstones included, by name.
 func (db *DB) Buckets() ([]client.BucketRecord, error) {
-	bs := []client.BucketRecord{}
-	err := db.scan([]byte(prefixBucket), nil, false, func(item *badger.Item) (bool, error) {
-		var b client.BucketRecord
-		if err := item.Value(func(v []byte) error { return json.Unmarshal(v, &b) }); err != nil {
-			return false, err
-		}
-		bs = append(bs, b)
-		return true, nil
+	var bs []client.BucketRecord
+	err := db.view(nil, []byte(prefixBucket), func(txn *badger.Txn) error {
+		bs = []client.BucketRecord{}
+		return scanTxn(txn, []byte(prefixBucket), nil, false, func(item *badger.Item) (bool, error) {
+			var b client.BucketRecord
+			if err := item.Value(func(v []byte) error { return json.Unmarshal(v, &b) }); err != nil {
+				return false, err
+			}
+			bs = append(bs, b)
+			return true, nil
+		})
 	})
 	if err != nil {
 		return nil, kerr.E("meta.Buckets", kerr.Internal, err)

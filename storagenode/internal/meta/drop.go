@@ -20,9 +20,9 @@ func (db *DB) DropRecord(bucket, key, version string, shard int, drop []Staged, 
 	const op = "meta.DropRecord"
 	dropped := false
 	var delta int64
-	err := db.update(func(txn *badger.Txn) error {
+	k := objectKey(bucket, key)
+	err := db.updateHeld([][]byte{k}, func(txn *badger.Txn) error {
 		dropped, delta = false, 0
-		k := objectKey(bucket, key)
 		item, err := txn.Get(k)
 		if errors.Is(err, badger.ErrKeyNotFound) {
 			return nil

@@ -8,7 +8,11 @@
 // version wins, what is committed when) belong to the node, which holds a
 // per-key lock around every read-modify-write here. meta never touches shard
 // files. Every write is synced to disk before it returns; concurrent writes
-// share their syncs (group commit, see DB.update).
+// share their syncs (group commit, see DB.update). A record readers act on
+// (committed record, delete marker, its drop, staged entry, bucket record)
+// is seen by them only once its sync has returned: a read that meets one
+// still unsynced waits for that sync (see gate). After a failed sync the
+// DB refuses every read and write (DB.Err) until it is reopened.
 //
 // Key layout (values are JSON):
 //
@@ -35,6 +39,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 
 	"github.com/dgraph-io/badger/v4"
@@ -53,7 +58,16 @@ type DB struct {
 	// kind will have; only sync (which never overlaps itself) uses it.
 	rotated map[string]string
 	objects atomic.Int64 // committed keys whose newest version is not a delete marker
+	gate    gate         // hides writes from readers until durable; fails for good with a sync
+	// syncHook, if set, runs before every sync and a non-nil error
+	// fails it; see SetSyncHook.
+	syncHook func() error
 }
+
+// SetSyncHook makes fn run before every sync of the index: an error it
+// returns is that sync's error. Tests use it to make a sync fail or
+// block. REQUIRES: no write is in progress.
+func (db *DB) SetSyncHook(fn func() error) { db.syncHook = fn }
 
 // Open opens (creating if needed) the index in dir. Logs of the database
 // at warning level and above go to logger (nil: slog.Default()).
@@ -93,6 +107,7 @@ func Open(dir string, logger *slog.Logger) (*DB, error) {
 		return nil, kerr.E(op, kerr.Internal, err)
 	}
 	db := &DB{db: bdb, dir: dir}
+	db.gate.changed = sync.NewCond(&db.gate.mu)
 	if err := db.loadObjects(); err != nil {
 		bdb.Close()
 		return nil, kerr.E(op, err)
@@ -128,19 +143,15 @@ func (badgerLogger) Debugf(string, ...any)         {}
 
 // update runs fn in a read-write transaction, retrying when a concurrent
 // transaction wins a conflict on a key fn read, and returns once the
-// transaction is durable.
+// transaction is durable. Writes that readers act on use updateHeld.
 func (db *DB) update(fn func(txn *badger.Txn) error) error {
-	for {
-		err := db.db.Update(fn)
-		if errors.Is(err, badger.ErrConflict) {
-			continue
-		}
-		if err != nil {
-			return err
-		}
-		return db.flushes.Do(db.sync)
-	}
+	return db.updateHeld(nil, fn)
 }
+
+// Err returns nil, or, once a sync of the index has failed, an error
+// saying so: from then on every read and write of db fails. The caller
+// must stop serving until it is reopened.
+func (db *DB) Err() error { return db.gate.err() }
 
 // sync makes every transaction that has returned from Update durable.
 //
@@ -156,6 +167,11 @@ func (db *DB) update(fn func(txn *badger.Txn) error) error {
 // was flushed to a synced table first (or garbage collected), so a missing
 // file is not an error.
 func (db *DB) sync() error {
+	if db.syncHook != nil {
+		if err := db.syncHook(); err != nil {
+			return err
+		}
+	}
 	if err := db.db.Sync(); err != nil {
 		return err
 	}

@@ -75,8 +75,10 @@ func (db *DB) countObjects() error {
 func (db *DB) Record(bucket, key string) (*client.Record, error) {
 	const op = "meta.Record"
 	var rec *client.Record
-	err := db.db.View(func(txn *badger.Txn) error {
-		item, err := txn.Get(objectKey(bucket, key))
+	k := objectKey(bucket, key)
+	err := db.view(k, nil, func(txn *badger.Txn) error {
+		rec = nil
+		item, err := txn.Get(k)
 		if err != nil {
 			return err
 		}
@@ -116,9 +118,9 @@ func (db *DB) Commit(rec client.Record, drop []Staged, install Move, garbage Gar
 		return kerr.E(op, kerr.Internal, err)
 	}
 	var delta int64
-	err = db.update(func(txn *badger.Txn) error {
+	k := objectKey(rec.Bucket, rec.Key)
+	err = db.updateHeld([][]byte{k}, func(txn *badger.Txn) error {
 		delta = 0
-		k := objectKey(rec.Bucket, rec.Key)
 		switch item, err := txn.Get(k); {
 		case err == nil:
 			if item.UserMeta()&markerBit == 0 {
@@ -166,19 +168,22 @@ func (db *DB) List(bucket, prefix, after string, limit int) ([]client.Record, bo
 	if a := objectKey(bucket, after+"\x00"); after != "" && strings.Compare(string(a), string(p)) > 0 {
 		start = a
 	}
-	recs := []client.Record{}
+	var recs []client.Record
 	truncated := false
-	err := db.scan(p, start, false, func(item *badger.Item) (bool, error) {
-		if len(recs) == limit {
-			truncated = true
-			return false, nil
-		}
-		var rec client.Record
-		if err := item.Value(func(v []byte) error { return json.Unmarshal(v, &rec) }); err != nil {
-			return false, err
-		}
-		recs = append(recs, rec)
-		return true, nil
+	err := db.view(nil, p, func(txn *badger.Txn) error {
+		recs, truncated = []client.Record{}, false
+		return scanTxn(txn, p, start, false, func(item *badger.Item) (bool, error) {
+			if len(recs) == limit {
+				truncated = true
+				return false, nil
+			}
+			var rec client.Record
+			if err := item.Value(func(v []byte) error { return json.Unmarshal(v, &rec) }); err != nil {
+				return false, err
+			}
+			recs = append(recs, rec)
+			return true, nil
+		})
 	})
 	if err != nil {
 		return nil, false, kerr.E(op, kerr.Internal, err)

@@ -142,9 +142,9 @@ func (db *DB) Records(after string, limit int) ([]client.Record, string, error) 
 func (db *DB) DropMarker(bucket, key, version string) (bool, error) {
 	const op = "meta.DropMarker"
 	dropped := false
-	err := db.update(func(txn *badger.Txn) error {
+	k := objectKey(bucket, key)
+	err := db.updateHeld([][]byte{k}, func(txn *badger.Txn) error {
 		dropped = false
-		k := objectKey(bucket, key)
 		item, err := txn.Get(k)
 		if errors.Is(err, badger.ErrKeyNotFound) {
 			return nil

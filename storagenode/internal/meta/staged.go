@@ -50,9 +50,9 @@ func (db *DB) putStaged(s Staged, b *Blob) (*Staged, error) {
 		return nil, err
 	}
 	var prev *Staged
-	err = db.update(func(txn *badger.Txn) error {
+	k := stagedKey(s.Bucket, s.Key, s.Version, s.Shard)
+	err = db.updateHeld([][]byte{k}, func(txn *badger.Txn) error {
 		prev = nil
-		k := stagedKey(s.Bucket, s.Key, s.Version, s.Shard)
 		switch item, err := txn.Get(k); {
 		case err == nil:
 			prev = new(Staged)
@@ -93,8 +93,10 @@ func (db *DB) Key(bucket, key string) (*client.Record, []Staged, error) {
 	const op = "meta.Key"
 	var rec *client.Record
 	var staged []Staged
-	err := db.db.View(func(txn *badger.Txn) error {
-		switch item, err := txn.Get(objectKey(bucket, key)); {
+	k := objectKey(bucket, key)
+	err := db.view(k, stagedKeyPrefix(bucket, key), func(txn *badger.Txn) error {
+		rec, staged = nil, nil
+		switch item, err := txn.Get(k); {
 		case err == nil:
 			rec = new(client.Record)
 			if err := item.Value(func(v []byte) error { return json.Unmarshal(v, rec) }); err != nil {

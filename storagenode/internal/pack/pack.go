@@ -55,6 +55,22 @@ type Store struct {
 	active *file // nil: none yet, after a failed rotation
 	nextID uint32
 	closed bool
+
+	// fsync fsyncs a pack file or the directory; see SetSync.
+	fsync func(*os.File) error
+}
+
+// SetSync makes the store fsync its files and directory with fn instead
+// of (*os.File).Sync, so that the caller learns of every failed fsync (a
+// node stops after one) and tests can inject them. REQUIRES: no call of
+// the store is in progress.
+func (s *Store) SetSync(fn func(*os.File) error) { s.fsync = fn }
+
+func (s *Store) syncFile(f *os.File) error {
+	if s.fsync != nil {
+		return s.fsync(f)
+	}
+	return f.Sync()
 }
 
 type file struct {
@@ -131,7 +147,7 @@ func (s *Store) rotateLocked() error {
 	if err != nil {
 		return err
 	}
-	if err := syncDir(s.dir); err != nil {
+	if err := s.syncDir(); err != nil {
 		f.Close()
 		os.Remove(f.Name())
 		return err
@@ -171,7 +187,7 @@ func (s *Store) Append(data []byte) (loc Loc, done func(), err error) {
 	// Disjoint ranges: concurrent appenders write in parallel, then one
 	// fsync that starts after all their writes covers them all.
 	if _, err = a.f.WriteAt(data, off); err == nil {
-		err = a.flushes.Do(a.f.Sync)
+		err = a.flushes.Do(func() error { return s.syncFile(a.f) })
 	}
 	if err != nil {
 		done()
@@ -270,7 +286,7 @@ func (s *Store) Remove(id uint32) error {
 	if err := os.Remove(f.f.Name()); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return err
 	}
-	return syncDir(s.dir)
+	return s.syncDir()
 }
 
 // Close closes every pack file.
@@ -291,12 +307,12 @@ func (s *Store) closeLocked() error {
 	return errors.Join(errs...)
 }
 
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
+func (s *Store) syncDir() error {
+	d, err := os.Open(s.dir)
 	if err != nil {
 		return err
 	}
-	err = d.Sync()
+	err = s.syncFile(d)
 	if cerr := d.Close(); err == nil {
 		err = cerr
 	}
