@@ -98,9 +98,9 @@ func (s *Store) resolveData(ctx context.Context, bucket, key string, limit int64
 	// key can show a reader a version committed on too few nodes to read
 	// and too many to skip, on answers taken a few milliseconds apart. With
 	// every node answering that is a write in progress, not a reason for a
-	// 503: ask again at once (a node that answered before a commit it now
-	// shows answers again after it), then at growing intervals, for as
-	// long as a loaded machine may take to finish a commit round.
+	// 503: ask again at once (the nodes that answered before the write's
+	// stage reached them answer after it now), then at growing intervals,
+	// for as long as a loaded machine may take to finish a commit round.
 	wait, waited := time.Duration(0), time.Duration(0)
 	for err != nil && errors.Is(err, errInFlux) && waited <= maxFluxWait {
 		if wait > 0 {
