@@ -157,11 +157,13 @@ func (s *Scrubber) checkObject(ctx context.Context, t *tally, bucket, key string
 		// The newest committed version never reached the write quorum and
 		// cannot be read: readers skip it.
 		c.meta, c.verdict = v.Skipped[0], vUnacknowledged
+		shards := make(map[int]bool)
 		for _, ns := range states {
-			if cm := ns.st.Committed; ns.err == nil && cm != nil && cm.Version == c.meta.Version {
-				c.healthy++
+			if cm := ns.st.Committed; ns.err == nil && cm != nil && cm.Version == c.meta.Version && cm.Shard >= 0 {
+				shards[cm.Shard] = true
 			}
 		}
+		c.healthy = len(shards)
 		return c, nil
 	case v.Kind == readrule.NotFound || newest.Version == "":
 		if unreached > 0 {
