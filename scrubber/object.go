@@ -121,7 +121,7 @@ func (s *Scrubber) checkObject(ctx context.Context, t *tally, bucket, key string
 	// The live version is the one readers would serve (internal/readrule).
 	in := readrule.Input{Answers: answers(states), Silent: unfilled, WriteQuorum: s.m.WriteQuorum, NoRollForward: s.cfg.DryRun}
 	v := readrule.Decide(in)
-	if v.Kind == readrule.RollForward && !shardless(v.Meta) {
+	if v.Kind == readrule.RollForward && !readrule.Shardless(v.Meta) {
 		if k := s.rollForward(ctx, states, v); k > 0 {
 			t.add(func(r *Report) { r.RolledForward += int64(k) })
 		}
@@ -131,7 +131,7 @@ func (s *Scrubber) checkObject(ctx context.Context, t *tally, bucket, key string
 	newest := v.Meta
 	c.meta = newest
 	switch {
-	case v.Kind == readrule.RollForward || v.Kind == readrule.Deleted || v.Kind == readrule.Serve && shardless(newest):
+	case v.Kind == readrule.RollForward || v.Kind == readrule.Deleted || v.Kind == readrule.Serve && readrule.Shardless(newest):
 		// A marker or manifest to spread: copyShardless commits it on the
 		// answering nodes that hold something older, which is the roll
 		// forward the rule asks for.
@@ -361,9 +361,6 @@ func answers(states []nodeState) []readrule.Answer {
 	}
 	return out
 }
-
-// shardless reports whether meta is a delete marker or a manifest.
-func shardless(meta client.ObjectMeta) bool { return meta.Deleted || len(meta.Parts) > 0 }
 
 // retry calls fn again, once and after a short pause, if it fails with a
 // transient error (a reset connection, a node's momentary 503): a single

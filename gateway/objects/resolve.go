@@ -148,14 +148,10 @@ func (s *Store) resolveOnce(ctx context.Context, bucket, key string, limit int64
 	}
 	// Stragglers count as silent. They need not be waited for once the
 	// answers so far, with the pending nodes counted as silent, settle the
-	// read: the rule then comes to the same verdict without them.
+	// read in a way their answers could not change (Verdict.Settled).
 	states := s.statNodes(ctx, nodes, bucket, key, limit, parity, func(answered []nodeState, pending int) bool {
 		v := readrule.Decide(readrule.Input{Answers: answers(answered), Silent: unfilled + pending, WriteQuorum: wq})
-		switch v.Kind {
-		case readrule.Serve, readrule.Deleted, readrule.RollForward, readrule.NotFound:
-			return v.Silent < wq
-		}
-		return false
+		return v.Settled(pending, wq)
 	})
 	if err := ctx.Err(); err != nil {
 		return nil, kerr.E(op, kerr.Transient, err)

@@ -39,10 +39,12 @@
 //     Deleted, or Serve for a manifest. If not, it is passed over in
 //     favour of an older version that can be served, so that a marker a
 //     failed delete left on a few nodes does not make reads flip between
-//     404 and 200 with the nodes they happened to ask. If no older version
-//     can be served, the shardless version wins after all and is committed
-//     on the nodes that lack it (RollForward): a delete that reached half
-//     the nodes is finished rather than leaving the key unreadable.
+//     404 and 200 with the nodes they happened to ask. If there is no
+//     older version, or the one that could have been acknowledged cannot
+//     be read even if every silent node held a shard of it, the shardless
+//     version wins after all and is committed on the nodes that lack it
+//     (RollForward): a delete that reached half the nodes is finished
+//     rather than leaving the key unreadable.
 //
 // A read that asked only the first d placed nodes (Input.Partial) is
 // settled by them alone only if they all answered with one committed
@@ -166,6 +168,29 @@ func Decide(in Input) Verdict {
 	return v
 }
 
+// Settled reports whether v, decided on the answers so far with the
+// pending nodes counted among Input.Silent, is one that their answers
+// could not change, so a reader need not wait for them: a version with
+// shards that d nodes hold (more answers only add holders, and a newer
+// version the pending nodes alone had committed could not have been
+// acknowledged), a delete marker that could have been acknowledged even
+// without them, or no version at all. A write in progress that the
+// answers show only staged may still be rolled forward by a later reader.
+func (v Verdict) Settled(pending, writeQuorum int) bool {
+	if v.Silent >= writeQuorum {
+		return false
+	}
+	switch v.Kind {
+	case Serve, RollForward:
+		return !Shardless(v.Meta)
+	case Deleted:
+		return v.Seen+v.Silent-pending >= writeQuorum
+	case NotFound:
+		return len(v.Skipped) == 0
+	}
+	return false
+}
+
 // settlesAlone reports whether a Partial read's answers settle v.
 func settlesAlone(in Input, v Verdict) bool {
 	if v.Kind != Serve && v.Kind != Deleted || len(in.Answers) == 0 {
@@ -200,7 +225,7 @@ func decide(in Input) Verdict {
 			}
 		}
 		acked := v.Seen+silent >= in.WriteQuorum
-		if shardless(meta) {
+		if Shardless(meta) {
 			if acked {
 				return won(v, in)
 			}
@@ -229,8 +254,9 @@ func decide(in Input) Verdict {
 		}
 		v.Holders = nil
 		// Nothing older may be served. A shardless version passed over
-		// above wins rather than leave the key unreadable.
-		if i := slices.IndexFunc(skipped, shardless); i >= 0 {
+		// above wins rather than leave the key unreadable, unless the
+		// silent nodes might hold enough of meta's shards to read it.
+		if i := slices.IndexFunc(skipped, Shardless); i >= 0 && v.Held+silent < meta.Data {
 			return won(Verdict{Meta: skipped[i], Skipped: skipped[:i], Silent: silent}, in)
 		}
 		v.Kind = Unavailable
@@ -239,7 +265,7 @@ func decide(in Input) Verdict {
 		}
 		return v
 	}
-	if i := slices.IndexFunc(skipped, shardless); i >= 0 {
+	if i := slices.IndexFunc(skipped, Shardless); i >= 0 {
 		return won(Verdict{Meta: skipped[i], Skipped: skipped[:i], Silent: silent}, in)
 	}
 	return Verdict{Kind: NotFound, Skipped: skipped, Silent: silent}
@@ -274,7 +300,9 @@ func won(v Verdict, in Input) Verdict {
 	return v
 }
 
-func shardless(m client.ObjectMeta) bool { return m.Deleted || len(m.Parts) > 0 }
+// Shardless reports whether m is a version without shards of its own: a
+// delete marker or a multipart manifest, committed without a stage.
+func Shardless(m client.ObjectMeta) bool { return m.Deleted || len(m.Parts) > 0 }
 
 // holders returns, by shard index, the first answer holding that shard of
 // meta committed, or -1.

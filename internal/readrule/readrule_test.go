@@ -152,6 +152,12 @@ func TestDecide(t *testing.T) {
 		{"marker on 3, v1 on 3: v1 unreadable, the delete is finished: roll the marker forward",
 			on(marker(v2), marker(v2), marker(v2), c(v1, 3), c(v1, 4), c(v1, 5)),
 			want{kind: RollForward, version: v2, commit: []int{3, 4, 5}}},
+		{"marker on 3, v1 on 2, one node down: v1 unreadable whatever that node holds: roll the marker forward",
+			on(marker(v2), marker(v2), marker(v2), c(v1, 3), c(v1, 4), down()),
+			want{kind: RollForward, version: v2, commit: []int{3, 4}}},
+		{"marker on 2, v1 on 2, two nodes down: v1 may be readable on them: unavailable",
+			on(marker(v2), marker(v2), c(v1, 2), c(v1, 3), down(), down()),
+			want{kind: Unavailable, version: v1}},
 		{"marker on 1 and nothing older: roll the marker forward",
 			on(marker(v2), empty(), empty(), empty(), empty(), empty()),
 			want{kind: RollForward, version: v2, commit: []int{1, 2, 3, 4, 5}}},
@@ -247,7 +253,7 @@ func TestPathsAgree(t *testing.T) {
 	states := []func(i int) Answer{
 		func(i int) Answer { return c(v1, i) },
 		func(i int) Answer { return c(v2, i) },
-		func(int) Answer { return marker(v2) },
+		func(int) Answer { return marker(v3) },
 		func(i int) Answer { return cs(v1, i, v2, i) },
 		func(int) Answer { return empty() },
 	}
@@ -275,6 +281,75 @@ func TestPathsAgree(t *testing.T) {
 	}
 }
 
+// TestSettledHoldsWithEveryAnswer: whatever the six nodes hold, a verdict
+// reached on the first k answers that Settled calls final is the one all
+// six give, unless the version all six give was never acknowledged (fewer
+// than the write quorum committed it) or the first k show it staged: a
+// write in progress, which a reader may see either side of.
+func TestSettledHoldsWithEveryAnswer(t *testing.T) {
+	states := []func(i int) Answer{
+		func(i int) Answer { return c(v1, i) },
+		func(i int) Answer { return c(v2, i) },
+		func(int) Answer { return marker(v3) },
+		func(i int) Answer { return cs(v1, i, v2, i) },
+		func(int) Answer { return empty() },
+	}
+	idx := make([]int, 6)
+	for {
+		all := make([]Answer, 6)
+		for i, k := range idx {
+			all[i] = states[k](i)
+		}
+		full := settle(Input{Answers: all, WriteQuorum: wq})
+		for k := 1; k < 6; k++ {
+			early := Decide(Input{Answers: all[:k], WriteQuorum: wq, Silent: 6 - k})
+			if !early.Settled(6-k, wq) {
+				continue
+			}
+			early = settle(Input{Answers: all[:k], WriteQuorum: wq, Silent: 6 - k})
+			if early.Kind == full.Kind && early.Meta.Version == full.Meta.Version {
+				continue
+			}
+			if stagedIn(all[:k], full.Meta.Version) || !acked(all, full.Meta.Version) {
+				continue
+			}
+			t.Fatalf("nodes %v: the first %d settle on %v %s, all six decide %v %s", idx, k, early.Kind, early.Meta.Version, full.Kind, full.Meta.Version)
+		}
+		i := 0
+		for ; i < len(idx); i++ {
+			if idx[i]++; idx[i] < len(states) {
+				break
+			}
+			idx[i] = 0
+		}
+		if i == len(idx) {
+			return
+		}
+	}
+}
+
+// acked reports whether write quorum of as committed v or something newer.
+func acked(as []Answer, v string) bool {
+	n := 0
+	for _, a := range as {
+		if c := a.State.Committed; a.OK && c != nil && c.Version >= v {
+			n++
+		}
+	}
+	return v != "" && n >= wq
+}
+
+func stagedIn(as []Answer, v string) bool {
+	for _, a := range as {
+		for _, s := range a.State.Staged {
+			if s.Version == v {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 // settle decides as a reader does: send the commits of a roll-forward
 // (here they all succeed) and decide again.
 func settle(in Input) Verdict {
@@ -286,7 +361,7 @@ func settle(in Input) Verdict {
 	for _, cm := range v.Commits {
 		as[cm.Answer].State = client.KeyState{Committed: &client.Record{ObjectMeta: v.Meta, Shard: cm.Shard}}
 	}
-	return Decide(Input{Answers: as, WriteQuorum: in.WriteQuorum, NoRollForward: true})
+	return Decide(Input{Answers: as, WriteQuorum: in.WriteQuorum, Silent: in.Silent, NoRollForward: true})
 }
 
 func TestNamed(t *testing.T) {
