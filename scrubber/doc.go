@@ -35,24 +35,28 @@
 // # Checking an object
 //
 // The placement's nodes, and any other node whose listing showed the key,
-// are asked for the key's state (Stat). The newest committed version wins.
-// If some nodes hold it staged but not committed, it is committed there
-// (roll forward), as readers do, when that makes it readable. Each holder
-// then verifies its shard where it lies (client.Verify, naming the index
-// its state showed: a node whose shard was swapped meanwhile answers
-// absent, and the shard counts as missing): the node re-hashes
-// every block and the root, and quarantines a shard that fails, so the
-// data never crosses the network to be checked. The object is then
-// healthy (n shards verify), degraded (d to n-1: repairable), unrecoverable
-// (fewer than d, though it may have been acknowledged), unacknowledged
-// (fewer than d, and the commits seen plus the silent nodes never reached
-// the write quorum: readers skip it and serve the previous version, so it
-// is not data loss), or incomplete (nodes did not answer).
+// are asked for the key's state (Stat). Which version is live is decided
+// by internal/readrule, the read rule the gateways apply too, so the pass
+// never repairs a version readers skip nor skips one they serve. If the
+// rule says a version committed on some nodes and staged on others is to
+// be rolled forward, the pass commits it there, as readers do, whether or
+// not a newer unacknowledged version sits above it. Each holder of the
+// live version then verifies its shard where it lies (client.Verify,
+// naming the index its state showed: a node whose shard was swapped
+// meanwhile answers absent, and the shard counts as missing): the node
+// re-hashes every block and the root, and quarantines a shard that fails,
+// so the data never crosses the network to be checked. The object is then
+// healthy (n shards verify), degraded (d to n-1: repairable),
+// unrecoverable (fewer than d, though it may have been acknowledged),
+// unacknowledged (its newest committed version, a delete marker included,
+// never reached the write quorum: readers skip it and serve an older
+// version, so it is not data loss, and the pass leaves it alone), or
+// incomplete (nodes did not answer).
 //
 // A rebuild streams d verified shards (ReadShard, lazily: only as many as
-// needed, each read naming its index) through codec.Rebuild, stages each missing shard on the node the
-// current map names for its index and commits it there with the version's
-// own metadata. The rebuilt root must equal the recorded one. Nodes apply
+// needed, each read naming its index) through codec.Rebuild, stages each
+// missing shard on the node the current map names for its index and
+// commits it there with the version's own metadata. The rebuilt root must equal the recorded one. Nodes apply
 // their newest-wins rule to such commits, so a version written or deleted
 // while the pass ran is never clobbered: the commit is a no-op and the
 // object counts as changed. A node that holds the same version with its
@@ -65,8 +69,10 @@
 // whose committed version is older, as readers do, and checks the parts
 // when the walk reaches their keys, like any object.
 //
-// A delete marker is copied to the nodes whose committed version is older,
-// so that losing the others later cannot bring an older version back. It
+// A delete marker that readers take as live (it could have been
+// acknowledged, or nothing older can be served) is copied to the nodes
+// whose committed version is older, so that losing the others later
+// cannot bring an older version back. It
 // is dropped (client.DropMarker, a compare-and-delete on each node) only
 // when it is older than MarkerGrace, every node of the map answered the
 // bucket's listing, and every node asked holds exactly that marker and

@@ -10,7 +10,7 @@ import (
 	"github.com/oklog/ulid/v2"
 
 	"github.com/kintsugi-store/kintsugi/internal/kerr"
-	"github.com/kintsugi-store/kintsugi/internal/rollforward"
+	"github.com/kintsugi-store/kintsugi/internal/readrule"
 	"github.com/kintsugi-store/kintsugi/placement"
 	"github.com/kintsugi-store/kintsugi/storagenode/client"
 )
@@ -42,7 +42,7 @@ type checked struct {
 	verdict verdict
 	bucket  string
 	key     string
-	meta    client.ObjectMeta // the newest committed version
+	meta    client.ObjectMeta // the version readers serve; for vUnacknowledged, the newest committed one they skip
 	placed  []placement.Node  // the current map's nodes for the key
 	// good[i] is the id of a node holding a verified copy of shard i, ""
 	// if none does.
@@ -83,11 +83,11 @@ type checkOpts struct {
 	account bool
 }
 
-// checkObject finds the newest committed version of bucket/key, finishes
-// a commit its writer left half done (roll forward), has every holder
-// verify its shard where it lies, and classifies the object. A delete
-// marker is copied to the nodes that lack it and, once old and held by
-// every node, dropped.
+// checkObject finds the version of bucket/key that readers serve (the
+// read rule, internal/readrule), finishes a commit its writer left half
+// done (roll forward), has every holder verify its shard where it lies,
+// and classifies the object. A live delete marker is copied to the nodes
+// that lack it and, once old and held by every node, dropped.
 func (s *Scrubber) checkObject(ctx context.Context, t *tally, bucket, key string, o checkOpts) (checked, error) {
 	c := checked{bucket: bucket, key: key, placed: s.m.PlaceKey(bucket, key)}
 	asked := s.members(c.placed, slices.Concat(s.prevPlaced(bucket, key), o.listed, o.known)...)
@@ -110,64 +110,86 @@ func (s *Scrubber) checkObject(ctx context.Context, t *tally, bucket, key string
 	}
 	// Slots the map could not fill count as unreachable: an older map may
 	// have filled them.
-	unreached := max(s.m.N()-len(c.placed), 0)
+	unfilled := max(s.m.N()-len(c.placed), 0)
+	unreached := unfilled
 	for _, ns := range states {
 		if ns.err != nil {
 			s.log.Debug("scrub: stat failed", "node", ns.node.ID, "bucket", bucket, "key", key, "err", ns.err)
 			unreached++
 		}
 	}
-	newest, ok := newestCommitted(states)
-	if !ok {
+	// The live version is the one readers would serve (internal/readrule).
+	in := readrule.Input{Answers: answers(states), Silent: unfilled, WriteQuorum: s.m.WriteQuorum, NoRollForward: s.cfg.DryRun}
+	v := readrule.Decide(in)
+	if v.Kind == readrule.RollForward && !readrule.Shardless(v.Meta) {
+		if k := s.rollForward(ctx, states, v); k > 0 {
+			t.add(func(r *Report) { r.RolledForward += int64(k) })
+		}
+		in.Answers, in.NoRollForward = answers(states), true
+		v = readrule.Decide(in)
+	}
+	newest := v.Meta
+	c.meta = newest
+	switch {
+	case v.Kind == readrule.RollForward || v.Kind == readrule.Deleted || v.Kind == readrule.Serve && readrule.Shardless(newest):
+		// A marker or manifest to spread: copyShardless commits it on the
+		// answering nodes that hold something older, which is the roll
+		// forward the rule asks for.
+		if newest.Deleted {
+			s.checkMarker(ctx, t, states, newest, unreached, o.fullListing)
+			c.verdict = vMarker
+		} else {
+			if !s.cfg.DryRun {
+				if k := s.copyShardless(ctx, states, newest); k > 0 {
+					t.add(func(r *Report) { r.ManifestsRepaired += int64(k) })
+				}
+			}
+			c.verdict = vManifest
+		}
+		if !s.cfg.DryRun {
+			if k := s.dropShardless(ctx, states, newest, c.placed); k > 0 {
+				s.stats.copiesDropped.Add(int64(k))
+				t.add(func(r *Report) { r.CopiesDropped += int64(k) })
+			}
+		}
+		return c, nil
+	case len(v.Skipped) > 0:
+		// The newest committed version never reached the write quorum and
+		// cannot be read: readers skip it.
+		c.meta, c.verdict = v.Skipped[0], vUnacknowledged
+		shards := make(map[int]bool)
+		for _, ns := range states {
+			if cm := ns.st.Committed; ns.err == nil && cm != nil && cm.Version == c.meta.Version && cm.Shard >= 0 {
+				shards[cm.Shard] = true
+			}
+		}
+		c.healthy = len(shards)
+		if vd, why, short := fallbackShort(states, c.meta, unreached); short {
+			c.verdict, c.reason = vd, why
+		}
+		return c, nil
+	case v.Kind == readrule.NotFound || newest.Version == "":
 		if unreached > 0 {
 			c.verdict, c.reason = vIncomplete, fmt.Sprintf("%d nodes did not answer", unreached)
 		}
 		return c, nil
-	}
-	c.meta = newest
-	if newest.Deleted {
-		s.checkMarker(ctx, t, states, newest, unreached, o.fullListing)
-		if !s.cfg.DryRun {
-			if k := s.dropShardless(ctx, states, newest, c.placed); k > 0 {
-				s.stats.copiesDropped.Add(int64(k))
-				t.add(func(r *Report) { r.CopiesDropped += int64(k) })
-			}
+	case v.Kind != readrule.Serve:
+		// Unavailable or in flux: it may have been acknowledged and fewer
+		// than d of its shards are held.
+		c.healthy = v.Held
+		if unreached > 0 {
+			c.verdict, c.reason = vIncomplete, fmt.Sprintf("%d shards held, %d nodes did not answer", v.Held, unreached)
+		} else {
+			c.verdict, c.reason = vUnrecoverable, fmt.Sprintf("only %d of %d shards held, %d needed", v.Held, newest.Data+newest.Parity, newest.Data)
 		}
-		c.verdict = vMarker
 		return c, nil
-	}
-	if len(newest.Parts) > 0 {
-		if !s.cfg.DryRun {
-			if k := s.copyShardless(ctx, states, newest); k > 0 {
-				t.add(func(r *Report) { r.ManifestsRepaired += int64(k) })
-			}
-			if k := s.dropShardless(ctx, states, newest, c.placed); k > 0 {
-				s.stats.copiesDropped.Add(int64(k))
-				t.add(func(r *Report) { r.CopiesDropped += int64(k) })
-			}
-		}
-		c.verdict = vManifest
-		return c, nil
-	}
-	if !s.cfg.DryRun {
-		if k := s.rollForward(ctx, states, newest); k > 0 {
-			t.add(func(r *Report) { r.RolledForward += int64(k) })
-		}
 	}
 
 	n := newest.Data + newest.Parity
 	holders := make([]*nodeState, n)
-	nheld, seen := 0, 0
-	for i := range states {
-		ns := &states[i]
-		cm := ns.st.Committed
-		if ns.err != nil || cm == nil || cm.Version < newest.Version {
-			continue
-		}
-		seen++
-		if cm.Version == newest.Version && cm.Shard >= 0 && cm.Shard < n && holders[cm.Shard] == nil {
-			holders[cm.Shard] = ns
-			nheld++
+	for shard, i := range v.Holders {
+		if i >= 0 {
+			holders[shard] = &states[i]
 		}
 	}
 	c.good = make([]string, n)
@@ -180,21 +202,6 @@ func (s *Scrubber) checkObject(ctx context.Context, t *tally, bucket, key string
 	}
 	for i, h := range holders {
 		c.unknown[i] = h == nil && (i >= len(c.placed) || failed[c.placed[i].ID])
-	}
-	if nheld < newest.Data {
-		c.healthy = nheld
-		switch {
-		case seen+unreached < s.m.WriteQuorum:
-			c.verdict = vUnacknowledged
-			if v, why, short := fallbackShort(states, newest, unreached); short {
-				c.verdict, c.reason = v, why
-			}
-		case unreached > 0:
-			c.verdict, c.reason = vIncomplete, fmt.Sprintf("%d shards held, %d nodes did not answer", nheld, unreached)
-		default:
-			c.verdict, c.reason = vUnrecoverable, fmt.Sprintf("only %d of %d shards held, %d needed", nheld, n, newest.Data)
-		}
-		return c, nil
 	}
 
 	cd, err := s.codec(newest.Data, newest.Parity, newest.BlockSize)
@@ -336,21 +343,24 @@ func (s *Scrubber) statAll(ctx context.Context, nodes []member, bucket, key stri
 // as shard holders (ObjectMeta.Nodes) and that are not among asked nor
 // removed from the map.
 func (s *Scrubber) namedNodes(asked []member, states []nodeState) []member {
-	seen := make(map[string]bool, len(asked))
-	for _, m := range asked {
-		seen[m.node.ID] = true
+	ids := make([]string, len(asked))
+	for i, m := range asked {
+		ids[i] = m.node.ID
 	}
 	var out []member
-	for _, ns := range states {
-		if ns.err != nil || ns.st.Committed == nil {
-			continue
+	for _, id := range readrule.Named(answers(states), ids) {
+		if mb, ok := s.byID[id]; ok {
+			out = append(out, mb)
 		}
-		for _, id := range ns.st.Committed.Nodes {
-			if mb, ok := s.byID[id]; ok && !seen[id] {
-				seen[id] = true
-				out = append(out, mb)
-			}
-		}
+	}
+	return out
+}
+
+// answers turns node states into the read rule's input.
+func answers(states []nodeState) []readrule.Answer {
+	out := make([]readrule.Answer, len(states))
+	for i, ns := range states {
+		out[i] = readrule.Answer{Node: ns.node.ID, OK: ns.err == nil, State: ns.st}
 	}
 	return out
 }
@@ -377,48 +387,19 @@ func retry(ctx context.Context, fn func() error) error {
 // marker) is now committed on a node that c's check asked.
 func (s *Scrubber) superseded(ctx context.Context, c checked) bool {
 	states := s.statAll(ctx, s.members(c.placed, c.good...), c.bucket, c.key)
-	newest, ok := newestCommitted(states)
-	return ok && newest.Version > c.meta.Version
+	vs := readrule.Committed(answers(states))
+	return len(vs) > 0 && vs[0].Version > c.meta.Version
 }
 
-// newestCommitted returns the newest committed version the answering
-// nodes report.
-func newestCommitted(states []nodeState) (client.ObjectMeta, bool) {
-	var best *client.Record
-	for _, ns := range states {
-		if c := ns.st.Committed; ns.err == nil && c != nil && (best == nil || c.Version > best.Version) {
-			best = c
-		}
-	}
-	if best == nil {
-		return client.ObjectMeta{}, false
-	}
-	return best.ObjectMeta, true
-}
-
-// rollForward commits meta on the answering nodes that hold it staged but
-// have only older versions committed: meta is committed elsewhere, so its
-// writer passed its stage quorum and meant it to be visible. As readers
-// do, it does so only if that makes meta readable, since each such commit
-// drops the node's shard of the older version. It returns the commits made
-// and updates states.
-func (s *Scrubber) rollForward(ctx context.Context, states []nodeState, meta client.ObjectMeta) int {
-	sts := make([]client.KeyState, len(states))
-	answered := make([]bool, len(states))
-	for i, ns := range states {
-		sts[i], answered[i] = ns.st, ns.err == nil
-	}
-	staged := rollforward.Plan(sts, answered, meta)
-	if staged == nil {
-		return 0
-	}
+// rollForward sends the commits of the RollForward verdict v: its version
+// is committed elsewhere, so its writer passed its stage quorum and meant
+// it to be visible. It returns the commits made and updates states.
+func (s *Scrubber) rollForward(ctx context.Context, states []nodeState, v readrule.Verdict) int {
+	meta := v.Meta
 	var mu sync.Mutex
 	done := 0
-	each(len(states), 0, func(i int) {
-		if staged[i] < 0 {
-			return
-		}
-		ns := &states[i]
+	each(len(v.Commits), 0, func(k int) {
+		ns := &states[v.Commits[k].Answer]
 		cctx, cancel := s.callCtx(ctx)
 		defer cancel()
 		rec, err := ns.c.Commit(cctx, meta)

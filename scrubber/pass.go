@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/kintsugi-store/kintsugi/internal/kerr"
+	"github.com/kintsugi-store/kintsugi/internal/readrule"
 	"github.com/kintsugi-store/kintsugi/scrubber/internal/checkpoint"
 	"github.com/kintsugi-store/kintsugi/storagenode/client"
 )
@@ -809,8 +810,11 @@ func (r *run) staged(ctx context.Context) error {
 				if s.cfg.DryRun {
 					return
 				}
-				if k := s.rollForward(ctx, states, c.ObjectMeta); k > 0 {
-					r.t.add(func(rep *Report) { rep.RolledForward += int64(k) })
+				in := readrule.Input{Answers: answers(states), Silent: max(s.m.N()-len(placed), 0), WriteQuorum: s.m.WriteQuorum}
+				if rv := readrule.Decide(in); rv.Kind == readrule.RollForward && rv.Meta.Version == v.version {
+					if k := s.rollForward(ctx, states, rv); k > 0 {
+						r.t.add(func(rep *Report) { rep.RolledForward += int64(k) })
+					}
 				}
 				return
 			}

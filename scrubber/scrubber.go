@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/kintsugi-store/kintsugi/codec"
+	"github.com/kintsugi-store/kintsugi/internal/fanout"
 	"github.com/kintsugi-store/kintsugi/internal/kerr"
 	"github.com/kintsugi-store/kintsugi/internal/throttle"
 	"github.com/kintsugi-store/kintsugi/placement"
@@ -244,19 +245,6 @@ func (s *Scrubber) members(list []placement.Node, ids ...string) []member {
 	return out
 }
 
-// each runs fn(0..n-1) with at most limit at once and waits for all.
-func each(n, limit int, fn func(i int)) {
-	if limit <= 0 {
-		limit = n
-	}
-	sem := make(chan struct{}, limit)
-	var wg sync.WaitGroup
-	for i := range n {
-		sem <- struct{}{}
-		wg.Go(func() {
-			defer func() { <-sem }()
-			fn(i)
-		})
-	}
-	wg.Wait()
-}
+// each runs fn(0..n-1) with at most limit at once (0: no limit) and
+// waits for all.
+func each(n, limit int, fn func(i int)) { fanout.Each(n, limit, fn) }

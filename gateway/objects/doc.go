@@ -46,31 +46,33 @@
 // OpenObject and StatObject ask the placement's nodes (and the previous map
 // epoch's, while shards move) for the key's state, then the nodes that the
 // versions found name as holders (ObjectMeta.Nodes) but neither map places,
-// so a shard not yet moved after several map changes is still found. If
-// WriteQuorum of the placed nodes do not answer, a newer acknowledged
-// version could be on those alone, so the answer is ErrQuorum. Otherwise
-// committed versions are considered newest first:
+// so a shard not yet moved after several map changes is still found. Which
+// version the answers make live is decided by internal/readrule, the
+// protocol's read rule, which the scrubber applies too; its package doc
+// states it. In short: if WriteQuorum nodes are silent the answer is
+// ErrQuorum; a version committed somewhere and staged elsewhere is rolled
+// forward (its commit sent to the staged nodes) when that makes it
+// readable; the newest version that could have been acknowledged (commits
+// seen plus silent nodes reach WriteQuorum) is served if d of its shards
+// are held, else the answer is ErrQuorum, never stale data for an
+// acknowledged write; versions that never were are passed over. Delete
+// markers and manifests obey the same test, so a marker that a failed
+// delete left on one node does not make reads answer 404 or 200 depending
+// on which nodes they asked; one is committed on the other nodes only when
+// nothing older can be served.
 //
-//   - Nodes holding the version staged but not committed are sent its commit:
-//     a version committed anywhere passed its write quorum of stages, so a
-//     gateway that died between commits is finished by the next reader. This
-//     is skipped when even then fewer than d shards would be committed: a
-//     commit removes the node's shard of the older version, and trading a
-//     readable old version for an unreadable new one would lose both.
-//   - A delete marker means the key does not exist.
-//   - With at least d holders the version is served.
-//   - With fewer, the version could still have been acknowledged if the
-//     nodes that committed it (or something newer) plus the nodes that did
-//     not answer reach WriteQuorum; then the answer is ErrQuorum, never stale
-//     data for an acknowledged write. Otherwise the version was never
-//     acknowledged and the next older one is considered.
+// A healthy read first asks only the nodes of the first d placed shards;
+// the rule settles it there only when they all hold one committed version
+// and nothing staged, which every read of all the nodes would serve too.
+// Anything else is asked of every node again.
 //
 // The answers are not one snapshot: each node answers at its own moment. If
-// a read would answer ErrQuorum while the answers show a write in progress
-// (a staged version, or nodes committed to different versions), it asks
-// again a few times over about 150 ms: two writers racing on a key can
-// show a version committed on too few nodes to read and too many to skip,
-// and the next look finds the commit finished or rolls it forward. A shard
+// every node answered and a read would answer ErrQuorum while the answers
+// show a write in progress (a staged version, or nodes committed to
+// different versions), it asks again, at once and then at growing
+// intervals for up to a second: two writers racing on a key can show a
+// version committed on too few nodes to read and too many to skip, and a
+// later look finds the commit finished or rolls it forward. A shard
 // stream sent along with a node's state is used only as the shard index
 // that state's record names, and only if its root matches that index's in
 // the version: after a roll-forward it belongs to the version before.

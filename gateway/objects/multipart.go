@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/kintsugi-store/kintsugi/codec"
+	"github.com/kintsugi-store/kintsugi/internal/fanout"
 	"github.com/kintsugi-store/kintsugi/internal/kerr"
 	"github.com/kintsugi-store/kintsugi/placement"
 	"github.com/kintsugi-store/kintsugi/storagenode/client"
@@ -500,7 +501,7 @@ func (s *Store) uploadParts(ctx context.Context, bucket, id string) (map[int]par
 // object.
 func (s *Store) checkPartsReadable(ctx context.Context, bucket string, refs []client.PartRef) error {
 	errs := make([]error, len(refs))
-	eachLimit(len(refs), partConcurrency, func(i int) {
+	fanout.Each(len(refs), partConcurrency, func(i int) {
 		r, err := s.resolve(ctx, bucket, refs[i].Key)
 		switch {
 		case kerr.Is(kerr.NotExist, err):

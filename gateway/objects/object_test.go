@@ -595,33 +595,6 @@ func TestReadAcrossWriteInProgress(t *testing.T) {
 	}
 }
 
-func TestWriting(t *testing.T) {
-	const old, v = "01AAAAAAAAAAAAAAAAAAAAAAAA", "01BBBBBBBBBBBBBBBBBBBBBBBB"
-	committed := func(version string) nodeState {
-		return nodeState{st: client.KeyState{Committed: &client.Record{ObjectMeta: client.ObjectMeta{Version: version}}}}
-	}
-	staged := nodeState{st: client.KeyState{Staged: []client.StagedRef{{Version: v}}}}
-	silent := nodeState{st: client.KeyState{Staged: []client.StagedRef{{Version: v}}}, err: kerr.E("test", kerr.Unavailable, fmt.Errorf("down"))}
-	tests := []struct {
-		name   string
-		states []nodeState
-		want   bool
-	}{
-		{"all agree", []nodeState{committed(v), committed(v), committed(v)}, false},
-		{"no answers", nil, false},
-		{"nothing anywhere", []nodeState{{}, {}}, false},
-		{"a stage", []nodeState{committed(v), staged}, true},
-		{"versions differ", []nodeState{committed(old), committed(v)}, true},
-		{"a failed answer does not count", []nodeState{committed(v), silent}, false},
-		{"a node without the key", []nodeState{committed(v), {}}, false},
-	}
-	for _, tt := range tests {
-		if got := writing(tt.states); got != tt.want {
-			t.Errorf("%s: writing = %v, want %v", tt.name, got, tt.want)
-		}
-	}
-}
-
 // halfCommitted writes key k twice: the second version is staged on all six
 // nodes but committed on the first three shards' nodes only. It returns
 // the nodes by shard index and the second version's bytes.

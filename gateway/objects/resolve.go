@@ -4,12 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
-	"strings"
 	"time"
 
 	"github.com/kintsugi-store/kintsugi/internal/kerr"
-	"github.com/kintsugi-store/kintsugi/internal/rollforward"
+	"github.com/kintsugi-store/kintsugi/internal/readrule"
 	"github.com/kintsugi-store/kintsugi/placement"
 	"github.com/kintsugi-store/kintsugi/storagenode/client"
 )
@@ -108,16 +106,24 @@ func (s *Store) resolveData(ctx context.Context, bucket, key string, limit int64
 	// The answers are not one snapshot: each node answered at its own
 	// moment, and writes moved on between them. Two writers racing on the
 	// key can show a reader a version committed on too few nodes to read
-	// and too many to skip, on answers taken a few milliseconds apart.
-	// Such a state lasts no longer than a commit round, so ask again.
-	for wait := fluxRetry; err != nil && errors.Is(err, errInFlux) && wait <= maxFluxRetry; wait *= 2 {
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return nil, kerr.E("objects.resolve", kerr.Transient, ctx.Err())
-		case <-t.C:
+	// and too many to skip, on answers taken a few milliseconds apart. With
+	// every node answering that is a write in progress, not a reason for a
+	// 503: ask again at once (the nodes that answered before the write's
+	// stage reached them answer after it now), then at growing intervals,
+	// for as long as a loaded machine may take to finish a commit round.
+	wait, waited := time.Duration(0), time.Duration(0)
+	for err != nil && errors.Is(err, errInFlux) && waited <= maxFluxWait {
+		if wait > 0 {
+			t := time.NewTimer(wait)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return nil, kerr.E("objects.resolve", kerr.Transient, ctx.Err())
+			case <-t.C:
+			}
 		}
+		waited += wait
+		wait = min(max(2*wait, fluxRetry), maxFluxRetry)
 		r, err = s.resolveOnce(ctx, bucket, key, limit)
 	}
 	if err == nil {
@@ -141,8 +147,8 @@ func (s *Store) resolveOnce(ctx context.Context, bucket, key string, limit int64
 	if r, ok, err := s.quickResolve(ctx, maps, cur, bucket, key, limit); ok {
 		return r, err
 	}
-	// Nodes that did not answer may hold anything. Positions the map could
-	// not fill count as unreachable too: an older map may have filled them.
+	// Positions the map could not fill count as silent: an older map may
+	// have filled them.
 	unfilled := max(maps.cur.DataShards+maps.cur.ParityShards-len(cur), 0)
 	// With a data shard's node known down, parity shards are wanted
 	// too: ask for them with the states, as for data shards.
@@ -150,19 +156,12 @@ func (s *Store) resolveOnce(ctx context.Context, bucket, key string, limit int64
 	for i := 0; limit > 0 && i < maps.cur.DataShards && i < len(cur); i++ {
 		parity = parity || !s.available(cur[i].ID)
 	}
-	// Stragglers count as unreachable. They need not be waited for once
-	// treating them so leaves fewer than wq unreachable (so any
-	// acknowledged version is among the answers) and the answers already
-	// settle the read: the newest version they show is a delete marker or
-	// has d holders among them.
+	// Stragglers count as silent. They need not be waited for once the
+	// answers so far, with the pending nodes counted as silent, settle the
+	// read in a way their answers could not change (Verdict.Settled).
 	states := s.statNodes(ctx, nodes, bucket, key, limit, parity, func(answered []nodeState, pending int) bool {
-		failed := 0
-		for _, ns := range answered {
-			if ns.err != nil {
-				failed++
-			}
-		}
-		return unfilled+failed+pending < wq && settled(answered)
+		v := readrule.Decide(readrule.Input{Answers: answers(answered), Silent: unfilled + pending, WriteQuorum: wq})
+		return v.Settled(pending, wq)
 	})
 	if err := ctx.Err(); err != nil {
 		return nil, kerr.E(op, kerr.Transient, err)
@@ -177,105 +176,72 @@ func (s *Store) resolveOnce(ctx context.Context, bucket, key string, limit int64
 			}
 		}
 	}
-	unreached := unfilled
 	for _, ns := range states {
 		if ns.err != nil {
 			s.log.Debug("objects: stat failed", "node", ns.node.ID, "bucket", bucket, "key", key, "err", ns.err)
-			unreached++
 		}
 	}
-	if unreached >= wq {
-		// A newer acknowledged version could live on the silent nodes alone.
-		return nil, kerr.E(op, kerr.Unavailable, quorumErr("%d nodes unreachable for %s/%s, write quorum %d", unreached, bucket, key, wq))
+	in := readrule.Input{Answers: answers(states), Silent: unfilled, WriteQuorum: wq}
+	v := readrule.Decide(in)
+	if v.Kind == readrule.RollForward {
+		s.rollForward(ctx, states, v)
+		in.Answers, in.NoRollForward = answers(states), true
+		v = readrule.Decide(in)
 	}
-
-	for _, meta := range committedVersions(states) {
-		if len(meta.Parts) > 0 {
+	for _, m := range v.Skipped {
+		s.log.Debug("objects: skipping unacknowledged version", "bucket", bucket, "key", key, "version", m.Version, "deleted", m.Deleted)
+	}
+	switch v.Kind {
+	case readrule.Serve:
+		if len(v.Meta.Parts) > 0 {
 			// A multipart manifest holds no data: it is readable wherever
 			// it is committed, and its parts are resolved as they are read.
-			s.spreadManifest(ctx, states, cur, meta)
-			return &resolved{meta: meta}, nil
+			s.spreadManifest(ctx, states, cur, v.Meta)
+			return &resolved{meta: v.Meta}, nil
 		}
-		if !meta.Deleted {
-			s.rollForward(ctx, states, meta)
-		}
-		// seen counts nodes that committed this version or a newer one: a
-		// newer commit may have removed this version's shard.
-		seen := 0
-		r := newResolved(meta)
-		holders := r.holders
-		nheld := 0
-		for _, ns := range states {
-			c := ns.st.Committed
-			if ns.err != nil || c == nil || c.Version < meta.Version {
-				continue
-			}
-			seen++
-			if c.Version == meta.Version && !meta.Deleted && c.Shard >= 0 && c.Shard < len(holders) && holders[c.Shard].c == nil {
-				r.hold(c.Shard, ns)
-				nheld++
+		r := newResolved(v.Meta)
+		for shard, i := range v.Holders {
+			if i >= 0 {
+				r.hold(shard, states[i])
 			}
 		}
-		if meta.Deleted {
-			return nil, kerr.E(op, kerr.NotExist, fmt.Errorf("%w: %s/%s", ErrNoSuchKey, bucket, key))
+		if v.Held < len(r.holders) {
+			s.hintMissing(ctx, states, cur, v.Meta, r.holders)
 		}
-		if nheld >= meta.Data {
-			if nheld < len(holders) {
-				s.hintMissing(ctx, states, cur, meta, holders)
-			}
-			return r, nil
-		}
-		if seen+unreached >= wq {
-			err := quorumErr("%s/%s version %s: %d of %d shards readable, need %d, and it may have been acknowledged",
-				bucket, key, meta.Version, nheld, len(holders), meta.Data)
-			if writing(states) {
-				err = fmt.Errorf("%w: %w", errInFlux, err)
-			}
-			return nil, kerr.E(op, kerr.Unavailable, err)
-		}
-		s.log.Debug("objects: skipping unacknowledged version", "bucket", bucket, "key", key,
-			"version", meta.Version, "holders", nheld, "seen", seen, "unreached", unreached)
+		return r, nil
+	case readrule.InFlux:
+		return nil, kerr.E(op, kerr.Unavailable, fmt.Errorf("%w: %w", errInFlux, quorumErr("%s/%s %s", bucket, key, v.Reason())))
+	case readrule.Unavailable:
+		return nil, kerr.E(op, kerr.Unavailable, quorumErr("%s/%s %s, write quorum %d", bucket, key, v.Reason(), wq))
 	}
 	return nil, kerr.E(op, kerr.NotExist, fmt.Errorf("%w: %s/%s", ErrNoSuchKey, bucket, key))
 }
 
 // errInFlux marks a read that failed on answers showing a write in
-// progress; resolveData asks again, after fluxRetry, doubling up to
-// maxFluxRetry (about 150 ms in all).
+// progress, every node answering; resolveData asks again, at once and then
+// after fluxRetry, doubling up to maxFluxRetry, for up to maxFluxWait.
 var errInFlux = errors.New("a write to the key was in progress")
 
 const (
-	fluxRetry    = 10 * time.Millisecond
-	maxFluxRetry = 80 * time.Millisecond
+	fluxRetry    = 5 * time.Millisecond
+	maxFluxRetry = 100 * time.Millisecond
+	maxFluxWait  = time.Second
 )
 
-// writing reports whether answers show a write in progress: a staged
-// version newer than the node's committed one, or nodes committed to
-// different versions.
-func writing(states []nodeState) bool {
-	var v string
-	for _, ns := range states {
-		if ns.err != nil {
-			continue
-		}
-		if len(ns.st.Staged) > 0 {
-			return true
-		}
-		if c := ns.st.Committed; c != nil {
-			if v != "" && c.Version != v {
-				return true
-			}
-			v = c.Version
-		}
+// answers turns node states into the read rule's input.
+func answers(states []nodeState) []readrule.Answer {
+	out := make([]readrule.Answer, len(states))
+	for i, ns := range states {
+		out[i] = readrule.Answer{Node: ns.node.ID, OK: ns.err == nil, State: ns.st}
 	}
-	return false
+	return out
 }
 
-// quickResolve asks only the nodes of the first d placed shards. When they
-// all answer with the same committed version and nothing newer staged,
-// that version is at least as new as any acknowledged one: a write is
-// acknowledged once committed on wq nodes, so on all but n-wq of any d
-// nodes, and d > n-wq. A healthy read then costs d stats instead of n;
+// quickResolve asks only the nodes of the first d placed shards and lets
+// the read rule decide on their answers alone (readrule.Input.Partial):
+// it does so only when they all hold the same committed version and
+// nothing newer staged, which is then at least as new as any acknowledged
+// one, since d > n-wq. A healthy read then costs d stats instead of n;
 // on a 2-core machine with nodes in their own processes, profiles of
 // 4 KiB GETs showed the two extra stats costing about as much CPU as the
 // rest of the GET. Anything else (a failure or straggler, a disagreement,
@@ -305,32 +271,21 @@ func (s *Store) quickResolve(ctx context.Context, maps *mapPair, cur []placement
 		defer cancel()
 	}
 	states := s.statNodes(ctx, s.members(cur[:d]), bucket, key, limit, false, func([]nodeState, int) bool { return false })
-	var v *client.Record
-	for _, ns := range states {
-		c := ns.st.Committed
-		if ns.err != nil || c == nil || len(ns.st.Staged) > 0 || v != nil && c.Version != v.Version {
-			return nil, false, nil
-		}
-		v = c
-	}
-	meta := v.ObjectMeta
-	switch {
-	case meta.Deleted:
+	v := readrule.Decide(readrule.Input{Answers: answers(states), Silent: n - d, WriteQuorum: m.WriteQuorum, Partial: true})
+	switch v.Kind {
+	case readrule.Deleted:
 		return nil, true, kerr.E("objects.resolve", kerr.NotExist, fmt.Errorf("%w: %s/%s", ErrNoSuchKey, bucket, key))
-	case len(meta.Parts) > 0:
+	case readrule.Serve:
+	default:
 		return nil, false, nil
 	}
+	meta := v.Meta
 	r = newResolved(meta)
 	holders := r.holders
-	for _, ns := range states {
-		c := ns.st.Committed
-		if c.Shard < 0 || c.Shard >= len(holders) || holders[c.Shard].c != nil {
-			return nil, false, nil
+	for shard, i := range v.Holders {
+		if i >= 0 {
+			r.hold(shard, states[i])
 		}
-		r.hold(c.Shard, ns)
-	}
-	if len(states) < meta.Data {
-		return nil, false, nil
 	}
 	// The other shards' holders as the version recorded them, for reads
 	// that need parity. They were not asked: a missing shard shows when
@@ -381,92 +336,38 @@ func (s *Store) statNodes(ctx context.Context, nodes []member, bucket, key strin
 	return states
 }
 
-// settled reports whether answers decide a read on their own: they show
-// no version at all (the caller has made sure an acknowledged one would be
-// among them), or the newest is a delete marker, or d of them hold the
-// newest one's shards (distinct ones).
-func settled(answers []nodeState) bool {
-	vs := committedVersions(answers)
-	if len(vs) == 0 {
-		return true
-	}
-	newest := vs[0]
-	if newest.Deleted {
-		return true
-	}
-	shards := make(map[int]bool)
-	for _, ns := range answers {
-		if c := ns.st.Committed; ns.err == nil && c != nil && c.Version == newest.Version {
-			shards[c.Shard] = true
-		}
-	}
-	return len(shards) >= newest.Data
-}
-
 // namedNodes returns the nodes that the committed versions in states name
 // as shard holders (ObjectMeta.Nodes) but that are not among asked, as
 // found in the current or previous map, whatever their state there.
 func (s *Store) namedNodes(maps *mapPair, asked []member, states []nodeState) []member {
-	seen := make(map[string]bool, len(asked))
-	for _, m := range asked {
-		seen[m.node.ID] = true
+	ids := make([]string, len(asked))
+	for i, m := range asked {
+		ids[i] = m.node.ID
 	}
 	var out []member
-	for _, ns := range states {
-		c := ns.st.Committed
-		if ns.err != nil || c == nil {
-			continue
+	for _, id := range readrule.Named(answers(states), ids) {
+		n, ok := maps.cur.Node(id)
+		if !ok && maps.prev != nil {
+			n, ok = maps.prev.Node(id)
 		}
-		for _, id := range c.Nodes {
-			if id == "" || seen[id] {
-				continue
-			}
-			seen[id] = true
-			n, ok := maps.cur.Node(id)
-			if !ok && maps.prev != nil {
-				n, ok = maps.prev.Node(id)
-			}
-			if ok {
-				out = append(out, s.member(n))
-			}
+		if ok {
+			out = append(out, s.member(n))
 		}
 	}
 	return out
 }
 
-// committedVersions returns the distinct committed versions the answering
-// nodes report, newest first.
-func committedVersions(states []nodeState) []client.ObjectMeta {
-	var out []client.ObjectMeta
-	seen := make(map[string]bool)
-	for _, ns := range states {
-		if c := ns.st.Committed; ns.err == nil && c != nil && !seen[c.Version] {
-			seen[c.Version] = true
-			out = append(out, c.ObjectMeta)
-		}
-	}
-	slices.SortFunc(out, func(a, b client.ObjectMeta) int { return strings.Compare(b.Version, a.Version) })
-	return out
-}
-
-// rollForward commits meta on the answering nodes that hold it staged but
-// have only older versions committed. meta is committed somewhere, so its
-// writer passed its stage quorum and meant it to be visible; finishing the
-// commit is what makes a gateway crash between commits harmless. It is done
-// only if it makes meta readable: a commit removes the node's shard of the
-// older version, and trading a readable old version for an unreadable new
-// one would lose both. states is updated in place.
-func (s *Store) rollForward(ctx context.Context, states []nodeState, meta client.ObjectMeta) {
-	stagedShard := rollforward.Plan(keyStates(states), answeredAll(states), meta)
-	if stagedShard == nil {
-		return
-	}
-	each(len(states), func(i int) {
-		ns := &states[i]
-		shard := stagedShard[i]
-		if shard < 0 {
-			return
-		}
+// rollForward sends the commits of the RollForward verdict v and updates
+// states with what the nodes committed. A data version committed anywhere
+// passed its write quorum of stages, so finishing its commit is what makes
+// a gateway crash between commits harmless; a delete marker or manifest is
+// committed where older versions stand only when nothing older can be
+// served (see internal/readrule).
+func (s *Store) rollForward(ctx context.Context, states []nodeState, v readrule.Verdict) {
+	meta := v.Meta
+	each(len(v.Commits), func(k int) {
+		cm := v.Commits[k]
+		ns := &states[cm.Answer]
 		cctx, cancel := s.callCtx(ctx)
 		defer cancel()
 		rec, err := ns.c.Commit(cctx, meta)
@@ -475,7 +376,7 @@ func (s *Store) rollForward(ctx context.Context, states []nodeState, meta client
 			return
 		}
 		if rec.Version == "" {
-			rec = client.Record{ObjectMeta: meta, Shard: shard}
+			rec = client.Record{ObjectMeta: meta, Shard: cm.Shard}
 		}
 		if rec.Version != meta.Version {
 			// A newer version reached the node meanwhile; the commit was a no-op.
@@ -518,21 +419,4 @@ func (s *Store) hintMissing(ctx context.Context, states []nodeState, placed []pl
 		hints = append(hints, hint)
 	}
 	s.sendHints(ctx, to, hints)
-}
-
-// keyStates and answeredAll split node answers for rollforward.Plan.
-func keyStates(states []nodeState) []client.KeyState {
-	out := make([]client.KeyState, len(states))
-	for i, ns := range states {
-		out[i] = ns.st
-	}
-	return out
-}
-
-func answeredAll(states []nodeState) []bool {
-	out := make([]bool, len(states))
-	for i, ns := range states {
-		out[i] = ns.err == nil
-	}
-	return out
 }

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/kintsugi-store/kintsugi/codec"
+	"github.com/kintsugi-store/kintsugi/internal/fanout"
 	"github.com/kintsugi-store/kintsugi/internal/health"
 	"github.com/kintsugi-store/kintsugi/internal/kerr"
 	"github.com/kintsugi-store/kintsugi/placement"
@@ -320,13 +321,7 @@ func (s *Store) callCtx(ctx context.Context) (context.Context, context.CancelFun
 }
 
 // each runs fn(0..n-1) concurrently and waits for all of them.
-func each(n int, fn func(i int)) {
-	var wg sync.WaitGroup
-	for i := range n {
-		wg.Go(func() { fn(i) })
-	}
-	wg.Wait()
-}
+func each(n int, fn func(i int)) { fanout.Each(n, 0, fn) }
 
 // sendHints delivers hints to every member of to, in the background and
 // best effort: a lost hint costs only repair latency. A hint sent in the

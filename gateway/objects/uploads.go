@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/kintsugi-store/kintsugi/internal/fanout"
 	"github.com/kintsugi-store/kintsugi/internal/kerr"
 	"github.com/kintsugi-store/kintsugi/storagenode/client"
 )
@@ -312,7 +313,7 @@ func (s *Store) freeParts(ctx context.Context, bucket string, parts []client.Par
 // and counts the keys it deleted and those it failed on.
 func (s *Store) deleteKeys(ctx context.Context, bucket string, keys []string) (deleted, failed int) {
 	var mu sync.Mutex
-	eachLimit(len(keys), partConcurrency, func(i int) {
+	fanout.Each(len(keys), partConcurrency, func(i int) {
 		_, err := s.deleteKey(ctx, bucket, keys[i])
 		mu.Lock()
 		defer mu.Unlock()
@@ -371,19 +372,4 @@ func (s *Store) walkUploads(ctx context.Context, bucket string, fn func(rec *cli
 		}
 		return uploadKey(id) + "/", fn(rec)
 	})
-}
-
-// eachLimit runs fn(0..n-1) with at most limit running at once and waits
-// for all of them.
-func eachLimit(n, limit int, fn func(i int)) {
-	sem := make(chan struct{}, limit)
-	var wg sync.WaitGroup
-	for i := range n {
-		sem <- struct{}{}
-		wg.Go(func() {
-			defer func() { <-sem }()
-			fn(i)
-		})
-	}
-	wg.Wait()
 }

@@ -78,6 +78,12 @@ var rules = []rule{
 	{name: "placement/leaf", why: "placement is a pure leaf: the standard library, xxhash and yaml only",
 		from: []string{"./placement/..."},
 		only: []string{"./placement/...", "github.com/cespare/xxhash/v2/...", "go.yaml.in/yaml/v3/..."}},
+	{name: "readrule/pure", why: "the read rule decides on node answers and does no I/O: the node API's types and the standard library only",
+		from: []string{"./internal/readrule/..."},
+		only: []string{"./internal/readrule/...", "./storagenode/client"}},
+	{name: "readrule/no-io", why: "the read rule does no I/O, keeps no clock and starts nothing",
+		from: []string{"./internal/readrule/..."}, prodOnly: true,
+		deny: []string{"os/...", "io/...", "net/...", "time", "sync/...", "context"}},
 
 	{name: "client/no-server", why: "the node client never imports the node server",
 		from: []string{"./storagenode/client/..."},
@@ -377,8 +383,12 @@ func TestCheck(t *testing.T) {
 		{pkg: "storagenode", imp: "./gateway/objects", want: []string{"layers/storagenode", "no-gateway"}},
 		{pkg: "storagenode", imp: "./placement"},
 		{pkg: "storagenode", imp: "./internal/kerr"},
-		{pkg: "internal/rollforward", imp: "./scrubber", want: []string{"layers/internal"}},
-		{pkg: "internal/rollforward", imp: "./storagenode/client"},
+		{pkg: "internal/readrule", imp: "./scrubber", want: []string{"layers/internal", "readrule/pure"}},
+		{pkg: "internal/readrule", imp: "./storagenode/client"},
+		{pkg: "internal/readrule", imp: "./placement", want: []string{"readrule/pure"}},
+		{pkg: "internal/readrule", imp: "net/http", want: []string{"readrule/no-io"}},
+		{pkg: "internal/readrule", imp: "time", want: []string{"readrule/no-io"}},
+		{pkg: "internal/readrule", imp: "time", test: true},
 
 		// The leaves.
 		{pkg: "codec", imp: "./internal/kerr", want: []string{"codec/leaf"}},

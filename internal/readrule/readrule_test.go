@@ -1,0 +1,401 @@
+package readrule
+
+import (
+	"fmt"
+	"slices"
+	"testing"
+
+	"github.com/kintsugi-store/kintsugi/storagenode/client"
+)
+
+// The tables below are for a 4+2 code with write quorum 5, six nodes in
+// shard order unless a row says otherwise.
+const (
+	v1 = "01AAAAAAAAAAAAAAAAAAAAAAAA"
+	v2 = "01BBBBBBBBBBBBBBBBBBBBBBBB"
+	v3 = "01CCCCCCCCCCCCCCCCCCCCCCCC"
+	wq = 5
+)
+
+func meta(v string) client.ObjectMeta {
+	return client.ObjectMeta{Version: v, Data: 4, Parity: 2}
+}
+
+// c: the node has shard i of version v committed.
+func c(v string, i int) Answer {
+	return Answer{OK: true, State: client.KeyState{Committed: &client.Record{ObjectMeta: meta(v), Shard: i}}}
+}
+
+// cs: the node has shard i of version v committed and shard j of version s staged.
+func cs(v string, i int, s string, j int) Answer {
+	a := c(v, i)
+	a.State.Staged = []client.StagedRef{{Version: s, Shard: j}}
+	return a
+}
+
+// marker: the node has a delete marker committed under version v.
+func marker(v string) Answer {
+	return Answer{OK: true, State: client.KeyState{Committed: &client.Record{ObjectMeta: client.ObjectMeta{Version: v, Deleted: true}, Shard: -1}}}
+}
+
+// manifest: the node has a multipart manifest committed under version v.
+func manifest(v string) Answer {
+	m := client.ObjectMeta{Version: v, Parts: []client.PartRef{{Number: 1, Key: "part", Version: v1}}}
+	return Answer{OK: true, State: client.KeyState{Committed: &client.Record{ObjectMeta: m, Shard: -1}}}
+}
+
+func empty() Answer { return Answer{OK: true} }
+
+// down: the node did not answer (whatever it holds).
+func down() Answer { return Answer{} }
+
+// on lists the answers of nodes 0.. in order.
+func on(as ...Answer) []Answer {
+	for i := range as {
+		as[i].Node = fmt.Sprintf("n%d", i)
+	}
+	return as
+}
+
+// want is what a row expects of the verdict: its kind, version, and, for
+// Serve, the answer index per shard; for RollForward, the answers to commit.
+type want struct {
+	kind    Kind
+	version string
+	holders []int
+	commit  []int
+}
+
+func check(t *testing.T, in Input, w want) {
+	t.Helper()
+	v := Decide(in)
+	if v.Kind != w.kind || v.Meta.Version != w.version {
+		t.Fatalf("Decide = %v %q (%s), want %v %q", v.Kind, v.Meta.Version, v.Reason(), w.kind, w.version)
+	}
+	if w.holders != nil && !slices.Equal(v.Holders, w.holders) {
+		t.Fatalf("holders = %v, want %v", v.Holders, w.holders)
+	}
+	var got []int
+	for _, c := range v.Commits {
+		got = append(got, c.Answer)
+	}
+	if !slices.Equal(got, w.commit) {
+		t.Fatalf("commits on answers %v, want %v", got, w.commit)
+	}
+}
+
+// TestDecide is the read rule, one row per state of the protocol.
+func TestDecide(t *testing.T) {
+	tests := []struct {
+		name string
+		in   []Answer
+		want want
+	}{
+		{"v1 everywhere: serve v1",
+			on(c(v1, 0), c(v1, 1), c(v1, 2), c(v1, 3), c(v1, 4), c(v1, 5)),
+			want{kind: Serve, version: v1, holders: []int{0, 1, 2, 3, 4, 5}}},
+		{"nothing anywhere: not found",
+			on(empty(), empty(), empty(), empty(), empty(), empty()),
+			want{kind: NotFound}},
+		{"v1 with two nodes down: serve v1 from the other four",
+			on(c(v1, 0), down(), c(v1, 2), c(v1, 3), down(), c(v1, 5)),
+			want{kind: Serve, version: v1, holders: []int{0, -1, 2, 3, -1, 5}}},
+		{"five nodes down: an acknowledged version could be on them alone: unavailable",
+			on(c(v1, 0), down(), down(), down(), down(), down()),
+			want{kind: Unavailable}},
+		{"v2 committed on 3 of 6, staged on 3: roll forward v2",
+			on(c(v2, 0), c(v2, 1), c(v2, 2), cs(v1, 3, v2, 3), cs(v1, 4, v2, 4), cs(v1, 5, v2, 5)),
+			want{kind: RollForward, version: v2, commit: []int{3, 4, 5}}},
+		{"v2 committed on 1, staged on 2, v1 on the rest: committing would not make v2 readable: serve v1",
+			on(c(v2, 0), cs(v1, 1, v2, 1), cs(v1, 2, v2, 2), c(v1, 3), c(v1, 4), c(v1, 5)),
+			want{kind: Serve, version: v1, holders: []int{-1, 1, 2, 3, 4, 5}}},
+		{"v2 committed on 1 (below write quorum), unreachable 0: never acknowledged, serve v1",
+			on(c(v2, 0), c(v1, 1), c(v1, 2), c(v1, 3), c(v1, 4), c(v1, 5)),
+			want{kind: Serve, version: v1, holders: []int{-1, 1, 2, 3, 4, 5}}},
+		{"v2 committed on 1, one node down: still never acknowledged, serve v1",
+			on(c(v2, 0), down(), c(v1, 2), c(v1, 3), c(v1, 4), c(v1, 5)),
+			want{kind: Serve, version: v1, holders: []int{-1, -1, 2, 3, 4, 5}}},
+		{"v2 committed on 3, 2 unreachable: could have been acked: unavailable",
+			on(c(v2, 0), c(v2, 1), c(v2, 2), down(), down(), c(v1, 5)),
+			want{kind: Unavailable, version: v2}},
+		{"v2 committed on 3, v1 on 3 answered before v2's stage reached them: in flux, ask again",
+			on(c(v2, 0), c(v2, 1), c(v2, 2), c(v1, 3), c(v1, 4), c(v1, 5)),
+			want{kind: InFlux, version: v1}},
+		{"the same nodes asked again see v2 staged: roll forward v2",
+			on(c(v2, 0), c(v2, 1), c(v2, 2), cs(v1, 3, v2, 3), c(v2, 4), c(v1, 5)),
+			want{kind: RollForward, version: v2, commit: []int{3}}},
+		{"v2 staged on 2 and committed nowhere: serve v1",
+			on(cs(v1, 0, v2, 0), cs(v1, 1, v2, 1), c(v1, 2), c(v1, 3), c(v1, 4), c(v1, 5)),
+			want{kind: Serve, version: v1, holders: []int{0, 1, 2, 3, 4, 5}}},
+		{"v2 committed on 4 with v1 gone: serve v2, nothing to roll forward",
+			on(c(v2, 0), c(v2, 1), c(v2, 2), c(v2, 3), empty(), c(v1, 5)),
+			want{kind: Serve, version: v2, holders: []int{0, 1, 2, 3, -1, -1}}},
+		{"a shard held twice counts once: three shards, may have been acked: unavailable",
+			on(c(v1, 0), c(v1, 0), c(v1, 1), c(v1, 2), empty(), down()),
+			want{kind: Unavailable, version: v1}},
+		{"v3 committed on 1 with its stages swept, v2 readable: serve v2",
+			on(c(v3, 0), c(v2, 1), c(v2, 2), c(v2, 3), c(v2, 4), c(v2, 5)),
+			want{kind: Serve, version: v2}},
+
+		{"marker committed on a quorum: deleted",
+			on(marker(v2), marker(v2), marker(v2), marker(v2), marker(v2), c(v1, 5)),
+			want{kind: Deleted, version: v2}},
+		{"marker on 3 with 2 down: could have been acked: deleted",
+			on(marker(v2), marker(v2), marker(v2), down(), down(), c(v1, 5)),
+			want{kind: Deleted, version: v2}},
+		{"marker committed on 1 data node only (below quorum) and v1 on the rest: serve v1",
+			on(marker(v2), c(v1, 1), c(v1, 2), c(v1, 3), c(v1, 4), c(v1, 5)),
+			want{kind: Serve, version: v1, holders: []int{-1, 1, 2, 3, 4, 5}}},
+		{"marker on 1 parity node only and v1 on the rest: serve v1",
+			on(c(v1, 0), c(v1, 1), c(v1, 2), c(v1, 3), marker(v2), c(v1, 5)),
+			want{kind: Serve, version: v1, holders: []int{0, 1, 2, 3, -1, 5}}},
+		{"marker on 3, v1 on 3: v1 unreadable, the delete is finished: roll the marker forward",
+			on(marker(v2), marker(v2), marker(v2), c(v1, 3), c(v1, 4), c(v1, 5)),
+			want{kind: RollForward, version: v2, commit: []int{3, 4, 5}}},
+		{"marker on 3, v1 on 2, one node down: v1 unreadable whatever that node holds: roll the marker forward",
+			on(marker(v2), marker(v2), marker(v2), c(v1, 3), c(v1, 4), down()),
+			want{kind: RollForward, version: v2, commit: []int{3, 4}}},
+		{"marker on 2, v1 on 2, two nodes down: v1 may be readable on them: unavailable",
+			on(marker(v2), marker(v2), c(v1, 2), c(v1, 3), down(), down()),
+			want{kind: Unavailable, version: v1}},
+		{"marker on 1 and nothing older: roll the marker forward",
+			on(marker(v2), empty(), empty(), empty(), empty(), empty()),
+			want{kind: RollForward, version: v2, commit: []int{1, 2, 3, 4, 5}}},
+		{"v3 over an acknowledged marker: serve v3",
+			on(c(v3, 0), c(v3, 1), c(v3, 2), c(v3, 3), c(v3, 4), marker(v2)),
+			want{kind: Serve, version: v3}},
+		{"v3 committed on 1 over an acknowledged marker: deleted",
+			on(c(v3, 0), marker(v2), marker(v2), marker(v2), marker(v2), marker(v2)),
+			want{kind: Deleted, version: v2}},
+
+		{"manifest on a quorum: serve it",
+			on(manifest(v2), manifest(v2), manifest(v2), manifest(v2), manifest(v2), c(v1, 5)),
+			want{kind: Serve, version: v2}},
+		{"manifest on 3 of a new key: its completion is finished: roll forward",
+			on(manifest(v2), manifest(v2), manifest(v2), empty(), empty(), empty()),
+			want{kind: RollForward, version: v2, commit: []int{3, 4, 5}}},
+		{"manifest on 1 over a readable v1: serve v1",
+			on(c(v1, 0), c(v1, 1), c(v1, 2), c(v1, 3), c(v1, 4), manifest(v2)),
+			want{kind: Serve, version: v1}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			check(t, Input{Answers: tt.in, WriteQuorum: wq}, tt.want)
+		})
+	}
+}
+
+// TestDecideAfterRollForward: once the commits are sent, the caller asks
+// again without rolling forward and gets what the answers now hold.
+func TestDecideAfterRollForward(t *testing.T) {
+	tests := []struct {
+		name string
+		in   []Answer
+		want want
+	}{
+		{"v2 staged where it could be committed, not rolled forward: v1 unreadable, in flux",
+			on(c(v2, 0), c(v2, 1), c(v2, 2), cs(v1, 3, v2, 3), cs(v1, 4, v2, 4), cs(v1, 5, v2, 5)),
+			want{kind: InFlux, version: v1}},
+		{"marker on 3, v1 on 3, commits failed: the marker wins anyway",
+			on(marker(v2), marker(v2), marker(v2), c(v1, 3), c(v1, 4), c(v1, 5)),
+			want{kind: Deleted, version: v2}},
+		{"marker on 1, v1 readable: serve v1",
+			on(marker(v2), c(v1, 1), c(v1, 2), c(v1, 3), c(v1, 4), c(v1, 5)),
+			want{kind: Serve, version: v1}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			check(t, Input{Answers: tt.in, WriteQuorum: wq, NoRollForward: true}, tt.want)
+		})
+	}
+}
+
+// TestDecidePartial: a read that asked only the four data shards' nodes
+// (the other two count as silent) answers only what every path would.
+func TestDecidePartial(t *testing.T) {
+	tests := []struct {
+		name string
+		in   []Answer
+		want want
+	}{
+		{"all four hold v1: serve v1",
+			on(c(v1, 0), c(v1, 1), c(v1, 2), c(v1, 3)),
+			want{kind: Serve, version: v1, holders: []int{0, 1, 2, 3, -1, -1}}},
+		{"all four hold the marker: deleted",
+			on(marker(v2), marker(v2), marker(v2), marker(v2)),
+			want{kind: Deleted, version: v2}},
+		{"marker committed on 1 data node only (below quorum): ask every node",
+			on(marker(v2), c(v1, 1), c(v1, 2), c(v1, 3)),
+			want{kind: AskAll}},
+		{"a stage of v2: ask every node",
+			on(c(v1, 0), cs(v1, 1, v2, 1), c(v1, 2), c(v1, 3)),
+			want{kind: AskAll}},
+		{"versions differ: ask every node",
+			on(c(v2, 0), c(v2, 1), c(v2, 2), c(v1, 3)),
+			want{kind: AskAll}},
+		{"a manifest: ask every node",
+			on(manifest(v2), manifest(v2), manifest(v2), manifest(v2)),
+			want{kind: AskAll}},
+		{"one did not answer: ask every node",
+			on(c(v1, 0), c(v1, 1), c(v1, 2), down()),
+			want{kind: AskAll}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			check(t, Input{Answers: tt.in, WriteQuorum: wq, Silent: 2, Partial: true}, tt.want)
+		})
+	}
+}
+
+// TestPathsAgree: whatever the six nodes hold, a read that settles on the
+// data shards' nodes alone answers what a read of all six does.
+func TestPathsAgree(t *testing.T) {
+	states := []func(i int) Answer{
+		func(i int) Answer { return c(v1, i) },
+		func(i int) Answer { return c(v2, i) },
+		func(int) Answer { return marker(v3) },
+		func(i int) Answer { return cs(v1, i, v2, i) },
+		func(int) Answer { return empty() },
+	}
+	idx := make([]int, 6)
+	for {
+		all := make([]Answer, 6)
+		for i, k := range idx {
+			all[i] = states[k](i)
+		}
+		full := settle(Input{Answers: all, WriteQuorum: wq})
+		part := Decide(Input{Answers: all[:4], WriteQuorum: wq, Silent: 2, Partial: true})
+		if part.Kind != AskAll && (part.Kind != full.Kind || part.Meta.Version != full.Meta.Version) {
+			t.Fatalf("nodes %v: the data nodes alone decide %v %s, all six %v %s", idx, part.Kind, part.Meta.Version, full.Kind, full.Meta.Version)
+		}
+		i := 0
+		for ; i < len(idx); i++ {
+			if idx[i]++; idx[i] < len(states) {
+				break
+			}
+			idx[i] = 0
+		}
+		if i == len(idx) {
+			return
+		}
+	}
+}
+
+// TestSettledHoldsWithEveryAnswer: whatever the six nodes hold, a verdict
+// reached on the first k answers that Settled calls final is the one all
+// six give, unless the version all six give was never acknowledged (fewer
+// than the write quorum committed it) or the first k show it staged: a
+// write in progress, which a reader may see either side of.
+func TestSettledHoldsWithEveryAnswer(t *testing.T) {
+	states := []func(i int) Answer{
+		func(i int) Answer { return c(v1, i) },
+		func(i int) Answer { return c(v2, i) },
+		func(int) Answer { return marker(v3) },
+		func(i int) Answer { return cs(v1, i, v2, i) },
+		func(int) Answer { return empty() },
+	}
+	idx := make([]int, 6)
+	for {
+		all := make([]Answer, 6)
+		for i, k := range idx {
+			all[i] = states[k](i)
+		}
+		full := settle(Input{Answers: all, WriteQuorum: wq})
+		for k := 1; k < 6; k++ {
+			early := Decide(Input{Answers: all[:k], WriteQuorum: wq, Silent: 6 - k})
+			if !early.Settled(6-k, wq) {
+				continue
+			}
+			early = settle(Input{Answers: all[:k], WriteQuorum: wq, Silent: 6 - k})
+			if early.Kind == full.Kind && early.Meta.Version == full.Meta.Version {
+				continue
+			}
+			if stagedIn(all[:k], full.Meta.Version) || !acked(all, full.Meta.Version) {
+				continue
+			}
+			t.Fatalf("nodes %v: the first %d settle on %v %s, all six decide %v %s", idx, k, early.Kind, early.Meta.Version, full.Kind, full.Meta.Version)
+		}
+		i := 0
+		for ; i < len(idx); i++ {
+			if idx[i]++; idx[i] < len(states) {
+				break
+			}
+			idx[i] = 0
+		}
+		if i == len(idx) {
+			return
+		}
+	}
+}
+
+// acked reports whether write quorum of as committed v or something newer.
+func acked(as []Answer, v string) bool {
+	n := 0
+	for _, a := range as {
+		if c := a.State.Committed; a.OK && c != nil && c.Version >= v {
+			n++
+		}
+	}
+	return v != "" && n >= wq
+}
+
+func stagedIn(as []Answer, v string) bool {
+	for _, a := range as {
+		for _, s := range a.State.Staged {
+			if s.Version == v {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// settle decides as a reader does: send the commits of a roll-forward
+// (here they all succeed) and decide again.
+func settle(in Input) Verdict {
+	v := Decide(in)
+	if v.Kind != RollForward {
+		return v
+	}
+	as := slices.Clone(in.Answers)
+	for _, cm := range v.Commits {
+		as[cm.Answer].State = client.KeyState{Committed: &client.Record{ObjectMeta: v.Meta, Shard: cm.Shard}}
+	}
+	return Decide(Input{Answers: as, WriteQuorum: in.WriteQuorum, Silent: in.Silent, NoRollForward: true})
+}
+
+func TestNamed(t *testing.T) {
+	a := c(v1, 0)
+	a.State.Committed.Nodes = []string{"n0", "x", "", "n1", "y"}
+	b := c(v1, 1)
+	b.State.Committed.Nodes = []string{"y", "z"}
+	gone := down()
+	gone.State = b.State
+	gone.State.Committed = &client.Record{ObjectMeta: client.ObjectMeta{Version: v1, Nodes: []string{"w"}}}
+	if got := Named([]Answer{a, b, gone}, []string{"n0", "n1"}); !slices.Equal(got, []string{"x", "y", "z"}) {
+		t.Fatalf("Named = %v", got)
+	}
+}
+
+func TestWriting(t *testing.T) {
+	silent := cs(v1, 0, v2, 0)
+	silent.OK = false
+	tests := []struct {
+		name string
+		in   []Answer
+		want bool
+	}{
+		{"all agree", on(c(v2, 0), c(v2, 1), c(v2, 2)), false},
+		{"no answers", nil, false},
+		{"nothing anywhere", on(empty(), empty()), false},
+		{"a stage", on(c(v2, 0), cs(v1, 1, v2, 1)), true},
+		{"versions differ", on(c(v1, 0), c(v2, 1)), true},
+		{"a failed answer does not count", on(c(v2, 0), silent), false},
+		{"a node without the key", on(c(v2, 0), empty()), false},
+	}
+	for _, tt := range tests {
+		if got := Writing(tt.in); got != tt.want {
+			t.Errorf("%s: Writing = %v, want %v", tt.name, got, tt.want)
+		}
+	}
+}
