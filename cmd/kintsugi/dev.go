@@ -15,6 +15,7 @@ import (
 
 	"github.com/kintsugi-store/kintsugi/bench"
 	"github.com/kintsugi-store/kintsugi/gateway"
+	"github.com/kintsugi-store/kintsugi/gateway/console"
 	"github.com/kintsugi-store/kintsugi/gateway/objects"
 	"github.com/kintsugi-store/kintsugi/gateway/sigv4"
 	"github.com/kintsugi-store/kintsugi/internal/health"
@@ -49,8 +50,13 @@ func runDev(ctx context.Context, env *environ, args []string) error {
 	scrubListen := fset.String("scrub-listen", "127.0.0.1:9300", "address of the embedded scrubber's /status and /metrics")
 	memLimit := fset.String("memory-limit", defaultDevMemoryLimit, "soft limit on the memory the Go runtime holds, e.g. 256MiB (0: none; GOMEMLIMIT, when set, wins)")
 	pprofAddr := fset.String("pprof", "", "loopback address to serve Go runtime profiles on, under /debug/pprof/ (off when empty)")
+	metricsAddr := fset.String("metrics-listen", defaultDevMetrics, "address of the gateway's console (/), /metrics and /nodes (empty: off)")
 	hf := addHealthFlags(fset)
+	cf := addConsoleFlags(fset, false)
 	if err := parseFlags(fset, env, args); err != nil {
+		return err
+	}
+	if err := cf.validate(); err != nil {
 		return err
 	}
 	if *nodes < 1 || *nodes > 64 {
@@ -148,7 +154,8 @@ func runDev(ctx context.Context, env *environ, args []string) error {
 	// at once, slow data shards are hedged, stragglers not waited for.
 	// The nodes run in this process, but `kintsugi dev` is also what
 	// people measure against.
-	hcfg, err := hf.config(env, devProbe(m, opts), newRegistry())
+	reg := newRegistry()
+	hcfg, err := hf.config(env, devProbe(m, opts), reg)
 	if err != nil {
 		return err
 	}
@@ -177,7 +184,8 @@ func runDev(ctx context.Context, env *environ, args []string) error {
 	if err != nil {
 		return err
 	}
-	gsrv, err := newServer("gateway", *listen, withProbes(gw.Handler(), gatewayReady(store)), env.logger)
+	counter := console.NewCounter(nil)
+	gsrv, err := newServer("gateway", *listen, withProbes(counter.Wrap(gw.Handler()), gatewayReady(store)), env.logger)
 	if err != nil {
 		return usageErr("%v", err)
 	}
@@ -219,6 +227,28 @@ func runDev(ctx context.Context, env *environ, args []string) error {
 		}()
 	}
 
+	consoleURL := ""
+	if *metricsAddr != "" {
+		msrv, err := devMetricsServer(env, fset, *metricsAddr)
+		if err != nil {
+			return err
+		}
+		scrubURL := ""
+		if scrubAddr != "" {
+			scrubURL = "http://" + scrubAddr
+		}
+		con, err := cf.newConsole(env, consoleDeps{maps: store, tracker: tracker, opts: opts,
+			creds: sigv4.StaticCredentials{ak: sk}, counter: counter, scrubber: scrubURL, addr: msrv.Addr()})
+		if err != nil {
+			msrv.ln.Close()
+			return err
+		}
+		msrv.srv.Handler = withProbes(withConsole(metricsHandler(reg, tracker, store), con.Handler()), gatewayReady(store))
+		servers = append(servers, msrv)
+		go con.Run(ctx)
+		consoleURL = "http://" + msrv.Addr() + "/"
+	}
+
 	endpoint := gsrv.URL()
 	fmt.Fprintf(env.stdout, "Kintsugi dev cluster: %d nodes, %d+%d erasure coding, data in %s\n",
 		*nodes, m.DataShards, m.ParityShards, *dataDir)
@@ -229,12 +259,46 @@ func runDev(ctx context.Context, env *environ, args []string) error {
 	fmt.Fprintf(env.stdout, "  S3 endpoint:  %s  (region %s, %s)\n", endpoint, *region, style)
 	fmt.Fprintf(env.stdout, "  access key:   %s\n  secret key:   %s\n", ak, sk)
 	fmt.Fprintf(env.stdout, "  cluster map:  %s\n", mapFile)
+	if consoleURL != "" {
+		fmt.Fprintf(env.stdout, "  console:      %s  (and /metrics, /nodes)\n", consoleURL)
+	}
 	if scrubAddr != "" {
 		fmt.Fprintf(env.stdout, "  scrubber:     http://%s/status and /metrics, a pass every %v\n", scrubAddr, *scrubInterval)
 	}
 	fmt.Fprintf(env.stdout, "  try:  AWS_ACCESS_KEY_ID=%s AWS_SECRET_ACCESS_KEY=%s aws --endpoint-url %s s3 mb s3://demo\n", ak, sk, endpoint)
-	ready(env, "dev", gsrv.Addr(), "nodes", strconv.Itoa(*nodes))
+	kv := []string{"nodes", strconv.Itoa(*nodes)}
+	if consoleURL != "" {
+		kv = append(kv, "console", consoleURL)
+	}
+	ready(env, "dev", gsrv.Addr(), kv...)
 	return serveAll(ctx, env.logger, servers...)
+}
+
+// defaultDevMetrics is where `kintsugi dev` serves its console unless told
+// otherwise.
+const defaultDevMetrics = "127.0.0.1:9200"
+
+// devMetricsServer listens for the console and metrics. When the default
+// address is taken (another dev cluster, or tests running several) and no
+// address was asked for, it takes any free loopback port instead: the
+// console is a convenience, not worth failing `make run` for. Its URL is
+// printed either way.
+func devMetricsServer(env *environ, fset *flag.FlagSet, addr string) (*server, error) {
+	msrv, err := newServer("dev metrics", addr, nil, env.logger)
+	if err == nil {
+		return msrv, nil
+	}
+	asked := false
+	fset.Visit(func(f *flag.Flag) { asked = asked || f.Name == "metrics-listen" })
+	if asked {
+		return nil, usageErr("--metrics-listen: %v", err)
+	}
+	msrv, err2 := newServer("dev metrics", "127.0.0.1:0", nil, env.logger)
+	if err2 != nil {
+		return nil, usageErr("--metrics-listen: %v", err)
+	}
+	env.logger.Warn("console: default address taken; serving on another port", "wanted", addr, "err", err, "addr", msrv.Addr())
+	return msrv, nil
 }
 
 // devProbe is the dev gateway's heartbeat: the node at the map's address

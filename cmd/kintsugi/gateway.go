@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/kintsugi-store/kintsugi/gateway"
+	"github.com/kintsugi-store/kintsugi/gateway/console"
 	"github.com/kintsugi-store/kintsugi/gateway/objects"
 	"github.com/kintsugi-store/kintsugi/gateway/sigv4"
 	"github.com/kintsugi-store/kintsugi/internal/health"
@@ -31,13 +32,17 @@ func runGateway(ctx context.Context, env *environ, args []string) error {
 	uploadSweep := fs.Duration("upload-sweep", time.Hour, "how often to abort stale uploads and free unused parts (0: never)")
 	slowClient := fs.Duration("slow-client-timeout", gateway.DefaultSlowClient, "longest wait for a client to send or take body bytes before RequestTimeout (negative: no limit)")
 	minRate := fs.Int64("min-body-rate", gateway.DefaultMinBodyRate, "slowest average upload, bytes/s, once the slow-client timeout has passed (negative: no limit)")
-	metricsAddr := fs.String("metrics-listen", "", "address to serve /metrics (Prometheus) and /nodes (node health, JSON) on; empty: off")
+	metricsAddr := fs.String("metrics-listen", "", "address to serve /metrics (Prometheus), /nodes (node health, JSON) and the console (/) on; empty: off")
 	hf := addHealthFlags(fs)
+	cf := addConsoleFlags(fs, true)
 	if err := parseFlags(fs, env, args); err != nil {
 		return err
 	}
 	if *clusterFile == "" {
 		return usageErr("--cluster is required")
+	}
+	if err := cf.validate(); err != nil {
+		return err
 	}
 	now, err := processClock(env)
 	if err != nil {
@@ -100,7 +105,10 @@ func runGateway(ctx context.Context, env *environ, args []string) error {
 	if err != nil {
 		return err
 	}
-	srv, err := newServer("gateway", *listen, withProbes(gw.Handler(), gatewayReady(store)), env.logger)
+	// The console's request charts count what reaches the S3 layer;
+	// health probes do not.
+	counter := console.NewCounter(nil)
+	srv, err := newServer("gateway", *listen, withProbes(counter.Wrap(gw.Handler()), gatewayReady(store)), env.logger)
 	if err != nil {
 		return usageErr("%v", err)
 	}
@@ -110,12 +118,21 @@ func runGateway(ctx context.Context, env *environ, args []string) error {
 	servers := []*server{srv}
 	kv := []string{"epoch", itoa(m.Epoch)}
 	if *metricsAddr != "" {
-		msrv, err := newServer("gateway metrics", *metricsAddr, withProbes(metricsHandler(reg, tracker, store), gatewayReady(store)), env.logger)
+		msrv, err := newServer("gateway metrics", *metricsAddr, nil, env.logger)
 		if err != nil {
 			return usageErr("--metrics-listen: %v", err)
 		}
+		con, err := cf.newConsole(env, consoleDeps{maps: store, tracker: tracker, opts: opts, creds: creds,
+			counter: counter, scrubber: *cf.scrubber, addr: msrv.Addr()})
+		if err != nil {
+			msrv.ln.Close()
+			return err
+		}
+		msrv.srv.Handler = withProbes(withConsole(metricsHandler(reg, tracker, store), con.Handler()), gatewayReady(store))
 		servers = append(servers, msrv)
 		kv = append(kv, "metrics", msrv.Addr())
+		go con.Run(ctx)
+		env.logger.Info("serving the console", "url", "http://"+msrv.Addr()+"/")
 	}
 	go watchMap(ctx, env.logger, *clusterFile, *poll, store)
 	go sweepUploads(ctx, env.logger, store, *uploadSweep, *uploadExpiry)
