@@ -227,7 +227,7 @@ func buildScrub(s *ScrubStatus, now time.Time) *scrubView {
 // is a finished pass, and always lists what one object at each level
 // would have.
 func (c *Console) durability(m *placement.Map, s *ScrubStatus) durabilityView {
-	dv := durabilityView{AFR: strconv.FormatFloat(100*c.cfg.DriveAFR, 'g', 3, 64) + "%"}
+	dv := durabilityView{Nines: "unknown", AFR: strconv.FormatFloat(100*c.cfg.DriveAFR, 'g', 3, 64) + "%"}
 	window, from := c.cfg.RepairWindow, "assumed (--repair-window)"
 	if s != nil {
 		if w := s.RepairWindow(); w > 0 {

@@ -96,6 +96,12 @@ var rules = []rule{
 		from: []string{"./gateway"}, prodOnly: true,
 		deny: []string{"os/...", "io/fs/...", "path/filepath/...", "github.com/dgraph-io/badger/...", "./storagenode/...", "./codec/..."}},
 
+	// The console shows what the gateway holds and what nodes and the
+	// scrubber answer; its tests may check the scrubber's wire format.
+	{name: "console/read-only", why: "the console reads the cluster through narrow sources: no S3 layer, object protocol, scrubber or node server",
+		from: []string{"./gateway/console"}, prodOnly: true,
+		deny: []string{"./gateway", "./gateway/objects/...", "./gateway/sigv4/...", "./scrubber/...", "./storagenode", "./storagenode/internal/..."}},
+
 	{name: "badger", why: "badger only in storagenode/internal/meta (the node index) and scrubber/internal/checkpoint",
 		from: []string{"./..."}, except: []string{"./storagenode/internal/meta", "./scrubber/internal/checkpoint"},
 		deny: []string{"github.com/dgraph-io/badger/..."}},
@@ -428,6 +434,14 @@ func TestCheck(t *testing.T) {
 		{pkg: "gateway", imp: "os", test: true},
 		{pkg: "gateway", imp: "github.com/gin-gonic/gin"},
 		{pkg: "gateway/objects", imp: "./codec"},
+
+		// The console.
+		{pkg: "gateway/console", imp: "./gateway/objects", want: []string{"console/read-only"}},
+		{pkg: "gateway/console", imp: "./scrubber", want: []string{"console/read-only"}},
+		{pkg: "gateway/console", imp: "./scrubber", test: true},
+		{pkg: "gateway/console", imp: "./storagenode", want: []string{"nodes/via-client", "console/read-only"}},
+		{pkg: "gateway/console", imp: "./storagenode/client"},
+		{pkg: "gateway/console", imp: "./internal/health"},
 
 		// Libraries and global rules.
 		{pkg: "storagenode", imp: "github.com/dgraph-io/badger/v4", want: []string{"badger"}},
