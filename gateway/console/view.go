@@ -84,8 +84,11 @@ type scrubView struct {
 type chartView struct {
 	Title, Latest, Max, Unit string
 	Points                   template.HTMLAttr // points="..." of an SVG polyline
-	Empty                    bool
-	Key                      string // for tests and styles
+	// Last marks the newest point with a short vertical tick, visible
+	// even before the chart has a second point to draw a line to.
+	Last  template.HTMLAttr
+	Empty bool
+	Key   string // for tests and styles
 }
 
 type durabilityView struct {
@@ -319,13 +322,16 @@ func chart(key, title, unit string, ys []float64, slots int) chartView {
 	step := chartW / float64(max(slots-1, 1))
 	x0 := chartW - step*float64(len(ys)-1)
 	var b strings.Builder
+	var lastY float64
 	for i, y := range ys {
 		if i > 0 {
 			b.WriteByte(' ')
 		}
-		fmt.Fprintf(&b, "%.1f,%.1f", x0+step*float64(i), chartH-2-(chartH-4)*y/scale)
+		lastY = chartH - 2 - (chartH-4)*y/scale
+		fmt.Fprintf(&b, "%.1f,%.1f", x0+step*float64(i), lastY)
 	}
 	cv.Points = template.HTMLAttr(`points="` + b.String() + `"`)
+	cv.Last = template.HTMLAttr(fmt.Sprintf(`x1="%.1f" y1="%.1f" x2="%.1f" y2="%.1f"`, chartW-1, max(lastY-3, 0), chartW-1, min(lastY+3, chartH)))
 	return cv
 }
 
