@@ -1,0 +1,104 @@
+package main
+
+import (
+	"flag"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+
+	"github.com/kintsugi-store/kintsugi/gateway/console"
+	"github.com/kintsugi-store/kintsugi/gateway/sigv4"
+	"github.com/kintsugi-store/kintsugi/internal/health"
+	"github.com/kintsugi-store/kintsugi/placement"
+)
+
+type staticMap struct{ m *placement.Map }
+
+func (s staticMap) Map() *placement.Map { return s.m }
+func (staticMap) SetMap(*placement.Map) {} // the console never sets one
+
+// TestConsoleWiring: the metrics listener serves the console at / and
+// under /console, and /metrics and /nodes as before; the console asks for
+// S3 credentials when the listener is beyond loopback, and only then.
+func TestConsoleWiring(t *testing.T) {
+	tr, err := health.New(health.DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := (&placement.Map{Epoch: 3, DataShards: 1, ParityShards: 0, Nodes: []placement.Node{{ID: "n1", Addr: "127.0.0.1:1", Zone: "z"}}}).WithDefaults()
+	env, _ := testEnv()
+	cases := []struct {
+		addr     string
+		wantAuth bool
+	}{
+		{"127.0.0.1:9200", false},
+		{"[::1]:9200", false},
+		{"0.0.0.0:9200", true},
+		{"10.1.2.3:9200", true},
+	}
+	for _, c := range cases {
+		t.Run(c.addr, func(t *testing.T) {
+			fs := flag.NewFlagSet("test", flag.ContinueOnError)
+			cf := addConsoleFlags(fs, true)
+			if err := fs.Parse([]string{"--drive-afr", "0.03"}); err != nil {
+				t.Fatal(err)
+			}
+			if err := cf.validate(); err != nil {
+				t.Fatal(err)
+			}
+			con, err := cf.newConsole(env, consoleDeps{maps: staticMap{m}, tracker: tr, creds: sigv4.StaticCredentials{"AK": "SK"},
+				counter: console.NewCounter(nil), addr: c.addr})
+			if err != nil {
+				t.Fatal(err)
+			}
+			h := withConsole(metricsHandler(newRegistry(), tr, staticMap{m}), con.Handler())
+			for _, path := range []string{"/", "/console", "/console/panel"} {
+				for _, auth := range []bool{false, true} {
+					req := httptest.NewRequest(http.MethodGet, path, nil)
+					if auth {
+						req.SetBasicAuth("AK", "SK")
+					}
+					rec := httptest.NewRecorder()
+					h.ServeHTTP(rec, req)
+					want := http.StatusOK
+					if c.wantAuth && !auth {
+						want = http.StatusUnauthorized
+					}
+					if rec.Code != want {
+						t.Errorf("GET %s (credentials %v): %d, want %d", path, auth, rec.Code, want)
+					}
+				}
+			}
+			for _, path := range []string{"/metrics", "/nodes"} {
+				rec := httptest.NewRecorder()
+				h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, path, nil))
+				if rec.Code != http.StatusOK {
+					t.Errorf("GET %s: %d", path, rec.Code)
+				}
+			}
+		})
+	}
+}
+
+func TestConsoleFlags(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		ok   bool
+	}{
+		{nil, true},
+		{[]string{"--drive-afr", "0.01", "--repair-window", "6h", "--scrubber-status", "http://127.0.0.1:9300"}, true},
+		{[]string{"--drive-afr", "2"}, false},
+		{[]string{"--drive-afr", "-0.1"}, false},
+		{[]string{"--repair-window", "0s"}, false},
+		{[]string{"--scrubber-status", "127.0.0.1:9300"}, false},
+	} {
+		fs := flag.NewFlagSet("test", flag.ContinueOnError)
+		cf := addConsoleFlags(fs, true)
+		if err := fs.Parse(c.args); err != nil {
+			t.Fatal(err)
+		}
+		if err := cf.validate(); (err == nil) != c.ok {
+			t.Errorf("%q: validate() = %v, want ok %v", c.args, err, c.ok)
+		}
+	}
+}
