@@ -2,6 +2,7 @@ package main
 
 import (
 	"flag"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"testing"
@@ -99,6 +100,41 @@ func TestConsoleFlags(t *testing.T) {
 		}
 		if err := cf.validate(); (err == nil) != c.ok {
 			t.Errorf("%q: validate() = %v, want ok %v", c.args, err, c.ok)
+		}
+	}
+}
+
+// TestDevMetricsFallback: `kintsugi dev` takes another port when its
+// default console address is taken, but not when the address was asked
+// for.
+func TestDevMetricsFallback(t *testing.T) {
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	env, _ := testEnv()
+	for _, c := range []struct {
+		args []string
+		ok   bool
+	}{
+		{nil, true},
+		{[]string{"--metrics-listen", taken.Addr().String()}, false},
+	} {
+		fs := flag.NewFlagSet("dev", flag.ContinueOnError)
+		addr := fs.String("metrics-listen", taken.Addr().String(), "")
+		if err := fs.Parse(c.args); err != nil {
+			t.Fatal(err)
+		}
+		srv, err := devMetricsServer(env, fs, *addr)
+		if (err == nil) != c.ok {
+			t.Errorf("%q: error %v, want ok %v", c.args, err, c.ok)
+		}
+		if err == nil {
+			if srv.Addr() == taken.Addr().String() || !console.Loopback(srv.Addr()) {
+				t.Errorf("%q: serving on %s, want another loopback port", c.args, srv.Addr())
+			}
+			srv.ln.Close()
 		}
 	}
 }

@@ -214,7 +214,9 @@ func (c *Console) snapshot(ctx context.Context) *view {
 	if c.cache.view != nil && now.Sub(c.cache.at) < minCollect && now.After(c.cache.at) {
 		return c.cache.view
 	}
-	v := c.collect(ctx)
+	// The view is shared by every page for a moment: one client going
+	// away must not leave the others a view of nodes that "failed".
+	v := c.collect(context.WithoutCancel(ctx))
 	c.cache.at, c.cache.view = now, v
 	return v
 }
