@@ -217,14 +217,35 @@ func TestConsoleInBrowser(t *testing.T) {
 	if shown.Level["6"] != strconv.Itoa(objects) {
 		t.Errorf("page shows %q objects at full redundancy, want the %d scrubbed", shown.Level["6"], objects)
 	}
-	// The rate charts fill from samples every 5s; the page refreshes
-	// itself every 2s.
-	var requests string
-	waitFor(t, 20*time.Second, "a request rate on the chart", func() (bool, string) {
-		eval(`document.querySelector('[data-chart="requests"]').dataset.latest + "|" +
-			!!document.querySelector('[data-chart="requests"] polyline')`, &requests)
-		return strings.HasSuffix(requests, "|true"), requests
+	// The rate charts fill from samples every 5s and the page refreshes
+	// itself every 2s: with reads going on, the request chart must show a
+	// line of a few intervals and a rate above zero.
+	readCtx, stopReads := context.WithCancel(ctx)
+	readsDone := make(chan struct{})
+	go func() {
+		defer close(readsDone)
+		cl := s3.New(s3.Options{
+			BaseEndpoint: aws.String("http://" + g.Addr), Region: "us-east-1", UsePathStyle: true,
+			Credentials:      credentials.NewStaticCredentialsProvider(c.AccessKey, c.SecretKey, ""),
+			RetryMaxAttempts: 1,
+		})
+		for i := 0; readCtx.Err() == nil; i++ {
+			getBytes(readCtx, cl, bucket, fmt.Sprintf("obj-%d", i%objects))
+			time.Sleep(50 * time.Millisecond)
+		}
+	}()
+	var chart struct {
+		Latest string
+		Points int
+	}
+	waitFor(t, 30*time.Second, "a request rate on the chart", func() (bool, string) {
+		eval(`(() => { const c = document.querySelector('[data-chart="requests"]'), l = c.querySelector("polyline");
+			return {Latest: c.dataset.latest, Points: l ? l.points.numberOfItems : 0}; })()`, &chart)
+		rate, _ := strconv.ParseFloat(chart.Latest, 64)
+		return chart.Points >= 3 && rate > 0, fmt.Sprintf("%+v", chart)
 	})
+	stopReads()
+	<-readsDone
 	shot("console-desktop.png", false)
 
 	// A phone: one column, nothing wider than the screen, and every
