@@ -187,6 +187,16 @@ func metricsHandler(reg *prometheus.Registry, tr *health.Tracker, maps mapSetter
 	return mux
 }
 
+// mapEpochGauge reports the epoch of maps' current map at scrape time.
+func mapEpochGauge(name, help string, maps interface{ Map() *placement.Map }) prometheus.GaugeFunc {
+	return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, func() float64 {
+		if m := maps.Map(); m != nil {
+			return float64(m.Epoch)
+		}
+		return 0
+	})
+}
+
 // newRegistry returns a registry with the Go runtime and process metrics.
 func newRegistry() *prometheus.Registry {
 	reg := prometheus.NewRegistry()

@@ -95,3 +95,28 @@ func (m *metrics) forget(id string) {
 	m.latency.DeletePartialMatch(l)
 	m.hedges.DeletePartialMatch(l)
 }
+
+// breakerDesc is the circuit breaker state of every node, read from the
+// tracker at scrape time: the breakers change state on their own (open
+// turns half-open when its timer runs out, without any call), so a gauge
+// set on transitions would lag.
+var breakerDesc = prometheus.NewDesc("kintsugi_node_breaker_state",
+	"Circuit breaker of a storage node in this process: 1 for the state it is in (closed, half-open or open), 0 for the others.",
+	[]string{"node", "state"}, nil)
+
+// breakerCollector exports breakerDesc for a Tracker.
+type breakerCollector struct{ t *Tracker }
+
+func (c breakerCollector) Describe(ch chan<- *prometheus.Desc) { ch <- breakerDesc }
+
+func (c breakerCollector) Collect(ch chan<- prometheus.Metric) {
+	for _, st := range c.t.Status() {
+		for _, s := range []string{"closed", "half-open", "open"} {
+			v := 0.0
+			if st.Breaker == s {
+				v = 1
+			}
+			ch <- prometheus.MustNewConstMetric(breakerDesc, prometheus.GaugeValue, v, st.ID, s)
+		}
+	}
+}
