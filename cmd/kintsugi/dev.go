@@ -48,10 +48,16 @@ func runDev(ctx context.Context, env *environ, args []string) error {
 	scrubInterval := fset.Duration("scrub-interval", time.Hour, "interval of the embedded scrubber's passes (0 disables it)")
 	scrubListen := fset.String("scrub-listen", "127.0.0.1:9300", "address of the embedded scrubber's /status and /metrics")
 	memLimit := fset.String("memory-limit", defaultDevMemoryLimit, "soft limit on the memory the Go runtime holds, e.g. 256MiB (0: none; GOMEMLIMIT, when set, wins)")
+	metricsAddr := fset.String("metrics-listen", devMetricsAddr, "address to serve /metrics of the gateway and every node (one registry, node series labelled node=ID), /nodes, /healthz and /readyz on (empty: off; default port 0 when --listen's port is 0)")
 	pprofAddr := fset.String("pprof", "", "loopback address to serve Go runtime profiles on, under /debug/pprof/ (off when empty)")
 	hf := addHealthFlags(fset)
 	if err := parseFlags(fset, env, args); err != nil {
 		return err
+	}
+	if !flagSet(fset, "metrics-listen") && strings.HasSuffix(*listen, ":0") {
+		// A dev started on any free port (tests, scripts) must not
+		// collide on the fixed metrics port either.
+		*metricsAddr = "127.0.0.1:0"
 	}
 	if *nodes < 1 || *nodes > 64 {
 		return usageErr("--nodes %d: want 1..64", *nodes)
@@ -100,6 +106,10 @@ func runDev(ctx context.Context, env *environ, args []string) error {
 		return err
 	}
 
+	// One registry for the gateway and every node: the nodes' series
+	// carry node=ID, as a lone node's do, so the dashboards work on both.
+	reg := newRegistry()
+	var nodeURLs []string
 	m := &placement.Map{Epoch: 1, DataShards: *dataShards, ParityShards: *parityShards}
 	for i := 1; i <= *nodes; i++ {
 		id := fmt.Sprintf("n%d", i)
@@ -108,6 +118,7 @@ func runDev(ctx context.Context, env *environ, args []string) error {
 		cfg.Dir = filepath.Join(*dataDir, id)
 		cfg.Secret = secret
 		cfg.Logger = env.logger.With("node", id)
+		cfg.Registerer = nodeRegisterer(reg, id)
 		node, err := storagenode.Open(cfg)
 		if err != nil {
 			return fmt.Errorf("node %s: %w", id, err)
@@ -125,6 +136,7 @@ func runDev(ctx context.Context, env *environ, args []string) error {
 			return err
 		}
 		servers = append(servers, srv)
+		nodeURLs = append(nodeURLs, srv.URL())
 		nodeAddr := srv.Addr()
 		if srv.scheme == "https" {
 			nodeAddr = srv.URL()
@@ -148,7 +160,7 @@ func runDev(ctx context.Context, env *environ, args []string) error {
 	// at once, slow data shards are hedged, stragglers not waited for.
 	// The nodes run in this process, but `kintsugi dev` is also what
 	// people measure against.
-	hcfg, err := hf.config(env, devProbe(m, opts), newRegistry())
+	hcfg, err := hf.config(env, devProbe(m, opts), reg)
 	if err != nil {
 		return err
 	}
@@ -162,16 +174,19 @@ func runDev(ctx context.Context, env *environ, args []string) error {
 		Logger:        env.logger,
 		Health:        tracker,
 		Now:           now,
+		Registerer:    reg,
 	})
 	if err != nil {
 		return err
 	}
+	reg.MustRegister(mapEpochGauge("kintsugi_gateway_map_epoch", "Epoch of the cluster map this gateway routes by.", store))
 	go tracker.Run(ctx)
 	gcfg := gateway.DefaultConfig()
 	gcfg.Backend = store
 	gcfg.Region = *region
 	gcfg.Domain = *domain
 	gcfg.Logger = env.logger
+	gcfg.Registerer = reg
 	gcfg.Auth = &sigv4.Verifier{Creds: sigv4.StaticCredentials{ak: sk}, Region: *region, Now: now}
 	gw, err := gateway.New(gcfg)
 	if err != nil {
@@ -185,6 +200,15 @@ func runDev(ctx context.Context, env *environ, args []string) error {
 		return err
 	}
 	servers = append(servers, gsrv)
+	metricsURL := ""
+	if *metricsAddr != "" {
+		msrv, err := newServer("metrics", *metricsAddr, withProbes(metricsHandler(reg, tracker, store), gatewayReady(store)), env.logger)
+		if err != nil {
+			return usageErr("--metrics-listen: %v (try --metrics-listen 127.0.0.1:0)", err)
+		}
+		servers = append(servers, msrv)
+		metricsURL = msrv.URL()
+	}
 	go sweepUploads(ctx, env.logger, store, *uploadSweep, *uploadExpiry)
 	scrubAddr := ""
 	if *scrubInterval > 0 {
@@ -229,12 +253,31 @@ func runDev(ctx context.Context, env *environ, args []string) error {
 	fmt.Fprintf(env.stdout, "  S3 endpoint:  %s  (region %s, %s)\n", endpoint, *region, style)
 	fmt.Fprintf(env.stdout, "  access key:   %s\n  secret key:   %s\n", ak, sk)
 	fmt.Fprintf(env.stdout, "  cluster map:  %s\n", mapFile)
+	if metricsURL != "" {
+		fmt.Fprintf(env.stdout, "  metrics:      %s/metrics (gateway and nodes), /nodes, /healthz, /readyz\n", metricsURL)
+	}
+	fmt.Fprintf(env.stdout, "  health:       %s/healthz and /readyz; nodes the same at %s\n", endpoint, strings.Join(nodeURLs, " "))
 	if scrubAddr != "" {
-		fmt.Fprintf(env.stdout, "  scrubber:     http://%s/status and /metrics, a pass every %v\n", scrubAddr, *scrubInterval)
+		fmt.Fprintf(env.stdout, "  scrubber:     http://%s/status, /metrics and /healthz, a pass every %v\n", scrubAddr, *scrubInterval)
 	}
 	fmt.Fprintf(env.stdout, "  try:  AWS_ACCESS_KEY_ID=%s AWS_SECRET_ACCESS_KEY=%s aws --endpoint-url %s s3 mb s3://demo\n", ak, sk, endpoint)
-	ready(env, "dev", gsrv.Addr(), "nodes", strconv.Itoa(*nodes))
+	kv := []string{"nodes", strconv.Itoa(*nodes)}
+	if metricsURL != "" {
+		kv = append(kv, "metrics", strings.TrimPrefix(metricsURL, "http://"))
+	}
+	ready(env, "dev", gsrv.Addr(), kv...)
 	return serveAll(ctx, env.logger, servers...)
+}
+
+// devMetricsAddr is kintsugi dev's default metrics listener, next to the
+// scrubber's 9300 and clear of Prometheus's own 9090 and the nodes' 9101+.
+const devMetricsAddr = "127.0.0.1:9290"
+
+// flagSet reports whether the flag name was given on the command line.
+func flagSet(fs *flag.FlagSet, name string) bool {
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
 }
 
 // devProbe is the dev gateway's heartbeat: the node at the map's address

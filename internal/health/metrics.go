@@ -48,9 +48,18 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	return m, nil
 }
 
+// setState sets a node's state. It is called when the tracker starts
+// tracking the node, so it also creates the node's counters at zero: a
+// series that appears only at its first event hides that event from
+// rate() and increase(), and from alerts on them.
 func (m *metrics) setState(id string, s State) {
 	if m != nil {
 		m.state.WithLabelValues(id).Set(float64(s))
+		for _, st := range []State{Up, Suspect, Down} {
+			m.transitions.WithLabelValues(id, st.String())
+		}
+		m.hedges.WithLabelValues(id, "true")
+		m.hedges.WithLabelValues(id, "false")
 	}
 }
 
