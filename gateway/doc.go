@@ -14,4 +14,9 @@
 // Object keys are taken from the decoded URL path exactly as the client sent
 // them ("a//b", "..", "%", "+" and spaces included); they are names, never
 // file paths.
+//
+// With Config.Registerer set, every request is counted by S3 operation and
+// status class, timed, and its body bytes counted (kintsugi_s3_*). The
+// operation label is derived from the request on its own (see operation),
+// so that its values stay a short fixed list.
 package gateway

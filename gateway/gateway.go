@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/kintsugi-store/kintsugi/gateway/sigv4"
 	"github.com/kintsugi-store/kintsugi/internal/kerr"
 )
@@ -48,6 +50,10 @@ type Config struct {
 	// has run for SlowClientTimeout: a client trickling bytes cannot pin
 	// the gateway. Default 1024; negative disables the check.
 	MinBodyRate int64
+
+	// Registerer, if set, receives the S3 request metrics
+	// (kintsugi_s3_*); nil records none.
+	Registerer prometheus.Registerer
 }
 
 // Defaults, as in S3.
@@ -98,7 +104,8 @@ type Gateway struct {
 	log    *slog.Logger
 	engine *gin.Engine
 
-	domains []string // virtual-host domains, lower case
+	domains []string        // virtual-host domains, lower case
+	metrics *requestMetrics // nil: none
 
 	idMu sync.Mutex
 	ids  *rand.ChaCha8 // request ids; guarded by idMu
@@ -141,6 +148,13 @@ func New(cfg Config) (*Gateway, error) {
 		return nil, kerr.E(op, kerr.Internal, err)
 	}
 	g := &Gateway{cfg: cfg, log: log, ids: rand.NewChaCha8(seed), domains: parseDomains(cfg.Domain)}
+	if cfg.Registerer != nil {
+		m, err := newRequestMetrics(cfg.Registerer)
+		if err != nil {
+			return nil, kerr.E(op, kerr.Internal, err)
+		}
+		g.metrics = m
+	}
 	g.engine = g.newEngine()
 	return g, nil
 }
@@ -164,6 +178,9 @@ func (g *Gateway) newEngine() *gin.Engine {
 	e.UseRawPath = false
 	e.UnescapePathValues = false
 	e.HandleMethodNotAllowed = false
+	if g.metrics != nil {
+		e.Use(g.measure)
+	}
 	e.Use(g.logRequests, g.recoverPanics)
 
 	e.GET("/-/healthy", func(c *gin.Context) { c.String(http.StatusOK, "ok") })

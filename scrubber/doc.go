@@ -55,12 +55,13 @@
 //
 // A rebuild streams d verified shards (ReadShard, lazily: only as many as
 // needed, each read naming its index) through codec.Rebuild, stages each
-// missing shard on the node the current map names for its index and
-// commits it there with the version's own metadata. The rebuilt root must equal the recorded one. Nodes apply
-// their newest-wins rule to such commits, so a version written or deleted
-// while the pass ran is never clobbered: the commit is a no-op and the
-// object counts as changed. A node that holds the same version with its
-// shard quarantined or lost accepts the rebuilt shard in place.
+// missing shard on the node the current map names for its index and commits
+// it there with the version's own metadata. The rebuilt root must equal the
+// recorded one. Nodes apply their newest-wins rule to such commits, so a
+// version written or deleted while the pass ran is never clobbered: the
+// commit is a no-op and the object counts as changed. A node that holds the
+// same version with its shard quarantined or lost accepts the rebuilt shard
+// in place.
 //
 // # Delete markers and multipart manifests
 //

@@ -105,6 +105,10 @@ type Report struct {
 	// unreachable nodes, failed repairs. Such a pass exits 2.
 	Incomplete      []string `json:"incomplete,omitempty"`
 	IncompleteCount int64    `json:"incomplete_count"`
+	// IncompleteKinds counts every problem by kind (see IncompleteKindOf),
+	// also those beyond the MaxListed in Incomplete, in order of first
+	// appearance, with a few examples each.
+	IncompleteKinds []IncompleteKind `json:"incomplete_kinds,omitempty"`
 }
 
 func newReport(now time.Time, dry bool) Report {
@@ -184,6 +188,10 @@ func (t *tally) snapshot() Report {
 	r.RedundancyAfter = cloneMap(t.r.RedundancyAfter)
 	r.Unrecoverable = slices.Clone(t.r.Unrecoverable)
 	r.Incomplete = slices.Clone(t.r.Incomplete)
+	r.IncompleteKinds = slices.Clone(t.r.IncompleteKinds)
+	for i := range r.IncompleteKinds {
+		r.IncompleteKinds[i].Examples = slices.Clone(r.IncompleteKinds[i].Examples)
+	}
 	return r
 }
 
@@ -203,6 +211,7 @@ func (t *tally) incomplete(format string, args ...any) {
 		if len(r.Incomplete) < MaxListed {
 			r.Incomplete = append(r.Incomplete, msg)
 		}
+		r.IncompleteKinds = addIncomplete(r.IncompleteKinds, msg)
 	})
 }
 

@@ -6,6 +6,8 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/kintsugi-store/kintsugi/internal/kerr"
 )
 
@@ -60,6 +62,9 @@ type Config struct {
 	PackFileSize int64
 
 	Logger *slog.Logger // nil: slog.Default()
+	// Registerer, if set, receives the node's metrics
+	// (kintsugi_storagenode_*); nil records none.
+	Registerer prometheus.Registerer
 }
 
 // Defaults.

@@ -96,4 +96,12 @@
 // read-modify-write of a key's entries holds a lock striped by key, so of
 // concurrent commits the newest version is the one that stays, whatever
 // the order they arrive in.
+//
+// Metrics: with Config.Registerer set, the node counts and times its
+// stage, commit and shard read calls and their bytes, times its fsyncs,
+// counts the staged shards its sweep removes, and reports at scrape time
+// its pack and shard files, index size, disk space, objects, quarantined
+// shards and the verifier's progress (kintsugi_storagenode_*). The series
+// carry no node id: the caller labels the registerer, so that several
+// nodes can share one registry.
 package storagenode

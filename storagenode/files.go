@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"syscall"
+	"time"
 
 	"github.com/zeebo/blake3"
 
@@ -194,11 +195,13 @@ func (n *Node) syncDirNow(dir string) error {
 // the node (see fail).
 func (n *Node) fsync(f *os.File) error {
 	var err error
+	start := time.Now()
 	if n.fsyncHook != nil {
 		err = n.fsyncHook(f)
 	} else {
 		err = f.Sync()
 	}
+	n.metrics.observeFsync(time.Since(start))
 	if err != nil {
 		err = fmt.Errorf("fsync %s: %w", f.Name(), err)
 		n.fail(err)

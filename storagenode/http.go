@@ -40,9 +40,9 @@ func (n *Node) routes() http.Handler {
 	mux.HandleFunc("GET /v1/staged", n.handleListStaged)
 	h := n.fence(mux)
 	if n.cfg.Secret == nil {
-		return n.refuseIfFailed(h)
+		return n.metrics.measure(n.refuseIfFailed(h))
 	}
-	return n.refuseIfFailed(n.authenticate(h))
+	return n.metrics.measure(n.refuseIfFailed(n.authenticate(h)))
 }
 
 // refuseIfFailed answers every request with the node's failure, health

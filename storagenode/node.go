@@ -66,6 +66,8 @@ type Node struct {
 
 	scrub scrubState // the background verifier
 
+	metrics *nodeMetrics // nil: none
+
 	// failed holds the error of the first failed fsync of a shard file or
 	// directory (see fail); the index keeps its own (meta.DB.Err).
 	failed atomic.Pointer[error]
@@ -129,6 +131,11 @@ func Open(cfg Config) (*Node, error) {
 		db.Close()
 		packs.Close()
 		return nil, kerr.E(op, ioKind(err), err)
+	}
+	if n.metrics, err = newNodeMetrics(cfg.Registerer, n); err != nil {
+		db.Close()
+		packs.Close()
+		return nil, kerr.E(op, kerr.Internal, err)
 	}
 	packs.SetSync(n.fsync)
 	n.bufs.New = func() any { return bufio.NewWriterSize(nil, 64<<10) }

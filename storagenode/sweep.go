@@ -37,6 +37,7 @@ func (n *Node) Sweep(ctx context.Context, now time.Time) (removed int, err error
 	cutoff := now.Add(-n.cfg.StagingGrace)
 	r, err := n.sweepStaged(ctx, cutoff)
 	removed += r
+	n.metrics.sweptStaged(r)
 	if err != nil {
 		return removed, kerr.E(op, err)
 	}

@@ -181,6 +181,42 @@ type statusReport struct {
 	Nodes        []nodeReport    `json:"nodes"`
 	Scrubber     json.RawMessage `json:"scrubber,omitempty"`
 	ScrubberErr  string          `json:"scrubber_error,omitempty"`
+	BelowFull    belowFull       `json:"below_full_redundancy"`
+}
+
+// belowFull is how many objects are below full redundancy (fewer than
+// d+p healthy shards) and why, from the last scrub report available.
+type belowFull struct {
+	Objects *int64   `json:"objects"` // nil: unknown
+	Source  string   `json:"source"`  // where the figure comes from, or why it is unknown
+	Why     []string `json:"why,omitempty"`
+}
+
+// belowFullOf reads the figure from a scrubber daemon's /status (raw, or
+// the error fetching it), the only place a cluster-wide scrub report
+// lives: a cron `kintsugi scrub` leaves its report in its own log and
+// state directory, which may be on another host.
+func belowFullOf(addr string, raw json.RawMessage, fetchErr string, n int) belowFull {
+	switch {
+	case addr == "":
+		return belowFull{Source: "unknown: no scrub report (name a scrubber daemon with --scrubber HOST:PORT)"}
+	case fetchErr != "":
+		return belowFull{Source: "unknown: " + fetchErr}
+	}
+	var st scrubber.Status
+	if err := json.Unmarshal(raw, &st); err != nil {
+		return belowFull{Source: fmt.Sprintf("unknown: scrubber %s: %v", addr, err)}
+	}
+	lp := st.LastPass
+	if lp == nil {
+		return belowFull{Source: fmt.Sprintf("unknown: scrubber %s has finished no pass yet", addr)}
+	}
+	objects, why := lp.BelowFull(n)
+	return belowFull{
+		Objects: &objects,
+		Source:  fmt.Sprintf("scrubber %s, pass finished %s", addr, lp.Finished.UTC().Format(time.RFC3339)),
+		Why:     why,
+	}
 }
 
 func (a *admin) status(ctx context.Context, args []string) error {
@@ -203,6 +239,7 @@ func (a *admin) status(ctx context.Context, args []string) error {
 			rep.ScrubberErr = err.Error()
 		}
 	}
+	rep.BelowFull = belowFullOf(*scrub, rep.Scrubber, rep.ScrubberErr, m.N())
 	if a.o.json {
 		return writeJSON(a.env.stdout, rep)
 	}
@@ -309,6 +346,20 @@ func printStatus(w io.Writer, r statusReport) {
 		fmt.Fprintf(w, "\nscrubber: %s\n", r.ScrubberErr)
 	case r.Scrubber != nil:
 		printScrubber(w, r.Scrubber, r.Epoch)
+	}
+	fmt.Fprintln(w)
+	printBelowFull(w, r.BelowFull)
+}
+
+// printBelowFull writes the line of objects below full redundancy.
+func printBelowFull(w io.Writer, b belowFull) {
+	switch {
+	case b.Objects == nil:
+		fmt.Fprintf(w, "below full redundancy: %s\n", b.Source)
+	case len(b.Why) == 0:
+		fmt.Fprintf(w, "below full redundancy: %d objects (%s)\n", *b.Objects, b.Source)
+	default:
+		fmt.Fprintf(w, "below full redundancy: %d objects (%s): %s\n", *b.Objects, b.Source, strings.Join(b.Why, "; "))
 	}
 }
 

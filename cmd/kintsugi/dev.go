@@ -50,7 +50,7 @@ func runDev(ctx context.Context, env *environ, args []string) error {
 	scrubListen := fset.String("scrub-listen", "127.0.0.1:9300", "address of the embedded scrubber's /status and /metrics")
 	memLimit := fset.String("memory-limit", defaultDevMemoryLimit, "soft limit on the memory the Go runtime holds, e.g. 256MiB (0: none; GOMEMLIMIT, when set, wins)")
 	pprofAddr := fset.String("pprof", "", "loopback address to serve Go runtime profiles on, under /debug/pprof/ (off when empty)")
-	metricsAddr := fset.String("metrics-listen", defaultDevMetrics, "address of the gateway's console (/), /metrics and /nodes (empty: off)")
+	metricsAddr := fset.String("metrics-listen", defaultDevMetrics, "address of the gateway's console (/), /metrics of the gateway and every node (one registry, node series labelled node=ID), /nodes, /healthz and /readyz (empty: off; default port 0 when --listen's port is 0)")
 	hf := addHealthFlags(fset)
 	cf := addConsoleFlags(fset, false)
 	if err := parseFlags(fset, env, args); err != nil {
@@ -58,6 +58,11 @@ func runDev(ctx context.Context, env *environ, args []string) error {
 	}
 	if err := cf.validate(); err != nil {
 		return err
+	}
+	if !flagSet(fset, "metrics-listen") && strings.HasSuffix(*listen, ":0") {
+		// A dev started on any free port (tests, scripts) must not
+		// collide on the fixed metrics port either.
+		*metricsAddr = "127.0.0.1:0"
 	}
 	if *nodes < 1 || *nodes > 64 {
 		return usageErr("--nodes %d: want 1..64", *nodes)
@@ -106,6 +111,10 @@ func runDev(ctx context.Context, env *environ, args []string) error {
 		return err
 	}
 
+	// One registry for the gateway and every node: the nodes' series
+	// carry node=ID, as a lone node's do, so the dashboards work on both.
+	reg := newRegistry()
+	var nodeURLs []string
 	m := &placement.Map{Epoch: 1, DataShards: *dataShards, ParityShards: *parityShards}
 	for i := 1; i <= *nodes; i++ {
 		id := fmt.Sprintf("n%d", i)
@@ -114,6 +123,7 @@ func runDev(ctx context.Context, env *environ, args []string) error {
 		cfg.Dir = filepath.Join(*dataDir, id)
 		cfg.Secret = secret
 		cfg.Logger = env.logger.With("node", id)
+		cfg.Registerer = nodeRegisterer(reg, id)
 		node, err := storagenode.Open(cfg)
 		if err != nil {
 			return fmt.Errorf("node %s: %w", id, err)
@@ -131,6 +141,7 @@ func runDev(ctx context.Context, env *environ, args []string) error {
 			return err
 		}
 		servers = append(servers, srv)
+		nodeURLs = append(nodeURLs, srv.URL())
 		nodeAddr := srv.Addr()
 		if srv.scheme == "https" {
 			nodeAddr = srv.URL()
@@ -154,7 +165,6 @@ func runDev(ctx context.Context, env *environ, args []string) error {
 	// at once, slow data shards are hedged, stragglers not waited for.
 	// The nodes run in this process, but `kintsugi dev` is also what
 	// people measure against.
-	reg := newRegistry()
 	hcfg, err := hf.config(env, devProbe(m, opts), reg)
 	if err != nil {
 		return err
@@ -169,16 +179,19 @@ func runDev(ctx context.Context, env *environ, args []string) error {
 		Logger:        env.logger,
 		Health:        tracker,
 		Now:           now,
+		Registerer:    reg,
 	})
 	if err != nil {
 		return err
 	}
+	reg.MustRegister(mapEpochGauge("kintsugi_gateway_map_epoch", "Epoch of the cluster map this gateway routes by.", store))
 	go tracker.Run(ctx)
 	gcfg := gateway.DefaultConfig()
 	gcfg.Backend = store
 	gcfg.Region = *region
 	gcfg.Domain = *domain
 	gcfg.Logger = env.logger
+	gcfg.Registerer = reg
 	gcfg.Auth = &sigv4.Verifier{Creds: sigv4.StaticCredentials{ak: sk}, Region: *region, Now: now}
 	gw, err := gateway.New(gcfg)
 	if err != nil {
@@ -227,7 +240,7 @@ func runDev(ctx context.Context, env *environ, args []string) error {
 		}()
 	}
 
-	consoleURL := ""
+	consoleURL, metricsURL := "", ""
 	if *metricsAddr != "" {
 		msrv, err := devMetricsServer(env, fset, *metricsAddr)
 		if err != nil {
@@ -247,6 +260,7 @@ func runDev(ctx context.Context, env *environ, args []string) error {
 		servers = append(servers, msrv)
 		go con.Run(ctx)
 		consoleURL = "http://" + msrv.Addr() + "/"
+		metricsURL = "http://" + msrv.Addr()
 	}
 
 	endpoint := gsrv.URL()
@@ -260,15 +274,19 @@ func runDev(ctx context.Context, env *environ, args []string) error {
 	fmt.Fprintf(env.stdout, "  access key:   %s\n  secret key:   %s\n", ak, sk)
 	fmt.Fprintf(env.stdout, "  cluster map:  %s\n", mapFile)
 	if consoleURL != "" {
-		fmt.Fprintf(env.stdout, "  console:      %s  (and /metrics, /nodes)\n", consoleURL)
+		fmt.Fprintf(env.stdout, "  console:      %s\n", consoleURL)
 	}
+	if metricsURL != "" {
+		fmt.Fprintf(env.stdout, "  metrics:      %s/metrics (gateway and nodes), /nodes, /healthz, /readyz\n", metricsURL)
+	}
+	fmt.Fprintf(env.stdout, "  health:       %s/healthz and /readyz; nodes the same at %s\n", endpoint, strings.Join(nodeURLs, " "))
 	if scrubAddr != "" {
-		fmt.Fprintf(env.stdout, "  scrubber:     http://%s/status and /metrics, a pass every %v\n", scrubAddr, *scrubInterval)
+		fmt.Fprintf(env.stdout, "  scrubber:     http://%s/status, /metrics and /healthz, a pass every %v\n", scrubAddr, *scrubInterval)
 	}
 	fmt.Fprintf(env.stdout, "  try:  AWS_ACCESS_KEY_ID=%s AWS_SECRET_ACCESS_KEY=%s aws --endpoint-url %s s3 mb s3://demo\n", ak, sk, endpoint)
 	kv := []string{"nodes", strconv.Itoa(*nodes)}
 	if consoleURL != "" {
-		kv = append(kv, "console", consoleURL)
+		kv = append(kv, "console", consoleURL, "metrics", strings.TrimPrefix(metricsURL, "http://"))
 	}
 	ready(env, "dev", gsrv.Addr(), kv...)
 	return serveAll(ctx, env.logger, servers...)
@@ -288,9 +306,7 @@ func devMetricsServer(env *environ, fset *flag.FlagSet, addr string) (*server, e
 	if err == nil {
 		return msrv, nil
 	}
-	asked := false
-	fset.Visit(func(f *flag.Flag) { asked = asked || f.Name == "metrics-listen" })
-	if asked {
+	if flagSet(fset, "metrics-listen") {
 		return nil, usageErr("--metrics-listen: %v", err)
 	}
 	msrv, err2 := newServer("dev metrics", "127.0.0.1:0", nil, env.logger)
@@ -299,6 +315,13 @@ func devMetricsServer(env *environ, fset *flag.FlagSet, addr string) (*server, e
 	}
 	env.logger.Warn("console: default address taken; serving on another port", "wanted", addr, "err", err, "addr", msrv.Addr())
 	return msrv, nil
+}
+
+// flagSet reports whether the flag name was given on the command line.
+func flagSet(fs *flag.FlagSet, name string) bool {
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
 }
 
 // devProbe is the dev gateway's heartbeat: the node at the map's address

@@ -88,11 +88,13 @@ func runGateway(ctx context.Context, env *environ, args []string) error {
 		Logger:        env.logger,
 		Health:        tracker,
 		Now:           now,
+		Registerer:    reg,
 	})
 	if err != nil {
 		return err
 	}
 	ms.store = store
+	reg.MustRegister(mapEpochGauge("kintsugi_gateway_map_epoch", "Epoch of the cluster map this gateway routes by.", store))
 	cfg := gateway.DefaultConfig()
 	cfg.Backend = store
 	cfg.Region = *region
@@ -100,6 +102,7 @@ func runGateway(ctx context.Context, env *environ, args []string) error {
 	cfg.SlowClientTimeout = *slowClient
 	cfg.MinBodyRate = *minRate
 	cfg.Logger = env.logger
+	cfg.Registerer = reg
 	cfg.Auth = &sigv4.Verifier{Creds: creds, Region: *region, Now: now}
 	gw, err := gateway.New(cfg)
 	if err != nil {

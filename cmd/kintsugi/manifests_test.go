@@ -31,10 +31,11 @@ const (
 	kubernetesDir  = "../../deploy/kubernetes"
 )
 
-// TestManifestsMatchFlags reads every manifest and the compose file and
-// checks each kintsugi command line in them against the real subcommands'
-// flag sets, and the ports, volumes and cluster maps around them against
-// those command lines.
+// TestManifestsMatchFlags reads every manifest, the compose file and the
+// systemd units and checks each kintsugi command line in them against the
+// real subcommands' flag sets, and the ports, volumes and cluster maps
+// around them (for units: writable paths, credentials and hardening)
+// against those command lines.
 func TestManifestsMatchFlags(t *testing.T) {
 	var problems []string
 	b, err := os.ReadFile(composeFile)
@@ -70,6 +71,7 @@ func TestManifestsMatchFlags(t *testing.T) {
 			problems = append(problems, "deploy/kubernetes: no "+kind)
 		}
 	}
+	problems = append(problems, checkSystemd(t)...)
 	for _, p := range problems {
 		t.Error(p)
 	}

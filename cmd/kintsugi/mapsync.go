@@ -187,6 +187,31 @@ func metricsHandler(reg *prometheus.Registry, tr *health.Tracker, maps mapSetter
 	return mux
 }
 
+// promHandler serves GET /metrics from reg.
+func promHandler(reg *prometheus.Registry) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	return mux
+}
+
+// nodeRegisterer is the registerer of storage node id: every series it
+// takes carries node=id, so that a process holding several nodes (kintsugi
+// dev) serves them from one registry, and a lone node's series look the
+// same.
+func nodeRegisterer(reg prometheus.Registerer, id string) prometheus.Registerer {
+	return prometheus.WrapRegistererWith(prometheus.Labels{"node": id}, reg)
+}
+
+// mapEpochGauge reports the epoch of maps' current map at scrape time.
+func mapEpochGauge(name, help string, maps interface{ Map() *placement.Map }) prometheus.GaugeFunc {
+	return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, func() float64 {
+		if m := maps.Map(); m != nil {
+			return float64(m.Epoch)
+		}
+		return 0
+	})
+}
+
 // newRegistry returns a registry with the Go runtime and process metrics.
 func newRegistry() *prometheus.Registry {
 	reg := prometheus.NewRegistry()

@@ -398,11 +398,23 @@ func printSummary(w io.Writer, r *scrubber.Report, m *placement.Map, runErr erro
 	if n := r.UnrecoverableCount - int64(len(r.Unrecoverable)); n > 0 {
 		fmt.Fprintf(w, "UNRECOVERABLE ... and %d more (see --report json)\n", n)
 	}
-	for _, s := range r.Incomplete {
-		fmt.Fprintf(w, "INCOMPLETE %s\n", s)
-	}
-	if n := r.IncompleteCount - int64(len(r.Incomplete)); n > 0 {
-		fmt.Fprintf(w, "INCOMPLETE ... and %d more\n", n)
+	printIncomplete(w, r)
+}
+
+// printIncomplete writes what kept the pass from covering or repairing
+// everything, one INCOMPLETE line per kind with its count and the first
+// few examples: with a node down every object it holds is incomplete, and
+// a line each would bury the one fact that matters. --report json lists
+// them (up to scrubber.MaxListed).
+func printIncomplete(w io.Writer, r *scrubber.Report) {
+	for _, k := range r.IncompleteSummary() {
+		fmt.Fprintf(w, "INCOMPLETE %s: %d\n", k.Kind, k.Count)
+		for _, e := range k.Examples {
+			fmt.Fprintf(w, "  %s\n", e)
+		}
+		if n := k.Count - int64(len(k.Examples)); n > 0 {
+			fmt.Fprintf(w, "  ... and %d more (see --report json)\n", n)
+		}
 	}
 }
 

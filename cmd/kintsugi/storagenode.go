@@ -24,6 +24,7 @@ func runStorageNode(ctx context.Context, env *environ, args []string) error {
 	packMax := fs.Int64("pack-max", storagenode.DefaultPackMax, "largest shard stream (bytes, frames included) appended to a shared pack file instead of a file of its own (0: none)")
 	tlsCert := fs.String("tls-cert", "", "PEM certificate to serve the node API over HTTPS (with --tls-key); name the node https://HOST:PORT in the map")
 	tlsKey := fs.String("tls-key", "", "PEM private key of --tls-cert")
+	metricsAddr := fs.String("metrics-listen", "", "address to serve /metrics (Prometheus), /healthz and /readyz on, unauthenticated; empty: off")
 	if err := parseFlags(fs, env, args); err != nil {
 		return err
 	}
@@ -49,6 +50,8 @@ func runStorageNode(ctx context.Context, env *environ, args []string) error {
 	cfg.InlineMax = *inlineMax
 	cfg.PackMax = *packMax
 	cfg.Logger = env.logger.With("node", *id)
+	reg := newRegistry()
+	cfg.Registerer = nodeRegisterer(reg, *id)
 	if err := cfg.Validate(); err != nil {
 		return usageErr("%v", err)
 	}
@@ -67,6 +70,16 @@ func runStorageNode(ctx context.Context, env *environ, args []string) error {
 	if err := srv.useTLS(*tlsCert, *tlsKey); err != nil {
 		return err
 	}
-	ready(env, "storagenode", srv.Addr(), "id", *id)
-	return serveAll(ctx, env.logger, srv)
+	servers := []*server{srv}
+	kv := []string{"id", *id}
+	if *metricsAddr != "" {
+		msrv, err := newServer("storagenode "+*id+" metrics", *metricsAddr, withProbes(promHandler(reg), nil), env.logger)
+		if err != nil {
+			return usageErr("--metrics-listen: %v", err)
+		}
+		servers = append(servers, msrv)
+		kv = append(kv, "metrics", msrv.Addr())
+	}
+	ready(env, "storagenode", srv.Addr(), kv...)
+	return serveAll(ctx, env.logger, servers...)
 }

@@ -172,4 +172,12 @@
 // bucket needs a majority of them, and reading one asks all of them and
 // takes the newest record from a majority. Positive answers are cached for
 // BucketCacheTTL, so another gateway's delete may be noticed that much late.
+//
+// # Metrics
+//
+// With Config.Registerer set, the Store counts what S3 answers do not
+// show: reads that needed parity (degraded), roll-forwards, writes refused
+// for lack of a write quorum and writes acknowledged with raised parity
+// (kintsugi_gateway_*). A write retried under a newer map is counted once
+// per attempt.
 package objects

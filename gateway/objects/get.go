@@ -159,6 +159,9 @@ func (o *object) writeRange(ctx context.Context, w io.Writer, off, length int64)
 	o.hintFailures(ctx, rep)
 	switch {
 	case err == nil:
+		if len(rep.Failed) > 0 {
+			o.s.metrics.degradedRead()
+		}
 		return nil
 	case errors.Is(err, codec.ErrTooFewShards) && shardsGone(rep):
 		return kerr.E(op, kerr.Unavailable, fmt.Errorf("%w: %w: %w", ErrQuorum, errShardsGone, err))

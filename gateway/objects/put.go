@@ -103,11 +103,15 @@ func (s *Store) putObject(ctx context.Context, in PutInput) (ObjectInfo, error) 
 	n, wq := m.N(), m.WriteQuorum
 	sh := s.writeShape(m, placed)
 	if sh.down > n-wq {
+		s.metrics.quorumFailed()
 		return ObjectInfo{}, kerr.E(op, kerr.Unavailable, quorumErr("%d of %d nodes for %s/%s are down, need %d", sh.down, n, in.Bucket, in.Key, wq))
 	}
 	version := s.newVersion()
 	w, err := s.stageAll(ctx, m, placed, sh, in, version)
 	if err != nil {
+		if errors.Is(err, ErrQuorum) {
+			s.metrics.quorumFailed()
+		}
 		return ObjectInfo{}, kerr.E(op, err)
 	}
 	var sums map[string]string
@@ -169,8 +173,10 @@ func (s *Store) putObject(ctx context.Context, in PutInput) (ObjectInfo, error) 
 	}
 	s.sendHints(ctx, holders, hints)
 	if len(holders) < wq {
+		s.metrics.quorumFailed()
 		return ObjectInfo{}, kerr.E(op, kerr.Unavailable, quorumErr("committed %d of %d shards, need %d", len(holders), n, wq))
 	}
+	s.metrics.wrote(meta.Data, m.DataShards)
 	return infoOf(meta), nil
 }
 

@@ -382,6 +382,7 @@ func (s *Store) rollForward(ctx context.Context, states []nodeState, v readrule.
 			// A newer version reached the node meanwhile; the commit was a no-op.
 			return
 		}
+		s.metrics.rolledForward()
 		s.log.Info("objects: rolled forward", "node", ns.node.ID, "bucket", meta.Bucket, "key", meta.Key,
 			"version", meta.Version, "shard", rec.Shard)
 		// The shard stream sent with the state belonged to the version

@@ -18,6 +18,7 @@ import (
 	"github.com/kintsugi-store/kintsugi/placement"
 	"github.com/kintsugi-store/kintsugi/storagenode/client"
 	"github.com/oklog/ulid/v2"
+	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/singleflight"
 )
 
@@ -94,6 +95,9 @@ type Config struct {
 	// running its heartbeats (Tracker.Run) is the caller's job. nil: no
 	// health tracking; every call waits for its node up to its timeouts.
 	Health *health.Tracker
+	// Registerer, if set, receives the protocol's counters (degraded
+	// reads, roll-forwards, write quorum failures, raised-parity writes).
+	Registerer prometheus.Registerer
 }
 
 // Store runs the object protocol against the nodes of a cluster map. It is
@@ -128,7 +132,8 @@ type Store struct {
 
 	bufs sync.Pool // *[]byte frame buffers for stage streams
 
-	health *health.Tracker // nil: no health tracking
+	health  *health.Tracker // nil: no health tracking
+	metrics *metrics        // nil: none
 
 	hintMu   sync.Mutex
 	hintSent map[client.Hint]time.Time // by hint without its Time
@@ -194,6 +199,9 @@ func New(cfg Config) (*Store, error) {
 	}
 	if s.now == nil {
 		s.now = time.Now
+	}
+	if s.metrics, err = newMetrics(cfg.Registerer); err != nil {
+		return nil, kerr.E(op, kerr.Internal, err)
 	}
 	p := &mapPair{cur: m}
 	s.maps.Store(p)

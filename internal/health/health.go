@@ -159,6 +159,9 @@ func New(cfg Config) (*Tracker, error) {
 			return nil, kerr.E(op, kerr.Invalid, err)
 		}
 		t.m = m
+		if err := cfg.Registerer.Register(breakerCollector{t}); err != nil {
+			return nil, kerr.E(op, kerr.Invalid, err)
+		}
 	}
 	return t, nil
 }

@@ -48,9 +48,18 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	return m, nil
 }
 
+// setState sets a node's state. It is called when the tracker starts
+// tracking the node, so it also creates the node's counters at zero: a
+// series that appears only at its first event hides that event from
+// rate() and increase(), and from alerts on them.
 func (m *metrics) setState(id string, s State) {
 	if m != nil {
 		m.state.WithLabelValues(id).Set(float64(s))
+		for _, st := range []State{Up, Suspect, Down} {
+			m.transitions.WithLabelValues(id, st.String())
+		}
+		m.hedges.WithLabelValues(id, "true")
+		m.hedges.WithLabelValues(id, "false")
 	}
 }
 
@@ -94,4 +103,29 @@ func (m *metrics) forget(id string) {
 	m.calls.DeletePartialMatch(l)
 	m.latency.DeletePartialMatch(l)
 	m.hedges.DeletePartialMatch(l)
+}
+
+// breakerDesc is the circuit breaker state of every node, read from the
+// tracker at scrape time: the breakers change state on their own (open
+// turns half-open when its timer runs out, without any call), so a gauge
+// set on transitions would lag.
+var breakerDesc = prometheus.NewDesc("kintsugi_node_breaker_state",
+	"Circuit breaker of a storage node in this process: 1 for the state it is in (closed, half-open or open), 0 for the others.",
+	[]string{"node", "state"}, nil)
+
+// breakerCollector exports breakerDesc for a Tracker.
+type breakerCollector struct{ t *Tracker }
+
+func (c breakerCollector) Describe(ch chan<- *prometheus.Desc) { ch <- breakerDesc }
+
+func (c breakerCollector) Collect(ch chan<- prometheus.Metric) {
+	for _, st := range c.t.Status() {
+		for _, s := range []string{"closed", "half-open", "open"} {
+			v := 0.0
+			if st.Breaker == s {
+				v = 1
+			}
+			ch <- prometheus.MustNewConstMetric(breakerDesc, prometheus.GaugeValue, v, st.ID, s)
+		}
+	}
 }

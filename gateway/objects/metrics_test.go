@@ -1,0 +1,76 @@
+package objects
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+
+	"github.com/kintsugi-store/kintsugi/internal/health"
+)
+
+// TestProtocolMetrics: a read that needs parity counts as degraded, a
+// write refused for lack of a quorum as a quorum failure, and a healthy
+// read or write as neither.
+func TestProtocolMetrics(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	c := newCluster(t, 6, 4, 2, noPreload, func(cfg *Config) { cfg.Registerer = reg })
+	m := c.s.metrics
+	val := func(c prometheus.Counter) float64 {
+		var d dto.Metric
+		if err := c.Write(&d); err != nil {
+			t.Fatal(err)
+		}
+		return d.GetCounter().GetValue()
+	}
+	count := func() [4]float64 {
+		return [4]float64{val(m.degradedReads), val(m.quorumFailures), val(m.raisedParity), val(m.rollForwards)}
+	}
+	data := payload(4*testBlock+17, 3)
+	c.put("k", data)
+	c.mustGet("k", data)
+	if got := count(); got != [4]float64{} {
+		t.Fatalf("after a healthy put and get: %v, want zeros", got)
+	}
+
+	c.shardNode("k", 0).setDown("*", true)
+	c.mustGet("k", data)
+	if got := count(); got != [4]float64{1, 0, 0, 0} {
+		t.Fatalf("after a read with a data shard's node down: %v, want one degraded read", got)
+	}
+	c.shardNode("k", 0).setDown("*", false)
+
+	for _, i := range []int{1, 4} {
+		c.shardNode("q", i).set(func(n *fakeNode) { n.stageErr = fmt.Errorf("disk full") })
+	}
+	if _, err := c.s.PutObject(context.Background(), PutInput{Bucket: testBucket, Key: "q", Size: 5, Body: strings.NewReader("hello")}); err == nil {
+		t.Fatal("put without a stage quorum succeeded")
+	}
+	if got := count(); got != [4]float64{1, 1, 0, 0} {
+		t.Fatalf("after a put without a stage quorum: %v, want one quorum failure", got)
+	}
+	if mfs, err := reg.Gather(); err != nil || len(mfs) != 4 {
+		t.Fatalf("registry holds %d families (%v), want the 4 counters", len(mfs), err)
+	}
+}
+
+// TestRaisedParityMetric: a write taken while one of its nodes is known
+// down raises its parity and is counted.
+func TestRaisedParityMetric(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	hc := newHealthCluster(t, 6, 4, 2, func(cfg *Config) { cfg.Registerer = reg })
+	down := hc.shardNode("k", 3)
+	down.setDown("*", true)
+	hc.waitState(down.id, health.Down)
+	hc.put("k", payload(2*testBlock, 5))
+	var d dto.Metric
+	if err := hc.s.metrics.raisedParity.Write(&d); err != nil {
+		t.Fatal(err)
+	}
+	if got := d.GetCounter().GetValue(); got != 1 {
+		t.Fatalf("raised-parity writes %v, want 1", got)
+	}
+}
