@@ -100,7 +100,7 @@ func (n *Node) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(status)
-	json.NewEncoder(w).Encode(client.ErrorBody{Kind: kind.String(), Message: err.Error()})
+	json.NewEncoder(w).Encode(client.ErrorBody{Kind: kind.String(), Message: err.Error(), Newer: client.Newer(err)})
 }
 
 func (n *Node) writeJSON(w http.ResponseWriter, r *http.Request, v any) {

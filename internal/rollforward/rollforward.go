@@ -30,7 +30,9 @@ func Plan(states []client.KeyState, answered []bool, meta client.ObjectMeta) []i
 			continue
 		}
 		for _, ref := range st.Staged {
-			if ref.Version == meta.Version {
+			// A shard committed under a newer version than it was
+			// staged under is found by its stage version.
+			if ref.Version == meta.Version || ref.Version == meta.StageVersion() {
 				plan[i] = ref.Shard
 			}
 		}

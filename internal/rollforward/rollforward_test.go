@@ -58,3 +58,15 @@ func TestPlan(t *testing.T) {
 		})
 	}
 }
+
+// TestPlanFindsStageVersion: a version committed under a newer version than
+// its shards were staged under is rolled forward from the staged shards
+// its record names.
+func TestPlanFindsStageVersion(t *testing.T) {
+	const stage, v = "01AAAAAAAAAAAAAAAAAAAAAAAA", "01BBBBBBBBBBBBBBBBBBBBBBBB"
+	meta := client.ObjectMeta{Version: v, Staged: stage, Data: 4}
+	states := []client.KeyState{committed(v, 0), staged(stage, 1), staged(stage, 2), staged(stage, 3), {}}
+	if got, want := Plan(states, []bool{true, true, true, true, true}, meta), []int{-1, 1, 2, 3, -1}; !slices.Equal(got, want) {
+		t.Fatalf("Plan = %v, want %v", got, want)
+	}
+}

@@ -208,6 +208,9 @@ func (c *Client) statusError(op string, resp *http.Response) error {
 			kind = k
 		}
 	}
+	if eb.Newer != "" {
+		return kerr.E(op, kind, c.wrap(fmt.Errorf("%s: %w", resp.Status, &ConflictError{Newer: eb.Newer})))
+	}
 	return kerr.E(op, kind, c.wrap(fmt.Errorf("%s: %s", resp.Status, msg)))
 }
 

@@ -34,7 +34,10 @@
 //	GET    /v1/staged?limit                           -> []StagedShard
 package client
 
-import "time"
+import (
+	"errors"
+	"time"
+)
 
 // ObjectMeta is an object version's metadata, identical on every node that
 // holds one of its shards. A delete marker has Deleted set and no shards.
@@ -70,6 +73,19 @@ type ObjectMeta struct {
 	// record of a multipart upload in progress and each of its parts name
 	// the key the upload will complete to.
 	Target string `json:"target,omitempty"`
+	// Staged, if set, is the version the shards were staged under when
+	// the gateway committed them under a newer Version (see
+	// Client.Commit). Nodes keep it in the record, so that a commit rolled
+	// forward from the record finds the staged shard it binds.
+	Staged string `json:"staged,omitempty"`
+}
+
+// StageVersion is the version m's shards were staged under.
+func (m ObjectMeta) StageVersion() string {
+	if m.Staged != "" {
+		return m.Staged
+	}
+	return m.Version
 }
 
 // PartRef names one part of a multipart object: an ordinary erasure-coded
@@ -97,6 +113,10 @@ type StagedRef struct {
 	Root    string    `json:"root"` // hex
 	Size    int64     `json:"size"` // framed bytes
 	Staged  time.Time `json:"staged"`
+	// Newest, in a Stage answer only, is the newest version the node has
+	// committed or staged for the key, this stage's included: the
+	// gateway commits above it. Empty from nodes that predate it.
+	Newest string `json:"newest,omitempty"`
 }
 
 // KeyState is what one node knows about a key: its newest committed record
@@ -153,4 +173,27 @@ type ListPage struct {
 type ErrorBody struct {
 	Kind    string `json:"kind"`
 	Message string `json:"message"`
+	// Newer is set on a conflict: the newer version the node holds
+	// (see ConflictError).
+	Newer string `json:"newer,omitempty"`
+}
+
+// ConflictError is a node's refusal of a write older than what it holds:
+// a commit of an object version (or a bucket record) when the node's
+// record of the key is newer. The node changed nothing. Newer is the
+// version it holds, so that the writer can name its next version above
+// it. It unwraps to nothing; the error around it is kerr.Conflict.
+type ConflictError struct {
+	Newer string
+}
+
+func (e *ConflictError) Error() string { return "node holds newer version " + e.Newer }
+
+// Newer returns the version a ConflictError in err's chain names, or "".
+func Newer(err error) string {
+	var ce *ConflictError
+	if errors.As(err, &ce) {
+		return ce.Newer
+	}
+	return ""
 }
