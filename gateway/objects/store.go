@@ -2,7 +2,6 @@ package objects
 
 import (
 	"context"
-	"crypto/rand"
 	"errors"
 	"fmt"
 	"io"
@@ -16,7 +15,6 @@ import (
 	"github.com/kintsugi-store/kintsugi/internal/kerr"
 	"github.com/kintsugi-store/kintsugi/placement"
 	"github.com/kintsugi-store/kintsugi/storagenode/client"
-	"github.com/oklog/ulid/v2"
 	"golang.org/x/sync/singleflight"
 )
 
@@ -108,9 +106,7 @@ type Store struct {
 	preloadMax    int64 // 0: never
 	now           func() time.Time
 
-	verMu   sync.Mutex
-	entropy *ulid.MonotonicEntropy
-	lastMs  uint64
+	clock versionClock // names versions; see versionClock
 
 	clientMu sync.Mutex
 	clients  map[string]NodeClient // by node ID and address
@@ -161,7 +157,6 @@ func New(cfg Config) (*Store, error) {
 		preloadMax:    cfg.PreloadMax,
 		now:           cfg.Now,
 		health:        cfg.Health,
-		entropy:       ulid.Monotonic(rand.Reader, 0),
 		clients:       make(map[string]NodeClient),
 		buckets:       make(map[string]bucketEntry),
 		hintSent:      make(map[client.Hint]time.Time),
@@ -194,6 +189,7 @@ func New(cfg Config) (*Store, error) {
 	if s.now == nil {
 		s.now = time.Now
 	}
+	s.clock.now = s.now
 	p := &mapPair{cur: m}
 	s.maps.Store(p)
 	s.trackNodes(p)
@@ -295,24 +291,10 @@ func (s *Store) codec(d, p, block int) (*codec.Codec, error) {
 	return s.codecs.Get(d, p, block)
 }
 
-// newVersion names a write. Versions from one Store strictly increase even
-// if the clock steps back, because readers rely on lexical order.
-func (s *Store) newVersion() string {
-	s.verMu.Lock()
-	defer s.verMu.Unlock()
-	ms := max(ulid.Timestamp(s.now()), s.lastMs)
-	id, err := ulid.New(ms, s.entropy)
-	if errors.Is(err, ulid.ErrMonotonicOverflow) {
-		ms++
-		id, err = ulid.New(ms, s.entropy)
-	}
-	if err != nil {
-		// crypto/rand does not fail on supported platforms.
-		panic(fmt.Sprintf("objects: cannot draw a version: %v", err))
-	}
-	s.lastMs = ms
-	return id.String()
-}
+// newVersion names a write (or a stage, or an upload): a version above
+// every version this Store issued or saw in a node's answer, whatever the
+// clock says (see versionClock).
+func (s *Store) newVersion() string { return s.clock.next() }
 
 // callCtx bounds one metadata call.
 func (s *Store) callCtx(ctx context.Context) (context.Context, context.CancelFunc) {

@@ -15,8 +15,8 @@
 //
 // Wire API (all under /v1, names in the query; errors are ErrorBody JSON):
 //
-//	PUT    /v1/stage?bucket&key&version&shard&block   body: framed shard  -> StagedRef
-//	POST   /v1/commit                                 body: ObjectMeta    -> Record
+//	PUT    /v1/stage?bucket&key&version&shard&block   body: framed shard  -> StagedRef (with newest)
+//	POST   /v1/commit                                 body: ObjectMeta    -> Record, or 409 ErrorBody{newer}
 //	POST   /v1/abort?bucket&key&version
 //	GET    /v1/shard?bucket&key&version&off&len       -> framed bytes
 //	GET    /v1/stat?bucket&key                        -> KeyState
