@@ -41,7 +41,10 @@ func (n *Node) handleCommit(w http.ResponseWriter, r *http.Request) {
 // (or, for a rebuilt shard, under m.Version itself): it is installed under
 // the name of m.Version, so reads never learn the stage version. The
 // record keeps m.Staged, so that a roll-forward of the record binds the
-// same staged shard.
+// same staged shard. With no staged shard, a commit of the write the node
+// already holds (same stage version and shards) under a newer version
+// binds the committed shard to it (rebind): its writer found another
+// write's newer version on other nodes and had to go above it.
 //
 // Order (see the package doc): rename the staged file into place, fsync
 // its directory, write record + staged-entry removal + garbage note in one
@@ -107,19 +110,27 @@ func (n *Node) commit(m client.ObjectMeta) (client.Record, error) {
 	var install meta.Move
 	// Delete markers and multipart manifests have no shard of their own.
 	if !m.Deleted && len(m.Parts) == 0 {
-		s, ok := pickStaged(staged, m, n.cfg.ID)
-		if !ok {
+		switch s, ok := pickStaged(staged, m, n.cfg.ID); {
+		case ok:
+			if s.Shard < len(m.Roots) && m.Roots[s.Shard] != "" && !strings.EqualFold(m.Roots[s.Shard], s.Root) {
+				return client.Record{}, kerr.E(op, kerr.Corrupt, fmt.Errorf("staged shard %d has root %s, commit says %s", s.Shard, s.Root, m.Roots[s.Shard]))
+			}
+			mv, err := n.install(s, m.Version)
+			if err != nil {
+				return client.Record{}, kerr.E(op, ioKind(err), err)
+			}
+			install, rec.Shard = mv, s.Shard
+		case cur != nil && rebinds(cur, m):
+			// The same write, committed here under an older version
+			// before its writer had to go above a newer one elsewhere.
+			mv, err := n.rebind(cur, m.Version)
+			if err != nil {
+				return client.Record{}, kerr.E(op, ioKind(err), err)
+			}
+			install, rec.Shard = mv, cur.Shard
+		default:
 			return client.Record{}, kerr.E(op, kerr.NotExist, fmt.Errorf("no staged shard of %s/%s version %s", m.Bucket, m.Key, m.StageVersion()))
 		}
-		if s.Shard < len(m.Roots) && m.Roots[s.Shard] != "" && !strings.EqualFold(m.Roots[s.Shard], s.Root) {
-			return client.Record{}, kerr.E(op, kerr.Corrupt, fmt.Errorf("staged shard %d has root %s, commit says %s", s.Shard, s.Root, m.Roots[s.Shard]))
-		}
-		mv, err := n.install(s, m.Version)
-		if err != nil {
-			return client.Record{}, kerr.E(op, ioKind(err), err)
-		}
-		install = mv
-		rec.Shard = s.Shard
 	}
 	var garbage meta.Garbage
 	if cur != nil && cur.Shard >= 0 {
@@ -155,6 +166,37 @@ func (n *Node) commit(m client.ObjectMeta) (client.Record, error) {
 func sameWrite(rec *client.Record, m client.ObjectMeta) bool {
 	return rec.Deleted == m.Deleted && rec.Size == m.Size && rec.ETag == m.ETag &&
 		slices.EqualFunc(rec.Roots, m.Roots, strings.EqualFold)
+}
+
+// rebinds reports whether m commits again, under a newer version, the
+// write cur holds: same stage version, same shards.
+func rebinds(cur *client.Record, m client.ObjectMeta) bool {
+	return m.Staged != "" && cur.Shard >= 0 && cur.StageVersion() == m.StageVersion() && sameWrite(cur, m)
+}
+
+// rebind gives the committed shard of cur the name of version as well, for
+// a commit that moves the same write to that version: a hard link, made
+// durable, so that the old name stays readable for the superseded grace
+// like any superseded shard's and a crash before the record leaves cur
+// whole. An inline or packed shard is instead renamed by the commit's own
+// transaction: rebind returns that move. A retried commit finds the link
+// in place.
+func (n *Node) rebind(cur *client.Record, version string) (meta.Move, error) {
+	from := shardFile(cur.Bucket, cur.Key, cur.Version, cur.Shard)
+	to := shardFile(cur.Bucket, cur.Key, version, cur.Shard)
+	switch ok, err := n.db.HasBlob(from); {
+	case err != nil:
+		return meta.Move{}, err
+	case ok:
+		return meta.Move{From: from, To: to}, nil
+	}
+	if err := n.mkdirs(to); err != nil {
+		return meta.Move{}, err
+	}
+	if err := os.Link(n.abs(from), n.abs(to)); err != nil && !errors.Is(err, fs.ErrExist) {
+		return meta.Move{}, err
+	}
+	return meta.Move{}, n.syncDir(filepath.Dir(n.abs(to)))
 }
 
 // install moves staged shard s to its committed file as shard of version

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/kintsugi-store/kintsugi/internal/kerr"
 	"github.com/kintsugi-store/kintsugi/storagenode/client"
@@ -461,5 +462,57 @@ func TestHealth(t *testing.T) {
 	}
 	if h.ID != "n-42" || h.Objects != 0 || h.DiskTotal == 0 || h.DiskFree > h.DiskTotal {
 		t.Errorf("Health = %+v", h)
+	}
+}
+
+// TestCommitRebindsCommittedShard: a commit of the write the node holds
+// (same stage version and shards) under a newer version binds the
+// committed shard to it, whether the shard is a file, inline or packed;
+// a retried commit succeeds; another write's shards are never re-bound.
+func TestCommitRebindsCommittedShard(t *testing.T) {
+	tests := []struct {
+		name string
+		edit func(*Config)
+	}{
+		{"file", nil},
+		{"file with a superseded grace", func(c *Config) { c.SupersededGrace = time.Minute }},
+		{"inline", func(c *Config) { c.InlineMax = 1 << 20 }},
+		{"packed", func(c *Config) { c.PackMax = 1 << 20 }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tn := startNode(t, "", tt.edit)
+			ctx := context.Background()
+			o, other := encode(t, 9000, 7), encode(t, 9000, 8)
+			tn.put(t, "bk", "k", ver(1), o, 2)
+
+			// Another write's metadata is not bound to this shard.
+			wrong := other.meta("bk", "k", ver(2))
+			wrong.Staged = ver(1)
+			_, err := tn.c.Commit(ctx, wrong)
+			wantKind(t, err, kerr.NotExist)
+
+			m := o.meta("bk", "k", ver(3))
+			m.Staged = ver(1)
+			for range 2 { // the second is a retry
+				rec, err := tn.c.Commit(ctx, m)
+				if err != nil || rec.Version != ver(3) || rec.Shard != 2 {
+					t.Fatalf("Commit under a newer version = %+v, %v", rec, err)
+				}
+			}
+			if got := tn.readAll(t, "bk", "k", ver(3)); !bytes.Equal(got, o.shards[2]) {
+				t.Error("re-bound shard's bytes differ")
+			}
+			ks, err := tn.c.Stat(ctx, "bk", "k")
+			if err != nil || ks.Committed == nil || ks.Committed.Version != ver(3) || ks.Committed.Staged != ver(1) {
+				t.Fatalf("Stat = %+v, %v", ks, err)
+			}
+			if _, err := tn.Sweep(ctx, time.Now().Add(time.Hour)); err != nil {
+				t.Fatal(err)
+			}
+			if got := tn.readAll(t, "bk", "k", ver(3)); !bytes.Equal(got, o.shards[2]) {
+				t.Error("re-bound shard's bytes differ after a sweep")
+			}
+		})
 	}
 }

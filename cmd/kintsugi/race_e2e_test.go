@@ -25,6 +25,15 @@ import (
 // asks again for a while (it answered a retryable 503 in about 1 GET in
 // 1000 before it did), so a 503 is allowed here only rarely, for a machine
 // too loaded to finish a commit round in that time.
+//
+// The two writers race on the same keys too. A write whose commit finds
+// a concurrent write's newer version committed on some nodes is refused
+// there and retried once above it, but the shard it committed on nodes
+// the other write then superseded cannot be moved up: it may lose with a
+// retryable 503, which linearizability allows for a write concurrent with
+// another (a refusal must never count as a commit, see docs/ordering.md).
+// Such a write's bytes were recorded before it started, so a GET may
+// still serve them; the losses must stay rare.
 func TestRaceGetOverwriteDelete(t *testing.T) {
 	c := proctest.StartCluster(t, testBin, proctest.Options{})
 	cl := s3Client(c, 0)
@@ -56,7 +65,7 @@ func TestRaceGetOverwriteDelete(t *testing.T) {
 	}
 
 	stop := time.Now().Add(5 * time.Second)
-	var gets, found, missing, busy, writes atomic.Int64
+	var gets, found, missing, busy, writes, lost atomic.Int64
 	var wg sync.WaitGroup
 	errs := make(chan error, 100)
 	report := func(err error) {
@@ -74,6 +83,10 @@ func TestRaceGetOverwriteDelete(t *testing.T) {
 					_, err = cl.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String(bucket), Key: aws.String(key)})
 				} else {
 					err = put(key)
+				}
+				if err != nil && httpStatus(err) == 503 && apiCode(err) == "ServiceUnavailable" {
+					lost.Add(1)
+					continue
 				}
 				if err != nil {
 					report(fmt.Errorf("writer %d, %s: %w", w, key, err))
@@ -123,7 +136,11 @@ func TestRaceGetOverwriteDelete(t *testing.T) {
 			}
 		}
 	}
-	t.Logf("%d GETs (%d objects, %d NoSuchKey, %d retryable 503) against %d writes", gets.Load(), found.Load(), missing.Load(), busy.Load(), writes.Load())
+	t.Logf("%d GETs (%d objects, %d NoSuchKey, %d retryable 503) against %d writes (and %d lost to a racing write)",
+		gets.Load(), found.Load(), missing.Load(), busy.Load(), writes.Load(), lost.Load())
+	if lost.Load()*10 > writes.Load() {
+		t.Errorf("%d writes lost to racing writes against %d acknowledged; want under 10%%", lost.Load(), writes.Load())
+	}
 	if busy.Load()*50 > gets.Load() {
 		t.Errorf("%d of %d GETs answered 503; want under 2%%", busy.Load(), gets.Load())
 	}

@@ -256,6 +256,12 @@ func (n *fakeNode) Commit(ctx context.Context, meta client.ObjectMeta) (client.R
 		if !ok {
 			st, ok = fk.staged[meta.Version]
 		}
+		if c := fk.committed; !ok && c != nil && meta.Staged != "" && c.Shard >= 0 && c.StageVersion() == meta.Staged &&
+			c.ETag == meta.ETag && slices.Equal(c.Roots, meta.Roots) {
+			// The same write committed under an older version: bind
+			// its shard to the new one.
+			st, ok = fakeStaged{ref: client.StagedRef{Shard: c.Shard, Root: c.Roots[c.Shard]}, data: fk.shard}, true
+		}
 		if !ok {
 			return client.Record{}, kerr.E(op, kerr.NotExist, fmt.Errorf("version %s not staged", meta.StageVersion()))
 		}

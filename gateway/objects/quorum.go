@@ -169,22 +169,21 @@ wait:
 // committed because nodes hold newer versions, it tries once more under a
 // new version, above every one they named, on the targets that did not
 // commit: a write whose commit begins after another write of the key was
-// acknowledged must win, even if its version was named first. A node that
-// committed the first version keeps it (it holds the same shard under an
-// older version, and the new version's shard there is reported missing);
-// only commits of the new version count toward its quorum. Staged shards
+// acknowledged must win, even if its version was named first. The second
+// attempt goes to every target: nodes that refused commit their staged
+// shard under the new version, nodes that committed the first version
+// bind the same shard to the new one (storagenode: rebind). Only commits
+// of the new version count toward its quorum. Staged shards
 // of nodes that refused the last attempt are aborted. late is called as
 // commitQuorum's, with the metadata of the attempt it belongs to.
 func (s *Store) commitWrite(ctx context.Context, targets []member, meta client.ObjectMeta, wq int, late func(meta client.ObjectMeta, i int, committed []bool)) (_ client.ObjectMeta, committed, answered []bool) {
 	first := meta
 	committed, answered, newer := s.commitQuorum(ctx, targets, meta, wq, func(i int, committed []bool) { late(first, i, committed) })
 	if count(committed) < wq && slices.ContainsFunc(newer, func(v string) bool { return v != "" }) {
-		again := make([]member, len(targets))
-		for i, t := range targets {
-			if !committed[i] {
-				again[i] = t
-			}
-		}
+		// Every target is asked again: a node that committed the first
+		// version takes the new one over it (an object's node binds the
+		// shard it committed to the new version too).
+		again := targets
 		// The refusals fed the clock: the new version is above them.
 		meta.Version = s.newVersion()
 		if first.Staged != "" || !first.Deleted && len(first.Parts) == 0 {

@@ -73,7 +73,9 @@ func (c *Client) Stage(ctx context.Context, bucket, key, version string, shard, 
 // without one is kerr.NotExist. The staged shard is the one staged under
 // meta.StageVersion(): a shard staged under one version may be committed
 // under a newer meta.Version (meta.Staged names the stage version), and
-// is then stored and read as meta.Version's. If the node already has a
+// is then stored and read as meta.Version's; a node that committed that
+// same write (same stage version and shards) under an older version binds
+// its shard to meta.Version. If the node already has a
 // newer version, the error is kerr.Conflict wrapping a *ConflictError
 // that names it (see Newer); the node keeps its staged shard, so that
 // the same shard may be committed again under a version above that one.
