@@ -3,8 +3,11 @@ package objects
 import (
 	"bytes"
 	"context"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/oklog/ulid/v2"
 
 	"github.com/kintsugi-store/kintsugi/internal/kerr"
 	"github.com/kintsugi-store/kintsugi/placement"
@@ -137,4 +140,41 @@ func (e earlierRelease) Commit(ctx context.Context, meta client.ObjectMeta) (cli
 		return client.Record{ObjectMeta: client.ObjectMeta{Bucket: meta.Bucket, Key: meta.Key, Version: v}}, nil
 	}
 	return rec, err
+}
+
+// TestCommitRetryRebindsFirstVersion: a write whose commit lands on some
+// nodes and is refused by the others (a concurrent write's newer version
+// got there first) is committed again above the refusals on all of its
+// nodes; the nodes that took the first version bind the same shard to
+// the new one, so the write reaches its quorum and is served.
+func TestCommitRetryRebindsFirstVersion(t *testing.T) {
+	c := newCluster(t, 6, 4, 2)
+	newer := newULID(ulid.Timestamp(testNow.Add(5 * time.Second))).String()
+	placed := c.s.Map().PlaceKey(testBucket, "k")
+	for _, pn := range placed[3:] {
+		n := c.nodes[pn.ID]
+		var seeded atomic.Bool
+		n.set(func(n *fakeNode) {
+			n.beforeCommit = func(meta client.ObjectMeta) {
+				// Just before this write's commit, a concurrent
+				// write's newer marker lands on this node.
+				if seeded.CompareAndSwap(false, true) {
+					if _, err := n.Commit(context.Background(), client.ObjectMeta{Bucket: testBucket, Key: "k", Version: newer, Deleted: true}); err != nil {
+						t.Error(err)
+					}
+				}
+			}
+		})
+	}
+	want := payload(5000, 5)
+	info := c.put("k", want)
+	if info.Version <= newer {
+		t.Errorf("acknowledged version %s not above the concurrent %s", info.Version, newer)
+	}
+	c.mustGet("k", want)
+	for _, pn := range placed {
+		if rec := c.nodes[pn.ID].committed(testBucket, "k"); rec == nil || rec.Version != info.Version {
+			t.Errorf("node %s holds %+v, want %s", pn.ID, rec, info.Version)
+		}
+	}
 }
