@@ -28,10 +28,9 @@ import (
 //
 // The two writers race on the same keys too. A write whose commit finds
 // a concurrent write's newer version committed on some nodes is refused
-// there and retried once above it, but the shard it committed on nodes
-// the other write then superseded cannot be moved up: it may lose with a
-// retryable 503, which linearizability allows for a write concurrent with
-// another (a refusal must never count as a commit, see docs/ordering.md).
+// there: it may lose with a retryable 503, which linearizability allows
+// for a write concurrent with another (a refusal must never count as a
+// commit, see docs/ordering.md).
 // Such a write's bytes were recorded before it started, so a GET may
 // still serve them; the losses must stay rare.
 func TestRaceGetOverwriteDelete(t *testing.T) {

@@ -24,9 +24,8 @@
 // commits under its stage version when nothing newer showed up, else
 // under a new version above what its stage answers reported, binding the
 // staged shards to it (ObjectMeta.Staged); if refusals still cost it the
-// quorum it tries once more above them on all its nodes (commitWrite;
-// nodes that committed the first version bind the same shard to the new
-// one), then answers ErrQuorum.
+// quorum and nothing committed it, it tries once more above them on the
+// nodes that refused (commitWrite), else answers ErrQuorum.
 //
 // # Writes
 //

@@ -166,42 +166,48 @@ wait:
 
 // commitWrite commits meta, a new version, on targets as commitQuorum
 // does, and returns the metadata it committed last. If fewer than wq
-// committed because nodes hold newer versions, it tries once more under a
-// new version, above every one they named, on the targets that did not
-// commit: a write whose commit begins after another write of the key was
-// acknowledged must win, even if its version was named first. The second
-// attempt goes to every target: nodes that refused commit their staged
-// shard under the new version, nodes that committed the first version
-// bind the same shard to the new one (storagenode: rebind). Only commits
-// of the new version count toward its quorum. Staged shards
-// of nodes that refused the last attempt are aborted. late is called as
-// commitQuorum's, with the metadata of the attempt it belongs to.
+// committed because nodes hold newer versions, and at least wq refused
+// (and none committed), it tries once more under a new version, above
+// every one they named, on the nodes that refused: a write whose commit
+// begins after another write of the key was acknowledged must win, even
+// if its version was named first. A refusing node keeps its staged shard,
+// so the retry is a commit round like the first. Otherwise the write
+// fails: a retry reaching fewer nodes could commit above an acknowledged
+// version on some of them without being readable itself, costing both.
+// Staged shards of nodes that refused the last attempt are aborted. late
+// is called as commitQuorum's, with the metadata of the attempt it
+// belongs to.
 func (s *Store) commitWrite(ctx context.Context, targets []member, meta client.ObjectMeta, wq int, late func(meta client.ObjectMeta, i int, committed []bool)) (_ client.ObjectMeta, committed, answered []bool) {
 	first := meta
 	committed, answered, newer := s.commitQuorum(ctx, targets, meta, wq, func(i int, committed []bool) { late(first, i, committed) })
-	if count(committed) < wq && slices.ContainsFunc(newer, func(v string) bool { return v != "" }) {
-		// Every target is asked again: a node that committed the first
-		// version takes the new one over it (an object's node binds the
-		// shard it committed to the new version too).
-		again := targets
+	refused := func() []member {
+		var out []member
+		for i, v := range newer {
+			if v != "" {
+				out = append(out, targets[i])
+			}
+		}
+		return out
+	}
+	if again := refused(); count(committed) == 0 && len(again) >= wq {
 		// The refusals fed the clock: the new version is above them.
 		meta.Version = s.newVersion()
-		if first.Staged != "" || !first.Deleted && len(first.Parts) == 0 {
+		if !first.Deleted && len(first.Parts) == 0 {
 			meta.Staged = first.StageVersion()
 		}
 		second := meta
 		s.log.Info("objects: commit refused by newer versions, retrying", "bucket", meta.Bucket, "key", meta.Key,
 			"version", first.Version, "retry", meta.Version)
-		committed, answered, newer = s.commitQuorum(ctx, again, meta, wq, func(i int, committed []bool) { late(second, i, committed) })
-	}
-	var refused []member
-	for i, v := range newer {
-		if v != "" {
-			refused = append(refused, targets[i])
+		retry := make([]member, len(targets))
+		for i, t := range targets {
+			if newer[i] != "" {
+				retry[i] = t
+			}
 		}
+		committed, answered, newer = s.commitQuorum(ctx, retry, meta, wq, func(i int, committed []bool) { late(second, i, committed) })
 	}
 	if !meta.Deleted && len(meta.Parts) == 0 {
-		s.abort(ctx, refused, meta.Bucket, meta.Key, meta.StageVersion())
+		s.abort(ctx, refused(), meta.Bucket, meta.Key, meta.StageVersion())
 	}
 	return meta, committed, answered
 }
