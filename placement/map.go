@@ -75,7 +75,8 @@ func (m *Map) Marshal() ([]byte, error) {
 }
 
 // WithDefaults returns a copy of m whose optional fields are filled in:
-// Partitions, BlockSize, WriteQuorum (d+1, at most n), and each node's
+// Partitions, BlockSize, WriteQuorum (d+1, or a majority of n if that is
+// more, at most n), and each node's
 // Weight (1) and State (active). m is not modified.
 func (m *Map) WithDefaults() *Map {
 	c := *m
@@ -88,7 +89,7 @@ func (m *Map) WithDefaults() *Map {
 		c.BlockSize = DefaultBlockSize
 	}
 	if c.WriteQuorum == 0 {
-		c.WriteQuorum = min(c.DataShards+1, c.N())
+		c.WriteQuorum = min(max(c.DataShards+1, c.N()/2+1), c.N())
 	}
 	for i := range c.Nodes {
 		n := &c.Nodes[i]
@@ -125,8 +126,12 @@ func (m *Map) Validate() error {
 	if m.BlockSize < MinBlockSize || m.BlockSize > MaxBlockSize {
 		v.addf("block_size: %d out of range [%d, %d]", m.BlockSize, MinBlockSize, MaxBlockSize)
 	}
-	if shardsOK && (m.WriteQuorum < d || m.WriteQuorum > m.N()) {
-		v.addf("write_quorum: %d out of range [%d, %d]", m.WriteQuorum, d, m.N())
+	// Every two acknowledged writes of a key must have committed on a
+	// common node, which refuses the older one after the newer: that,
+	// not any clock, is what orders writes (docs/ordering.md). So a
+	// write quorum is more than half of the object's n nodes.
+	if lo := max(d, m.N()/2+1); shardsOK && (m.WriteQuorum < lo || m.WriteQuorum > m.N()) {
+		v.addf("write_quorum: %d out of range [%d, %d] (at least d, and more than half of n)", m.WriteQuorum, lo, m.N())
 	}
 
 	ids := make(map[string]int, len(m.Nodes))

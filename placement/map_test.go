@@ -105,9 +105,13 @@ func TestParseErrors(t *testing.T) {
 		{"too few nodes", withNode("data_shards: 6\n", -1, ""),
 			`nodes: 6 active nodes, fewer than n = data_shards + parity_shards = 8`},
 		{"write_quorum below d", withNode("write_quorum: 3\n", -1, ""),
-			`write_quorum: 3 out of range [4, 6]`},
+			`write_quorum: 3 out of range [4, 6] (at least d, and more than half of n)`},
 		{"write_quorum above n", withNode("write_quorum: 7\n", -1, ""),
-			`write_quorum: 7 out of range [4, 6]`},
+			`write_quorum: 7 out of range [4, 6] (at least d, and more than half of n)`},
+		// Two writes acknowledged by 3 of 6 nodes each need not share a
+		// node, and nothing would order them.
+		{"write_quorum not a majority", withNode("data_shards: 2\nparity_shards: 4\nwrite_quorum: 3\n", -1, ""),
+			`write_quorum: 3 out of range [4, 6] (at least d, and more than half of n)`},
 		{"partitions negative", withNode("partitions: -1\n", -1, ""),
 			`partitions: -1 is less than 1`},
 		{"block_size too small", withNode("block_size: 4095\n", -1, ""),
@@ -230,7 +234,12 @@ nodes:
 			return nil
 		}},
 		{"limits", withNode("data_shards: 1\nparity_shards: 0\nblock_size: 4096\npartitions: 1\n", -1, ""), nil},
-		{"upper limits", withNode("data_shards: 2\nparity_shards: 4\nblock_size: 16777216\n", -1, ""), nil},
+		{"upper limits", withNode("data_shards: 2\nparity_shards: 4\nblock_size: 16777216\n", -1, ""), func(m *Map) error {
+			if m.WriteQuorum != 4 {
+				return fmt.Errorf("write_quorum = %d, want 4 (a majority of 6, above d+1)", m.WriteQuorum)
+			}
+			return nil
+		}},
 		{"zero weight means one", withNode("", 0, "{id: x, addr: 'h:1', weight: 0}"), func(m *Map) error {
 			if m.Nodes[0].Weight != 1 {
 				return fmt.Errorf("weight = %v", m.Nodes[0].Weight)

@@ -24,7 +24,7 @@ type Map struct {
 	ParityShards int    `yaml:"parity_shards" json:"parity_shards"`
 	Partitions   int    `yaml:"partitions,omitempty" json:"partitions,omitempty"`     // default 4096
 	BlockSize    int    `yaml:"block_size,omitempty" json:"block_size,omitempty"`     // default 256 KiB
-	WriteQuorum  int    `yaml:"write_quorum,omitempty" json:"write_quorum,omitempty"` // default min(d+1, n)
+	WriteQuorum  int    `yaml:"write_quorum,omitempty" json:"write_quorum,omitempty"` // default min(max(d+1, n/2+1), n); 2·WriteQuorum > n
 	Nodes        []Node `yaml:"nodes" json:"nodes"`
 }
 

@@ -403,6 +403,9 @@ func (s *Scrubber) rollForward(ctx context.Context, states []nodeState, v readru
 		cctx, cancel := s.callCtx(ctx)
 		defer cancel()
 		rec, err := ns.c.Commit(cctx, meta)
+		if client.Newer(err) != "" {
+			return // a newer version reached the node meanwhile
+		}
 		if err != nil {
 			s.log.Warn("scrub: roll forward failed", "node", ns.node.ID, "bucket", meta.Bucket, "key", meta.Key, "version", meta.Version, "err", err)
 			return

@@ -512,6 +512,10 @@ func (s *Scrubber) commitMoved(ctx context.Context, meta client.ObjectMeta, i in
 	rec, err := dst.c.Commit(cctx, meta)
 	cancel()
 	switch {
+	case client.Newer(err) != "":
+		// dst holds a newer version and keeps the moved shard staged.
+		s.abort(ctx, &dst, meta)
+		return true, nil
 	case err != nil:
 		return false, fmt.Errorf("committing on %s: %w", dst.node.ID, err)
 	case rec.Version > meta.Version:

@@ -180,6 +180,11 @@ func (s *Scrubber) rebuild(ctx context.Context, c checked) outcome {
 		defer cancel()
 		rec, err := tg.c.Commit(cctx, meta)
 		switch {
+		case client.Newer(err) != "":
+			// A newer version reached the node; it keeps the
+			// rebuilt shard staged until told otherwise.
+			record(func() { out.changed = true })
+			s.abort(ctx, tg, meta)
 		case err != nil:
 			record(func() { fail(i, "committing on %s: %v", tg.node.ID, err) })
 			s.abort(ctx, tg, meta)

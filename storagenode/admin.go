@@ -22,9 +22,21 @@ func (n *Node) handlePutBucket(w http.ResponseWriter, r *http.Request) {
 		n.writeError(w, r, kerr.E(op, err))
 		return
 	}
-	if _, err := n.db.PutBucket(b); err != nil {
+	stored, err := n.db.PutBucket(b)
+	if err != nil {
 		n.writeError(w, r, kerr.E(op, err))
 		return
+	}
+	if !stored {
+		// An older record than the node's must not count as stored.
+		switch cur, err := n.db.Bucket(b.Name); {
+		case err != nil:
+			n.writeError(w, r, kerr.E(op, err))
+			return
+		case cur.Version > b.Version:
+			n.writeError(w, r, kerr.E(op, kerr.Conflict, &client.ConflictError{Newer: cur.Version}))
+			return
+		}
 	}
 	n.writeJSON(w, r, struct{}{})
 }

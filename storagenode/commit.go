@@ -31,8 +31,20 @@ func (n *Node) handleCommit(w http.ResponseWriter, r *http.Request) {
 	n.writeJSON(w, r, rec)
 }
 
-// commit makes m's version the key's committed version unless the node
-// already has a newer one, and returns the key's committed record.
+// commit makes m's version the key's committed version and returns the
+// key's committed record. A node that already holds a newer version
+// refuses with a ConflictError naming it and changes nothing: its staged
+// shard stays, so that the writer may commit it again under a version
+// above the newer one. Committing the committed version again succeeds.
+//
+// The staged shard committed is the one staged under m.StageVersion()
+// (or, for a rebuilt shard, under m.Version itself): it is installed under
+// the name of m.Version, so reads never learn the stage version. The
+// record keeps m.Staged, so that a roll-forward of the record binds the
+// same staged shard. With no staged shard, a commit of the write the node
+// already holds (same stage version and shards) under a newer version
+// binds the committed shard to it (rebind): its writer found another
+// write's newer version on other nodes and had to go above it.
 //
 // Order (see the package doc): rename the staged file into place, fsync
 // its directory, write record + staged-entry removal + garbage note in one
@@ -56,22 +68,38 @@ func (n *Node) commit(m client.ObjectMeta) (client.Record, error) {
 	if err != nil {
 		return client.Record{}, kerr.E(op, err)
 	}
-	staged, err := n.stagedVersion(m.Bucket, m.Key, m.Version)
+	if m.Staged == m.Version {
+		m.Staged = ""
+	}
+	if m.Staged != "" {
+		if err := client.CheckVersion(m.Staged); err != nil {
+			return client.Record{}, kerr.E(op, err)
+		}
+	}
+	if cur != nil && cur.Version > m.Version {
+		// Never let an older version replace a newer one, and never
+		// answer as if it had: the writer must not count this node.
+		return client.Record{}, kerr.E(op, kerr.Conflict, &client.ConflictError{Newer: cur.Version})
+	}
+	staged, err := n.stagedVersion(m.Bucket, m.Key, m.Version, m.Staged)
 	if err != nil {
 		return client.Record{}, kerr.E(op, err)
 	}
-	if cur != nil && cur.Version >= m.Version {
-		if cur.Version == m.Version {
-			// A shard rebuilt for a version the node already holds
-			// replaces a quarantined or lost one.
-			switch ok, err := n.repair(cur, staged); {
-			case err != nil:
-				return client.Record{}, kerr.E(op, err)
-			case ok:
-				return *cur, nil
-			}
+	if cur != nil && cur.Version == m.Version && !sameWrite(cur, m) {
+		// Two writes that drew the same version: the second must not
+		// be told it is committed.
+		return client.Record{}, kerr.E(op, kerr.Conflict, &client.ConflictError{Newer: cur.Version})
+	}
+	if cur != nil && cur.Version == m.Version {
+		// A shard rebuilt for a version the node already holds
+		// replaces a quarantined or lost one.
+		switch ok, err := n.repair(cur, staged); {
+		case err != nil:
+			return client.Record{}, kerr.E(op, err)
+		case ok:
+			return *cur, nil
 		}
-		// Already committed, or superseded: nothing to make visible.
+		// Already committed: nothing to make visible.
 		if err := n.dropStaged(staged, cur); err != nil {
 			return client.Record{}, kerr.E(op, err)
 		}
@@ -82,19 +110,27 @@ func (n *Node) commit(m client.ObjectMeta) (client.Record, error) {
 	var install meta.Move
 	// Delete markers and multipart manifests have no shard of their own.
 	if !m.Deleted && len(m.Parts) == 0 {
-		s, ok := pickStaged(staged, m, n.cfg.ID)
-		if !ok {
-			return client.Record{}, kerr.E(op, kerr.NotExist, fmt.Errorf("no staged shard of %s/%s version %s", m.Bucket, m.Key, m.Version))
+		switch s, ok := pickStaged(staged, m, n.cfg.ID); {
+		case ok:
+			if s.Shard < len(m.Roots) && m.Roots[s.Shard] != "" && !strings.EqualFold(m.Roots[s.Shard], s.Root) {
+				return client.Record{}, kerr.E(op, kerr.Corrupt, fmt.Errorf("staged shard %d has root %s, commit says %s", s.Shard, s.Root, m.Roots[s.Shard]))
+			}
+			mv, err := n.install(s, m.Version)
+			if err != nil {
+				return client.Record{}, kerr.E(op, ioKind(err), err)
+			}
+			install, rec.Shard = mv, s.Shard
+		case cur != nil && rebinds(cur, m):
+			// The same write, committed here under an older version
+			// before its writer had to go above a newer one elsewhere.
+			mv, err := n.rebind(cur, m.Version)
+			if err != nil {
+				return client.Record{}, kerr.E(op, ioKind(err), err)
+			}
+			install, rec.Shard = mv, cur.Shard
+		default:
+			return client.Record{}, kerr.E(op, kerr.NotExist, fmt.Errorf("no staged shard of %s/%s version %s", m.Bucket, m.Key, m.StageVersion()))
 		}
-		if s.Shard < len(m.Roots) && m.Roots[s.Shard] != "" && !strings.EqualFold(m.Roots[s.Shard], s.Root) {
-			return client.Record{}, kerr.E(op, kerr.Corrupt, fmt.Errorf("staged shard %d has root %s, commit says %s", s.Shard, s.Root, m.Roots[s.Shard]))
-		}
-		mv, err := n.install(s)
-		if err != nil {
-			return client.Record{}, kerr.E(op, ioKind(err), err)
-		}
-		install = mv
-		rec.Shard = s.Shard
 	}
 	var garbage meta.Garbage
 	if cur != nil && cur.Shard >= 0 {
@@ -124,11 +160,59 @@ func (n *Node) commit(m client.ObjectMeta) (client.Record, error) {
 	return rec, nil
 }
 
-// install moves staged shard s to its committed file and makes the rename
-// durable. An inline shard is instead renamed by the commit's own
-// transaction: install returns that move.
-func (n *Node) install(s meta.Staged) (meta.Move, error) {
-	final := shardFile(s.Bucket, s.Key, s.Version, s.Shard)
+// sameWrite reports whether m describes the write rec records: a commit of
+// the committed version again (a retry, a roll-forward, a rebuilt shard)
+// carries the record's own metadata.
+func sameWrite(rec *client.Record, m client.ObjectMeta) bool {
+	return rec.Deleted == m.Deleted && rec.Size == m.Size && rec.ETag == m.ETag &&
+		slices.EqualFunc(rec.Roots, m.Roots, strings.EqualFold)
+}
+
+// rebinds reports whether m commits again, under a newer version, the
+// write cur holds: same stage version, same shards.
+func rebinds(cur *client.Record, m client.ObjectMeta) bool {
+	return m.Staged != "" && cur.Shard >= 0 && cur.StageVersion() == m.StageVersion() && sameWrite(cur, m)
+}
+
+// rebind gives the committed shard of cur the name of version as well, for
+// a commit that moves the same write to that version: a hard link, made
+// durable, so that the old name stays readable for the superseded grace
+// like any superseded shard's and a crash before the record leaves cur
+// whole. An inline or packed shard is instead renamed by the commit's own
+// transaction: rebind returns that move. A retried commit finds the link
+// in place.
+func (n *Node) rebind(cur *client.Record, version string) (meta.Move, error) {
+	from := shardFile(cur.Bucket, cur.Key, cur.Version, cur.Shard)
+	to := shardFile(cur.Bucket, cur.Key, version, cur.Shard)
+	switch ok, err := n.db.HasBlob(from); {
+	case err != nil:
+		return meta.Move{}, err
+	case ok:
+		return meta.Move{From: from, To: to}, nil
+	}
+	if err := n.mkdirs(to); err != nil {
+		return meta.Move{}, err
+	}
+	if err := os.Link(n.abs(from), n.abs(to)); err != nil && !errors.Is(err, fs.ErrExist) {
+		return meta.Move{}, err
+	}
+	return meta.Move{}, n.syncDir(filepath.Dir(n.abs(to)))
+}
+
+// install moves staged shard s to its committed file as shard of version
+// (the version it is committed under, which may be newer than the one it
+// was staged under) and makes the rename durable. An inline shard is
+// instead renamed by the commit's own transaction: install returns that
+// move.
+//
+// A retried commit of the same version finds the file already in place.
+// A crash after the rename of a shard committed under a newer version
+// than it was staged under, and before the record, strands the renamed
+// file: no record names it, so it is never read, but Sweep does not find
+// it either (it looks for files named by the staged version). Such a
+// commit happens only when a concurrent write won the version race.
+func (n *Node) install(s meta.Staged, version string) (meta.Move, error) {
+	final := shardFile(s.Bucket, s.Key, version, s.Shard)
 	if s.Inline {
 		return meta.Move{From: s.File, To: final}, nil
 	}
@@ -164,14 +248,17 @@ func pickStaged(staged []meta.Staged, m client.ObjectMeta, id string) (meta.Stag
 	return slices.MinFunc(staged, func(a, b meta.Staged) int { return a.Shard - b.Shard }), true
 }
 
-// stagedVersion returns the staged shards of one version of a key.
-// REQUIRES: the key's lock.
-func (n *Node) stagedVersion(bucket, key, version string) ([]meta.Staged, error) {
+// stagedVersion returns the staged shards of a key staged under version
+// or (if not empty) under alias, the version a commit names as its stage
+// version. REQUIRES: the key's lock.
+func (n *Node) stagedVersion(bucket, key, version, alias string) ([]meta.Staged, error) {
 	all, err := n.db.StagedOf(bucket, key)
 	if err != nil {
 		return nil, err
 	}
-	return slices.DeleteFunc(all, func(s meta.Staged) bool { return s.Version != version }), nil
+	return slices.DeleteFunc(all, func(s meta.Staged) bool {
+		return s.Version != version && (alias == "" || s.Version != alias)
+	}), nil
 }
 
 // dropStaged deletes staged entries and their files. A staged shard's
@@ -211,7 +298,7 @@ func (n *Node) abort(bucket, key, version string) error {
 	}
 	unlock := n.lock(bucket, key)
 	defer unlock()
-	staged, err := n.stagedVersion(bucket, key, version)
+	staged, err := n.stagedVersion(bucket, key, version, "")
 	if err != nil {
 		return kerr.E(op, err)
 	}

@@ -95,7 +95,14 @@
 // Newest wins: versions are ULIDs compared as strings, and every
 // read-modify-write of a key's entries holds a lock striped by key, so of
 // concurrent commits the newest version is the one that stays, whatever
-// the order they arrive in.
+// the order they arrive in. A commit older than the key's record is
+// refused with a conflict naming the newer version (client.ConflictError),
+// never answered as a success: the gateway must not count it (see
+// docs/ordering.md). A stage answers with the newest version the node has
+// committed or staged for the key, so that the gateway can commit above
+// it; the commit may name the version its shard was staged under
+// (ObjectMeta.Staged), and installs that shard under the committed
+// version's file name, so reads know only the committed version.
 //
 // Metrics: with Config.Registerer set, the node counts and times its
 // stage, commit and shard read calls and their bytes, times its fsyncs,

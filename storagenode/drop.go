@@ -51,7 +51,7 @@ func (n *Node) dropShard(bucket, key, version string, shard int) (bool, error) {
 	}
 	unlock := n.lock(bucket, key)
 	defer unlock()
-	staged, err := n.stagedVersion(bucket, key, version)
+	staged, err := n.stagedVersion(bucket, key, version, "")
 	if err != nil {
 		return false, kerr.E(op, err)
 	}

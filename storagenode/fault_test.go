@@ -241,7 +241,7 @@ func TestSweep(t *testing.T) {
 	if err != nil || len(staged) != 1 {
 		t.Fatalf("staged w: %v, %v", staged, err)
 	}
-	if _, err := tn.install(staged[0]); err != nil {
+	if _, err := tn.install(staged[0], staged[0].Version); err != nil {
 		t.Fatal(err)
 	}
 	// A superseded file a commit noted but did not get to remove.
@@ -308,7 +308,7 @@ func TestCommitAfterCrashedRename(t *testing.T) {
 	if err != nil || len(staged) != 1 {
 		t.Fatal(staged, err)
 	}
-	if _, err := tn.install(staged[0]); err != nil { // the rename happened, the record did not
+	if _, err := tn.install(staged[0], staged[0].Version); err != nil { // the rename happened, the record did not
 		t.Fatal(err)
 	}
 	if _, err := tn.c.Commit(ctx, o.meta("bk", "k", ver(1))); err != nil {
@@ -343,6 +343,16 @@ func TestConcurrentCommitsNewestWins(t *testing.T) {
 			<-start
 			v := ver(i)
 			rec, err := tn.c.Commit(ctx, objs[i].meta("bk", "hot", v))
+			if newer := client.Newer(err); newer != "" {
+				// Refused for a newer version: the writer aborts.
+				if newer <= v {
+					errs <- fmt.Errorf("commit of %s refused for older %s", v, newer)
+				}
+				if err := tn.c.Abort(ctx, "bk", "hot", v); err != nil {
+					errs <- err
+				}
+				return
+			}
 			if err != nil {
 				errs <- err
 				return

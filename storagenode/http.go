@@ -118,7 +118,7 @@ func (n *Node) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	case status >= 500:
 		n.log.Warn("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
 	}
-	n.writeErrorBody(w, r, status, client.ErrorBody{Kind: kind.String(), Message: err.Error(), Sentinel: client.SentinelName(err)})
+	n.writeErrorBody(w, r, status, client.ErrorBody{Kind: kind.String(), Message: err.Error(), Sentinel: client.SentinelName(err), Newer: client.Newer(err)})
 }
 
 // writeErrorBody answers with status and body.

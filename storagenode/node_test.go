@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/kintsugi-store/kintsugi/internal/kerr"
 	"github.com/kintsugi-store/kintsugi/storagenode/client"
@@ -210,7 +211,12 @@ func TestBuckets(t *testing.T) {
 	}
 	v2 := client.BucketRecord{Name: "photos", Version: ver(2)}
 	put(v2)
-	put(client.BucketRecord{Name: "photos", Version: ver(1), Deleted: true}) // older: no-op
+	// Older: refused, naming the newer version.
+	err := tn.c.PutBucket(ctx, client.BucketRecord{Name: "photos", Version: ver(1), Deleted: true})
+	if wantKind(t, err, kerr.Conflict); client.Newer(err) != ver(2) {
+		t.Errorf("older bucket record: %v, want a conflict naming %s", err, ver(2))
+	}
+	put(v2) // equal: no-op success
 	if b, err := tn.c.GetBucket(ctx, "photos"); err != nil || b != v2 {
 		t.Fatalf("GetBucket = %+v, %v; want %+v", b, err, v2)
 	}
@@ -302,33 +308,55 @@ func TestAbort(t *testing.T) {
 	}
 }
 
-func TestCommitOlderIsNoop(t *testing.T) {
+// TestCommitOlderIsRefused: a commit of an older version than the node
+// holds is a typed conflict naming the newer version, never a success a
+// writer could count; the staged shard stays, and commits under a version
+// above the newer one, read as that version's.
+func TestCommitOlderIsRefused(t *testing.T) {
 	tn := startNode(t, "", nil)
 	ctx := context.Background()
 	newer, older := encode(t, 3000, 5), encode(t, 3000, 6)
 	tn.put(t, "bk", "k", ver(2), newer, 1)
-	if _, err := tn.c.Stage(ctx, "bk", "k", ver(1), 1, testBlock, bytes.NewReader(older.shards[1])); err != nil {
+	ref, err := tn.c.Stage(ctx, "bk", "k", ver(1), 1, testBlock, bytes.NewReader(older.shards[1]))
+	if err != nil {
 		t.Fatal(err)
 	}
-	rec, err := tn.c.Commit(ctx, older.meta("bk", "k", ver(1)))
-	if err != nil {
-		t.Fatalf("Commit of older version: %v", err)
+	if ref.Newest != ver(2) {
+		t.Errorf("stage answered newest %q, want the committed %s", ref.Newest, ver(2))
 	}
-	if rec.Version != ver(2) {
-		t.Errorf("Commit of older version returned %s, want the committed %s", rec.Version, ver(2))
+	_, err = tn.c.Commit(ctx, older.meta("bk", "k", ver(1)))
+	wantKind(t, err, kerr.Conflict)
+	if got := client.Newer(err); got != ver(2) {
+		t.Errorf("conflict names %q, want %s", got, ver(2))
 	}
 	if got := tn.readAll(t, "bk", "k", ver(2), 1); !bytes.Equal(got, newer.shards[1]) {
 		t.Error("newer version's bytes changed")
 	}
 	_, err = tn.c.ReadShard(ctx, "bk", "k", ver(1), 1, 0, -1)
 	wantKind(t, err, kerr.NotExist)
-	if got := files(t, tn.cfg.Dir, stagingDir); len(got) != 0 {
-		t.Errorf("older version's staged file kept: %v", got)
+	// An older delete marker is refused too.
+	_, err = tn.c.Commit(ctx, client.ObjectMeta{Bucket: "bk", Key: "k", Version: ver(1), Deleted: true})
+	wantKind(t, err, kerr.Conflict)
+
+	// The refused shard commits under a version above the newer one.
+	m := older.meta("bk", "k", ver(3))
+	m.Staged = ver(1)
+	rec, err := tn.c.Commit(ctx, m)
+	if err != nil || rec.Version != ver(3) || rec.Shard != 1 || rec.Staged != ver(1) {
+		t.Fatalf("Commit under a newer version = %+v, %v", rec, err)
 	}
-	// An older delete marker is a no-op too.
-	rec, err = tn.c.Commit(ctx, client.ObjectMeta{Bucket: "bk", Key: "k", Version: ver(1), Deleted: true})
-	if err != nil || rec.Version != ver(2) || rec.Deleted {
-		t.Errorf("older marker: %+v, %v", rec, err)
+	if got := tn.readAll(t, "bk", "k", ver(3), 1); !bytes.Equal(got, older.shards[1]) {
+		t.Error("re-bound shard's bytes differ")
+	}
+	if again, err := tn.c.Commit(ctx, m); err != nil || again.Version != ver(3) {
+		t.Errorf("retried commit = %+v, %v", again, err)
+	}
+	if got := files(t, tn.cfg.Dir, stagingDir); len(got) != 0 {
+		t.Errorf("staged file kept: %v", got)
+	}
+	want := []string{shardFile("bk", "k", ver(3), 1)}
+	if got := files(t, tn.cfg.Dir, shardsDir); !slices.Equal(got, want) && tn.cfg.SupersededGrace == 0 {
+		t.Errorf("shard files = %v, want %v", got, want)
 	}
 }
 
@@ -434,5 +462,57 @@ func TestHealth(t *testing.T) {
 	}
 	if h.ID != "n-42" || h.Objects != 0 || h.DiskTotal == 0 || h.DiskFree > h.DiskTotal {
 		t.Errorf("Health = %+v", h)
+	}
+}
+
+// TestCommitRebindsCommittedShard: a commit of the write the node holds
+// (same stage version and shards) under a newer version binds the
+// committed shard to it, whether the shard is a file, inline or packed;
+// a retried commit succeeds; another write's shards are never re-bound.
+func TestCommitRebindsCommittedShard(t *testing.T) {
+	tests := []struct {
+		name string
+		edit func(*Config)
+	}{
+		{"file", nil},
+		{"file with a superseded grace", func(c *Config) { c.SupersededGrace = time.Minute }},
+		{"inline", func(c *Config) { c.InlineMax = 1 << 20 }},
+		{"packed", func(c *Config) { c.PackMax = 1 << 20 }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tn := startNode(t, "", tt.edit)
+			ctx := context.Background()
+			o, other := encode(t, 9000, 7), encode(t, 9000, 8)
+			tn.put(t, "bk", "k", ver(1), o, 2)
+
+			// Another write's metadata is not bound to this shard.
+			wrong := other.meta("bk", "k", ver(2))
+			wrong.Staged = ver(1)
+			_, err := tn.c.Commit(ctx, wrong)
+			wantKind(t, err, kerr.NotExist)
+
+			m := o.meta("bk", "k", ver(3))
+			m.Staged = ver(1)
+			for range 2 { // the second is a retry
+				rec, err := tn.c.Commit(ctx, m)
+				if err != nil || rec.Version != ver(3) || rec.Shard != 2 {
+					t.Fatalf("Commit under a newer version = %+v, %v", rec, err)
+				}
+			}
+			if got := tn.readAll(t, "bk", "k", ver(3), 2); !bytes.Equal(got, o.shards[2]) {
+				t.Error("re-bound shard's bytes differ")
+			}
+			ks, err := tn.c.Stat(ctx, "bk", "k")
+			if err != nil || ks.Committed == nil || ks.Committed.Version != ver(3) || ks.Committed.Staged != ver(1) {
+				t.Fatalf("Stat = %+v, %v", ks, err)
+			}
+			if _, err := tn.Sweep(ctx, time.Now().Add(time.Hour)); err != nil {
+				t.Fatal(err)
+			}
+			if got := tn.readAll(t, "bk", "k", ver(3), 2); !bytes.Equal(got, o.shards[2]) {
+				t.Error("re-bound shard's bytes differ after a sweep")
+			}
+		})
 	}
 }

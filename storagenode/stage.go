@@ -35,12 +35,36 @@ func (n *Node) handleStage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ref, err := n.stage(q.Get("bucket"), q.Get("key"), q.Get("version"), int(shard), int(block), r.Body)
+	if err == nil {
+		ref.Newest, err = n.newest(ref.Version, q.Get("bucket"), q.Get("key"))
+	}
 	if err != nil {
 		io.Copy(io.Discard, io.LimitReader(r.Body, maxDrain))
 		n.writeError(w, r, err)
 		return
 	}
 	n.writeJSON(w, r, ref)
+}
+
+// newest returns the newest version the node has committed or staged for
+// a key, at least floor. A stage answers with it, so that the gateway can
+// commit the shard under a version above every one the node knows of:
+// the order of versions then never depends on gateway clocks agreeing
+// (see docs/ordering.md).
+func (n *Node) newest(floor, bucket, key string) (string, error) {
+	const op = "storagenode.Stage"
+	cur, staged, err := n.db.Key(bucket, key)
+	if err != nil {
+		return "", kerr.E(op, err)
+	}
+	v := floor
+	if cur != nil {
+		v = max(v, cur.Version)
+	}
+	for _, s := range staged {
+		v = max(v, s.Version)
+	}
+	return v, nil
 }
 
 // stage writes one framed shard stream to a new staging file, verifying

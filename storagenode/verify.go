@@ -280,7 +280,7 @@ func (n *Node) repair(cur *client.Record, staged []meta.Staged) (bool, error) {
 	if cur.Shard < len(cur.Roots) && !strings.EqualFold(cur.Roots[cur.Shard], s.Root) {
 		return false, kerr.E(op, kerr.Corrupt, fmt.Errorf("staged shard %d has root %s, record says %s", s.Shard, s.Root, cur.Roots[cur.Shard]))
 	}
-	mv, err := n.install(s)
+	mv, err := n.install(s, cur.Version)
 	if err != nil {
 		return false, kerr.E(op, ioKind(err), err)
 	}

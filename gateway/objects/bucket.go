@@ -220,6 +220,8 @@ func (s *Store) readBucketOnce(ctx context.Context, name string) (rec client.Buc
 		switch {
 		case errs[i] == nil:
 			answered++
+			// A bucket write after this read is named above it.
+			s.clock.observe(r.Version)
 			if !found || r.Version > rec.Version {
 				rec, found = r, true
 			}
@@ -236,28 +238,45 @@ func (s *Store) readBucketOnce(ctx context.Context, name string) (rec client.Buc
 	return rec, found, nil
 }
 
-// writeBucket writes rec to every node and needs a majority of acks.
+// writeBucket writes rec to every node and needs a majority of acks. A
+// node holding a newer record refuses and does not count; if that costs
+// the majority, the record is written once more under a version above
+// the refusals, as object commits are (commitWrite).
 func (s *Store) writeBucket(ctx context.Context, rec client.BucketRecord) error {
 	ms := s.members(liveNodes(s.Map()))
-	errs := make([]error, len(ms))
-	s.gather(ctx, ms, func(ctx context.Context, i int) {
-		cctx, cancel := s.callCtx(ctx)
-		defer cancel()
-		errs[i] = ms[i].c.PutBucket(cctx, rec)
-	}, majorityAnswered(errs, nil))
-	acks := 0
-	for i, err := range errs {
-		if err == nil {
-			acks++
-		} else {
-			s.log.Debug("objects: put bucket failed", "node", ms[i].node.ID, "err", err)
-		}
+	acks, refused := s.putBucketAll(ctx, ms, rec)
+	if need := majority(len(ms)); acks < need && refused {
+		rec.Version = s.newVersion()
+		acks, _ = s.putBucketAll(ctx, ms, rec)
 	}
 	if need := majority(len(ms)); acks < need {
 		return kerr.E("objects.writeBucket", kerr.Unavailable,
 			quorumErr("%d of %d nodes stored bucket %s, need %d", acks, len(ms), rec.Name, need))
 	}
 	return nil
+}
+
+// putBucketAll writes rec to every member and returns how many stored it
+// and whether any refused it for a newer record (fed to the clock).
+func (s *Store) putBucketAll(ctx context.Context, ms []member, rec client.BucketRecord) (acks int, refused bool) {
+	errs := make([]error, len(ms))
+	s.gather(ctx, ms, func(ctx context.Context, i int) {
+		cctx, cancel := s.callCtx(ctx)
+		defer cancel()
+		errs[i] = ms[i].c.PutBucket(cctx, rec)
+	}, majorityAnswered(errs, nil))
+	for i, err := range errs {
+		if err == nil {
+			acks++
+			continue
+		}
+		if v := client.Newer(err); v != "" {
+			s.clock.observe(v)
+			refused = true
+		}
+		s.log.Debug("objects: put bucket failed", "node", ms[i].node.ID, "err", err)
+	}
+	return acks, refused
 }
 
 func majority(n int) int { return n/2 + 1 }

@@ -68,6 +68,9 @@ func (s *Store) deleteKey(ctx context.Context, bucket, key string) (*client.Reco
 		switch {
 		case err == nil:
 			answered++
+			// The marker is named above every version the stats
+			// revealed, so it wins over them on every node.
+			s.observeState(states[i])
 			if c := states[i].Committed; c != nil && !c.Deleted {
 				live = true
 				if old == nil || c.Version > old.Version {
@@ -89,7 +92,7 @@ func (s *Store) deleteKey(ctx context.Context, bucket, key string) (*client.Reco
 		Bucket: bucket, Key: key, Version: s.newVersion(), Deleted: true, Modified: now,
 		Data: m.DataShards, Parity: m.ParityShards, BlockSize: m.BlockSize, Format: codec.FormatVersion,
 	}
-	missing := func(i int) client.Hint {
+	missing := func(marker client.ObjectMeta, i int) client.Hint {
 		return client.Hint{
 			Bucket: bucket, Key: key, Version: marker.Version, Shard: -1,
 			NodeID: placed[i].node.ID, Reason: "missing", Time: now,
@@ -104,14 +107,14 @@ func (s *Store) deleteKey(ctx context.Context, bucket, key string) (*client.Reco
 		}
 		return out
 	}
-	acked, replied := s.commitQuorum(ctx, placed, marker, wq, func(i int, acked []bool) {
-		s.sendHints(ctx, ackedBy(acked), []client.Hint{missing(i)})
+	marker, acked, replied := s.commitWrite(ctx, placed, marker, wq, func(marker client.ObjectMeta, i int, acked []bool) {
+		s.sendHints(ctx, ackedBy(acked), []client.Hint{missing(marker, i)})
 	})
 	to := ackedBy(acked)
 	var hints []client.Hint
 	for i := range acked {
 		if replied[i] && !acked[i] {
-			hints = append(hints, missing(i))
+			hints = append(hints, missing(marker, i))
 		}
 	}
 	s.sendHints(ctx, to, hints)

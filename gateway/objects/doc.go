@@ -12,9 +12,20 @@
 //
 // # Versions
 //
-// Every write (object, delete marker, bucket record) is named by a ULID drawn
-// from a per-Store monotonic source. Lexical order is time order, so "newest
-// wins" needs no coordination between gateways or nodes.
+// Every write (object, delete marker, bucket record) is named by a ULID,
+// compared as a string: the newest committed version wins. Versions come
+// from a hybrid logical clock per Store (versionClock): above its clock
+// (Config.Now) and above every version it issued or saw in a node's answer
+// (stage answers, refusals, stats, bucket reads). Clocks do not order
+// writes, though: a node refuses to commit a version older than its own
+// with a conflict that never counts toward the write quorum, and write
+// quorums are majorities (2·WriteQuorum > n), so of two acknowledged
+// writes the later has the higher version (docs/ordering.md). A PUT
+// commits under its stage version when nothing newer showed up, else
+// under a new version above what its stage answers reported, binding the
+// staged shards to it (ObjectMeta.Staged); if refusals still cost it the
+// quorum and nothing committed it, it tries once more above them on the
+// nodes that refused (commitWrite), else answers ErrQuorum.
 //
 // # Writes
 //

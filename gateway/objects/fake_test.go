@@ -22,8 +22,10 @@ import (
 
 // fakeNode is an in-memory storage node for tests. It keeps the node's
 // contract (newest wins, delete markers, staged vs committed, frames
-// verified on stage, commit of an older version is a no-op) and has fault
-// hooks. Test-only.
+// verified on stage, a commit of an older version is refused with a
+// ConflictError, a staged shard may be committed under a newer version
+// than it was staged under, a stage answers with the key's newest
+// version) and has fault hooks. Test-only.
 type fakeNode struct {
 	id string
 
@@ -55,6 +57,9 @@ type fakeNode struct {
 	// hideStaged > 0 makes that many Stat answers leave out staged
 	// versions: answers taken before a writer's stage arrived.
 	hideStaged int
+	// beforeCommit, if set, runs at the start of every Commit, outside
+	// the node's lock: a test may block a writer's commit there.
+	beforeCommit func(meta client.ObjectMeta)
 }
 
 type fakeKey struct {
@@ -208,7 +213,15 @@ func (n *fakeNode) Stage(ctx context.Context, bucket, key, version string, shard
 	if n.badRoot {
 		ref.Root = codec.Digest{}.String()
 	}
-	n.key(bucket, key).staged[version] = fakeStaged{ref: ref, data: data}
+	fk := n.key(bucket, key)
+	fk.staged[version] = fakeStaged{ref: ref, data: data}
+	ref.Newest = version
+	if fk.committed != nil {
+		ref.Newest = max(ref.Newest, fk.committed.Version)
+	}
+	for v := range fk.staged {
+		ref.Newest = max(ref.Newest, v)
+	}
 	return ref, nil
 }
 
@@ -218,23 +231,45 @@ func (n *fakeNode) Commit(ctx context.Context, meta client.ObjectMeta) (client.R
 		return client.Record{}, err
 	}
 	n.mu.Lock()
+	hook := n.beforeCommit
+	n.mu.Unlock()
+	if hook != nil {
+		hook(meta)
+	}
+	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.dropCommit {
 		return client.Record{}, kerr.E(op, kerr.Unavailable, errors.New("commit dropped"))
 	}
 	fk := n.key(meta.Bucket, meta.Key)
-	if c := fk.committed; c != nil && c.Version >= meta.Version {
-		if c.Version > meta.Version {
-			delete(fk.staged, meta.Version)
+	if meta.Staged == meta.Version {
+		meta.Staged = ""
+	}
+	if c := fk.committed; c != nil && c.Version > meta.Version {
+		return client.Record{}, kerr.E(op, kerr.Conflict, &client.ConflictError{Newer: c.Version})
+	}
+	if c := fk.committed; c != nil && c.Version == meta.Version {
+		if c.Deleted != meta.Deleted || c.ETag != meta.ETag || !slices.Equal(c.Roots, meta.Roots) {
+			return client.Record{}, kerr.E(op, kerr.Conflict, &client.ConflictError{Newer: c.Version})
 		}
+		delete(fk.staged, meta.StageVersion())
 		return *c, nil
 	}
 	rec := client.Record{ObjectMeta: meta, Shard: -1}
 	var data []byte
 	if !meta.Deleted && len(meta.Parts) == 0 {
-		st, ok := fk.staged[meta.Version]
+		st, ok := fk.staged[meta.StageVersion()]
 		if !ok {
-			return client.Record{}, kerr.E(op, kerr.NotExist, fmt.Errorf("version %s not staged", meta.Version))
+			st, ok = fk.staged[meta.Version]
+		}
+		if c := fk.committed; !ok && c != nil && meta.Staged != "" && c.Shard >= 0 && c.StageVersion() == meta.Staged &&
+			c.ETag == meta.ETag && slices.Equal(c.Roots, meta.Roots) {
+			// The same write committed under an older version: bind
+			// its shard to the new one.
+			st, ok = fakeStaged{ref: client.StagedRef{Shard: c.Shard, Root: c.Roots[c.Shard]}, data: fk.shard}, true
+		}
+		if !ok {
+			return client.Record{}, kerr.E(op, kerr.NotExist, fmt.Errorf("version %s not staged", meta.StageVersion()))
 		}
 		if st.ref.Shard >= len(meta.Roots) || meta.Roots[st.ref.Shard] != st.ref.Root {
 			return client.Record{}, kerr.E(op, kerr.Corrupt, errors.New("staged root differs from metadata"))
@@ -248,11 +283,8 @@ func (n *fakeNode) Commit(ctx context.Context, meta client.ObjectMeta) (client.R
 		fk.old[c.Version] = fakeOld{shard: c.Shard, data: fk.shard}
 	}
 	fk.committed, fk.shard = &rec, data
-	for v := range fk.staged {
-		if v <= meta.Version {
-			delete(fk.staged, v)
-		}
-	}
+	delete(fk.staged, meta.StageVersion())
+	delete(fk.staged, meta.Version)
 	return rec, nil
 }
 
@@ -381,8 +413,11 @@ func (n *fakeNode) PutBucket(ctx context.Context, rec client.BucketRecord) error
 	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	if old, ok := n.buckets[rec.Name]; !ok || rec.Version > old.Version {
+	switch old, ok := n.buckets[rec.Name]; {
+	case !ok || rec.Version > old.Version:
 		n.buckets[rec.Name] = rec
+	case old.Version > rec.Version:
+		return kerr.E("fake.PutBucket", kerr.Conflict, &client.ConflictError{Newer: old.Version})
 	}
 	return nil
 }

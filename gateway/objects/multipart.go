@@ -279,7 +279,8 @@ func (s *Store) completeUpload(ctx context.Context, in CompleteInput) (ObjectInf
 		Checksums:   compositeChecksums(refs),
 		Parts:       refs,
 	}
-	if err := s.commitShardless(ctx, m.PlaceKey(in.Bucket, in.Key), meta, m.WriteQuorum); err != nil {
+	meta, err = s.commitShardless(ctx, m.PlaceKey(in.Bucket, in.Key), meta, m.WriteQuorum)
+	if err != nil {
 		return ObjectInfo{}, kerr.E(op, err)
 	}
 
@@ -516,41 +517,42 @@ func (s *Store) checkPartsReadable(ctx context.Context, bucket string, refs []cl
 }
 
 // commitShardless commits a version that has no shards (a manifest) on the
-// placed nodes and needs wq of them to succeed. Nodes that missed it get
-// hints, as for delete markers.
-func (s *Store) commitShardless(ctx context.Context, placed []placement.Node, meta client.ObjectMeta, wq int) error {
+// placed nodes and needs wq of them to succeed, as commitWrite does (a
+// node holding a newer version does not count), and returns the metadata
+// committed. Nodes that missed it get hints, as for delete markers.
+func (s *Store) commitShardless(ctx context.Context, placed []placement.Node, meta client.ObjectMeta, wq int) (client.ObjectMeta, error) {
 	const op = "objects.commitShardless"
 	ms := s.placed(placed)
-	acked := make([]bool, len(ms))
-	each(len(ms), func(i int) {
-		cctx, cancel := s.callCtx(ctx)
-		defer cancel()
-		rec, err := ms[i].c.Commit(cctx, meta)
-		if err != nil {
-			s.log.Debug("objects: manifest commit failed", "node", ms[i].node.ID, "err", err)
-			return
-		}
-		// A newer version on the node makes the commit a no-op; it still
-		// counts, as the manifest was superseded, not lost.
-		acked[i] = rec.Version >= meta.Version || rec.Version == ""
-	})
-	var to []member
-	var hints []client.Hint
-	for i, ok := range acked {
-		if ok {
-			to = append(to, ms[i])
-			continue
-		}
-		hints = append(hints, client.Hint{
+	hint := func(meta client.ObjectMeta, i int) client.Hint {
+		return client.Hint{
 			Bucket: meta.Bucket, Key: meta.Key, Version: meta.Version, Shard: -1,
 			NodeID: ms[i].node.ID, Reason: "missing", Time: meta.Modified,
-		})
+		}
+	}
+	ackedBy := func(acked []bool) []member {
+		var out []member
+		for i, ok := range acked {
+			if ok {
+				out = append(out, ms[i])
+			}
+		}
+		return out
+	}
+	meta, acked, answered := s.commitWrite(ctx, ms, meta, wq, func(meta client.ObjectMeta, i int, acked []bool) {
+		s.sendHints(ctx, ackedBy(acked), []client.Hint{hint(meta, i)})
+	})
+	to := ackedBy(acked)
+	var hints []client.Hint
+	for i, ok := range acked {
+		if answered[i] && !ok {
+			hints = append(hints, hint(meta, i))
+		}
 	}
 	s.sendHints(ctx, to, hints)
 	if len(to) < wq {
-		return kerr.E(op, kerr.Unavailable, quorumErr("manifest committed on %d of %d nodes, need %d", len(to), len(ms), wq))
+		return meta, kerr.E(op, kerr.Unavailable, quorumErr("manifest committed on %d of %d nodes, need %d", len(to), len(ms), wq))
 	}
-	return nil
+	return meta, nil
 }
 
 // spreadManifest commits meta, a manifest some node committed, on the

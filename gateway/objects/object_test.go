@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/md5"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"maps"
@@ -818,11 +819,22 @@ func TestConcurrentPutGet(t *testing.T) {
 			}
 		})
 	}
-	// Overwrites of one key race; the newest version wins everywhere.
+	// Overwrites of one key race; reads serve a version at least as new
+	// as every acknowledged one. A write whose shard a racing write
+	// superseded on a node before its retry may lose (ErrQuorum): it is
+	// then not acknowledged, and may or may not become visible.
+	var mu sync.Mutex
+	var acked string
 	for g := range 4 {
 		wg.Go(func() {
 			body := fmt.Sprint("writer ", g)
-			if _, err := c.s.PutObject(context.Background(), PutInput{Bucket: testBucket, Key: "shared", Size: int64(len(body)), Body: strings.NewReader(body)}); err != nil {
+			info, err := c.s.PutObject(context.Background(), PutInput{Bucket: testBucket, Key: "shared", Size: int64(len(body)), Body: strings.NewReader(body)})
+			switch {
+			case err == nil:
+				mu.Lock()
+				acked = max(acked, info.Version)
+				mu.Unlock()
+			case !errors.Is(err, ErrQuorum):
 				t.Error(err)
 			}
 		})
@@ -832,10 +844,8 @@ func TestConcurrentPutGet(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, n := range c.list {
-		if rec := n.committed(testBucket, "shared"); rec.Version != info.Version {
-			t.Fatalf("node %s has %s, reads serve %s", n.id, rec.Version, info.Version)
-		}
+	if info.Version < acked {
+		t.Fatalf("reads serve %s, older than the acknowledged %s", info.Version, acked)
 	}
 }
 

@@ -106,14 +106,18 @@ func (s *Store) putObject(ctx context.Context, in PutInput) (ObjectInfo, error) 
 		s.metrics.quorumFailed()
 		return ObjectInfo{}, kerr.E(op, kerr.Unavailable, quorumErr("%d of %d nodes for %s/%s are down, need %d", sh.down, n, in.Bucket, in.Key, wq))
 	}
-	version := s.newVersion()
-	w, err := s.stageAll(ctx, m, placed, sh, in, version)
+	stage := s.newVersion()
+	w, err := s.stageAll(ctx, m, placed, sh, in, stage)
 	if err != nil {
 		if errors.Is(err, ErrQuorum) {
 			s.metrics.quorumFailed()
 		}
 		return ObjectInfo{}, kerr.E(op, err)
 	}
+	// The stage answers fed the clock the newest version each node knows
+	// of: the commit goes above them all, keeping the stage version when
+	// nothing newer showed up, so the usual write binds no shard anew.
+	version := s.clock.after(stage)
 	var sums map[string]string
 	if in.Checksums != nil {
 		sums = in.Checksums()
@@ -124,6 +128,7 @@ func (s *Store) putObject(ctx context.Context, in PutInput) (ObjectInfo, error) 
 		Target:      in.target,
 		Checksums:   sums,
 		Version:     version,
+		Staged:      stage,
 		Size:        w.enc.Size,
 		ETag:        w.etag,
 		ContentType: in.ContentType,
@@ -144,8 +149,11 @@ func (s *Store) putObject(ctx context.Context, in PutInput) (ObjectInfo, error) 
 			targets[i] = placed[i]
 		}
 	}
-	missing := func(i int) client.Hint {
-		h := client.Hint{Bucket: in.Bucket, Key: in.Key, Version: version, Shard: i, Reason: "missing", Time: meta.Modified}
+	if version == stage {
+		meta.Staged = ""
+	}
+	missing := func(meta client.ObjectMeta, i int) client.Hint {
+		h := client.Hint{Bucket: in.Bucket, Key: in.Key, Version: meta.Version, Shard: i, Reason: "missing", Time: meta.Modified}
 		if i < len(placed) {
 			h.NodeID = placed[i].node.ID
 		}
@@ -160,15 +168,15 @@ func (s *Store) putObject(ctx context.Context, in PutInput) (ObjectInfo, error) 
 		}
 		return out
 	}
-	committed, answered := s.commitQuorum(ctx, targets, meta, wq, func(i int, committed []bool) {
-		s.sendHints(ctx, holdersOf(committed), []client.Hint{missing(i)})
+	meta, committed, answered := s.commitWrite(ctx, targets, meta, wq, func(meta client.ObjectMeta, i int, committed []bool) {
+		s.sendHints(ctx, holdersOf(committed), []client.Hint{missing(meta, i)})
 	})
 	holders := holdersOf(committed)
 	var hints []client.Hint
 	for i := range n {
 		// A commit still in flight is hinted by the callback if it fails.
 		if answered[i] && !committed[i] {
-			hints = append(hints, missing(i))
+			hints = append(hints, missing(meta, i))
 		}
 	}
 	s.sendHints(ctx, holders, hints)
@@ -281,6 +289,7 @@ func (s *Store) stageAll(ctx context.Context, m *placement.Map, placed []member,
 			s.log.Warn("objects: node staged a different shard than was sent", "node", st.m.node.ID,
 				"shard", i, "root", ref.Root, "want", enc.Roots[i].String())
 		default:
+			s.clock.observe(ref.Newest)
 			w.staged[i] = true
 			nstaged++
 			continue

@@ -3,6 +3,7 @@ package objects
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"time"
 
@@ -84,24 +85,30 @@ func count(bs []bool) int {
 }
 
 // commitQuorum sends commit(meta) to every target with a client (targets
-// without one are skipped) and returns which committed and which answered
-// (targets without a client count as answered). Without health
-// tracking it waits for every answer. With it, it returns once wq have
-// committed and the others had their grace; commits still in flight then
-// finish in the background, and late(i, committed) is called there for
-// each that fails, with what commitQuorum returned, so that its shard is
-// reported for repair. Commits do not share the caller's cancellation: a
-// client that hangs up after sending its body must not leave the version
+// without one are skipped) and returns which committed, which answered
+// (targets without a client count as answered) and, by target, the newer
+// version a node that refused the commit holds. A refusal never counts as
+// committed: a node holding a newer version keeps it, and counting it
+// would acknowledge a write that is never visible. Every newer version
+// seen feeds the clock, so the next version named is above it. Without
+// health tracking it waits for every answer. With it, it returns once wq
+// have committed and the others had their grace; commits still in flight
+// then finish in the background, and late(i, committed) is called there
+// for each that fails, with what commitQuorum returned, so that its shard
+// is reported for repair. Commits do not share the caller's cancellation:
+// a client that hangs up after sending its body must not leave the version
 // half committed.
-func (s *Store) commitQuorum(ctx context.Context, targets []member, meta client.ObjectMeta, wq int, late func(i int, committed []bool)) (committed, answered []bool) {
+func (s *Store) commitQuorum(ctx context.Context, targets []member, meta client.ObjectMeta, wq int, late func(i int, committed []bool)) (committed, answered []bool, newer []string) {
 	ctx = context.WithoutCancel(ctx)
 	type result struct {
-		i  int
-		ok bool
+		i     int
+		ok    bool
+		newer string
 	}
 	results := make(chan result, len(targets))
 	committed = make([]bool, len(targets))
 	answered = make([]bool, len(targets))
+	newer = make([]string, len(targets))
 	pending := 0
 	for i, t := range targets {
 		if t.c == nil {
@@ -112,12 +119,20 @@ func (s *Store) commitQuorum(ctx context.Context, targets []member, meta client.
 		go func() {
 			cctx, cancel := context.WithTimeout(ctx, s.commitTimeout)
 			defer cancel()
-			_, err := t.c.Commit(cctx, meta)
+			rec, err := t.c.Commit(cctx, meta)
+			v := client.Newer(err)
+			if err == nil && rec.Version > meta.Version {
+				// A node of an earlier release answers a refusal
+				// as a success with its newer record.
+				v = rec.Version
+				err = fmt.Errorf("node holds newer version %s", v)
+			}
 			if err != nil {
+				s.clock.observe(v)
 				s.log.Info("objects: commit failed", "node", t.node.ID, "bucket", meta.Bucket, "key", meta.Key,
 					"version", meta.Version, "deleted", meta.Deleted, "err", err)
 			}
-			results <- result{i, err == nil}
+			results <- result{i, err == nil, v}
 		}()
 	}
 	var grace <-chan time.Time
@@ -126,7 +141,7 @@ wait:
 		select {
 		case r := <-results:
 			pending--
-			committed[r.i], answered[r.i] = r.ok, true
+			committed[r.i], answered[r.i], newer[r.i] = r.ok, true, r.newer
 			if grace == nil && pending > 0 && s.health != nil && count(committed) >= wq {
 				t := time.NewTimer(s.straggleGrace(targets, answered))
 				defer t.Stop()
@@ -146,5 +161,53 @@ wait:
 			}
 		})
 	}
-	return committed, answered
+	return committed, answered, newer
+}
+
+// commitWrite commits meta, a new version, on targets as commitQuorum
+// does, and returns the metadata it committed last. If fewer than wq
+// committed because nodes hold newer versions, and at least wq refused
+// (and none committed), it tries once more under a new version, above
+// every one they named, on the nodes that refused: a write whose commit
+// begins after another write of the key was acknowledged must win, even
+// if its version was named first. A refusing node keeps its staged shard,
+// so the retry is a commit round like the first. Otherwise the write
+// fails: a retry reaching fewer nodes could commit above an acknowledged
+// version on some of them without being readable itself, costing both.
+// Staged shards of nodes that refused the last attempt are aborted. late
+// is called as commitQuorum's, with the metadata of the attempt it
+// belongs to.
+func (s *Store) commitWrite(ctx context.Context, targets []member, meta client.ObjectMeta, wq int, late func(meta client.ObjectMeta, i int, committed []bool)) (_ client.ObjectMeta, committed, answered []bool) {
+	first := meta
+	committed, answered, newer := s.commitQuorum(ctx, targets, meta, wq, func(i int, committed []bool) { late(first, i, committed) })
+	refused := func() []member {
+		var out []member
+		for i, v := range newer {
+			if v != "" {
+				out = append(out, targets[i])
+			}
+		}
+		return out
+	}
+	if again := refused(); count(committed) == 0 && len(again) >= wq {
+		// The refusals fed the clock: the new version is above them.
+		meta.Version = s.newVersion()
+		if !first.Deleted && len(first.Parts) == 0 {
+			meta.Staged = first.StageVersion()
+		}
+		second := meta
+		s.log.Info("objects: commit refused by newer versions, retrying", "bucket", meta.Bucket, "key", meta.Key,
+			"version", first.Version, "retry", meta.Version)
+		retry := make([]member, len(targets))
+		for i, t := range targets {
+			if newer[i] != "" {
+				retry[i] = t
+			}
+		}
+		committed, answered, newer = s.commitQuorum(ctx, retry, meta, wq, func(i int, committed []bool) { late(second, i, committed) })
+	}
+	if !meta.Deleted && len(meta.Parts) == 0 {
+		s.abort(ctx, refused(), meta.Bucket, meta.Key, meta.StageVersion())
+	}
+	return meta, committed, answered
 }

@@ -320,6 +320,10 @@ func (s *Store) statNodes(ctx context.Context, nodes []member, bucket, key strin
 		if kerr.Is(kerr.NotExist, err) {
 			st, err = client.KeyState{}, nil
 		}
+		if err == nil {
+			// A write after this read is named above what it saw.
+			s.observeState(st)
+		}
 		if err != nil && errors.Is(context.Cause(ctx), errStraggler) {
 			err = kerr.E("objects.stat", kerr.Transient, errStraggler)
 		}

@@ -2,7 +2,6 @@ package objects
 
 import (
 	"context"
-	"crypto/rand"
 	"errors"
 	"fmt"
 	"io"
@@ -17,7 +16,6 @@ import (
 	"github.com/kintsugi-store/kintsugi/internal/kerr"
 	"github.com/kintsugi-store/kintsugi/placement"
 	"github.com/kintsugi-store/kintsugi/storagenode/client"
-	"github.com/oklog/ulid/v2"
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/singleflight"
 )
@@ -113,9 +111,7 @@ type Store struct {
 	preloadMax    int64 // 0: never
 	now           func() time.Time
 
-	verMu   sync.Mutex
-	entropy *ulid.MonotonicEntropy
-	lastMs  uint64
+	clock versionClock // names versions; see versionClock
 
 	clientMu sync.Mutex
 	clients  map[string]NodeClient // by node ID and address
@@ -167,7 +163,6 @@ func New(cfg Config) (*Store, error) {
 		preloadMax:    cfg.PreloadMax,
 		now:           cfg.Now,
 		health:        cfg.Health,
-		entropy:       ulid.Monotonic(rand.Reader, 0),
 		clients:       make(map[string]NodeClient),
 		buckets:       make(map[string]bucketEntry),
 		hintSent:      make(map[client.Hint]time.Time),
@@ -203,6 +198,7 @@ func New(cfg Config) (*Store, error) {
 	if s.metrics, err = newMetrics(cfg.Registerer); err != nil {
 		return nil, kerr.E(op, kerr.Internal, err)
 	}
+	s.clock.now = s.now
 	p := &mapPair{cur: m}
 	s.maps.Store(p)
 	s.trackNodes(p)
@@ -304,24 +300,10 @@ func (s *Store) codec(d, p, block int) (*codec.Codec, error) {
 	return s.codecs.Get(d, p, block)
 }
 
-// newVersion names a write. Versions from one Store strictly increase even
-// if the clock steps back, because readers rely on lexical order.
-func (s *Store) newVersion() string {
-	s.verMu.Lock()
-	defer s.verMu.Unlock()
-	ms := max(ulid.Timestamp(s.now()), s.lastMs)
-	id, err := ulid.New(ms, s.entropy)
-	if errors.Is(err, ulid.ErrMonotonicOverflow) {
-		ms++
-		id, err = ulid.New(ms, s.entropy)
-	}
-	if err != nil {
-		// crypto/rand does not fail on supported platforms.
-		panic(fmt.Sprintf("objects: cannot draw a version: %v", err))
-	}
-	s.lastMs = ms
-	return id.String()
-}
+// newVersion names a write (or a stage, or an upload): a version above
+// every version this Store issued or saw in a node's answer, whatever the
+// clock says (see versionClock).
+func (s *Store) newVersion() string { return s.clock.next() }
 
 // callCtx bounds one metadata call.
 func (s *Store) callCtx(ctx context.Context) (context.Context, context.CancelFunc) {

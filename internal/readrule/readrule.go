@@ -342,7 +342,10 @@ func rollForward(answers []Answer, meta client.ObjectMeta) []Commit {
 			continue
 		}
 		for _, ref := range a.State.Staged {
-			if ref.Version == meta.Version {
+			// A version committed under a newer name than its shards
+			// were staged under (a write that had to go above a
+			// version its stages revealed) is found by its stage name.
+			if ref.Version == meta.Version || ref.Version == meta.StageVersion() {
 				staged[i] = ref.Shard
 			}
 		}

@@ -399,3 +399,20 @@ func TestWriting(t *testing.T) {
 		}
 	}
 }
+
+// TestRollForwardFindsStageVersion: a version committed under a newer name
+// than its shards were staged under is rolled forward from the staged
+// shards its record names.
+func TestRollForwardFindsStageVersion(t *testing.T) {
+	m := meta(v2)
+	m.Staged = v1
+	committed := Answer{OK: true, State: client.KeyState{Committed: &client.Record{ObjectMeta: m, Shard: 0}}}
+	staged := func(j int) Answer {
+		return Answer{OK: true, State: client.KeyState{Staged: []client.StagedRef{{Version: v1, Shard: j}}}}
+	}
+	got := rollForward(on(committed, staged(1), staged(2), staged(3), empty(), empty()), m)
+	want := []Commit{{Answer: 1, Shard: 1}, {Answer: 2, Shard: 2}, {Answer: 3, Shard: 3}}
+	if !slices.Equal(got, want) {
+		t.Fatalf("rollForward = %v, want %v", got, want)
+	}
+}

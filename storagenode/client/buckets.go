@@ -9,7 +9,8 @@ import (
 )
 
 // PutBucket stores b on the node if its Version is newer than the node's
-// record of that bucket; an older or equal one is a no-op success.
+// record of that bucket; an equal one is a no-op success, an older one
+// kerr.Conflict wrapping a *ConflictError that names the node's version.
 // Deleting a bucket is putting a newer record with Deleted set.
 func (c *Client) PutBucket(ctx context.Context, b BucketRecord) error {
 	const op = "client.PutBucket"

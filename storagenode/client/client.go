@@ -223,6 +223,9 @@ func (c *Client) statusError(op string, resp *http.Response) error {
 	if sentinel != nil {
 		return kerr.E(op, kind, c.wrap(&remoteError{msg: resp.Status + ": " + msg, sentinel: sentinel}))
 	}
+	if eb.Newer != "" {
+		return kerr.E(op, kind, c.wrap(fmt.Errorf("%s: %w", resp.Status, &ConflictError{Newer: eb.Newer})))
+	}
 	return kerr.E(op, kind, c.wrap(fmt.Errorf("%s: %s", resp.Status, msg)))
 }
 

@@ -25,7 +25,8 @@ import (
 // that ends inside a block fails that block's digest: kerr.Corrupt); a full
 // disk on the node is kerr.TooLarge; a failing body or connection is
 // kerr.Transient wrapping the cause. On any error nothing is staged. The
-// call is bounded by ctx only.
+// call is bounded by ctx only. The answer's Newest is the newest version
+// the node has committed or staged for the key.
 func (c *Client) Stage(ctx context.Context, bucket, key, version string, shard, blockSize int, body io.Reader) (StagedRef, error) {
 	const op = "client.Stage"
 	if err := CheckObject(bucket, key, version); err != nil {
@@ -69,10 +70,17 @@ func (c *Client) Stage(ctx context.Context, bucket, key, version string, shard, 
 // The node moves its staged shard of the version into place and records it
 // in one synced step, then removes the shard of the version it replaces.
 // A delete marker (meta.Deleted) needs no staged shard; any other version
-// without one is kerr.NotExist. If the node already has a newer version,
-// the commit is a no-op success: the staged data is dropped and the
-// returned record is the newer one. Committing the committed version again
-// succeeds. A staged root that differs from meta.Roots is kerr.Corrupt.
+// without one is kerr.NotExist. The staged shard is the one staged under
+// meta.StageVersion(): a shard staged under one version may be committed
+// under a newer meta.Version (meta.Staged names the stage version), and
+// is then stored and read as meta.Version's; a node that committed that
+// same write (same stage version and shards) under an older version binds
+// its shard to meta.Version. If the node already has a
+// newer version, the error is kerr.Conflict wrapping a *ConflictError
+// that names it (see Newer); the node keeps its staged shard, so that
+// the same shard may be committed again under a version above that one.
+// Committing the committed version again succeeds. A staged root that
+// differs from meta.Roots is kerr.Corrupt.
 func (c *Client) Commit(ctx context.Context, meta ObjectMeta) (Record, error) {
 	const op = "client.Commit"
 	if err := CheckObject(meta.Bucket, meta.Key, meta.Version); err != nil {

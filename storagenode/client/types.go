@@ -20,8 +20,8 @@
 // caller's map epoch in HeaderMapEpoch; a node holding a newer map refuses
 // it with 409 and its map in ErrorBody.Map (see Fence, docs/fencing.md):
 //
-//	PUT    /v1/stage?bucket&key&version&shard&block   body: framed shard  -> StagedRef
-//	POST   /v1/commit                                 body: ObjectMeta    -> Record
+//	PUT    /v1/stage?bucket&key&version&shard&block   body: framed shard  -> StagedRef (with newest)
+//	POST   /v1/commit                                 body: ObjectMeta    -> Record, or 409 ErrorBody{newer}
 //	POST   /v1/abort?bucket&key&version
 //	GET    /v1/shard?bucket&key&version&shard&off&len -> framed bytes
 //	GET    /v1/stat?bucket&key                        -> KeyState
@@ -40,6 +40,7 @@
 package client
 
 import (
+	"errors"
 	"time"
 
 	"github.com/segmentio/encoding/json"
@@ -79,6 +80,19 @@ type ObjectMeta struct {
 	// record of a multipart upload in progress and each of its parts name
 	// the key the upload will complete to.
 	Target string `json:"target,omitempty"`
+	// Staged, if set, is the version the shards were staged under when
+	// the gateway committed them under a newer Version (see
+	// Client.Commit). Nodes keep it in the record, so that a commit rolled
+	// forward from the record finds the staged shard it binds.
+	Staged string `json:"staged,omitempty"`
+}
+
+// StageVersion is the version m's shards were staged under.
+func (m ObjectMeta) StageVersion() string {
+	if m.Staged != "" {
+		return m.Staged
+	}
+	return m.Version
 }
 
 // PartRef names one part of a multipart object: an ordinary erasure-coded
@@ -106,6 +120,10 @@ type StagedRef struct {
 	Root    string    `json:"root"` // hex
 	Size    int64     `json:"size"` // framed bytes
 	Staged  time.Time `json:"staged"`
+	// Newest, in a Stage answer only, is the newest version the node has
+	// committed or staged for the key, this stage's included: the
+	// gateway commits above it. Empty from nodes that predate it.
+	Newest string `json:"newest,omitempty"`
 }
 
 // KeyState is what one node knows about a key: its newest committed record
@@ -167,4 +185,27 @@ type ErrorBody struct {
 	Message  string          `json:"message"`
 	Sentinel string          `json:"sentinel,omitempty"`
 	Map      json.RawMessage `json:"map,omitempty"`
+	// Newer is set on a conflict: the newer version the node holds
+	// (see ConflictError).
+	Newer string `json:"newer,omitempty"`
+}
+
+// ConflictError is a node's refusal of a write older than what it holds:
+// a commit of an object version (or a bucket record) when the node's
+// record of the key is newer. The node changed nothing. Newer is the
+// version it holds, so that the writer can name its next version above
+// it. It unwraps to nothing; the error around it is kerr.Conflict.
+type ConflictError struct {
+	Newer string
+}
+
+func (e *ConflictError) Error() string { return "node holds newer version " + e.Newer }
+
+// Newer returns the version a ConflictError in err's chain names, or "".
+func Newer(err error) string {
+	var ce *ConflictError
+	if errors.As(err, &ce) {
+		return ce.Newer
+	}
+	return ""
 }
