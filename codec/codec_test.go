@@ -521,9 +521,13 @@ func TestConcurrent(t *testing.T) {
 }
 
 // TestStripeAllocs checks that allocation does not grow with the number of
-// stripes. Per-call allocations vary a little (under -race sync.Pool drops
-// items at random), hence the averaging over 64 extra stripes.
+// stripes. Per-call allocations vary a little, hence the averaging over 64
+// extra stripes. Under -race sync.Pool drops items at random, which makes
+// the count meaningless: make test runs it again without -race.
 func TestStripeAllocs(t *testing.T) {
+	if raceEnabled {
+		t.Skip("allocation counts are not meaningful under -race; make test runs this test again without it")
+	}
 	for _, tt := range []struct {
 		d, p int
 		max  float64 // allocations per stripe
