@@ -13,6 +13,9 @@ const (
 	prefixGarbage = "g/"
 	prefixBucket  = "b/"
 	prefixHint    = "h/"
+	// prefixPrevious maps a key to the garbage note of the superseded
+	// shard its Stat reports (see DB.Previous).
+	prefixPrevious = "p/"
 )
 
 // markerBit is set in the badger user meta of a delete marker's record, so
@@ -48,6 +51,10 @@ func stagedKey(bucket, key, version string, shard int) []byte {
 }
 
 func garbageKey(path string) []byte { return []byte(prefixGarbage + path) }
+
+func previousKey(bucket, key string) []byte {
+	return []byte(prefixPrevious + nameHash(bucket, key))
+}
 
 func bucketKey(name string) []byte { return []byte(prefixBucket + name) }
 

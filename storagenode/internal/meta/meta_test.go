@@ -267,3 +267,54 @@ func TestHints(t *testing.T) {
 		t.Errorf("after delete: %d hints, want 6", len(got))
 	}
 }
+
+// TestPrevious: a commit's note with a superseded record makes it the
+// key's previous one for as long as the note exists; a note of a later
+// commit replaces it, and forgetting an earlier note leaves the later one.
+func TestPrevious(t *testing.T) {
+	db := openTest(t, t.TempDir())
+	since := time.Unix(1700000000, 0)
+	prev := func(want string) {
+		t.Helper()
+		p, err := db.Previous("b", "k")
+		switch {
+		case err != nil:
+			t.Fatal(err)
+		case want == "" && p != nil:
+			t.Errorf("Previous = %+v, want none", p)
+		case want != "" && (p == nil || p.Version != want):
+			t.Errorf("Previous = %+v, want version %s", p, want)
+		}
+	}
+	prev("")
+	v1, v2 := rec("b", "k", "V1", false), rec("b", "k", "V2", false)
+	if err := db.Commit(v2, nil, Move{}, Garbage{File: "shards/v1.0", Superseded: since, Previous: &v1}); err != nil {
+		t.Fatal(err)
+	}
+	prev("V1")
+	if err := db.Commit(rec("b", "k", "V3", false), nil, Move{}, Garbage{File: "shards/v2.0", Superseded: since, Previous: &v2}); err != nil {
+		t.Fatal(err)
+	}
+	prev("V2")
+	g, err := db.Garbage("", 10)
+	if err != nil || len(g) != 2 || g[0].Previous == nil || g[0].Previous.Version != "V1" || !g[0].Superseded.Equal(since) {
+		t.Fatalf("Garbage = %+v, %v", g, err)
+	}
+	// Sweeping the earlier note leaves the later one reported.
+	if err := db.DeleteGarbage([]string{g[0].File}); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.ForgetPrevious(g[:1]); err != nil {
+		t.Fatal(err)
+	}
+	prev("V2")
+	// A swept note is not reported even before its entry is forgotten.
+	if err := db.DeleteGarbage([]string{g[1].File}); err != nil {
+		t.Fatal(err)
+	}
+	prev("")
+	if err := db.ForgetPrevious(g[1:]); err != nil {
+		t.Fatal(err)
+	}
+	prev("")
+}

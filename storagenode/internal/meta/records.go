@@ -97,19 +97,30 @@ func (db *DB) Record(bucket, key string) (*client.Record, error) {
 // Garbage is a note of a shard file no record names any more.
 type Garbage struct {
 	File string // relative to the node's directory
-	// Superseded, if not zero, is when a newer commit superseded the
-	// file's version. Until the note is swept, reads of exactly that
+	// Superseded, if not zero, is when the superseded grace of the
+	// file's version starts: the time of the newer commit that
+	// superseded it or, when that commit's version is underwritten (it
+	// names no node for some shard), that time plus the node's
+	// Config.UnderwrittenHold, so that the old version stays readable
+	// until a scrub pass has rolled the new one forward and rebuilt its
+	// missing shards. Until the note is swept, reads of exactly that
 	// version may still be served from the file: a reader that resolved
 	// the version just before the commit must not find it gone. Zero
 	// (a dropped shard, or a note of an earlier format): nobody may read
 	// the file.
 	Superseded time.Time
+	// Previous is the superseded record (set with Superseded by commits;
+	// nil in notes of earlier formats). While the note exists, Stat
+	// reports it beside the committed record, so that a read falling
+	// back to that version counts this node's shard of it.
+	Previous *client.Record
 }
 
 // Commit, in one synced transaction, makes rec the committed record of its
 // key, deletes the staged entries drop, renames the inline file install
 // names (if any) and, if garbage.File is not empty, writes the garbage
-// note. REQUIRES: the caller holds the key's lock and has checked that rec
+// note; a note with a Previous record becomes the key's previous one (see
+// DB.Previous). REQUIRES: the caller holds the key's lock and has checked that rec
 // is newer than the key's current record (or is that record, repaired).
 func (db *DB) Commit(rec client.Record, drop []Staged, install Move, garbage Garbage) error {
 	const op = "meta.Commit"
@@ -119,7 +130,11 @@ func (db *DB) Commit(rec client.Record, drop []Staged, install Move, garbage Gar
 	}
 	var delta int64
 	k := objectKey(rec.Bucket, rec.Key)
-	err = db.updateHeld([][]byte{k}, func(txn *badger.Txn) error {
+	held := [][]byte{k}
+	if garbage.Previous != nil && !garbage.Superseded.IsZero() {
+		held = append(held, previousKey(rec.Bucket, rec.Key))
+	}
+	err = db.updateHeld(held, func(txn *badger.Txn) error {
 		delta = 0
 		switch item, err := txn.Get(k); {
 		case err == nil:
@@ -146,8 +161,18 @@ func (db *DB) Commit(rec client.Record, drop []Staged, install Move, garbage Gar
 				return err
 			}
 		}
-		if garbage.File != "" {
-			return txn.Set(garbageKey(garbage.File), garbageValue(garbage))
+		if garbage.File == "" {
+			return nil
+		}
+		gv, err := garbageValue(garbage)
+		if err != nil {
+			return err
+		}
+		if err := txn.Set(garbageKey(garbage.File), gv); err != nil {
+			return err
+		}
+		if garbage.Previous != nil && !garbage.Superseded.IsZero() {
+			return txn.Set(previousKey(rec.Bucket, rec.Key), []byte(garbage.File))
 		}
 		return nil
 	})
@@ -231,19 +256,39 @@ func (db *DB) SupersededFile(prefix string) (*Garbage, error) {
 	return found, nil
 }
 
-// garbageValue encodes a note's time as decimal Unix nanoseconds; a
-// dropped file's note has an empty value, as every note once had.
-func garbageValue(g Garbage) []byte {
-	if g.Superseded.IsZero() {
-		return nil
+// garbageValue encodes a note. A dropped file's note has an empty value,
+// as every note once had; a superseded one without a record (an earlier
+// format, still read) its time as decimal Unix nanoseconds; one with a
+// record a JSON object.
+func garbageValue(g Garbage) ([]byte, error) {
+	switch {
+	case g.Superseded.IsZero():
+		return nil, nil
+	case g.Previous == nil:
+		return strconv.AppendInt(nil, g.Superseded.UnixNano(), 10), nil
 	}
-	return strconv.AppendInt(nil, g.Superseded.UnixNano(), 10)
+	return json.Marshal(noteValue{Superseded: g.Superseded.UnixNano(), Previous: g.Previous})
+}
+
+// noteValue is the JSON form of a superseded file's note.
+type noteValue struct {
+	Superseded int64          `json:"superseded"` // Unix nanoseconds
+	Previous   *client.Record `json:"previous,omitempty"`
 }
 
 func readGarbage(item *badger.Item) (Garbage, error) {
 	g := Garbage{File: strings.TrimPrefix(string(item.Key()), prefixGarbage)}
 	err := item.Value(func(v []byte) error {
-		if len(v) == 0 {
+		g.Superseded, g.Previous = time.Time{}, nil
+		switch {
+		case len(v) == 0:
+			return nil
+		case v[0] == '{':
+			var nv noteValue
+			if err := json.Unmarshal(v, &nv); err != nil {
+				return fmt.Errorf("garbage note %s: %w", g.File, err)
+			}
+			g.Superseded, g.Previous = time.Unix(0, nv.Superseded), nv.Previous
 			return nil
 		}
 		ns, err := strconv.ParseInt(string(v), 10, 64)
@@ -254,6 +299,74 @@ func readGarbage(item *badger.Item) (Garbage, error) {
 		return nil
 	})
 	return g, err
+}
+
+// Previous returns the superseded record of bucket/key whose shard file
+// the node still holds under a garbage note, or nil: the one the key's
+// latest superseding commit noted, for as long as that note exists.
+func (db *DB) Previous(bucket, key string) (*client.Record, error) {
+	const op = "meta.Previous"
+	var prev *client.Record
+	pk := previousKey(bucket, key)
+	err := db.view(pk, nil, func(txn *badger.Txn) error {
+		prev = nil
+		item, err := txn.Get(pk)
+		if err != nil {
+			return err
+		}
+		file, err := item.ValueCopy(nil)
+		if err != nil {
+			return err
+		}
+		// The note, not this entry, says whether the file is still
+		// held: an entry whose note was swept is stale.
+		item, err = txn.Get(garbageKey(string(file)))
+		if err != nil {
+			return err
+		}
+		g, err := readGarbage(item)
+		if err != nil {
+			return err
+		}
+		if p := g.Previous; p != nil && !g.Superseded.IsZero() && p.Bucket == bucket && p.Key == key {
+			prev = p
+		}
+		return nil
+	})
+	switch {
+	case errors.Is(err, badger.ErrKeyNotFound):
+		return nil, nil
+	case err != nil:
+		return nil, kerr.E(op, kerr.Internal, err)
+	}
+	return prev, nil
+}
+
+// ForgetPrevious deletes the previous-record entries of notes DeleteGarbage
+// removed, those still naming the note's file (a later commit may have
+// pointed the entry at a newer note).
+func (db *DB) ForgetPrevious(notes []Garbage) error {
+	for _, g := range notes {
+		if g.Previous == nil {
+			continue
+		}
+		pk := previousKey(g.Previous.Bucket, g.Previous.Key)
+		err := db.update(func(txn *badger.Txn) error {
+			item, err := txn.Get(pk)
+			if err != nil {
+				return err
+			}
+			file, err := item.ValueCopy(nil)
+			if err != nil || string(file) != g.File {
+				return err
+			}
+			return txn.Delete(pk)
+		})
+		if err != nil && !errors.Is(err, badger.ErrKeyNotFound) {
+			return kerr.E("meta.ForgetPrevious", kerr.Internal, err)
+		}
+	}
+	return nil
 }
 
 // DeleteGarbage forgets files returned by Garbage once they are removed.
