@@ -49,7 +49,8 @@ func (n *Node) handleCommit(w http.ResponseWriter, r *http.Request) {
 // Order (see the package doc): rename the staged file into place, fsync
 // its directory, write record + staged-entry removal + garbage note in one
 // synced transaction, then remove the superseded file, or, with a
-// Config.SupersededGrace, leave it to Sweep. A failure before
+// Config.SupersededGrace (or a Config.UnderwrittenHold, when m is
+// underwritten), leave it to Sweep. A failure before
 // the transaction leaves the old record in force; the renamed file is then
 // found again by a retried commit, or removed when its staged entry is
 // swept.
@@ -135,8 +136,14 @@ func (n *Node) commit(m client.ObjectMeta) (client.Record, error) {
 	var garbage meta.Garbage
 	if cur != nil && cur.Shard >= 0 {
 		garbage.File = shardFile(cur.Bucket, cur.Key, cur.Version, cur.Shard)
-		if n.cfg.SupersededGrace > 0 {
-			garbage.Superseded = time.Now()
+		hold := time.Duration(0)
+		if underwritten(m) {
+			hold = n.cfg.UnderwrittenHold
+		}
+		if n.cfg.SupersededGrace > 0 || hold > 0 {
+			// The grace starts once the hold ends; meanwhile Stat
+			// reports cur as the key's previous record.
+			garbage.Superseded, garbage.Previous = time.Now().Add(hold), cur
 		}
 	}
 	if err := n.db.Commit(rec, staged, install, garbage); err != nil {
@@ -158,6 +165,18 @@ func (n *Node) commit(m client.ObjectMeta) (client.Record, error) {
 		}
 	}
 	return rec, nil
+}
+
+// underwritten reports whether m is a version with shards whose metadata
+// names no node for some shard: its write staged fewer than Data+Parity
+// shards without raising its parity (see Config.UnderwrittenHold). A
+// version with no Nodes at all (metadata of an earlier format) is not
+// judged.
+func underwritten(m client.ObjectMeta) bool {
+	if m.Deleted || len(m.Parts) > 0 || len(m.Nodes) == 0 {
+		return false
+	}
+	return len(m.Nodes) < m.Data+m.Parity || slices.Contains(m.Nodes, "")
 }
 
 // sameWrite reports whether m describes the write rec records: a commit of

@@ -31,6 +31,18 @@ type Config struct {
 	// Sweep call) removes it after. 0 removes it at once; DefaultConfig
 	// sets DefaultSupersededGrace.
 	SupersededGrace time.Duration
+	// UnderwrittenHold delays the superseded grace of a shard whose
+	// version a commit of an underwritten version supersedes: one whose
+	// metadata names no node for some shard (a stage failed on a node not
+	// known to be down, so its parity was not raised). Should its writer
+	// die between commits, that version has fewer than n shards,
+	// committed or staged, until it is rolled forward and its missing
+	// shard rebuilt; losing p nodes before then would leave neither
+	// version readable if the old shards went after the grace. Held,
+	// they stay readable and Stat reports their record as Previous, so
+	// that readers falling back to the old version count them. 0 holds
+	// nothing; DefaultConfig sets DefaultUnderwrittenHold.
+	UnderwrittenHold time.Duration
 	// SweepInterval is the period of the background sweep. 0 disables the
 	// background loop (Sweep can still be called); DefaultConfig sets 10m.
 	SweepInterval time.Duration
@@ -74,9 +86,12 @@ const (
 	// DefaultSupersededGrace is far longer than any read of one object
 	// takes to open its shards after resolving its version.
 	DefaultSupersededGrace = 2 * time.Minute
-	DefaultMaxSkew         = 5 * time.Minute
-	DefaultScrubRate       = 32 << 20 // bytes/s
-	DefaultScrubPeriod     = 24 * time.Hour
+	// DefaultUnderwrittenHold spans two daily scrub passes: one that
+	// fails or is late still leaves one to settle the key.
+	DefaultUnderwrittenHold = 48 * time.Hour
+	DefaultMaxSkew          = 5 * time.Minute
+	DefaultScrubRate        = 32 << 20 // bytes/s
+	DefaultScrubPeriod      = 24 * time.Hour
 	// DefaultInlineMax keeps no shard in the index, and DefaultPackMax
 	// packs shards up to one full frame at the default block size
 	// (objects up to 1 MiB at 4+2). BenchmarkInlineThreshold, 16
@@ -102,14 +117,15 @@ const (
 // are left for the caller.
 func DefaultConfig() Config {
 	return Config{
-		StagingGrace:    DefaultStagingGrace,
-		SweepInterval:   DefaultSweepInterval,
-		SupersededGrace: DefaultSupersededGrace,
-		MaxSkew:         DefaultMaxSkew,
-		ScrubRate:       DefaultScrubRate,
-		ScrubPeriod:     DefaultScrubPeriod,
-		InlineMax:       DefaultInlineMax,
-		PackMax:         DefaultPackMax,
+		StagingGrace:     DefaultStagingGrace,
+		SweepInterval:    DefaultSweepInterval,
+		SupersededGrace:  DefaultSupersededGrace,
+		UnderwrittenHold: DefaultUnderwrittenHold,
+		MaxSkew:          DefaultMaxSkew,
+		ScrubRate:        DefaultScrubRate,
+		ScrubPeriod:      DefaultScrubPeriod,
+		InlineMax:        DefaultInlineMax,
+		PackMax:          DefaultPackMax,
 	}
 }
 
@@ -128,6 +144,9 @@ func (c Config) Validate() error {
 	}
 	if c.SupersededGrace < 0 {
 		errs = append(errs, errors.New("SupersededGrace is negative"))
+	}
+	if c.UnderwrittenHold < 0 {
+		errs = append(errs, errors.New("UnderwrittenHold is negative"))
 	}
 	if c.SweepInterval < 0 {
 		errs = append(errs, errors.New("SweepInterval is negative"))

@@ -26,13 +26,20 @@
 //  2. Commit, under the key's lock, renames the staged file to its final
 //     name under shards/, fsyncs that directory, and then writes the
 //     committed record, the removal of the staged entry and a note of the
-//     superseded version's file in one synced index transaction. The
-//     superseded file stays for Config.SupersededGrace, during which
-//     ReadShard of exactly that version still serves it (a read that
-//     resolved the version just before the commit must not find its
-//     shards gone); Stat, List and verification see only the newest
-//     record. Sweep removes it after the grace (with no grace, the commit
-//     removes it at once). Dropped and quarantined shards are never served.
+//     superseded version's file, with its record, in one synced index
+//     transaction. The superseded file stays for Config.SupersededGrace,
+//     during which ReadShard of exactly that version still serves it (a
+//     read that resolved the version just before the commit must not find
+//     its shards gone). A commit of an underwritten version (its metadata
+//     names no node for some shard: a stage failed and parity was not
+//     raised) starts that grace only after Config.UnderwrittenHold, so
+//     that the old version outlives the loss of p nodes until a scrub pass
+//     has settled the new one. For as long as the note exists Stat reports
+//     the superseded record as KeyState.Previous, which readers count
+//     when they fall back to that version (internal/readrule); List and
+//     verification see only the newest record. Sweep removes the file
+//     after the grace (with neither grace nor hold, the commit removes it
+//     at once). Dropped and quarantined shards are never served.
 //
 // Reads, verifications and drops name the shard index they mean, and the
 // node acts only on that index: its shard of a version can change under a

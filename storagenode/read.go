@@ -111,8 +111,8 @@ func (n *Node) openShard(bucket, key, version string, want int, off, length int6
 // readableShard returns the index of the node's shard of an exact version:
 // the committed record's, or, if a newer commit superseded the version, the
 // superseded shard's while its grace lasts (see Config.SupersededGrace).
-// Only reads see superseded shards; Stat, List and the verifier know the
-// committed record alone.
+// Only reads and Stat (KeyState.Previous) see superseded shards; List and
+// the verifier know the committed record alone.
 func (n *Node) readableShard(bucket, key, version string) (int, error) {
 	const op = "storagenode.ReadShard"
 	rec, err := n.db.Record(bucket, key)
@@ -209,8 +209,9 @@ func (n *Node) smallShard(rec client.Record, max int64, parity bool) []byte {
 	return data
 }
 
-// stat returns the key's committed record and the staged shards of
-// versions newer than it, by version then shard.
+// stat returns the key's committed record, the staged shards of versions
+// newer than it, by version then shard, and the superseded record whose
+// shard the node still holds, if any.
 func (n *Node) stat(bucket, key string) (client.KeyState, error) {
 	const op = "storagenode.Stat"
 	if err := client.CheckKey(bucket, key); err != nil {
@@ -223,6 +224,16 @@ func (n *Node) stat(bucket, key string) (client.KeyState, error) {
 		return client.KeyState{}, kerr.E(op, err)
 	}
 	ks := client.KeyState{Committed: rec}
+	// Read after the snapshot: a commit in between can only make the
+	// record reported older than the committed one, still a version
+	// whose shard this node holds.
+	prev, err := n.db.Previous(bucket, key)
+	if err != nil {
+		return client.KeyState{}, kerr.E(op, err)
+	}
+	if prev != nil && rec != nil && prev.Version < rec.Version {
+		ks.Previous = prev
+	}
 	for _, s := range staged {
 		if rec == nil || s.Version > rec.Version {
 			ks.Staged = append(ks.Staged, s.Ref())

@@ -143,3 +143,104 @@ func TestSupersededNoGrace(t *testing.T) {
 		t.Errorf("shard files = %v, want %v", got, want)
 	}
 }
+
+// TestUnderwrittenHold: a commit of a version that names no node for some
+// shard (its write staged fewer than n shards) keeps the shard it
+// supersedes readable, and reported by Stat as Previous, past the grace
+// until the hold ends; a commit of a fully written version does not.
+func TestUnderwrittenHold(t *testing.T) {
+	const grace, hold = time.Minute, time.Hour
+	tn := startNode(t, "", func(c *Config) { c.SupersededGrace, c.UnderwrittenHold = grace, hold })
+	ctx := context.Background()
+	o1, o2 := encode(t, 9000, 35), encode(t, 7000, 36)
+	cases := []struct {
+		key   string
+		nodes []string // v2's Nodes; nil: all six
+		held  bool     // v1's shard outlives the grace
+	}{
+		{"full", nil, false},
+		{"gap", []string{"node-0", "node-1", "node-2", "node-3", "node-4", ""}, true},
+		{"short", []string{"node-0", "node-1", "node-2", "node-3", "node-4"}, true},
+	}
+	for _, c := range cases {
+		tn.put(t, "bk", c.key, ver(1), o1, 1)
+		if _, err := tn.c.Stage(ctx, "bk", c.key, ver(2), 1, testBlock, bytes.NewReader(o2.shards[1])); err != nil {
+			t.Fatal(err)
+		}
+		m := o2.meta("bk", c.key, ver(2))
+		if c.nodes != nil {
+			m.Nodes = c.nodes
+		}
+		if _, err := tn.c.Commit(ctx, m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// check says whether, at a stage of the test, v1's shard is reported
+	// and served.
+	check := func(when string, held func(held bool) bool) {
+		t.Helper()
+		for _, c := range cases {
+			want := held(c.held)
+			ks, err := tn.c.Stat(ctx, "bk", c.key)
+			if err != nil || ks.Committed == nil || ks.Committed.Version != ver(2) {
+				t.Fatalf("%s: Stat %s = %+v, %v; want version 2 committed", when, c.key, ks, err)
+			}
+			switch p := ks.Previous; {
+			case want && (p == nil || p.Version != ver(1) || p.Shard != 1):
+				t.Errorf("%s: Stat %s previous = %+v, want version 1 shard 1", when, c.key, p)
+			case !want && p != nil:
+				t.Errorf("%s: Stat %s previous = %+v, want none", when, c.key, p)
+			}
+			rc, err := tn.c.ReadShard(ctx, "bk", c.key, ver(1), 1, 0, -1)
+			if !want {
+				wantKind(t, err, kerr.NotExist)
+				continue
+			}
+			if err != nil {
+				t.Fatalf("%s: ReadShard %s version 1: %v", when, c.key, err)
+			}
+			got, err := io.ReadAll(rc)
+			rc.Close()
+			if err != nil || !bytes.Equal(got, o1.shards[1]) {
+				t.Errorf("%s: ReadShard %s version 1 = %d bytes, %v; want its shard", when, c.key, len(got), err)
+			}
+		}
+	}
+	always := func(bool) bool { return true }
+	check("within grace", always)
+	if _, err := tn.Sweep(ctx, time.Now().Add(grace+time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	check("past grace", func(held bool) bool { return held })
+	if _, err := tn.Sweep(ctx, time.Now().Add(hold-time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	check("within hold", func(held bool) bool { return held })
+	if _, err := tn.Sweep(ctx, time.Now().Add(hold+grace+time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	check("past hold", func(bool) bool { return false })
+	if got, want := len(files(t, tn.cfg.Dir, shardsDir)), len(cases); got != want {
+		t.Errorf("%d shard files past hold, want %d (version 2's)", got, want)
+	}
+
+	// The hold outlives a restart: the note keeps the record.
+	tn2 := startNode(t, "", func(c *Config) { c.SupersededGrace, c.UnderwrittenHold = 0, hold })
+	tn2.put(t, "bk", "k", ver(1), o1, 1)
+	if _, err := tn2.c.Stage(ctx, "bk", "k", ver(2), 1, testBlock, bytes.NewReader(o2.shards[1])); err != nil {
+		t.Fatal(err)
+	}
+	m := o2.meta("bk", "k", ver(2))
+	m.Nodes[3] = ""
+	if _, err := tn2.c.Commit(ctx, m); err != nil {
+		t.Fatal(err)
+	}
+	tn2.stop()
+	tn3 := startNode(t, tn2.cfg.Dir, func(c *Config) { c.SupersededGrace, c.UnderwrittenHold = 0, hold })
+	if ks, err := tn3.c.Stat(ctx, "bk", "k"); err != nil || ks.Previous == nil || ks.Previous.Version != ver(1) {
+		t.Fatalf("Stat after restart, no grace, underwritten = %+v, %v; want version 1 previous", ks, err)
+	}
+	if got := tn3.readAll(t, "bk", "k", ver(1), 1); !bytes.Equal(got, o1.shards[1]) {
+		t.Error("held shard not served after restart")
+	}
+}

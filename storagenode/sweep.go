@@ -190,6 +190,7 @@ func (n *Node) sweepGarbage(ctx context.Context, now time.Time) (int, error) {
 		}
 		after = notes[len(notes)-1].File
 		var done []string
+		var gone []meta.Garbage
 		for _, g := range notes {
 			if !g.Superseded.IsZero() && now.Before(g.Superseded.Add(n.cfg.SupersededGrace)) {
 				continue
@@ -202,8 +203,12 @@ func (n *Node) sweepGarbage(ctx context.Context, now time.Time) (int, error) {
 				removed++
 			}
 			done = append(done, g.File)
+			gone = append(gone, g)
 		}
 		if err := n.db.DeleteGarbage(done); err != nil {
+			return removed, err
+		}
+		if err := n.db.ForgetPrevious(gone); err != nil {
 			return removed, err
 		}
 	}

@@ -131,6 +131,12 @@ type StagedRef struct {
 type KeyState struct {
 	Committed *Record     `json:"committed,omitempty"`
 	Staged    []StagedRef `json:"staged,omitempty"`
+	// Previous is the superseded record of a version older than
+	// Committed whose shard the node still holds (its superseded grace,
+	// or its hold after an underwritten overwrite, has not ended):
+	// ReadShard of exactly that version and shard is served. A read
+	// that falls back to that version counts it as a holder.
+	Previous *Record `json:"previous,omitempty"`
 	// Data, only when asked for (Client.StatData), is the node's whole
 	// shard stream of Committed if that is a data shard (index < Data),
 	// or any shard if parity was asked for too, no longer than asked: a
