@@ -17,6 +17,7 @@ func runStorageNode(ctx context.Context, env *environ, args []string) error {
 	secretFile := fs.String("secret-file", "", "file holding the cluster secret (default: $KINTSUGI_CLUSTER_SECRET)")
 	grace := fs.Duration("staging-grace", 24*time.Hour, "age after which a staged shard is swept, once a newer version is committed on the node (the scrubber settles the rest)")
 	superseded := fs.Duration("superseded-grace", storagenode.DefaultSupersededGrace, "how long an overwritten or deleted version's shards stay readable for reads already under way before the sweep removes them (0: removed at once)")
+	hold := fs.Duration("underwritten-hold", storagenode.DefaultUnderwrittenHold, "how much longer an overwritten version's shards stay when the overwrite failed to stage one of its shards, so that a reader or scrub pass can still fall back to them until the new version is repaired (0: no longer than --superseded-grace)")
 	sweep := fs.Duration("sweep-interval", 10*time.Minute, "how often to sweep stale staged shards")
 	scrubRate := fs.Int64("scrub-rate", storagenode.DefaultScrubRate, "bytes per second the background verifier may re-hash (0 disables it)")
 	scrubPeriod := fs.Duration("scrub-period", storagenode.DefaultScrubPeriod, "how often the background verifier starts a full pass over the node's shards")
@@ -44,6 +45,7 @@ func runStorageNode(ctx context.Context, env *environ, args []string) error {
 	cfg.Secret = secret
 	cfg.StagingGrace = *grace
 	cfg.SupersededGrace = *superseded
+	cfg.UnderwrittenHold = *hold
 	cfg.SweepInterval = *sweep
 	cfg.ScrubRate = *scrubRate
 	cfg.ScrubPeriod = *scrubPeriod
