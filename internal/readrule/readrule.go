@@ -46,6 +46,17 @@
 //     (RollForward): a delete that reached half the nodes is finished
 //     rather than leaving the key unreadable.
 //
+// A node that superseded V still holding V's shard reports it as its
+// Previous record (for its superseded grace, longer after an underwritten
+// overwrite). When the rule falls back to V past newer versions it
+// skipped, such a node holds that shard of V, for Serve as for the
+// count of shards held; a write that staged fewer than n shards and
+// whose writer died between commits thus leaves the version it overwrote
+// readable through the loss of p nodes. Previous only adds holders to a
+// version the rule already falls back to: it never makes an older version
+// win over a newer one that could have been acknowledged, nor changes a
+// verdict on the newest version.
+//
 // A read that asked only the first d placed nodes (Input.Partial) is
 // settled by them alone only if they all answered with one committed
 // version, no manifest, and nothing staged: an acknowledged newer version
@@ -136,7 +147,8 @@ type Verdict struct {
 	// acknowledged and cannot be read.
 	Meta client.ObjectMeta
 	// Holders (Serve of a version with shards) is, by shard index, the
-	// index into Input.Answers of a node holding that shard committed,
+	// index into Input.Answers of a node holding that shard committed
+	// (or, for a version the rule fell back to, as its Previous record),
 	// or -1.
 	Holders []int
 	// Commits (RollForward) are the commits to send.
@@ -238,7 +250,7 @@ func decide(in Input) Verdict {
 				return v
 			}
 		}
-		v.Holders = holders(in.Answers, meta)
+		v.Holders = holders(in.Answers, meta, len(skipped) > 0)
 		for _, h := range v.Holders {
 			if h >= 0 {
 				v.Held++
@@ -305,8 +317,10 @@ func won(v Verdict, in Input) Verdict {
 func Shardless(m client.ObjectMeta) bool { return m.Deleted || len(m.Parts) > 0 }
 
 // holders returns, by shard index, the first answer holding that shard of
-// meta committed, or -1.
-func holders(answers []Answer, meta client.ObjectMeta) []int {
+// meta committed, or -1. With previous (the rule fell back to meta past
+// newer versions never acknowledged), an answer whose Previous record is
+// meta holds its shard too, where no answer has it committed.
+func holders(answers []Answer, meta client.ObjectMeta, previous bool) []int {
 	hs := make([]int, meta.Data+meta.Parity)
 	for i := range hs {
 		hs[i] = -1
@@ -315,6 +329,15 @@ func holders(answers []Answer, meta client.ObjectMeta) []int {
 		c := a.State.Committed
 		if a.OK && c != nil && c.Version == meta.Version && c.Shard >= 0 && c.Shard < len(hs) && hs[c.Shard] < 0 {
 			hs[c.Shard] = i
+		}
+	}
+	if !previous {
+		return hs
+	}
+	for i, a := range answers {
+		p := a.State.Previous
+		if a.OK && p != nil && p.Version == meta.Version && p.Shard >= 0 && p.Shard < len(hs) && hs[p.Shard] < 0 {
+			hs[p.Shard] = i
 		}
 	}
 	return hs

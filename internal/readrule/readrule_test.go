@@ -33,6 +33,14 @@ func cs(v string, i int, s string, j int) Answer {
 	return a
 }
 
+// cp: the node has shard i of version v committed and still holds shard j
+// of the version p it superseded (KeyState.Previous).
+func cp(v string, i int, p string, j int) Answer {
+	a := c(v, i)
+	a.State.Previous = &client.Record{ObjectMeta: meta(p), Shard: j}
+	return a
+}
+
 // marker: the node has a delete marker committed under version v.
 func marker(v string) Answer {
 	return Answer{OK: true, State: client.KeyState{Committed: &client.Record{ObjectMeta: client.ObjectMeta{Version: v, Deleted: true}, Shard: -1}}}
@@ -118,6 +126,24 @@ func TestDecide(t *testing.T) {
 		{"v2 committed on 3, 2 unreachable: could have been acked: unavailable",
 			on(c(v2, 0), c(v2, 1), c(v2, 2), down(), down(), c(v1, 5)),
 			want{kind: Unavailable, version: v2}},
+		// An underwritten v2 (staged on 5, node 5's stage failed) whose
+		// writer died after committing on 0-2; nodes 3 and 4, which held
+		// it staged, are then lost and replaced by empty ones.
+		{"underwritten v2 on 3, its staged shards lost, v1 superseded on 0-2: serve v1 from previous and committed shards",
+			on(cp(v2, 0, v1, 0), cp(v2, 1, v1, 1), cp(v2, 2, v1, 2), empty(), empty(), c(v1, 5)),
+			want{kind: Serve, version: v1, holders: []int{0, 1, 2, -1, -1, 5}}},
+		{"the same with v1's superseded shards gone: neither version readable: not found",
+			on(c(v2, 0), c(v2, 1), c(v2, 2), empty(), empty(), c(v1, 5)),
+			want{kind: NotFound}},
+		{"the same with 3 and 4 unreachable: they may have committed v2: unavailable, previous changes nothing",
+			on(cp(v2, 0, v1, 0), cp(v2, 1, v1, 1), cp(v2, 2, v1, 2), down(), down(), c(v1, 5)),
+			want{kind: Unavailable, version: v2}},
+		{"underwritten v2 on 3, staged on 2 more: roll forward v2, previous changes nothing",
+			on(cp(v2, 0, v1, 0), cp(v2, 1, v1, 1), cp(v2, 2, v1, 2), cs(v1, 3, v2, 3), cs(v1, 4, v2, 4), c(v1, 5)),
+			want{kind: RollForward, version: v2, commit: []int{3, 4}}},
+		{"v2 readable on 5, v1 superseded on them: serve v2, previous changes nothing",
+			on(cp(v2, 0, v1, 0), cp(v2, 1, v1, 1), cp(v2, 2, v1, 2), cp(v2, 3, v1, 3), cp(v2, 4, v1, 4), c(v1, 5)),
+			want{kind: Serve, version: v2, holders: []int{0, 1, 2, 3, 4, -1}}},
 		{"v2 committed on 3, v1 on 3 answered before v2's stage reached them: in flux, ask again",
 			on(c(v2, 0), c(v2, 1), c(v2, 2), c(v1, 3), c(v1, 4), c(v1, 5)),
 			want{kind: InFlux, version: v1}},
