@@ -33,10 +33,12 @@ func newResolved(meta client.ObjectMeta) *resolved {
 }
 
 // hold records ns's node as the holder of shard i, with the shard stream
-// that came with its answer, if any.
+// that came with its answer, if any. That stream is of the node's
+// committed shard: a node holding shard i as its Previous record (see
+// readrule) holds it for ReadShard only.
 func (r *resolved) hold(i int, ns nodeState) {
 	r.holders[i] = ns.member
-	if len(ns.st.Data) > 0 {
+	if c := ns.st.Committed; len(ns.st.Data) > 0 && c != nil && c.Version == r.meta.Version && c.Shard == i {
 		if r.preload == nil {
 			r.preload = make([][]byte, len(r.holders))
 		}
