@@ -60,3 +60,28 @@ func TestUnacknowledgedOverwriteOfLostVersionReported(t *testing.T) {
 			rep.UnrecoverableCount, rep.Unrecoverable, rep.Unacknowledged)
 	}
 }
+
+// TestUnderwrittenOverwriteOfLostVersionHeld: as above, but v2 was staged
+// on five nodes (the stage to the sixth failed, so v2 names no node for
+// that shard), and the two nodes holding it only staged were then wiped.
+// The nodes that committed v2 hold v1's shards for their underwritten
+// hold and report them, so v1 is readable: the pass counts v2 as
+// unacknowledged, reports nothing unrecoverable, and rebuilds nothing
+// (v1's missing shards would go to nodes whose committed version is
+// newer), the same on a second pass.
+func TestUnderwrittenOverwriteOfLostVersionHeld(t *testing.T) {
+	c := newCluster(t, 6, 4, 2)
+	c.reconfigure(func(cfg *storagenode.Config) { cfg.UnderwrittenHold = storagenode.DefaultUnderwrittenHold })
+	c.put("bk", "k", testData(30000, 1))
+	c.underwrite("bk", "k", testData(30000, 2), func(i int) bool { return i < 5 }, func(i int) bool { return i < 3 })
+	c.wipe(c.holder("bk", "k", 3))
+	c.wipe(c.holder("bk", "k", 4))
+	c.createBucket("bk")
+	for pass := range 2 {
+		rep := mustRun(t, c.scrubber(nil))
+		if rep.UnrecoverableCount != 0 || rep.Unacknowledged != 1 || rep.ShardsRebuilt != 0 || rep.RepairsFailed != 0 {
+			t.Errorf("pass %d: unrecoverable %d %v, unacknowledged %d, rebuilt %d, failed %d; want v2 unacknowledged only",
+				pass, rep.UnrecoverableCount, rep.Unrecoverable, rep.Unacknowledged, rep.ShardsRebuilt, rep.RepairsFailed)
+		}
+	}
+}

@@ -54,6 +54,9 @@ type tnode struct {
 	sw   *swapHandler
 	srv  *httptest.Server
 	c    *client.Client
+	// edit, if not nil, changes the node's configuration when it is
+	// (re)opened.
+	edit func(*storagenode.Config)
 }
 
 // cluster is a set of in-process nodes and the map naming them; it plays
@@ -92,7 +95,11 @@ func newCluster(t *testing.T, n, d, p int) *cluster {
 
 func (tn *tnode) open(t *testing.T) {
 	t.Helper()
-	n, err := storagenode.Open(storagenode.Config{ID: tn.id, Dir: tn.dir, Logger: quiet()})
+	cfg := storagenode.Config{ID: tn.id, Dir: tn.dir, Logger: quiet()}
+	if tn.edit != nil {
+		tn.edit(&cfg)
+	}
+	n, err := storagenode.Open(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -139,6 +146,16 @@ func (c *cluster) hang(id string, calls *atomic.Int64) (up func()) {
 		tn.sw.mu.Lock()
 		tn.sw.h = tn.node.Handler()
 		tn.sw.mu.Unlock()
+	}
+}
+
+// reconfigure reopens every node with edit applied to its configuration.
+func (c *cluster) reconfigure(edit func(*storagenode.Config)) {
+	c.t.Helper()
+	for _, tn := range c.nodes {
+		tn.node.Close()
+		tn.edit = edit
+		tn.open(c.t)
 	}
 }
 
@@ -198,8 +215,20 @@ func (c *cluster) encode(data []byte) ([][]byte, codec.Encoded) {
 
 // write stages a new version of bucket/key on the placement's nodes and
 // commits it on those in commit (nil: all); shards not in stage are not
-// written at all.
+// written at all (the version still names their nodes).
 func (c *cluster) write(bucket, key string, data []byte, stage, commit func(i int) bool) client.ObjectMeta {
+	c.t.Helper()
+	return c.writeNodes(bucket, key, data, stage, commit, false)
+}
+
+// underwrite is write of a version that names no node for the shards not
+// in stage, as a gateway's write whose stage failed there.
+func (c *cluster) underwrite(bucket, key string, data []byte, stage, commit func(i int) bool) client.ObjectMeta {
+	c.t.Helper()
+	return c.writeNodes(bucket, key, data, stage, commit, true)
+}
+
+func (c *cluster) writeNodes(bucket, key string, data []byte, stage, commit func(i int) bool, unnamed bool) client.ObjectMeta {
 	c.t.Helper()
 	ctx := context.Background()
 	shards, enc := c.encode(data)
@@ -212,6 +241,11 @@ func (c *cluster) write(bucket, key string, data []byte, stage, commit func(i in
 	for i := range shards {
 		meta.Roots = append(meta.Roots, enc.Roots[i].String())
 		meta.Nodes = append(meta.Nodes, placed[i].ID)
+	}
+	for i := range placed {
+		if unnamed && stage != nil && !stage(i) {
+			meta.Nodes[i] = ""
+		}
 	}
 	for i, n := range placed {
 		if stage != nil && !stage(i) {

@@ -15,8 +15,12 @@ import (
 // must say so rather than count an unacknowledged write. While nodes did
 // not answer, the missing shards may be there: incomplete.
 //
-// The nodes that committed newest may still serve the fallback's shards
-// for their superseded grace, but then remove them, so they do not count.
+// Shards the nodes that committed newest still hold of the fallback (their
+// KeyState.Previous) count, as readers count them: held after an
+// underwritten overwrite, they stay until this pass or the next has
+// settled the key. The pass does not rebuild the fallback's missing
+// shards: readers skip newest, so the key is reported unacknowledged, and
+// those nodes would refuse a commit older than their record anyway.
 func fallbackShort(states []nodeState, newest client.ObjectMeta, unreached int) (verdict, string, bool) {
 	var prev *client.Record
 	for _, ns := range states {
@@ -31,6 +35,9 @@ func fallbackShort(states []nodeState, newest client.ObjectMeta, unreached int) 
 	for _, ns := range states {
 		if c := ns.st.Committed; ns.err == nil && c != nil && c.Version == prev.Version && c.Shard >= 0 {
 			shards[c.Shard] = true
+		}
+		if p := ns.st.Previous; ns.err == nil && p != nil && p.Version == prev.Version && p.Shard >= 0 {
+			shards[p.Shard] = true
 		}
 	}
 	if len(shards) >= prev.Data {
