@@ -2,7 +2,7 @@
 // shard that is rotten or lost, rebuilds it from the others onto the node
 // the cluster map names, and says exactly where the cluster stands.
 //
-// It talks to nodes only through storagenode/client (a NodeClient), never
+// It talks to nodes only through storagenode/client (client.Node), never
 // by touching node files, and must never import the gateway or the node
 // server. Its only durable state is its own checkpoint (internal/checkpoint,
 // the one place it may use badger). It must never resurrect a deleted
@@ -92,7 +92,7 @@
 // Every metadata call has a deadline (CallTimeout; data calls get more in
 // proportion to their bytes). A transient failure is retried once, so that
 // a reset connection does not make a healthy shard look missing; a node
-// that keeps failing trips a circuit breaker (sony/gobreaker) and is
+// that keeps failing trips its circuit breaker (internal/nodeaccess) and is
 // skipped at once for a few seconds instead of being waited for on every
 // object. A shard whose node did not answer is never counted missing or
 // rebuilt: the pass reports itself incomplete instead.

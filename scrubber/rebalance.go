@@ -7,6 +7,7 @@ import (
 	"maps"
 	"slices"
 
+	"github.com/kintsugi-store/kintsugi/internal/nodeaccess"
 	"github.com/kintsugi-store/kintsugi/placement"
 	"github.com/kintsugi-store/kintsugi/storagenode/client"
 )
@@ -108,17 +109,8 @@ func (s *Scrubber) useLatest() {
 	}
 	s.m, s.prev = p.Cur, p.Prev
 	s.nodes, s.byID = nil, make(map[string]member)
-	for _, n := range s.m.Nodes {
-		if n.State == placement.StateRemoved {
-			continue
-		}
-		k := n.ID + "\x00" + n.Addr
-		g := s.clients[k]
-		if g == nil {
-			g = guard(n.ID, s.cfg.Dial(n))
-			s.clients[k] = g
-		}
-		mb := member{node: n, c: g}
+	for _, n := range nodeaccess.LiveNodes(s.m) {
+		mb := member{node: n, c: s.clients.Get(n)}
 		s.nodes = append(s.nodes, mb)
 		s.byID[n.ID] = mb
 	}

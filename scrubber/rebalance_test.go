@@ -394,7 +394,7 @@ func TestRebalanceNoClobber(t *testing.T) {
 	}
 	s := c.scrubber(func(cfg *Config) {
 		cfg.Map = old
-		cfg.Dial = func(n placement.Node) NodeClient {
+		cfg.Dial = func(n placement.Node) client.Node {
 			return &hookNode{Client: client.New(n.Addr, nil), id: n.ID,
 				onStage: func(id, key string) {
 					if key == atStage && id == "n7" {

@@ -3,7 +3,6 @@ package scrubber
 import (
 	"context"
 	"errors"
-	"io"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -11,35 +10,14 @@ import (
 
 	"github.com/kintsugi-store/kintsugi/codec"
 	"github.com/kintsugi-store/kintsugi/internal/fanout"
+	"github.com/kintsugi-store/kintsugi/internal/health"
 	"github.com/kintsugi-store/kintsugi/internal/kerr"
+	"github.com/kintsugi-store/kintsugi/internal/nodeaccess"
 	"github.com/kintsugi-store/kintsugi/internal/throttle"
 	"github.com/kintsugi-store/kintsugi/placement"
 	"github.com/kintsugi-store/kintsugi/scrubber/internal/checkpoint"
 	"github.com/kintsugi-store/kintsugi/storagenode/client"
 )
-
-// NodeClient is the subset of *client.Client the scrubber uses, with the
-// same signatures and error kinds; tests plug in other implementations.
-type NodeClient interface {
-	Health(ctx context.Context) (client.Health, error)
-	Stage(ctx context.Context, bucket, key, version string, shard, blockSize int, body io.Reader) (client.StagedRef, error)
-	Commit(ctx context.Context, meta client.ObjectMeta) (client.Record, error)
-	Abort(ctx context.Context, bucket, key, version string) error
-	ReadShard(ctx context.Context, bucket, key, version string, shard int, off, length int64) (io.ReadCloser, error)
-	Stat(ctx context.Context, bucket, key string) (client.KeyState, error)
-	List(ctx context.Context, bucket, prefix, after string, limit int) (client.ListPage, error)
-	PutBucket(ctx context.Context, rec client.BucketRecord) error
-	ListBuckets(ctx context.Context) ([]client.BucketRecord, error)
-	ListHints(ctx context.Context, limit int) ([]client.Hint, error)
-	DeleteHints(ctx context.Context, hints []client.Hint) error
-	Verify(ctx context.Context, refs []client.ShardRef) ([]client.VerifyResult, error)
-	DropMarker(ctx context.Context, bucket, key, version string) (bool, error)
-	ListStaged(ctx context.Context, limit int) ([]client.StagedShard, error)
-	DropShard(ctx context.Context, bucket, key, version string, shard int) (bool, error)
-	PutMap(ctx context.Context, m *placement.Map) error
-}
-
-var _ NodeClient = (*client.Client)(nil)
 
 // Defaults for zero Config fields.
 const (
@@ -47,6 +25,15 @@ const (
 	DefaultStagingGrace = 24 * time.Hour
 	DefaultMarkerGrace  = 7 * 24 * time.Hour
 	DefaultCallTimeout  = 10 * time.Second
+)
+
+// A node that keeps failing (see internal/nodeaccess for what counts) is
+// skipped at once rather than waited for on every object: after
+// breakerTrip failures in a row its calls fail immediately for
+// breakerOpen, then one call probes it.
+const (
+	breakerTrip = 3
+	breakerOpen = 5 * time.Second
 )
 
 // Config configures a Scrubber. Zero values of optional fields mean
@@ -58,8 +45,8 @@ type Config struct {
 	// known too (readers and the pass consult both while shards move).
 	Map *placement.Map
 
-	Dial          func(placement.Node) NodeClient // nil: client.New(node.Addr, ClientOptions)
-	ClientOptions *client.Options                 // used by the default Dial
+	Dial          func(placement.Node) client.Node // nil: client.New(node.Addr, ClientOptions)
+	ClientOptions *client.Options                  // used by the default Dial
 
 	// StateDir holds the checkpoint (a badger database) so that an
 	// interrupted pass resumes; "" keeps it in memory: every Run starts
@@ -108,11 +95,11 @@ type Scrubber struct {
 	// at its start, to the newest maps SetMap was given (latest); other
 	// goroutines use Map.
 	m       *placement.Map
-	prev    *placement.Map      // the map m replaced; nil if unknown
-	nodes   []member            // m's nodes that are not removed
-	byID    map[string]member   // same, by id
-	clients map[string]*guarded // by id and address, kept across maps with their breakers
-	newMap  chan struct{}       // signalled when SetMap installs a newer map
+	prev    *placement.Map    // the map m replaced; nil if unknown
+	nodes   []member          // m's nodes that are not removed
+	byID    map[string]member // same, by id
+	clients *nodeaccess.Pool  // kept across maps, with the nodes' breakers
+	newMap  chan struct{}     // signalled when SetMap installs a newer map
 
 	codecs codec.Cache
 
@@ -138,7 +125,7 @@ type mapPair struct {
 // member is a node of the map with its client.
 type member struct {
 	node placement.Node
-	c    NodeClient
+	c    client.Node
 }
 
 // New returns a Scrubber for cfg; Close releases its state.
@@ -174,7 +161,15 @@ func New(cfg Config) (*Scrubber, error) {
 	}
 	if cfg.Dial == nil {
 		opts := cfg.ClientOptions
-		cfg.Dial = func(n placement.Node) NodeClient { return client.New(n.Addr, opts) }
+		cfg.Dial = func(n placement.Node) client.Node { return client.New(n.Addr, opts) }
+	}
+	// Passive only: the scrubber learns from its own calls and sends no
+	// heartbeats.
+	hcfg := health.DefaultConfig()
+	hcfg.TripAfter, hcfg.OpenFor, hcfg.Logger = breakerTrip, breakerOpen, cfg.Logger
+	breakers, err := health.New(hcfg)
+	if err != nil {
+		return nil, kerr.E(op, err)
 	}
 	dir := cfg.StateDir
 	if cfg.DryRun {
@@ -190,7 +185,7 @@ func New(cfg Config) (*Scrubber, error) {
 		now:     cfg.Now,
 		state:   st,
 		th:      throttle.New(cfg.Rate),
-		clients: make(map[string]*guarded),
+		clients: nodeaccess.NewPool(cfg.Dial, breakers),
 		newMap:  make(chan struct{}, 1),
 	}
 	s.latest = s.startMaps(cfg.Map.WithDefaults())

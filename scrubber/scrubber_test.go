@@ -225,8 +225,8 @@ type recorder struct {
 	onStage  func(id string, bucket, key string) // before a stage
 }
 
-func (r *recorder) dial(m *placement.Map) func(placement.Node) NodeClient {
-	return func(n placement.Node) NodeClient { return &recNode{Client: client.New(n.Addr, nil), r: r, id: n.ID} }
+func (r *recorder) dial(m *placement.Map) func(placement.Node) client.Node {
+	return func(n placement.Node) client.Node { return &recNode{Client: client.New(n.Addr, nil), r: r, id: n.ID} }
 }
 
 type recNode struct {

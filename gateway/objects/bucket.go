@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/kintsugi-store/kintsugi/internal/kerr"
+	"github.com/kintsugi-store/kintsugi/internal/nodeaccess"
 	"github.com/kintsugi-store/kintsugi/storagenode/client"
 )
 
@@ -125,7 +126,7 @@ func (s *Store) ListBuckets(ctx context.Context) ([]BucketInfo, error) {
 // listBuckets is ListBuckets under one map.
 func (s *Store) listBuckets(ctx context.Context) ([]BucketInfo, error) {
 	const op = "objects.ListBuckets"
-	ms := s.members(liveNodes(s.Map()))
+	ms := s.members(nodeaccess.LiveNodes(s.Map()))
 	pages := make([][]client.BucketRecord, len(ms))
 	errs := make([]error, len(ms))
 	s.gather(ctx, ms, func(ctx context.Context, i int) {
@@ -198,13 +199,13 @@ func (s *Store) sharedReadBucket(ctx context.Context, name string) (client.Bucke
 func (s *Store) readBucket(ctx context.Context, name string) (rec client.BucketRecord, found bool, err error) {
 	rec, found, err = s.readBucketOnce(ctx, name)
 	if err != nil && kerr.Is(kerr.Unavailable, err) && s.anyOpen() {
-		rec, found, err = s.readBucketOnce(withBypass(ctx), name)
+		rec, found, err = s.readBucketOnce(nodeaccess.WithBypass(ctx), name)
 	}
 	return rec, found, err
 }
 
 func (s *Store) readBucketOnce(ctx context.Context, name string) (rec client.BucketRecord, found bool, err error) {
-	ms := s.members(liveNodes(s.Map()))
+	ms := s.members(nodeaccess.LiveNodes(s.Map()))
 	recs := make([]client.BucketRecord, len(ms))
 	errs := make([]error, len(ms))
 	s.gather(ctx, ms, func(ctx context.Context, i int) {
@@ -243,7 +244,7 @@ func (s *Store) readBucketOnce(ctx context.Context, name string) (rec client.Buc
 // the majority, the record is written once more under a version above
 // the refusals, as object commits are (commitWrite).
 func (s *Store) writeBucket(ctx context.Context, rec client.BucketRecord) error {
-	ms := s.members(liveNodes(s.Map()))
+	ms := s.members(nodeaccess.LiveNodes(s.Map()))
 	acks, refused := s.putBucketAll(ctx, ms, rec)
 	if need := majority(len(ms)); acks < need && refused {
 		rec.Version = s.newVersion()

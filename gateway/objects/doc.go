@@ -4,8 +4,8 @@
 // names. It knows nothing of HTTP or S3 wire formats; the gateway package
 // does.
 //
-// It talks to nodes only through storagenode/client (or a NodeClient with the
-// same methods) and must never touch node files, keep object bytes beyond a
+// It talks to nodes only through the node API of storagenode/client
+// (client.Node, reached through internal/nodeaccess) and must never touch node files, keep object bytes beyond a
 // few stripes per request, or import gin. It holds no durable state of its
 // own: every gateway can serve every request, so everything it decides must
 // be recoverable from what the nodes say.
@@ -101,7 +101,7 @@
 // # Node health
 //
 // With Config.Health set, every node call passes the node's circuit breaker
-// first: a node found down is skipped at once, and streams open to it are
+// first (internal/nodeaccess states which answers count against a node): a node found down is skipped at once, and streams open to it are
 // cut off when it goes down. Calls that are not needed for a decision are
 // not waited for: once the answers settle a read (and the silent nodes,
 // counted as unreachable, stay below WriteQuorum), or WriteQuorum nodes

@@ -27,7 +27,8 @@ import (
 // than it was staged under, a stage answers with the key's newest
 // version) and has fault hooks. Test-only.
 type fakeNode struct {
-	id string
+	client.Node // nil: the node calls the protocol never makes panic
+	id          string
 
 	mu      sync.Mutex
 	buckets map[string]client.BucketRecord
@@ -80,7 +81,7 @@ type fakeStaged struct {
 	data []byte
 }
 
-var _ NodeClient = (*fakeNode)(nil)
+var _ client.Node = (*fakeNode)(nil)
 
 func newFakeNode(id string) *fakeNode {
 	return &fakeNode{
@@ -547,7 +548,7 @@ func newCluster(t testing.TB, nodes, d, p int, opts ...func(*Config)) *cluster {
 	}
 	cfg := Config{
 		Map:          m,
-		Dial:         func(n placement.Node) NodeClient { return c.nodes[n.ID] },
+		Dial:         func(n placement.Node) client.Node { return c.nodes[n.ID] },
 		CallTimeout:  time.Second,
 		StallTimeout: 5 * time.Second, // stall tests shorten it
 

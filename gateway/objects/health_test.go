@@ -371,7 +371,7 @@ func TestReadsFindShardsOfOlderEpochs(t *testing.T) {
 
 // slowStat delays Stat calls to the nodes named by slow.
 type slowStat struct {
-	NodeClient
+	client.Node
 	id   string
 	slow *atomic.Value // []string
 }
@@ -384,7 +384,7 @@ func (s slowStat) Stat(ctx context.Context, bucket, key string) (client.KeyState
 			return client.KeyState{}, kerr.E("slow.Stat", kerr.Transient, ctx.Err())
 		}
 	}
-	return s.NodeClient.Stat(ctx, bucket, key)
+	return s.Node.Stat(ctx, bucket, key)
 }
 
 // TestStragglerAfterMapChange: after a node joins and a dead one leaves,
@@ -396,7 +396,7 @@ func TestStragglerAfterMapChange(t *testing.T) {
 	slow.Store([]string(nil))
 	c := newHealthCluster(t, 7, 4, 2, func(cfg *Config) {
 		dial := cfg.Dial
-		cfg.Dial = func(n placement.Node) NodeClient { return slowStat{dial(n), n.ID, &slow} }
+		cfg.Dial = func(n placement.Node) client.Node { return slowStat{dial(n), n.ID, &slow} }
 	})
 	setStates := func(epoch uint64, states map[string]string) {
 		m := *c.s.Map()

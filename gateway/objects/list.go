@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/kintsugi-store/kintsugi/internal/kerr"
+	"github.com/kintsugi-store/kintsugi/internal/nodeaccess"
 	"github.com/kintsugi-store/kintsugi/storagenode/client"
 )
 
@@ -50,7 +51,7 @@ func (s *Store) listObjects(ctx context.Context, bucket string, opts ListOptions
 		// As for reads: breakers that have not caught up with nodes back
 		// (or were opened by a burst of slow answers) are worth one try
 		// through them before answering 503.
-		res, err = s.list(withBypass(ctx), bucket, opts, maxKeys)
+		res, err = s.list(nodeaccess.WithBypass(ctx), bucket, opts, maxKeys)
 	}
 	if err != nil {
 		return ListResult{}, kerr.E(op, err)
@@ -61,7 +62,7 @@ func (s *Store) listObjects(ctx context.Context, bucket string, opts ListOptions
 // list is one attempt at ListObjects, which has checked its arguments.
 func (s *Store) list(ctx context.Context, bucket string, opts ListOptions, maxKeys int) (ListResult, error) {
 	m := s.Map()
-	ms := s.members(liveNodes(m))
+	ms := s.members(nodeaccess.LiveNodes(m))
 	mg := &merger{
 		s:      s,
 		bucket: bucket,

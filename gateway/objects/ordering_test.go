@@ -51,7 +51,7 @@ func TestCommitRetriedAboveConflict(t *testing.T) {
 	lagNow := testNow.Add(-5 * time.Second)
 	lagging, err := New(Config{
 		Map:            c.s.Map(),
-		Dial:           func(n placement.Node) NodeClient { return c.nodes[n.ID] },
+		Dial:           func(n placement.Node) client.Node { return c.nodes[n.ID] },
 		BucketCacheTTL: time.Hour,
 		Now:            func() time.Time { return lagNow },
 	})
@@ -132,10 +132,10 @@ func TestCommitQuorumNeverCountsNewer(t *testing.T) {
 
 // earlierRelease answers a refused commit as nodes of earlier releases
 // did: success, with the node's newer record.
-type earlierRelease struct{ NodeClient }
+type earlierRelease struct{ client.Node }
 
 func (e earlierRelease) Commit(ctx context.Context, meta client.ObjectMeta) (client.Record, error) {
-	rec, err := e.NodeClient.Commit(ctx, meta)
+	rec, err := e.Node.Commit(ctx, meta)
 	if v := client.Newer(err); v != "" {
 		return client.Record{ObjectMeta: client.ObjectMeta{Bucket: meta.Bucket, Key: meta.Key, Version: v}}, nil
 	}

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/kintsugi-store/kintsugi/internal/kerr"
+	"github.com/kintsugi-store/kintsugi/internal/nodeaccess"
 	"github.com/kintsugi-store/kintsugi/internal/readrule"
 	"github.com/kintsugi-store/kintsugi/placement"
 	"github.com/kintsugi-store/kintsugi/storagenode/client"
@@ -103,7 +104,7 @@ func (s *Store) resolve(ctx context.Context, bucket, key string) (*resolved, err
 func (s *Store) resolveData(ctx context.Context, bucket, key string, limit int64) (*resolved, error) {
 	r, err := s.resolveOnce(ctx, bucket, key, limit)
 	if err != nil && kerr.Is(kerr.Unavailable, err) && s.anyOpen() {
-		r, err = s.resolveOnce(withBypass(ctx), bucket, key, limit)
+		r, err = s.resolveOnce(nodeaccess.WithBypass(ctx), bucket, key, limit)
 	}
 	// The answers are not one snapshot: each node answered at its own
 	// moment, and writes moved on between them. Two writers racing on the

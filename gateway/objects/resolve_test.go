@@ -94,7 +94,7 @@ func newNodeCluster(t *testing.T) *nodeCluster {
 	}
 	s, err := New(Config{
 		Map:         m,
-		Dial:        func(n placement.Node) NodeClient { return rc.nodes[n.ID] },
+		Dial:        func(n placement.Node) client.Node { return rc.nodes[n.ID] },
 		CallTimeout: 5 * time.Second,
 		Logger:      slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn})),
 	})

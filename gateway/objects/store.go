@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -14,29 +13,12 @@ import (
 	"github.com/kintsugi-store/kintsugi/internal/fanout"
 	"github.com/kintsugi-store/kintsugi/internal/health"
 	"github.com/kintsugi-store/kintsugi/internal/kerr"
+	"github.com/kintsugi-store/kintsugi/internal/nodeaccess"
 	"github.com/kintsugi-store/kintsugi/placement"
 	"github.com/kintsugi-store/kintsugi/storagenode/client"
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/singleflight"
 )
-
-// NodeClient is the subset of *client.Client the protocol uses, with the
-// same signatures and error kinds; tests plug in fakes.
-type NodeClient interface {
-	Stage(ctx context.Context, bucket, key, version string, shard, blockSize int, body io.Reader) (client.StagedRef, error)
-	Commit(ctx context.Context, meta client.ObjectMeta) (client.Record, error)
-	Abort(ctx context.Context, bucket, key, version string) error
-	ReadShard(ctx context.Context, bucket, key, version string, shard int, off, length int64) (io.ReadCloser, error)
-	Stat(ctx context.Context, bucket, key string) (client.KeyState, error)
-	StatData(ctx context.Context, bucket, key string, limit int64, parity bool) (client.KeyState, error)
-	List(ctx context.Context, bucket, prefix, after string, limit int) (client.ListPage, error)
-	PutBucket(ctx context.Context, rec client.BucketRecord) error
-	GetBucket(ctx context.Context, name string) (client.BucketRecord, error)
-	ListBuckets(ctx context.Context) ([]client.BucketRecord, error)
-	AddHints(ctx context.Context, hints []client.Hint) error
-}
-
-var _ NodeClient = (*client.Client)(nil)
 
 // Defaults for zero Config fields.
 const (
@@ -64,11 +46,11 @@ const (
 
 // Config configures a Store. Zero values of optional fields mean defaults.
 type Config struct {
-	Map           *placement.Map                  // required
-	Dial          func(placement.Node) NodeClient // nil: client.New(node.Addr, ClientOptions)
-	ClientOptions *client.Options                 // used by the default Dial
-	Logger        *slog.Logger                    // nil: discard
-	CallTimeout   time.Duration                   // metadata calls (stat, list, buckets, aborts); default 5s
+	Map           *placement.Map                   // required
+	Dial          func(placement.Node) client.Node // nil: client.New(node.Addr, ClientOptions)
+	ClientOptions *client.Options                  // used by the default Dial
+	Logger        *slog.Logger                     // nil: discard
+	CallTimeout   time.Duration                    // metadata calls (stat, list, buckets, aborts); default 5s
 	// CommitTimeout bounds one node's commit; default 30s. Longer than
 	// CallTimeout: a commit that times out leaves the write's outcome
 	// unknown to the client, and under heavy write load a node's commit
@@ -102,7 +84,6 @@ type Config struct {
 // safe for concurrent use.
 type Store struct {
 	maps          atomic.Pointer[mapPair]
-	dial          func(placement.Node) NodeClient
 	log           *slog.Logger
 	callTimeout   time.Duration
 	commitTimeout time.Duration
@@ -113,8 +94,7 @@ type Store struct {
 
 	clock versionClock // names versions; see versionClock
 
-	clientMu sync.Mutex
-	clients  map[string]NodeClient // by node ID and address
+	nodes *nodeaccess.Pool // guarded clients
 
 	codecs codec.Cache
 
@@ -154,7 +134,6 @@ func New(cfg Config) (*Store, error) {
 		return nil, kerr.E(op, err)
 	}
 	s := &Store{
-		dial:          cfg.Dial,
 		log:           cfg.Logger,
 		callTimeout:   cfg.CallTimeout,
 		commitTimeout: cfg.CommitTimeout,
@@ -163,14 +142,15 @@ func New(cfg Config) (*Store, error) {
 		preloadMax:    cfg.PreloadMax,
 		now:           cfg.Now,
 		health:        cfg.Health,
-		clients:       make(map[string]NodeClient),
 		buckets:       make(map[string]bucketEntry),
 		hintSent:      make(map[client.Hint]time.Time),
 	}
-	if s.dial == nil {
+	dial := cfg.Dial
+	if dial == nil {
 		opts := cfg.ClientOptions
-		s.dial = func(n placement.Node) NodeClient { return client.New(n.Addr, opts) }
+		dial = func(n placement.Node) client.Node { return client.New(n.Addr, opts) }
 	}
+	s.nodes = nodeaccess.NewPool(dial, s.health)
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
@@ -250,22 +230,11 @@ func (s *Store) Map() *placement.Map { return s.maps.Load().cur }
 // member is a node of the map with its client.
 type member struct {
 	node placement.Node
-	c    NodeClient
+	c    client.Node
 }
 
 func (s *Store) member(n placement.Node) member {
-	k := n.ID + "\x00" + n.Addr
-	s.clientMu.Lock()
-	defer s.clientMu.Unlock()
-	c, ok := s.clients[k]
-	if !ok {
-		c = s.dial(n)
-		if s.health != nil {
-			c = tracked{c: c, id: n.ID, h: s.health}
-		}
-		s.clients[k] = c
-	}
-	return member{node: n, c: c}
+	return member{node: n, c: s.nodes.Get(n)}
 }
 
 // members returns the clients for nodes, skipping duplicate IDs.
@@ -279,17 +248,6 @@ func (s *Store) members(nodes ...[]placement.Node) []member {
 			}
 			seen[n.ID] = true
 			out = append(out, s.member(n))
-		}
-	}
-	return out
-}
-
-// liveNodes returns the nodes of m that have not been removed.
-func liveNodes(m *placement.Map) []placement.Node {
-	var out []placement.Node
-	for _, n := range m.Nodes {
-		if n.State != placement.StateRemoved {
-			out = append(out, n)
 		}
 	}
 	return out

@@ -51,7 +51,7 @@ func (ln *liveNode) stop() {
 // 0-2 the writer is gone: nothing it sends to shard 3's and 4's nodes, nor
 // any abort, arrives.
 type dyingWriter struct {
-	NodeClient
+	client.Node
 	failStage, failCommit bool
 }
 
@@ -61,14 +61,14 @@ func (d *dyingWriter) Stage(ctx context.Context, bucket, key, version string, sh
 	if d.failStage {
 		return client.StagedRef{}, errWriterGone
 	}
-	return d.NodeClient.Stage(ctx, bucket, key, version, shard, blockSize, body)
+	return d.Node.Stage(ctx, bucket, key, version, shard, blockSize, body)
 }
 
 func (d *dyingWriter) Commit(ctx context.Context, m client.ObjectMeta) (client.Record, error) {
 	if d.failCommit || d.failStage {
 		return client.Record{}, errWriterGone
 	}
-	return d.NodeClient.Commit(ctx, m)
+	return d.Node.Commit(ctx, m)
 }
 
 func (d *dyingWriter) Abort(context.Context, string, string, string) error { return errWriterGone }
@@ -90,7 +90,7 @@ func TestUnderwrittenOverwriteKeepsOld(t *testing.T) {
 		nodes[id] = startLiveNode(t, id)
 		m.Nodes = append(m.Nodes, placement.Node{ID: id, Addr: nodes[id].srv.Listener.Addr().String(), Zone: fmt.Sprintf("z%d", i)})
 	}
-	store := func(dial func(placement.Node) NodeClient) *Store {
+	store := func(dial func(placement.Node) client.Node) *Store {
 		t.Helper()
 		s, err := New(Config{
 			Map:         m,
@@ -104,7 +104,7 @@ func TestUnderwrittenOverwriteKeepsOld(t *testing.T) {
 		t.Cleanup(s.bg.Wait)
 		return s
 	}
-	real := func(n placement.Node) NodeClient { return nodes[n.ID].c }
+	real := func(n placement.Node) client.Node { return nodes[n.ID].c }
 
 	s := store(real)
 	if err := s.CreateBucket(ctx, testBucket); err != nil {
@@ -116,8 +116,8 @@ func TestUnderwrittenOverwriteKeepsOld(t *testing.T) {
 	}
 
 	place := m.PlaceKey(testBucket, key)
-	w := store(func(n placement.Node) NodeClient {
-		d := &dyingWriter{NodeClient: nodes[n.ID].c}
+	w := store(func(n placement.Node) client.Node {
+		d := &dyingWriter{Node: nodes[n.ID].c}
 		d.failStage = n.ID == place[5].ID
 		d.failCommit = n.ID == place[3].ID || n.ID == place[4].ID
 		return d

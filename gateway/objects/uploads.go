@@ -10,6 +10,7 @@ import (
 
 	"github.com/kintsugi-store/kintsugi/internal/fanout"
 	"github.com/kintsugi-store/kintsugi/internal/kerr"
+	"github.com/kintsugi-store/kintsugi/internal/nodeaccess"
 	"github.com/kintsugi-store/kintsugi/storagenode/client"
 )
 
@@ -333,7 +334,7 @@ func (s *Store) deleteKeys(ctx context.Context, bucket string, keys []string) (d
 // left out. fn may return a prefix to skip. It stops at fn's first error.
 func (s *Store) walk(ctx context.Context, bucket, prefix, after string, fn func(rec *client.Record) (skip string, err error)) error {
 	m := s.Map()
-	ms := s.members(liveNodes(m))
+	ms := s.members(nodeaccess.LiveNodes(m))
 	mg := &merger{
 		s:      s,
 		bucket: bucket,
