@@ -22,9 +22,9 @@ type IncompleteKind struct {
 }
 
 // Patterns of the problems a pass reports (see the incomplete calls in
-// pass.go, object.go, rebuild.go and rebalance.go), most specific first.
-// The kind names the node where one is to blame, so that one node down
-// is one kind, however many objects it held.
+// the phases' files, object.go, rebuild.go and rebalance.go), most
+// specific first. The kind names the node where one is to blame, so that
+// one node down is one kind, however many objects it held.
 var incompleteKinds = []struct {
 	re   *regexp.Regexp
 	kind string // with $1 for the node
