@@ -92,32 +92,7 @@ func (s *Store) deleteKey(ctx context.Context, bucket, key string) (*client.Reco
 		Bucket: bucket, Key: key, Version: s.newVersion(), Deleted: true, Modified: now,
 		Data: m.DataShards, Parity: m.ParityShards, BlockSize: m.BlockSize, Format: codec.FormatVersion,
 	}
-	missing := func(marker client.ObjectMeta, i int) client.Hint {
-		return client.Hint{
-			Bucket: bucket, Key: key, Version: marker.Version, Shard: -1,
-			NodeID: placed[i].node.ID, Reason: "missing", Time: now,
-		}
-	}
-	ackedBy := func(acked []bool) []member {
-		var out []member
-		for i, ok := range acked {
-			if ok {
-				out = append(out, placed[i])
-			}
-		}
-		return out
-	}
-	marker, acked, replied := s.commitWrite(ctx, placed, marker, wq, func(marker client.ObjectMeta, i int, acked []bool) {
-		s.sendHints(ctx, ackedBy(acked), []client.Hint{missing(marker, i)})
-	})
-	to := ackedBy(acked)
-	var hints []client.Hint
-	for i := range acked {
-		if replied[i] && !acked[i] {
-			hints = append(hints, missing(marker, i))
-		}
-	}
-	s.sendHints(ctx, to, hints)
+	_, to := s.commitAndHint(ctx, placed, placed, marker, wq)
 	if len(to) < wq {
 		return nil, kerr.E(op, kerr.Unavailable, quorumErr("delete marker committed on %d of %d nodes, need %d", len(to), n, wq))
 	}

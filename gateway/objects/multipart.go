@@ -523,32 +523,7 @@ func (s *Store) checkPartsReadable(ctx context.Context, bucket string, refs []cl
 func (s *Store) commitShardless(ctx context.Context, placed []placement.Node, meta client.ObjectMeta, wq int) (client.ObjectMeta, error) {
 	const op = "objects.commitShardless"
 	ms := s.placed(placed)
-	hint := func(meta client.ObjectMeta, i int) client.Hint {
-		return client.Hint{
-			Bucket: meta.Bucket, Key: meta.Key, Version: meta.Version, Shard: -1,
-			NodeID: ms[i].node.ID, Reason: "missing", Time: meta.Modified,
-		}
-	}
-	ackedBy := func(acked []bool) []member {
-		var out []member
-		for i, ok := range acked {
-			if ok {
-				out = append(out, ms[i])
-			}
-		}
-		return out
-	}
-	meta, acked, answered := s.commitWrite(ctx, ms, meta, wq, func(meta client.ObjectMeta, i int, acked []bool) {
-		s.sendHints(ctx, ackedBy(acked), []client.Hint{hint(meta, i)})
-	})
-	to := ackedBy(acked)
-	var hints []client.Hint
-	for i, ok := range acked {
-		if answered[i] && !ok {
-			hints = append(hints, hint(meta, i))
-		}
-	}
-	s.sendHints(ctx, to, hints)
+	meta, to := s.commitAndHint(ctx, ms, ms, meta, wq)
 	if len(to) < wq {
 		return meta, kerr.E(op, kerr.Unavailable, quorumErr("manifest committed on %d of %d nodes, need %d", len(to), len(ms), wq))
 	}

@@ -152,34 +152,7 @@ func (s *Store) putObject(ctx context.Context, in PutInput) (ObjectInfo, error) 
 	if version == stage {
 		meta.Staged = ""
 	}
-	missing := func(meta client.ObjectMeta, i int) client.Hint {
-		h := client.Hint{Bucket: in.Bucket, Key: in.Key, Version: meta.Version, Shard: i, Reason: "missing", Time: meta.Modified}
-		if i < len(placed) {
-			h.NodeID = placed[i].node.ID
-		}
-		return h
-	}
-	holdersOf := func(committed []bool) []member {
-		var out []member
-		for i, ok := range committed {
-			if ok {
-				out = append(out, placed[i])
-			}
-		}
-		return out
-	}
-	meta, committed, answered := s.commitWrite(ctx, targets, meta, wq, func(meta client.ObjectMeta, i int, committed []bool) {
-		s.sendHints(ctx, holdersOf(committed), []client.Hint{missing(meta, i)})
-	})
-	holders := holdersOf(committed)
-	var hints []client.Hint
-	for i := range n {
-		// A commit still in flight is hinted by the callback if it fails.
-		if answered[i] && !committed[i] {
-			hints = append(hints, missing(meta, i))
-		}
-	}
-	s.sendHints(ctx, holders, hints)
+	meta, holders := s.commitAndHint(ctx, placed, targets, meta, wq)
 	if len(holders) < wq {
 		s.metrics.quorumFailed()
 		return ObjectInfo{}, kerr.E(op, kerr.Unavailable, quorumErr("committed %d of %d shards, need %d", len(holders), n, wq))

@@ -211,3 +211,47 @@ func (s *Store) commitWrite(ctx context.Context, targets []member, meta client.O
 	}
 	return meta, committed, answered
 }
+
+// commitAndHint commits meta as commitWrite does and leaves a "missing"
+// hint, on the nodes that committed, for each shard whose node answered
+// without committing it, and (when the commit ends) for each whose commit
+// was still running and failed. placed is the write's nodes by shard
+// index; targets the same with the members not to commit left zero. It
+// returns the metadata committed and the members that hold it, which the
+// caller compares with wq.
+func (s *Store) commitAndHint(ctx context.Context, placed, targets []member, meta client.ObjectMeta, wq int) (client.ObjectMeta, []member) {
+	// A delete marker or a manifest has no shard of its own.
+	shardless := meta.Deleted || len(meta.Parts) > 0
+	missing := func(meta client.ObjectMeta, i int) client.Hint {
+		h := client.Hint{Bucket: meta.Bucket, Key: meta.Key, Version: meta.Version, Shard: i, Reason: "missing", Time: meta.Modified}
+		if shardless {
+			h.Shard = -1
+		}
+		if i < len(placed) {
+			h.NodeID = placed[i].node.ID
+		}
+		return h
+	}
+	holdersOf := func(committed []bool) []member {
+		var out []member
+		for i, ok := range committed {
+			if ok {
+				out = append(out, targets[i])
+			}
+		}
+		return out
+	}
+	meta, committed, answered := s.commitWrite(ctx, targets, meta, wq, func(meta client.ObjectMeta, i int, committed []bool) {
+		s.sendHints(ctx, holdersOf(committed), []client.Hint{missing(meta, i)})
+	})
+	holders := holdersOf(committed)
+	var hints []client.Hint
+	for i, ok := range committed {
+		// A commit still in flight is hinted by the callback if it fails.
+		if answered[i] && !ok {
+			hints = append(hints, missing(meta, i))
+		}
+	}
+	s.sendHints(ctx, holders, hints)
+	return meta, holders
+}
