@@ -1,7 +1,9 @@
 // Package health keeps, for every storage node a process talks to, a view of
 // whether calls to it are worth making: up, suspect or down. Gateways and
-// the scrubber consult it before every node call, so that a dead node costs
-// nothing once detected and a slow one does not set the tail latency.
+// the scrubber consult it before every node call (through
+// internal/nodeaccess, which wraps the node API with it), so that a dead
+// node costs nothing once detected and a slow one does not set the tail
+// latency.
 //
 // Three signals feed a node's state:
 //
