@@ -53,39 +53,39 @@ func (s *Scrubber) mapHeld(ctx context.Context, bucket, key, node string) error 
 func (s *Scrubber) holdsMap(ctx context.Context, mb member) error {
 	epoch := s.m.Epoch
 	s.heldMu.Lock()
-	known := s.held[mb.node.ID]
+	known := s.held[mb.Node.ID]
 	s.heldMu.Unlock()
 	if known >= epoch {
 		return nil
 	}
 	cctx, cancel := s.callCtx(ctx)
 	defer cancel()
-	h, err := mb.c.Health(cctx)
+	h, err := mb.Client.Health(cctx)
 	if err != nil {
 		return err
 	}
-	if h.ID != mb.node.ID {
-		return fmt.Errorf("the node at %s says it is %q", mb.node.Addr, h.ID)
+	if h.ID != mb.Node.ID {
+		return fmt.Errorf("the node at %s says it is %q", mb.Node.Addr, h.ID)
 	}
 	if h.Epoch < epoch {
 		// A node refuses a map older than its own (kerr.Conflict):
 		// then it moved on meanwhile, and the next Health says so.
-		if err := mb.c.PutMap(cctx, s.m); err != nil && !kerr.Is(kerr.Conflict, err) {
+		if err := mb.Client.PutMap(cctx, s.m); err != nil && !kerr.Is(kerr.Conflict, err) {
 			return fmt.Errorf("giving it map epoch %d: %w", epoch, err)
 		}
-		if h, err = mb.c.Health(cctx); err != nil {
+		if h, err = mb.Client.Health(cctx); err != nil {
 			return err
 		}
 		if h.Epoch < epoch {
 			return fmt.Errorf("it holds map epoch %d", h.Epoch)
 		}
-		s.log.Info("scrub: gave a node the current cluster map", "node", mb.node.ID, "epoch", epoch)
+		s.log.Info("scrub: gave a node the current cluster map", "node", mb.Node.ID, "epoch", epoch)
 	}
 	s.heldMu.Lock()
 	if s.held == nil {
 		s.held = make(map[string]uint64)
 	}
-	s.held[mb.node.ID] = max(s.held[mb.node.ID], h.Epoch)
+	s.held[mb.Node.ID] = max(s.held[mb.Node.ID], h.Epoch)
 	s.heldMu.Unlock()
 	return nil
 }

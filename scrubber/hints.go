@@ -23,9 +23,9 @@ func (r *run) hints(ctx context.Context) error {
 	each(len(s.nodes), 0, func(i int) {
 		cctx, cancel := s.callCtx(ctx)
 		defer cancel()
-		hs, err := s.nodes[i].c.ListHints(cctx, client.MaxListLen)
+		hs, err := s.nodes[i].Client.ListHints(cctx, client.MaxListLen)
 		if err != nil {
-			r.t.incomplete("node %s: listing hints: %v", s.nodes[i].node.ID, err)
+			r.t.incomplete("node %s: listing hints: %v", s.nodes[i].Node.ID, err)
 			return
 		}
 		if len(hs) > 0 {
@@ -112,10 +112,10 @@ func (r *run) hints(ctx context.Context) error {
 			continue
 		}
 		cctx, cancel := s.callCtx(ctx)
-		err := src.m.c.DeleteHints(cctx, done)
+		err := src.m.Client.DeleteHints(cctx, done)
 		cancel()
 		if err != nil {
-			r.t.incomplete("node %s: deleting hints: %v", src.m.node.ID, err)
+			r.t.incomplete("node %s: deleting hints: %v", src.m.Node.ID, err)
 			continue
 		}
 		r.t.add(func(rep *Report) { rep.HintsConsumed += int64(len(done)) })

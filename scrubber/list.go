@@ -51,13 +51,13 @@ func (l *lister) head(ctx context.Context, c *cursor) (string, bool, error) {
 			return "", false, nil
 		}
 		cctx, cancel := l.s.callCtx(ctx)
-		page, err := c.m.c.List(cctx, l.bucket, "", c.after, listPage)
+		page, err := c.m.Client.List(cctx, l.bucket, "", c.after, listPage)
 		cancel()
 		if err != nil {
 			if ctxErr := ctx.Err(); ctxErr != nil {
 				return "", false, ctxErr
 			}
-			l.s.log.Warn("scrub: listing failed", "node", c.m.node.ID, "bucket", l.bucket, "err", err)
+			l.s.log.Warn("scrub: listing failed", "node", c.m.Node.ID, "bucket", l.bucket, "err", err)
 			c.failed = err
 			break
 		}
@@ -94,7 +94,7 @@ func (l *lister) nextBatch(ctx context.Context, max int) ([]listed, error) {
 		item := listed{key: min}
 		for _, c := range l.cursors {
 			if c.failed == nil && c.i < len(c.page) && c.page[c.i].Key == min {
-				item.nodes = append(item.nodes, c.m.node.ID)
+				item.nodes = append(item.nodes, c.m.Node.ID)
 				c.i++
 			}
 		}
@@ -130,7 +130,7 @@ func (l *lister) failedNodes() []string {
 	var out []string
 	for _, c := range l.cursors {
 		if c.failed != nil {
-			out = append(out, c.m.node.ID)
+			out = append(out, c.m.Node.ID)
 		}
 	}
 	return out

@@ -10,6 +10,7 @@ import (
 	"github.com/oklog/ulid/v2"
 
 	"github.com/kintsugi-store/kintsugi/internal/kerr"
+	"github.com/kintsugi-store/kintsugi/internal/nodeaccess"
 	"github.com/kintsugi-store/kintsugi/internal/readrule"
 	"github.com/kintsugi-store/kintsugi/placement"
 	"github.com/kintsugi-store/kintsugi/storagenode/client"
@@ -31,11 +32,7 @@ const (
 )
 
 // nodeState is one node's answer about a key.
-type nodeState struct {
-	member
-	st  client.KeyState
-	err error
-}
+type nodeState = nodeaccess.Reply
 
 // checked is the outcome of checking one key.
 type checked struct {
@@ -100,7 +97,7 @@ func (s *Scrubber) checkObject(ctx context.Context, t *tally, bucket, key string
 	// They only add holders: their silence counts for nothing.
 	if extra := s.namedNodes(asked, states); len(extra) > 0 {
 		for _, ns := range s.statAll(ctx, extra, bucket, key) {
-			if ns.err == nil {
+			if ns.Err == nil {
 				states = append(states, ns)
 			}
 		}
@@ -113,19 +110,19 @@ func (s *Scrubber) checkObject(ctx context.Context, t *tally, bucket, key string
 	unfilled := max(s.m.N()-len(c.placed), 0)
 	unreached := unfilled
 	for _, ns := range states {
-		if ns.err != nil {
-			s.log.Debug("scrub: stat failed", "node", ns.node.ID, "bucket", bucket, "key", key, "err", ns.err)
+		if ns.Err != nil {
+			s.log.Debug("scrub: stat failed", "node", ns.Node.ID, "bucket", bucket, "key", key, "err", ns.Err)
 			unreached++
 		}
 	}
 	// The live version is the one readers would serve (internal/readrule).
-	in := readrule.Input{Answers: answers(states), Silent: unfilled, WriteQuorum: s.m.WriteQuorum, NoRollForward: s.cfg.DryRun}
+	in := readrule.Input{Answers: nodeaccess.Answers(states), Silent: unfilled, WriteQuorum: s.m.WriteQuorum, NoRollForward: s.cfg.DryRun}
 	v := readrule.Decide(in)
 	if v.Kind == readrule.RollForward && !readrule.Shardless(v.Meta) {
 		if k := s.rollForward(ctx, states, v); k > 0 {
 			t.add(func(r *Report) { r.RolledForward += int64(k) })
 		}
-		in.Answers, in.NoRollForward = answers(states), true
+		in.Answers, in.NoRollForward = nodeaccess.Answers(states), true
 		v = readrule.Decide(in)
 	}
 	newest := v.Meta
@@ -159,7 +156,7 @@ func (s *Scrubber) checkObject(ctx context.Context, t *tally, bucket, key string
 		c.meta, c.verdict = v.Skipped[0], vUnacknowledged
 		shards := make(map[int]bool)
 		for _, ns := range states {
-			if cm := ns.st.Committed; ns.err == nil && cm != nil && cm.Version == c.meta.Version && cm.Shard >= 0 {
+			if cm := ns.State.Committed; ns.Err == nil && cm != nil && cm.Version == c.meta.Version && cm.Shard >= 0 {
 				shards[cm.Shard] = true
 			}
 		}
@@ -196,8 +193,8 @@ func (s *Scrubber) checkObject(ctx context.Context, t *tally, bucket, key string
 	c.unknown = make([]bool, n)
 	failed := make(map[string]bool)
 	for _, ns := range states {
-		if ns.err != nil {
-			failed[ns.node.ID] = true
+		if ns.Err != nil {
+			failed[ns.Node.ID] = true
 		}
 	}
 	for i, h := range holders {
@@ -221,7 +218,7 @@ func (s *Scrubber) checkObject(ctx context.Context, t *tally, bucket, key string
 		if h == nil {
 			continue
 		}
-		if i < len(o.known) && o.known[i] == h.node.ID {
+		if i < len(o.known) && o.known[i] == h.Node.ID {
 			results[i].res = client.VerifyResult{Status: client.VerifyOK, Shard: i}
 			continue
 		}
@@ -233,7 +230,7 @@ func (s *Scrubber) checkObject(ctx context.Context, t *tally, bucket, key string
 			err := retry(ctx, func() error {
 				vctx, cancel := s.dataCtx(ctx, shardSize)
 				defer cancel()
-				rs, err := h.c.Verify(vctx, []client.ShardRef{ref})
+				rs, err := h.Client.Verify(vctx, []client.ShardRef{ref})
 				if err == nil {
 					results[i].res = rs[0]
 				}
@@ -258,20 +255,20 @@ func (s *Scrubber) checkObject(ctx context.Context, t *tally, bucket, key string
 			c.missing++
 		case r.err != nil:
 			failedCalls++
-			s.log.Debug("scrub: verify failed", "node", h.node.ID, "bucket", bucket, "key", key, "err", r.err)
+			s.log.Debug("scrub: verify failed", "node", h.Node.ID, "bucket", bucket, "key", key, "err", r.err)
 		case r.res.Status == client.VerifyOK:
-			c.good[i] = h.node.ID
+			c.good[i] = h.Node.ID
 			c.healthy++
 		case r.res.Status == client.VerifyAbsent && r.res.Current > newest.Version:
 			c.verdict = vChanged
 			return c, nil
 		case r.res.Status == client.VerifyCorrupt:
 			c.corrupt++
-			s.log.Warn("scrub: corrupt shard", "node", h.node.ID, "bucket", bucket, "key", key,
+			s.log.Warn("scrub: corrupt shard", "node", h.Node.ID, "bucket", bucket, "key", key,
 				"version", newest.Version, "shard", i, "detail", r.res.Detail)
 		default: // missing, or absent because the node lost the record meanwhile
 			c.missing++
-			s.log.Warn("scrub: missing shard", "node", h.node.ID, "bucket", bucket, "key", key,
+			s.log.Warn("scrub: missing shard", "node", h.Node.ID, "bucket", bucket, "key", key,
 				"version", newest.Version, "shard", i, "status", r.res.Status, "detail", r.res.Detail)
 		}
 		if r.called && r.err == nil && (r.res.Status == client.VerifyOK || r.res.Bytes > 0) {
@@ -297,8 +294,8 @@ func (s *Scrubber) checkObject(ctx context.Context, t *tally, bucket, key string
 		c.states = states
 		c.held = make(map[string]client.Record)
 		for _, ns := range states {
-			if ns.err == nil && ns.st.Committed != nil {
-				c.held[ns.node.ID] = *ns.st.Committed
+			if ns.Err == nil && ns.State.Committed != nil {
+				c.held[ns.Node.ID] = *ns.State.Committed
 			}
 		}
 		c.planMoves()
@@ -328,13 +325,13 @@ func (s *Scrubber) statAll(ctx context.Context, nodes []member, bucket, key stri
 			cctx, cancel := s.callCtx(ctx)
 			defer cancel()
 			var err error
-			st, err = nodes[i].c.Stat(cctx, bucket, key)
+			st, err = nodes[i].Client.Stat(cctx, bucket, key)
 			return err
 		})
 		if kerr.Is(kerr.NotExist, err) {
 			st, err = client.KeyState{}, nil
 		}
-		states[i] = nodeState{member: nodes[i], st: st, err: err}
+		states[i] = nodeState{Member: nodes[i], State: st, Err: err}
 	})
 	return states
 }
@@ -343,26 +340,10 @@ func (s *Scrubber) statAll(ctx context.Context, nodes []member, bucket, key stri
 // as shard holders (ObjectMeta.Nodes) and that are not among asked nor
 // removed from the map.
 func (s *Scrubber) namedNodes(asked []member, states []nodeState) []member {
-	ids := make([]string, len(asked))
-	for i, m := range asked {
-		ids[i] = m.node.ID
-	}
-	var out []member
-	for _, id := range readrule.Named(answers(states), ids) {
-		if mb, ok := s.byID[id]; ok {
-			out = append(out, mb)
-		}
-	}
-	return out
-}
-
-// answers turns node states into the read rule's input.
-func answers(states []nodeState) []readrule.Answer {
-	out := make([]readrule.Answer, len(states))
-	for i, ns := range states {
-		out[i] = readrule.Answer{Node: ns.node.ID, OK: ns.err == nil, State: ns.st}
-	}
-	return out
+	return nodeaccess.Named(asked, states, func(id string) (member, bool) {
+		mb, ok := s.byID[id]
+		return mb, ok
+	})
 }
 
 // retry calls fn again, once and after a short pause, if it fails with a
@@ -387,7 +368,7 @@ func retry(ctx context.Context, fn func() error) error {
 // marker) is now committed on a node that c's check asked.
 func (s *Scrubber) superseded(ctx context.Context, c checked) bool {
 	states := s.statAll(ctx, s.members(c.placed, c.good...), c.bucket, c.key)
-	vs := readrule.Committed(answers(states))
+	vs := readrule.Committed(nodeaccess.Answers(states))
 	return len(vs) > 0 && vs[0].Version > c.meta.Version
 }
 
@@ -402,19 +383,19 @@ func (s *Scrubber) rollForward(ctx context.Context, states []nodeState, v readru
 		ns := &states[v.Commits[k].Answer]
 		cctx, cancel := s.callCtx(ctx)
 		defer cancel()
-		rec, err := ns.c.Commit(cctx, meta)
+		rec, err := ns.Client.Commit(cctx, meta)
 		if client.Newer(err) != "" {
 			return // a newer version reached the node meanwhile
 		}
 		if err != nil {
-			s.log.Warn("scrub: roll forward failed", "node", ns.node.ID, "bucket", meta.Bucket, "key", meta.Key, "version", meta.Version, "err", err)
+			s.log.Warn("scrub: roll forward failed", "node", ns.Node.ID, "bucket", meta.Bucket, "key", meta.Key, "version", meta.Version, "err", err)
 			return
 		}
 		if rec.Version != meta.Version {
 			return // a newer version reached the node meanwhile
 		}
-		s.log.Info("scrub: rolled forward", "node", ns.node.ID, "bucket", meta.Bucket, "key", meta.Key, "version", meta.Version, "shard", rec.Shard)
-		ns.st.Committed = &rec
+		s.log.Info("scrub: rolled forward", "node", ns.Node.ID, "bucket", meta.Bucket, "key", meta.Key, "version", meta.Version, "shard", rec.Shard)
+		ns.State.Committed = &rec
 		mu.Lock()
 		done++
 		mu.Unlock()
@@ -442,20 +423,20 @@ func (s *Scrubber) checkMarker(ctx context.Context, t *tally, states []nodeState
 		return
 	}
 	for _, ns := range states {
-		if ns.err != nil || len(ns.st.Staged) > 0 || ns.st.Committed == nil || ns.st.Committed.Version != meta.Version {
+		if ns.Err != nil || len(ns.State.Staged) > 0 || ns.State.Committed == nil || ns.State.Committed.Version != meta.Version {
 			return
 		}
 	}
 	dropped := 0
 	for _, ns := range states {
 		cctx, cancel := s.callCtx(ctx)
-		ok, err := ns.c.DropMarker(cctx, meta.Bucket, meta.Key, meta.Version)
+		ok, err := ns.Client.DropMarker(cctx, meta.Bucket, meta.Key, meta.Version)
 		cancel()
 		if err != nil {
 			// The nodes that dropped it hold nothing of the key, the
 			// others still the marker: nothing can come back. The next
 			// pass finishes the job.
-			s.log.Warn("scrub: dropping delete marker failed", "node", ns.node.ID, "bucket", meta.Bucket, "key", meta.Key, "err", err)
+			s.log.Warn("scrub: dropping delete marker failed", "node", ns.Node.ID, "bucket", meta.Bucket, "key", meta.Key, "err", err)
 			return
 		}
 		if ok {
@@ -477,18 +458,18 @@ func (s *Scrubber) copyShardless(ctx context.Context, states []nodeState, meta c
 	copied := 0
 	each(len(states), 0, func(i int) {
 		ns := &states[i]
-		if ns.err != nil || (ns.st.Committed != nil && ns.st.Committed.Version >= meta.Version) {
+		if ns.Err != nil || (ns.State.Committed != nil && ns.State.Committed.Version >= meta.Version) {
 			return
 		}
 		cctx, cancel := s.callCtx(ctx)
 		defer cancel()
-		rec, err := ns.c.Commit(cctx, meta)
+		rec, err := ns.Client.Commit(cctx, meta)
 		if err != nil {
-			s.log.Warn("scrub: copying a shardless version failed", "node", ns.node.ID, "bucket", meta.Bucket,
+			s.log.Warn("scrub: copying a shardless version failed", "node", ns.Node.ID, "bucket", meta.Bucket,
 				"key", meta.Key, "version", meta.Version, "err", err)
 			return
 		}
-		ns.st.Committed = &rec
+		ns.State.Committed = &rec
 		if rec.Version == meta.Version {
 			mu.Lock()
 			copied++

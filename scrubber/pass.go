@@ -315,7 +315,7 @@ func (s *Scrubber) estimate(ctx context.Context) int64 {
 	each(len(s.nodes), 0, func(i int) {
 		cctx, cancel := s.callCtx(ctx)
 		defer cancel()
-		h, err := s.nodes[i].c.Health(cctx)
+		h, err := s.nodes[i].Client.Health(cctx)
 		if err != nil {
 			return
 		}

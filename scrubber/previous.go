@@ -24,7 +24,7 @@ import (
 func fallbackShort(states []nodeState, newest client.ObjectMeta, unreached int) (verdict, string, bool) {
 	var prev *client.Record
 	for _, ns := range states {
-		if c := ns.st.Committed; ns.err == nil && c != nil && c.Version < newest.Version && (prev == nil || c.Version > prev.Version) {
+		if c := ns.State.Committed; ns.Err == nil && c != nil && c.Version < newest.Version && (prev == nil || c.Version > prev.Version) {
 			prev = c
 		}
 	}
@@ -33,10 +33,10 @@ func fallbackShort(states []nodeState, newest client.ObjectMeta, unreached int) 
 	}
 	shards := make(map[int]bool)
 	for _, ns := range states {
-		if c := ns.st.Committed; ns.err == nil && c != nil && c.Version == prev.Version && c.Shard >= 0 {
+		if c := ns.State.Committed; ns.Err == nil && c != nil && c.Version == prev.Version && c.Shard >= 0 {
 			shards[c.Shard] = true
 		}
-		if p := ns.st.Previous; ns.err == nil && p != nil && p.Version == prev.Version && p.Shard >= 0 {
+		if p := ns.State.Previous; ns.Err == nil && p != nil && p.Version == prev.Version && p.Shard >= 0 {
 			shards[p.Shard] = true
 		}
 	}

@@ -110,7 +110,7 @@ func (s *Scrubber) useLatest() {
 	s.m, s.prev = p.Cur, p.Prev
 	s.nodes, s.byID = nil, make(map[string]member)
 	for _, n := range nodeaccess.LiveNodes(s.m) {
-		mb := member{node: n, c: s.clients.Get(n)}
+		mb := s.clients.Member(n)
 		s.nodes = append(s.nodes, mb)
 		s.byID[n.ID] = mb
 	}
@@ -223,8 +223,8 @@ func (s *Scrubber) rebalance(ctx context.Context, c *checked) moved {
 	slots := min(n, len(c.placed), len(c.good))
 	answered := make(map[string]bool, len(c.states))
 	for _, ns := range c.states {
-		if ns.err == nil {
-			answered[ns.node.ID] = true
+		if ns.Err == nil {
+			answered[ns.Node.ID] = true
 		}
 	}
 	skip := make([]bool, slots)
@@ -269,25 +269,25 @@ func (s *Scrubber) rebalance(ctx context.Context, c *checked) moved {
 				return out
 			case err != nil:
 				skip[i] = true
-				out.fail("shard %d: moving it from %s to %s: %v", i, src.node.ID, dst, err)
+				out.fail("shard %d: moving it from %s to %s: %v", i, src.Node.ID, dst, err)
 				continue
 			}
 			progressed = true
 			s.noteMoved(&out, c, i, src, mb, size)
 			// The new copy is committed and verified: the old one can go.
 			// A failed drop leaves a stray for the next pass.
-			if rec, ok := c.held[src.node.ID]; ok {
+			if rec, ok := c.held[src.Node.ID]; ok {
 				dropped, err := s.dropCopy(ctx, src, rec)
 				switch {
 				case err != nil:
-					s.log.Warn("scrub: dropping a moved shard's old copy", "node", src.node.ID, "bucket", meta.Bucket,
+					s.log.Warn("scrub: dropping a moved shard's old copy", "node", src.Node.ID, "bucket", meta.Bucket,
 						"key", meta.Key, "version", meta.Version, "shard", i, "err", err)
 				case dropped:
-					delete(c.held, src.node.ID)
+					delete(c.held, src.Node.ID)
 					out.dropped++
 				default:
 					// A write replaced it there: the writer owns the key.
-					delete(c.held, src.node.ID)
+					delete(c.held, src.Node.ID)
 					out.changed = true
 					return out
 				}
@@ -328,10 +328,10 @@ func (s *Scrubber) rebalance(ctx context.Context, c *checked) moved {
 func (s *Scrubber) noteMoved(out *moved, c *checked, i int, src, dst member, size int64) {
 	out.moved++
 	out.bytes += size
-	c.good[i] = dst.node.ID
-	c.held[dst.node.ID] = client.Record{ObjectMeta: c.meta, Shard: i}
+	c.good[i] = dst.Node.ID
+	c.held[dst.Node.ID] = client.Record{ObjectMeta: c.meta, Shard: i}
 	s.log.Info("scrub: moved shard", "bucket", c.meta.Bucket, "key", c.meta.Key, "version", c.meta.Version,
-		"shard", i, "from", src.node.ID, "to", dst.node.ID, "bytes", size)
+		"shard", i, "from", src.Node.ID, "to", dst.Node.ID, "bytes", size)
 }
 
 // cycle returns the shard indexes of the cycle of pending moves through
@@ -391,7 +391,7 @@ func (s *Scrubber) swap(ctx context.Context, c *checked, cycle []int, out *moved
 	}
 	// Once the first shard is dropped the swap cannot stop: every drop
 	// must be allowed before it starts.
-	if err := s.mapHeld(ctx, meta.Bucket, meta.Key, nodes[0].node.ID); err != nil {
+	if err := s.mapHeld(ctx, meta.Bucket, meta.Key, nodes[0].Node.ID); err != nil {
 		failAll("%v", err)
 		return false
 	}
@@ -404,7 +404,7 @@ func (s *Scrubber) swap(ctx context.Context, c *checked, cycle []int, out *moved
 			if ctx.Err() != nil {
 				return true
 			}
-			failAll("staging shard %d on %s: %v", i, nodes[k].node.ID, err)
+			failAll("staging shard %d on %s: %v", i, nodes[k].Node.ID, err)
 			return false
 		}
 		sizes[k] = size
@@ -415,7 +415,7 @@ func (s *Scrubber) swap(ctx context.Context, c *checked, cycle []int, out *moved
 	sctx := context.WithoutCancel(ctx)
 	for k, i := range cycle {
 		dst := nodes[k]
-		give := c.held[dst.node.ID]
+		give := c.held[dst.Node.ID]
 		dropped, err := s.dropCopy(sctx, dst, give)
 		if err != nil || !dropped {
 			if k == 0 {
@@ -425,11 +425,11 @@ func (s *Scrubber) swap(ctx context.Context, c *checked, cycle []int, out *moved
 				out.changed = true // a write replaced it
 				return true
 			}
-			failAll("dropping shard %d on %s: %v", give.Shard, dst.node.ID, err)
+			failAll("dropping shard %d on %s: %v", give.Shard, dst.Node.ID, err)
 			return false
 		}
-		delete(c.held, dst.node.ID)
-		if c.good[give.Shard] == dst.node.ID {
+		delete(c.held, dst.Node.ID)
+		if c.good[give.Shard] == dst.Node.ID {
 			c.good[give.Shard] = "" // staged on the next node until its turn
 		}
 		out.dropped++
@@ -439,7 +439,7 @@ func (s *Scrubber) swap(ctx context.Context, c *checked, cycle []int, out *moved
 			return true
 		}
 		if err != nil {
-			failAll("committing shard %d on %s: %v", i, dst.node.ID, err)
+			failAll("committing shard %d on %s: %v", i, dst.Node.ID, err)
 			return false
 		}
 		s.noteMoved(out, c, i, nodes[(k+m-1)%m], dst, sizes[k])
@@ -480,18 +480,18 @@ func (s *Scrubber) stageCopy(ctx context.Context, meta client.ObjectMeta, i int,
 	defer s.stats.movesInFlight.Add(-1)
 	ctx, cancel := s.dataCtx(ctx, 2*size)
 	defer cancel()
-	rc, err := src.c.ReadShard(ctx, meta.Bucket, meta.Key, meta.Version, i, 0, -1)
+	rc, err := src.Client.ReadShard(ctx, meta.Bucket, meta.Key, meta.Version, i, 0, -1)
 	if err != nil {
-		return 0, fmt.Errorf("reading from %s: %w", src.node.ID, err)
+		return 0, fmt.Errorf("reading from %s: %w", src.Node.ID, err)
 	}
 	defer rc.Close()
 	body := &countingReader{r: s.th.Reader(ctx, rc), n: &s.stats.bytesMoved}
-	ref, err := dst.c.Stage(ctx, meta.Bucket, meta.Key, meta.Version, i, meta.BlockSize, body)
+	ref, err := dst.Client.Stage(ctx, meta.Bucket, meta.Key, meta.Version, i, meta.BlockSize, body)
 	if err != nil {
-		return 0, fmt.Errorf("staging on %s: %w", dst.node.ID, err)
+		return 0, fmt.Errorf("staging on %s: %w", dst.Node.ID, err)
 	}
 	if ref.Root != meta.Roots[i] {
-		return 0, fmt.Errorf("staged on %s with root %s, recorded %s", dst.node.ID, ref.Root, meta.Roots[i])
+		return 0, fmt.Errorf("staged on %s with root %s, recorded %s", dst.Node.ID, ref.Root, meta.Roots[i])
 	}
 	return ref.Size, nil
 }
@@ -501,7 +501,7 @@ func (s *Scrubber) stageCopy(ctx context.Context, meta client.ObjectMeta, i int,
 // newer version (the commit was a no-op).
 func (s *Scrubber) commitMoved(ctx context.Context, meta client.ObjectMeta, i int, dst member) (changed bool, err error) {
 	cctx, cancel := s.callCtx(ctx)
-	rec, err := dst.c.Commit(cctx, meta)
+	rec, err := dst.Client.Commit(cctx, meta)
 	cancel()
 	switch {
 	case client.Newer(err) != "":
@@ -509,11 +509,11 @@ func (s *Scrubber) commitMoved(ctx context.Context, meta client.ObjectMeta, i in
 		s.abort(ctx, &dst, meta)
 		return true, nil
 	case err != nil:
-		return false, fmt.Errorf("committing on %s: %w", dst.node.ID, err)
+		return false, fmt.Errorf("committing on %s: %w", dst.Node.ID, err)
 	case rec.Version > meta.Version:
 		return true, nil
 	case rec.Version != meta.Version || rec.Shard != i:
-		return false, fmt.Errorf("%s kept version %s shard %d", dst.node.ID, rec.Version, rec.Shard)
+		return false, fmt.Errorf("%s kept version %s shard %d", dst.Node.ID, rec.Version, rec.Shard)
 	}
 	cd, err := s.codec(meta.Data, meta.Parity, meta.BlockSize)
 	if err != nil {
@@ -527,7 +527,7 @@ func (s *Scrubber) commitMoved(ctx context.Context, meta client.ObjectMeta, i in
 	err = retry(ctx, func() error {
 		vctx, cancel := s.dataCtx(ctx, size)
 		defer cancel()
-		rs, err := dst.c.Verify(vctx, []client.ShardRef{{Bucket: meta.Bucket, Key: meta.Key, Version: meta.Version, Shard: i}})
+		rs, err := dst.Client.Verify(vctx, []client.ShardRef{{Bucket: meta.Bucket, Key: meta.Key, Version: meta.Version, Shard: i}})
 		if err == nil {
 			res = rs[0]
 		}
@@ -539,13 +539,13 @@ func (s *Scrubber) commitMoved(ctx context.Context, meta client.ObjectMeta, i in
 	}
 	switch {
 	case err != nil:
-		return false, fmt.Errorf("verifying on %s: %w", dst.node.ID, err)
+		return false, fmt.Errorf("verifying on %s: %w", dst.Node.ID, err)
 	case res.Status == client.VerifyOK && res.Shard == i:
 		return false, nil
 	case res.Status == client.VerifyAbsent && res.Current > meta.Version:
 		return true, nil
 	}
-	return false, fmt.Errorf("verifying on %s: %s shard %d %s", dst.node.ID, res.Status, res.Shard, res.Detail)
+	return false, fmt.Errorf("verifying on %s: %s shard %d %s", dst.Node.ID, res.Status, res.Shard, res.Detail)
 }
 
 // dropCopy drops the node's copy rec (compare and delete) and reports
@@ -554,7 +554,7 @@ func (s *Scrubber) commitMoved(ctx context.Context, meta client.ObjectMeta, i in
 // errMapNotHeld, while a node of the key's placements may still serve
 // readers on an older map (see mapHeld).
 func (s *Scrubber) dropCopy(ctx context.Context, m member, rec client.Record) (bool, error) {
-	if err := s.mapHeld(ctx, rec.Bucket, rec.Key, m.node.ID); err != nil {
+	if err := s.mapHeld(ctx, rec.Bucket, rec.Key, m.Node.ID); err != nil {
 		return false, err
 	}
 	var dropped bool
@@ -562,11 +562,11 @@ func (s *Scrubber) dropCopy(ctx context.Context, m member, rec client.Record) (b
 		cctx, cancel := s.callCtx(ctx)
 		defer cancel()
 		var err error
-		dropped, err = m.c.DropShard(cctx, rec.Bucket, rec.Key, rec.Version, rec.Shard)
+		dropped, err = m.Client.DropShard(cctx, rec.Bucket, rec.Key, rec.Version, rec.Shard)
 		return err
 	})
 	if err == nil && !dropped {
-		s.log.Debug("scrub: copy to drop was replaced meanwhile", "node", m.node.ID, "bucket", rec.Bucket, "key", rec.Key, "version", rec.Version)
+		s.log.Debug("scrub: copy to drop was replaced meanwhile", "node", m.Node.ID, "bucket", rec.Bucket, "key", rec.Key, "version", rec.Version)
 	}
 	return dropped, err
 }
@@ -630,12 +630,12 @@ func (s *Scrubber) dropStrays(ctx context.Context, c *checked) int {
 func (s *Scrubber) dropShardless(ctx context.Context, states []nodeState, meta client.ObjectMeta, placed []placement.Node) int {
 	byID := make(map[string]*nodeState, len(states))
 	for i := range states {
-		byID[states[i].node.ID] = &states[i]
+		byID[states[i].Node.ID] = &states[i]
 	}
 	inMap := make(map[string]bool, len(placed))
 	for _, p := range placed {
 		ns := byID[p.ID]
-		if ns == nil || ns.err != nil || ns.st.Committed == nil || ns.st.Committed.Version != meta.Version {
+		if ns == nil || ns.Err != nil || ns.State.Committed == nil || ns.State.Committed.Version != meta.Version {
 			return 0
 		}
 		inMap[p.ID] = true
@@ -643,18 +643,18 @@ func (s *Scrubber) dropShardless(ctx context.Context, states []nodeState, meta c
 	dropped := 0
 	for i := range states {
 		ns := &states[i]
-		rec := ns.st.Committed
-		if ns.err != nil || rec == nil || inMap[ns.node.ID] || rec.Version > meta.Version {
+		rec := ns.State.Committed
+		if ns.Err != nil || rec == nil || inMap[ns.Node.ID] || rec.Version > meta.Version {
 			continue
 		}
-		if ok, err := s.dropCopy(ctx, ns.member, *rec); err != nil || !ok {
+		if ok, err := s.dropCopy(ctx, ns.Member, *rec); err != nil || !ok {
 			if err != nil {
-				s.log.Warn("scrub: dropping a stray copy", "node", ns.node.ID, "bucket", rec.Bucket, "key", rec.Key,
+				s.log.Warn("scrub: dropping a stray copy", "node", ns.Node.ID, "bucket", rec.Bucket, "key", rec.Key,
 					"version", rec.Version, "err", err)
 			}
 			continue
 		}
-		ns.st.Committed = nil
+		ns.State.Committed = nil
 		dropped++
 	}
 	return dropped

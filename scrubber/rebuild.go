@@ -101,7 +101,7 @@ func (s *Scrubber) rebuild(ctx context.Context, c checked) outcome {
 		}
 		mb := s.byID[id]
 		ls := &lazyShard{open: func() (io.ReadCloser, error) {
-			return mb.c.ReadShard(ctx, meta.Bucket, meta.Key, meta.Version, i, 0, -1)
+			return mb.Client.ReadShard(ctx, meta.Bucket, meta.Key, meta.Version, i, 0, -1)
 		}}
 		opened = append(opened, ls)
 		srcs[i] = &countingReader{r: s.th.Reader(ctx, ls), n: &s.stats.bytesRead}
@@ -128,7 +128,7 @@ func (s *Scrubber) rebuild(ctx context.Context, c checked) outcome {
 		sinks[i] = &sink{w: pw}
 		dsts[i] = sinks[i]
 		wg.Go(func() {
-			ref, err := tg.c.Stage(ctx, meta.Bucket, meta.Key, meta.Version, i, meta.BlockSize, pr)
+			ref, err := tg.Client.Stage(ctx, meta.Bucket, meta.Key, meta.Version, i, meta.BlockSize, pr)
 			// Unblock the writer if the node stopped reading early.
 			pr.CloseWithError(errStageDone)
 			results[i] = staged{ref, err}
@@ -165,7 +165,7 @@ func (s *Scrubber) rebuild(ctx context.Context, c checked) outcome {
 		r := results[i]
 		switch {
 		case r.err != nil:
-			record(func() { fail(i, "staging on %s: %v", tg.node.ID, r.err) })
+			record(func() { fail(i, "staging on %s: %v", tg.Node.ID, r.err) })
 			return
 		case roots[i].String() != meta.Roots[i] || r.ref.Root != meta.Roots[i]:
 			// Decoding from verified blocks cannot produce another root
@@ -178,7 +178,7 @@ func (s *Scrubber) rebuild(ctx context.Context, c checked) outcome {
 		}
 		cctx, cancel := s.callCtx(ctx)
 		defer cancel()
-		rec, err := tg.c.Commit(cctx, meta)
+		rec, err := tg.Client.Commit(cctx, meta)
 		switch {
 		case client.Newer(err) != "":
 			// A newer version reached the node; it keeps the
@@ -186,13 +186,13 @@ func (s *Scrubber) rebuild(ctx context.Context, c checked) outcome {
 			record(func() { out.changed = true })
 			s.abort(ctx, tg, meta)
 		case err != nil:
-			record(func() { fail(i, "committing on %s: %v", tg.node.ID, err) })
+			record(func() { fail(i, "committing on %s: %v", tg.Node.ID, err) })
 			s.abort(ctx, tg, meta)
 		case rec.Version > meta.Version:
 			record(func() { out.changed = true })
 		case rec.Version == meta.Version && rec.Shard == i:
 			s.log.Info("scrub: rebuilt shard", "bucket", meta.Bucket, "key", meta.Key, "version", meta.Version,
-				"shard", i, "node", tg.node.ID, "bytes", r.ref.Size)
+				"shard", i, "node", tg.Node.ID, "bytes", r.ref.Size)
 			record(func() {
 				out.rebuilt++
 				out.bytes += r.ref.Size
@@ -200,7 +200,7 @@ func (s *Scrubber) rebuild(ctx context.Context, c checked) outcome {
 			})
 		default:
 			record(func() {
-				fail(i, "node %s kept version %s shard %d", tg.node.ID, rec.Version, rec.Shard)
+				fail(i, "node %s kept version %s shard %d", tg.Node.ID, rec.Version, rec.Shard)
 			})
 			s.abort(ctx, tg, meta)
 		}
@@ -217,8 +217,8 @@ var errStageDone = errors.New("scrubber: stage finished")
 func (s *Scrubber) abort(ctx context.Context, m *member, meta client.ObjectMeta) {
 	cctx, cancel := s.callCtx(context.WithoutCancel(ctx))
 	defer cancel()
-	if err := m.c.Abort(cctx, meta.Bucket, meta.Key, meta.Version); err != nil {
-		s.log.Debug("scrub: abort after failed rebuild", "node", m.node.ID, "err", err)
+	if err := m.Client.Abort(cctx, meta.Bucket, meta.Key, meta.Version); err != nil {
+		s.log.Debug("scrub: abort after failed rebuild", "node", m.Node.ID, "err", err)
 	}
 }
 

@@ -123,10 +123,7 @@ type mapPair struct {
 }
 
 // member is a node of the map with its client.
-type member struct {
-	node placement.Node
-	c    client.Node
-}
+type member = nodeaccess.Member
 
 // New returns a Scrubber for cfg; Close releases its state.
 func New(cfg Config) (*Scrubber, error) {

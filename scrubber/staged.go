@@ -6,6 +6,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/kintsugi-store/kintsugi/internal/nodeaccess"
 	"github.com/kintsugi-store/kintsugi/internal/readrule"
 	"github.com/kintsugi-store/kintsugi/storagenode/client"
 )
@@ -30,9 +31,9 @@ func (r *run) staged(ctx context.Context) error {
 	each(len(s.nodes), 0, func(i int) {
 		cctx, cancel := s.callCtx(ctx)
 		defer cancel()
-		list, err := s.nodes[i].c.ListStaged(cctx, client.MaxListLen)
+		list, err := s.nodes[i].Client.ListStaged(cctx, client.MaxListLen)
 		if err != nil {
-			r.t.incomplete("node %s: listing staged shards: %v", s.nodes[i].node.ID, err)
+			r.t.incomplete("node %s: listing staged shards: %v", s.nodes[i].Node.ID, err)
 			return
 		}
 		mu.Lock()
@@ -47,8 +48,8 @@ func (r *run) staged(ctx context.Context) error {
 				h = &holding{}
 				old[v] = h
 			}
-			if !slices.Contains(h.nodes, s.nodes[i].node.ID) {
-				h.nodes = append(h.nodes, s.nodes[i].node.ID)
+			if !slices.Contains(h.nodes, s.nodes[i].Node.ID) {
+				h.nodes = append(h.nodes, s.nodes[i].Node.ID)
 			}
 			h.bytes += st.Size
 			h.count++
@@ -69,7 +70,7 @@ func (r *run) staged(ctx context.Context) error {
 		placed := s.m.PlaceKey(v.bucket, v.key)
 		states := s.statAll(ctx, s.members(placed, h.nodes...), v.bucket, v.key)
 		for _, ns := range states {
-			if c := ns.st.Committed; ns.err == nil && c != nil && c.Version == v.version {
+			if c := ns.State.Committed; ns.Err == nil && c != nil && c.Version == v.version {
 				// Committed somewhere: its writer passed its stage quorum,
 				// so it is finished, never aborted. Nodes sweep such
 				// staged shards only once a newer version supersedes them
@@ -77,7 +78,7 @@ func (r *run) staged(ctx context.Context) error {
 				if s.cfg.DryRun {
 					return
 				}
-				in := readrule.Input{Answers: answers(states), Silent: max(s.m.N()-len(placed), 0), WriteQuorum: s.m.WriteQuorum}
+				in := readrule.Input{Answers: nodeaccess.Answers(states), Silent: max(s.m.N()-len(placed), 0), WriteQuorum: s.m.WriteQuorum}
 				if rv := readrule.Decide(in); rv.Kind == readrule.RollForward && rv.Meta.Version == v.version {
 					if k := s.rollForward(ctx, states, rv); k > 0 {
 						r.t.add(func(rep *Report) { rep.RolledForward += int64(k) })
@@ -87,9 +88,9 @@ func (r *run) staged(ctx context.Context) error {
 			}
 		}
 		for _, ns := range states {
-			if ns.err != nil {
+			if ns.Err != nil {
 				// It may be committed on the silent node.
-				r.t.incomplete("%s/%s staged version %s: node %s did not answer", v.bucket, v.key, v.version, ns.node.ID)
+				r.t.incomplete("%s/%s staged version %s: node %s did not answer", v.bucket, v.key, v.version, ns.Node.ID)
 				return
 			}
 		}
@@ -100,7 +101,7 @@ func (r *run) staged(ctx context.Context) error {
 		for _, id := range h.nodes {
 			m := s.byID[id]
 			cctx, cancel := s.callCtx(ctx)
-			err := m.c.Abort(cctx, v.bucket, v.key, v.version)
+			err := m.Client.Abort(cctx, v.bucket, v.key, v.version)
 			cancel()
 			if err != nil {
 				r.t.incomplete("%s/%s staged version %s: abort on %s: %v", v.bucket, v.key, v.version, id, err)

@@ -18,7 +18,7 @@ func (r *run) buckets(ctx context.Context) error {
 	each(len(s.nodes), 0, func(i int) {
 		cctx, cancel := s.callCtx(ctx)
 		defer cancel()
-		lists[i], errs[i] = s.nodes[i].c.ListBuckets(cctx)
+		lists[i], errs[i] = s.nodes[i].Client.ListBuckets(cctx)
 	})
 	if err := ctx.Err(); err != nil {
 		return err
@@ -27,7 +27,7 @@ func (r *run) buckets(ctx context.Context) error {
 	answered := 0
 	for i, l := range lists {
 		if errs[i] != nil {
-			r.t.incomplete("node %s: listing buckets: %v", s.nodes[i].node.ID, errs[i])
+			r.t.incomplete("node %s: listing buckets: %v", s.nodes[i].Node.ID, errs[i])
 			continue
 		}
 		answered++
@@ -54,13 +54,13 @@ func (r *run) buckets(ctx context.Context) error {
 					continue
 				}
 				cctx, cancel := s.callCtx(ctx)
-				err := s.nodes[i].c.PutBucket(cctx, b)
+				err := s.nodes[i].Client.PutBucket(cctx, b)
 				cancel()
 				if err != nil {
-					r.t.incomplete("node %s: copying bucket %s: %v", s.nodes[i].node.ID, b.Name, err)
+					r.t.incomplete("node %s: copying bucket %s: %v", s.nodes[i].Node.ID, b.Name, err)
 					continue
 				}
-				s.log.Info("scrub: copied bucket record", "node", s.nodes[i].node.ID, "bucket", b.Name, "deleted", b.Deleted)
+				s.log.Info("scrub: copied bucket record", "node", s.nodes[i].Node.ID, "bucket", b.Name, "deleted", b.Deleted)
 				r.t.add(func(rep *Report) { rep.BucketsRepaired++ })
 			}
 		}

@@ -132,7 +132,7 @@ func (s *Store) listBuckets(ctx context.Context) ([]BucketInfo, error) {
 	s.gather(ctx, ms, func(ctx context.Context, i int) {
 		cctx, cancel := s.callCtx(ctx)
 		defer cancel()
-		pages[i], errs[i] = ms[i].c.ListBuckets(cctx)
+		pages[i], errs[i] = ms[i].Client.ListBuckets(cctx)
 	}, majorityAnswered(errs, nil))
 	if err := ctx.Err(); err != nil {
 		return nil, kerr.E(op, kerr.Transient, err)
@@ -141,7 +141,7 @@ func (s *Store) listBuckets(ctx context.Context) ([]BucketInfo, error) {
 	answered := 0
 	for i, page := range pages {
 		if errs[i] != nil {
-			s.log.Debug("objects: list buckets failed", "node", ms[i].node.ID, "err", errs[i])
+			s.log.Debug("objects: list buckets failed", "node", ms[i].Node.ID, "err", errs[i])
 			continue
 		}
 		answered++
@@ -211,7 +211,7 @@ func (s *Store) readBucketOnce(ctx context.Context, name string) (rec client.Buc
 	s.gather(ctx, ms, func(ctx context.Context, i int) {
 		cctx, cancel := s.callCtx(ctx)
 		defer cancel()
-		recs[i], errs[i] = ms[i].c.GetBucket(cctx, name)
+		recs[i], errs[i] = ms[i].Client.GetBucket(cctx, name)
 	}, majorityAnswered(errs, func(err error) bool { return kerr.Is(kerr.NotExist, err) }))
 	if err := ctx.Err(); err != nil {
 		return rec, false, kerr.E("objects.readBucket", kerr.Transient, err)
@@ -229,7 +229,7 @@ func (s *Store) readBucketOnce(ctx context.Context, name string) (rec client.Buc
 		case kerr.Is(kerr.NotExist, errs[i]):
 			answered++
 		default:
-			s.log.Debug("objects: get bucket failed", "node", ms[i].node.ID, "err", errs[i])
+			s.log.Debug("objects: get bucket failed", "node", ms[i].Node.ID, "err", errs[i])
 		}
 	}
 	if need := majority(len(ms)); answered < need {
@@ -264,7 +264,7 @@ func (s *Store) putBucketAll(ctx context.Context, ms []member, rec client.Bucket
 	s.gather(ctx, ms, func(ctx context.Context, i int) {
 		cctx, cancel := s.callCtx(ctx)
 		defer cancel()
-		errs[i] = ms[i].c.PutBucket(cctx, rec)
+		errs[i] = ms[i].Client.PutBucket(cctx, rec)
 	}, majorityAnswered(errs, nil))
 	for i, err := range errs {
 		if err == nil {
@@ -275,7 +275,7 @@ func (s *Store) putBucketAll(ctx context.Context, ms []member, rec client.Bucket
 			s.clock.observe(v)
 			refused = true
 		}
-		s.log.Debug("objects: put bucket failed", "node", ms[i].node.ID, "err", err)
+		s.log.Debug("objects: put bucket failed", "node", ms[i].Node.ID, "err", err)
 	}
 	return acks, refused
 }

@@ -58,7 +58,7 @@ func (s *Store) deleteKey(ctx context.Context, bucket, key string) (*client.Reco
 	s.gather(ctx, placed, func(ctx context.Context, i int) {
 		cctx, cancel := s.callCtx(ctx)
 		defer cancel()
-		states[i], errs[i] = placed[i].c.Stat(cctx, bucket, key)
+		states[i], errs[i] = placed[i].Client.Stat(cctx, bucket, key)
 	}, func(done []bool) bool { return count(done) >= wq })
 	if err := ctx.Err(); err != nil {
 		return nil, kerr.E(op, kerr.Transient, err)

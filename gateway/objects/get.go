@@ -101,7 +101,7 @@ func (o *object) writeRange(ctx context.Context, w io.Writer, off, length int64)
 	// Measured on 1 MiB GETs with two nodes down, in-process, c8.
 	missing, need := 0, -1
 	for i := 0; i < o.meta.Data && i < len(o.holders); i++ {
-		if o.holders[i].c != nil {
+		if o.holders[i].Client != nil {
 			continue
 		}
 		if s, ok := firstUse(l, span, off, off+length, i); ok {
@@ -112,7 +112,7 @@ func (o *object) writeRange(ctx context.Context, w io.Writer, off, length int64)
 		}
 	}
 	for i, h := range o.holders {
-		if h.c == nil {
+		if h.Client == nil {
 			continue
 		}
 		if pre := o.preloaded(i, l); pre != nil {
@@ -129,7 +129,7 @@ func (o *object) writeRange(ctx context.Context, w io.Writer, off, length int64)
 			sr.group = hg
 			hg.readers++
 			if i < o.meta.Data {
-				sr.hedge, sr.delay = hg, o.s.hedgeDelay(h.node.ID)
+				sr.hedge, sr.delay = hg, o.s.hedgeDelay(h.Node.ID)
 			} else {
 				hg.spares = append(hg.spares, sr)
 			}
@@ -222,7 +222,7 @@ func (o *object) hintFailures(ctx context.Context, rep codec.Report) {
 	var to []member
 	for i, h := range o.holders {
 		reason, failed := reasons[i]
-		if h.c == nil {
+		if h.Client == nil {
 			continue // no holder: reported when the version was resolved
 		}
 		if !failed {
@@ -231,7 +231,7 @@ func (o *object) hintFailures(ctx context.Context, rep codec.Report) {
 		}
 		hints = append(hints, client.Hint{
 			Bucket: o.meta.Bucket, Key: o.meta.Key, Version: o.meta.Version,
-			Shard: i, NodeID: h.node.ID, Reason: reason, Time: now,
+			Shard: i, NodeID: h.Node.ID, Reason: reason, Time: now,
 		})
 	}
 	o.s.sendHints(ctx, to, hints)

@@ -11,7 +11,7 @@ import (
 func bypassing(holders []member) []member {
 	out := make([]member, len(holders))
 	for i, m := range holders {
-		m.c = nodeaccess.Bypass(m.c)
+		m.Client = nodeaccess.Bypass(m.Client)
 		out[i] = m
 	}
 	return out
@@ -21,7 +21,7 @@ func bypassing(holders []member) []member {
 // member answered a moment ago although its node is still marked down, so
 // the down signal says nothing about its streams; the stall timeout still
 // guards them.
-func bypassed(m member) bool { return nodeaccess.Bypassed(m.c) }
+func bypassed(m member) bool { return nodeaccess.Bypassed(m.Client) }
 
 // anyOpen reports whether some node of the current map sits behind a
 // breaker that refuses calls (open, or half-open and probing); false

@@ -213,9 +213,9 @@ func (mg *merger) fill(ctx context.Context) error {
 			c := dry[i]
 			cctx, cancel := mg.s.callCtx(ctx)
 			defer cancel()
-			page, err := c.c.List(cctx, mg.bucket, mg.prefix, c.after, mg.limit)
+			page, err := c.Client.List(cctx, mg.bucket, mg.prefix, c.after, mg.limit)
 			if err != nil {
-				mg.s.log.Debug("objects: list failed", "node", c.node.ID, "bucket", mg.bucket, "err", err)
+				mg.s.log.Debug("objects: list failed", "node", c.Node.ID, "bucket", mg.bucket, "err", err)
 				c.failed, c.recs, c.pos = true, nil, 0
 				return
 			}

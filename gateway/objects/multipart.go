@@ -541,18 +541,18 @@ func (s *Store) spreadManifest(ctx context.Context, states []nodeState, placed [
 	}
 	each(len(states), func(i int) {
 		ns := &states[i]
-		if ns.err != nil || !isPlaced[ns.node.ID] || (ns.st.Committed != nil && ns.st.Committed.Version >= meta.Version) {
+		if ns.Err != nil || !isPlaced[ns.Node.ID] || (ns.State.Committed != nil && ns.State.Committed.Version >= meta.Version) {
 			return
 		}
 		cctx, cancel := s.callCtx(ctx)
 		defer cancel()
-		rec, err := ns.c.Commit(cctx, meta)
+		rec, err := ns.Client.Commit(cctx, meta)
 		if err != nil || rec.Version != meta.Version {
-			s.log.Debug("objects: manifest roll forward failed", "node", ns.node.ID, "version", meta.Version, "err", err)
+			s.log.Debug("objects: manifest roll forward failed", "node", ns.Node.ID, "version", meta.Version, "err", err)
 			return
 		}
-		s.log.Info("objects: rolled manifest forward", "node", ns.node.ID, "bucket", meta.Bucket, "key", meta.Key, "version", meta.Version)
-		ns.st.Committed = &rec
+		s.log.Info("objects: rolled manifest forward", "node", ns.Node.ID, "bucket", meta.Bucket, "key", meta.Key, "version", meta.Version)
+		ns.State.Committed = &rec
 	})
 }
 

@@ -114,7 +114,7 @@ func TestCommitQuorumNeverCountsNewer(t *testing.T) {
 	for i, n := range c.s.Map().PlaceKey(testBucket, "k") {
 		m := c.s.member(n)
 		if i%2 == 0 {
-			m.c = earlierRelease{m.c}
+			m.Client = earlierRelease{m.Client}
 		}
 		targets = append(targets, m)
 	}

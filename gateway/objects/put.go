@@ -145,7 +145,7 @@ func (s *Store) putObject(ctx context.Context, in PutInput) (ObjectInfo, error) 
 	for i := range n {
 		meta.Roots[i] = w.enc.Roots[i].String()
 		if w.staged[i] {
-			meta.Nodes[i] = placed[i].node.ID
+			meta.Nodes[i] = placed[i].Node.ID
 			targets[i] = placed[i]
 		}
 	}
@@ -187,7 +187,7 @@ func (s *Store) writeShape(m *placement.Map, placed []member) shape {
 	n := m.N()
 	sh := shape{data: m.DataShards, parity: m.ParityShards, skip: make([]bool, n)}
 	for i := range n {
-		if i >= len(placed) || !s.available(placed[i].node.ID) {
+		if i >= len(placed) || !s.available(placed[i].Node.ID) {
 			sh.skip[i] = true
 			sh.down++
 		}
@@ -256,10 +256,10 @@ func (s *Store) stageAll(ctx context.Context, m *placement.Map, placed []member,
 		case err != nil:
 			// A shard not staged is redundancy the version will lack
 			// until repaired: worth a line, unlike a failed read.
-			s.log.Info("objects: stage failed", "node", st.m.node.ID, "bucket", in.Bucket, "key", in.Key,
+			s.log.Info("objects: stage failed", "node", st.m.Node.ID, "bucket", in.Bucket, "key", in.Key,
 				"version", version, "shard", i, "err", err)
 		case ref.Root != "" && ref.Root != enc.Roots[i].String():
-			s.log.Warn("objects: node staged a different shard than was sent", "node", st.m.node.ID,
+			s.log.Warn("objects: node staged a different shard than was sent", "node", st.m.Node.ID,
 				"shard", i, "root", ref.Root, "want", enc.Roots[i].String())
 		default:
 			s.clock.observe(ref.Newest)
@@ -323,8 +323,8 @@ func (s *Store) abort(ctx context.Context, ms []member, bucket, key, version str
 		each(len(ms), func(i int) {
 			cctx, cancel := s.callCtx(ctx)
 			defer cancel()
-			if err := ms[i].c.Abort(cctx, bucket, key, version); err != nil {
-				s.log.Debug("objects: abort failed", "node", ms[i].node.ID, "err", err)
+			if err := ms[i].Client.Abort(cctx, bucket, key, version); err != nil {
+				s.log.Debug("objects: abort failed", "node", ms[i].Node.ID, "err", err)
 			}
 		})
 	})
@@ -448,7 +448,7 @@ func (s *Store) startStage(ctx context.Context, m member, bucket, key, version s
 	})
 	st.timer.Stop()
 	go st.pump()
-	if down := s.downChan(m.node.ID); down != nil {
+	if down := s.downChan(m.Node.ID); down != nil {
 		go func() {
 			select {
 			case <-down:
@@ -460,7 +460,7 @@ func (s *Store) startStage(ctx context.Context, m member, bucket, key, version s
 	}
 	go func() {
 		defer close(st.resDone)
-		ref, err := m.c.Stage(st.ctx, bucket, key, version, shard, block, st.pr)
+		ref, err := m.Client.Stage(st.ctx, bucket, key, version, shard, block, st.pr)
 		st.mu.Lock()
 		st.stageDone = true
 		st.timer.Stop()
@@ -552,7 +552,7 @@ func (st *stageStream) pump() {
 				st.fail(err)
 				ok = false
 			} else {
-				st.s.progress(st.m.node.ID)
+				st.s.progress(st.m.Node.ID)
 			}
 		}
 		st.s.putBuf(buf)
@@ -582,7 +582,7 @@ func (st *stageStream) arm() {
 // blocked Write return err.
 func (st *stageStream) fail(err error) {
 	st.failOnce.Do(func() {
-		st.err = kerr.E("objects.stage", fmt.Errorf("shard %d on node %s: %w", st.shard, st.m.node.ID, err))
+		st.err = kerr.E("objects.stage", fmt.Errorf("shard %d on node %s: %w", st.shard, st.m.Node.ID, err))
 		st.lost.Add(1)
 		close(st.failed)
 		st.cancel(err)

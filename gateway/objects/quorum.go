@@ -67,7 +67,7 @@ func (s *Store) straggleGrace(ms []member, done []bool) time.Duration {
 	var d time.Duration
 	for i, m := range ms {
 		if !done[i] {
-			d = max(d, s.hedgeDelay(m.node.ID))
+			d = max(d, s.hedgeDelay(m.Node.ID))
 		}
 	}
 	return d
@@ -111,7 +111,7 @@ func (s *Store) commitQuorum(ctx context.Context, targets []member, meta client.
 	newer = make([]string, len(targets))
 	pending := 0
 	for i, t := range targets {
-		if t.c == nil {
+		if t.Client == nil {
 			answered[i] = true
 			continue
 		}
@@ -119,7 +119,7 @@ func (s *Store) commitQuorum(ctx context.Context, targets []member, meta client.
 		go func() {
 			cctx, cancel := context.WithTimeout(ctx, s.commitTimeout)
 			defer cancel()
-			rec, err := t.c.Commit(cctx, meta)
+			rec, err := t.Client.Commit(cctx, meta)
 			v := client.Newer(err)
 			if err == nil && rec.Version > meta.Version {
 				// A node of an earlier release answers a refusal
@@ -129,7 +129,7 @@ func (s *Store) commitQuorum(ctx context.Context, targets []member, meta client.
 			}
 			if err != nil {
 				s.clock.observe(v)
-				s.log.Info("objects: commit failed", "node", t.node.ID, "bucket", meta.Bucket, "key", meta.Key,
+				s.log.Info("objects: commit failed", "node", t.Node.ID, "bucket", meta.Bucket, "key", meta.Key,
 					"version", meta.Version, "deleted", meta.Deleted, "err", err)
 			}
 			results <- result{i, err == nil, v}
@@ -228,7 +228,7 @@ func (s *Store) commitAndHint(ctx context.Context, placed, targets []member, met
 			h.Shard = -1
 		}
 		if i < len(placed) {
-			h.NodeID = placed[i].node.ID
+			h.NodeID = placed[i].Node.ID
 		}
 		return h
 	}

@@ -14,11 +14,7 @@ import (
 )
 
 // nodeState is one node's answer about a key.
-type nodeState struct {
-	member
-	st  client.KeyState
-	err error // nil: the node answered
-}
+type nodeState = nodeaccess.Reply
 
 // resolved is the version a read will serve.
 type resolved struct {
@@ -38,12 +34,12 @@ func newResolved(meta client.ObjectMeta) *resolved {
 // committed shard: a node holding shard i as its Previous record (see
 // readrule) holds it for ReadShard only.
 func (r *resolved) hold(i int, ns nodeState) {
-	r.holders[i] = ns.member
-	if c := ns.st.Committed; len(ns.st.Data) > 0 && c != nil && c.Version == r.meta.Version && c.Shard == i {
+	r.holders[i] = ns.Member
+	if c := ns.State.Committed; len(ns.State.Data) > 0 && c != nil && c.Version == r.meta.Version && c.Shard == i {
 		if r.preload == nil {
 			r.preload = make([][]byte, len(r.holders))
 		}
-		r.preload[i] = ns.st.Data
+		r.preload[i] = ns.State.Data
 	}
 }
 
@@ -163,7 +159,7 @@ func (s *Store) resolveOnce(ctx context.Context, bucket, key string, limit int64
 	// answers so far, with the pending nodes counted as silent, settle the
 	// read in a way their answers could not change (Verdict.Settled).
 	states := s.statNodes(ctx, nodes, bucket, key, limit, parity, func(answered []nodeState, pending int) bool {
-		v := readrule.Decide(readrule.Input{Answers: answers(answered), Silent: unfilled + pending, WriteQuorum: wq})
+		v := readrule.Decide(readrule.Input{Answers: nodeaccess.Answers(answered), Silent: unfilled + pending, WriteQuorum: wq})
 		return v.Settled(pending, wq)
 	})
 	if err := ctx.Err(); err != nil {
@@ -174,21 +170,21 @@ func (s *Store) resolveOnce(ctx context.Context, bucket, key string, limit int64
 	// holders: any acknowledged write is on wq of the nodes asked above.
 	if extra := s.namedNodes(maps, nodes, states); len(extra) > 0 {
 		for _, ns := range s.statNodes(ctx, extra, bucket, key, limit, parity, func([]nodeState, int) bool { return false }) {
-			if ns.err == nil {
+			if ns.Err == nil {
 				states = append(states, ns)
 			}
 		}
 	}
 	for _, ns := range states {
-		if ns.err != nil {
-			s.log.Debug("objects: stat failed", "node", ns.node.ID, "bucket", bucket, "key", key, "err", ns.err)
+		if ns.Err != nil {
+			s.log.Debug("objects: stat failed", "node", ns.Node.ID, "bucket", bucket, "key", key, "err", ns.Err)
 		}
 	}
-	in := readrule.Input{Answers: answers(states), Silent: unfilled, WriteQuorum: wq}
+	in := readrule.Input{Answers: nodeaccess.Answers(states), Silent: unfilled, WriteQuorum: wq}
 	v := readrule.Decide(in)
 	if v.Kind == readrule.RollForward {
 		s.rollForward(ctx, states, v)
-		in.Answers, in.NoRollForward = answers(states), true
+		in.Answers, in.NoRollForward = nodeaccess.Answers(states), true
 		v = readrule.Decide(in)
 	}
 	for _, m := range v.Skipped {
@@ -231,15 +227,6 @@ const (
 	maxFluxWait  = time.Second
 )
 
-// answers turns node states into the read rule's input.
-func answers(states []nodeState) []readrule.Answer {
-	out := make([]readrule.Answer, len(states))
-	for i, ns := range states {
-		out[i] = readrule.Answer{Node: ns.node.ID, OK: ns.err == nil, State: ns.st}
-	}
-	return out
-}
-
 // quickResolve asks only the nodes of the first d placed shards and lets
 // the read rule decide on their answers alone (readrule.Input.Partial):
 // it does so only when they all hold the same committed version and
@@ -274,7 +261,7 @@ func (s *Store) quickResolve(ctx context.Context, maps *mapPair, cur []placement
 		defer cancel()
 	}
 	states := s.statNodes(ctx, s.members(cur[:d]), bucket, key, limit, false, func([]nodeState, int) bool { return false })
-	v := readrule.Decide(readrule.Input{Answers: answers(states), Silent: n - d, WriteQuorum: m.WriteQuorum, Partial: true})
+	v := readrule.Decide(readrule.Input{Answers: nodeaccess.Answers(states), Silent: n - d, WriteQuorum: m.WriteQuorum, Partial: true})
 	switch v.Kind {
 	case readrule.Deleted:
 		return nil, true, kerr.E("objects.resolve", kerr.NotExist, fmt.Errorf("%w: %s/%s", ErrNoSuchKey, bucket, key))
@@ -294,7 +281,7 @@ func (s *Store) quickResolve(ctx context.Context, maps *mapPair, cur []placement
 	// that need parity. They were not asked: a missing shard shows when
 	// read, and is then hinted like any failed read.
 	for i, id := range meta.Nodes {
-		if i < len(holders) && holders[i].c == nil && id != "" {
+		if i < len(holders) && holders[i].Client == nil && id != "" {
 			if pn, ok := m.Node(id); ok {
 				holders[i] = s.member(pn)
 			}
@@ -316,9 +303,9 @@ func (s *Store) statNodes(ctx context.Context, nodes []member, bucket, key strin
 		var st client.KeyState
 		var err error
 		if limit > 0 {
-			st, err = nodes[i].c.StatData(cctx, bucket, key, limit, parity)
+			st, err = nodes[i].Client.StatData(cctx, bucket, key, limit, parity)
 		} else {
-			st, err = nodes[i].c.Stat(cctx, bucket, key)
+			st, err = nodes[i].Client.Stat(cctx, bucket, key)
 		}
 		if kerr.Is(kerr.NotExist, err) {
 			st, err = client.KeyState{}, nil
@@ -330,7 +317,7 @@ func (s *Store) statNodes(ctx context.Context, nodes []member, bucket, key strin
 		if err != nil && errors.Is(context.Cause(ctx), errStraggler) {
 			err = kerr.E("objects.stat", kerr.Transient, errStraggler)
 		}
-		states[i] = nodeState{member: nodes[i], st: st, err: err}
+		states[i] = nodeState{Member: nodes[i], State: st, Err: err}
 	}, func(done []bool) bool {
 		var answered []nodeState
 		for i, d := range done {
@@ -347,21 +334,16 @@ func (s *Store) statNodes(ctx context.Context, nodes []member, bucket, key strin
 // as shard holders (ObjectMeta.Nodes) but that are not among asked, as
 // found in the current or previous map, whatever their state there.
 func (s *Store) namedNodes(maps *mapPair, asked []member, states []nodeState) []member {
-	ids := make([]string, len(asked))
-	for i, m := range asked {
-		ids[i] = m.node.ID
-	}
-	var out []member
-	for _, id := range readrule.Named(answers(states), ids) {
+	return nodeaccess.Named(asked, states, func(id string) (member, bool) {
 		n, ok := maps.cur.Node(id)
 		if !ok && maps.prev != nil {
 			n, ok = maps.prev.Node(id)
 		}
-		if ok {
-			out = append(out, s.member(n))
+		if !ok {
+			return member{}, false
 		}
-	}
-	return out
+		return s.member(n), true
+	})
 }
 
 // rollForward sends the commits of the RollForward verdict v and updates
@@ -377,9 +359,9 @@ func (s *Store) rollForward(ctx context.Context, states []nodeState, v readrule.
 		ns := &states[cm.Answer]
 		cctx, cancel := s.callCtx(ctx)
 		defer cancel()
-		rec, err := ns.c.Commit(cctx, meta)
+		rec, err := ns.Client.Commit(cctx, meta)
 		if err != nil {
-			s.log.Debug("objects: roll forward failed", "node", ns.node.ID, "version", meta.Version, "err", err)
+			s.log.Debug("objects: roll forward failed", "node", ns.Node.ID, "version", meta.Version, "err", err)
 			return
 		}
 		if rec.Version == "" {
@@ -390,11 +372,11 @@ func (s *Store) rollForward(ctx context.Context, states []nodeState, v readrule.
 			return
 		}
 		s.metrics.rolledForward()
-		s.log.Info("objects: rolled forward", "node", ns.node.ID, "bucket", meta.Bucket, "key", meta.Key,
+		s.log.Info("objects: rolled forward", "node", ns.Node.ID, "bucket", meta.Bucket, "key", meta.Key,
 			"version", meta.Version, "shard", rec.Shard)
 		// The shard stream sent with the state belonged to the version
 		// committed then.
-		ns.st.Committed, ns.st.Data = &rec, nil
+		ns.State.Committed, ns.State.Data = &rec, nil
 	})
 }
 
@@ -402,13 +384,13 @@ func (s *Store) rollForward(ctx context.Context, states []nodeState, v readrule.
 func (s *Store) hintMissing(ctx context.Context, states []nodeState, placed []placement.Node, meta client.ObjectMeta, holders []member) {
 	byID := make(map[string]*nodeState, len(states))
 	for i := range states {
-		byID[states[i].node.ID] = &states[i]
+		byID[states[i].Node.ID] = &states[i]
 	}
 	var hints []client.Hint
 	var to []member
 	now := s.now().UTC()
 	for i, h := range holders {
-		if h.c != nil {
+		if h.Client != nil {
 			to = append(to, h)
 			continue
 		}
@@ -417,9 +399,9 @@ func (s *Store) hintMissing(ctx context.Context, states []nodeState, placed []pl
 			hint.NodeID = placed[i].ID
 			if ns := byID[hint.NodeID]; ns != nil {
 				switch {
-				case ns.err != nil:
+				case ns.Err != nil:
 					hint.Reason = "unreachable"
-				case ns.st.Committed != nil && ns.st.Committed.Version < meta.Version:
+				case ns.State.Committed != nil && ns.State.Committed.Version < meta.Version:
 					hint.Reason = "stale"
 				}
 			}

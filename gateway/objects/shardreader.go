@@ -74,14 +74,14 @@ func (o *object) newShardReader(ctx context.Context, m member, shard int, sp cod
 	r.ctx, r.cancel = context.WithCancelCause(ctx)
 	r.timer = time.AfterFunc(time.Duration(math.MaxInt64), func() {
 		r.cancel(fmt.Errorf("%w: shard of %s/%s on node %s made no progress for %v",
-			errStalled, r.meta.Bucket, r.meta.Key, r.m.node.ID, r.stall))
+			errStalled, r.meta.Bucket, r.meta.Key, r.m.Node.ID, r.stall))
 	})
 	r.timer.Stop()
-	if down := o.s.downChan(m.node.ID); down != nil && !bypassed(m) {
+	if down := o.s.downChan(m.Node.ID); down != nil && !bypassed(m) {
 		go func() {
 			select {
 			case <-down:
-				r.cancel(fmt.Errorf("%w: %s", errNodeDown, m.node.ID))
+				r.cancel(fmt.Errorf("%w: %s", errNodeDown, m.Node.ID))
 			case <-r.ctx.Done():
 			}
 		}()
@@ -120,7 +120,7 @@ func (r *shardReader) startLocked(at int64) {
 	go func() {
 		defer close(ready)
 		r.timer.Reset(r.stall)
-		rc, err := r.m.c.ReadShard(r.ctx, r.meta.Bucket, r.meta.Key, r.meta.Version, r.shard, at, r.end-at)
+		rc, err := r.m.Client.ReadShard(r.ctx, r.meta.Bucket, r.meta.Key, r.meta.Version, r.shard, at, r.end-at)
 		r.timer.Stop()
 		if err != nil {
 			r.fail(err)
@@ -181,7 +181,7 @@ func (r *shardReader) Read(p []byte) (int, error) {
 	r.pos += int64(k)
 	r.phys += int64(k)
 	if k > 0 {
-		r.s.progress(r.m.node.ID)
+		r.s.progress(r.m.Node.ID)
 	}
 	if err != nil && err != io.EOF {
 		err = r.fail(err)
@@ -231,7 +231,7 @@ func (r *shardReader) endWait() {
 	r.waitSeq.Add(1) // even: not waiting
 	// Reads served from buffers are not waits on the node.
 	if d := time.Since(r.waitStart); d >= minWait && r.ctx.Err() == nil {
-		r.s.health.ObserveWait(r.m.node.ID, d)
+		r.s.health.ObserveWait(r.m.Node.ID, d)
 	}
 }
 
@@ -266,9 +266,9 @@ func (r *shardReader) hedgeNow() {
 		won := sp.err == nil && r.waitSeq.Load() == seq && alive-1 >= r.meta.Data
 		if won {
 			r.cancel(fmt.Errorf("%w: node %s slower than %v, shard %d of %s/%s read from node %s",
-				errHedged, r.m.node.ID, r.delay, sp.shard, r.meta.Bucket, r.meta.Key, sp.m.node.ID))
+				errHedged, r.m.Node.ID, r.delay, sp.shard, r.meta.Bucket, r.meta.Key, sp.m.Node.ID))
 		}
-		r.s.health.Hedged(r.m.node.ID, won)
+		r.s.health.Hedged(r.m.Node.ID, won)
 	}()
 }
 

@@ -228,14 +228,9 @@ func (s *Store) SetMap(m *placement.Map) {
 func (s *Store) Map() *placement.Map { return s.maps.Load().cur }
 
 // member is a node of the map with its client.
-type member struct {
-	node placement.Node
-	c    client.Node
-}
+type member = nodeaccess.Member
 
-func (s *Store) member(n placement.Node) member {
-	return member{node: n, c: s.nodes.Get(n)}
-}
+func (s *Store) member(n placement.Node) member { return s.nodes.Member(n) }
 
 // members returns the clients for nodes, skipping duplicate IDs.
 func (s *Store) members(nodes ...[]placement.Node) []member {
@@ -287,8 +282,8 @@ func (s *Store) sendHints(ctx context.Context, to []member, hints []client.Hint)
 		ctx, cancel := context.WithTimeout(ctx, min(hintTimeout, s.callTimeout))
 		defer cancel()
 		each(len(to), func(i int) {
-			if err := to[i].c.AddHints(ctx, hints); err != nil {
-				s.log.Debug("objects: hint delivery failed", "node", to[i].node.ID, "err", err)
+			if err := to[i].Client.AddHints(ctx, hints); err != nil {
+				s.log.Debug("objects: hint delivery failed", "node", to[i].Node.ID, "err", err)
 			}
 		})
 	})

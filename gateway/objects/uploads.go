@@ -272,13 +272,13 @@ func (s *Store) referencedParts(ctx context.Context, bucket, key, id string) (ma
 	each(len(nodes), func(i int) {
 		cctx, cancel := s.callCtx(ctx)
 		defer cancel()
-		states[i], errs[i] = nodes[i].c.Stat(cctx, bucket, key)
+		states[i], errs[i] = nodes[i].Client.Stat(cctx, bucket, key)
 	})
 	keep := make(map[string]bool)
 	for i, st := range states {
 		if errs[i] != nil {
 			return nil, kerr.E(op, kerr.Unavailable, quorumErr("node %s of %s/%s did not answer; it may hold a manifest naming upload %s: %v",
-				nodes[i].node.ID, bucket, key, id, errs[i]))
+				nodes[i].Node.ID, bucket, key, id, errs[i]))
 		}
 		if st.Committed == nil {
 			continue

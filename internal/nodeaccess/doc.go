@@ -6,6 +6,10 @@
 //
 // Guard wraps the node API (client.Node), not the HTTP transport, so a
 // node reached in process is guarded as one reached over the network.
+// Member (a node of the map with its client) and Reply (its answer about a
+// key) are the shapes both callers fan their calls out in; Answers and
+// Named turn replies into the read rule's input and the extra nodes it
+// names.
 //
 // The breaker rule, stated once (health.Tracker decides it on every call
 // made through Guard):
