@@ -13,7 +13,7 @@ import (
 )
 
 // Names in the checkpoint store.
-const stateMaps = "maps" // mapPair: the maps the scrubber last worked from
+const stateMaps = "maps" // placement.Pair: the maps the scrubber last worked from
 
 // errNewMap cancels a pass so that it resumes under a newer map.
 var errNewMap = errors.New("scrubber: a newer cluster map arrived")
@@ -22,15 +22,15 @@ var errNewMap = errors.New("scrubber: a newer cluster map arrived")
 // the map m replaced, that one. A state that remembers a newer map than m
 // (the file was rolled back) keeps the newer one: epochs only move
 // forward.
-func (s *Scrubber) startMaps(m *placement.Map) mapPair {
-	var saved mapPair
+func (s *Scrubber) startMaps(m *placement.Map) placement.Pair {
+	var saved placement.Pair
 	found, err := s.state.Get(stateMaps, &saved)
 	if err != nil || !found || saved.Cur == nil {
 		if err != nil {
 			s.log.Warn("scrub: reading the remembered cluster maps", "err", err)
 		}
-		s.saveMaps(mapPair{Cur: m})
-		return mapPair{Cur: m}
+		s.saveMaps(placement.Pair{Cur: m})
+		return placement.Pair{Cur: m}
 	}
 	saved.Cur = saved.Cur.WithDefaults()
 	if saved.Prev != nil {
@@ -38,7 +38,7 @@ func (s *Scrubber) startMaps(m *placement.Map) mapPair {
 	}
 	switch {
 	case m.Epoch > saved.Cur.Epoch:
-		p := mapPair{Cur: m, Prev: saved.Cur}
+		p := placement.Pair{Cur: m, Prev: saved.Cur}
 		s.log.Info("scrub: cluster map changed since the last run", "epoch", m.Epoch, "previous", saved.Cur.Epoch)
 		s.saveMaps(p)
 		return p
@@ -47,10 +47,10 @@ func (s *Scrubber) startMaps(m *placement.Map) mapPair {
 			"given", m.Epoch, "epoch", saved.Cur.Epoch)
 		return saved
 	}
-	return mapPair{Cur: m, Prev: saved.Prev}
+	return placement.Pair{Cur: m, Prev: saved.Prev}
 }
 
-func (s *Scrubber) saveMaps(p mapPair) {
+func (s *Scrubber) saveMaps(p placement.Pair) {
 	if err := s.state.Put(stateMaps, p); err != nil {
 		s.log.Warn("scrub: remembering the cluster maps", "err", err)
 	}
@@ -88,7 +88,7 @@ func (s *Scrubber) SetMap(m *placement.Map) {
 		}
 		return
 	}
-	s.latest = mapPair{Cur: m, Prev: cur}
+	s.latest = placement.Pair{Cur: m, Prev: cur}
 	s.saveMaps(s.latest)
 	s.mu.Unlock()
 	s.log.Info("scrub: new cluster map", "epoch", m.Epoch, "previous", cur.Epoch, "nodes", len(m.Nodes))

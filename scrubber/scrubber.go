@@ -107,19 +107,12 @@ type Scrubber struct {
 	stats   stats
 
 	mu       sync.Mutex
-	last     *Report  // of the last finished Run
-	progress Progress // of the Run in progress
-	latest   mapPair  // the newest map known and the one before it
+	last     *Report        // of the last finished Run
+	progress Progress       // of the Run in progress
+	latest   placement.Pair // the newest map known and the one before it
 
 	heldMu sync.Mutex
 	held   map[string]uint64 // node id -> map epoch it is known to hold (see mapHeld)
-}
-
-// mapPair is a map and the one it replaced (nil if unknown), as kept in
-// the checkpoint store.
-type mapPair struct {
-	Cur  *placement.Map `json:"cur"`
-	Prev *placement.Map `json:"prev,omitempty"`
 }
 
 // member is a node of the map with its client.

@@ -73,12 +73,12 @@ func (s *Store) downChan(id string) <-chan struct{} {
 
 // trackNodes tells the health tracker which nodes to send heartbeats to:
 // every node of the current and previous map that was not removed.
-func (s *Store) trackNodes(p *mapPair) {
+func (s *Store) trackNodes(p *placement.Pair) {
 	if s.health == nil {
 		return
 	}
 	var ids []string
-	for _, m := range []*placement.Map{p.cur, p.prev} {
+	for _, m := range []*placement.Map{p.Cur, p.Prev} {
 		if m == nil {
 			continue
 		}

@@ -137,22 +137,22 @@ func (s *Store) resolveData(ctx context.Context, bucket, key string, limit int64
 func (s *Store) resolveOnce(ctx context.Context, bucket, key string, limit int64) (*resolved, error) {
 	const op = "objects.resolve"
 	maps := s.maps.Load()
-	wq := maps.cur.WriteQuorum
-	cur := maps.cur.PlaceKey(bucket, key)
+	wq := maps.Cur.WriteQuorum
+	cur := maps.Cur.PlaceKey(bucket, key)
 	nodes := s.members(cur)
-	if maps.prev != nil {
-		nodes = s.members(cur, maps.prev.PlaceKey(bucket, key))
+	if maps.Prev != nil {
+		nodes = s.members(cur, maps.Prev.PlaceKey(bucket, key))
 	}
 	if r, ok, err := s.quickResolve(ctx, maps, cur, bucket, key, limit); ok {
 		return r, err
 	}
 	// Positions the map could not fill count as silent: an older map may
 	// have filled them.
-	unfilled := max(maps.cur.DataShards+maps.cur.ParityShards-len(cur), 0)
+	unfilled := max(maps.Cur.DataShards+maps.Cur.ParityShards-len(cur), 0)
 	// With a data shard's node known down, parity shards are wanted
 	// too: ask for them with the states, as for data shards.
 	parity := false
-	for i := 0; limit > 0 && i < maps.cur.DataShards && i < len(cur); i++ {
+	for i := 0; limit > 0 && i < maps.Cur.DataShards && i < len(cur); i++ {
 		parity = parity || !s.available(cur[i].ID)
 	}
 	// Stragglers count as silent. They need not be waited for once the
@@ -237,10 +237,10 @@ const (
 // rest of the GET. Anything else (a failure or straggler, a disagreement,
 // a write in progress, a manifest, a map change) is left to the full
 // resolve (ok false), which asks every node again.
-func (s *Store) quickResolve(ctx context.Context, maps *mapPair, cur []placement.Node, bucket, key string, limit int64) (r *resolved, ok bool, err error) {
-	m := maps.cur
+func (s *Store) quickResolve(ctx context.Context, maps *placement.Pair, cur []placement.Node, bucket, key string, limit int64) (r *resolved, ok bool, err error) {
+	m := maps.Cur
 	d, n := m.DataShards, m.DataShards+m.ParityShards
-	if maps.prev != nil || len(cur) != n || d <= n-m.WriteQuorum {
+	if maps.Prev != nil || len(cur) != n || d <= n-m.WriteQuorum {
 		return nil, false, nil
 	}
 	wait := time.Duration(0)
@@ -333,12 +333,9 @@ func (s *Store) statNodes(ctx context.Context, nodes []member, bucket, key strin
 // namedNodes returns the nodes that the committed versions in states name
 // as shard holders (ObjectMeta.Nodes) but that are not among asked, as
 // found in the current or previous map, whatever their state there.
-func (s *Store) namedNodes(maps *mapPair, asked []member, states []nodeState) []member {
+func (s *Store) namedNodes(maps *placement.Pair, asked []member, states []nodeState) []member {
 	return nodeaccess.Named(asked, states, func(id string) (member, bool) {
-		n, ok := maps.cur.Node(id)
-		if !ok && maps.prev != nil {
-			n, ok = maps.prev.Node(id)
-		}
+		n, ok := maps.Node(id)
 		if !ok {
 			return member{}, false
 		}

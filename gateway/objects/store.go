@@ -83,7 +83,7 @@ type Config struct {
 // Store runs the object protocol against the nodes of a cluster map. It is
 // safe for concurrent use.
 type Store struct {
-	maps          atomic.Pointer[mapPair]
+	maps          atomic.Pointer[placement.Pair]
 	log           *slog.Logger
 	callTimeout   time.Duration
 	commitTimeout time.Duration
@@ -115,12 +115,6 @@ type Store struct {
 	hintSent map[client.Hint]time.Time // by hint without its Time
 
 	bg sync.WaitGroup // background hint deliveries and aborts
-}
-
-// mapPair is the current map and the one it replaced: while the scrubber
-// moves shards after a map change, readers consult both.
-type mapPair struct {
-	cur, prev *placement.Map
 }
 
 // New returns a Store for cfg.
@@ -179,7 +173,7 @@ func New(cfg Config) (*Store, error) {
 		return nil, kerr.E(op, kerr.Internal, err)
 	}
 	s.clock.now = s.now
-	p := &mapPair{cur: m}
+	p := &placement.Pair{Cur: m}
 	s.maps.Store(p)
 	s.trackNodes(p)
 	return s, nil
@@ -208,13 +202,13 @@ func (s *Store) SetMap(m *placement.Map) {
 	}
 	for {
 		old := s.maps.Load()
-		if m.Epoch < old.cur.Epoch {
-			s.log.Warn("objects: ignoring older cluster map", "epoch", m.Epoch, "current", old.cur.Epoch)
+		if m.Epoch < old.Cur.Epoch {
+			s.log.Warn("objects: ignoring older cluster map", "epoch", m.Epoch, "current", old.Cur.Epoch)
 			return
 		}
-		next := &mapPair{cur: m, prev: old.prev}
-		if m.Epoch > old.cur.Epoch {
-			next.prev = old.cur
+		next := &placement.Pair{Cur: m, Prev: old.Prev}
+		if m.Epoch > old.Cur.Epoch {
+			next.Prev = old.Cur
 		}
 		if s.maps.CompareAndSwap(old, next) {
 			s.trackNodes(next)
@@ -225,7 +219,7 @@ func (s *Store) SetMap(m *placement.Map) {
 
 // Map returns the current cluster map, with its defaults filled in.
 // Callers must not modify it.
-func (s *Store) Map() *placement.Map { return s.maps.Load().cur }
+func (s *Store) Map() *placement.Map { return s.maps.Load().Cur }
 
 // member is a node of the map with its client.
 type member = nodeaccess.Member

@@ -263,9 +263,9 @@ func (s *Store) referencedParts(ctx context.Context, bucket, key, id string) (ma
 		return nil, nil
 	}
 	maps := s.maps.Load()
-	nodes := s.members(maps.cur.PlaceKey(bucket, key))
-	if maps.prev != nil {
-		nodes = s.members(maps.cur.PlaceKey(bucket, key), maps.prev.PlaceKey(bucket, key))
+	nodes := s.members(maps.Cur.PlaceKey(bucket, key))
+	if maps.Prev != nil {
+		nodes = s.members(maps.Cur.PlaceKey(bucket, key), maps.Prev.PlaceKey(bucket, key))
 	}
 	states := make([]client.KeyState, len(nodes))
 	errs := make([]error, len(nodes))
