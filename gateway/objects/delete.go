@@ -2,7 +2,6 @@ package objects
 
 import (
 	"context"
-	"fmt"
 
 	"github.com/kintsugi-store/kintsugi/codec"
 	"github.com/kintsugi-store/kintsugi/internal/kerr"
@@ -24,14 +23,8 @@ func (s *Store) DeleteObject(ctx context.Context, bucket, key string) error {
 // deleteObject is DeleteObject under one map.
 func (s *Store) deleteObject(ctx context.Context, bucket, key string) error {
 	const op = "objects.DeleteObject"
-	if err := validName(op, bucket, key, true); err != nil {
+	if err := s.checkClientKey(ctx, op, bucket, key); err != nil {
 		return err
-	}
-	if isInternal(key) {
-		return kerr.E(op, kerr.Invalid, fmt.Errorf("%w: key %q is in the internal namespace", ErrInvalidArgument, key))
-	}
-	if err := s.checkBucket(ctx, bucket); err != nil {
-		return kerr.E(op, err)
 	}
 	old, err := s.deleteKey(ctx, bucket, key)
 	if err != nil {
