@@ -2,6 +2,7 @@ package storagenode
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"io"
 	"net/http"
@@ -32,18 +33,44 @@ func (n *Node) mapRoutes(mux *http.ServeMux) {
 }
 
 func (n *Node) handleGetMap(w http.ResponseWriter, r *http.Request) {
-	const op = "storagenode.GetMap"
-	b, err := n.db.ClusterMap()
+	raw, err := n.mapJSON(r.Context())
 	if err != nil {
-		n.writeError(w, r, kerr.E(op, err))
-		return
-	}
-	if b == nil {
-		n.writeError(w, r, kerr.E(op, kerr.NotExist, "no cluster map stored"))
+		n.writeError(w, r, err)
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")
-	w.Write(b)
+	w.Write(raw)
+}
+
+// GetMap returns the newest cluster map the node was given, parsed and
+// validated; kerr.NotExist if it has none. Never fenced.
+func (n *Node) GetMap(ctx context.Context) (*placement.Map, error) {
+	const op = "storagenode.GetMap"
+	raw, err := n.mapJSON(ctx)
+	if err != nil {
+		return nil, err
+	}
+	m, err := placement.Parse(raw)
+	if err != nil {
+		return nil, kerr.E(op, kerr.Corrupt, err)
+	}
+	return m, nil
+}
+
+// mapJSON returns the stored map as stored.
+func (n *Node) mapJSON(ctx context.Context) ([]byte, error) {
+	const op = "storagenode.GetMap"
+	if err := n.admit(ctx, false); err != nil {
+		return nil, err
+	}
+	b, err := n.db.ClusterMap()
+	if err != nil {
+		return nil, n.settle(kerr.E(op, err))
+	}
+	if b == nil {
+		return nil, kerr.E(op, kerr.NotExist, "no cluster map stored")
+	}
+	return b, nil
 }
 
 func (n *Node) handlePutMap(w http.ResponseWriter, r *http.Request) {
@@ -53,17 +80,48 @@ func (n *Node) handlePutMap(w http.ResponseWriter, r *http.Request) {
 		n.writeError(w, r, kerr.E(op, kerr.TooLarge, err))
 		return
 	}
+	epoch, err := n.putMapJSON(r.Context(), body)
+	if err != nil {
+		n.writeError(w, r, err)
+		return
+	}
+	n.writeJSON(w, r, struct {
+		Epoch uint64 `json:"epoch"`
+	}{epoch})
+}
+
+// PutMap offers m to the node, which keeps it only if its epoch is higher
+// than that of the map it has (see the comment at the top of this file).
+// Errors are those of client.Client.PutMap. Never fenced.
+func (n *Node) PutMap(ctx context.Context, m *placement.Map) error {
+	const op = "storagenode.PutMap"
+	// Through the same JSON as a Client sends, so that the stored
+	// canonical bytes, which "same content" compares, are the same
+	// whichever way the map came.
+	raw, err := json.Marshal(m.WithDefaults())
+	if err != nil {
+		return kerr.E(op, kerr.Invalid, err)
+	}
+	_, err = n.putMapJSON(ctx, raw)
+	return err
+}
+
+// putMapJSON stores the map encoded in body, as PutMap, and returns its
+// epoch.
+func (n *Node) putMapJSON(ctx context.Context, body []byte) (uint64, error) {
+	const op = "storagenode.PutMap"
+	if err := n.admit(ctx, false); err != nil {
+		return 0, err
+	}
 	m, err := placement.Parse(body)
 	if err != nil {
-		n.writeError(w, r, kerr.E(op, kerr.Invalid, err))
-		return
+		return 0, kerr.E(op, kerr.Invalid, err)
 	}
 	// Stored in one canonical encoding, so that "same content" is a byte
 	// comparison whatever formatting the sender used.
 	canon, err := json.Marshal(m)
 	if err != nil {
-		n.writeError(w, r, kerr.E(op, kerr.Internal, err))
-		return
+		return 0, kerr.E(op, kerr.Internal, err)
 	}
 	var prev uint64
 	err = n.db.SwapClusterMap(func(cur []byte) ([]byte, error) {
@@ -82,16 +140,13 @@ func (n *Node) handlePutMap(w http.ResponseWriter, r *http.Request) {
 		return nil, kerr.E(op, kerr.Conflict, fmt.Errorf("node has map epoch %d, newer than %d", prev, m.Epoch))
 	})
 	if err != nil {
-		n.writeError(w, r, err)
-		return
+		return 0, n.settle(err)
 	}
 	n.raiseEpoch(m.Epoch)
 	if m.Epoch != prev {
 		n.log.Info("stored cluster map", "epoch", m.Epoch, "previous", prev)
 	}
-	n.writeJSON(w, r, struct {
-		Epoch uint64 `json:"epoch"`
-	}{m.Epoch})
+	return m.Epoch, nil
 }
 
 // mapEpoch returns the epoch of the stored cluster map, 0 if none. Every

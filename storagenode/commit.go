@@ -1,6 +1,7 @@
 package storagenode
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -23,12 +24,24 @@ func (n *Node) handleCommit(w http.ResponseWriter, r *http.Request) {
 		n.writeError(w, r, err)
 		return
 	}
-	rec, err := n.commit(m)
+	rec, err := n.Commit(r.Context(), m)
 	if err != nil {
 		n.writeError(w, r, err)
 		return
 	}
 	n.writeJSON(w, r, rec)
+}
+
+// Commit makes m's version the key's committed version and returns the
+// key's committed record; see commit for what it does and
+// client.Client.Commit for its contract, errors included. The call is
+// fenced (see admit).
+func (n *Node) Commit(ctx context.Context, m client.ObjectMeta) (client.Record, error) {
+	if err := n.admit(ctx, true); err != nil {
+		return client.Record{}, err
+	}
+	rec, err := n.commit(m)
+	return rec, n.settle(err)
 }
 
 // commit makes m's version the key's committed version and returns the
@@ -302,11 +315,21 @@ func (n *Node) dropStaged(staged []meta.Staged, cur *client.Record) error {
 
 func (n *Node) handleAbort(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	if err := n.abort(q.Get("bucket"), q.Get("key"), q.Get("version")); err != nil {
+	if err := n.Abort(r.Context(), q.Get("bucket"), q.Get("key"), q.Get("version")); err != nil {
 		n.writeError(w, r, err)
 		return
 	}
 	n.writeJSON(w, r, struct{}{})
+}
+
+// Abort drops every staged shard of a version. Aborting what is not
+// staged (or already committed) succeeds and changes nothing. The call is
+// fenced (see admit).
+func (n *Node) Abort(ctx context.Context, bucket, key, version string) error {
+	if err := n.admit(ctx, true); err != nil {
+		return err
+	}
+	return n.settle(n.abort(bucket, key, version))
 }
 
 // abort drops every staged shard of a version.

@@ -1,6 +1,7 @@
 package storagenode
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"slices"
@@ -19,12 +20,24 @@ func (n *Node) handleDropShard(w http.ResponseWriter, r *http.Request) {
 		n.writeError(w, r, kerr.E(op, kerr.Invalid, fmt.Errorf("parameter shard: %w", err)))
 		return
 	}
-	dropped, err := n.dropShard(q.Get("bucket"), q.Get("key"), q.Get("version"), shard)
+	dropped, err := n.DropShard(r.Context(), q.Get("bucket"), q.Get("key"), q.Get("version"), shard)
 	if err != nil {
 		n.writeError(w, r, err)
 		return
 	}
 	n.writeJSON(w, r, client.DropResult{Dropped: dropped})
+}
+
+// DropShard removes the node's copy of a version that now lives elsewhere,
+// if it is still version holding shard index shard (-1: a version without
+// a shard of its own), and reports whether it dropped anything; see
+// dropShard and client.Client.DropShard. The call is fenced (see admit).
+func (n *Node) DropShard(ctx context.Context, bucket, key, version string, shard int) (bool, error) {
+	if err := n.admit(ctx, true); err != nil {
+		return false, err
+	}
+	dropped, err := n.dropShard(bucket, key, version, shard)
+	return dropped, n.settle(err)
 }
 
 // dropShard removes the node's copy of a version that now lives elsewhere:

@@ -94,20 +94,32 @@ var kindStatus = map[kerr.Kind]int{
 	kerr.TooLarge:     http.StatusInsufficientStorage,
 }
 
-// writeError answers with err's status and a JSON ErrorBody, naming the
-// client sentinel in err's chain, if any, so that the caller's errors.Is
-// finds it. Failures that are the node's own (5xx) are logged; the
-// caller's (4xx) are not.
-func (n *Node) writeError(w http.ResponseWriter, r *http.Request, err error) {
-	// A call that was under way when an fsync failed gets the failure,
-	// whatever error it ran into.
+// settle gives the error of a call the form every caller gets, over HTTP
+// or in process: once an fsync has failed, the node's failure, whatever
+// error the call ran into; a full disk is kerr.TooLarge, whatever kind the
+// code that met it gave it.
+func (n *Node) settle(err error) error {
+	if err == nil {
+		return nil
+	}
 	if ferr := n.failure(); ferr != nil {
-		err = ferr
+		return ferr
 	}
+	if diskFull(err) && !kerr.Is(kerr.TooLarge, err) {
+		return kerr.E("storagenode", kerr.TooLarge, err)
+	}
+	return err
+}
+
+// writeError is the one way a handler answers with an error: err's status
+// (kindStatus) and a JSON ErrorBody naming the client sentinel in err's
+// chain, if any, so that the caller's errors.Is finds it, the newer
+// version of a conflict, and the node's map on a stale-map refusal.
+// Failures that are the node's own (5xx) are logged; the caller's (4xx)
+// are not.
+func (n *Node) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	err = n.settle(err)
 	kind := kerr.KindOf(err)
-	if diskFull(err) {
-		kind = kerr.TooLarge
-	}
 	status, ok := kindStatus[kind]
 	if !ok {
 		kind, status = kerr.Internal, http.StatusInternalServerError
@@ -118,11 +130,11 @@ func (n *Node) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	case status >= 500:
 		n.log.Warn("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
 	}
-	n.writeErrorBody(w, r, status, client.ErrorBody{Kind: kind.String(), Message: err.Error(), Sentinel: client.SentinelName(err), Newer: client.Newer(err)})
-}
-
-// writeErrorBody answers with status and body.
-func (n *Node) writeErrorBody(w http.ResponseWriter, r *http.Request, status int, body client.ErrorBody) {
+	body := client.ErrorBody{Kind: kind.String(), Message: err.Error(), Sentinel: client.SentinelName(err), Newer: client.Newer(err)}
+	var stale *staleMap
+	if errors.As(err, &stale) {
+		body.Message, body.Map = stale.msg, stale.raw
+	}
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(status)

@@ -1,6 +1,7 @@
 package storagenode
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -33,19 +34,20 @@ func (n *Node) handleShard(w http.ResponseWriter, r *http.Request) {
 		n.writeError(w, r, err)
 		return
 	}
-	f, start, count, err := n.openShard(q.Get("bucket"), q.Get("key"), q.Get("version"), int(shard), off, length)
+	sr, err := n.readShard(r.Context(), q.Get("bucket"), q.Get("key"), q.Get("version"), int(shard), off, length)
 	if err != nil {
 		n.writeError(w, r, err)
 		return
 	}
-	defer f.Close()
+	defer sr.Close()
 	w.Header().Set("Content-Type", "application/octet-stream")
-	w.Header().Set("Content-Length", strconv.FormatInt(count, 10))
+	w.Header().Set("Content-Length", strconv.FormatInt(sr.count, 10))
 	// A limited *os.File (rather than an io.SectionReader) lets the
 	// server hand the copy of a shard file, or of a range of a pack
 	// file, to sendfile: the bytes never enter user space.
-	var src io.ReadSeeker = f
-	if fr, ok := f.(interface{ File() (*os.File, int64) }); ok {
+	var src io.ReadSeeker = sr.f
+	start := sr.start
+	if fr, ok := sr.f.(interface{ File() (*os.File, int64) }); ok {
 		file, base := fr.File()
 		src, start = file, base+start
 	}
@@ -53,11 +55,61 @@ func (n *Node) handleShard(w http.ResponseWriter, r *http.Request) {
 		n.log.Warn("seeking shard", "err", err)
 		return
 	}
-	if _, err := io.Copy(w, io.LimitReader(src, count)); err != nil {
+	if _, err := io.Copy(w, io.LimitReader(src, sr.count)); err != nil {
 		// The status is sent; a short body is all the client can be told.
 		n.log.Debug("sending shard", "err", err)
 	}
 }
+
+// ReadShard returns framed bytes [off, off+length) of the node's shard
+// index shard of version (length -1: to the end), as they lie, not
+// verified: see openShard for which shard is served and
+// client.Client.ReadShard for the contract, errors included. The caller
+// closes the stream; read errors in it are kerr.Transient. Shard reads
+// are never fenced.
+func (n *Node) ReadShard(ctx context.Context, bucket, key, version string, shard int, off, length int64) (io.ReadCloser, error) {
+	sr, err := n.readShard(ctx, bucket, key, version, shard, off, length)
+	if err != nil {
+		return nil, err
+	}
+	return sr, nil
+}
+
+// readShard is ReadShard, returning the open shard.
+func (n *Node) readShard(ctx context.Context, bucket, key, version string, shard int, off, length int64) (*shardReader, error) {
+	if err := n.admit(ctx, false); err != nil {
+		return nil, err
+	}
+	f, start, count, err := n.openShard(bucket, key, version, shard, off, length)
+	if err != nil {
+		return nil, n.settle(err)
+	}
+	return &shardReader{f: f, start: start, count: count}, nil
+}
+
+// shardReader reads count bytes of f from start.
+type shardReader struct {
+	f            io.ReadSeekCloser
+	start, count int64
+	r            io.Reader // nil until the first Read
+}
+
+func (s *shardReader) Read(p []byte) (int, error) {
+	const op = "storagenode.ReadShard"
+	if s.r == nil {
+		if _, err := s.f.Seek(s.start, io.SeekStart); err != nil {
+			return 0, kerr.E(op, kerr.Transient, err)
+		}
+		s.r = io.LimitReader(s.f, s.count)
+	}
+	k, err := s.r.Read(p)
+	if err != nil && err != io.EOF {
+		err = kerr.E(op, kerr.Transient, err)
+	}
+	return k, err
+}
+
+func (s *shardReader) Close() error { return s.f.Close() }
 
 // openShard opens the node's shard of an exact version (see readableShard),
 // on disk or inline, and clamps [off, off+length) (length -1: to the end)
@@ -151,15 +203,36 @@ func (n *Node) handleStat(w http.ResponseWriter, r *http.Request) {
 		n.writeError(w, r, err)
 		return
 	}
-	ks, err := n.stat(q.Get("bucket"), q.Get("key"))
+	ks, err := n.StatData(r.Context(), q.Get("bucket"), q.Get("key"), max, q.Get("parity") == "1")
 	if err != nil {
 		n.writeError(w, r, err)
 		return
 	}
-	if max > 0 && ks.Committed != nil {
-		ks.Data = n.smallShard(*ks.Committed, max, q.Get("parity") == "1")
-	}
 	n.writeJSON(w, r, ks)
+}
+
+// Stat returns what the node knows about a key (see stat). A key the node
+// has never seen gives an empty KeyState and a nil error. The call is
+// fenced (see admit).
+func (n *Node) Stat(ctx context.Context, bucket, key string) (client.KeyState, error) {
+	return n.StatData(ctx, bucket, key, 0, false)
+}
+
+// StatData is Stat that also returns, in KeyState.Data, the node's
+// committed shard of the key if it is a data shard (or, with parity, any
+// shard) of at most max bytes (see smallShard); max <= 0 asks for none.
+func (n *Node) StatData(ctx context.Context, bucket, key string, max int64, parity bool) (client.KeyState, error) {
+	if err := n.admit(ctx, true); err != nil {
+		return client.KeyState{}, err
+	}
+	ks, err := n.stat(bucket, key)
+	if err != nil {
+		return client.KeyState{}, n.settle(err)
+	}
+	if max > 0 && ks.Committed != nil {
+		ks.Data = n.smallShard(*ks.Committed, max, parity)
+	}
+	return ks, nil
 }
 
 // smallShard returns the whole shard stream of rec if rec holds a data
@@ -256,15 +329,29 @@ func (n *Node) handleList(w http.ResponseWriter, r *http.Request) {
 		n.writeError(w, r, err)
 		return
 	}
-	bucket := q.Get("bucket")
-	if err := client.CheckBucket(bucket); err != nil {
-		n.writeError(w, r, kerr.E(op, err))
-		return
-	}
-	recs, truncated, err := n.db.List(bucket, q.Get("prefix"), q.Get("after"), client.ListLimit(int(limit)))
+	page, err := n.List(r.Context(), q.Get("bucket"), q.Get("prefix"), q.Get("after"), int(limit))
 	if err != nil {
-		n.writeError(w, r, kerr.E(op, err))
+		n.writeError(w, r, err)
 		return
 	}
-	n.writeJSON(w, r, client.ListPage{Records: recs, Truncated: truncated})
+	n.writeJSON(w, r, page)
+}
+
+// List returns up to limit committed records of bucket (<= 0 means
+// client.DefaultListLen, capped at client.MaxListLen), one per key, its
+// newest, delete markers included, for keys having prefix and greater
+// than after, in key order. The call is fenced (see admit).
+func (n *Node) List(ctx context.Context, bucket, prefix, after string, limit int) (client.ListPage, error) {
+	const op = "storagenode.List"
+	if err := n.admit(ctx, true); err != nil {
+		return client.ListPage{}, err
+	}
+	if err := client.CheckBucket(bucket); err != nil {
+		return client.ListPage{}, kerr.E(op, err)
+	}
+	recs, truncated, err := n.db.List(bucket, prefix, after, client.ListLimit(limit))
+	if err != nil {
+		return client.ListPage{}, n.settle(kerr.E(op, err))
+	}
+	return client.ListPage{Records: recs, Truncated: truncated}, nil
 }

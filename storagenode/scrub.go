@@ -184,12 +184,25 @@ func (n *Node) scrubPass(ctx context.Context, th *throttle.T) error {
 }
 
 func (n *Node) handleScrubStatus(w http.ResponseWriter, r *http.Request) {
+	st, err := n.ScrubStatus(r.Context())
+	if err != nil {
+		n.writeError(w, r, err)
+		return
+	}
+	n.writeJSON(w, r, st)
+}
+
+// ScrubStatus returns the state of the node's background verifier and
+// some of the shards it holds in quarantine. Never fenced.
+func (n *Node) ScrubStatus(ctx context.Context) (client.ScrubStatus, error) {
 	const op = "storagenode.ScrubStatus"
+	if err := n.admit(ctx, false); err != nil {
+		return client.ScrubStatus{}, err
+	}
 	st := n.scrub.snapshot()
 	qs, total, err := n.db.QuarantinedShards(statusShardList)
 	if err != nil {
-		n.writeError(w, r, kerr.E(op, err))
-		return
+		return client.ScrubStatus{}, n.settle(kerr.E(op, err))
 	}
 	st.Quarantined = total
 	st.QuarantinedShards = make([]client.QuarantinedShard, len(qs))
@@ -198,5 +211,5 @@ func (n *Node) handleScrubStatus(w http.ResponseWriter, r *http.Request) {
 			Bucket: q.Bucket, Key: q.Key, Version: q.Version, Shard: q.Shard, Reason: q.Reason, Time: q.Time,
 		}
 	}
-	n.writeJSON(w, r, st)
+	return st, nil
 }
