@@ -2,24 +2,10 @@ package storagenode
 
 import (
 	"context"
-	"net/http"
 
 	"github.com/kintsugi-store/kintsugi/internal/kerr"
 	"github.com/kintsugi-store/kintsugi/storagenode/client"
 )
-
-func (n *Node) handlePutBucket(w http.ResponseWriter, r *http.Request) {
-	var b client.BucketRecord
-	if err := readJSON(w, r, "storagenode.PutBucket", &b); err != nil {
-		n.writeError(w, r, err)
-		return
-	}
-	if err := n.PutBucket(r.Context(), b); err != nil {
-		n.writeError(w, r, err)
-		return
-	}
-	n.writeJSON(w, r, struct{}{})
-}
 
 // PutBucket stores b if its Version is newer than the node's record of
 // that bucket; an equal one is a no-op success, an older one kerr.Conflict
@@ -52,15 +38,6 @@ func (n *Node) PutBucket(ctx context.Context, b client.BucketRecord) error {
 	return nil
 }
 
-func (n *Node) handleGetBucket(w http.ResponseWriter, r *http.Request) {
-	b, err := n.GetBucket(r.Context(), r.URL.Query().Get("name"))
-	if err != nil {
-		n.writeError(w, r, err)
-		return
-	}
-	n.writeJSON(w, r, b)
-}
-
 // GetBucket returns the node's record of bucket name, tombstone or not. A
 // bucket the node has never seen is kerr.NotExist. The call is fenced
 // (see admit).
@@ -79,15 +56,6 @@ func (n *Node) GetBucket(ctx context.Context, name string) (client.BucketRecord,
 	return b, nil
 }
 
-func (n *Node) handleListBuckets(w http.ResponseWriter, r *http.Request) {
-	bs, err := n.ListBuckets(r.Context())
-	if err != nil {
-		n.writeError(w, r, err)
-		return
-	}
-	n.writeJSON(w, r, bs)
-}
-
 // ListBuckets returns every bucket record on the node, tombstones
 // included, sorted by name. The call is fenced (see admit).
 func (n *Node) ListBuckets(ctx context.Context) ([]client.BucketRecord, error) {
@@ -99,19 +67,6 @@ func (n *Node) ListBuckets(ctx context.Context) ([]client.BucketRecord, error) {
 		return nil, n.settle(kerr.E("storagenode.ListBuckets", err))
 	}
 	return bs, nil
-}
-
-func (n *Node) handleAddHints(w http.ResponseWriter, r *http.Request) {
-	var hs []client.Hint
-	if err := readJSON(w, r, "storagenode.AddHints", &hs); err != nil {
-		n.writeError(w, r, err)
-		return
-	}
-	if err := n.AddHints(r.Context(), hs); err != nil {
-		n.writeError(w, r, err)
-		return
-	}
-	n.writeJSON(w, r, struct{}{})
 }
 
 // AddHints records repair hints for the scrubber; adding a hint again
@@ -131,20 +86,6 @@ func (n *Node) AddHints(ctx context.Context, hints []client.Hint) error {
 	return nil
 }
 
-func (n *Node) handleListHints(w http.ResponseWriter, r *http.Request) {
-	limit, err := intParam(r.URL.Query(), "storagenode.ListHints", "limit", 0)
-	if err != nil {
-		n.writeError(w, r, err)
-		return
-	}
-	hs, err := n.ListHints(r.Context(), int(limit))
-	if err != nil {
-		n.writeError(w, r, err)
-		return
-	}
-	n.writeJSON(w, r, hs)
-}
-
 // ListHints returns up to limit of the node's hints (<= 0 means
 // client.DefaultListLen, capped at client.MaxListLen), in no particular
 // order. The call is fenced (see admit).
@@ -157,19 +98,6 @@ func (n *Node) ListHints(ctx context.Context, limit int) ([]client.Hint, error) 
 		return nil, n.settle(kerr.E("storagenode.ListHints", err))
 	}
 	return hs, nil
-}
-
-func (n *Node) handleDeleteHints(w http.ResponseWriter, r *http.Request) {
-	var hs []client.Hint
-	if err := readJSON(w, r, "storagenode.DeleteHints", &hs); err != nil {
-		n.writeError(w, r, err)
-		return
-	}
-	if err := n.DeleteHints(r.Context(), hs); err != nil {
-		n.writeError(w, r, err)
-		return
-	}
-	n.writeJSON(w, r, struct{}{})
 }
 
 // DeleteHints removes the hints with the same identity as hints; unknown
@@ -186,15 +114,6 @@ func (n *Node) DeleteHints(ctx context.Context, hints []client.Hint) error {
 		return n.settle(kerr.E(op, err))
 	}
 	return nil
-}
-
-func (n *Node) handleHealth(w http.ResponseWriter, r *http.Request) {
-	h, err := n.Health(r.Context())
-	if err != nil {
-		n.writeError(w, r, err)
-		return
-	}
-	n.writeJSON(w, r, h)
 }
 
 // Health returns the node's identity, map epoch, object count and disk

@@ -4,14 +4,11 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"io"
-	"net/http"
 
 	"github.com/segmentio/encoding/json"
 
 	"github.com/kintsugi-store/kintsugi/internal/kerr"
 	"github.com/kintsugi-store/kintsugi/placement"
-	"github.com/kintsugi-store/kintsugi/storagenode/client"
 )
 
 // The node keeps the newest cluster map it was given in its index, so that
@@ -25,22 +22,6 @@ import (
 // epoch with the same content is accepted again (pushes are retried); the
 // same epoch with different content, or a lower epoch, is refused with
 // 409 Conflict.
-
-// mapRoutes registers GET and PUT /v1/map.
-func (n *Node) mapRoutes(mux *http.ServeMux) {
-	mux.HandleFunc("GET /v1/map", n.handleGetMap)
-	mux.HandleFunc("PUT /v1/map", n.handlePutMap)
-}
-
-func (n *Node) handleGetMap(w http.ResponseWriter, r *http.Request) {
-	raw, err := n.mapJSON(r.Context())
-	if err != nil {
-		n.writeError(w, r, err)
-		return
-	}
-	w.Header().Set("Content-Type", "application/json")
-	w.Write(raw)
-}
 
 // GetMap returns the newest cluster map the node was given, parsed and
 // validated; kerr.NotExist if it has none. Never fenced.
@@ -71,23 +52,6 @@ func (n *Node) mapJSON(ctx context.Context) ([]byte, error) {
 		return nil, kerr.E(op, kerr.NotExist, "no cluster map stored")
 	}
 	return b, nil
-}
-
-func (n *Node) handlePutMap(w http.ResponseWriter, r *http.Request) {
-	const op = "storagenode.PutMap"
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, client.MaxSignedBody))
-	if err != nil {
-		n.writeError(w, r, kerr.E(op, kerr.TooLarge, err))
-		return
-	}
-	epoch, err := n.putMapJSON(r.Context(), body)
-	if err != nil {
-		n.writeError(w, r, err)
-		return
-	}
-	n.writeJSON(w, r, struct {
-		Epoch uint64 `json:"epoch"`
-	}{epoch})
 }
 
 // PutMap offers m to the node, which keeps it only if its epoch is higher

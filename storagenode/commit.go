@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -16,21 +15,6 @@ import (
 	"github.com/kintsugi-store/kintsugi/storagenode/client"
 	"github.com/kintsugi-store/kintsugi/storagenode/internal/meta"
 )
-
-func (n *Node) handleCommit(w http.ResponseWriter, r *http.Request) {
-	const op = "storagenode.Commit"
-	var m client.ObjectMeta
-	if err := readJSON(w, r, op, &m); err != nil {
-		n.writeError(w, r, err)
-		return
-	}
-	rec, err := n.Commit(r.Context(), m)
-	if err != nil {
-		n.writeError(w, r, err)
-		return
-	}
-	n.writeJSON(w, r, rec)
-}
 
 // Commit makes m's version the key's committed version and returns the
 // key's committed record; see commit for what it does and
@@ -311,15 +295,6 @@ func (n *Node) dropStaged(staged []meta.Staged, cur *client.Record) error {
 		}
 	}
 	return nil
-}
-
-func (n *Node) handleAbort(w http.ResponseWriter, r *http.Request) {
-	q := r.URL.Query()
-	if err := n.Abort(r.Context(), q.Get("bucket"), q.Get("key"), q.Get("version")); err != nil {
-		n.writeError(w, r, err)
-		return
-	}
-	n.writeJSON(w, r, struct{}{})
 }
 
 // Abort drops every staged shard of a version. Aborting what is not

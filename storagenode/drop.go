@@ -2,31 +2,12 @@ package storagenode
 
 import (
 	"context"
-	"fmt"
-	"net/http"
 	"slices"
-	"strconv"
 
 	"github.com/kintsugi-store/kintsugi/internal/kerr"
 	"github.com/kintsugi-store/kintsugi/storagenode/client"
 	"github.com/kintsugi-store/kintsugi/storagenode/internal/meta"
 )
-
-func (n *Node) handleDropShard(w http.ResponseWriter, r *http.Request) {
-	const op = "storagenode.DropShard"
-	q := r.URL.Query()
-	shard, err := strconv.Atoi(q.Get("shard"))
-	if err != nil {
-		n.writeError(w, r, kerr.E(op, kerr.Invalid, fmt.Errorf("parameter shard: %w", err)))
-		return
-	}
-	dropped, err := n.DropShard(r.Context(), q.Get("bucket"), q.Get("key"), q.Get("version"), shard)
-	if err != nil {
-		n.writeError(w, r, err)
-		return
-	}
-	n.writeJSON(w, r, client.DropResult{Dropped: dropped})
-}
 
 // DropShard removes the node's copy of a version that now lives elsewhere,
 // if it is still version holding shard index shard (-1: a version without

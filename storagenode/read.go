@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"net/http"
-	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -15,51 +13,6 @@ import (
 	"github.com/kintsugi-store/kintsugi/internal/kerr"
 	"github.com/kintsugi-store/kintsugi/storagenode/client"
 )
-
-func (n *Node) handleShard(w http.ResponseWriter, r *http.Request) {
-	const op = "storagenode.ReadShard"
-	q := r.URL.Query()
-	off, err := intParam(q, op, "off", 0)
-	if err != nil {
-		n.writeError(w, r, err)
-		return
-	}
-	length, err := intParam(q, op, "len", -1)
-	if err != nil {
-		n.writeError(w, r, err)
-		return
-	}
-	shard, err := intParam(q, op, "shard", -1)
-	if err != nil {
-		n.writeError(w, r, err)
-		return
-	}
-	sr, err := n.readShard(r.Context(), q.Get("bucket"), q.Get("key"), q.Get("version"), int(shard), off, length)
-	if err != nil {
-		n.writeError(w, r, err)
-		return
-	}
-	defer sr.Close()
-	w.Header().Set("Content-Type", "application/octet-stream")
-	w.Header().Set("Content-Length", strconv.FormatInt(sr.count, 10))
-	// A limited *os.File (rather than an io.SectionReader) lets the
-	// server hand the copy of a shard file, or of a range of a pack
-	// file, to sendfile: the bytes never enter user space.
-	var src io.ReadSeeker = sr.f
-	start := sr.start
-	if fr, ok := sr.f.(interface{ File() (*os.File, int64) }); ok {
-		file, base := fr.File()
-		src, start = file, base+start
-	}
-	if _, err := src.Seek(start, io.SeekStart); err != nil {
-		n.log.Warn("seeking shard", "err", err)
-		return
-	}
-	if _, err := io.Copy(w, io.LimitReader(src, sr.count)); err != nil {
-		// The status is sent; a short body is all the client can be told.
-		n.log.Debug("sending shard", "err", err)
-	}
-}
 
 // ReadShard returns framed bytes [off, off+length) of the node's shard
 // index shard of version (length -1: to the end), as they lie, not
@@ -195,22 +148,6 @@ func (n *Node) readableShard(bucket, key, version string) (int, error) {
 	return 0, kerr.E(op, kerr.NotExist, fmt.Errorf("committed version is %s, not %s", rec.Version, version))
 }
 
-func (n *Node) handleStat(w http.ResponseWriter, r *http.Request) {
-	const op = "storagenode.Stat"
-	q := r.URL.Query()
-	max, err := intParam(q, op, "max", 0)
-	if err != nil {
-		n.writeError(w, r, err)
-		return
-	}
-	ks, err := n.StatData(r.Context(), q.Get("bucket"), q.Get("key"), max, q.Get("parity") == "1")
-	if err != nil {
-		n.writeError(w, r, err)
-		return
-	}
-	n.writeJSON(w, r, ks)
-}
-
 // Stat returns what the node knows about a key (see stat). A key the node
 // has never seen gives an empty KeyState and a nil error. The call is
 // fenced (see admit).
@@ -319,22 +256,6 @@ func (n *Node) stat(bucket, key string) (client.KeyState, error) {
 		return a.Shard - b.Shard
 	})
 	return ks, nil
-}
-
-func (n *Node) handleList(w http.ResponseWriter, r *http.Request) {
-	const op = "storagenode.List"
-	q := r.URL.Query()
-	limit, err := intParam(q, op, "limit", 0)
-	if err != nil {
-		n.writeError(w, r, err)
-		return
-	}
-	page, err := n.List(r.Context(), q.Get("bucket"), q.Get("prefix"), q.Get("after"), int(limit))
-	if err != nil {
-		n.writeError(w, r, err)
-		return
-	}
-	n.writeJSON(w, r, page)
 }
 
 // List returns up to limit committed records of bucket (<= 0 means

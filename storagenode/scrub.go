@@ -2,7 +2,6 @@ package storagenode
 
 import (
 	"context"
-	"net/http"
 	"sync"
 	"time"
 
@@ -181,15 +180,6 @@ func (n *Node) scrubPass(ctx context.Context, th *throttle.T) error {
 		n.log.Warn("verifier: sweeping quarantine", "err", err)
 	}
 	return nil
-}
-
-func (n *Node) handleScrubStatus(w http.ResponseWriter, r *http.Request) {
-	st, err := n.ScrubStatus(r.Context())
-	if err != nil {
-		n.writeError(w, r, err)
-		return
-	}
-	n.writeJSON(w, r, st)
 }
 
 // ScrubStatus returns the state of the node's background verifier and

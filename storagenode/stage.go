@@ -22,28 +22,6 @@ import (
 // connection. Past it the connection is simply closed.
 const maxDrain = 32 << 20
 
-func (n *Node) handleStage(w http.ResponseWriter, r *http.Request) {
-	const op = "storagenode.Stage"
-	q := r.URL.Query()
-	shard, err := intParam(q, op, "shard", -1)
-	if err != nil {
-		n.writeError(w, r, err)
-		return
-	}
-	block, err := intParam(q, op, "block", 0)
-	if err != nil {
-		n.writeError(w, r, err)
-		return
-	}
-	ref, err := n.Stage(r.Context(), q.Get("bucket"), q.Get("key"), q.Get("version"), int(shard), int(block), r.Body)
-	if err != nil {
-		io.Copy(io.Discard, io.LimitReader(r.Body, maxDrain))
-		n.writeError(w, r, err)
-		return
-	}
-	n.writeJSON(w, r, ref)
-}
-
 // Stage writes one framed shard stream (codec frames of block size
 // blockSize), read from body to its end, as a staged, invisible shard of
 // version, and answers with its root digest and the newest version the

@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -34,20 +33,6 @@ func quarantineFile(bucket, key, version string, shard int) string {
 	var nonce [8]byte
 	rand.Read(nonce[:])
 	return filepath.Join(fanout(quarantineDir, base), base+"."+hex.EncodeToString(nonce[:]))
-}
-
-func (n *Node) handleVerify(w http.ResponseWriter, r *http.Request) {
-	var req client.VerifyRequest
-	if err := readJSON(w, r, "storagenode.Verify", &req); err != nil {
-		n.writeError(w, r, err)
-		return
-	}
-	out, err := n.Verify(r.Context(), req.Shards)
-	if err != nil {
-		n.writeError(w, r, err)
-		return
-	}
-	n.writeJSON(w, r, out)
 }
 
 // Verify re-hashes, now, the shard the node holds of each ref (see verify)
@@ -318,18 +303,6 @@ func (n *Node) repair(cur *client.Record, staged []meta.Staged) (bool, error) {
 	return true, nil
 }
 
-func (n *Node) handleDropMarker(w http.ResponseWriter, r *http.Request) {
-	q := r.URL.Query()
-	dropped, err := n.DropMarker(r.Context(), q.Get("bucket"), q.Get("key"), q.Get("version"))
-	if err != nil {
-		n.writeError(w, r, err)
-		return
-	}
-	n.writeJSON(w, r, struct {
-		Dropped bool `json:"dropped"`
-	}{dropped})
-}
-
 // DropMarker removes the node's committed record of bucket/key if, and
 // only if, it is still the delete marker of version (compare and delete),
 // and reports whether it did (see client.Client.DropMarker). The call is
@@ -352,20 +325,6 @@ func (n *Node) DropMarker(ctx context.Context, bucket, key, version string) (boo
 		n.log.Info("dropped delete marker", "bucket", bucket, "key", key, "version", version)
 	}
 	return dropped, nil
-}
-
-func (n *Node) handleListStaged(w http.ResponseWriter, r *http.Request) {
-	limit, err := intParam(r.URL.Query(), "storagenode.ListStaged", "limit", 0)
-	if err != nil {
-		n.writeError(w, r, err)
-		return
-	}
-	out, err := n.ListStaged(r.Context(), int(limit))
-	if err != nil {
-		n.writeError(w, r, err)
-		return
-	}
-	n.writeJSON(w, r, out)
 }
 
 // ListStaged returns up to limit of the node's staged shards (<= 0 means
