@@ -156,3 +156,21 @@ func BenchmarkInlineThreshold(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkCopyFrames16M and BenchmarkCopyFramesTrusted16M measure what a
+// stage spends on its frames alone, without the disk: the cost
+// LocalOptions.TrustFrames saves.
+func BenchmarkCopyFrames16M(b *testing.B)        { benchmarkCopyFrames(b, false) }
+func BenchmarkCopyFramesTrusted16M(b *testing.B) { benchmarkCopyFrames(b, true) }
+
+func benchmarkCopyFrames(b *testing.B, trust bool) {
+	shard := benchShard(b, 16<<20)
+	blocks := newFreeList(1)
+	b.SetBytes(int64(len(shard)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, _, err := copyFrames(nil, blocks, bytes.NewReader(shard), codec.DefaultBlockSize, trust); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
