@@ -27,6 +27,10 @@ import (
 // A Local checks every shard frame a remote node checks unless its
 // LocalOptions say otherwise. It is safe for concurrent use. It does not
 // own the Node: closing the Node is its opener's business.
+// Local answers to the same small interfaces as the HTTP client, so callers
+// (and the breaker layer) cannot tell an in-process node from a remote one.
+var _ client.Node = (*Local)(nil)
+
 type Local struct {
 	n    *Node
 	opts LocalOptions
