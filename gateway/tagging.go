@@ -54,11 +54,7 @@ type taggingIn struct {
 
 // parseTagging reads a Tagging document and checks it against S3's rules
 // for a set of at most max tags.
-func parseTagging(p *sigv4.Result, max int) ([]tag, error) {
-	body, err := readSmall(p, maxConfigBody)
-	if err != nil {
-		return nil, err
-	}
+func parseTagging(body []byte, max int) ([]tag, error) {
 	var in taggingIn
 	if err := xml.Unmarshal(body, &in); err != nil || in.TagSet == nil {
 		return nil, s3Error("MalformedXML", "")
@@ -74,6 +70,15 @@ func parseTagging(p *sigv4.Result, max int) ([]tag, error) {
 		return nil, err
 	}
 	return tags, nil
+}
+
+// readTagging reads the Tagging document of a request body.
+func readTagging(p *sigv4.Result, max int) ([]tag, error) {
+	body, err := readSmall(p, maxConfigBody)
+	if err != nil {
+		return nil, err
+	}
+	return parseTagging(body, max)
 }
 
 // checkTags applies S3's limits: at most max tags, unique keys of 1 to 128
@@ -214,7 +219,7 @@ func (g *Gateway) getObjectTagging(c *gin.Context, bucket, key string) {
 }
 
 func (g *Gateway) putObjectTagging(c *gin.Context, bucket, key string, p *sigv4.Result) {
-	tags, err := parseTagging(p, maxObjectTags)
+	tags, err := readTagging(p, maxObjectTags)
 	if err != nil {
 		g.fail(c, err)
 		return
@@ -288,7 +293,7 @@ func (g *Gateway) getBucketTagging(c *gin.Context, bucket string) {
 }
 
 func (g *Gateway) putBucketTagging(c *gin.Context, bucket string, p *sigv4.Result) {
-	tags, err := parseTagging(p, maxBucketTags)
+	tags, err := readTagging(p, maxBucketTags)
 	if err != nil {
 		g.fail(c, err)
 		return
