@@ -15,26 +15,13 @@ import (
 // The standard headers S3 stores are returned by GET and HEAD, after a
 // PUT, a multipart upload and a copy (kept by COPY, replaced by REPLACE).
 func TestSDKStoredHeaders(t *testing.T) {
-	h := newHarness(t, true, nil)
-	c := h.client()
-	b := aws.String("hdrs")
-	if _, err := c.CreateBucket(bg, &s3.CreateBucketInput{Bucket: b}); err != nil {
-		t.Fatal(err)
-	}
+	h, c, b := newBucketHarness(t, true, "hdrs")
 	expires := time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
 	type want struct{ cc, cd, ce, cl string }
 	all := want{"max-age=60", `attachment; filename="a b.txt"`, "gzip", "de-CH"}
 	check := func(key string, w want) {
 		t.Helper()
-		head, err := c.HeadObject(bg, &s3.HeadObjectInput{Bucket: b, Key: aws.String(key)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		get, err := c.GetObject(bg, &s3.GetObjectInput{Bucket: b, Key: aws.String(key)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		get.Body.Close()
+		head, get := headAndGet(t, c, b, key)
 		for _, got := range []want{
 			{aws.ToString(head.CacheControl), aws.ToString(head.ContentDisposition), aws.ToString(head.ContentEncoding), aws.ToString(head.ContentLanguage)},
 			{aws.ToString(get.CacheControl), aws.ToString(get.ContentDisposition), aws.ToString(get.ContentEncoding), aws.ToString(get.ContentLanguage)},
@@ -79,14 +66,7 @@ func TestSDKStoredHeaders(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	part, err := c.UploadPart(bg, &s3.UploadPartInput{Bucket: b, Key: aws.String("mp"), UploadId: up.UploadId, PartNumber: aws.Int32(1), Body: bytes.NewReader([]byte("part"))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := c.CompleteMultipartUpload(bg, &s3.CompleteMultipartUploadInput{Bucket: b, Key: aws.String("mp"), UploadId: up.UploadId,
-		MultipartUpload: &types.CompletedMultipartUpload{Parts: []types.CompletedPart{{PartNumber: aws.Int32(1), ETag: part.ETag}}}}); err != nil {
-		t.Fatal(err)
-	}
+	completeOnePart(t, c, b, "mp", up.UploadId)
 	check("mp", all)
 
 	if _, err := c.CopyObject(bg, &s3.CopyObjectInput{Bucket: b, Key: aws.String("copy"), CopySource: aws.String("hdrs/p")}); err != nil {

@@ -15,12 +15,7 @@ import (
 )
 
 func TestSDKBucketCors(t *testing.T) {
-	h := newHarness(t, false, nil)
-	c := h.client()
-	b := aws.String("cors")
-	if _, err := c.CreateBucket(bg, &s3.CreateBucketInput{Bucket: b}); err != nil {
-		t.Fatal(err)
-	}
+	h, c, b := newBucketHarness(t, false, "cors")
 	_, err := c.GetBucketCors(bg, &s3.GetBucketCorsInput{Bucket: b})
 	wantCode(t, "no configuration", err, "NoSuchCORSConfiguration")
 	rules := []types.CORSRule{{

@@ -28,13 +28,46 @@ func tagPairs(tags []types.Tag) []string {
 	return out
 }
 
-func TestSDKObjectTagging(t *testing.T) {
-	h := newHarness(t, false, nil)
+// newBucketHarness is a harness, its SDK client and a bucket created in it.
+func newBucketHarness(t *testing.T, tls bool, bucket string) (*harness, *s3.Client, *string) {
+	h := newHarness(t, tls, nil)
 	c := h.client()
-	b := aws.String("tags")
-	if _, err := c.CreateBucket(bg, &s3.CreateBucketInput{Bucket: b}); err != nil {
+	if _, err := c.CreateBucket(bg, &s3.CreateBucketInput{Bucket: aws.String(bucket)}); err != nil {
 		t.Fatal(err)
 	}
+	return h, c, aws.String(bucket)
+}
+
+// headAndGet answers HEAD and GET of key; the GET's body is closed.
+func headAndGet(t *testing.T, c *s3.Client, b *string, key string) (*s3.HeadObjectOutput, *s3.GetObjectOutput) {
+	t.Helper()
+	head, err := c.HeadObject(bg, &s3.HeadObjectInput{Bucket: b, Key: aws.String(key)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	get, err := c.GetObject(bg, &s3.GetObjectInput{Bucket: b, Key: aws.String(key)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	get.Body.Close()
+	return head, get
+}
+
+// completeOnePart uploads a one-part body to an upload and completes it.
+func completeOnePart(t *testing.T, c *s3.Client, b *string, key string, uploadID *string) {
+	t.Helper()
+	part, err := c.UploadPart(bg, &s3.UploadPartInput{Bucket: b, Key: aws.String(key), UploadId: uploadID, PartNumber: aws.Int32(1), Body: bytes.NewReader([]byte("part"))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.CompleteMultipartUpload(bg, &s3.CompleteMultipartUploadInput{Bucket: b, Key: aws.String(key), UploadId: uploadID,
+		MultipartUpload: &types.CompletedMultipartUpload{Parts: []types.CompletedPart{{PartNumber: aws.Int32(1), ETag: part.ETag}}}}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestSDKObjectTagging(t *testing.T) {
+	h, c, b := newBucketHarness(t, false, "tags")
 	getTags := func(key string) []string {
 		t.Helper()
 		out, err := c.GetObjectTagging(bg, &s3.GetObjectTaggingInput{Bucket: b, Key: aws.String(key)})
@@ -45,15 +78,7 @@ func TestSDKObjectTagging(t *testing.T) {
 	}
 	tagCount := func(key string) int32 {
 		t.Helper()
-		out, err := c.HeadObject(bg, &s3.HeadObjectInput{Bucket: b, Key: aws.String(key)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		get, err := c.GetObject(bg, &s3.GetObjectInput{Bucket: b, Key: aws.String(key)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		get.Body.Close()
+		out, get := headAndGet(t, c, b, key)
 		if aws.ToInt32(get.TagCount) != aws.ToInt32(out.TagCount) {
 			t.Errorf("GET tag count %d, HEAD %d", aws.ToInt32(get.TagCount), aws.ToInt32(out.TagCount))
 		}
@@ -193,14 +218,7 @@ func TestSDKObjectTagging(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	part, err := c.UploadPart(bg, &s3.UploadPartInput{Bucket: b, Key: aws.String("mp"), UploadId: up.UploadId, PartNumber: aws.Int32(1), Body: bytes.NewReader([]byte("part"))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := c.CompleteMultipartUpload(bg, &s3.CompleteMultipartUploadInput{Bucket: b, Key: aws.String("mp"), UploadId: up.UploadId,
-		MultipartUpload: &types.CompletedMultipartUpload{Parts: []types.CompletedPart{{PartNumber: aws.Int32(1), ETag: part.ETag}}}}); err != nil {
-		t.Fatal(err)
-	}
+	completeOnePart(t, c, b, "mp", up.UploadId)
 	if got := getTags("mp"); !slices.Equal(got, []string{"mp=yes"}) {
 		t.Errorf("multipart tags: %q", got)
 	}
@@ -209,12 +227,7 @@ func TestSDKObjectTagging(t *testing.T) {
 }
 
 func TestSDKBucketTagging(t *testing.T) {
-	h := newHarness(t, false, nil)
-	c := h.client()
-	b := aws.String("btags")
-	if _, err := c.CreateBucket(bg, &s3.CreateBucketInput{Bucket: b}); err != nil {
-		t.Fatal(err)
-	}
+	_, c, b := newBucketHarness(t, false, "btags")
 	_, err := c.GetBucketTagging(bg, &s3.GetBucketTaggingInput{Bucket: b})
 	wantCode(t, "no tags yet", err, "NoSuchTagSet")
 	var kv []string

@@ -5,7 +5,6 @@ import (
 	"html/template"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -49,14 +48,7 @@ func TestCORSInBrowser(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a cluster and a browser; run without -short")
 	}
-	browser, tried := findBrowser()
-	if browser == "" {
-		msg := "NO BROWSER: TestCORSInBrowser needs Chromium (apt-get install -y chromium); looked for " + tried
-		if os.Getenv("CI") == "true" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
-	}
+	browser := requireBrowser(t, "TestCORSInBrowser")
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	c := proctest.StartCluster(t, testBin, proctest.Options{})
@@ -73,22 +65,7 @@ func TestCORSInBrowser(t *testing.T) {
 	defer srv.Close()
 	origin := srv.URL
 
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(browser),
-		chromedp.Headless,
-		chromedp.NoSandbox, // tests run as root in CI containers
-		chromedp.DisableGPU,
-		chromedp.NoFirstRun,
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-	)
-	actx, cancelAlloc := chromedp.NewExecAllocator(ctx, opts...)
-	defer cancelAlloc()
-	bctx, cancelBrowser := chromedp.NewContext(actx)
-	defer cancelBrowser()
+	bctx := headlessBrowser(t, ctx, browser)
 
 	presign := s3.NewPresignClient(cl, func(o *s3.PresignOptions) { o.Expires = 10 * time.Minute })
 	upload := func(key string) string {
