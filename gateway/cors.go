@@ -41,7 +41,7 @@ var corsMethods = []string{http.MethodGet, http.MethodPut, http.MethodPost, http
 
 // parseCORS reads and checks a CORS configuration as S3 does: 1 to 100
 // rules, each with an origin and a method; methods among corsMethods;
-// at most one "*" in an origin or header pattern.
+// at most one "*" in an origin or allowed header, none in an exposed one.
 func parseCORS(body []byte) (corsConfig, error) {
 	var in corsConfigIn
 	if err := xml.Unmarshal(body, &in); err != nil || len(in.Rules) == 0 {
@@ -68,6 +68,11 @@ func parseCORS(body []byte) (corsConfig, error) {
 		for _, o := range r.AllowedOrigins {
 			if strings.Count(o, "*") > 1 {
 				return corsConfig{}, s3Error("InvalidRequest", `AllowedOrigin "`+o+`" can not have more than one wildcard.`)
+			}
+		}
+		for _, h := range r.ExposeHeaders {
+			if strings.Contains(h, "*") {
+				return corsConfig{}, s3Error("InvalidRequest", `ExposeHeader "`+h+`" contains wildcard. We currently do not support wildcard for ExposeHeader.`)
 			}
 		}
 		for _, h := range r.AllowedHeaders {

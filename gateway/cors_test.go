@@ -59,6 +59,7 @@ func TestSDKBucketCors(t *testing.T) {
 		{"method PATCH", []types.CORSRule{{AllowedOrigins: []string{"*"}, AllowedMethods: []string{"PATCH"}}}, "InvalidRequest"},
 		{"method lower-case", []types.CORSRule{{AllowedOrigins: []string{"*"}, AllowedMethods: []string{"get"}}}, "InvalidRequest"},
 		{"two wildcards in an origin", []types.CORSRule{{AllowedOrigins: []string{"https://*.*.test"}, AllowedMethods: []string{"GET"}}}, "InvalidRequest"},
+		{"wildcard exposed header", []types.CORSRule{{AllowedOrigins: []string{"*"}, AllowedMethods: []string{"GET"}, ExposeHeaders: []string{"x-*"}}}, "InvalidRequest"},
 		{"two wildcards in a header", []types.CORSRule{{AllowedOrigins: []string{"*"}, AllowedMethods: []string{"GET"}, AllowedHeaders: []string{"x-*-*"}}}, "InvalidRequest"},
 	} {
 		_, err := c.PutBucketCors(bg, &s3.PutBucketCorsInput{Bucket: aws.String("cors2"), CORSConfiguration: &types.CORSConfiguration{CORSRules: tc.rules}})

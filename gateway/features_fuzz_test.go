@@ -97,6 +97,11 @@ func FuzzParseCORS(f *testing.F) {
 					t.Fatalf("accepted method %q", m)
 				}
 			}
+			for _, h := range r.ExposeHeaders {
+				if strings.Contains(h, "*") {
+					t.Fatalf("accepted exposed header %q", h)
+				}
+			}
 			for _, p := range append(r.AllowedOrigins, r.AllowedHeaders...) {
 				if strings.Count(p, "*") > 1 {
 					t.Fatalf("accepted pattern %q", p)
