@@ -57,14 +57,7 @@ func (g *Gateway) serveS3(c *gin.Context) {
 	q := r.URL.Query()
 
 	switch r.Method {
-	case http.MethodGet, http.MethodHead, http.MethodPut, http.MethodPost, http.MethodDelete:
-	case http.MethodOptions:
-		if bucket == "" || !validBucketName(bucket) {
-			g.fail(c, s3Error("MethodNotAllowed", ""))
-			return
-		}
-		g.preflight(c, bucket)
-		return
+	case http.MethodGet, http.MethodHead, http.MethodPut, http.MethodPost, http.MethodDelete, http.MethodOptions:
 	default:
 		g.fail(c, s3Error("MethodNotAllowed", ""))
 		return
@@ -72,6 +65,15 @@ func (g *Gateway) serveS3(c *gin.Context) {
 	if headerBytes(r) > g.cfg.MaxHeaderBytes {
 		c.Header("Connection", "close")
 		g.fail(c, s3Error("RequestHeaderSectionTooLarge", ""))
+		return
+	}
+	if r.Method == http.MethodOptions {
+		// A CORS preflight: browsers send it unsigned.
+		if bucket == "" || !validBucketName(bucket) {
+			g.fail(c, s3Error("MethodNotAllowed", ""))
+			return
+		}
+		g.preflight(c, bucket)
 		return
 	}
 	defer g.guardSlowClient(c)()
