@@ -17,6 +17,9 @@ type Backend interface {
 	HeadBucket(ctx context.Context, name string) (objects.BucketInfo, error)
 	DeleteBucket(ctx context.Context, name string) error
 	ListBuckets(ctx context.Context) ([]objects.BucketInfo, error)
+	// UpdateBucket changes a bucket's configuration (tagging, CORS)
+	// through the bucket write path; see objects.Store.UpdateBucket.
+	UpdateBucket(ctx context.Context, name string, update func(*objects.BucketConfig)) error
 
 	// PutObject consumes in.Body; a Body read error must abort the write
 	// and leave nothing behind.

@@ -2,10 +2,12 @@ package gateway
 
 import (
 	"encoding/xml"
+	"errors"
 	"net/http"
 	"time"
 
 	"github.com/gin-gonic/gin"
+	"github.com/kintsugi-store/kintsugi/gateway/objects"
 	"github.com/kintsugi-store/kintsugi/gateway/sigv4"
 )
 
@@ -77,7 +79,14 @@ func (g *Gateway) createBucket(c *gin.Context, bucket string, p *sigv4.Result) {
 			return
 		}
 	}
-	if err := g.cfg.Backend.CreateBucket(c.Request.Context(), bucket); err != nil {
+	err = g.cfg.Backend.CreateBucket(c.Request.Context(), bucket)
+	// S3 answers a bucket created again by its owner with success in its
+	// original region (leaving the bucket as it is) and with
+	// BucketAlreadyOwnedByYou everywhere else.
+	if errors.Is(err, objects.ErrBucketExists) && g.cfg.Region == DefaultRegion {
+		err = nil
+	}
+	if err != nil {
 		g.fail(c, err)
 		return
 	}
@@ -171,22 +180,6 @@ func (g *Gateway) getObjectACL(c *gin.Context, bucket, key string, p *sigv4.Resu
 		return
 	}
 	writeXML(c, http.StatusOK, privateACL(p))
-}
-
-// tagging is an object's tag set. Objects have no tags (PutObjectTagging
-// is not implemented), so it is always empty; clients that copy objects
-// ask for it.
-type tagging struct {
-	XMLName xml.Name `xml:"http://s3.amazonaws.com/doc/2006-03-01/ Tagging"`
-	TagSet  struct{}
-}
-
-func (g *Gateway) getObjectTagging(c *gin.Context, bucket, key string) {
-	if _, err := g.cfg.Backend.StatObject(c.Request.Context(), bucket, key); err != nil {
-		g.fail(c, err)
-		return
-	}
-	writeXML(c, http.StatusOK, tagging{})
 }
 
 // versioningConfiguration is the answer for a bucket whose versioning was

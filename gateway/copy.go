@@ -101,17 +101,37 @@ func streamCopy(ctx context.Context, src objects.Object, off, n int64, put func(
 	return err
 }
 
+// copyDirective reads a COPY/REPLACE directive header; COPY by default.
+func copyDirective(h http.Header, name, what string) (string, error) {
+	switch d := strings.ToUpper(h.Get(name)); d {
+	case "":
+		return "COPY", nil
+	case "COPY", "REPLACE":
+		return d, nil
+	}
+	return "", s3Error("InvalidArgument", "Unknown "+what+" directive.")
+}
+
 // copyObject serves CopyObject: the source is streamed through the object
 // protocol into a new version of the destination, on the server.
 func (g *Gateway) copyObject(c *gin.Context, bucket, key, source string) {
 	r := c.Request
-	directive := strings.ToUpper(r.Header.Get("X-Amz-Metadata-Directive"))
-	if directive == "" {
-		directive = "COPY"
-	}
-	if directive != "COPY" && directive != "REPLACE" {
-		g.fail(c, s3Error("InvalidArgument", "Unknown metadata directive."))
+	directive, err := copyDirective(r.Header, "X-Amz-Metadata-Directive", "metadata")
+	if err != nil {
+		g.fail(c, err)
 		return
+	}
+	tagDirective, err := copyDirective(r.Header, "X-Amz-Tagging-Directive", "tagging")
+	if err != nil {
+		g.fail(c, err)
+		return
+	}
+	var tags string
+	if tagDirective == "REPLACE" {
+		if tags, err = headerTags(r.Header); err != nil {
+			g.fail(c, err)
+			return
+		}
 	}
 	obj, srcBucket, srcKey, err := g.openCopySource(c, source)
 	if err != nil {
@@ -127,27 +147,21 @@ func (g *Gateway) copyObject(c *gin.Context, bucket, key, source string) {
 		g.fail(c, s3Error("InvalidRequest", "The specified copy source is larger than the maximum allowable size for a copy source: "+strconv.FormatInt(g.cfg.MaxObjectSize, 10)))
 		return
 	}
-	ct, meta := info.ContentType, info.UserMeta
+	ct, meta, hdrs := info.ContentType, info.UserMeta, info.Headers
+	if tagDirective == "COPY" {
+		tags = info.Tagging
+	}
 	if directive == "REPLACE" {
 		if meta, err = userMeta(r.Header, g.cfg.MaxUserMetaBytes); err != nil {
 			g.fail(c, err)
 			return
 		}
+		hdrs = storedHeaders(r.Header)
 		if ct = r.Header.Get("Content-Type"); ct == "" {
 			ct = defaultContentType
 		}
 	}
-	// Whole-object checksums describe the copy as well; a multipart
-	// source's composite ones do not.
-	var sums map[string]string
-	for alg, v := range info.Checksums {
-		if !strings.Contains(v, "-") {
-			if sums == nil {
-				sums = make(map[string]string)
-			}
-			sums[alg] = v
-		}
-	}
+	sums := wholeChecksums(info.Checksums)
 	var out objects.ObjectInfo
 	err = streamCopy(r.Context(), obj, 0, info.Size, func(ctx context.Context, body io.Reader) error {
 		var err error
@@ -158,6 +172,8 @@ func (g *Gateway) copyObject(c *gin.Context, bucket, key, source string) {
 			Body:        body,
 			ContentType: ct,
 			UserMeta:    meta,
+			Headers:     hdrs,
+			Tagging:     tags,
 			Checksums:   func() map[string]string { return sums },
 		})
 		return err
@@ -171,6 +187,21 @@ func (g *Gateway) copyObject(c *gin.Context, bucket, key, source string) {
 		ETag:         quoteETag(out.ETag),
 		checksumXML:  toChecksumXML(out.Checksums),
 	})
+}
+
+// wholeChecksums are the checksums of a source that describe a copy of
+// it as well: whole-object ones, not a multipart source's composite ones.
+func wholeChecksums(all map[string]string) map[string]string {
+	var sums map[string]string
+	for alg, v := range all {
+		if !strings.Contains(v, "-") {
+			if sums == nil {
+				sums = make(map[string]string)
+			}
+			sums[alg] = v
+		}
+	}
+	return sums
 }
 
 // parseCopyRange parses x-amz-copy-source-range ("bytes=first-last", both

@@ -11,6 +11,13 @@
 // object body: uploads stream from the connection into the Backend and
 // downloads stream from the Backend into the connection.
 //
+// CORS preflights (OPTIONS) are answered without authentication, as S3
+// does, from the bucket's CORS configuration; requests that carry an
+// Origin get the Access-Control-* headers of the first matching rule, on
+// errors too. Bucket configuration (CORS, tagging) is read through the
+// Backend's bucket cache, so a change may take its TTL to reach every
+// gateway.
+//
 // Object keys are taken from the decoded URL path exactly as the client sent
 // them ("a//b", "..", "%", "+" and spaces included); they are names, never
 // file paths.

@@ -18,7 +18,9 @@ var s3Codes = map[string]struct {
 	status  int
 	message string
 }{
+	"AccessForbidden":              {http.StatusForbidden, "CORSResponse: This CORS request is not allowed."},
 	"AccessDenied":                 {http.StatusForbidden, "Access Denied."},
+	"BadRequest":                   {http.StatusBadRequest, "Bad Request."},
 	"BadDigest":                    {http.StatusBadRequest, "The Content-MD5 or checksum you specified did not match what we received."},
 	"EntityTooSmall":               {http.StatusBadRequest, "Your proposed upload is smaller than the minimum allowed object size."},
 	"BucketAlreadyOwnedByYou":      {http.StatusConflict, "Your previous request to create the named bucket succeeded and you already own it."},
@@ -33,6 +35,7 @@ var s3Codes = map[string]struct {
 	"InvalidPartOrder":             {http.StatusBadRequest, "The list of parts was not in ascending order. The parts list must be specified in order by part number."},
 	"InvalidPartNumber":            {http.StatusRequestedRangeNotSatisfiable, "The requested partnumber is not satisfiable."},
 	"InvalidRange":                 {http.StatusRequestedRangeNotSatisfiable, "The requested range is not satisfiable."},
+	"InvalidTag":                   {http.StatusBadRequest, "The tag provided was not a valid tag."},
 	"InvalidRequest":               {http.StatusBadRequest, "Invalid Request."},
 	"KeyTooLongError":              {http.StatusBadRequest, "Your key is too long."},
 	"MalformedXML":                 {http.StatusBadRequest, "The XML you provided was not well-formed or did not validate against our published schema."},
@@ -41,6 +44,8 @@ var s3Codes = map[string]struct {
 	"MissingContentLength":         {http.StatusLengthRequired, "You must provide the Content-Length HTTP header."},
 	"NoSuchBucket":                 {http.StatusNotFound, "The specified bucket does not exist."},
 	"NoSuchKey":                    {http.StatusNotFound, "The specified key does not exist."},
+	"NoSuchCORSConfiguration":      {http.StatusNotFound, "The CORS configuration does not exist."},
+	"NoSuchTagSet":                 {http.StatusNotFound, "The TagSet does not exist."},
 	"NoSuchUpload":                 {http.StatusNotFound, "The specified multipart upload does not exist. The upload ID might be invalid, or the multipart upload might have been aborted or completed."},
 	"NotImplemented":               {http.StatusNotImplemented, "A header or query you provided implies functionality that is not implemented."},
 	"OperationAborted":             {http.StatusConflict, "A conflicting conditional operation is currently in progress against this resource. Please try again."},

@@ -36,6 +36,7 @@ type fakeBackend struct {
 
 type fakeBucket struct {
 	created time.Time
+	config  objects.BucketConfig
 	objs    map[string]fakeObject
 }
 
@@ -90,7 +91,18 @@ func (f *fakeBackend) HeadBucket(ctx context.Context, name string) (objects.Buck
 	if err != nil {
 		return objects.BucketInfo{}, err
 	}
-	return objects.BucketInfo{Name: name, Created: b.created}, nil
+	return objects.BucketInfo{Name: name, Created: b.created, Config: b.config}, nil
+}
+
+func (f *fakeBackend) UpdateBucket(ctx context.Context, name string, update func(*objects.BucketConfig)) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	b, err := f.bucket("fake.UpdateBucket", name)
+	if err != nil {
+		return err
+	}
+	update(&b.config)
+	return nil
 }
 
 func (f *fakeBackend) DeleteBucket(ctx context.Context, name string) error {
@@ -113,7 +125,8 @@ func (f *fakeBackend) ListBuckets(ctx context.Context) ([]objects.BucketInfo, er
 	defer f.mu.Unlock()
 	var out []objects.BucketInfo
 	for _, name := range slices.Sorted(maps.Keys(f.buckets)) {
-		out = append(out, objects.BucketInfo{Name: name, Created: f.buckets[name].created})
+		b := f.buckets[name]
+		out = append(out, objects.BucketInfo{Name: name, Created: b.created, Config: b.config})
 	}
 	return out, nil
 }
@@ -160,6 +173,8 @@ func (f *fakeBackend) PutObject(ctx context.Context, in objects.PutInput) (info 
 		ETag:        hex.EncodeToString(sum[:]),
 		ContentType: in.ContentType,
 		UserMeta:    maps.Clone(in.UserMeta),
+		Headers:     maps.Clone(in.Headers),
+		Tagging:     in.Tagging,
 		Modified:    f.tick(),
 	}
 	if in.Checksums != nil {

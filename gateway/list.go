@@ -10,6 +10,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 	"github.com/kintsugi-store/kintsugi/gateway/objects"
+	"github.com/kintsugi-store/kintsugi/gateway/sigv4"
 )
 
 // maxListKeys is S3's page size limit.
@@ -20,6 +21,7 @@ type objectXML struct {
 	LastModified string
 	ETag         string
 	Size         int64
+	Owner        *owner `xml:",omitempty"`
 	StorageClass string
 }
 
@@ -31,10 +33,10 @@ type listV2Result struct {
 	XMLName               xml.Name `xml:"http://s3.amazonaws.com/doc/2006-03-01/ ListBucketResult"`
 	Name                  string
 	Prefix                string
-	Delimiter             string `xml:",omitempty"`
-	StartAfter            string `xml:",omitempty"`
-	ContinuationToken     string `xml:",omitempty"`
-	NextContinuationToken string `xml:",omitempty"`
+	Delimiter             string  `xml:",omitempty"`
+	StartAfter            string  `xml:",omitempty"`
+	ContinuationToken     *string `xml:",omitempty"`
+	NextContinuationToken string  `xml:",omitempty"`
 	KeyCount              int
 	MaxKeys               int
 	EncodingType          string `xml:",omitempty"`
@@ -63,6 +65,7 @@ type listParams struct {
 	maxKeys           int
 	encode            func(string) string // identity, or the encoding-type=url encoder
 	encodingType      string
+	owner             *owner // set on every entry: V2 with fetch-owner=true
 }
 
 func parseListParams(q url.Values) (listParams, error) {
@@ -91,9 +94,25 @@ func parseListParams(q url.Values) (listParams, error) {
 }
 
 // urlEncodeName encodes a key or prefix for encoding-type=url the way S3
-// does: query escaping (a space is "+"), with "/" left alone.
+// does: every byte but ASCII letters, digits and "-_.*/" is percent-encoded,
+// so a space is "%20" (not "+", which clients that decode with path rules
+// would keep) and a "+" is "%2B".
 func urlEncodeName(s string) string {
-	return strings.ReplaceAll(url.QueryEscape(s), "%2F", "/")
+	const hex = "0123456789ABCDEF"
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9',
+			c == '-', c == '_', c == '.', c == '*', c == '/':
+			b.WriteByte(c)
+		default:
+			b.WriteByte('%')
+			b.WriteByte(hex[c>>4])
+			b.WriteByte(hex[c&15])
+		}
+	}
+	return b.String()
 }
 
 // list runs one listing page, answering an empty page without asking the
@@ -120,6 +139,7 @@ func (lp listParams) entries(res objects.ListResult) ([]objectXML, []prefixXML) 
 			LastModified: xmlTime(o.Modified),
 			ETag:         quoteETag(o.ETag),
 			Size:         o.Size,
+			Owner:        lp.owner,
 			StorageClass: "STANDARD",
 		})
 	}
@@ -142,16 +162,31 @@ func decodeToken(tok string) (string, error) {
 	return string(b), nil
 }
 
-func (g *Gateway) listObjectsV2(c *gin.Context, bucket string, q url.Values) {
+// echoToken is the ContinuationToken element of an answer: present, even
+// empty, when the request had one.
+func echoToken(tok string, has bool) *string {
+	if !has {
+		return nil
+	}
+	return &tok
+}
+
+func (g *Gateway) listObjectsV2(c *gin.Context, bucket string, q url.Values, p *sigv4.Result) {
 	lp, err := parseListParams(q)
 	if err != nil {
 		g.fail(c, err)
 		return
 	}
+	if q.Get("fetch-owner") == "true" {
+		o := ownerOf(p)
+		lp.owner = &o
+	}
 	startAfter := q.Get("start-after")
 	after := startAfter
+	// An empty token is the same as none (S3 echoes it, empty); a token
+	// takes the place of start-after.
 	token, hasToken := q.Get("continuation-token"), q.Has("continuation-token")
-	if hasToken {
+	if token != "" {
 		if after, err = decodeToken(token); err != nil {
 			g.fail(c, err)
 			return
@@ -167,7 +202,7 @@ func (g *Gateway) listObjectsV2(c *gin.Context, bucket string, q url.Values) {
 		Prefix:            lp.encode(lp.prefix),
 		Delimiter:         lp.encode(lp.delimiter),
 		StartAfter:        lp.encode(startAfter),
-		ContinuationToken: token,
+		ContinuationToken: echoToken(token, hasToken),
 		MaxKeys:           lp.maxKeys,
 		EncodingType:      lp.encodingType,
 		IsTruncated:       res.Truncated,

@@ -3,6 +3,7 @@ package gateway
 import (
 	"io"
 	"net/http"
+	"net/url"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -96,6 +97,25 @@ func (b *countingBody) Close() error { return b.rc.Close() }
 // serveS3 still decides what runs (and refuses what is not implemented),
 // so a name here that differs from the dispatch costs an imprecise label,
 // never a wrong answer. bucket and key are as bucketKey finds them.
+// configOperation names the tagging, CORS and preflight calls on a bucket
+// (depth 1) or an object (depth 2), or returns "".
+func configOperation(method string, depth int, q url.Values) string {
+	if method == http.MethodOptions {
+		return "PreflightRequest"
+	}
+	verb := map[string]string{http.MethodGet: "Get", http.MethodPut: "Put", http.MethodDelete: "Delete"}[method]
+	switch {
+	case verb == "":
+	case q.Has("tagging") && depth == 1:
+		return verb + "BucketTagging"
+	case q.Has("tagging"):
+		return verb + "ObjectTagging"
+	case q.Has("cors") && depth == 1:
+		return verb + "BucketCors"
+	}
+	return ""
+}
+
 func operation(r *http.Request, bucket, key string) string {
 	q := r.URL.Query()
 	depth := 2
@@ -106,6 +126,11 @@ func operation(r *http.Request, bucket, key string) string {
 		depth = 1
 	}
 	copySrc := r.Header.Get("X-Amz-Copy-Source") != ""
+	if depth > 0 {
+		if op := configOperation(r.Method, depth, q); op != "" {
+			return op
+		}
+	}
 	switch depth {
 	case 0:
 		if r.Method == http.MethodGet {
@@ -146,8 +171,6 @@ func operation(r *http.Request, bucket, key string) string {
 				return "ListParts"
 			case q.Has("acl"):
 				return "GetObjectAcl"
-			case q.Has("tagging"):
-				return "GetObjectTagging"
 			}
 			return "GetObject"
 		case http.MethodHead:

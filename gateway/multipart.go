@@ -177,6 +177,11 @@ func (g *Gateway) createUpload(c *gin.Context, bucket, key string, p *sigv4.Resu
 		g.fail(c, err)
 		return
 	}
+	tags, err := headerTags(r.Header)
+	if err != nil {
+		g.fail(c, err)
+		return
+	}
 	alg := strings.ToLower(r.Header.Get("X-Amz-Checksum-Algorithm"))
 	if alg != "" && !slices.Contains(checksumAlgorithms, alg) {
 		g.fail(c, s3Error("InvalidRequest", "Checksum algorithm provided is unsupported."))
@@ -186,7 +191,9 @@ func (g *Gateway) createUpload(c *gin.Context, bucket, key string, p *sigv4.Resu
 	if ct == "" {
 		ct = defaultContentType
 	}
-	up, err := g.cfg.Backend.CreateUpload(r.Context(), objects.UploadInput{Bucket: bucket, Key: key, ContentType: ct, UserMeta: meta})
+	up, err := g.cfg.Backend.CreateUpload(r.Context(), objects.UploadInput{
+		Bucket: bucket, Key: key, ContentType: ct, UserMeta: meta, Headers: storedHeaders(r.Header), Tagging: tags,
+	})
 	if err != nil {
 		g.fail(c, err)
 		return

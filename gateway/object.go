@@ -42,6 +42,41 @@ func userMeta(h http.Header, max int) (map[string]string, error) {
 	return meta, nil
 }
 
+// storedHeaderNames are the standard headers S3 stores with an object and
+// sends back on GET and HEAD.
+var storedHeaderNames = []string{"Cache-Control", "Content-Disposition", "Content-Encoding", "Content-Language", "Expires"}
+
+// storedHeaders collects the storedHeaderNames a write sends. The
+// aws-chunked content coding describes the request's framing, not the
+// object, so S3 drops it.
+func storedHeaders(h http.Header) map[string]string {
+	var out map[string]string
+	for _, name := range storedHeaderNames {
+		v := h.Get(name)
+		if name == "Content-Encoding" {
+			v = withoutAWSChunked(v)
+		}
+		if v == "" {
+			continue
+		}
+		if out == nil {
+			out = make(map[string]string)
+		}
+		out[name] = v
+	}
+	return out
+}
+
+func withoutAWSChunked(v string) string {
+	var keep []string
+	for _, c := range strings.Split(v, ",") {
+		if c = strings.TrimSpace(c); c != "" && !strings.EqualFold(c, "aws-chunked") {
+			keep = append(keep, c)
+		}
+	}
+	return strings.Join(keep, ",")
+}
+
 func (g *Gateway) putObject(c *gin.Context, bucket, key string, p *sigv4.Result) {
 	r := c.Request
 	switch {
@@ -53,6 +88,11 @@ func (g *Gateway) putObject(c *gin.Context, bucket, key string, p *sigv4.Result)
 		return
 	}
 	meta, err := userMeta(r.Header, g.cfg.MaxUserMetaBytes)
+	if err != nil {
+		g.fail(c, err)
+		return
+	}
+	tags, err := headerTags(r.Header)
 	if err != nil {
 		g.fail(c, err)
 		return
@@ -69,6 +109,8 @@ func (g *Gateway) putObject(c *gin.Context, bucket, key string, p *sigv4.Result)
 		Body:        body,
 		ContentType: ct,
 		UserMeta:    meta,
+		Headers:     storedHeaders(r.Header),
+		Tagging:     tags,
 		Checksums:   verifiedChecksums(r.Header, p),
 	})
 	if err != nil {
@@ -101,6 +143,12 @@ func setObjectHeaders(h http.Header, info objects.ObjectInfo) {
 	// hand the names to users as they arrive.
 	for k, v := range info.UserMeta {
 		h["x-amz-meta-"+k] = []string{v}
+	}
+	for k, v := range info.Headers {
+		h.Set(k, v)
+	}
+	if n := tagCount(info.Tagging); n > 0 {
+		h.Set("x-amz-tagging-count", strconv.Itoa(n))
 	}
 }
 
@@ -213,8 +261,11 @@ var errShortRange = errors.New("gateway: object wrote fewer bytes than its range
 func clearObjectHeaders(h http.Header) {
 	for name := range h {
 		switch strings.ToLower(name) {
-		case strings.ToLower(hdrRequestID), "server":
+		case strings.ToLower(hdrRequestID), "server", "vary":
 		default:
+			if strings.HasPrefix(name, "Access-Control-") {
+				continue // CORS answers errors too
+			}
 			delete(h, name) // not Del: user metadata names are not canonical
 		}
 	}

@@ -57,7 +57,7 @@ func (g *Gateway) serveS3(c *gin.Context) {
 	q := r.URL.Query()
 
 	switch r.Method {
-	case http.MethodGet, http.MethodHead, http.MethodPut, http.MethodPost, http.MethodDelete:
+	case http.MethodGet, http.MethodHead, http.MethodPut, http.MethodPost, http.MethodDelete, http.MethodOptions:
 	default:
 		g.fail(c, s3Error("MethodNotAllowed", ""))
 		return
@@ -67,7 +67,17 @@ func (g *Gateway) serveS3(c *gin.Context) {
 		g.fail(c, s3Error("RequestHeaderSectionTooLarge", ""))
 		return
 	}
+	if r.Method == http.MethodOptions {
+		// A CORS preflight: browsers send it unsigned.
+		if bucket == "" || !validBucketName(bucket) {
+			g.fail(c, s3Error("MethodNotAllowed", ""))
+			return
+		}
+		g.preflight(c, bucket)
+		return
+	}
 	defer g.guardSlowClient(c)()
+	g.corsHeaders(c, bucket)
 	payload, err := g.authenticate(r)
 	if err != nil {
 		g.fail(c, err)
@@ -112,11 +122,15 @@ func (g *Gateway) authenticate(r *http.Request) (*sigv4.Result, error) {
 func (g *Gateway) serveBucket(c *gin.Context, bucket string, q url.Values, p *sigv4.Result) {
 	switch c.Request.Method {
 	case http.MethodGet:
-		if sub := unsupported(q, "location", "acl", "uploads", "versioning"); sub != "" {
+		if sub := unsupported(q, "location", "acl", "uploads", "versioning", "tagging", "cors"); sub != "" {
 			g.notImplemented(c, sub)
 			return
 		}
 		switch {
+		case q.Has("tagging"):
+			g.getBucketTagging(c, bucket)
+		case q.Has("cors"):
+			g.getBucketCors(c, bucket)
 		case q.Has("location"):
 			g.getBucketLocation(c, bucket)
 		case q.Has("acl"):
@@ -126,24 +140,38 @@ func (g *Gateway) serveBucket(c *gin.Context, bucket string, q url.Values, p *si
 		case q.Has("versioning"):
 			g.getBucketVersioning(c, bucket)
 		case q.Get("list-type") == "2":
-			g.listObjectsV2(c, bucket, q)
+			g.listObjectsV2(c, bucket, q, p)
 		default:
 			g.listObjectsV1(c, bucket, q)
 		}
 	case http.MethodHead:
 		g.headBucket(c, bucket)
 	case http.MethodPut:
-		if sub := unsupported(q); sub != "" {
+		if sub := unsupported(q, "tagging", "cors"); sub != "" {
 			g.notImplemented(c, sub)
 			return
 		}
-		g.createBucket(c, bucket, p)
+		switch {
+		case q.Has("tagging"):
+			g.putBucketTagging(c, bucket, p)
+		case q.Has("cors"):
+			g.putBucketCors(c, bucket, p)
+		default:
+			g.createBucket(c, bucket, p)
+		}
 	case http.MethodDelete:
-		if sub := unsupported(q); sub != "" {
+		if sub := unsupported(q, "tagging", "cors"); sub != "" {
 			g.notImplemented(c, sub)
 			return
 		}
-		g.deleteBucket(c, bucket)
+		switch {
+		case q.Has("tagging"):
+			g.deleteBucketTagging(c, bucket)
+		case q.Has("cors"):
+			g.deleteBucketCors(c, bucket)
+		default:
+			g.deleteBucket(c, bucket)
+		}
 	case http.MethodPost:
 		if sub := unsupported(q, "delete"); sub != "" || !q.Has("delete") {
 			g.notImplemented(c, sub)
@@ -177,11 +205,13 @@ func (g *Gateway) serveObject(c *gin.Context, bucket, key string, q url.Values, 
 			g.getObject(c, bucket, key)
 		}
 	case http.MethodPut:
-		if sub := unsupported(q, "partNumber", "uploadId"); sub != "" {
+		if sub := unsupported(q, "partNumber", "uploadId", "tagging"); sub != "" {
 			g.notImplemented(c, sub)
 			return
 		}
 		switch {
+		case q.Has("tagging"):
+			g.putObjectTagging(c, bucket, key, p)
 		case q.Has("partNumber") != q.Has("uploadId"):
 			g.fail(c, s3Error("InvalidRequest", "partNumber and uploadId must be given together."))
 		case q.Has("uploadId") && copySource != "":
@@ -194,15 +224,18 @@ func (g *Gateway) serveObject(c *gin.Context, bucket, key string, q url.Values, 
 			g.putObject(c, bucket, key, p)
 		}
 	case http.MethodDelete:
-		if sub := unsupported(q, "uploadId"); sub != "" {
+		if sub := unsupported(q, "uploadId", "tagging"); sub != "" {
 			g.notImplemented(c, sub)
 			return
 		}
-		if q.Has("uploadId") {
+		switch {
+		case q.Has("uploadId"):
 			g.abortUpload(c, bucket, key, q)
-			return
+		case q.Has("tagging"):
+			g.deleteObjectTagging(c, bucket, key)
+		default:
+			g.deleteObject(c, bucket, key)
 		}
-		g.deleteObject(c, bucket, key)
 	case http.MethodPost:
 		if sub := unsupported(q, "uploads", "uploadId"); sub != "" {
 			g.notImplemented(c, sub)

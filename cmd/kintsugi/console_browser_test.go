@@ -38,6 +38,44 @@ func findBrowser() (string, string) {
 	return "", strings.Join(names, ", ")
 }
 
+// requireBrowser returns the browser test needs, or skips it; with
+// CI=true a missing browser fails it instead.
+func requireBrowser(t *testing.T, test string) string {
+	t.Helper()
+	browser, tried := findBrowser()
+	if browser == "" {
+		msg := "NO BROWSER: " + test + " needs Chromium (apt-get install -y chromium); looked for " + tried
+		if os.Getenv("CI") == "true" {
+			t.Fatal(msg)
+		}
+		t.Skip(msg)
+	}
+	return browser
+}
+
+// headlessBrowser starts browser headless for the test and returns its
+// context; it is closed when the test ends.
+func headlessBrowser(t *testing.T, ctx context.Context, browser string) context.Context {
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(browser),
+		chromedp.Headless,
+		chromedp.NoSandbox, // tests run as root in CI containers
+		chromedp.DisableGPU,
+		chromedp.NoFirstRun,
+		chromedp.UserDataDir(t.TempDir()),
+		// The test machine may have no network: nothing may dial out.
+		chromedp.Flag("disable-quic", true),
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+	)
+	actx, cancelAlloc := chromedp.NewExecAllocator(ctx, opts...)
+	t.Cleanup(cancelAlloc)
+	bctx, cancelBrowser := chromedp.NewContext(actx)
+	t.Cleanup(cancelBrowser)
+	return bctx
+}
+
 // artifactDir is where tests leave files for people to look at:
 // KINTSUGI_TEST_ARTIFACTS if set, else a directory removed after the test.
 func artifactDir(t *testing.T) string {
@@ -62,14 +100,7 @@ func TestConsoleInBrowser(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a cluster and a browser; run without -short")
 	}
-	browser, tried := findBrowser()
-	if browser == "" {
-		msg := "NO BROWSER: TestConsoleInBrowser needs Chromium (apt-get install -y chromium); looked for " + tried
-		if os.Getenv("CI") == "true" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
-	}
+	browser := requireBrowser(t, "TestConsoleInBrowser")
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 	artifacts := artifactDir(t)
@@ -113,23 +144,7 @@ func TestConsoleInBrowser(t *testing.T) {
 		putOnce(t, ctx, "http://"+g.Addr, c, bucket, objects+i)
 	}
 
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(browser),
-		chromedp.Headless,
-		chromedp.NoSandbox, // tests run as root in CI containers
-		chromedp.DisableGPU,
-		chromedp.NoFirstRun,
-		chromedp.UserDataDir(t.TempDir()),
-		// The test machine may have no network: nothing may dial out.
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-	)
-	actx, cancelAlloc := chromedp.NewExecAllocator(ctx, opts...)
-	defer cancelAlloc()
-	bctx, cancelBrowser := chromedp.NewContext(actx)
-	defer cancelBrowser()
+	bctx := headlessBrowser(t, ctx, browser)
 	page := "http://" + g.metrics + "/"
 	if err := chromedp.Do(bctx,
 		chromedp.EmulateViewport(1280, 1000),

@@ -39,7 +39,7 @@ func (s *Store) CreateBucket(ctx context.Context, name string) error {
 	if err := s.writeBucket(ctx, rec); err != nil {
 		return kerr.E(op, err)
 	}
-	s.cacheBucket(BucketInfo{Name: name, Created: rec.Created})
+	s.cacheBucket(bucketInfo(rec))
 	return nil
 }
 
@@ -72,7 +72,7 @@ func (s *Store) headBucket(ctx context.Context, name string) (BucketInfo, error)
 	if !found || rec.Deleted {
 		return BucketInfo{}, kerr.E(op, kerr.NotExist, fmt.Errorf("%w: %s", ErrNoSuchBucket, name))
 	}
-	info = BucketInfo{Name: rec.Name, Created: rec.Created}
+	info = bucketInfo(rec)
 	s.cacheBucket(info)
 	return info, nil
 }
@@ -157,7 +157,7 @@ func (s *Store) listBuckets(ctx context.Context) ([]BucketInfo, error) {
 	var out []BucketInfo
 	for _, r := range newest {
 		if !r.Deleted {
-			out = append(out, BucketInfo{Name: r.Name, Created: r.Created})
+			out = append(out, bucketInfo(r))
 		}
 	}
 	slices.SortFunc(out, func(a, b BucketInfo) int { return strings.Compare(a.Name, b.Name) })

@@ -184,6 +184,12 @@
 // takes the newest record from a majority. Positive answers are cached for
 // BucketCacheTTL, so another gateway's delete may be noticed that much late.
 //
+// A record also carries the bucket's configuration (BucketConfig: tagging
+// and CORS, opaque to the store). UpdateBucket changes it by writing the
+// whole record again under a new version, by the same path and ordering
+// rule as CreateBucket; other gateways act on the previous configuration
+// until their cached record expires.
+//
 // # Metrics
 //
 // With Config.Registerer set, the Store counts what S3 answers do not

@@ -39,6 +39,8 @@ type UploadInput struct {
 	Key         string
 	ContentType string
 	UserMeta    map[string]string
+	Headers     map[string]string
+	Tagging     string
 }
 
 // UploadInfo describes a multipart upload in progress.
@@ -146,6 +148,8 @@ func (s *Store) CreateUpload(ctx context.Context, in UploadInput) (UploadInfo, e
 		Body:        strings.NewReader(""),
 		ContentType: in.ContentType,
 		UserMeta:    in.UserMeta,
+		Headers:     in.Headers,
+		Tagging:     in.Tagging,
 		target:      in.Key,
 	})
 	if err != nil {
@@ -214,6 +218,11 @@ func (s *Store) completeUpload(ctx context.Context, in CompleteInput) (ObjectInf
 		return ObjectInfo{}, kerr.E(op, kerr.Invalid, fmt.Errorf("%w: %d parts", ErrInvalidArgument, len(in.Parts)))
 	}
 	up, err := s.upload(ctx, in.Bucket, in.Key, in.UploadID)
+	if errors.Is(err, ErrNoSuchUpload) {
+		if info, ok := s.completedAlready(ctx, in); ok {
+			return info, nil
+		}
+	}
 	if err != nil {
 		return ObjectInfo{}, kerr.E(op, err)
 	}
@@ -271,6 +280,8 @@ func (s *Store) completeUpload(ctx context.Context, in CompleteInput) (ObjectInf
 		ETag:        multipartETag(refs),
 		ContentType: up.ContentType,
 		UserMeta:    up.UserMeta,
+		Headers:     up.Headers,
+		Tagging:     up.Tagging,
 		Modified:    s.now().UTC(),
 		Data:        m.DataShards,
 		Parity:      m.ParityShards,
@@ -311,6 +322,28 @@ func (s *Store) completeUpload(ctx context.Context, in CompleteInput) (ObjectInf
 	}
 	s.freeParts(ctx, in.Bucket, garbage)
 	return infoOf(meta), nil
+}
+
+// completedAlready reports whether in repeats the completion that made the
+// key's current version: its manifest's parts all belong to in.UploadID
+// and are the listed ones, by number and ETag. A client whose completion
+// answer was lost retries, and S3 answers the retry as it answered the
+// first; the upload record is gone by then, but the manifest names the
+// upload in its part keys. Once the key holds another version, the
+// repeat is NoSuchUpload again.
+func (s *Store) completedAlready(ctx context.Context, in CompleteInput) (ObjectInfo, bool) {
+	r, err := s.resolve(ctx, in.Bucket, in.Key)
+	if err != nil || r.meta.Deleted || len(r.meta.Parts) != len(in.Parts) {
+		return ObjectInfo{}, false
+	}
+	for i, ref := range r.meta.Parts {
+		id, _, ok := parseUploadKey(ref.Key)
+		p := in.Parts[i]
+		if !ok || id != in.UploadID || ref.Number != p.Number || !strings.EqualFold(strings.Trim(p.ETag, `"`), ref.ETag) {
+			return ObjectInfo{}, false
+		}
+	}
+	return infoOf(r.meta), true
 }
 
 // AbortUpload ends an upload and frees its parts. Errors: ErrNoSuchUpload,

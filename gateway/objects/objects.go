@@ -30,6 +30,14 @@ var (
 type BucketInfo struct {
 	Name    string
 	Created time.Time
+	Config  BucketConfig
+}
+
+// BucketConfig is the configuration a bucket record carries. The store
+// keeps it opaque: the gateway owns its format.
+type BucketConfig struct {
+	Tagging string // URL-encoded tag set; "" means none
+	CORS    string // CORS configuration document; "" means none
 }
 
 // ObjectInfo describes one object version.
@@ -41,6 +49,8 @@ type ObjectInfo struct {
 	ETag        string // hex MD5, no quotes
 	ContentType string
 	UserMeta    map[string]string // lower-case names, without the x-amz-meta- prefix
+	Headers     map[string]string // stored representation headers, canonical names
+	Tagging     string            // URL-encoded tag set
 	Modified    time.Time
 	// Checksums are the verified whole-object checksums stored with the
 	// version: lower-case algorithm ("crc32", "sha256", ...) to base64
@@ -78,6 +88,8 @@ type PutInput struct {
 	Body        io.Reader
 	ContentType string
 	UserMeta    map[string]string
+	Headers     map[string]string // representation headers to store, canonical names
+	Tagging     string            // URL-encoded tag set
 	// Checksums, if not nil, is called once Body has ended and passed its
 	// checks, before the version is committed; what it returns is stored
 	// as ObjectInfo.Checksums. Checksums that arrive as trailers are only

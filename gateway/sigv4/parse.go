@@ -11,7 +11,7 @@ import (
 type authParams struct {
 	cred          credential
 	signedHeaders []string // lower-case names in the order signed
-	signature     string   // 64 lower-case hex digits
+	signature     string   // as sent: never empty, not necessarily well-formed
 }
 
 // presignParams adds the presigned query's own fields to authParams.
@@ -78,8 +78,11 @@ func parseAuthorization(h string) (authParams, *Error) {
 	if p.signedHeaders, msg = parseSignedHeaders(signed); msg != "" {
 		return malformed(msg)
 	}
-	if !validSignature(sig) {
-		return malformed("the signature is not 64 lower-case hex digits.")
+	// A signature of the wrong length or alphabet is checked like any
+	// other and fails to match (SignatureDoesNotMatch, as S3 answers),
+	// rather than being called malformed: only its absence is.
+	if sig == "" {
+		return malformed("the signature is empty.")
 	}
 	p.signature = sig
 	return p, nil
@@ -136,8 +139,8 @@ func parsePresign(q url.Values) (presignParams, *Error) {
 	}
 	p.expires = time.Duration(secs) * time.Second
 	sig := q.Get("X-Amz-Signature")
-	if !validSignature(sig) {
-		return bad("X-Amz-Signature must be 64 lower-case hex digits.")
+	if sig == "" {
+		return bad("X-Amz-Signature must not be empty.")
 	}
 	p.signature = sig
 	return p, nil
@@ -210,6 +213,18 @@ func headerNameByte(c byte) bool {
 	return strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0
 }
 
+func allDigits(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+// validSignature reports whether s has the form of a SigV4 signature: 64
+// lower-case hex digits. Only aws-chunked framing requires it; the
+// signatures of headers and presigned URLs are compared whatever they are.
 func validSignature(s string) bool {
 	if len(s) != 64 {
 		return false
@@ -217,15 +232,6 @@ func validSignature(s string) bool {
 	for i := 0; i < len(s); i++ {
 		c := s[i]
 		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
-			return false
-		}
-	}
-	return true
-}
-
-func allDigits(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if s[i] < '0' || s[i] > '9' {
 			return false
 		}
 	}

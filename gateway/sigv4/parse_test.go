@@ -51,8 +51,7 @@ func TestParseAuthorization(t *testing.T) {
 		{"host not signed", "AWS4-HMAC-SHA256 " + cred + ",SignedHeaders=x-amz-date,Signature=" + sig, codeHeaderMalformed},
 		{"upper-case header", "AWS4-HMAC-SHA256 " + cred + ",SignedHeaders=Host,Signature=" + sig, codeHeaderMalformed},
 		{"empty header name", "AWS4-HMAC-SHA256 " + cred + ",SignedHeaders=host;;x-amz-date,Signature=" + sig, codeHeaderMalformed},
-		{"short signature", "AWS4-HMAC-SHA256 " + cred + ",SignedHeaders=host,Signature=abc", codeHeaderMalformed},
-		{"upper-case signature", "AWS4-HMAC-SHA256 " + cred + ",SignedHeaders=host,Signature=" + strings.ToUpper(sig), codeHeaderMalformed},
+		{"empty signature", "AWS4-HMAC-SHA256 " + cred + ",SignedHeaders=host,Signature=", codeHeaderMalformed},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -78,6 +78,11 @@ func TestVerifyPresignedErrors(t *testing.T) {
 			q.Set("X-Amz-Signature", strings.Repeat("ab", 32))
 			r.URL.RawQuery = q.Encode()
 		}, code: codeSignatureDoesNotMatch},
+		{name: "signature shortened", expires: time.Hour, mutate: alterPresigned(func(s string) string { return s[:40] }), code: codeSignatureDoesNotMatch},
+		{name: "signature lengthened", expires: time.Hour, mutate: alterPresigned(func(s string) string { return s + "ff" }), code: codeSignatureDoesNotMatch},
+		{name: "signature upper-case", expires: time.Hour, mutate: alterPresigned(strings.ToUpper), code: codeSignatureDoesNotMatch},
+		{name: "signature not hex", expires: time.Hour, mutate: alterPresigned(func(s string) string { return "signature-" + s }), code: codeSignatureDoesNotMatch},
+		{name: "signature empty", expires: time.Hour, mutate: alterPresigned(func(string) string { return "" }), code: codeQueryParametersError},
 		{name: "unknown key", expires: time.Hour, mutate: func(r *http.Request) {
 			q := r.URL.Query()
 			q.Set("X-Amz-Credential", strings.Replace(q.Get("X-Amz-Credential"), testAccessKey, "NOBODY", 1))
@@ -165,8 +170,7 @@ func TestParsePresign(t *testing.T) {
 		{"X-Amz-Expires", "soon"},
 		{"X-Amz-SignedHeaders", "x-amz-date"},
 		{"X-Amz-SignedHeaders", "Host"},
-		{"X-Amz-Signature", "short"},
-		{"X-Amz-Signature", strings.Repeat("0F", 32)},
+		{"X-Amz-Signature", ""},
 	} {
 		q := url.Values{}
 		for k, v := range valid {
@@ -184,5 +188,14 @@ func TestParsePresign(t *testing.T) {
 	q.Add("X-Amz-Date", "20240506T070809Z")
 	if _, err := parsePresign(q); err == nil {
 		t.Error("duplicated X-Amz-Date accepted")
+	}
+}
+
+// alterPresigned rewrites a presigned request's X-Amz-Signature with f.
+func alterPresigned(f func(string) string) func(r *http.Request) {
+	return func(r *http.Request) {
+		q := r.URL.Query()
+		q.Set("X-Amz-Signature", f(q.Get("X-Amz-Signature")))
+		r.URL.RawQuery = q.Encode()
 	}
 }

@@ -146,6 +146,15 @@ func TestVerifyHeaderErrors(t *testing.T) {
 			r.Header.Set("X-Amz-Date", signTime.Add(time.Second).Format(amzDateFormat))
 			return r
 		}, code: codeSignatureDoesNotMatch},
+		// An altered signature does not match, whatever its length or
+		// alphabet; only a missing one is malformed.
+		{name: "signature shortened", mutate: alterSignature(func(s string) string { return s[:len(s)-1] }), code: codeSignatureDoesNotMatch},
+		{name: "signature lengthened", mutate: alterSignature(func(s string) string { return s + "0" }), code: codeSignatureDoesNotMatch},
+		{name: "signature doubled", mutate: alterSignature(func(s string) string { return s + s }), code: codeSignatureDoesNotMatch},
+		{name: "signature upper-case", mutate: alterSignature(strings.ToUpper), code: codeSignatureDoesNotMatch},
+		{name: "signature not hex", mutate: alterSignature(func(s string) string { return "zz" + s[2:] }), code: codeSignatureDoesNotMatch},
+		{name: "signature one char", mutate: alterSignature(func(string) string { return "a" }), code: codeSignatureDoesNotMatch},
+		{name: "signature empty", mutate: alterSignature(func(string) string { return "" }), code: codeHeaderMalformed},
 		{name: "unsigned amz header", mutate: func(t *testing.T, r *http.Request) *http.Request {
 			r.Header.Set("X-Amz-Copy-Source", "/secret/object")
 			return r
@@ -446,5 +455,19 @@ func TestErrorStatus(t *testing.T) {
 		if got, want := e.Error(), "sigv4: "+code+": m"; got != want {
 			t.Errorf("Error() = %q, want %q", got, want)
 		}
+	}
+}
+
+// alterSignature rewrites the Signature field of a signed request's
+// Authorization header with f.
+func alterSignature(f func(string) string) func(t *testing.T, r *http.Request) *http.Request {
+	return func(t *testing.T, r *http.Request) *http.Request {
+		h := r.Header.Get("Authorization")
+		i := strings.LastIndex(h, "Signature=")
+		if i < 0 {
+			t.Fatalf("no signature in %q", h)
+		}
+		r.Header.Set("Authorization", h[:i]+"Signature="+f(h[i+len("Signature="):]))
+		return r
 	}
 }

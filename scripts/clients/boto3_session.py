@@ -170,6 +170,8 @@ def main():
     same([], s3.list_multipart_uploads(Bucket=b).get("Uploads", []), "uploads after abort")
     expect_error(["NoSuchUpload"], s3.list_parts, Bucket=b, Key="aborted", UploadId=up["UploadId"])
 
+    tags_cors_and_headers(s3, b)
+
     step("delete: batch and single")
     resp = s3.delete_objects(Bucket=b, Delete={"Objects": [{"Key": k} for k in files]})
     same(len(files), len(resp.get("Deleted", [])), "batch delete")
@@ -187,6 +189,76 @@ def main():
         s3.delete_object(Bucket=b, Key=o["Key"])
     s3.delete_bucket(Bucket=b)
     step("passed")
+
+
+def tags_cors_and_headers(s3, b):
+    step("object tagging: on PUT, replaced, counted, copied, limits")
+    s3.put_object(Bucket=b, Key="tagged", Body=b"t", Tagging="team=blue%20sky&cost=a%2Bb")
+    same([{"Key": "team", "Value": "blue sky"}, {"Key": "cost", "Value": "a+b"}],
+         s3.get_object_tagging(Bucket=b, Key="tagged")["TagSet"], "tags from x-amz-tagging")
+    s3.put_object_tagging(Bucket=b, Key="tagged", Tagging={"TagSet": [{"Key": "k", "Value": "v"}]})
+    same([{"Key": "k", "Value": "v"}], s3.get_object_tagging(Bucket=b, Key="tagged")["TagSet"], "replaced tags")
+    same(1, s3.get_object(Bucket=b, Key="tagged")["TagCount"], "x-amz-tagging-count")
+    same(b"t", s3.get_object(Bucket=b, Key="tagged")["Body"].read(), "data after tagging")
+    s3.copy_object(Bucket=b, Key="tagged-copy", CopySource={"Bucket": b, "Key": "tagged"},
+                   TaggingDirective="REPLACE", Tagging="new=1")
+    same([{"Key": "new", "Value": "1"}], s3.get_object_tagging(Bucket=b, Key="tagged-copy")["TagSet"], "REPLACE tagging")
+    eleven = [{"Key": f"k{i}", "Value": "v"} for i in range(11)]
+    expect_error(["BadRequest"], s3.put_object_tagging, Bucket=b, Key="tagged", Tagging={"TagSet": eleven})
+    expect_error(["InvalidTag"], s3.put_object_tagging, Bucket=b, Key="tagged",
+                 Tagging={"TagSet": [{"Key": "k" * 129, "Value": "v"}]})
+    s3.delete_object_tagging(Bucket=b, Key="tagged")
+    same([], s3.get_object_tagging(Bucket=b, Key="tagged")["TagSet"], "deleted tags")
+
+    step("bucket tagging")
+    expect_error(["NoSuchTagSet"], s3.get_bucket_tagging, Bucket=b)
+    s3.put_bucket_tagging(Bucket=b, Tagging={"TagSet": [{"Key": "env", "Value": "test"}]})
+    same([{"Key": "env", "Value": "test"}], s3.get_bucket_tagging(Bucket=b)["TagSet"], "bucket tags")
+    s3.delete_bucket_tagging(Bucket=b)
+    expect_error(["NoSuchTagSet"], s3.get_bucket_tagging, Bucket=b)
+
+    step("CORS configuration")
+    expect_error(["NoSuchCORSConfiguration"], s3.get_bucket_cors, Bucket=b)
+    rules = [{"AllowedOrigins": ["https://app.example"], "AllowedMethods": ["GET", "PUT"],
+              "AllowedHeaders": ["*"], "ExposeHeaders": ["ETag"], "MaxAgeSeconds": 60}]
+    s3.put_bucket_cors(Bucket=b, CORSConfiguration={"CORSRules": rules})
+    same(rules, s3.get_bucket_cors(Bucket=b)["CORSRules"], "CORS rules")
+    expect_error(["InvalidRequest"], s3.put_bucket_cors, Bucket=b, CORSConfiguration={
+        "CORSRules": [{"AllowedOrigins": ["*"], "AllowedMethods": ["PATCH"]}]})
+    s3.delete_bucket_cors(Bucket=b)
+    expect_error(["NoSuchCORSConfiguration"], s3.get_bucket_cors, Bucket=b)
+
+    step("stored headers, URL-encoded listings, fetch-owner, empty token")
+    s3.put_object(Bucket=b, Key="hdr/a b+c", Body=b"h", CacheControl="max-age=9", ContentDisposition="attachment",
+                  ContentEncoding="identity", ContentLanguage="fr", Expires="Wed, 01 Jan 2031 00:00:00 GMT")
+    head = s3.head_object(Bucket=b, Key="hdr/a b+c")
+    same(["max-age=9", "attachment", "identity", "fr", "Wed, 01 Jan 2031 00:00:00 GMT"],
+         [head.get("CacheControl"), head.get("ContentDisposition"), head.get("ContentEncoding"),
+          head.get("ContentLanguage"), head.get("ExpiresString")], "stored headers")
+    # botocore asks for encoding-type=url and decodes; the raw answer must
+    # carry %20 for the space so that decoding is unambiguous.
+    raw = []
+    s3.meta.events.register("after-call.s3.ListObjectsV2", lambda http_response, **kw: raw.append(http_response.content))
+    listed = s3.list_objects_v2(Bucket=b, Prefix="hdr/", FetchOwner=True, ContinuationToken="")
+    s3.meta.events.unregister("after-call.s3.ListObjectsV2")
+    same(["hdr/a b+c"], [o["Key"] for o in listed["Contents"]], "decoded key")
+    if b"<Key>hdr/a%20b%2Bc</Key>" not in raw[0]:
+        fail(f"encoded listing: {raw[0]!r}")
+    if not listed["Contents"][0].get("Owner", {}).get("ID"):
+        fail(f"fetch-owner: {listed['Contents'][0]}")
+    same("", listed.get("ContinuationToken"), "echoed empty continuation token")
+
+    step("repeated CompleteMultipartUpload, bucket created again")
+    up = s3.create_multipart_upload(Bucket=b, Key="twice")
+    e1 = s3.upload_part(Bucket=b, Key="twice", UploadId=up["UploadId"], PartNumber=1, Body=b"once")["ETag"]
+    parts = {"Parts": [{"PartNumber": 1, "ETag": e1}]}
+    first = s3.complete_multipart_upload(Bucket=b, Key="twice", UploadId=up["UploadId"], MultipartUpload=parts)
+    again = s3.complete_multipart_upload(Bucket=b, Key="twice", UploadId=up["UploadId"], MultipartUpload=parts)
+    same(first["ETag"], again["ETag"], "repeated completion ETag")
+    s3.create_bucket(Bucket=b)
+    same(b"once", s3.get_object(Bucket=b, Key="twice")["Body"].read(), "object after re-creating its bucket")
+    for k in ["tagged", "tagged-copy", "hdr/a b+c", "twice"]:
+        s3.delete_object(Bucket=b, Key=k)
 
 
 if __name__ == "__main__":

@@ -60,6 +60,12 @@ type ObjectMeta struct {
 	// the node's Commit). Nodes keep it in the record, so that a commit rolled
 	// forward from the record finds the staged shard it binds.
 	Staged string `json:"staged,omitempty"`
+	// Headers are the standard representation headers stored with the
+	// object (Cache-Control, Content-Disposition, Content-Encoding,
+	// Content-Language, Expires), by canonical name.
+	Headers map[string]string `json:"headers,omitempty"`
+	// Tagging is the object's tag set, URL-encoded as in x-amz-tagging.
+	Tagging string `json:"tagging,omitempty"`
 }
 
 // StageVersion is the version m's shards were staged under.
@@ -127,6 +133,10 @@ type BucketRecord struct {
 	Version string    `json:"version"` // ULID
 	Created time.Time `json:"created"`
 	Deleted bool      `json:"deleted,omitempty"`
+	// Tagging is the bucket's tag set, URL-encoded; CORS its CORS
+	// configuration document. Both are opaque to nodes.
+	Tagging string `json:"tagging,omitempty"`
+	CORS    string `json:"cors,omitempty"`
 }
 
 // Hint asks the scrubber to check and repair one shard of a version.

@@ -43,6 +43,8 @@ type diskRecord struct {
 	Parts       []diskPart        `json:"parts,omitempty"`
 	Target      string            `json:"target,omitempty"`
 	Staged      string            `json:"staged,omitempty"`
+	Headers     map[string]string `json:"headers,omitempty"`
+	Tagging     string            `json:"tagging,omitempty"`
 	Shard       int               `json:"shard"`
 }
 
@@ -62,6 +64,8 @@ type diskBucket struct {
 	Version string    `json:"version"`
 	Created time.Time `json:"created"`
 	Deleted bool      `json:"deleted,omitempty"`
+	Tagging string    `json:"tagging,omitempty"`
+	CORS    string    `json:"cors,omitempty"`
 }
 
 // diskHint is a repair hint.
@@ -81,7 +85,8 @@ func toDiskRecord(r client.Record) diskRecord {
 		Size: r.Size, ETag: r.ETag, ContentType: r.ContentType, UserMeta: r.UserMeta,
 		Modified: r.Modified, Data: r.Data, Parity: r.Parity, BlockSize: r.BlockSize,
 		Format: r.Format, Roots: r.Roots, Nodes: r.Nodes, Checksums: r.Checksums,
-		Target: r.Target, Staged: r.Staged, Shard: r.Shard,
+		Target: r.Target, Staged: r.Staged, Headers: r.Headers, Tagging: r.Tagging,
+		Shard: r.Shard,
 	}
 	if r.Parts != nil {
 		d.Parts = make([]diskPart, len(r.Parts))
@@ -99,7 +104,7 @@ func (d diskRecord) wire() client.Record {
 			Size: d.Size, ETag: d.ETag, ContentType: d.ContentType, UserMeta: d.UserMeta,
 			Modified: d.Modified, Data: d.Data, Parity: d.Parity, BlockSize: d.BlockSize,
 			Format: d.Format, Roots: d.Roots, Nodes: d.Nodes, Checksums: d.Checksums,
-			Target: d.Target, Staged: d.Staged,
+			Target: d.Target, Staged: d.Staged, Headers: d.Headers, Tagging: d.Tagging,
 		},
 		Shard: d.Shard,
 	}
