@@ -79,6 +79,12 @@ func (f *Fence) Newer() *placement.Map {
 	return f.newer
 }
 
+// Refuse records that a node refused a call fenced by f with its newer
+// map m, as the Client does on a node's 409: Newer then returns it and
+// notify is called. In-process nodes (and fakes) that fence without the
+// wire call it.
+func (f *Fence) Refuse(m *placement.Map) { f.refused(m) }
+
 func (f *Fence) refused(m *placement.Map) {
 	f.mu.Lock()
 	if f.newer == nil || m.Epoch > f.newer.Epoch {
