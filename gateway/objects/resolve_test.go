@@ -13,6 +13,7 @@ import (
 	"github.com/kintsugi-store/kintsugi/placement"
 	"github.com/kintsugi-store/kintsugi/storagenode"
 	"github.com/kintsugi-store/kintsugi/storagenode/client"
+	"github.com/kintsugi-store/kintsugi/storagenode/nodetest"
 )
 
 // answer is what a GET answered, for comparing reads.
@@ -157,13 +158,13 @@ func TestReadOutlastsSlowCommitRound(t *testing.T) {
 	// Shard 3's node is asked twice per look (the quick look at the data
 	// shards' nodes, then all six), the others once.
 	for i, n := range nodes[3:] {
-		n.set(func(n *fakeNode) { n.hideStaged = 7 * (1 + max(1-i, 0)) })
+		n.Edit(func(n *nodetest.State) { n.HideStaged = 7 * (1 + max(1-i, 0)) })
 	}
 	c.mustGet("k", data)
-	v := nodes[0].committed(testBucket, "k").Version
+	v := nodes[0].Committed(testBucket, "k").Version
 	for _, n := range nodes {
-		if rec := n.committed(testBucket, "k"); rec == nil || rec.Version != v {
-			t.Fatalf("node %s committed %+v after the read, want version %s", n.id, rec, v)
+		if rec := n.Committed(testBucket, "k"); rec == nil || rec.Version != v {
+			t.Fatalf("node %s committed %+v after the read, want version %s", n.ID(), rec, v)
 		}
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/kintsugi-store/kintsugi/placement"
 	"github.com/kintsugi-store/kintsugi/storagenode"
 	"github.com/kintsugi-store/kintsugi/storagenode/client"
+	"github.com/kintsugi-store/kintsugi/storagenode/nodetest"
 )
 
 // realCluster is six real storage nodes (4+2) served over loopback HTTP,
@@ -188,16 +189,17 @@ func firstDiff(a, b []byte) int {
 // swapShards exchanges key's committed shards between fake nodes n and o
 // as the rebalancer's swap leaves them: the same version, each node now
 // holding the other's index.
-func (n *fakeNode) swapShards(o *fakeNode, bucket, key string) {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	a, b := n.key(bucket, key), o.key(bucket, key)
-	ra, rb := *a.committed, *b.committed
-	ra.Shard, rb.Shard = rb.Shard, ra.Shard
-	a.committed, b.committed = &ra, &rb
-	a.shard, b.shard = b.shard, a.shard
+func swapShards(n, o *fakeNode, bucket, key string) {
+	id := nodetest.KeyID(bucket, key)
+	n.Edit(func(ns *nodetest.State) {
+		o.Edit(func(os *nodetest.State) {
+			a, b := ns.Keys[id], os.Keys[id]
+			ra, rb := *a.Committed, *b.Committed
+			ra.Shard, rb.Shard = rb.Shard, ra.Shard
+			a.Committed, b.Committed = &ra, &rb
+			a.Shard, b.Shard = b.Shard, a.Shard
+		})
+	})
 }
 
 // TestGetAcrossSwapOnFakeNodes is TestGetAcrossRebalanceSwapReturnsExactBytes
@@ -226,7 +228,7 @@ func TestGetAcrossSwapOnFakeNodes(t *testing.T) {
 				t.Fatal(err)
 			}
 			x, y := c.shardNode("k", 0), c.shardNode("k", 2)
-			x.swapShards(y, testBucket, "k")
+			swapShards(x, y, testBucket, "k")
 			var buf bytes.Buffer
 			if err := obj.WriteRange(context.Background(), &buf, 0, obj.Info().Size); err != nil {
 				t.Fatal(err)
