@@ -146,7 +146,7 @@ func TestBucketNewestRecordWins(t *testing.T) {
 // and a caller that gives up does not fail the others.
 func TestBucketLookupShared(t *testing.T) {
 	c := newCluster(t, 6, 4, 2, func(cfg *Config) { cfg.BucketCacheTTL = 20 * time.Millisecond })
-	time.Sleep(30 * time.Millisecond)
+	c.clock.Advance(30 * time.Millisecond)
 	for _, n := range c.list {
 		n.Edit(func(n *nodetest.State) { n.Slow["bucket"] = 50 * time.Millisecond })
 	}
@@ -196,7 +196,7 @@ func TestBucketCache(t *testing.T) {
 	if got := c.list[0].Calls("bucket") - calls; got != 0 {
 		t.Fatalf("cached bucket asked the nodes %d times", got)
 	}
-	time.Sleep(60 * time.Millisecond)
+	c.clock.Advance(60 * time.Millisecond)
 	if _, err := c.s.HeadBucket(ctx, testBucket); err != nil {
 		t.Fatal(err)
 	}
@@ -207,7 +207,7 @@ func TestBucketCache(t *testing.T) {
 	for _, n := range c.list {
 		n.PutBucket(ctx, client.BucketRecord{Name: testBucket, Version: c.s.newVersion(), Deleted: true})
 	}
-	time.Sleep(60 * time.Millisecond)
+	c.clock.Advance(60 * time.Millisecond)
 	_, err := c.s.HeadBucket(ctx, testBucket)
 	wantErr(t, err, ErrNoSuchBucket, kerr.NotExist)
 	if !strings.Contains(err.Error(), testBucket) {

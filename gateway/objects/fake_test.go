@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kintsugi-store/kintsugi/internal/clock"
 	"github.com/kintsugi-store/kintsugi/internal/kerr"
 	"github.com/kintsugi-store/kintsugi/placement"
 	"github.com/kintsugi-store/kintsugi/storagenode/client"
@@ -36,6 +37,9 @@ type cluster struct {
 	nodes map[string]*fakeNode
 	list  []*fakeNode
 	s     *Store
+	// clock is the Store's Now unless a test sets its own: it reads
+	// testNow until a test advances it.
+	clock *clock.Manual
 }
 
 const (
@@ -56,7 +60,7 @@ func noPreload(cfg *Config) { cfg.PreloadMax = -1 }
 // block size testBlock, and creates testBucket.
 func newCluster(t testing.TB, nodes, d, p int, opts ...func(*Config)) *cluster {
 	t.Helper()
-	c := &cluster{t: t, nodes: make(map[string]*fakeNode)}
+	c := &cluster{t: t, nodes: make(map[string]*fakeNode), clock: clock.NewManual(testNow)}
 	m := &placement.Map{Epoch: 1, DataShards: d, ParityShards: p, Partitions: 64, BlockSize: testBlock}
 	for i := range nodes {
 		id := fmt.Sprintf("n%d", i)
@@ -72,7 +76,7 @@ func newCluster(t testing.TB, nodes, d, p int, opts ...func(*Config)) *cluster {
 		StallTimeout: 5 * time.Second, // stall tests shorten it
 
 		BucketCacheTTL: time.Hour,
-		Now:            func() time.Time { return testNow },
+		Now:            c.clock.Now,
 		Logger:         slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn})),
 	}
 	for _, o := range opts {

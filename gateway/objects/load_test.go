@@ -37,7 +37,7 @@ func TestBucketLookupStale(t *testing.T) {
 	c := newCluster(t, 6, 4, 2, func(cfg *Config) { cfg.BucketCacheTTL = 10 * time.Millisecond })
 	data := payload(100, 12)
 	c.put("k", data)
-	time.Sleep(20 * time.Millisecond)
+	c.clock.Advance(20 * time.Millisecond)
 	for _, n := range c.list {
 		n.SetDown("bucket", true)
 	}
