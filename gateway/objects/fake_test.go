@@ -4,13 +4,13 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"testing"
 	"time"
 
 	"github.com/kintsugi-store/kintsugi/internal/clock"
 	"github.com/kintsugi-store/kintsugi/internal/kerr"
+	"github.com/kintsugi-store/kintsugi/internal/testcluster"
 	"github.com/kintsugi-store/kintsugi/placement"
 	"github.com/kintsugi-store/kintsugi/storagenode/client"
 	"github.com/kintsugi-store/kintsugi/storagenode/nodetest"
@@ -61,16 +61,13 @@ func noPreload(cfg *Config) { cfg.PreloadMax = -1 }
 func newCluster(t testing.TB, nodes, d, p int, opts ...func(*Config)) *cluster {
 	t.Helper()
 	c := &cluster{t: t, nodes: make(map[string]*fakeNode), clock: clock.NewManual(testNow)}
-	m := &placement.Map{Epoch: 1, DataShards: d, ParityShards: p, Partitions: 64, BlockSize: testBlock}
-	for i := range nodes {
-		id := fmt.Sprintf("n%d", i)
-		fn := nodetest.New(id)
-		c.nodes[id] = fn
-		c.list = append(c.list, fn)
-		m.Nodes = append(m.Nodes, placement.Node{ID: id, Addr: fmt.Sprintf("127.0.0.1:%d", 7000+i), Zone: fmt.Sprintf("z%d", i)})
+	tc := testcluster.New(t, testcluster.Options{Nodes: nodes, Data: d, Parity: p, Partitions: 64, BlockSize: testBlock})
+	for _, nd := range tc.Nodes {
+		c.nodes[nd.ID] = nd.Fake
+		c.list = append(c.list, nd.Fake)
 	}
 	cfg := Config{
-		Map:          m,
+		Map:          tc.Map,
 		Dial:         func(n placement.Node) NodeClient { return c.nodes[n.ID] },
 		CallTimeout:  time.Second,
 		StallTimeout: 5 * time.Second, // stall tests shorten it

@@ -6,12 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/http/httptest"
 	"testing"
 	"time"
 
+	"github.com/kintsugi-store/kintsugi/internal/testcluster"
 	"github.com/kintsugi-store/kintsugi/placement"
-	"github.com/kintsugi-store/kintsugi/storagenode"
 	"github.com/kintsugi-store/kintsugi/storagenode/client"
 	"github.com/kintsugi-store/kintsugi/storagenode/nodetest"
 )
@@ -78,23 +77,12 @@ type nodeCluster struct {
 func newNodeCluster(t *testing.T) *nodeCluster {
 	t.Helper()
 	rc := &nodeCluster{nodes: make(map[string]*client.Client)}
-	m := &placement.Map{Epoch: 1, DataShards: 4, ParityShards: 2, Partitions: 64, BlockSize: testBlock}
-	for i := range 6 {
-		id := fmt.Sprintf("n%d", i)
-		n, err := storagenode.Open(storagenode.Config{ID: id, Dir: t.TempDir(), Logger: slog.New(slog.DiscardHandler)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		srv := httptest.NewServer(n.Handler())
-		t.Cleanup(func() {
-			srv.Close()
-			n.Close()
-		})
-		rc.nodes[id] = client.New(srv.URL, nil)
-		m.Nodes = append(m.Nodes, placement.Node{ID: id, Addr: srv.Listener.Addr().String(), Zone: fmt.Sprintf("z%d", i)})
+	tc := testcluster.New(t, testcluster.Options{Real: true, Partitions: 64, BlockSize: testBlock})
+	for _, nd := range tc.Nodes {
+		rc.nodes[nd.ID] = nd.Client
 	}
 	s, err := New(Config{
-		Map:         m,
+		Map:         tc.Map,
 		Dial:        func(n placement.Node) NodeClient { return rc.nodes[n.ID] },
 		CallTimeout: 5 * time.Second,
 		Logger:      slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn})),

@@ -4,12 +4,11 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
-	"net/http/httptest"
 	"testing"
 	"time"
 
+	"github.com/kintsugi-store/kintsugi/internal/testcluster"
 	"github.com/kintsugi-store/kintsugi/placement"
 	"github.com/kintsugi-store/kintsugi/storagenode"
 	"github.com/kintsugi-store/kintsugi/storagenode/client"
@@ -30,22 +29,13 @@ func newRealCluster(t *testing.T) *realCluster {
 	secret := []byte("shard-index-test-secret")
 	logger := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelError}))
 	rc := &realCluster{secret: secret, logger: logger, clients: make(map[string]*client.Client)}
-	m := &placement.Map{Epoch: 1, DataShards: 4, ParityShards: 2, Partitions: 64, BlockSize: testBlock}
-	for i := range 6 {
-		cfg := storagenode.DefaultConfig()
-		cfg.ID, cfg.Dir, cfg.Secret, cfg.Logger = fmt.Sprintf("n%d", i), t.TempDir(), secret, logger
-		cfg.SweepInterval, cfg.ScrubRate = 0, 0
-		node, err := storagenode.Open(cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { node.Close() })
-		srv := httptest.NewServer(node.Handler())
-		t.Cleanup(srv.Close) // runs before node.Close
-		rc.clients[cfg.ID] = client.New(srv.URL, &client.Options{Secret: secret})
-		m.Nodes = append(m.Nodes, placement.Node{ID: cfg.ID, Addr: srv.URL, Zone: fmt.Sprintf("z%d", i)})
+	base := storagenode.DefaultConfig()
+	base.Logger, base.SweepInterval, base.ScrubRate = logger, 0, 0
+	tc := testcluster.New(t, testcluster.Options{Real: true, Partitions: 64, BlockSize: testBlock, Secret: secret, Node: base})
+	for _, nd := range tc.Nodes {
+		rc.clients[nd.ID] = nd.Client
 	}
-	rc.m = m
+	rc.m = tc.Map
 	return rc
 }
 

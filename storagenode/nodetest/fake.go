@@ -609,7 +609,17 @@ func sameHint(a, b client.Hint) bool {
 
 // AddHints is client.Client.AddHints.
 func (n *Node) AddHints(ctx context.Context, hints []client.Hint) error {
-	const op = "fake.AddHints"
+	return n.editHints(ctx, "fake.AddHints", hints, func() {
+		for _, h := range hints {
+			n.st.Hints = slices.DeleteFunc(n.st.Hints, func(o client.Hint) bool { return sameHint(o, h) })
+			n.st.Hints = append(n.st.Hints, h)
+		}
+	})
+}
+
+// editHints checks hints as the node does and, unless there are none, runs
+// f under n.mu.
+func (n *Node) editHints(ctx context.Context, op string, hints []client.Hint, f func()) error {
 	if err := client.CheckHints(hints); err != nil {
 		return kerr.E(op, err)
 	}
@@ -621,10 +631,7 @@ func (n *Node) AddHints(ctx context.Context, hints []client.Hint) error {
 	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	for _, h := range hints {
-		n.st.Hints = slices.DeleteFunc(n.st.Hints, func(o client.Hint) bool { return sameHint(o, h) })
-		n.st.Hints = append(n.st.Hints, h)
-	}
+	f()
 	return nil
 }
 
@@ -654,22 +661,11 @@ func (n *Node) ListHints(ctx context.Context, limit int) ([]client.Hint, error) 
 
 // DeleteHints is client.Client.DeleteHints.
 func (n *Node) DeleteHints(ctx context.Context, hints []client.Hint) error {
-	const op = "fake.DeleteHints"
-	if err := client.CheckHints(hints); err != nil {
-		return kerr.E(op, err)
-	}
-	if len(hints) == 0 {
-		return nil
-	}
-	if err := n.enter(ctx, "hints"); err != nil {
-		return err
-	}
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	n.st.Hints = slices.DeleteFunc(n.st.Hints, func(o client.Hint) bool {
-		return slices.ContainsFunc(hints, func(h client.Hint) bool { return sameHint(o, h) })
+	return n.editHints(ctx, "fake.DeleteHints", hints, func() {
+		n.st.Hints = slices.DeleteFunc(n.st.Hints, func(o client.Hint) bool {
+			return slices.ContainsFunc(hints, func(h client.Hint) bool { return sameHint(o, h) })
+		})
 	})
-	return nil
 }
 
 // Health is client.Client.Health. Never fenced.
