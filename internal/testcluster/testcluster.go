@@ -56,6 +56,7 @@ type Options struct {
 // Cluster is a set of in-process nodes and the map naming them.
 type Cluster struct {
 	t     testing.TB
+	o     Options
 	Map   *placement.Map
 	Nodes []*Node
 	byID  map[string]*Node
@@ -74,7 +75,8 @@ type Node struct {
 	Dir    string
 	Server *httptest.Server
 	Client *client.Client
-	cfg    storagenode.Config
+	base   storagenode.Config // as started
+	cfg    storagenode.Config // as last opened
 	t      testing.TB
 
 	mu   sync.Mutex
@@ -94,7 +96,7 @@ func New(t testing.TB, o Options) *Cluster {
 	if o.Epoch == 0 {
 		o.Epoch = 1
 	}
-	c := &Cluster{t: t, byID: make(map[string]*Node)}
+	c := &Cluster{t: t, o: o, byID: make(map[string]*Node)}
 	m := &placement.Map{Epoch: o.Epoch, DataShards: o.Data, ParityShards: o.Parity, Partitions: o.Partitions, BlockSize: o.BlockSize}
 	for i := range o.Nodes {
 		id := fmt.Sprintf("n%d", i+o.First)
@@ -105,15 +107,7 @@ func New(t testing.TB, o Options) *Cluster {
 		if o.Zone != nil {
 			zone = o.Zone(i)
 		}
-		n := &Node{ID: id, t: t}
-		if o.Real {
-			n.startReal(t, o)
-		} else {
-			n.Fake = nodetest.New(id)
-			n.Addr = fmt.Sprintf("127.0.0.1:%d", 7000+i)
-		}
-		c.Nodes = append(c.Nodes, n)
-		c.byID[id] = n
+		n := c.start(id, i)
 		m.Nodes = append(m.Nodes, placement.Node{ID: id, Addr: n.Addr, Zone: zone})
 	}
 	if err := m.Validate(); err != nil {
@@ -126,6 +120,28 @@ func New(t testing.TB, o Options) *Cluster {
 	return c
 }
 
+// start starts node id, the i-th, and adds it to c.Nodes.
+func (c *Cluster) start(id string, i int) *Node {
+	n := &Node{ID: id, t: c.t}
+	if c.o.Real {
+		n.startReal(c.t, c.o)
+	} else {
+		n.Fake = nodetest.New(id)
+		n.Addr = fmt.Sprintf("127.0.0.1:%d", 7000+i)
+	}
+	c.Nodes = append(c.Nodes, n)
+	c.byID[id] = n
+	return n
+}
+
+// Add starts one more node, of the cluster's kind, that the map does not
+// name, and returns its map entry.
+func (c *Cluster) Add(id, zone string) placement.Node {
+	c.t.Helper()
+	n := c.start(id, len(c.Nodes))
+	return placement.Node{ID: id, Addr: n.Addr, Zone: zone}
+}
+
 func (n *Node) startReal(t testing.TB, o Options) {
 	t.Helper()
 	n.cfg = o.Node
@@ -134,6 +150,7 @@ func (n *Node) startReal(t testing.TB, o Options) {
 		n.cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	n.Dir = n.cfg.Dir
+	n.base = n.cfg
 	n.open()
 	n.Server = httptest.NewServer(http.HandlerFunc(n.serve))
 	n.Addr = n.Server.Listener.Addr().String()
@@ -224,6 +241,27 @@ func (n *Node) setHandler(h http.Handler) {
 	n.h = h
 }
 
+// Storage returns the running real node, for what only the node itself
+// offers (Sweep, ...); nil for a fake.
+func (n *Node) Storage() *storagenode.Node {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.node
+}
+
+// Wrap makes a real node's server serve wrap(the node's handler) until
+// the returned func is called: for faults the other hooks do not cover.
+func (n *Node) Wrap(wrap func(http.Handler) http.Handler) (restore func()) {
+	if n.Fake != nil {
+		n.t.Fatal("testcluster: Wrap of a fake node")
+	}
+	n.mu.Lock()
+	h := n.node.Handler()
+	n.mu.Unlock()
+	n.setHandler(wrap(h))
+	return func() { n.setHandler(nil) }
+}
+
 // Down makes every call to the node fail with 503 (a fake: kerr.Unavailable)
 // until the returned func is called.
 func (n *Node) Down() (up func()) {
@@ -265,20 +303,18 @@ func (n *Node) Slow(d time.Duration) (fast func()) {
 		n.Fake.Edit(func(st *nodetest.State) { st.Slow["*"] = d })
 		return func() { n.Fake.Edit(func(st *nodetest.State) { delete(st.Slow, "*") }) }
 	}
-	n.mu.Lock()
-	h := n.node.Handler()
-	n.mu.Unlock()
-	n.setHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		t := time.NewTimer(d)
-		defer t.Stop()
-		select {
-		case <-r.Context().Done():
-			return
-		case <-t.C:
-		}
-		h.ServeHTTP(w, r)
-	}))
-	return func() { n.setHandler(nil) }
+	return n.Wrap(func(h http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			t := time.NewTimer(d)
+			defer t.Stop()
+			select {
+			case <-r.Context().Done():
+				return
+			case <-t.C:
+			}
+			h.ServeHTTP(w, r)
+		})
+	})
 }
 
 // Stop takes the node down for good: a real node's port refuses
@@ -293,7 +329,8 @@ func (n *Node) Stop() {
 }
 
 // Reopen closes a real node and opens it again on the same directory
-// and address, with edit (if not nil) applied to its configuration.
+// and address, with edit (if not nil) applied to the configuration it
+// was started with (not to that of an earlier Reopen).
 func (n *Node) Reopen(edit func(*storagenode.Config)) {
 	n.t.Helper()
 	if n.Fake != nil {
@@ -302,6 +339,7 @@ func (n *Node) Reopen(edit func(*storagenode.Config)) {
 	n.mu.Lock()
 	n.node.Close()
 	n.mu.Unlock()
+	n.cfg = n.base
 	if edit != nil {
 		edit(&n.cfg)
 	}
