@@ -76,6 +76,18 @@ func RunConformance(t *testing.T, newNode func(t *testing.T) Client) {
 	}
 }
 
+// RunGraceConformance runs the cases of a node that keeps superseded
+// shards for a grace (storagenode.Config.SupersededGrace, Faults.KeepSuperseded),
+// in parallel, each against a fresh empty node from newNode.
+func RunGraceConformance(t *testing.T, newNode func(t *testing.T) Client) {
+	for _, tc := range graceCases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			tc.run(t, newNode(t))
+		})
+	}
+}
+
 // Test objects are 2+1 with small blocks, so that every shard has several
 // frames and a range can cross one.
 const (
@@ -232,6 +244,49 @@ var cases = []confCase{
 	{"ListStaged", testListStaged},
 	{"MapEpochFencing", testFencing},
 	{"NotFoundKinds", testNotFound},
+}
+
+var graceCases = []confCase{
+	{"SupersededReadableByVersion", testGraceRead},
+	{"StatReportsPrevious", testGracePrevious},
+}
+
+func testGraceRead(t *testing.T, c Client) {
+	a, b := encodeObj(t, 3*confBlock+1, 26), encodeObj(t, 2*confBlock, 27)
+	put(t, c, "k", ver(1), a, 0)
+	put(t, c, "k", ver(2), b, 0)
+	commit(t, c, marker("k", ver(3)))
+	for _, r := range []struct {
+		version string
+		want    []byte
+	}{{ver(1), a.shards[0]}, {ver(2), b.shards[0]}} {
+		got, err := read(c, "k", r.version, 0, 0, -1)
+		if err != nil || !bytes.Equal(got, r.want) {
+			t.Fatalf("read of superseded %s: %d bytes, %v; want %d", r.version, len(got), err, len(r.want))
+		}
+	}
+	if got, err := read(c, "k", ver(2), 0, 5, 10); err != nil || !bytes.Equal(got, b.shards[0][5:15]) {
+		t.Fatalf("ranged read of a superseded version: %d bytes, %v", len(got), err)
+	}
+}
+
+func testGracePrevious(t *testing.T, c Client) {
+	a, b := encodeObj(t, 2*confBlock, 28), encodeObj(t, confBlock, 29)
+	put(t, c, "k", ver(1), a, 1)
+	if ks := stat(t, c, "k"); ks.Previous != nil {
+		t.Fatalf("previous %+v with nothing superseded", ks.Previous)
+	}
+	put(t, c, "k", ver(2), b, 1)
+	ks := stat(t, c, "k")
+	wantCommitted(t, ks, ver(2), 1)
+	if p := ks.Previous; p == nil || p.Version != ver(1) || p.Shard != 1 || !slices.Equal(p.Roots, a.roots) {
+		t.Fatalf("previous %+v, want version %s shard 1", p, ver(1))
+	}
+	commit(t, c, marker("k", ver(3)))
+	ks = stat(t, c, "k")
+	if p := ks.Previous; p == nil || p.Version != ver(2) {
+		t.Fatalf("after a delete: previous %+v, want version %s", p, ver(2))
+	}
 }
 
 func testStageCommitRead(t *testing.T, c Client) {

@@ -2,8 +2,10 @@ package nodetest_test
 
 import (
 	"testing"
+	"time"
 
 	"github.com/kintsugi-store/kintsugi/internal/testcluster"
+	"github.com/kintsugi-store/kintsugi/storagenode"
 	"github.com/kintsugi-store/kintsugi/storagenode/client"
 	"github.com/kintsugi-store/kintsugi/storagenode/nodetest"
 )
@@ -14,6 +16,26 @@ func TestConformanceNode(t *testing.T) {
 	nodetest.RunConformance(t, func(t *testing.T) nodetest.Client {
 		c := testcluster.New(t, testcluster.Options{Nodes: 1, Data: 1, Parity: 0, Real: true})
 		return realNode{c.Nodes[0].Client, c.Nodes[0]}
+	})
+}
+
+// TestGraceConformanceNode runs the grace cases against a real node with a
+// superseded grace.
+func TestGraceConformanceNode(t *testing.T) {
+	nodetest.RunGraceConformance(t, func(t *testing.T) nodetest.Client {
+		c := testcluster.New(t, testcluster.Options{Nodes: 1, Data: 1, Parity: 0, Real: true,
+			Node: storagenode.Config{SupersededGrace: time.Hour}})
+		return c.Nodes[0].Client
+	})
+}
+
+// TestGraceConformanceFake runs the grace cases against the fake set to
+// keep superseded shards.
+func TestGraceConformanceFake(t *testing.T) {
+	nodetest.RunGraceConformance(t, func(t *testing.T) nodetest.Client {
+		n := nodetest.New("fake")
+		n.Edit(func(st *nodetest.State) { st.KeepSuperseded = true })
+		return n
 	})
 }
 

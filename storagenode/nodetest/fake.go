@@ -83,12 +83,16 @@ type Key struct {
 	Corrupt bool
 	Staged  []Staged
 	Old     map[string]Old // superseded shards by version, with KeepSuperseded
+	// Previous names the last version of Old superseded: Stat reports
+	// its record as KeyState.Previous, as a node in its grace does.
+	Previous string
 }
 
-// Old is a superseded version's shard and its index.
+// Old is a superseded version's record and shard.
 type Old struct {
-	Shard int
-	Data  []byte
+	Record client.Record
+	Shard  int
+	Data   []byte
 }
 
 // Staged is a staged shard.
@@ -389,7 +393,8 @@ func (n *Node) Commit(ctx context.Context, meta client.ObjectMeta) (client.Recor
 		if k.Old == nil {
 			k.Old = make(map[string]Old)
 		}
-		k.Old[c.Version] = Old{Shard: c.Shard, Data: k.Shard}
+		k.Old[c.Version] = Old{Record: *c, Shard: c.Shard, Data: k.Shard}
+		k.Previous = c.Version
 	}
 	k.Committed, k.Shard, k.Corrupt = &rec, data, false
 	// Older staged versions stay, as on the node: Stat no longer shows
@@ -481,6 +486,9 @@ func (n *Node) stat(bucket, key string) client.KeyState {
 	if k.Committed != nil {
 		c := *k.Committed
 		ks.Committed = &c
+		if old, ok := k.Old[k.Previous]; ok && old.Record.Version < c.Version {
+			ks.Previous = &old.Record
+		}
 	}
 	hide := n.st.HideStaged > 0
 	if hide {
