@@ -763,33 +763,24 @@ func checkShard(data []byte, rec client.Record) error {
 
 // DropMarker is client.Client.DropMarker.
 func (n *Node) DropMarker(ctx context.Context, bucket, key, version string) (bool, error) {
-	const op = "fake.DropMarker"
-	if err := client.CheckObject(bucket, key, version); err != nil {
-		return false, kerr.E(op, err)
-	}
-	if err := n.enter(ctx, "drop"); err != nil {
-		return false, err
-	}
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	k := n.st.Keys[KeyID(bucket, key)]
-	if k == nil || k.Committed == nil || k.Committed.Version != version || !k.Committed.Deleted {
-		return false, nil
-	}
-	k.Committed, k.Shard = nil, nil
-	return true, nil
+	return n.drop(ctx, "fake.DropMarker", bucket, key, version, -1, func(c *client.Record) bool { return c.Deleted })
 }
 
 // DropShard is client.Client.DropShard.
 func (n *Node) DropShard(ctx context.Context, bucket, key, version string, shard int) (bool, error) {
-	const op = "fake.DropShard"
-	if err := client.CheckObject(bucket, key, version); err != nil {
-		return false, kerr.E(op, err)
-	}
 	if shard != -1 {
 		if err := client.CheckShard(shard); err != nil {
-			return false, kerr.E(op, err)
+			return false, kerr.E("fake.DropShard", err)
 		}
+	}
+	return n.drop(ctx, "fake.DropShard", bucket, key, version, shard, func(c *client.Record) bool { return c.Shard == shard })
+}
+
+// drop removes the committed record of bucket/key if it is version and
+// match says so (compare and delete), with the staged copies of its shard.
+func (n *Node) drop(ctx context.Context, op, bucket, key, version string, shard int, match func(*client.Record) bool) (bool, error) {
+	if err := client.CheckObject(bucket, key, version); err != nil {
+		return false, kerr.E(op, err)
 	}
 	if err := n.enter(ctx, "drop"); err != nil {
 		return false, err
@@ -797,11 +788,13 @@ func (n *Node) DropShard(ctx context.Context, bucket, key, version string, shard
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	k := n.st.Keys[KeyID(bucket, key)]
-	if k == nil || k.Committed == nil || k.Committed.Version != version || k.Committed.Shard != shard {
+	if k == nil || k.Committed == nil || k.Committed.Version != version || !match(k.Committed) {
 		return false, nil
 	}
 	k.Committed, k.Shard, k.Corrupt = nil, nil, false
-	k.Staged = slices.DeleteFunc(k.Staged, func(s Staged) bool { return s.Ref.Version == version && s.Ref.Shard == shard })
+	if shard >= 0 {
+		k.Staged = slices.DeleteFunc(k.Staged, func(s Staged) bool { return s.Ref.Version == version && s.Ref.Shard == shard })
+	}
 	return true, nil
 }
 
