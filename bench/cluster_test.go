@@ -2,7 +2,6 @@ package bench
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
 	"net/http/httptest"
 	"testing"
@@ -11,6 +10,7 @@ import (
 	"github.com/kintsugi-store/kintsugi/gateway/objects"
 	"github.com/kintsugi-store/kintsugi/gateway/sigv4"
 	"github.com/kintsugi-store/kintsugi/internal/health"
+	"github.com/kintsugi-store/kintsugi/internal/testcluster"
 	"github.com/kintsugi-store/kintsugi/placement"
 	"github.com/kintsugi-store/kintsugi/storagenode"
 	"github.com/kintsugi-store/kintsugi/storagenode/client"
@@ -27,7 +27,7 @@ const (
 // requests cross real sockets and the real node and S3 protocols.
 type cluster struct {
 	URL   string // S3 endpoint
-	nodes []*httptest.Server
+	nodes []*testcluster.Node
 	m     *placement.Map
 }
 
@@ -35,30 +35,12 @@ func startCluster(tb testing.TB) *cluster {
 	tb.Helper()
 	secret := []byte("bench-cluster-secret")
 	logger := slog.New(slog.NewTextHandler(tb.Output(), &slog.HandlerOptions{Level: slog.LevelError}))
-	c := &cluster{}
-	m := &placement.Map{Epoch: 1, DataShards: 4, ParityShards: 2}
-	for i := 1; i <= 6; i++ {
-		cfg := storagenode.DefaultConfig()
-		cfg.ID = fmt.Sprintf("n%d", i)
-		cfg.Dir = tb.TempDir()
-		cfg.Secret = secret
-		cfg.Logger = logger
-		cfg.SweepInterval = 0 // nothing to sweep in a benchmark; keep the CPU for the data path
-		cfg.ScrubRate = 0
-		node, err := storagenode.Open(cfg)
-		if err != nil {
-			tb.Fatal(err)
-		}
-		tb.Cleanup(func() { node.Close() })
-		srv := httptest.NewServer(node.Handler())
-		tb.Cleanup(srv.Close) // runs before node.Close
-		c.nodes = append(c.nodes, srv)
-		m.Nodes = append(m.Nodes, placement.Node{ID: cfg.ID, Addr: srv.Listener.Addr().String(), Zone: fmt.Sprintf("z%d", i)})
-	}
-	c.m = m.WithDefaults()
-	if err := c.m.Validate(); err != nil {
-		tb.Fatal(err)
-	}
+	base := storagenode.DefaultConfig()
+	base.Logger = logger
+	base.SweepInterval = 0 // nothing to sweep in a benchmark; keep the CPU for the data path
+	base.ScrubRate = 0
+	tc := testcluster.New(tb, testcluster.Options{Real: true, First: 1, Secret: secret, Node: base, WithDefaults: true})
+	c := &cluster{nodes: tc.Nodes, m: tc.Map}
 	// Node health as the gateway command wires it: heartbeats, breakers
 	// that skip a dead node at once, hedged reads.
 	opts := &client.Options{Secret: secret}
@@ -107,8 +89,7 @@ func startCluster(tb testing.TB) *cluster {
 // stopNodes takes down the servers of the first k nodes: their ports
 // refuse connections from now on, as a crashed node's would.
 func (c *cluster) stopNodes(k int) {
-	for _, s := range c.nodes[:k] {
-		s.CloseClientConnections()
-		s.Close()
+	for _, n := range c.nodes[:k] {
+		n.Stop()
 	}
 }

@@ -50,10 +50,7 @@ func TestRebalanceKeepsOldCopyUntilEveryNodeHoldsNewEpoch(t *testing.T) {
 	}
 	// n1 is on every key's placement (six nodes, six shards) and cannot
 	// be told of the new map.
-	sw := c.byID["n1"].sw
-	sw.mu.Lock()
-	sw.h = noMapHandler{c.byID["n1"].node.Handler()}
-	sw.mu.Unlock()
+	restore := c.byID["n1"].Wrap(func(h http.Handler) http.Handler { return noMapHandler{h} })
 	s.SetMap(c.m)
 	// Moves whose new node holds another shard of the version wait for
 	// that one to be dropped, so not all of them happen; none drops.
@@ -74,9 +71,7 @@ func TestRebalanceKeepsOldCopyUntilEveryNodeHoldsNewEpoch(t *testing.T) {
 
 	// Once n1 takes the map, the next pass finishes the moves and drops
 	// every old copy.
-	sw.mu.Lock()
-	sw.h = c.byID["n1"].node.Handler()
-	sw.mu.Unlock()
+	restore()
 	rep := mustRun(t, s)
 	if first.MovesDone+rep.MovesDone != want || rep.CopiesDropped != want || !rep.Healthy() {
 		t.Fatalf("pass with every node on the new map: %d+%d moves, %d copies dropped, want %d of each: %+v",

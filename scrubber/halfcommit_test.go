@@ -24,7 +24,7 @@ func TestHalfCommittedOverwriteStaysReadable(t *testing.T) {
 
 	later := time.Now().Add(storagenode.DefaultStagingGrace + storagenode.DefaultSupersededGrace + time.Hour)
 	for _, tn := range c.nodes {
-		if _, err := tn.node.Sweep(context.Background(), later); err != nil {
+		if _, err := tn.Storage().Sweep(context.Background(), later); err != nil {
 			t.Fatalf("Sweep on %s: %v", tn.id, err)
 		}
 	}

@@ -3,27 +3,21 @@ package scrubber
 import (
 	"bytes"
 	"context"
-	"encoding/hex"
-	"fmt"
 	"io"
 	"log/slog"
 	"math/rand/v2"
-	"net/http"
-	"net/http/httptest"
 	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/oklog/ulid/v2"
-	"github.com/zeebo/blake3"
 
 	"github.com/kintsugi-store/kintsugi/codec"
 	"github.com/kintsugi-store/kintsugi/internal/kerr"
+	"github.com/kintsugi-store/kintsugi/internal/testcluster"
 	"github.com/kintsugi-store/kintsugi/placement"
 	"github.com/kintsugi-store/kintsugi/storagenode"
 	"github.com/kintsugi-store/kintsugi/storagenode/client"
@@ -33,36 +27,19 @@ const testBlock = 4096
 
 func quiet() *slog.Logger { return slog.New(slog.DiscardHandler) }
 
-// swapHandler lets a node be replaced behind the same address.
-type swapHandler struct {
-	mu sync.RWMutex
-	h  http.Handler
-}
-
-func (s *swapHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	s.mu.RLock()
-	h := s.h
-	s.mu.RUnlock()
-	h.ServeHTTP(w, r)
-}
-
-// tnode is an in-process storage node served over httptest.
+// tnode is an in-process storage node served over loopback HTTP, with a
+// client for it.
 type tnode struct {
-	id   string
-	dir  string
-	node *storagenode.Node
-	sw   *swapHandler
-	srv  *httptest.Server
-	c    *client.Client
-	// edit, if not nil, changes the node's configuration when it is
-	// (re)opened.
-	edit func(*storagenode.Config)
+	*testcluster.Node
+	id string
+	c  *client.Client
 }
 
 // cluster is a set of in-process nodes and the map naming them; it plays
 // the gateway's part in tests (writes, reads) without the gateway.
 type cluster struct {
 	t     *testing.T
+	tc    *testcluster.Cluster
 	m     *placement.Map
 	nodes []*tnode
 	byID  map[string]*tnode
@@ -71,103 +48,47 @@ type cluster struct {
 func newCluster(t *testing.T, n, d, p int) *cluster {
 	t.Helper()
 	c := &cluster{t: t, byID: make(map[string]*tnode)}
-	m := &placement.Map{Epoch: 1, DataShards: d, ParityShards: p, BlockSize: testBlock}
-	for i := range n {
-		tn := &tnode{id: fmt.Sprintf("n%d", i+1), dir: t.TempDir(), sw: &swapHandler{}}
-		tn.open(t)
-		tn.srv = httptest.NewServer(tn.sw)
-		tn.c = client.New(tn.srv.URL, nil)
-		t.Cleanup(func() {
-			tn.srv.Close()
-			tn.node.Close()
-		})
-		c.nodes = append(c.nodes, tn)
-		c.byID[tn.id] = tn
-		m.Nodes = append(m.Nodes, placement.Node{ID: tn.id, Addr: tn.srv.Listener.Addr().String(), Zone: "z" + strconv.Itoa(i)})
+	c.tc = testcluster.New(t, testcluster.Options{
+		Nodes: n, Data: d, Parity: p, BlockSize: testBlock, Real: true, WithDefaults: true,
+		First: 1, Zone: func(i int) string { return "z" + strconv.Itoa(i) },
+	})
+	for _, tn := range c.tc.Nodes {
+		c.track(tn)
 	}
-	if err := m.Validate(); err != nil {
-		t.Fatal(err)
-	}
-	c.m = m.WithDefaults()
+	c.m = c.tc.Map
 	c.createBucket("bk")
 	return c
 }
 
-func (tn *tnode) open(t *testing.T) {
-	t.Helper()
-	cfg := storagenode.Config{ID: tn.id, Dir: tn.dir, Logger: quiet()}
-	if tn.edit != nil {
-		tn.edit(&cfg)
-	}
-	n, err := storagenode.Open(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tn.node = n
-	tn.sw.mu.Lock()
-	tn.sw.h = n.Handler()
-	tn.sw.mu.Unlock()
-}
-
-// http503 is a node that fails every request.
-type http503 struct{}
-
-func (http503) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	http.Error(w, "down for the test", http.StatusServiceUnavailable)
+// track makes a node of c.tc known to the cluster's helpers.
+func (c *cluster) track(n *testcluster.Node) *tnode {
+	tn := &tnode{Node: n, id: n.ID, c: n.Client}
+	c.nodes = append(c.nodes, tn)
+	c.byID[tn.id] = tn
+	return tn
 }
 
 // down makes node id fail every request until the returned func is called.
-func (c *cluster) down(id string) (up func()) {
-	tn := c.byID[id]
-	tn.sw.mu.Lock()
-	tn.sw.h = http503{}
-	tn.sw.mu.Unlock()
-	return func() {
-		tn.sw.mu.Lock()
-		tn.sw.h = tn.node.Handler()
-		tn.sw.mu.Unlock()
-	}
-}
+func (c *cluster) down(id string) (up func()) { return c.byID[id].Down() }
 
 // hang makes node id hold every request until the client gives up,
 // counting them, until the returned func is called.
 func (c *cluster) hang(id string, calls *atomic.Int64) (up func()) {
-	tn := c.byID[id]
-	tn.sw.mu.Lock()
-	tn.sw.h = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		calls.Add(1)
-		select {
-		case <-r.Context().Done():
-		case <-time.After(10 * time.Second):
-		}
-	})
-	tn.sw.mu.Unlock()
-	return func() {
-		tn.sw.mu.Lock()
-		tn.sw.h = tn.node.Handler()
-		tn.sw.mu.Unlock()
-	}
+	return c.byID[id].Hang(func() { calls.Add(1) })
 }
 
 // reconfigure reopens every node with edit applied to its configuration.
 func (c *cluster) reconfigure(edit func(*storagenode.Config)) {
 	c.t.Helper()
 	for _, tn := range c.nodes {
-		tn.node.Close()
-		tn.edit = edit
-		tn.open(c.t)
+		tn.Reopen(edit)
 	}
 }
 
 // wipe replaces the node by an empty one at the same address.
 func (c *cluster) wipe(id string) {
 	c.t.Helper()
-	tn := c.byID[id]
-	tn.node.Close()
-	if err := os.RemoveAll(tn.dir); err != nil {
-		c.t.Fatal(err)
-	}
-	tn.open(c.t)
+	c.byID[id].Wipe()
 }
 
 func (c *cluster) createBucket(name string) {
@@ -328,13 +249,9 @@ func (c *cluster) read(bucket, key string) ([]byte, error) {
 	return buf.Bytes(), err
 }
 
-// shardPath is where node id keeps shard i of a version (the node's
-// documented layout: shards/ab/cd/<hex blake3(bucket NUL key NUL version)>.<i>).
+// shardPath is where node id keeps shard i of a version.
 func (c *cluster) shardPath(id, bucket, key, version string, shard int) string {
-	h := blake3.New()
-	h.WriteString(bucket + "\x00" + key + "\x00" + version)
-	base := hex.EncodeToString(h.Sum(nil)) + "." + strconv.Itoa(shard)
-	return filepath.Join(c.byID[id].dir, "shards", base[:2], base[2:4], base)
+	return c.byID[id].ShardPath(bucket, key, version, shard)
 }
 
 // holder returns the node the placement names for shard i of bucket/key.

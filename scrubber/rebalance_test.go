@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"maps"
-	"net/http/httptest"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -22,18 +21,10 @@ import (
 // its map, and returns its map entry.
 func (c *cluster) addNode(id, zone string) placement.Node {
 	c.t.Helper()
-	tn := &tnode{id: id, dir: c.t.TempDir(), sw: &swapHandler{}}
-	tn.open(c.t)
-	tn.srv = httptest.NewServer(tn.sw)
-	tn.c = client.New(tn.srv.URL, nil)
-	c.t.Cleanup(func() {
-		tn.srv.Close()
-		tn.node.Close()
-	})
-	c.nodes = append(c.nodes, tn)
-	c.byID[id] = tn
+	entry := c.tc.Add(id, zone)
+	c.track(c.tc.Node(id))
 	// A node added after the buckets were made learns them from the pass.
-	return placement.Node{ID: id, Addr: tn.srv.Listener.Addr().String(), Zone: zone}
+	return entry
 }
 
 // nextMap returns the cluster's map with edit applied and the next epoch.

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/kintsugi-store/kintsugi/internal/health"
+	"github.com/kintsugi-store/kintsugi/storagenode/nodetest"
 )
 
 func BenchmarkPut4x2x1M(b *testing.B) {
@@ -51,8 +52,8 @@ func benchmarkPutDegraded(b *testing.B, down int) {
 	c := newHealthCluster(b, 6, 4, 2)
 	for i := range down {
 		n := c.shardNode("k", 5-i)
-		n.setDown("*", true)
-		c.waitState(n.id, health.Down)
+		n.SetDown("*", true)
+		c.waitState(n.ID(), health.Down)
 	}
 	data := payload(1<<20, 1)
 	b.SetBytes(int64(len(data)))
@@ -70,12 +71,12 @@ func benchmarkPutDegraded(b *testing.B, down int) {
 func BenchmarkGetRaised3x3x1M(b *testing.B) {
 	c := newHealthCluster(b, 6, 4, 2)
 	down := c.shardNode("k", 5)
-	down.setDown("*", true)
-	c.waitState(down.id, health.Down)
+	down.SetDown("*", true)
+	c.waitState(down.ID(), health.Down)
 	data := payload(1<<20, 1)
 	c.put("k", data)
-	down.setDown("*", false)
-	c.waitState(down.id, health.Up)
+	down.SetDown("*", false)
+	c.waitState(down.ID(), health.Up)
 	obj, err := c.s.OpenObject(context.Background(), testBucket, "k")
 	if err != nil {
 		b.Fatal(err)
@@ -93,11 +94,11 @@ func BenchmarkGetRaised3x3x1M(b *testing.B) {
 func (c *cluster) storedBytes(key string) int {
 	total := 0
 	for _, n := range c.list {
-		n.mu.Lock()
-		if fk := n.keys[testBucket+"\x00"+key]; fk != nil && fk.committed != nil {
-			total += len(fk.shard)
-		}
-		n.mu.Unlock()
+		n.Edit(func(st *nodetest.State) {
+			if fk := st.Keys[nodetest.KeyID(testBucket, key)]; fk != nil && fk.Committed != nil {
+				total += len(fk.Shard)
+			}
+		})
 	}
 	return total
 }

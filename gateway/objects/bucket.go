@@ -15,7 +15,7 @@ import (
 // bucketEntry is a cached positive answer about a bucket.
 type bucketEntry struct {
 	info    BucketInfo
-	expires time.Time // wall clock, not s.now: tests fix s.now, the TTL must still run
+	expires time.Time // by s.now, so that a test's clock drives the TTL
 }
 
 // CreateBucket creates a bucket on every node of the map. It fails with
@@ -304,7 +304,7 @@ func (s *Store) cachedBucket(name string) (info BucketInfo, fresh, cached bool) 
 	s.bucketMu.Lock()
 	defer s.bucketMu.Unlock()
 	e, ok := s.buckets[name]
-	now := time.Now()
+	now := s.now()
 	switch {
 	case !ok:
 		return BucketInfo{}, false, false
@@ -321,7 +321,7 @@ func (s *Store) cacheBucket(info BucketInfo) {
 	}
 	s.bucketMu.Lock()
 	defer s.bucketMu.Unlock()
-	s.buckets[info.Name] = bucketEntry{info: info, expires: time.Now().Add(s.bucketTTL)}
+	s.buckets[info.Name] = bucketEntry{info: info, expires: s.now().Add(s.bucketTTL)}
 }
 
 func (s *Store) uncacheBucket(name string) {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/kintsugi-store/kintsugi/internal/kerr"
 	"github.com/kintsugi-store/kintsugi/storagenode/client"
+	"github.com/kintsugi-store/kintsugi/storagenode/nodetest"
 )
 
 func noBucketCache(cfg *Config) { cfg.BucketCacheTTL = -1 }
@@ -46,7 +47,7 @@ func TestBuckets(t *testing.T) {
 	}
 	for _, n := range c.list {
 		if _, err := n.GetBucket(ctx, "alpha"); err != nil {
-			t.Fatalf("node %s lacks the bucket: %v", n.id, err)
+			t.Fatalf("node %s lacks the bucket: %v", n.ID(), err)
 		}
 	}
 
@@ -90,31 +91,31 @@ func TestBucketQuorum(t *testing.T) {
 	// Two nodes missed the creation (they were down): a majority still
 	// sees the bucket.
 	for _, n := range c.list[:2] {
-		n.setDown("*", true)
+		n.SetDown("*", true)
 	}
 	if err := c.s.CreateBucket(ctx, "half"); err != nil {
 		t.Fatal(err)
 	}
 	for _, n := range c.list[:2] {
-		n.setDown("*", false)
+		n.SetDown("*", false)
 	}
 	for _, n := range c.list[4:] {
-		n.setDown("*", true)
+		n.SetDown("*", true)
 	}
 	if _, err := c.s.HeadBucket(ctx, "half"); err != nil {
 		t.Fatal(err)
 	}
 	// Three of six is not a majority, for reads or writes.
-	c.list[3].setDown("*", true)
+	c.list[3].SetDown("*", true)
 	_, err := c.s.HeadBucket(ctx, testBucket)
 	wantErr(t, err, ErrQuorum, kerr.Unavailable)
 	_, err = c.s.ListBuckets(ctx)
 	wantErr(t, err, ErrQuorum, kerr.Unavailable)
 	for _, n := range c.list[3:] {
-		n.setDown("*", false)
+		n.SetDown("*", false)
 	}
 	for _, n := range c.list[:3] {
-		n.setDown("bucket", true)
+		n.SetDown("bucket", true)
 	}
 	err = c.s.CreateBucket(ctx, "nope")
 	wantErr(t, err, ErrQuorum, kerr.Unavailable)
@@ -145,11 +146,11 @@ func TestBucketNewestRecordWins(t *testing.T) {
 // and a caller that gives up does not fail the others.
 func TestBucketLookupShared(t *testing.T) {
 	c := newCluster(t, 6, 4, 2, func(cfg *Config) { cfg.BucketCacheTTL = 20 * time.Millisecond })
-	time.Sleep(30 * time.Millisecond)
+	c.clock.Advance(30 * time.Millisecond)
 	for _, n := range c.list {
-		n.set(func(n *fakeNode) { n.slow["bucket"] = 50 * time.Millisecond })
+		n.Edit(func(n *nodetest.State) { n.Slow["bucket"] = 50 * time.Millisecond })
 	}
-	calls := c.list[0].callCount("bucket")
+	calls := c.list[0].Calls("bucket")
 	gone, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	errs := make([]error, 16)
@@ -178,7 +179,7 @@ func TestBucketLookupShared(t *testing.T) {
 	if _, err := c.s.HeadBucket(context.Background(), testBucket); err != nil {
 		t.Fatal(err)
 	}
-	if got := c.list[0].callCount("bucket") - calls; got != 1 {
+	if got := c.list[0].Calls("bucket") - calls; got != 1 {
 		t.Errorf("17 lookups asked a node %d times, want 1", got)
 	}
 }
@@ -186,27 +187,27 @@ func TestBucketLookupShared(t *testing.T) {
 func TestBucketCache(t *testing.T) {
 	c := newCluster(t, 6, 4, 2, func(cfg *Config) { cfg.BucketCacheTTL = 50 * time.Millisecond })
 	ctx := context.Background()
-	calls := c.list[0].callCount("bucket")
+	calls := c.list[0].Calls("bucket")
 	for range 10 {
 		if _, err := c.s.HeadBucket(ctx, testBucket); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if got := c.list[0].callCount("bucket") - calls; got != 0 {
+	if got := c.list[0].Calls("bucket") - calls; got != 0 {
 		t.Fatalf("cached bucket asked the nodes %d times", got)
 	}
-	time.Sleep(60 * time.Millisecond)
+	c.clock.Advance(60 * time.Millisecond)
 	if _, err := c.s.HeadBucket(ctx, testBucket); err != nil {
 		t.Fatal(err)
 	}
-	if got := c.list[0].callCount("bucket") - calls; got != 1 {
+	if got := c.list[0].Calls("bucket") - calls; got != 1 {
 		t.Fatalf("expired entry: %d calls, want 1", got)
 	}
 	// Another gateway deleted the bucket: noticed once the entry expires.
 	for _, n := range c.list {
 		n.PutBucket(ctx, client.BucketRecord{Name: testBucket, Version: c.s.newVersion(), Deleted: true})
 	}
-	time.Sleep(60 * time.Millisecond)
+	c.clock.Advance(60 * time.Millisecond)
 	_, err := c.s.HeadBucket(ctx, testBucket)
 	wantErr(t, err, ErrNoSuchBucket, kerr.NotExist)
 	if !strings.Contains(err.Error(), testBucket) {

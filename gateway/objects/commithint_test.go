@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/kintsugi-store/kintsugi/storagenode/client"
+	"github.com/kintsugi-store/kintsugi/storagenode/nodetest"
 )
 
 // TestManifestCommitHints: a node that answers a manifest's commit
@@ -16,12 +17,12 @@ func TestManifestCommitHints(t *testing.T) {
 	p := c.putPart("mh", id, 1, payload(3000, 5))
 	placed := c.s.Map().PlaceKey(testBucket, "mh")
 	missed := c.nodes[placed[0].ID]
-	missed.set(func(n *fakeNode) { n.dropCommit = true })
+	missed.Edit(func(st *nodetest.State) { st.DropCommit = true })
 	c.allHints()
 	if _, err := c.s.CompleteUpload(context.Background(), CompleteInput{Bucket: testBucket, Key: "mh", UploadID: id, Parts: complete(p)}); err != nil {
 		t.Fatal(err)
 	}
-	rec := c.nodes[placed[1].ID].committed(testBucket, "mh")
+	rec := c.nodes[placed[1].ID].Committed(testBucket, "mh")
 	if rec == nil || len(rec.Parts) != 1 {
 		t.Fatalf("manifest on %s: %+v", placed[1].ID, rec)
 	}
@@ -45,8 +46,8 @@ func TestManifestCommitHints(t *testing.T) {
 		}
 		h := hs[0]
 		if h.Bucket != testBucket || h.Key != "mh" || h.Version != rec.Version || h.Shard != -1 ||
-			h.NodeID != missed.id || h.Reason != "missing" || !h.Time.Equal(rec.Modified) {
-			t.Errorf("node %s: hint %+v, want the manifest %s missing on %s", n.ID, h, rec.Version, missed.id)
+			h.NodeID != missed.ID() || h.Reason != "missing" || !h.Time.Equal(rec.Modified) {
+			t.Errorf("node %s: hint %+v, want the manifest %s missing on %s", n.ID, h, rec.Version, missed.ID())
 		}
 	}
 }

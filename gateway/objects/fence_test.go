@@ -5,14 +5,13 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"net/http/httptest"
 	"slices"
 	"testing"
 	"time"
 
+	"github.com/kintsugi-store/kintsugi/internal/testcluster"
 	"github.com/kintsugi-store/kintsugi/placement"
 	"github.com/kintsugi-store/kintsugi/scrubber"
-	"github.com/kintsugi-store/kintsugi/storagenode"
 	"github.com/kintsugi-store/kintsugi/storagenode/client"
 )
 
@@ -21,26 +20,13 @@ import (
 // map, as `kintsugi admin` does.
 func realNodes(t *testing.T, n, d, p int) (*placement.Map, map[string]*client.Client) {
 	t.Helper()
-	m := &placement.Map{Epoch: 1, DataShards: d, ParityShards: p, Partitions: 64, BlockSize: testBlock}
+	tc := testcluster.New(t, testcluster.Options{Nodes: n, Data: d, Parity: p, Real: true,
+		Partitions: 64, BlockSize: testBlock, WithDefaults: true})
 	clients := make(map[string]*client.Client)
-	for i := range n {
-		id := fmt.Sprintf("n%d", i)
-		nd, err := storagenode.Open(storagenode.Config{ID: id, Dir: t.TempDir(), Logger: slog.New(slog.DiscardHandler)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		srv := httptest.NewServer(nd.Handler())
-		t.Cleanup(func() {
-			srv.Close()
-			nd.Close()
-		})
-		clients[id] = client.New(srv.URL, nil)
-		m.Nodes = append(m.Nodes, placement.Node{ID: id, Addr: srv.Listener.Addr().String(), Zone: fmt.Sprintf("z%d", i)})
+	for _, nd := range tc.Nodes {
+		clients[nd.ID] = nd.Client
 	}
-	if err := m.Validate(); err != nil {
-		t.Fatal(err)
-	}
-	return m.WithDefaults(), clients
+	return tc.Map, clients
 }
 
 // pushMap gives m to every node of clients.

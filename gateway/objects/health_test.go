@@ -16,6 +16,7 @@ import (
 	"github.com/kintsugi-store/kintsugi/internal/kerr"
 	"github.com/kintsugi-store/kintsugi/placement"
 	"github.com/kintsugi-store/kintsugi/storagenode/client"
+	"github.com/kintsugi-store/kintsugi/storagenode/nodetest"
 )
 
 // healthCluster is a cluster whose Store tracks node health, with
@@ -38,7 +39,8 @@ func newHealthCluster(t testing.TB, nodes, d, p int, opts ...func(*Config)) *hea
 	ready := make(chan struct{})
 	cfg.Probe = func(ctx context.Context, id string) error {
 		<-ready
-		return hc.nodes[id].gate(ctx, "health")
+		_, err := hc.nodes[id].Health(ctx)
+		return err
 	}
 	h, err := health.New(cfg)
 	if err != nil {
@@ -75,26 +77,26 @@ func TestBreakerSkipsDeadNode(t *testing.T) {
 	data := payload(3*4*testBlock+17, 1)
 	c.put("k", data)
 	dead := c.shardNode("k", 1)
-	dead.setDown("*", true)
-	c.waitState(dead.id, health.Down)
+	dead.SetDown("*", true)
+	c.waitState(dead.ID(), health.Down)
 
-	before := dead.callCount("stat") + dead.callCount("read") + dead.callCount("stage") + dead.callCount("commit")
+	before := dead.Calls("stat") + dead.Calls("read") + dead.Calls("stage") + dead.Calls("commit")
 	for range 5 {
 		c.mustGet("k", data)
 	}
 	info := c.put("k", data)
-	after := dead.callCount("stat") + dead.callCount("read") + dead.callCount("stage") + dead.callCount("commit")
+	after := dead.Calls("stat") + dead.Calls("read") + dead.Calls("stage") + dead.Calls("commit")
 	if after != before {
 		t.Fatalf("the dead node was called %d times while its breaker was open", after-before)
 	}
-	if rec := c.shardNode("k", 0).committed(testBucket, "k"); rec == nil || rec.Version != info.Version || rec.Nodes[1] != "" {
+	if rec := c.shardNode("k", 0).Committed(testBucket, "k"); rec == nil || rec.Version != info.Version || rec.Nodes[1] != "" {
 		t.Fatalf("record %+v: want version %s without shard 1", rec, info.Version)
 	}
 
-	dead.setDown("*", false)
-	c.waitState(dead.id, health.Up)
+	dead.SetDown("*", false)
+	c.waitState(dead.ID(), health.Up)
 	info = c.put("k", data)
-	if rec := dead.committed(testBucket, "k"); rec == nil || rec.Version != info.Version {
+	if rec := dead.Committed(testBucket, "k"); rec == nil || rec.Version != info.Version {
 		t.Fatalf("recovered node holds %+v, want version %s", rec, info.Version)
 	}
 	c.mustGet("k", data)
@@ -107,11 +109,11 @@ func TestBreakerSkipsDeadNode(t *testing.T) {
 func TestHedgedRead(t *testing.T) {
 	tests := []struct {
 		name  string
-		fault func(n *fakeNode)
-		clear func(n *fakeNode)
+		fault func(n *nodetest.State)
+		clear func(n *nodetest.State)
 	}{
-		{"open stalls", func(n *fakeNode) { n.stall["read"] = true }, func(n *fakeNode) { n.stall["read"] = false }},
-		{"stream stalls", func(n *fakeNode) { n.stallAfter = 2*(codec.DigestSize+testBlock) + 5 }, func(n *fakeNode) { n.stallAfter = 0 }},
+		{"open stalls", func(n *nodetest.State) { n.Stall["read"] = true }, func(n *nodetest.State) { n.Stall["read"] = false }},
+		{"stream stalls", func(n *nodetest.State) { n.StallAfter = 2*(codec.DigestSize+testBlock) + 5 }, func(n *nodetest.State) { n.StallAfter = 0 }},
 	}
 	c := newHealthCluster(t, 6, 4, 2)
 	data := payload(6*4*testBlock, 3)
@@ -121,8 +123,8 @@ func TestHedgedRead(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			slow := c.shardNode("k", 2)
-			slow.set(tt.fault)
-			defer slow.set(tt.clear)
+			slow.Edit(tt.fault)
+			defer slow.Edit(tt.clear)
 			start := time.Now()
 			c.mustGet("k", data)
 			// The stall timeout is 5s; a hedge costs at most HedgeCap.
@@ -144,13 +146,13 @@ func TestHedgeLosesToFastNode(t *testing.T) {
 	c.put("k", data)
 	var parityReads int
 	for i := 4; i < 6; i++ {
-		parityReads += c.shardNode("k", i).callCount("read")
+		parityReads += c.shardNode("k", i).Calls("read")
 	}
 	for range 10 {
 		c.mustGet("k", data)
 	}
 	for i := 4; i < 6; i++ {
-		parityReads -= c.shardNode("k", i).callCount("read")
+		parityReads -= c.shardNode("k", i).Calls("read")
 	}
 	if parityReads != 0 {
 		t.Fatalf("%d parity reads on a healthy cluster", -parityReads)
@@ -166,22 +168,22 @@ func TestWriteSkipsHalfOpenNode(t *testing.T) {
 	hc := newHealthCluster(t, 6, 4, 2)
 	c := hc.cluster
 	back := c.shardNode("k", 3)
-	back.setDown("*", true)
-	hc.waitState(back.id, health.Down)
+	back.SetDown("*", true)
+	hc.waitState(back.ID(), health.Down)
 	// Heartbeats now hang until their timeout: each half-open probe holds
 	// the breaker's one slot and then fails, so the node never closes.
-	back.set(func(n *fakeNode) { n.slow["health"] = time.Hour })
-	back.setDown("*", false)
-	hc.waitState(back.id, health.Suspect)
+	back.Edit(func(n *nodetest.State) { n.Slow["health"] = time.Hour })
+	back.SetDown("*", false)
+	hc.waitState(back.ID(), health.Suspect)
 
 	data := payload(5*4*testBlock+333, 11)
 	c.put("k", data)
-	rec := c.shardNode("k", 0).committed(testBucket, "k")
+	rec := c.shardNode("k", 0).Committed(testBucket, "k")
 	if rec == nil || rec.Data != 3 || rec.Parity != 3 || rec.Nodes[3] != "" {
 		t.Fatalf("record %+v: want 3+3 without shard 3", rec)
 	}
-	c.shardNode("k", 0).setDown("*", true)
-	c.shardNode("k", 5).setDown("*", true)
+	c.shardNode("k", 0).SetDown("*", true)
+	c.shardNode("k", 5).SetDown("*", true)
 	got, err := c.get("k")
 	if err != nil || !bytes.Equal(got, data) {
 		t.Fatalf("get after 2 further failures: %d bytes, %v", len(got), err)
@@ -202,16 +204,16 @@ func TestDegradedWriteRaisesParity(t *testing.T) {
 				c = hc.cluster
 				defer func() { _ = hc }()
 				down := c.shardNode("k", 3)
-				down.setDown("*", true)
-				hc.waitState(down.id, health.Down)
+				down.SetDown("*", true)
+				hc.waitState(down.ID(), health.Down)
 			} else {
 				c = newCluster(t, 6, 4, 2)
-				c.shardNode("k", 3).setDown("*", true)
+				c.shardNode("k", 3).SetDown("*", true)
 			}
 			down := c.shardNode("k", 3)
 			data := payload(5*4*testBlock+333, 9)
 			info := c.put("k", data)
-			rec := c.shardNode("k", 0).committed(testBucket, "k")
+			rec := c.shardNode("k", 0).Committed(testBucket, "k")
 			wantD, wantP := 4, 2
 			if tracked {
 				wantD, wantP = 3, 3
@@ -220,7 +222,7 @@ func TestDegradedWriteRaisesParity(t *testing.T) {
 				t.Fatalf("record %+v: want %d+%d without shard 3", rec, wantD, wantP)
 			}
 			hints := c.allHints()
-			want := client.Hint{Bucket: testBucket, Key: "k", Version: info.Version, Shard: 3, NodeID: down.id, Reason: "missing", Time: testNow}
+			want := client.Hint{Bucket: testBucket, Key: "k", Version: info.Version, Shard: 3, NodeID: down.ID(), Reason: "missing", Time: testNow}
 			if len(hints) != 5 {
 				t.Fatalf("hints %v", hints)
 			}
@@ -230,9 +232,9 @@ func TestDegradedWriteRaisesParity(t *testing.T) {
 				}
 			}
 
-			down.setDown("*", false)
-			c.shardNode("k", 0).setDown("*", true)
-			c.shardNode("k", 5).setDown("*", true)
+			down.SetDown("*", false)
+			c.shardNode("k", 0).SetDown("*", true)
+			c.shardNode("k", 5).SetDown("*", true)
 			got, err := c.get("k")
 			if !tracked {
 				wantErr(t, err, ErrQuorum, kerr.Unavailable)
@@ -251,15 +253,15 @@ func TestPutFailsFastWithTooManyDown(t *testing.T) {
 	c := newHealthCluster(t, 6, 4, 2)
 	for _, i := range []int{0, 4} {
 		n := c.shardNode("k", i)
-		n.setDown("*", true)
-		c.waitState(n.id, health.Down)
+		n.SetDown("*", true)
+		c.waitState(n.ID(), health.Down)
 	}
 	data := payload(100, 1)
 	_, err := c.s.PutObject(context.Background(), PutInput{Bucket: testBucket, Key: "k", Size: 100, Body: bytes.NewReader(data)})
 	wantErr(t, err, ErrQuorum, kerr.Unavailable)
 	for _, n := range c.list {
-		if got := n.callCount("stage"); got != 0 {
-			t.Fatalf("node %s got %d stages", n.id, got)
+		if got := n.Calls("stage"); got != 0 {
+			t.Fatalf("node %s got %d stages", n.ID(), got)
 		}
 	}
 }
@@ -278,7 +280,7 @@ func TestStragglersNotAwaited(t *testing.T) {
 	c.put("k", data)
 	slow := c.shardNode("k", 5)
 	for _, op := range []string{"stat", "commit", "bucket"} {
-		slow.setStall(op, true)
+		slow.SetStall(op, true)
 	}
 	timed := func(what string, f func()) {
 		t.Helper()
@@ -306,7 +308,7 @@ func TestStragglersNotAwaited(t *testing.T) {
 	found := false
 	for _, hs := range hints {
 		for _, h := range hs {
-			if h.Version == info.Version && h.Shard == 5 && h.NodeID == slow.id && h.Reason == "missing" {
+			if h.Version == info.Version && h.Shard == 5 && h.NodeID == slow.ID() && h.Reason == "missing" {
 				found = true
 			}
 		}
@@ -321,9 +323,9 @@ func TestStragglersNotAwaited(t *testing.T) {
 func TestStageCutOffWhenNodeGoesDown(t *testing.T) {
 	c := newHealthCluster(t, 6, 4, 2) // stall timeout 5s
 	slow := c.shardNode("k", 2)
-	slow.set(func(n *fakeNode) {
-		n.stallAfter = 2 * (codec.DigestSize + testBlock)
-		n.stall["health"] = true
+	slow.Edit(func(n *nodetest.State) {
+		n.StallAfter = 2 * (codec.DigestSize + testBlock)
+		n.Stall["health"] = true
 	})
 	data := payload(40*4*testBlock, 8)
 	start := time.Now()
@@ -331,8 +333,8 @@ func TestStageCutOffWhenNodeGoesDown(t *testing.T) {
 	if d := time.Since(start); d > 3*time.Second {
 		t.Fatalf("put took %v with a node going down mid-stream", d)
 	}
-	slow.set(func(n *fakeNode) { n.stallAfter, n.stall = 0, map[string]bool{} })
-	if rec := c.shardNode("k", 0).committed(testBucket, "k"); rec == nil || rec.Version != info.Version || rec.Nodes[2] != "" {
+	slow.Edit(func(n *nodetest.State) { n.StallAfter, n.Stall = 0, map[string]bool{} })
+	if rec := c.shardNode("k", 0).Committed(testBucket, "k"); rec == nil || rec.Version != info.Version || rec.Nodes[2] != "" {
 		t.Fatalf("record %+v: want version %s without shard 2", rec, info.Version)
 	}
 	c.mustGet("k", data)
@@ -364,8 +366,8 @@ func TestReadsFindShardsOfOlderEpochs(t *testing.T) {
 	setStates(4, map[string]string{ids[5]: placement.StateDraining, ids[4]: placement.StateDraining})
 	// Two of the other holders fail: reading needs both drained ones, and
 	// ids[5] is placed by neither map.
-	c.nodes[ids[0]].setDown("*", true)
-	c.nodes[ids[1]].setDown("*", true)
+	c.nodes[ids[0]].SetDown("*", true)
+	c.nodes[ids[1]].SetDown("*", true)
 	c.mustGet("k", data)
 }
 
@@ -415,7 +417,7 @@ func TestStragglerAfterMapChange(t *testing.T) {
 	c.put("k", data)
 	ids := c.nodeIDs("k")
 	// The first holder dies and is removed; n6 takes its place.
-	c.nodes[ids[0]].setDown("*", true)
+	c.nodes[ids[0]].SetDown("*", true)
 	setStates(3, map[string]string{ids[0]: placement.StateDraining})
 	setStates(4, map[string]string{ids[0]: placement.StateRemoved})
 	if !slices.Contains(c.nodeIDs("k"), "n6") {
@@ -455,9 +457,9 @@ func TestQuickResolveCutoffIsNotAFailure(t *testing.T) {
 	slow := c.shardNode("k", 0)
 	// Heartbeats answer too, but seldom enough that concurrent reads can
 	// be cut off several times in a row between two of them.
-	slow.set(func(n *fakeNode) {
-		n.slow["stat"] = 100 * time.Millisecond
-		n.slow["health"] = 150 * time.Millisecond
+	slow.Edit(func(n *nodetest.State) {
+		n.Slow["stat"] = 100 * time.Millisecond
+		n.Slow["health"] = 150 * time.Millisecond
 	})
 	var wg sync.WaitGroup
 	for range 8 {
@@ -467,7 +469,7 @@ func TestQuickResolveCutoffIsNotAFailure(t *testing.T) {
 				if err != nil || !bytes.Equal(got, data) {
 					t.Errorf("get: %d bytes, %v", len(got), err)
 				}
-				if s := hc.h.State(slow.id); s == health.Down {
+				if s := hc.h.State(slow.ID()); s == health.Down {
 					t.Errorf("the slow node is %v", s)
 				}
 			}
@@ -497,16 +499,16 @@ func (hc *healthCluster) staleBreakers(key string, n int) {
 	var back []*fakeNode
 	for i := range n {
 		node := hc.shardNode(key, i)
-		node.setDown("*", true)
-		hc.waitState(node.id, health.Down)
+		node.SetDown("*", true)
+		hc.waitState(node.ID(), health.Down)
 		back = append(back, node)
 	}
 	for _, node := range back {
-		node.setDown("*", false)
+		node.SetDown("*", false)
 	}
 	for _, node := range back {
-		if hc.s.available(node.id) {
-			hc.t.Fatalf("node %s: breaker closed already; the test needs it open", node.id)
+		if hc.s.available(node.ID()) {
+			hc.t.Fatalf("node %s: breaker closed already; the test needs it open", node.ID())
 		}
 	}
 }

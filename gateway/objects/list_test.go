@@ -159,13 +159,13 @@ func TestListMergesNewest(t *testing.T) {
 	c.put("del", []byte("v1"))
 	c.put("same", []byte("v1"))
 	lagging := c.list[2]
-	lagging.setDown("*", true)
+	lagging.SetDown("*", true)
 	i2 := c.put("over", []byte("version two"))
 	if err := c.s.DeleteObject(ctx, testBucket, "del"); err != nil {
 		t.Fatal(err)
 	}
 	c.put("new", []byte("only on five"))
-	lagging.setDown("*", false)
+	lagging.SetDown("*", false)
 
 	res, err := c.s.ListObjects(ctx, testBucket, ListOptions{})
 	if err != nil {
@@ -193,13 +193,13 @@ func TestListQuorum(t *testing.T) {
 	for i := range 5 {
 		c.put(fmt.Sprint("k", i), nil)
 	}
-	c.list[0].setDown("list", true)
-	c.list[4].setDown("list", true)
+	c.list[0].SetDown("list", true)
+	c.list[4].SetDown("list", true)
 	got, _ := listAll(t, c.s, ListOptions{MaxKeys: 2})
 	if !slices.Equal(got, []string{"k0", "k1", "k2", "k3", "k4"}) {
 		t.Fatalf("with two nodes down: %q", got)
 	}
-	c.list[5].setDown("list", true)
+	c.list[5].SetDown("list", true)
 	_, err := c.s.ListObjects(context.Background(), testBucket, ListOptions{})
 	wantErr(t, err, ErrQuorum, kerr.Unavailable)
 	if !strings.Contains(err.Error(), "3 of 6") {

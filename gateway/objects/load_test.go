@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/kintsugi-store/kintsugi/internal/kerr"
+	"github.com/kintsugi-store/kintsugi/storagenode/nodetest"
 )
 
 // TestSlowCommitAcknowledged: commits slower than the call timeout (an
@@ -15,7 +16,7 @@ import (
 func TestSlowCommitAcknowledged(t *testing.T) {
 	c := newCluster(t, 6, 4, 2) // CallTimeout 1s
 	for _, n := range c.list {
-		n.set(func(n *fakeNode) { n.slow["commit"] = 1500 * time.Millisecond })
+		n.Edit(func(n *nodetest.State) { n.Slow["commit"] = 1500 * time.Millisecond })
 	}
 	data := payload(3*4*testBlock+5, 11)
 	c.put("k", data)
@@ -24,7 +25,7 @@ func TestSlowCommitAcknowledged(t *testing.T) {
 	// A commit slower than CommitTimeout still fails the write.
 	c2 := newCluster(t, 6, 4, 2, func(cfg *Config) { cfg.CommitTimeout = 200 * time.Millisecond })
 	for _, n := range c2.list {
-		n.set(func(n *fakeNode) { n.slow["commit"] = time.Second })
+		n.Edit(func(n *nodetest.State) { n.Slow["commit"] = time.Second })
 	}
 	_, err := c2.s.PutObject(context.Background(), PutInput{Bucket: testBucket, Key: "k", Body: bytes.NewReader(data), Size: int64(len(data))})
 	wantErr(t, err, ErrQuorum, kerr.Unavailable)
@@ -36,9 +37,9 @@ func TestBucketLookupStale(t *testing.T) {
 	c := newCluster(t, 6, 4, 2, func(cfg *Config) { cfg.BucketCacheTTL = 10 * time.Millisecond })
 	data := payload(100, 12)
 	c.put("k", data)
-	time.Sleep(20 * time.Millisecond)
+	c.clock.Advance(20 * time.Millisecond)
 	for _, n := range c.list {
-		n.setDown("bucket", true)
+		n.SetDown("bucket", true)
 	}
 	if _, err := c.s.HeadBucket(context.Background(), testBucket); err != nil {
 		t.Fatalf("HeadBucket with the nodes unable to answer, cached a moment ago: %v", err)

@@ -10,6 +10,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/kintsugi-store/kintsugi/internal/health"
+	"github.com/kintsugi-store/kintsugi/storagenode/nodetest"
 )
 
 // TestProtocolMetrics: a read that needs parity counts as degraded, a
@@ -36,15 +37,15 @@ func TestProtocolMetrics(t *testing.T) {
 		t.Fatalf("after a healthy put and get: %v, want zeros", got)
 	}
 
-	c.shardNode("k", 0).setDown("*", true)
+	c.shardNode("k", 0).SetDown("*", true)
 	c.mustGet("k", data)
 	if got := count(); got != [4]float64{1, 0, 0, 0} {
 		t.Fatalf("after a read with a data shard's node down: %v, want one degraded read", got)
 	}
-	c.shardNode("k", 0).setDown("*", false)
+	c.shardNode("k", 0).SetDown("*", false)
 
 	for _, i := range []int{1, 4} {
-		c.shardNode("q", i).set(func(n *fakeNode) { n.stageErr = fmt.Errorf("disk full") })
+		c.shardNode("q", i).Edit(func(n *nodetest.State) { n.StageErr = fmt.Errorf("disk full") })
 	}
 	if _, err := c.s.PutObject(context.Background(), PutInput{Bucket: testBucket, Key: "q", Size: 5, Body: strings.NewReader("hello")}); err == nil {
 		t.Fatal("put without a stage quorum succeeded")
@@ -63,8 +64,8 @@ func TestRaisedParityMetric(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	hc := newHealthCluster(t, 6, 4, 2, func(cfg *Config) { cfg.Registerer = reg })
 	down := hc.shardNode("k", 3)
-	down.setDown("*", true)
-	hc.waitState(down.id, health.Down)
+	down.SetDown("*", true)
+	hc.waitState(down.ID(), health.Down)
 	hc.put("k", payload(2*testBlock, 5))
 	var d dto.Metric
 	if err := hc.s.metrics.raisedParity.Write(&d); err != nil {

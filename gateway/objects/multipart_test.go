@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/kintsugi-store/kintsugi/internal/kerr"
+	"github.com/kintsugi-store/kintsugi/storagenode/nodetest"
 )
 
 // mpCluster is a cluster whose clock tests can move.
@@ -51,15 +52,15 @@ func (c *cluster) liveInternal() []string {
 	seen := map[string]bool{}
 	var out []string
 	for _, n := range c.list {
-		n.mu.Lock()
-		for k, fk := range n.keys {
-			_, key, _ := strings.Cut(k, "\x00")
-			if isInternal(key) && fk.committed != nil && !fk.committed.Deleted && !seen[key] {
-				seen[key] = true
-				out = append(out, key)
+		n.Edit(func(st *nodetest.State) {
+			for k, fk := range st.Keys {
+				_, key, _ := strings.Cut(k, "\x00")
+				if isInternal(key) && fk.Committed != nil && !fk.Committed.Deleted && !seen[key] {
+					seen[key] = true
+					out = append(out, key)
+				}
 			}
-		}
-		n.mu.Unlock()
+		})
 	}
 	return out
 }
@@ -417,27 +418,27 @@ func TestManifestQuorumAndRollForward(t *testing.T) {
 	nodes := c.s.Map().PlaceKey(testBucket, "mq")
 
 	// Two nodes lose the commit: below the write quorum of 5.
-	c.nodes[nodes[0].ID].set(func(n *fakeNode) { n.dropCommit = true })
-	c.nodes[nodes[1].ID].set(func(n *fakeNode) { n.dropCommit = true })
+	c.nodes[nodes[0].ID].Edit(func(n *nodetest.State) { n.DropCommit = true })
+	c.nodes[nodes[1].ID].Edit(func(n *nodetest.State) { n.DropCommit = true })
 	_, err := c.s.CompleteUpload(ctx, CompleteInput{Bucket: testBucket, Key: "mq", UploadID: id, Parts: complete(p)})
 	wantErr(t, err, ErrQuorum, kerr.Unavailable)
 	// The upload survives a failed completion and can be retried.
-	c.nodes[nodes[0].ID].set(func(n *fakeNode) { n.dropCommit = false })
+	c.nodes[nodes[0].ID].Edit(func(n *nodetest.State) { n.DropCommit = false })
 	if _, err := c.s.CompleteUpload(ctx, CompleteInput{Bucket: testBucket, Key: "mq", UploadID: id, Parts: complete(p)}); err != nil {
 		t.Fatal(err)
 	}
-	if rec := c.nodes[nodes[1].ID].committed(testBucket, "mq"); rec != nil {
+	if rec := c.nodes[nodes[1].ID].Committed(testBucket, "mq"); rec != nil {
 		t.Fatalf("node that dropped the commit has %+v", rec)
 	}
 	// A reader finishes the commit on the node that missed it.
-	c.nodes[nodes[1].ID].set(func(n *fakeNode) { n.dropCommit = false })
+	c.nodes[nodes[1].ID].Edit(func(n *nodetest.State) { n.DropCommit = false })
 	c.mustGet("mq", payload(5000, 7))
-	if rec := c.nodes[nodes[1].ID].committed(testBucket, "mq"); rec == nil || len(rec.Parts) != 1 || rec.Shard != -1 {
+	if rec := c.nodes[nodes[1].ID].Committed(testBucket, "mq"); rec == nil || len(rec.Parts) != 1 || rec.Shard != -1 {
 		t.Fatalf("manifest not rolled forward: %+v", rec)
 	}
 	// Reads survive p nodes down, for the manifest and for its part.
-	c.nodes[nodes[2].ID].setDown("*", true)
-	c.nodes[nodes[3].ID].setDown("*", true)
+	c.nodes[nodes[2].ID].SetDown("*", true)
+	c.nodes[nodes[3].ID].SetDown("*", true)
 	c.mustGet("mq", payload(5000, 7))
 }
 
@@ -475,21 +476,21 @@ func TestAbortAfterFailedCompletionNeverBreaksObject(t *testing.T) {
 	nodes := c.s.Map().PlaceKey(testBucket, "mp")
 	holder := c.nodes[nodes[0].ID]
 	for _, n := range nodes[1:] {
-		c.nodes[n.ID].set(func(n *fakeNode) { n.dropCommit = true })
+		c.nodes[n.ID].Edit(func(n *nodetest.State) { n.DropCommit = true })
 	}
 	_, err := c.s.CompleteUpload(ctx, CompleteInput{Bucket: testBucket, Key: "mp", UploadID: id, Parts: parts})
 	wantErr(t, err, ErrQuorum, kerr.Unavailable)
-	if rec := holder.committed(testBucket, "mp"); rec == nil || len(rec.Parts) != 2 {
-		t.Fatalf("the manifest is not on %s: %+v", holder.id, rec)
+	if rec := holder.Committed(testBucket, "mp"); rec == nil || len(rec.Parts) != 2 {
+		t.Fatalf("the manifest is not on %s: %+v", holder.ID(), rec)
 	}
 	for _, n := range nodes[1:] {
-		c.nodes[n.ID].set(func(n *fakeNode) { n.dropCommit = false })
+		c.nodes[n.ID].Edit(func(n *nodetest.State) { n.DropCommit = false })
 	}
 
-	holder.setDown("*", true)
+	holder.SetDown("*", true)
 	err = c.s.AbortUpload(ctx, testBucket, "mp", id)
 	c.flush()
-	holder.setDown("*", false)
+	holder.SetDown("*", false)
 	if err != nil && !errors.Is(err, ErrQuorum) {
 		t.Fatalf("abort while a node that may hold a manifest is down: %v", err)
 	}

@@ -20,6 +20,7 @@ import (
 	"github.com/kintsugi-store/kintsugi/internal/kerr"
 	"github.com/kintsugi-store/kintsugi/placement"
 	"github.com/kintsugi-store/kintsugi/storagenode/client"
+	"github.com/kintsugi-store/kintsugi/storagenode/nodetest"
 )
 
 func md5hex(b []byte) string {
@@ -73,7 +74,7 @@ func TestPutGetSizes(t *testing.T) {
 			}
 			// Every node committed its shard, with the same metadata.
 			for i, nd := range c.s.Map().PlaceKey(testBucket, key) {
-				rec := c.nodes[nd.ID].committed(testBucket, key)
+				rec := c.nodes[nd.ID].Committed(testBucket, key)
 				if rec == nil || rec.Version != info.Version || rec.Shard != i || rec.Nodes[i] != nd.ID {
 					t.Fatalf("node %s: record %+v, want shard %d of %s", nd.ID, rec, i, info.Version)
 				}
@@ -131,15 +132,15 @@ func TestRangeReads(t *testing.T) {
 	t.Run("healthy", check)
 	t.Run("data shard 1 down", func(t *testing.T) {
 		n := c.shardNode("r", 1)
-		n.setDown("*", true)
-		defer n.setDown("*", false)
+		n.SetDown("*", true)
+		defer n.SetDown("*", false)
 		check(t)
 	})
 	t.Run("data shards 0 and 3 down", func(t *testing.T) {
 		for _, i := range []int{0, 3} {
 			n := c.shardNode("r", i)
-			n.setDown("*", true)
-			defer n.setDown("*", false)
+			n.SetDown("*", true)
+			defer n.SetDown("*", false)
 		}
 		check(t)
 	})
@@ -160,7 +161,7 @@ func TestReadsOnlyNeededShards(t *testing.T) {
 	}
 	before := make([]int, 6)
 	for i := range 6 {
-		before[i] = c.shardNode("k", i).callCount("read")
+		before[i] = c.shardNode("k", i).Calls("read")
 	}
 	var buf bytes.Buffer
 	// Bytes of data block 1 of the second stripe only.
@@ -175,7 +176,7 @@ func TestReadsOnlyNeededShards(t *testing.T) {
 		if i == 1 {
 			want = 1
 		}
-		if got := c.shardNode("k", i).callCount("read") - before[i]; got != want {
+		if got := c.shardNode("k", i).Calls("read") - before[i]; got != want {
 			t.Errorf("shard %d read %d times, want %d", i, got, want)
 		}
 	}
@@ -188,11 +189,11 @@ func TestGetAnyTwoDown(t *testing.T) {
 	for i := range c.list {
 		for j := i + 1; j < len(c.list); j++ {
 			a, b := c.list[i], c.list[j]
-			t.Run(a.id+"+"+b.id, func(t *testing.T) {
-				a.setDown("*", true)
-				b.setDown("*", true)
-				defer a.setDown("*", false)
-				defer b.setDown("*", false)
+			t.Run(a.ID()+"+"+b.ID(), func(t *testing.T) {
+				a.SetDown("*", true)
+				b.SetDown("*", true)
+				defer a.SetDown("*", false)
+				defer b.SetDown("*", false)
 				c.mustGet("k", data)
 			})
 		}
@@ -216,7 +217,7 @@ func TestGetThreeDown(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i := range 3 {
-		c.shardNode("k", i).setDown("*", true)
+		c.shardNode("k", i).SetDown("*", true)
 	}
 	_, err = c.s.OpenObject(context.Background(), testBucket, "k")
 	wantErr(t, err, ErrQuorum, kerr.Unavailable)
@@ -241,7 +242,7 @@ func TestCorruptBlock(t *testing.T) {
 			c.allHints()
 			bad := c.shardNode("k", shard)
 			// A byte in the block of stripe 2, past its digest.
-			bad.corrupt(t, testBucket, "k", 2*(codec.DigestSize+testBlock)+codec.DigestSize+17)
+			corrupt(t, bad, testBucket, "k", 2*(codec.DigestSize+testBlock)+codec.DigestSize+17)
 			c.mustGet("k", data)
 			hints := c.allHints()
 			if shard >= 4 {
@@ -255,8 +256,8 @@ func TestCorruptBlock(t *testing.T) {
 				t.Fatalf("hints went to %d nodes, want the 5 other holders: %v", len(hints), hints)
 			}
 			for id, hs := range hints {
-				want := client.Hint{Bucket: testBucket, Key: "k", Version: info.Version, Shard: shard, NodeID: bad.id, Reason: "corrupt", Time: testNow}
-				if id == bad.id || len(hs) != 1 || hs[0] != want {
+				want := client.Hint{Bucket: testBucket, Key: "k", Version: info.Version, Shard: shard, NodeID: bad.ID(), Reason: "corrupt", Time: testNow}
+				if id == bad.ID() || len(hs) != 1 || hs[0] != want {
 					t.Fatalf("node %s got %+v, want [%+v]", id, hs, want)
 				}
 			}
@@ -267,10 +268,10 @@ func TestCorruptBlock(t *testing.T) {
 func TestPutOneDown(t *testing.T) {
 	c := newCluster(t, 6, 4, 2)
 	down := c.shardNode("k", 2)
-	down.setDown("*", true)
+	down.SetDown("*", true)
 	data := payload(2*4*testBlock+1, 4)
 	info := c.put("k", data)
-	want := client.Hint{Bucket: testBucket, Key: "k", Version: info.Version, Shard: 2, NodeID: down.id, Reason: "missing", Time: testNow}
+	want := client.Hint{Bucket: testBucket, Key: "k", Version: info.Version, Shard: 2, NodeID: down.ID(), Reason: "missing", Time: testNow}
 	checkHints := func(what string, want client.Hint) {
 		t.Helper()
 		hints := c.allHints()
@@ -288,10 +289,10 @@ func TestPutOneDown(t *testing.T) {
 	want.Reason = "unreachable"
 	checkHints("get", want)
 	for i, nd := range c.s.Map().PlaceKey(testBucket, "k") {
-		if nd.ID == down.id {
+		if nd.ID == down.ID() {
 			continue
 		}
-		rec := c.nodes[nd.ID].committed(testBucket, "k")
+		rec := c.nodes[nd.ID].Committed(testBucket, "k")
 		wantNodes := c.nodeIDs("k")
 		wantNodes[2] = ""
 		if rec == nil || !slices.Equal(rec.Nodes, wantNodes) {
@@ -311,13 +312,13 @@ func (c *cluster) nodeIDs(key string) []string {
 func TestPutTwoDown(t *testing.T) {
 	c := newCluster(t, 6, 4, 2)
 	a, b := c.shardNode("k", 0), c.shardNode("k", 5)
-	a.setDown("*", true)
-	b.setDown("*", true)
+	a.SetDown("*", true)
+	b.SetDown("*", true)
 	data := payload(10*4*testBlock, 2)
 	_, err := c.s.PutObject(context.Background(), PutInput{Bucket: testBucket, Key: "k", Size: int64(len(data)), Body: bytes.NewReader(data)})
 	wantErr(t, err, ErrQuorum, kerr.Unavailable)
-	a.setDown("*", false)
-	b.setDown("*", false)
+	a.SetDown("*", false)
+	b.SetDown("*", false)
 	c.assertNothing("k")
 	_, err = c.s.StatObject(context.Background(), testBucket, "k")
 	wantErr(t, err, ErrNoSuchKey, kerr.NotExist)
@@ -326,7 +327,7 @@ func TestPutTwoDown(t *testing.T) {
 func TestPutCommitQuorumLost(t *testing.T) {
 	c := newCluster(t, 6, 4, 2)
 	for i := range 2 {
-		c.shardNode("k", i).set(func(n *fakeNode) { n.dropCommit = true })
+		c.shardNode("k", i).Edit(func(n *nodetest.State) { n.DropCommit = true })
 	}
 	_, err := c.s.PutObject(context.Background(), PutInput{Bucket: testBucket, Key: "k", Size: 5, Body: strings.NewReader("hello")})
 	wantErr(t, err, ErrQuorum, kerr.Unavailable)
@@ -335,7 +336,7 @@ func TestPutCommitQuorumLost(t *testing.T) {
 func TestPutStageQuorumLost(t *testing.T) {
 	c := newCluster(t, 6, 4, 2)
 	for _, i := range []int{1, 4} {
-		c.shardNode("k", i).set(func(n *fakeNode) { n.stageErr = fmt.Errorf("disk full") })
+		c.shardNode("k", i).Edit(func(n *nodetest.State) { n.StageErr = fmt.Errorf("disk full") })
 	}
 	_, err := c.s.PutObject(context.Background(), PutInput{Bucket: testBucket, Key: "k", Size: 5, Body: strings.NewReader("hello")})
 	wantErr(t, err, ErrQuorum, kerr.Unavailable)
@@ -349,15 +350,15 @@ func TestPutStageQuorumLost(t *testing.T) {
 func TestPutBadRoot(t *testing.T) {
 	c := newCluster(t, 6, 4, 2)
 	liar := c.shardNode("k", 3)
-	liar.set(func(n *fakeNode) { n.badRoot = true })
+	liar.Edit(func(n *nodetest.State) { n.BadRoot = true })
 	data := payload(4*testBlock+9, 3)
 	info := c.put("k", data)
 	c.flush()
-	if rec, st := liar.committed(testBucket, "k"), liar.staged(testBucket, "k"); rec != nil || len(st) != 0 {
+	if rec, st := liar.Committed(testBucket, "k"), liar.StagedVersions(testBucket, "k"); rec != nil || len(st) != 0 {
 		t.Fatalf("node with a bad root kept %+v, staged %q", rec, st)
 	}
 	for id, hs := range c.allHints() {
-		want := client.Hint{Bucket: testBucket, Key: "k", Version: info.Version, Shard: 3, NodeID: liar.id, Reason: "missing", Time: testNow}
+		want := client.Hint{Bucket: testBucket, Key: "k", Version: info.Version, Shard: 3, NodeID: liar.ID(), Reason: "missing", Time: testNow}
 		if len(hs) != 1 || hs[0] != want {
 			t.Fatalf("node %s: hints %+v", id, hs)
 		}
@@ -464,13 +465,13 @@ func TestOverwriteDeleteList(t *testing.T) {
 	}
 	// Deleting what every node agrees is deleted, or was never there,
 	// succeeds and writes nothing.
-	commits := c.list[0].callCount("commit")
+	commits := c.list[0].Calls("commit")
 	for _, key := range []string{"k", "never"} {
 		if err := c.s.DeleteObject(ctx, testBucket, key); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if got := c.list[0].callCount("commit"); got != commits {
+	if got := c.list[0].Calls("commit"); got != commits {
 		t.Fatalf("deleting a missing key committed %d markers", got-commits)
 	}
 
@@ -486,13 +487,13 @@ func TestDeleteQuorum(t *testing.T) {
 	c.put("k", []byte("data"))
 	c.allHints()
 	down := c.shardNode("k", 3)
-	down.setDown("*", true)
+	down.SetDown("*", true)
 	if err := c.s.DeleteObject(ctx, testBucket, "k"); err != nil {
 		t.Fatal(err)
 	}
 	// The node that missed the delete comes back with the old version:
 	// the marker still wins, in reads and in lists.
-	down.setDown("*", false)
+	down.SetDown("*", false)
 	_, err := c.s.StatObject(ctx, testBucket, "k")
 	wantErr(t, err, ErrNoSuchKey, kerr.NotExist)
 	page, err := c.s.ListObjects(ctx, testBucket, ListOptions{})
@@ -500,14 +501,14 @@ func TestDeleteQuorum(t *testing.T) {
 		t.Fatalf("list: %+v, %v", page, err)
 	}
 	for id, hs := range c.allHints() {
-		if len(hs) != 1 || hs[0].NodeID != down.id || hs[0].Shard != -1 || hs[0].Reason != "missing" {
+		if len(hs) != 1 || hs[0].NodeID != down.ID() || hs[0].Shard != -1 || hs[0].Reason != "missing" {
 			t.Fatalf("node %s: hints %+v", id, hs)
 		}
 	}
 
 	c.put("j", []byte("data"))
 	for i := range 2 {
-		c.shardNode("j", i).setDown("commit", true)
+		c.shardNode("j", i).SetDown("commit", true)
 	}
 	err = c.s.DeleteObject(ctx, testBucket, "j")
 	wantErr(t, err, ErrQuorum, kerr.Unavailable)
@@ -522,20 +523,20 @@ func TestRollForward(t *testing.T) {
 	keep := c.shardNode("k", 4)
 	for _, n := range c.list {
 		if n != keep {
-			n.set(func(n *fakeNode) { n.dropCommit = true })
+			n.Edit(func(n *nodetest.State) { n.DropCommit = true })
 		}
 	}
 	data := payload(2*4*testBlock+10, 8)
 	_, err := c.s.PutObject(ctx, PutInput{Bucket: testBucket, Key: "k", Size: int64(len(data)), Body: bytes.NewReader(data)})
 	wantErr(t, err, ErrQuorum, kerr.Unavailable)
 	for _, n := range c.list {
-		n.set(func(n *fakeNode) { n.dropCommit = false })
+		n.Edit(func(n *nodetest.State) { n.DropCommit = false })
 	}
-	v := keep.committed(testBucket, "k").Version
+	v := keep.Committed(testBucket, "k").Version
 	c.mustGet("k", data)
 	for _, n := range c.list {
-		if rec := n.committed(testBucket, "k"); rec == nil || rec.Version != v {
-			t.Fatalf("node %s: %+v, want %s rolled forward", n.id, rec, v)
+		if rec := n.Committed(testBucket, "k"); rec == nil || rec.Version != v {
+			t.Fatalf("node %s: %+v, want %s rolled forward", n.ID(), rec, v)
 		}
 	}
 }
@@ -552,14 +553,14 @@ func TestNoRollForwardToUnreadable(t *testing.T) {
 	for i := range 6 {
 		nodes[i] = c.shardNode("k", i)
 		if i > 0 {
-			nodes[i].set(func(n *fakeNode) { n.dropCommit = true })
+			nodes[i].Edit(func(n *nodetest.State) { n.DropCommit = true })
 		}
 	}
 	_, err := c.s.PutObject(ctx, PutInput{Bucket: testBucket, Key: "k", Size: 3, Body: strings.NewReader("new")})
 	wantErr(t, err, ErrQuorum, kerr.Unavailable)
-	v := nodes[0].committed(testBucket, "k").Version
+	v := nodes[0].Committed(testBucket, "k").Version
 	for i, n := range nodes {
-		n.set(func(n *fakeNode) { n.dropCommit = false })
+		n.Edit(func(n *nodetest.State) { n.DropCommit = false })
 		if i >= 3 {
 			if err := n.Abort(ctx, testBucket, "k", v); err != nil {
 				t.Fatal(err)
@@ -568,8 +569,8 @@ func TestNoRollForwardToUnreadable(t *testing.T) {
 	}
 	c.mustGet("k", old)
 	for _, n := range nodes[1:] {
-		if rec := n.committed(testBucket, "k"); rec.Version != info.Version {
-			t.Fatalf("node %s committed %s", n.id, rec.Version)
+		if rec := n.Committed(testBucket, "k"); rec.Version != info.Version {
+			t.Fatalf("node %s committed %s", n.ID(), rec.Version)
 		}
 	}
 }
@@ -585,13 +586,13 @@ func TestReadAcrossWriteInProgress(t *testing.T) {
 	// Shard 3's node is asked twice in a read (the quick look at the data
 	// shards' nodes, then all six), the others once.
 	for i, n := range nodes[3:] {
-		n.set(func(n *fakeNode) { n.hideStaged = 1 + max(1-i, 0) })
+		n.Edit(func(n *nodetest.State) { n.HideStaged = 1 + max(1-i, 0) })
 	}
 	c.mustGet("k", data)
-	v := nodes[0].committed(testBucket, "k").Version
+	v := nodes[0].Committed(testBucket, "k").Version
 	for _, n := range nodes[:4] {
-		if rec := n.committed(testBucket, "k"); rec == nil || rec.Version != v {
-			t.Fatalf("node %s committed %+v after the read, want version %s", n.id, rec, v)
+		if rec := n.Committed(testBucket, "k"); rec == nil || rec.Version != v {
+			t.Fatalf("node %s committed %+v after the read, want version %s", n.ID(), rec, v)
 		}
 	}
 }
@@ -606,14 +607,14 @@ func halfCommitted(t *testing.T, c *cluster) ([]*fakeNode, []byte) {
 	for i := range 6 {
 		nodes[i] = c.shardNode("k", i)
 		if i >= 3 {
-			nodes[i].set(func(n *fakeNode) { n.dropCommit = true })
+			nodes[i].Edit(func(n *nodetest.State) { n.DropCommit = true })
 		}
 	}
 	data := payload(4*testBlock+3, 2)
 	_, err := c.s.PutObject(context.Background(), PutInput{Bucket: testBucket, Key: "k", Size: int64(len(data)), Body: bytes.NewReader(data)})
 	wantErr(t, err, ErrQuorum, kerr.Unavailable)
 	for _, n := range nodes[3:] {
-		n.set(func(n *fakeNode) { n.dropCommit = false })
+		n.Edit(func(n *nodetest.State) { n.DropCommit = false })
 	}
 	return nodes, data
 }
@@ -626,7 +627,7 @@ func TestRollForwardDropsStalePreload(t *testing.T) {
 	nodes, data := halfCommitted(t, c)
 	// Shard 3's node hides its stage from the quick look only; the full
 	// look then finds it, rolls it forward, and reads shard 3 there.
-	nodes[3].set(func(n *fakeNode) { n.hideStaged = 1 })
+	nodes[3].Edit(func(n *nodetest.State) { n.HideStaged = 1 })
 	c.mustGet("k", data)
 }
 
@@ -653,14 +654,14 @@ func TestUnacknowledgedVersion(t *testing.T) {
 			for i := range 6 {
 				nodes[i] = c.shardNode("k", i)
 				if i >= tt.committed {
-					nodes[i].set(func(n *fakeNode) { n.dropCommit = true })
+					nodes[i].Edit(func(n *nodetest.State) { n.DropCommit = true })
 				}
 			}
 			_, err := c.s.PutObject(ctx, PutInput{Bucket: testBucket, Key: "k", Size: 3, Body: strings.NewReader("new")})
 			wantErr(t, err, ErrQuorum, kerr.Unavailable)
-			v := nodes[0].committed(testBucket, "k").Version
+			v := nodes[0].Committed(testBucket, "k").Version
 			for i, n := range nodes {
-				n.set(func(n *fakeNode) { n.dropCommit = false })
+				n.Edit(func(n *nodetest.State) { n.DropCommit = false })
 				if i >= tt.committed {
 					// The stages were swept: nothing left to roll forward.
 					if err := n.Abort(ctx, testBucket, "k", v); err != nil {
@@ -668,7 +669,7 @@ func TestUnacknowledgedVersion(t *testing.T) {
 					}
 				}
 				if i >= tt.committed && i < tt.committed+tt.down {
-					n.setDown("*", true)
+					n.SetDown("*", true)
 				}
 			}
 			got, err := c.get("k")
@@ -686,29 +687,29 @@ func TestUnacknowledgedVersion(t *testing.T) {
 func TestStalledNodeDuringPut(t *testing.T) {
 	tests := []struct {
 		name  string
-		fault func(n *fakeNode)
+		fault func(n *nodetest.State)
 	}{
-		{"stalls at once", func(n *fakeNode) { n.stall["stage"] = true }},
-		{"stalls mid-stream", func(n *fakeNode) { n.stallAfter = 3*(codec.DigestSize+testBlock) + 100 }},
-		{"fails mid-stream", func(n *fakeNode) { n.failAfter = 2*(codec.DigestSize+testBlock) + 7 }},
+		{"stalls at once", func(n *nodetest.State) { n.Stall["stage"] = true }},
+		{"stalls mid-stream", func(n *nodetest.State) { n.StallAfter = 3*(codec.DigestSize+testBlock) + 100 }},
+		{"fails mid-stream", func(n *nodetest.State) { n.FailAfter = 2*(codec.DigestSize+testBlock) + 7 }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			c := newCluster(t, 6, 4, 2, shortStall)
 			bad := c.shardNode("k", 1)
-			bad.set(tt.fault)
+			bad.Edit(tt.fault)
 			data := payload(20*4*testBlock+5, 6)
 			start := time.Now()
 			info := c.put("k", data)
 			if d := time.Since(start); d > 5*time.Second {
 				t.Fatalf("put took %v with a stalled node", d)
 			}
-			bad.set(func(n *fakeNode) { n.stall, n.stallAfter, n.failAfter = map[string]bool{}, 0, 0 })
-			if rec := bad.committed(testBucket, "k"); rec != nil {
+			bad.Edit(func(n *nodetest.State) { n.Stall, n.StallAfter, n.FailAfter = map[string]bool{}, 0, 0 })
+			if rec := bad.Committed(testBucket, "k"); rec != nil {
 				t.Fatalf("stalled node committed %+v", rec)
 			}
 			hints := c.allHints()
-			want := client.Hint{Bucket: testBucket, Key: "k", Version: info.Version, Shard: 1, NodeID: bad.id, Reason: "missing", Time: testNow}
+			want := client.Hint{Bucket: testBucket, Key: "k", Version: info.Version, Shard: 1, NodeID: bad.ID(), Reason: "missing", Time: testNow}
 			if len(hints) != 5 {
 				t.Fatalf("hints %v", hints)
 			}
@@ -729,26 +730,26 @@ func TestStalledNodeDuringGet(t *testing.T) {
 	first := true
 	tests := []struct {
 		name  string
-		fault func(n *fakeNode)
-		clear func(n *fakeNode)
+		fault func(n *nodetest.State)
+		clear func(n *nodetest.State)
 	}{
-		{"open stalls", func(n *fakeNode) { n.stall["read"] = true }, func(n *fakeNode) { n.stall["read"] = false }},
-		{"stream stalls", func(n *fakeNode) { n.stallAfter = 2*(codec.DigestSize+testBlock) + 5 }, func(n *fakeNode) { n.stallAfter = 0 }},
-		{"stream fails", func(n *fakeNode) { n.failAfter = 100 }, func(n *fakeNode) { n.failAfter = 0 }},
+		{"open stalls", func(n *nodetest.State) { n.Stall["read"] = true }, func(n *nodetest.State) { n.Stall["read"] = false }},
+		{"stream stalls", func(n *nodetest.State) { n.StallAfter = 2*(codec.DigestSize+testBlock) + 5 }, func(n *nodetest.State) { n.StallAfter = 0 }},
+		{"stream fails", func(n *nodetest.State) { n.FailAfter = 100 }, func(n *nodetest.State) { n.FailAfter = 0 }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			bad := c.shardNode("k", 0)
-			bad.set(tt.fault)
-			defer bad.set(tt.clear)
+			bad.Edit(tt.fault)
+			defer bad.Edit(tt.clear)
 			c.mustGet("k", data)
 			hints := c.allHints()
 			if first && len(hints) != 5 {
 				t.Fatalf("hints %v, want them on the 5 healthy holders", hints)
 			}
 			for id, hs := range hints {
-				want := client.Hint{Bucket: testBucket, Key: "k", Version: info.Version, Shard: 0, NodeID: bad.id, Reason: "unreachable", Time: testNow}
-				if id == bad.id || len(hs) != 1 || hs[0] != want {
+				want := client.Hint{Bucket: testBucket, Key: "k", Version: info.Version, Shard: 0, NodeID: bad.ID(), Reason: "unreachable", Time: testNow}
+				if id == bad.ID() || len(hs) != 1 || hs[0] != want {
 					t.Fatalf("node %s got %+v, want %+v", id, hs, want)
 				}
 			}
@@ -792,8 +793,8 @@ func TestMapChangeReadsPreviousEpoch(t *testing.T) {
 	}
 	// n5's shard has not moved to n6 yet; with two more nodes down, only
 	// the previous epoch's list finds enough shards.
-	c.nodes["n0"].setDown("*", true)
-	c.nodes["n1"].setDown("*", true)
+	c.nodes["n0"].SetDown("*", true)
+	c.nodes["n1"].SetDown("*", true)
 	c.mustGet("k", data)
 	if _, err := c.s.StatObject(ctx, testBucket, "k"); err != nil {
 		t.Fatal(err)

@@ -12,6 +12,7 @@ import (
 	"github.com/kintsugi-store/kintsugi/internal/kerr"
 	"github.com/kintsugi-store/kintsugi/placement"
 	"github.com/kintsugi-store/kintsugi/storagenode/client"
+	"github.com/kintsugi-store/kintsugi/storagenode/nodetest"
 )
 
 // maxVersion is the largest ULID: no clock can name a version above it.
@@ -25,9 +26,9 @@ func TestCommitRefusedByNewerNeverCounts(t *testing.T) {
 	old := payload(5000, 1)
 	c.put("k", old)
 	for _, n := range c.list {
-		n.set(func(n *fakeNode) {
-			if fk := n.keys[testBucket+"\x00k"]; fk != nil && fk.committed != nil {
-				fk.committed.Version = maxVersion
+		n.Edit(func(n *nodetest.State) {
+			if fk := n.Keys[testBucket+"\x00k"]; fk != nil && fk.Committed != nil {
+				fk.Committed.Version = maxVersion
 			}
 		})
 	}
@@ -36,8 +37,8 @@ func TestCommitRefusedByNewerNeverCounts(t *testing.T) {
 	c.mustGet("k", old)
 	c.flush()
 	for _, n := range c.list {
-		if st := n.staged(testBucket, "k"); len(st) > 0 {
-			t.Errorf("node %s kept %v staged after refusing it", n.id, st)
+		if st := n.StagedVersions(testBucket, "k"); len(st) > 0 {
+			t.Errorf("node %s kept %v staged after refusing it", n.ID(), st)
 		}
 	}
 }
@@ -63,8 +64,8 @@ func TestCommitRetriedAboveConflict(t *testing.T) {
 	release := make(chan struct{})
 	held := make(chan struct{}, 6)
 	for _, n := range c.list {
-		n.set(func(n *fakeNode) {
-			n.beforeCommit = func(meta client.ObjectMeta) {
+		n.Edit(func(st *nodetest.State) {
+			st.BeforeCommit = func(meta client.ObjectMeta) {
 				if meta.Modified.Equal(lagNow) {
 					select {
 					case held <- struct{}{}:
@@ -98,8 +99,8 @@ func TestCommitRetriedAboveConflict(t *testing.T) {
 	c.mustGet("k", slow)
 	c.flush()
 	for _, n := range c.list {
-		if st := n.staged(testBucket, "k"); len(st) > 0 {
-			t.Errorf("node %s kept %v staged", n.id, st)
+		if st := n.StagedVersions(testBucket, "k"); len(st) > 0 {
+			t.Errorf("node %s kept %v staged", n.ID(), st)
 		}
 	}
 }
@@ -154,8 +155,8 @@ func TestPartlyRefusedCommitIsNotRetried(t *testing.T) {
 	for _, pn := range placed[3:] {
 		n := c.nodes[pn.ID]
 		var seeded atomic.Bool
-		n.set(func(n *fakeNode) {
-			n.beforeCommit = func(meta client.ObjectMeta) {
+		n.Edit(func(st *nodetest.State) {
+			st.BeforeCommit = func(meta client.ObjectMeta) {
 				// Just before this write's commit, a concurrent
 				// write's newer marker lands on this node.
 				if seeded.CompareAndSwap(false, true) {
@@ -169,7 +170,7 @@ func TestPartlyRefusedCommitIsNotRetried(t *testing.T) {
 	_, err := c.s.PutObject(context.Background(), PutInput{Bucket: testBucket, Key: "k", Size: 5000, Body: bytes.NewReader(payload(5000, 5))})
 	wantErr(t, err, ErrQuorum, kerr.Unavailable)
 	for _, pn := range placed {
-		if rec := c.nodes[pn.ID].committed(testBucket, "k"); rec == nil || rec.Version > newer {
+		if rec := c.nodes[pn.ID].Committed(testBucket, "k"); rec == nil || rec.Version > newer {
 			t.Errorf("node %s holds %+v, want nothing above the concurrent %s", pn.ID, rec, newer)
 		}
 	}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/kintsugi-store/kintsugi/codec"
 	"github.com/kintsugi-store/kintsugi/internal/health"
+	"github.com/kintsugi-store/kintsugi/storagenode/nodetest"
 )
 
 // TestPreloadSmallObject: a small object's data shards come with the
@@ -25,9 +26,9 @@ func TestPreloadSmallObject(t *testing.T) {
 	calls := func(key string) (stats, preloads, streams int) {
 		for i := range 6 {
 			n := c.shardNode(key, i)
-			stats += n.callCount("stat")
-			preloads += n.callCount("preload")
-			streams += n.callCount("read")
+			stats += n.Calls("stat")
+			preloads += n.Calls("preload")
+			streams += n.Calls("read")
 		}
 		return
 	}
@@ -70,8 +71,8 @@ func TestPreloadDegraded(t *testing.T) {
 	c := newCluster(t, 6, 4, 2)
 	data := payload(2*4*testBlock+100, 9)
 	c.put("k", data)
-	c.shardNode("k", 0).setDown("*", true)
-	c.shardNode("k", 3).setDown("*", true)
+	c.shardNode("k", 0).SetDown("*", true)
+	c.shardNode("k", 3).SetDown("*", true)
 	c.mustGet("k", data)
 }
 
@@ -84,12 +85,12 @@ func TestPreloadParityWhenDataNodeDown(t *testing.T) {
 	c.put("k", data)
 	for _, i := range []int{0, 3} {
 		n := c.shardNode("k", i)
-		n.setDown("*", true)
-		c.waitState(n.id, health.Down)
+		n.SetDown("*", true)
+		c.waitState(n.ID(), health.Down)
 	}
 	streams := func() (n int) {
 		for _, fn := range c.list {
-			n += fn.callCount("read")
+			n += fn.Calls("read")
 		}
 		return n
 	}
@@ -99,7 +100,7 @@ func TestPreloadParityWhenDataNodeDown(t *testing.T) {
 		t.Errorf("degraded small GET opened %d shard streams, want 0", got)
 	}
 	for _, i := range []int{4, 5} {
-		if c.shardNode("k", i).callCount("preload") == 0 {
+		if c.shardNode("k", i).Calls("preload") == 0 {
 			t.Errorf("parity shard %d not fetched with the stat", i)
 		}
 	}
@@ -113,7 +114,7 @@ func TestQuickResolveFallsBack(t *testing.T) {
 	c := newCluster(t, 6, 4, 2)
 	stats := func(key string) (n int) {
 		for i := range 6 {
-			n += c.shardNode(key, i).callCount("stat")
+			n += c.shardNode(key, i).Calls("stat")
 		}
 		return n
 	}
@@ -130,9 +131,9 @@ func TestQuickResolveFallsBack(t *testing.T) {
 	// One data node missed the newest commit: the d disagree.
 	c.put("stale", v1)
 	lagging := c.shardNode("stale", 1)
-	lagging.set(func(n *fakeNode) { n.dropCommit = true })
+	lagging.Edit(func(n *nodetest.State) { n.DropCommit = true })
 	c.put("stale", v2)
-	lagging.set(func(n *fakeNode) { n.dropCommit = false })
+	lagging.Edit(func(n *nodetest.State) { n.DropCommit = false })
 	get("stale", v2, 4+6)
 
 	// A newer version staged on a data node: a write in progress, or one

@@ -6,13 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/http/httptest"
 	"testing"
 	"time"
 
+	"github.com/kintsugi-store/kintsugi/internal/testcluster"
 	"github.com/kintsugi-store/kintsugi/placement"
-	"github.com/kintsugi-store/kintsugi/storagenode"
 	"github.com/kintsugi-store/kintsugi/storagenode/client"
+	"github.com/kintsugi-store/kintsugi/storagenode/nodetest"
 )
 
 // answer is what a GET answered, for comparing reads.
@@ -77,23 +77,12 @@ type nodeCluster struct {
 func newNodeCluster(t *testing.T) *nodeCluster {
 	t.Helper()
 	rc := &nodeCluster{nodes: make(map[string]*client.Client)}
-	m := &placement.Map{Epoch: 1, DataShards: 4, ParityShards: 2, Partitions: 64, BlockSize: testBlock}
-	for i := range 6 {
-		id := fmt.Sprintf("n%d", i)
-		n, err := storagenode.Open(storagenode.Config{ID: id, Dir: t.TempDir(), Logger: slog.New(slog.DiscardHandler)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		srv := httptest.NewServer(n.Handler())
-		t.Cleanup(func() {
-			srv.Close()
-			n.Close()
-		})
-		rc.nodes[id] = client.New(srv.URL, nil)
-		m.Nodes = append(m.Nodes, placement.Node{ID: id, Addr: srv.Listener.Addr().String(), Zone: fmt.Sprintf("z%d", i)})
+	tc := testcluster.New(t, testcluster.Options{Real: true, Partitions: 64, BlockSize: testBlock})
+	for _, nd := range tc.Nodes {
+		rc.nodes[nd.ID] = nd.Client
 	}
 	s, err := New(Config{
-		Map:         m,
+		Map:         tc.Map,
 		Dial:        func(n placement.Node) client.Node { return rc.nodes[n.ID] },
 		CallTimeout: 5 * time.Second,
 		Logger:      slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn})),
@@ -157,13 +146,13 @@ func TestReadOutlastsSlowCommitRound(t *testing.T) {
 	// Shard 3's node is asked twice per look (the quick look at the data
 	// shards' nodes, then all six), the others once.
 	for i, n := range nodes[3:] {
-		n.set(func(n *fakeNode) { n.hideStaged = 7 * (1 + max(1-i, 0)) })
+		n.Edit(func(n *nodetest.State) { n.HideStaged = 7 * (1 + max(1-i, 0)) })
 	}
 	c.mustGet("k", data)
-	v := nodes[0].committed(testBucket, "k").Version
+	v := nodes[0].Committed(testBucket, "k").Version
 	for _, n := range nodes {
-		if rec := n.committed(testBucket, "k"); rec == nil || rec.Version != v {
-			t.Fatalf("node %s committed %+v after the read, want version %s", n.id, rec, v)
+		if rec := n.Committed(testBucket, "k"); rec == nil || rec.Version != v {
+			t.Fatalf("node %s committed %+v after the read, want version %s", n.ID(), rec, v)
 		}
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/kintsugi-store/kintsugi/internal/kerr"
+	"github.com/kintsugi-store/kintsugi/storagenode/nodetest"
 )
 
 // TestReadRacingSupersession: a GET that resolved a version before a newer
@@ -57,7 +58,7 @@ func TestReadRacingSupersession(t *testing.T) {
 			}
 			c := newCluster(t, 6, 4, 2, opt)
 			for _, n := range c.list {
-				n.set(func(n *fakeNode) { n.keepSuperseded = tc.keep })
+				n.Edit(func(n *nodetest.State) { n.KeepSuperseded = tc.keep })
 			}
 			c.put("k", old)
 			obj, err := c.s.OpenObject(context.Background(), testBucket, "k")

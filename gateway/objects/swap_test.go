@@ -4,15 +4,15 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
-	"net/http/httptest"
 	"testing"
 	"time"
 
+	"github.com/kintsugi-store/kintsugi/internal/testcluster"
 	"github.com/kintsugi-store/kintsugi/placement"
 	"github.com/kintsugi-store/kintsugi/storagenode"
 	"github.com/kintsugi-store/kintsugi/storagenode/client"
+	"github.com/kintsugi-store/kintsugi/storagenode/nodetest"
 )
 
 // realCluster is six real storage nodes (4+2) served over loopback HTTP,
@@ -29,22 +29,13 @@ func newRealCluster(t *testing.T) *realCluster {
 	secret := []byte("shard-index-test-secret")
 	logger := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelError}))
 	rc := &realCluster{secret: secret, logger: logger, clients: make(map[string]*client.Client)}
-	m := &placement.Map{Epoch: 1, DataShards: 4, ParityShards: 2, Partitions: 64, BlockSize: testBlock}
-	for i := range 6 {
-		cfg := storagenode.DefaultConfig()
-		cfg.ID, cfg.Dir, cfg.Secret, cfg.Logger = fmt.Sprintf("n%d", i), t.TempDir(), secret, logger
-		cfg.SweepInterval, cfg.ScrubRate = 0, 0
-		node, err := storagenode.Open(cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { node.Close() })
-		srv := httptest.NewServer(node.Handler())
-		t.Cleanup(srv.Close) // runs before node.Close
-		rc.clients[cfg.ID] = client.New(srv.URL, &client.Options{Secret: secret})
-		m.Nodes = append(m.Nodes, placement.Node{ID: cfg.ID, Addr: srv.URL, Zone: fmt.Sprintf("z%d", i)})
+	base := storagenode.DefaultConfig()
+	base.Logger, base.SweepInterval, base.ScrubRate = logger, 0, 0
+	tc := testcluster.New(t, testcluster.Options{Real: true, Partitions: 64, BlockSize: testBlock, Secret: secret, Node: base})
+	for _, nd := range tc.Nodes {
+		rc.clients[nd.ID] = nd.Client
 	}
-	rc.m = m
+	rc.m = tc.Map
 	return rc
 }
 
@@ -188,16 +179,17 @@ func firstDiff(a, b []byte) int {
 // swapShards exchanges key's committed shards between fake nodes n and o
 // as the rebalancer's swap leaves them: the same version, each node now
 // holding the other's index.
-func (n *fakeNode) swapShards(o *fakeNode, bucket, key string) {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	a, b := n.key(bucket, key), o.key(bucket, key)
-	ra, rb := *a.committed, *b.committed
-	ra.Shard, rb.Shard = rb.Shard, ra.Shard
-	a.committed, b.committed = &ra, &rb
-	a.shard, b.shard = b.shard, a.shard
+func swapShards(n, o *fakeNode, bucket, key string) {
+	id := nodetest.KeyID(bucket, key)
+	n.Edit(func(ns *nodetest.State) {
+		o.Edit(func(os *nodetest.State) {
+			a, b := ns.Keys[id], os.Keys[id]
+			ra, rb := *a.Committed, *b.Committed
+			ra.Shard, rb.Shard = rb.Shard, ra.Shard
+			a.Committed, b.Committed = &ra, &rb
+			a.Shard, b.Shard = b.Shard, a.Shard
+		})
+	})
 }
 
 // TestGetAcrossSwapOnFakeNodes is TestGetAcrossRebalanceSwapReturnsExactBytes
@@ -226,7 +218,7 @@ func TestGetAcrossSwapOnFakeNodes(t *testing.T) {
 				t.Fatal(err)
 			}
 			x, y := c.shardNode("k", 0), c.shardNode("k", 2)
-			x.swapShards(y, testBucket, "k")
+			swapShards(x, y, testBucket, "k")
 			var buf bytes.Buffer
 			if err := obj.WriteRange(context.Background(), &buf, 0, obj.Info().Size); err != nil {
 				t.Fatal(err)

@@ -53,3 +53,16 @@ func TestFromEnv(t *testing.T) {
 		})
 	}
 }
+
+func TestManual(t *testing.T) {
+	start := time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
+	m := NewManual(start)
+	if got := m.Now(); !got.Equal(start) {
+		t.Fatalf("Now = %v, want %v", got, start)
+	}
+	m.Advance(1500 * time.Millisecond)
+	m.Advance(time.Minute)
+	if got, want := m.Now(), start.Add(time.Minute+1500*time.Millisecond); !got.Equal(want) {
+		t.Fatalf("after Advance: %v, want %v", got, want)
+	}
+}

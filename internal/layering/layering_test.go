@@ -118,6 +118,9 @@ var rules = []rule{
 	{name: "no-gateway", why: "nothing imports gateway but cmd",
 		from: []string{"./..."}, except: []string{"./gateway/...", "./cmd/...", "./bench/..."},
 		deny: []string{"./gateway/..."}},
+	{name: "test-only", why: "the in-process test harnesses (fake node, test cluster) are for tests only",
+		from: []string{"./..."}, except: []string{"./internal/testcluster", "./storagenode/nodetest"}, prodOnly: true,
+		deny: []string{"./internal/testcluster/...", "./storagenode/nodetest/..."}},
 	{name: "no-layering", why: "nothing imports the dependency rules",
 		from: []string{"./..."}, except: []string{"./internal/layering"},
 		deny: []string{"./internal/layering/..."}},
@@ -462,6 +465,10 @@ func TestCheck(t *testing.T) {
 		{pkg: "internal/health", imp: "./gateway/sigv4", want: []string{"layers/internal", "no-gateway"}},
 		{pkg: "cmd/kintsugi", imp: "./gateway"},
 		{pkg: "bench", imp: "./internal/layering", test: true, want: []string{"no-layering"}},
+		{pkg: "gateway/objects", imp: "./storagenode/nodetest", want: []string{"test-only"}},
+		{pkg: "cmd/kintsugi", imp: "./internal/testcluster", want: []string{"test-only"}},
+		{pkg: "scrubber", imp: "./internal/testcluster", test: true},
+		{pkg: "internal/testcluster", imp: "./storagenode/nodetest"},
 		{pkg: "gateway", imp: "./gatewayx"}, // a sibling, not a subpackage
 	}
 	broken := map[string]bool{}
