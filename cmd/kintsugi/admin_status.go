@@ -181,7 +181,7 @@ func printStatus(w io.Writer, r statusReport) {
 			epoch, objects = fmt.Sprint(n.Epoch), fmt.Sprint(n.Objects)
 			if n.DiskTotal > 0 {
 				used := n.DiskTotal - n.DiskFree
-				disk = fmt.Sprintf("%s of %s (%.0f%%)", bytesHuman(used), bytesHuman(n.DiskTotal), 100*float64(used)/float64(n.DiskTotal))
+				disk = fmt.Sprintf("%s of %s (%.0f%%)", sizeStr(int64(used)), sizeStr(int64(n.DiskTotal)), 100*float64(used)/float64(n.DiskTotal))
 			}
 			if n.Epoch < r.Epoch {
 				behind = append(behind, fmt.Sprintf("%s (%d)", n.ID, n.Epoch))
@@ -278,17 +278,4 @@ func indentJSON(raw json.RawMessage) string {
 		return string(raw)
 	}
 	return "  " + b.String()
-}
-
-func bytesHuman(n uint64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := uint64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }
