@@ -7,8 +7,8 @@ import (
 	"os"
 	"slices"
 	"strings"
-	"sync"
 
+	"github.com/kintsugi-store/kintsugi/internal/fanout"
 	"github.com/kintsugi-store/kintsugi/internal/kerr"
 	"github.com/kintsugi-store/kintsugi/placement"
 )
@@ -38,24 +38,21 @@ func (a *admin) push(ctx context.Context, m *placement.Map) []pushResult {
 		}
 	}
 	out := make([]pushResult, len(nodes))
-	var wg sync.WaitGroup
-	for i, n := range nodes {
-		wg.Go(func() {
-			cctx, cancel := context.WithTimeout(ctx, a.o.timeout)
-			defer cancel()
-			err := a.client(n).PutMap(cctx, m)
-			r := pushResult{Node: n.ID, Result: "stored"}
-			switch {
-			case err == nil:
-			case kerr.Is(kerr.Conflict, err):
-				r.Result, r.Error, r.conflict = "conflict", err.Error(), true
-			default:
-				r.Result, r.Error = "unreachable", err.Error()
-			}
-			out[i] = r
-		})
-	}
-	wg.Wait()
+	fanout.Each(len(nodes), 0, func(i int) {
+		n := nodes[i]
+		cctx, cancel := context.WithTimeout(ctx, a.o.timeout)
+		defer cancel()
+		err := a.client(n).PutMap(cctx, m)
+		r := pushResult{Node: n.ID, Result: "stored"}
+		switch {
+		case err == nil:
+		case kerr.Is(kerr.Conflict, err):
+			r.Result, r.Error, r.conflict = "conflict", err.Error(), true
+		default:
+			r.Result, r.Error = "unreachable", err.Error()
+		}
+		out[i] = r
+	})
 	return out
 }
 

@@ -9,10 +9,10 @@ import (
 	"io"
 	"net/http"
 	"strings"
-	"sync"
 	"text/tabwriter"
 	"time"
 
+	"github.com/kintsugi-store/kintsugi/internal/fanout"
 	"github.com/kintsugi-store/kintsugi/placement"
 	"github.com/kintsugi-store/kintsugi/scrubber"
 )
@@ -111,29 +111,26 @@ func (a *admin) status(ctx context.Context, args []string) error {
 // probeAll asks every node that was not removed for its health.
 func (a *admin) probeAll(ctx context.Context, m *placement.Map) []nodeReport {
 	out := make([]nodeReport, len(m.Nodes))
-	var wg sync.WaitGroup
-	for i, n := range m.Nodes {
+	fanout.Each(len(m.Nodes), 0, func(i int) {
+		n := m.Nodes[i]
 		out[i] = nodeReport{ID: n.ID, Addr: n.Addr, Zone: n.Zone, State: n.State, Health: "-"}
 		if n.State == placement.StateRemoved {
-			continue
+			return
 		}
-		wg.Go(func() {
-			cctx, cancel := context.WithTimeout(ctx, a.o.timeout)
-			defer cancel()
-			h, err := a.client(n).Health(cctx)
-			r := &out[i]
-			switch {
-			case err != nil:
-				r.Health, r.Error = "down", err.Error()
-			case h.ID != n.ID:
-				r.Health, r.Error = "wrong node", fmt.Sprintf("the node at %s says it is %q", n.Addr, h.ID)
-			default:
-				r.Health = "up"
-				r.Epoch, r.Objects, r.DiskFree, r.DiskTotal = h.Epoch, h.Objects, h.DiskFree, h.DiskTotal
-			}
-		})
-	}
-	wg.Wait()
+		cctx, cancel := context.WithTimeout(ctx, a.o.timeout)
+		defer cancel()
+		h, err := a.client(n).Health(cctx)
+		r := &out[i]
+		switch {
+		case err != nil:
+			r.Health, r.Error = "down", err.Error()
+		case h.ID != n.ID:
+			r.Health, r.Error = "wrong node", fmt.Sprintf("the node at %s says it is %q", n.Addr, h.ID)
+		default:
+			r.Health = "up"
+			r.Epoch, r.Objects, r.DiskFree, r.DiskTotal = h.Epoch, h.Objects, h.DiskFree, h.DiskTotal
+		}
+	})
 	return out
 }
 
