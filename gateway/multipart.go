@@ -207,15 +207,11 @@ func (g *Gateway) createUpload(c *gin.Context, bucket, key string, p *sigv4.Resu
 func (g *Gateway) uploadPart(c *gin.Context, bucket, key string, q url.Values, p *sigv4.Result) {
 	r := c.Request
 	num, err := parsePartNumber(q.Get("partNumber"))
-	switch {
-	case err != nil:
+	if err == nil {
+		err = g.checkLength(p)
+	}
+	if err != nil {
 		g.fail(c, err)
-		return
-	case p.Length < 0:
-		g.fail(c, s3Error("MissingContentLength", ""))
-		return
-	case p.Length > g.cfg.MaxObjectSize:
-		g.fail(c, s3Error("EntityTooLarge", ""))
 		return
 	}
 	body := newPayload(p)
@@ -228,17 +224,7 @@ func (g *Gateway) uploadPart(c *gin.Context, bucket, key string, q url.Values, p
 		Body:      body,
 		Checksums: verifiedChecksums(r.Header, p),
 	})
-	if err != nil {
-		if perr := body.failure(); perr != nil {
-			err = perr
-		}
-		g.fail(c, err)
-		return
-	}
-	h := c.Writer.Header()
-	h.Set("ETag", quoteETag(part.ETag))
-	echoChecksums(h, part.Checksums)
-	c.Status(http.StatusOK)
+	g.stored(c, body, part.ETag, part.Checksums, err)
 }
 
 func (g *Gateway) completeUpload(c *gin.Context, bucket, key string, q url.Values, p *sigv4.Result) {

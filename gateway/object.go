@@ -79,12 +79,8 @@ func withoutAWSChunked(v string) string {
 
 func (g *Gateway) putObject(c *gin.Context, bucket, key string, p *sigv4.Result) {
 	r := c.Request
-	switch {
-	case p.Length < 0:
-		g.fail(c, s3Error("MissingContentLength", ""))
-		return
-	case p.Length > g.cfg.MaxObjectSize:
-		g.fail(c, s3Error("EntityTooLarge", ""))
+	if err := g.checkLength(p); err != nil {
+		g.fail(c, err)
 		return
 	}
 	meta, err := userMeta(r.Header, g.cfg.MaxUserMetaBytes)
@@ -113,6 +109,26 @@ func (g *Gateway) putObject(c *gin.Context, bucket, key string, p *sigv4.Result)
 		Tagging:     tags,
 		Checksums:   verifiedChecksums(r.Header, p),
 	})
+	g.stored(c, body, info.ETag, info.Checksums, err)
+}
+
+// checkLength refuses a body S3 refuses before reading it: of unknown
+// length, or larger than an object may be.
+func (g *Gateway) checkLength(p *sigv4.Result) error {
+	switch {
+	case p.Length < 0:
+		return s3Error("MissingContentLength", "")
+	case p.Length > g.cfg.MaxObjectSize:
+		return s3Error("EntityTooLarge", "")
+	}
+	return nil
+}
+
+// stored answers a PUT of an object or a part: the error, the payload's
+// own failure first (a bad signature or checksum explains a cut-off
+// stream better than the backend can), or the ETag and the checksums the
+// payload was verified against, echoed as S3 does.
+func (g *Gateway) stored(c *gin.Context, body *payload, etag string, sums map[string]string, err error) {
 	if err != nil {
 		if perr := body.failure(); perr != nil {
 			err = perr
@@ -121,9 +137,8 @@ func (g *Gateway) putObject(c *gin.Context, bucket, key string, p *sigv4.Result)
 		return
 	}
 	h := c.Writer.Header()
-	h.Set("ETag", quoteETag(info.ETag))
-	// Echo the checksums the payload was verified against, as S3 does.
-	echoChecksums(h, info.Checksums)
+	h.Set("ETag", quoteETag(etag))
+	echoChecksums(h, sums)
 	c.Status(http.StatusOK)
 }
 
