@@ -14,6 +14,7 @@ import (
 
 	"github.com/zeebo/blake3"
 
+	"github.com/kintsugi-store/kintsugi/internal/atomicfile"
 	"github.com/kintsugi-store/kintsugi/internal/kerr"
 	"github.com/kintsugi-store/kintsugi/storagenode/internal/flush"
 )
@@ -166,17 +167,7 @@ type dirSync struct {
 }
 
 // syncDir fsyncs a directory.
-func syncDir(dir string) error {
-	f, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	err = f.Sync()
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	return err
-}
+func syncDir(dir string) error { return atomicfile.SyncDir(dir) }
 
 // syncDirNow fsyncs a directory through n.fsync.
 func (n *Node) syncDirNow(dir string) error {
