@@ -1,125 +1,131 @@
 package storagenode
 
 import (
-	"net/http"
+	"context"
 
 	"github.com/kintsugi-store/kintsugi/internal/kerr"
 	"github.com/kintsugi-store/kintsugi/storagenode/client"
 )
 
-func (n *Node) handlePutBucket(w http.ResponseWriter, r *http.Request) {
+// PutBucket stores b if its Version is newer than the node's record of
+// that bucket; an equal one is a no-op success, an older one kerr.Conflict
+// wrapping a *client.ConflictError that names the node's version. The call
+// is fenced (see admit).
+func (n *Node) PutBucket(ctx context.Context, b client.BucketRecord) error {
 	const op = "storagenode.PutBucket"
-	var b client.BucketRecord
-	if err := readJSON(w, r, op, &b); err != nil {
-		n.writeError(w, r, err)
-		return
+	if err := n.admit(ctx, true); err != nil {
+		return err
 	}
 	if err := client.CheckBucket(b.Name); err != nil {
-		n.writeError(w, r, kerr.E(op, err))
-		return
+		return kerr.E(op, err)
 	}
 	if err := client.CheckVersion(b.Version); err != nil {
-		n.writeError(w, r, kerr.E(op, err))
-		return
+		return kerr.E(op, err)
 	}
 	stored, err := n.db.PutBucket(b)
 	if err != nil {
-		n.writeError(w, r, kerr.E(op, err))
-		return
+		return n.settle(kerr.E(op, err))
 	}
 	if !stored {
 		// An older record than the node's must not count as stored.
 		switch cur, err := n.db.Bucket(b.Name); {
 		case err != nil:
-			n.writeError(w, r, kerr.E(op, err))
-			return
+			return n.settle(kerr.E(op, err))
 		case cur.Version > b.Version:
-			n.writeError(w, r, kerr.E(op, kerr.Conflict, &client.ConflictError{Newer: cur.Version}))
-			return
+			return kerr.E(op, kerr.Conflict, &client.ConflictError{Newer: cur.Version})
 		}
 	}
-	n.writeJSON(w, r, struct{}{})
+	return nil
 }
 
-func (n *Node) handleGetBucket(w http.ResponseWriter, r *http.Request) {
+// GetBucket returns the node's record of bucket name, tombstone or not. A
+// bucket the node has never seen is kerr.NotExist. The call is fenced
+// (see admit).
+func (n *Node) GetBucket(ctx context.Context, name string) (client.BucketRecord, error) {
 	const op = "storagenode.GetBucket"
-	name := r.URL.Query().Get("name")
+	if err := n.admit(ctx, true); err != nil {
+		return client.BucketRecord{}, err
+	}
 	if err := client.CheckBucket(name); err != nil {
-		n.writeError(w, r, kerr.E(op, err))
-		return
+		return client.BucketRecord{}, kerr.E(op, err)
 	}
 	b, err := n.db.Bucket(name)
 	if err != nil {
-		n.writeError(w, r, kerr.E(op, err))
-		return
+		return client.BucketRecord{}, n.settle(kerr.E(op, err))
 	}
-	n.writeJSON(w, r, b)
+	return b, nil
 }
 
-func (n *Node) handleListBuckets(w http.ResponseWriter, r *http.Request) {
+// ListBuckets returns every bucket record on the node, tombstones
+// included, sorted by name. The call is fenced (see admit).
+func (n *Node) ListBuckets(ctx context.Context) ([]client.BucketRecord, error) {
+	if err := n.admit(ctx, true); err != nil {
+		return nil, err
+	}
 	bs, err := n.db.Buckets()
 	if err != nil {
-		n.writeError(w, r, kerr.E("storagenode.ListBuckets", err))
-		return
+		return nil, n.settle(kerr.E("storagenode.ListBuckets", err))
 	}
-	n.writeJSON(w, r, bs)
+	return bs, nil
 }
 
-func (n *Node) handleAddHints(w http.ResponseWriter, r *http.Request) {
+// AddHints records repair hints for the scrubber; adding a hint again
+// replaces the stored one (see client.Client.AddHints). The call is fenced
+// (see admit).
+func (n *Node) AddHints(ctx context.Context, hints []client.Hint) error {
 	const op = "storagenode.AddHints"
-	var hs []client.Hint
-	if err := readJSON(w, r, op, &hs); err != nil {
-		n.writeError(w, r, err)
-		return
+	if err := n.admit(ctx, true); err != nil {
+		return err
 	}
-	if err := client.CheckHints(hs); err != nil {
-		n.writeError(w, r, kerr.E(op, err))
-		return
+	if err := client.CheckHints(hints); err != nil {
+		return kerr.E(op, err)
 	}
-	if err := n.db.AddHints(hs); err != nil {
-		n.writeError(w, r, kerr.E(op, err))
-		return
+	if err := n.db.AddHints(hints); err != nil {
+		return n.settle(kerr.E(op, err))
 	}
-	n.writeJSON(w, r, struct{}{})
+	return nil
 }
 
-func (n *Node) handleListHints(w http.ResponseWriter, r *http.Request) {
-	const op = "storagenode.ListHints"
-	limit, err := intParam(r.URL.Query(), op, "limit", 0)
-	if err != nil {
-		n.writeError(w, r, err)
-		return
+// ListHints returns up to limit of the node's hints (<= 0 means
+// client.DefaultListLen, capped at client.MaxListLen), in no particular
+// order. The call is fenced (see admit).
+func (n *Node) ListHints(ctx context.Context, limit int) ([]client.Hint, error) {
+	if err := n.admit(ctx, true); err != nil {
+		return nil, err
 	}
-	hs, err := n.db.Hints(client.ListLimit(int(limit)))
+	hs, err := n.db.Hints(client.ListLimit(limit))
 	if err != nil {
-		n.writeError(w, r, kerr.E(op, err))
-		return
+		return nil, n.settle(kerr.E("storagenode.ListHints", err))
 	}
-	n.writeJSON(w, r, hs)
+	return hs, nil
 }
 
-func (n *Node) handleDeleteHints(w http.ResponseWriter, r *http.Request) {
+// DeleteHints removes the hints with the same identity as hints; unknown
+// ones are ignored. The call is fenced (see admit).
+func (n *Node) DeleteHints(ctx context.Context, hints []client.Hint) error {
 	const op = "storagenode.DeleteHints"
-	var hs []client.Hint
-	if err := readJSON(w, r, op, &hs); err != nil {
-		n.writeError(w, r, err)
-		return
+	if err := n.admit(ctx, true); err != nil {
+		return err
 	}
-	if err := client.CheckHints(hs); err != nil {
-		n.writeError(w, r, kerr.E(op, err))
-		return
+	if err := client.CheckHints(hints); err != nil {
+		return kerr.E(op, err)
 	}
-	if err := n.db.DeleteHints(hs); err != nil {
-		n.writeError(w, r, kerr.E(op, err))
-		return
+	if err := n.db.DeleteHints(hints); err != nil {
+		return n.settle(kerr.E(op, err))
 	}
-	n.writeJSON(w, r, struct{}{})
+	return nil
 }
 
-func (n *Node) handleHealth(w http.ResponseWriter, r *http.Request) {
+// Health returns the node's identity, map epoch, object count and disk
+// usage. A node stopped after a failed fsync answers with its failure, so
+// that callers' breakers open. Never fenced.
+func (n *Node) Health(ctx context.Context) (client.Health, error) {
+	if err := n.admit(ctx, false); err != nil {
+		return client.Health{}, err
+	}
 	h := client.Health{ID: n.cfg.ID, Epoch: n.mapEpoch(), Objects: n.db.Objects()}
 	if free, total, err := diskSpace(n.dir); err == nil {
 		h.DiskFree, h.DiskTotal = free, total
 	}
-	n.writeJSON(w, r, h)
+	return h, nil
 }

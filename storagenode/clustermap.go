@@ -2,15 +2,13 @@ package storagenode
 
 import (
 	"bytes"
+	"context"
 	"fmt"
-	"io"
-	"net/http"
 
 	"github.com/segmentio/encoding/json"
 
 	"github.com/kintsugi-store/kintsugi/internal/kerr"
 	"github.com/kintsugi-store/kintsugi/placement"
-	"github.com/kintsugi-store/kintsugi/storagenode/client"
 )
 
 // The node keeps the newest cluster map it was given in its index, so that
@@ -25,45 +23,69 @@ import (
 // same epoch with different content, or a lower epoch, is refused with
 // 409 Conflict.
 
-// mapRoutes registers GET and PUT /v1/map.
-func (n *Node) mapRoutes(mux *http.ServeMux) {
-	mux.HandleFunc("GET /v1/map", n.handleGetMap)
-	mux.HandleFunc("PUT /v1/map", n.handlePutMap)
+// GetMap returns the newest cluster map the node was given, parsed and
+// validated; kerr.NotExist if it has none. Never fenced.
+func (n *Node) GetMap(ctx context.Context) (*placement.Map, error) {
+	const op = "storagenode.GetMap"
+	raw, err := n.mapJSON(ctx)
+	if err != nil {
+		return nil, err
+	}
+	m, err := placement.Parse(raw)
+	if err != nil {
+		return nil, kerr.E(op, kerr.Corrupt, err)
+	}
+	return m, nil
 }
 
-func (n *Node) handleGetMap(w http.ResponseWriter, r *http.Request) {
+// mapJSON returns the stored map as stored.
+func (n *Node) mapJSON(ctx context.Context) ([]byte, error) {
 	const op = "storagenode.GetMap"
+	if err := n.admit(ctx, false); err != nil {
+		return nil, err
+	}
 	b, err := n.db.ClusterMap()
 	if err != nil {
-		n.writeError(w, r, kerr.E(op, err))
-		return
+		return nil, n.settle(kerr.E(op, err))
 	}
 	if b == nil {
-		n.writeError(w, r, kerr.E(op, kerr.NotExist, "no cluster map stored"))
-		return
+		return nil, kerr.E(op, kerr.NotExist, "no cluster map stored")
 	}
-	w.Header().Set("Content-Type", "application/json")
-	w.Write(b)
+	return b, nil
 }
 
-func (n *Node) handlePutMap(w http.ResponseWriter, r *http.Request) {
+// PutMap offers m to the node, which keeps it only if its epoch is higher
+// than that of the map it has (see the comment at the top of this file).
+// Errors are those of client.Client.PutMap. Never fenced.
+func (n *Node) PutMap(ctx context.Context, m *placement.Map) error {
 	const op = "storagenode.PutMap"
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, client.MaxSignedBody))
+	// Through the same JSON as a Client sends, so that the stored
+	// canonical bytes, which "same content" compares, are the same
+	// whichever way the map came.
+	raw, err := json.Marshal(m.WithDefaults())
 	if err != nil {
-		n.writeError(w, r, kerr.E(op, kerr.TooLarge, err))
-		return
+		return kerr.E(op, kerr.Invalid, err)
+	}
+	_, err = n.putMapJSON(ctx, raw)
+	return err
+}
+
+// putMapJSON stores the map encoded in body, as PutMap, and returns its
+// epoch.
+func (n *Node) putMapJSON(ctx context.Context, body []byte) (uint64, error) {
+	const op = "storagenode.PutMap"
+	if err := n.admit(ctx, false); err != nil {
+		return 0, err
 	}
 	m, err := placement.Parse(body)
 	if err != nil {
-		n.writeError(w, r, kerr.E(op, kerr.Invalid, err))
-		return
+		return 0, kerr.E(op, kerr.Invalid, err)
 	}
 	// Stored in one canonical encoding, so that "same content" is a byte
 	// comparison whatever formatting the sender used.
 	canon, err := json.Marshal(m)
 	if err != nil {
-		n.writeError(w, r, kerr.E(op, kerr.Internal, err))
-		return
+		return 0, kerr.E(op, kerr.Internal, err)
 	}
 	var prev uint64
 	err = n.db.SwapClusterMap(func(cur []byte) ([]byte, error) {
@@ -82,16 +104,13 @@ func (n *Node) handlePutMap(w http.ResponseWriter, r *http.Request) {
 		return nil, kerr.E(op, kerr.Conflict, fmt.Errorf("node has map epoch %d, newer than %d", prev, m.Epoch))
 	})
 	if err != nil {
-		n.writeError(w, r, err)
-		return
+		return 0, n.settle(err)
 	}
 	n.raiseEpoch(m.Epoch)
 	if m.Epoch != prev {
 		n.log.Info("stored cluster map", "epoch", m.Epoch, "previous", prev)
 	}
-	n.writeJSON(w, r, struct {
-		Epoch uint64 `json:"epoch"`
-	}{m.Epoch})
+	return m.Epoch, nil
 }
 
 // mapEpoch returns the epoch of the stored cluster map, 0 if none. Every

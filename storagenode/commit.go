@@ -1,10 +1,10 @@
 package storagenode
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
-	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -16,19 +16,16 @@ import (
 	"github.com/kintsugi-store/kintsugi/storagenode/internal/meta"
 )
 
-func (n *Node) handleCommit(w http.ResponseWriter, r *http.Request) {
-	const op = "storagenode.Commit"
-	var m client.ObjectMeta
-	if err := readJSON(w, r, op, &m); err != nil {
-		n.writeError(w, r, err)
-		return
+// Commit makes m's version the key's committed version and returns the
+// key's committed record; see commit for what it does and
+// client.Client.Commit for its contract, errors included. The call is
+// fenced (see admit).
+func (n *Node) Commit(ctx context.Context, m client.ObjectMeta) (client.Record, error) {
+	if err := n.admit(ctx, true); err != nil {
+		return client.Record{}, err
 	}
 	rec, err := n.commit(m)
-	if err != nil {
-		n.writeError(w, r, err)
-		return
-	}
-	n.writeJSON(w, r, rec)
+	return rec, n.settle(err)
 }
 
 // commit makes m's version the key's committed version and returns the
@@ -300,13 +297,14 @@ func (n *Node) dropStaged(staged []meta.Staged, cur *client.Record) error {
 	return nil
 }
 
-func (n *Node) handleAbort(w http.ResponseWriter, r *http.Request) {
-	q := r.URL.Query()
-	if err := n.abort(q.Get("bucket"), q.Get("key"), q.Get("version")); err != nil {
-		n.writeError(w, r, err)
-		return
+// Abort drops every staged shard of a version. Aborting what is not
+// staged (or already committed) succeeds and changes nothing. The call is
+// fenced (see admit).
+func (n *Node) Abort(ctx context.Context, bucket, key, version string) error {
+	if err := n.admit(ctx, true); err != nil {
+		return err
 	}
-	n.writeJSON(w, r, struct{}{})
+	return n.settle(n.abort(bucket, key, version))
 }
 
 // abort drops every staged shard of a version.

@@ -2,6 +2,17 @@
 // and a badger index (storagenode/internal/meta), served over a small
 // internal HTTP API under /v1/ (see storagenode/client for the Go side).
 //
+// The protocol is the Node's methods (Stage, Commit, Abort, ReadShard,
+// Stat, StatData, List, PutBucket, GetBucket, ListBuckets, AddHints,
+// ListHints, DeleteHints, Verify, ScrubStatus, DropMarker, ListStaged,
+// DropShard, GetMap, PutMap, Health): ctx first, with the signatures,
+// contracts and error kinds of the same methods of client.Client, fenced
+// by the client.Fence in ctx. The HTTP handler (http.go) is a thin adapter
+// over them, with one error writer. Local is a node client for a Node in
+// the same process: the Client's method set without HTTP, JSON or
+// signing, so that callers hold either behind the same interface and
+// cannot tell them apart by their answers or errors.
+//
 // The node owns the durability of what it acknowledges. It never decodes
 // objects or talks to other nodes; it never lets a client-supplied name
 // become a file path: a shard file is named by the hex blake3 of
@@ -19,7 +30,8 @@
 // Write path and durability order:
 //
 //  1. Stage streams the body through codec.FrameReader (every block is
-//     verified against its digest as it arrives) into a new file under
+//     verified against its digest as it arrives; only a Local with
+//     LocalOptions.TrustFrames skips that) into a new file under
 //     staging/, fsyncs the file and its directory, and records the staged
 //     entry (synced) in the index. Only then does it answer with the root
 //     digest it computed.

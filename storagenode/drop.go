@@ -1,30 +1,24 @@
 package storagenode
 
 import (
-	"fmt"
-	"net/http"
+	"context"
 	"slices"
-	"strconv"
 
 	"github.com/kintsugi-store/kintsugi/internal/kerr"
 	"github.com/kintsugi-store/kintsugi/storagenode/client"
 	"github.com/kintsugi-store/kintsugi/storagenode/internal/meta"
 )
 
-func (n *Node) handleDropShard(w http.ResponseWriter, r *http.Request) {
-	const op = "storagenode.DropShard"
-	q := r.URL.Query()
-	shard, err := strconv.Atoi(q.Get("shard"))
-	if err != nil {
-		n.writeError(w, r, kerr.E(op, kerr.Invalid, fmt.Errorf("parameter shard: %w", err)))
-		return
+// DropShard removes the node's copy of a version that now lives elsewhere,
+// if it is still version holding shard index shard (-1: a version without
+// a shard of its own), and reports whether it dropped anything; see
+// dropShard and client.Client.DropShard. The call is fenced (see admit).
+func (n *Node) DropShard(ctx context.Context, bucket, key, version string, shard int) (bool, error) {
+	if err := n.admit(ctx, true); err != nil {
+		return false, err
 	}
-	dropped, err := n.dropShard(q.Get("bucket"), q.Get("key"), q.Get("version"), shard)
-	if err != nil {
-		n.writeError(w, r, err)
-		return
-	}
-	n.writeJSON(w, r, client.DropResult{Dropped: dropped})
+	dropped, err := n.dropShard(bucket, key, version, shard)
+	return dropped, n.settle(err)
 }
 
 // dropShard removes the node's copy of a version that now lives elsewhere:

@@ -181,6 +181,21 @@ func TestFailedFsyncStopsNode(t *testing.T) {
 				"List":   func() error { _, err := a.c.List(ctx, "bk", "", "", 0); return err },
 				"Health": func() error { _, err := a.c.Health(ctx); return err },
 			}
+			// In process as over HTTP.
+			local := NewLocal(a.Node, nil)
+			calls["Local.Stat"] = func() error { _, err := local.Stat(ctx, "bk", "k"); return err }
+			calls["Local.Stage"] = func() error {
+				_, err := local.Stage(ctx, "bk", "k2", ver(3), 0, testBlock, bytes.NewReader(o.shards[0]))
+				return err
+			}
+			calls["Local.ReadShard"] = func() error {
+				rc, err := local.ReadShard(ctx, "bk", "k", ver(1), 0, 0, -1)
+				if err == nil {
+					rc.Close()
+				}
+				return err
+			}
+			calls["Local.Health"] = func() error { _, err := local.Health(ctx); return err }
 			for name, call := range calls {
 				if err := call(); kerr.KindOf(err) != kerr.Unavailable {
 					t.Errorf("%s after a failed fsync: err %v (kind %v), want Unavailable", name, err, kerr.KindOf(err))

@@ -30,7 +30,7 @@ func (n *Node) stageLimit() int64 { return max(n.cfg.InlineMax, n.cfg.PackMax) }
 // most InlineMax bytes, else appended to a pack. It then reports done.
 // Otherwise it returns a reader that replays what it read followed by the
 // rest of body, for a file of its own.
-func (n *Node) stageInline(s meta.Staged, body io.Reader, block int) (staged meta.Staged, rest io.Reader, done bool, err error) {
+func (n *Node) stageInline(s meta.Staged, body io.Reader, block int, trust bool) (staged meta.Staged, rest io.Reader, done bool, err error) {
 	const op = "storagenode.Stage"
 	limit := n.stageLimit()
 	ib := n.inline.Get().(*inlineBuf)
@@ -51,7 +51,7 @@ func (n *Node) stageInline(s meta.Staged, body io.Reader, block int) (staged met
 	}
 	defer n.inline.Put(ib)
 	data := buf[:k]
-	size, root, err := copyFrames(nil, n.blocks, bytes.NewReader(data), block)
+	size, root, err := copyFrames(nil, n.blocks, bytes.NewReader(data), block, trust)
 	if err != nil {
 		return s, nil, false, err
 	}

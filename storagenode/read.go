@@ -1,12 +1,11 @@
 package storagenode
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
-	"net/http"
-	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -15,49 +14,55 @@ import (
 	"github.com/kintsugi-store/kintsugi/storagenode/client"
 )
 
-func (n *Node) handleShard(w http.ResponseWriter, r *http.Request) {
-	const op = "storagenode.ReadShard"
-	q := r.URL.Query()
-	off, err := intParam(q, op, "off", 0)
+// ReadShard returns framed bytes [off, off+length) of the node's shard
+// index shard of version (length -1: to the end), as they lie, not
+// verified: see openShard for which shard is served and
+// client.Client.ReadShard for the contract, errors included. The caller
+// closes the stream; read errors in it are kerr.Transient. Shard reads
+// are never fenced.
+func (n *Node) ReadShard(ctx context.Context, bucket, key, version string, shard int, off, length int64) (io.ReadCloser, error) {
+	sr, err := n.readShard(ctx, bucket, key, version, shard, off, length)
 	if err != nil {
-		n.writeError(w, r, err)
-		return
+		return nil, err
 	}
-	length, err := intParam(q, op, "len", -1)
-	if err != nil {
-		n.writeError(w, r, err)
-		return
-	}
-	shard, err := intParam(q, op, "shard", -1)
-	if err != nil {
-		n.writeError(w, r, err)
-		return
-	}
-	f, start, count, err := n.openShard(q.Get("bucket"), q.Get("key"), q.Get("version"), int(shard), off, length)
-	if err != nil {
-		n.writeError(w, r, err)
-		return
-	}
-	defer f.Close()
-	w.Header().Set("Content-Type", "application/octet-stream")
-	w.Header().Set("Content-Length", strconv.FormatInt(count, 10))
-	// A limited *os.File (rather than an io.SectionReader) lets the
-	// server hand the copy of a shard file, or of a range of a pack
-	// file, to sendfile: the bytes never enter user space.
-	var src io.ReadSeeker = f
-	if fr, ok := f.(interface{ File() (*os.File, int64) }); ok {
-		file, base := fr.File()
-		src, start = file, base+start
-	}
-	if _, err := src.Seek(start, io.SeekStart); err != nil {
-		n.log.Warn("seeking shard", "err", err)
-		return
-	}
-	if _, err := io.Copy(w, io.LimitReader(src, count)); err != nil {
-		// The status is sent; a short body is all the client can be told.
-		n.log.Debug("sending shard", "err", err)
-	}
+	return sr, nil
 }
+
+// readShard is ReadShard, returning the open shard.
+func (n *Node) readShard(ctx context.Context, bucket, key, version string, shard int, off, length int64) (*shardReader, error) {
+	if err := n.admit(ctx, false); err != nil {
+		return nil, err
+	}
+	f, start, count, err := n.openShard(bucket, key, version, shard, off, length)
+	if err != nil {
+		return nil, n.settle(err)
+	}
+	return &shardReader{f: f, start: start, count: count}, nil
+}
+
+// shardReader reads count bytes of f from start.
+type shardReader struct {
+	f            io.ReadSeekCloser
+	start, count int64
+	r            io.Reader // nil until the first Read
+}
+
+func (s *shardReader) Read(p []byte) (int, error) {
+	const op = "storagenode.ReadShard"
+	if s.r == nil {
+		if _, err := s.f.Seek(s.start, io.SeekStart); err != nil {
+			return 0, kerr.E(op, kerr.Transient, err)
+		}
+		s.r = io.LimitReader(s.f, s.count)
+	}
+	k, err := s.r.Read(p)
+	if err != nil && err != io.EOF {
+		err = kerr.E(op, kerr.Transient, err)
+	}
+	return k, err
+}
+
+func (s *shardReader) Close() error { return s.f.Close() }
 
 // openShard opens the node's shard of an exact version (see readableShard),
 // on disk or inline, and clamps [off, off+length) (length -1: to the end)
@@ -143,23 +148,28 @@ func (n *Node) readableShard(bucket, key, version string) (int, error) {
 	return 0, kerr.E(op, kerr.NotExist, fmt.Errorf("committed version is %s, not %s", rec.Version, version))
 }
 
-func (n *Node) handleStat(w http.ResponseWriter, r *http.Request) {
-	const op = "storagenode.Stat"
-	q := r.URL.Query()
-	max, err := intParam(q, op, "max", 0)
-	if err != nil {
-		n.writeError(w, r, err)
-		return
+// Stat returns what the node knows about a key (see stat). A key the node
+// has never seen gives an empty KeyState and a nil error. The call is
+// fenced (see admit).
+func (n *Node) Stat(ctx context.Context, bucket, key string) (client.KeyState, error) {
+	return n.StatData(ctx, bucket, key, 0, false)
+}
+
+// StatData is Stat that also returns, in KeyState.Data, the node's
+// committed shard of the key if it is a data shard (or, with parity, any
+// shard) of at most max bytes (see smallShard); max <= 0 asks for none.
+func (n *Node) StatData(ctx context.Context, bucket, key string, max int64, parity bool) (client.KeyState, error) {
+	if err := n.admit(ctx, true); err != nil {
+		return client.KeyState{}, err
 	}
-	ks, err := n.stat(q.Get("bucket"), q.Get("key"))
+	ks, err := n.stat(bucket, key)
 	if err != nil {
-		n.writeError(w, r, err)
-		return
+		return client.KeyState{}, n.settle(err)
 	}
 	if max > 0 && ks.Committed != nil {
-		ks.Data = n.smallShard(*ks.Committed, max, q.Get("parity") == "1")
+		ks.Data = n.smallShard(*ks.Committed, max, parity)
 	}
-	n.writeJSON(w, r, ks)
+	return ks, nil
 }
 
 // smallShard returns the whole shard stream of rec if rec holds a data
@@ -248,23 +258,21 @@ func (n *Node) stat(bucket, key string) (client.KeyState, error) {
 	return ks, nil
 }
 
-func (n *Node) handleList(w http.ResponseWriter, r *http.Request) {
+// List returns up to limit committed records of bucket (<= 0 means
+// client.DefaultListLen, capped at client.MaxListLen), one per key, its
+// newest, delete markers included, for keys having prefix and greater
+// than after, in key order. The call is fenced (see admit).
+func (n *Node) List(ctx context.Context, bucket, prefix, after string, limit int) (client.ListPage, error) {
 	const op = "storagenode.List"
-	q := r.URL.Query()
-	limit, err := intParam(q, op, "limit", 0)
-	if err != nil {
-		n.writeError(w, r, err)
-		return
+	if err := n.admit(ctx, true); err != nil {
+		return client.ListPage{}, err
 	}
-	bucket := q.Get("bucket")
 	if err := client.CheckBucket(bucket); err != nil {
-		n.writeError(w, r, kerr.E(op, err))
-		return
+		return client.ListPage{}, kerr.E(op, err)
 	}
-	recs, truncated, err := n.db.List(bucket, q.Get("prefix"), q.Get("after"), client.ListLimit(int(limit)))
+	recs, truncated, err := n.db.List(bucket, prefix, after, client.ListLimit(limit))
 	if err != nil {
-		n.writeError(w, r, kerr.E(op, err))
-		return
+		return client.ListPage{}, n.settle(kerr.E(op, err))
 	}
-	n.writeJSON(w, r, client.ListPage{Records: recs, Truncated: truncated})
+	return client.ListPage{Records: recs, Truncated: truncated}, nil
 }

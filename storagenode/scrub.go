@@ -2,7 +2,6 @@ package storagenode
 
 import (
 	"context"
-	"net/http"
 	"sync"
 	"time"
 
@@ -51,11 +50,12 @@ func (s *scrubState) snapshot() client.ScrubStatus {
 // its loop; n.scrub.done is closed when the loop has stopped.
 func (n *Node) startScrub(ctx context.Context) {
 	n.scrub.done = make(chan struct{})
-	var st client.ScrubStatus
-	if _, err := n.db.LoadState(scrubStateName, &st); err != nil {
+	var cp checkpoint
+	if _, err := n.db.LoadState(scrubStateName, &cp); err != nil {
 		n.log.Error("verifier: loading checkpoint; starting afresh", "err", err)
-		st = client.ScrubStatus{}
+		cp = checkpoint{}
 	}
+	st := cp.status()
 	st.Rate = n.cfg.ScrubRate
 	st.PeriodSeconds = n.cfg.ScrubPeriod.Seconds()
 	st.Quarantined, st.QuarantinedShards = 0, nil
@@ -69,8 +69,46 @@ func (n *Node) startScrub(ctx context.Context) {
 
 // saveScrub checkpoints the verifier's status.
 func (n *Node) saveScrub() error {
-	st := n.scrub.snapshot()
-	return n.db.SaveState(scrubStateName, st)
+	return n.db.SaveState(scrubStateName, checkpointOf(n.scrub.snapshot()))
+}
+
+// checkpoint is the verifier's durable state: the index's own type, not
+// the wire's ScrubStatus, so that a change to the status API cannot change
+// what restarts read back. Its JSON is the format: add fields, never
+// rename one. Its first version read, and wrote, the fields a checkpoint
+// of the whole ScrubStatus held; the status's rate, period and quarantine
+// list, set afresh at every start, are not kept.
+type checkpoint struct {
+	Running          bool      `json:"running"`
+	Pass             int64     `json:"pass"`
+	PassStarted      time.Time `json:"pass_started,omitzero"`
+	Position         string    `json:"position,omitempty"`
+	PassShards       int64     `json:"pass_shards"`
+	PassBytes        int64     `json:"pass_bytes"`
+	LastPassStarted  time.Time `json:"last_pass_started,omitzero"`
+	LastPassFinished time.Time `json:"last_pass_finished,omitzero"`
+	Shards           int64     `json:"shards"`
+	Bytes            int64     `json:"bytes"`
+	Corrupt          int64     `json:"corrupt"`
+	Missing          int64     `json:"missing"`
+}
+
+func checkpointOf(st client.ScrubStatus) checkpoint {
+	return checkpoint{
+		Running: st.Running, Pass: st.Pass, PassStarted: st.PassStarted, Position: st.Position,
+		PassShards: st.PassShards, PassBytes: st.PassBytes,
+		LastPassStarted: st.LastPassStarted, LastPassFinished: st.LastPassFinished,
+		Shards: st.Shards, Bytes: st.Bytes, Corrupt: st.Corrupt, Missing: st.Missing,
+	}
+}
+
+func (c checkpoint) status() client.ScrubStatus {
+	return client.ScrubStatus{
+		Running: c.Running, Pass: c.Pass, PassStarted: c.PassStarted, Position: c.Position,
+		PassShards: c.PassShards, PassBytes: c.PassBytes,
+		LastPassStarted: c.LastPassStarted, LastPassFinished: c.LastPassFinished,
+		Shards: c.Shards, Bytes: c.Bytes, Corrupt: c.Corrupt, Missing: c.Missing,
+	}
 }
 
 func (n *Node) scrubLoop(ctx context.Context) {
@@ -183,13 +221,17 @@ func (n *Node) scrubPass(ctx context.Context, th *throttle.T) error {
 	return nil
 }
 
-func (n *Node) handleScrubStatus(w http.ResponseWriter, r *http.Request) {
+// ScrubStatus returns the state of the node's background verifier and
+// some of the shards it holds in quarantine. Never fenced.
+func (n *Node) ScrubStatus(ctx context.Context) (client.ScrubStatus, error) {
 	const op = "storagenode.ScrubStatus"
+	if err := n.admit(ctx, false); err != nil {
+		return client.ScrubStatus{}, err
+	}
 	st := n.scrub.snapshot()
 	qs, total, err := n.db.QuarantinedShards(statusShardList)
 	if err != nil {
-		n.writeError(w, r, kerr.E(op, err))
-		return
+		return client.ScrubStatus{}, n.settle(kerr.E(op, err))
 	}
 	st.Quarantined = total
 	st.QuarantinedShards = make([]client.QuarantinedShard, len(qs))
@@ -198,5 +240,5 @@ func (n *Node) handleScrubStatus(w http.ResponseWriter, r *http.Request) {
 			Bucket: q.Bucket, Key: q.Key, Version: q.Version, Shard: q.Shard, Reason: q.Reason, Time: q.Time,
 		}
 	}
-	n.writeJSON(w, r, st)
+	return st, nil
 }

@@ -2,6 +2,7 @@ package storagenode
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -21,29 +22,58 @@ import (
 // connection. Past it the connection is simply closed.
 const maxDrain = 32 << 20
 
-func (n *Node) handleStage(w http.ResponseWriter, r *http.Request) {
-	const op = "storagenode.Stage"
-	q := r.URL.Query()
-	shard, err := intParam(q, op, "shard", -1)
-	if err != nil {
-		n.writeError(w, r, err)
-		return
+// Stage writes one framed shard stream (codec frames of block size
+// blockSize), read from body to its end, as a staged, invisible shard of
+// version, and answers with its root digest and the newest version the
+// node has committed or staged for the key (StagedRef.Newest). Every frame
+// is verified as it arrives (a Local client may skip that: see
+// LocalOptions.TrustFrames), and the shard is fsynced before Stage
+// returns. It does not close body.
+//
+// Errors are those of client.Client.Stage: a digest mismatch is
+// kerr.Corrupt, a stream cut inside a frame kerr.Invalid, a full disk
+// kerr.TooLarge, a failing body (or a cancelled ctx) kerr.Transient
+// wrapping the cause; on any error nothing is staged. The call is fenced
+// (see admit).
+func (n *Node) Stage(ctx context.Context, bucket, key, version string, shard, blockSize int, body io.Reader) (client.StagedRef, error) {
+	return n.stageCall(ctx, bucket, key, version, shard, blockSize, body, false)
+}
+
+// stageCall is Stage; trust skips the check of each block against its
+// frame's digest.
+func (n *Node) stageCall(ctx context.Context, bucket, key, version string, shard, blockSize int, body io.Reader, trust bool) (client.StagedRef, error) {
+	if err := n.admit(ctx, true); err != nil {
+		return client.StagedRef{}, err
 	}
-	block, err := intParam(q, op, "block", 0)
-	if err != nil {
-		n.writeError(w, r, err)
-		return
+	if body == nil {
+		body = http.NoBody
 	}
-	ref, err := n.stage(q.Get("bucket"), q.Get("key"), q.Get("version"), int(shard), int(block), r.Body)
+	if ctx.Done() != nil {
+		body = ctxReader{ctx, body}
+	}
+	ref, err := n.stage(bucket, key, version, shard, blockSize, body, trust)
 	if err == nil {
-		ref.Newest, err = n.newest(ref.Version, q.Get("bucket"), q.Get("key"))
+		ref.Newest, err = n.newest(ref.Version, bucket, key)
 	}
 	if err != nil {
-		io.Copy(io.Discard, io.LimitReader(r.Body, maxDrain))
-		n.writeError(w, r, err)
-		return
+		return client.StagedRef{}, n.settle(err)
 	}
-	n.writeJSON(w, r, ref)
+	return ref, nil
+}
+
+// ctxReader fails reads once ctx is done, so that a cancelled caller's
+// stage stops at the next read of its body, as a cancelled HTTP request's
+// does.
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
 }
 
 // newest returns the newest version the node has committed or staged for
@@ -70,7 +100,7 @@ func (n *Node) newest(floor, bucket, key string) (string, error) {
 // stage writes one framed shard stream to a new staging file, verifying
 // every frame, fsyncs it, and records it as a staged entry. On any error
 // the file is removed and nothing is recorded.
-func (n *Node) stage(bucket, key, version string, shard, block int, body io.Reader) (client.StagedRef, error) {
+func (n *Node) stage(bucket, key, version string, shard, block int, body io.Reader, trust bool) (client.StagedRef, error) {
 	const op = "storagenode.Stage"
 	if err := client.CheckObject(bucket, key, version); err != nil {
 		return client.StagedRef{}, kerr.E(op, err)
@@ -84,7 +114,7 @@ func (n *Node) stage(bucket, key, version string, shard, block int, body io.Read
 	rel := stagingFile(bucket, key, version, shard)
 	s := meta.Staged{Bucket: bucket, Key: key, Version: version, Shard: shard, Staged: time.Now().UTC(), File: rel}
 	if n.stageLimit() > 0 {
-		staged, rest, done, err := n.stageInline(s, body, block)
+		staged, rest, done, err := n.stageInline(s, body, block, trust)
 		switch {
 		case err != nil:
 			return client.StagedRef{}, err
@@ -96,7 +126,7 @@ func (n *Node) stage(bucket, key, version string, shard, block int, body io.Read
 	if err := n.mkdirs(rel); err != nil {
 		return client.StagedRef{}, kerr.E(op, ioKind(err), err)
 	}
-	size, root, err := n.writeStaged(rel, body, block)
+	size, root, err := n.writeStaged(rel, body, block, trust)
 	if err != nil {
 		n.removeFile(rel)
 		return client.StagedRef{}, err
@@ -119,7 +149,7 @@ func (n *Node) stage(bucket, key, version string, shard, block int, body io.Read
 // writeStaged streams body's frames, each verified by codec.FrameReader,
 // into the new file rel, then fsyncs the file and its directory. It
 // returns the framed size and the root digest.
-func (n *Node) writeStaged(rel string, body io.Reader, block int) (int64, codec.Digest, error) {
+func (n *Node) writeStaged(rel string, body io.Reader, block int, trust bool) (int64, codec.Digest, error) {
 	const op = "storagenode.Stage"
 	f, err := os.OpenFile(n.abs(rel), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
 	if err != nil {
@@ -127,7 +157,7 @@ func (n *Node) writeStaged(rel string, body io.Reader, block int) (int64, codec.
 	}
 	bw := n.bufs.Get().(*bufio.Writer)
 	bw.Reset(n.wrapStage(f))
-	size, root, err := copyFrames(bw, n.blocks, body, block)
+	size, root, err := copyFrames(bw, n.blocks, body, block, trust)
 	bw.Reset(nil)
 	n.bufs.Put(bw)
 	if err == nil {
@@ -153,15 +183,23 @@ func (n *Node) wrapStage(w io.Writer) io.Writer {
 
 // copyFrames copies the frames of r to bw through a FrameReader, so that
 // only verified blocks are written, flushes bw, and returns the bytes
-// written and the root digest. With a nil bw it only verifies. Errors are classified: a digest mismatch is
-// Corrupt, a stream cut inside a frame Invalid, a failing body Transient, a
-// failing bw by ioKind.
-func copyFrames(bw *bufio.Writer, blocks freeList, r io.Reader, block int) (int64, codec.Digest, error) {
+// written and the root digest. With a nil bw it only verifies. With trust
+// it splits the frames without checking blocks against their digests (see
+// LocalOptions.TrustFrames); the root is still that of the digests.
+// Errors are classified: a digest mismatch is Corrupt, a stream cut inside
+// a frame Invalid, a failing body Transient, a failing bw by ioKind.
+func copyFrames(bw *bufio.Writer, blocks freeList, r io.Reader, block int, trust bool) (int64, codec.Digest, error) {
 	const op = "storagenode.Stage"
-	fr := codec.NewFrameReader(r, block)
 	buf := blocks.get(block)
 	defer blocks.put(buf)
-	fr.SetBuffer(buf)
+	var fr frameSource
+	if trust {
+		fr = &trustedFrames{r: r, buf: buf[:block]}
+	} else {
+		v := codec.NewFrameReader(r, block)
+		v.SetBuffer(buf)
+		fr = v
+	}
 	var n int64
 	for {
 		blk, d, err := fr.Next()
@@ -190,6 +228,56 @@ func copyFrames(bw *bufio.Writer, blocks freeList, r io.Reader, block int) (int6
 	}
 	return n, fr.Root(), nil
 }
+
+// frameSource yields a shard stream's frames: *codec.FrameReader, which
+// verifies each block, or trustedFrames, which does not.
+type frameSource interface {
+	Next() (block []byte, d codec.Digest, err error)
+	Root() codec.Digest
+}
+
+// trustedFrames splits a framed stream as codec.FrameReader does (blocks
+// of len(buf) bytes but a shorter last one) without hashing the blocks:
+// for a stream that was framed in this process and never left memory,
+// where a second hash of every block finds nothing. The layout is still
+// checked: a stream cut inside a digest, or a digest without a block, is
+// codec.ErrShortShard.
+type trustedFrames struct {
+	r       io.Reader
+	buf     []byte
+	digests []codec.Digest
+	done    bool
+}
+
+func (t *trustedFrames) Next() ([]byte, codec.Digest, error) {
+	var d codec.Digest
+	if t.done {
+		return nil, d, io.EOF
+	}
+	switch k, err := io.ReadFull(t.r, d[:]); {
+	case k == 0 && err == io.EOF:
+		t.done = true
+		return nil, d, io.EOF
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return nil, d, fmt.Errorf("frame %d: %w", len(t.digests), codec.ErrShortShard)
+	case err != nil:
+		return nil, d, err
+	}
+	k, err := io.ReadFull(t.r, t.buf)
+	switch {
+	case k == 0 && (err == io.EOF || errors.Is(err, io.ErrUnexpectedEOF)):
+		return nil, d, fmt.Errorf("frame %d: %w", len(t.digests), codec.ErrShortShard)
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		// A short block can only be the last one.
+		t.done = true
+	case err != nil:
+		return nil, d, err
+	}
+	t.digests = append(t.digests, d)
+	return t.buf[:k], d, nil
+}
+
+func (t *trustedFrames) Root() codec.Digest { return codec.RootOf(t.digests) }
 
 func frameKind(err error) kerr.Kind {
 	switch {

@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -36,27 +35,27 @@ func quarantineFile(bucket, key, version string, shard int) string {
 	return filepath.Join(fanout(quarantineDir, base), base+"."+hex.EncodeToString(nonce[:]))
 }
 
-func (n *Node) handleVerify(w http.ResponseWriter, r *http.Request) {
+// Verify re-hashes, now, the shard the node holds of each ref (see verify)
+// and returns one result per ref, in order; a shard that fails is
+// quarantined and reported as client.VerifyCorrupt. At most
+// client.MaxVerify refs. The call is fenced (see admit).
+func (n *Node) Verify(ctx context.Context, refs []client.ShardRef) ([]client.VerifyResult, error) {
 	const op = "storagenode.Verify"
-	var req client.VerifyRequest
-	if err := readJSON(w, r, op, &req); err != nil {
-		n.writeError(w, r, err)
-		return
+	if err := n.admit(ctx, true); err != nil {
+		return nil, err
 	}
-	if err := client.CheckShardRefs(req.Shards); err != nil {
-		n.writeError(w, r, kerr.E(op, err))
-		return
+	if err := client.CheckShardRefs(refs); err != nil {
+		return nil, kerr.E(op, err)
 	}
-	out := make([]client.VerifyResult, len(req.Shards))
-	for i, ref := range req.Shards {
-		res, err := n.verify(r.Context(), ref, nil, false)
+	out := make([]client.VerifyResult, len(refs))
+	for i, ref := range refs {
+		res, err := n.verify(ctx, ref, nil, false)
 		if err != nil {
-			n.writeError(w, r, err)
-			return
+			return nil, n.settle(err)
 		}
 		out[i] = res
 	}
-	n.writeJSON(w, r, out)
+	return out, nil
 }
 
 // verify re-hashes the node's shard of ref's version, if it is shard index
@@ -304,48 +303,48 @@ func (n *Node) repair(cur *client.Record, staged []meta.Staged) (bool, error) {
 	return true, nil
 }
 
-func (n *Node) handleDropMarker(w http.ResponseWriter, r *http.Request) {
+// DropMarker removes the node's committed record of bucket/key if, and
+// only if, it is still the delete marker of version (compare and delete),
+// and reports whether it did (see client.Client.DropMarker). The call is
+// fenced (see admit).
+func (n *Node) DropMarker(ctx context.Context, bucket, key, version string) (bool, error) {
 	const op = "storagenode.DropMarker"
-	q := r.URL.Query()
-	bucket, key, version := q.Get("bucket"), q.Get("key"), q.Get("version")
+	if err := n.admit(ctx, true); err != nil {
+		return false, err
+	}
 	if err := client.CheckObject(bucket, key, version); err != nil {
-		n.writeError(w, r, kerr.E(op, err))
-		return
+		return false, kerr.E(op, err)
 	}
 	unlock := n.lock(bucket, key)
 	dropped, err := n.db.DropMarker(bucket, key, version)
 	unlock()
 	if err != nil {
-		n.writeError(w, r, kerr.E(op, err))
-		return
+		return false, n.settle(kerr.E(op, err))
 	}
 	if dropped {
 		n.log.Info("dropped delete marker", "bucket", bucket, "key", key, "version", version)
 	}
-	n.writeJSON(w, r, struct {
-		Dropped bool `json:"dropped"`
-	}{dropped})
+	return dropped, nil
 }
 
-func (n *Node) handleListStaged(w http.ResponseWriter, r *http.Request) {
-	const op = "storagenode.ListStaged"
-	limit, err := intParam(r.URL.Query(), op, "limit", 0)
-	if err != nil {
-		n.writeError(w, r, err)
-		return
+// ListStaged returns up to limit of the node's staged shards (<= 0 means
+// client.DefaultListLen, capped at client.MaxListLen), oldest first. The
+// call is fenced (see admit).
+func (n *Node) ListStaged(ctx context.Context, limit int) ([]client.StagedShard, error) {
+	if err := n.admit(ctx, true); err != nil {
+		return nil, err
 	}
 	all, err := n.db.AllStaged()
 	if err != nil {
-		n.writeError(w, r, kerr.E(op, err))
-		return
+		return nil, n.settle(kerr.E("storagenode.ListStaged", err))
 	}
 	slices.SortFunc(all, func(a, b meta.Staged) int { return a.Staged.Compare(b.Staged) })
-	all = all[:min(len(all), client.ListLimit(int(limit)))]
+	all = all[:min(len(all), client.ListLimit(limit))]
 	out := make([]client.StagedShard, len(all))
 	for i, s := range all {
 		out[i] = client.StagedShard{Bucket: s.Bucket, Key: s.Key, StagedRef: s.Ref()}
 	}
-	n.writeJSON(w, r, out)
+	return out, nil
 }
 
 // sweepQuarantine forgets quarantined shards, and removes their files,

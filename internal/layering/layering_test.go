@@ -85,6 +85,9 @@ var rules = []rule{
 		from: []string{"./internal/readrule/..."}, prodOnly: true,
 		deny: []string{"os/...", "io/...", "net/...", "time", "sync/...", "context"}},
 
+	{name: "wire/leaf", why: "the node's wire types are a leaf every side of the protocol can share",
+		from: []string{"./storagenode/wire/..."},
+		only: []string{"./storagenode/wire/...", "github.com/segmentio/encoding/..."}},
 	{name: "client/no-server", why: "the node client never imports the node server",
 		from: []string{"./storagenode/client/..."},
 		deny: []string{"./storagenode", "./storagenode/internal/..."}},
@@ -412,6 +415,10 @@ func TestCheck(t *testing.T) {
 		{pkg: "placement", imp: "github.com/cespare/xxhash/v2"},
 		{pkg: "placement", imp: "go.yaml.in/yaml/v3"},
 		{pkg: "placement", imp: "os"},
+		{pkg: "storagenode/wire", imp: "./internal/kerr", want: []string{"wire/leaf"}},
+		{pkg: "storagenode/wire", imp: "./placement", want: []string{"wire/leaf"}},
+		{pkg: "storagenode/wire", imp: "github.com/segmentio/encoding/json"},
+		{pkg: "storagenode/wire", imp: "time"},
 
 		// Nodes.
 		{pkg: "storagenode/client", imp: "./storagenode", want: []string{"client/no-server"}},

@@ -6,12 +6,11 @@ import (
 	"strconv"
 
 	"github.com/kintsugi-store/kintsugi/internal/kerr"
+	"github.com/kintsugi-store/kintsugi/storagenode/wire"
 )
 
 // DropResult is the answer of POST /v1/shard/drop.
-type DropResult struct {
-	Dropped bool `json:"dropped"`
-}
+type DropResult = wire.DropResult
 
 // DropShard removes the node's copy of a version of bucket/key that now
 // lives on other nodes: its committed record, its shard file and any

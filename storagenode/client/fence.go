@@ -79,7 +79,11 @@ func (f *Fence) Newer() *placement.Map {
 	return f.newer
 }
 
-func (f *Fence) refused(m *placement.Map) {
+// Refused records m, a newer map a node refused a call under f with, and
+// passes it to f's notify. The Client calls it for every refusal it
+// receives; a node called in process, with no Client between, calls it
+// itself, so that the caller sees the same either way.
+func (f *Fence) Refused(m *placement.Map) {
 	f.mu.Lock()
 	if f.newer == nil || m.Epoch > f.newer.Epoch {
 		f.newer = m
@@ -135,7 +139,7 @@ func staleMap(req *http.Request, raw []byte) error {
 	if req != nil {
 		epoch, _ = ParseEpoch(req.Header.Get(HeaderMapEpoch))
 		if f := FenceOf(req.Context()); f != nil {
-			f.refused(m)
+			f.Refused(m)
 		}
 	}
 	return &StaleMapError{Epoch: epoch, Map: m}

@@ -1,5 +1,6 @@
 // Package client is the storage node's internal HTTP API as seen from the
-// outside: the wire types and a Client for one node. Gateways and the
+// outside: the wire types (aliases of storagenode/wire) and a Client for one
+// node. Gateways and the
 // scrubber talk to nodes only through this package, never by touching node
 // files.
 //
@@ -41,171 +42,25 @@ package client
 
 import (
 	"errors"
-	"time"
 
-	"github.com/segmentio/encoding/json"
+	"github.com/kintsugi-store/kintsugi/storagenode/wire"
 )
 
-// ObjectMeta is an object version's metadata, identical on every node that
-// holds one of its shards. A delete marker has Deleted set and no shards.
-type ObjectMeta struct {
-	Bucket      string            `json:"bucket"`
-	Key         string            `json:"key"`
-	Version     string            `json:"version"` // ULID; lexical order is time order
-	Deleted     bool              `json:"deleted,omitempty"`
-	Size        int64             `json:"size"`
-	ETag        string            `json:"etag,omitempty"` // hex MD5 (no quotes)
-	ContentType string            `json:"content_type,omitempty"`
-	UserMeta    map[string]string `json:"user_meta,omitempty"` // lower-case names without x-amz-meta-
-	Modified    time.Time         `json:"modified"`
-	Data        int               `json:"data"`
-	Parity      int               `json:"parity"`
-	BlockSize   int               `json:"block_size"`
-	Format      int               `json:"format"`
-	Roots       []string          `json:"roots,omitempty"` // hex root digest per shard index
-	Nodes       []string          `json:"nodes,omitempty"` // node id per shard index at write time ("" = not written)
-
-	// Checksums are the whole-object checksums the client sent and the
-	// gateway verified: algorithm ("crc32", "crc32c", "sha1", "sha256",
-	// ...) to base64 value. A multipart object's may be composite
-	// ("<base64>-<parts>").
-	Checksums map[string]string `json:"checksums,omitempty"`
-	// Parts is set on the manifest of a completed multipart upload: the
-	// object is the concatenation of these part objects, in order. A
-	// manifest has no shards of its own (its Roots are empty and a node
-	// commits it without a staged shard, with Shard -1); its Size is the
-	// sum of the parts' sizes.
-	Parts []PartRef `json:"parts,omitempty"`
-	// Target is set on internal records that belong to a client key: the
-	// record of a multipart upload in progress and each of its parts name
-	// the key the upload will complete to.
-	Target string `json:"target,omitempty"`
-	// Staged, if set, is the version the shards were staged under when
-	// the gateway committed them under a newer Version (see
-	// Client.Commit). Nodes keep it in the record, so that a commit rolled
-	// forward from the record finds the staged shard it binds.
-	Staged string `json:"staged,omitempty"`
-}
-
-// StageVersion is the version m's shards were staged under.
-func (m ObjectMeta) StageVersion() string {
-	if m.Staged != "" {
-		return m.Staged
-	}
-	return m.Version
-}
-
-// PartRef names one part of a multipart object: an ordinary erasure-coded
-// object version under an internal key of the same bucket.
-type PartRef struct {
-	Number    int               `json:"number"` // the client's part number, 1..10000
-	Key       string            `json:"key"`    // internal key of the part object
-	Version   string            `json:"version"`
-	Size      int64             `json:"size"`
-	ETag      string            `json:"etag"` // hex MD5 of the part
-	Checksums map[string]string `json:"checksums,omitempty"`
-}
-
-// Record is a committed version as stored on one node: the object's
-// metadata plus which shard index this node holds (-1 for delete markers).
-type Record struct {
-	ObjectMeta
-	Shard int `json:"shard"`
-}
-
-// StagedRef is a staged (uncommitted) shard on a node.
-type StagedRef struct {
-	Version string    `json:"version"`
-	Shard   int       `json:"shard"`
-	Root    string    `json:"root"` // hex
-	Size    int64     `json:"size"` // framed bytes
-	Staged  time.Time `json:"staged"`
-	// Newest, in a Stage answer only, is the newest version the node has
-	// committed or staged for the key, this stage's included: the
-	// gateway commits above it. Empty from nodes that predate it.
-	Newest string `json:"newest,omitempty"`
-}
-
-// KeyState is what one node knows about a key: its newest committed record
-// (nil if none) and any staged versions newer than it.
-type KeyState struct {
-	Committed *Record     `json:"committed,omitempty"`
-	Staged    []StagedRef `json:"staged,omitempty"`
-	// Previous is the superseded record of a version older than
-	// Committed whose shard the node still holds (its superseded grace,
-	// or its hold after an underwritten overwrite, has not ended):
-	// ReadShard of exactly that version and shard is served. A read
-	// that falls back to that version counts it as a holder.
-	Previous *Record `json:"previous,omitempty"`
-	// Data, only when asked for (Client.StatData), is the node's whole
-	// shard stream of Committed if that is a data shard (index < Data),
-	// or any shard if parity was asked for too, no longer than asked: a
-	// small object's GET then needs no second round trip. It is not
-	// verified; the reader checks its frames.
-	Data []byte `json:"data,omitempty"`
-}
-
-// BucketRecord is a bucket as stored on every node. Deleting a bucket writes
-// a newer record with Deleted set (a tombstone), so the newest record wins.
-type BucketRecord struct {
-	Name    string    `json:"name"`
-	Version string    `json:"version"` // ULID
-	Created time.Time `json:"created"`
-	Deleted bool      `json:"deleted,omitempty"`
-}
-
-// Hint asks the scrubber to check and repair one shard of a version.
-type Hint struct {
-	Bucket  string    `json:"bucket"`
-	Key     string    `json:"key"`
-	Version string    `json:"version"`
-	Shard   int       `json:"shard"`
-	NodeID  string    `json:"node_id,omitempty"`
-	Reason  string    `json:"reason"` // "missing", "corrupt", "unreachable", "stale"
-	Time    time.Time `json:"time"`
-}
-
-// Health is a node's answer to a health check.
-type Health struct {
-	ID        string `json:"id"`
-	Epoch     uint64 `json:"epoch,omitempty"`
-	Objects   int64  `json:"objects"`
-	DiskFree  uint64 `json:"disk_free"`
-	DiskTotal uint64 `json:"disk_total"`
-}
-
-// ListPage is one page of a node's committed records for a bucket, in key
-// order, one record per key (its newest), delete markers included.
-type ListPage struct {
-	Records   []Record `json:"records"`
-	Truncated bool     `json:"truncated"`
-}
-
-// ErrorBody is the JSON body of every non-2xx answer from a node. Kind is a
-// kerr.Kind name ("not exist", "corrupt", ...). Sentinel, if set, names a
-// leaf error of this package (see SentinelName), e.g. "wrong shard" for
-// ErrWrongShard. Map is set only on the refusal of a call made under an
-// older map epoch than the node's: it is the node's map (see Fence).
-type ErrorBody struct {
-	Kind     string          `json:"kind"`
-	Message  string          `json:"message"`
-	Sentinel string          `json:"sentinel,omitempty"`
-	Map      json.RawMessage `json:"map,omitempty"`
-	// Newer is set on a conflict: the newer version the node holds
-	// (see ConflictError).
-	Newer string `json:"newer,omitempty"`
-}
-
-// ConflictError is a node's refusal of a write older than what it holds:
-// a commit of an object version (or a bucket record) when the node's
-// record of the key is newer. The node changed nothing. Newer is the
-// version it holds, so that the writer can name its next version above
-// it. It unwraps to nothing; the error around it is kerr.Conflict.
-type ConflictError struct {
-	Newer string
-}
-
-func (e *ConflictError) Error() string { return "node holds newer version " + e.Newer }
+// The node API's types are declared in package wire, which the node server
+// shares; these aliases keep their names in this package.
+type (
+	ObjectMeta    = wire.ObjectMeta
+	PartRef       = wire.PartRef
+	Record        = wire.Record
+	StagedRef     = wire.StagedRef
+	KeyState      = wire.KeyState
+	BucketRecord  = wire.BucketRecord
+	Hint          = wire.Hint
+	Health        = wire.Health
+	ListPage      = wire.ListPage
+	ErrorBody     = wire.ErrorBody
+	ConflictError = wire.ConflictError
+)
 
 // Newer returns the version a ConflictError in err's chain names, or "".
 func Newer(err error) string {

@@ -5,7 +5,6 @@ import (
 	"fmt"
 
 	"github.com/dgraph-io/badger/v4"
-	"github.com/segmentio/encoding/json"
 
 	"github.com/kintsugi-store/kintsugi/internal/kerr"
 	"github.com/kintsugi-store/kintsugi/storagenode/client"
@@ -15,7 +14,7 @@ import (
 // >= b.Version; it reports whether b was stored.
 func (db *DB) PutBucket(b client.BucketRecord) (bool, error) {
 	const op = "meta.PutBucket"
-	val, err := json.Marshal(b)
+	val, err := encodeBucket(b)
 	if err != nil {
 		return false, kerr.E(op, kerr.Internal, err)
 	}
@@ -26,7 +25,7 @@ func (db *DB) PutBucket(b client.BucketRecord) (bool, error) {
 		switch item, err := txn.Get(k); {
 		case err == nil:
 			var cur client.BucketRecord
-			if err := item.Value(func(v []byte) error { return json.Unmarshal(v, &cur) }); err != nil {
+			if err := item.Value(func(v []byte) error { return decodeBucket(v, &cur) }); err != nil {
 				return err
 			}
 			if cur.Version >= b.Version {
@@ -55,7 +54,7 @@ func (db *DB) Bucket(name string) (client.BucketRecord, error) {
 		if err != nil {
 			return err
 		}
-		return item.Value(func(v []byte) error { return json.Unmarshal(v, &b) })
+		return item.Value(func(v []byte) error { return decodeBucket(v, &b) })
 	})
 	switch {
 	case errors.Is(err, badger.ErrKeyNotFound):
@@ -73,7 +72,7 @@ func (db *DB) Buckets() ([]client.BucketRecord, error) {
 		bs = []client.BucketRecord{}
 		return scanTxn(txn, []byte(prefixBucket), nil, false, func(item *badger.Item) (bool, error) {
 			var b client.BucketRecord
-			if err := item.Value(func(v []byte) error { return json.Unmarshal(v, &b) }); err != nil {
+			if err := item.Value(func(v []byte) error { return decodeBucket(v, &b) }); err != nil {
 				return false, err
 			}
 			bs = append(bs, b)

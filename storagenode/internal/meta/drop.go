@@ -4,7 +4,6 @@ import (
 	"errors"
 
 	"github.com/dgraph-io/badger/v4"
-	"github.com/segmentio/encoding/json"
 
 	"github.com/kintsugi-store/kintsugi/internal/kerr"
 	"github.com/kintsugi-store/kintsugi/storagenode/client"
@@ -31,7 +30,7 @@ func (db *DB) DropRecord(bucket, key, version string, shard int, drop []Staged, 
 			return err
 		}
 		var rec client.Record
-		if err := item.Value(func(v []byte) error { return json.Unmarshal(v, &rec) }); err != nil {
+		if err := item.Value(func(v []byte) error { return decodeRecord(v, &rec) }); err != nil {
 			return err
 		}
 		// Names are exact in the record key, but the record must be the

@@ -4,7 +4,6 @@ import (
 	"errors"
 
 	"github.com/dgraph-io/badger/v4"
-	"github.com/segmentio/encoding/json"
 
 	"github.com/kintsugi-store/kintsugi/internal/kerr"
 	"github.com/kintsugi-store/kintsugi/storagenode/client"
@@ -19,7 +18,7 @@ func (db *DB) AddHints(hints []client.Hint) error {
 		err := db.update(func(txn *badger.Txn) error {
 			n = 0
 			for _, h := range hints {
-				val, err := json.Marshal(h)
+				val, err := encodeHint(h)
 				if err != nil {
 					return err
 				}
@@ -48,7 +47,7 @@ func (db *DB) Hints(limit int) ([]client.Hint, error) {
 	hs := []client.Hint{}
 	err := db.scan([]byte(prefixHint), nil, false, func(item *badger.Item) (bool, error) {
 		var h client.Hint
-		if err := item.Value(func(v []byte) error { return json.Unmarshal(v, &h) }); err != nil {
+		if err := item.Value(func(v []byte) error { return decodeHint(v, &h) }); err != nil {
 			return false, err
 		}
 		hs = append(hs, h)

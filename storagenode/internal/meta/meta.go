@@ -14,7 +14,9 @@
 // still unsynced waits for that sync (see gate). After a failed sync the
 // DB refuses every read and write (DB.Err) until it is reopened.
 //
-// Key layout (values are JSON):
+// Key layout (values are JSON of the index's own durable types, which
+// convert to and from the node API's types at this package's boundary:
+// see durable.go; a change to the wire types never changes these bytes):
 //
 //	o/<bucket>/<key>                 committed record (badger user meta bit 1: delete marker)
 //	s/<keyhash>/<version>/<shard>    staged shard

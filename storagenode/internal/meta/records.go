@@ -83,7 +83,7 @@ func (db *DB) Record(bucket, key string) (*client.Record, error) {
 			return err
 		}
 		rec = new(client.Record)
-		return item.Value(func(v []byte) error { return json.Unmarshal(v, rec) })
+		return item.Value(func(v []byte) error { return decodeRecord(v, rec) })
 	})
 	switch {
 	case errors.Is(err, badger.ErrKeyNotFound):
@@ -124,7 +124,7 @@ type Garbage struct {
 // is newer than the key's current record (or is that record, repaired).
 func (db *DB) Commit(rec client.Record, drop []Staged, install Move, garbage Garbage) error {
 	const op = "meta.Commit"
-	val, err := json.Marshal(rec)
+	val, err := encodeRecord(rec)
 	if err != nil {
 		return kerr.E(op, kerr.Internal, err)
 	}
@@ -203,7 +203,7 @@ func (db *DB) List(bucket, prefix, after string, limit int) ([]client.Record, bo
 				return false, nil
 			}
 			var rec client.Record
-			if err := item.Value(func(v []byte) error { return json.Unmarshal(v, &rec) }); err != nil {
+			if err := item.Value(func(v []byte) error { return decodeRecord(v, &rec) }); err != nil {
 				return false, err
 			}
 			recs = append(recs, rec)
@@ -267,13 +267,14 @@ func garbageValue(g Garbage) ([]byte, error) {
 	case g.Previous == nil:
 		return strconv.AppendInt(nil, g.Superseded.UnixNano(), 10), nil
 	}
-	return json.Marshal(noteValue{Superseded: g.Superseded.UnixNano(), Previous: g.Previous})
+	prev := toDiskRecord(*g.Previous)
+	return json.Marshal(noteValue{Superseded: g.Superseded.UnixNano(), Previous: &prev})
 }
 
 // noteValue is the JSON form of a superseded file's note.
 type noteValue struct {
-	Superseded int64          `json:"superseded"` // Unix nanoseconds
-	Previous   *client.Record `json:"previous,omitempty"`
+	Superseded int64       `json:"superseded"` // Unix nanoseconds
+	Previous   *diskRecord `json:"previous,omitempty"`
 }
 
 func readGarbage(item *badger.Item) (Garbage, error) {
@@ -288,7 +289,11 @@ func readGarbage(item *badger.Item) (Garbage, error) {
 			if err := json.Unmarshal(v, &nv); err != nil {
 				return fmt.Errorf("garbage note %s: %w", g.File, err)
 			}
-			g.Superseded, g.Previous = time.Unix(0, nv.Superseded), nv.Previous
+			g.Superseded = time.Unix(0, nv.Superseded)
+			if nv.Previous != nil {
+				prev := nv.Previous.wire()
+				g.Previous = &prev
+			}
 			return nil
 		}
 		ns, err := strconv.ParseInt(string(v), 10, 64)

@@ -123,7 +123,7 @@ func (db *DB) Records(after string, limit int) ([]client.Record, string, error) 
 	pos := after
 	err := db.scan(prefix, start, false, func(item *badger.Item) (bool, error) {
 		var rec client.Record
-		if err := item.Value(func(v []byte) error { return json.Unmarshal(v, &rec) }); err != nil {
+		if err := item.Value(func(v []byte) error { return decodeRecord(v, &rec) }); err != nil {
 			return false, err
 		}
 		recs = append(recs, rec)
@@ -156,7 +156,7 @@ func (db *DB) DropMarker(bucket, key, version string) (bool, error) {
 			return nil
 		}
 		var rec client.Record
-		if err := item.Value(func(v []byte) error { return json.Unmarshal(v, &rec) }); err != nil {
+		if err := item.Value(func(v []byte) error { return decodeRecord(v, &rec) }); err != nil {
 			return err
 		}
 		if !rec.Deleted || rec.Version != version {

@@ -99,7 +99,7 @@ func (db *DB) Key(bucket, key string) (*client.Record, []Staged, error) {
 		switch item, err := txn.Get(k); {
 		case err == nil:
 			rec = new(client.Record)
-			if err := item.Value(func(v []byte) error { return json.Unmarshal(v, rec) }); err != nil {
+			if err := item.Value(func(v []byte) error { return decodeRecord(v, rec) }); err != nil {
 				return err
 			}
 		case !errors.Is(err, badger.ErrKeyNotFound):
