@@ -31,8 +31,17 @@ type cluster struct {
 	m     *placement.Map
 }
 
-func startCluster(tb testing.TB) *cluster {
+func startCluster(tb testing.TB) *cluster { return startClusterNodes(tb, false) }
+
+// startLocalCluster is startCluster with the gateway calling its nodes in
+// process, as `kintsugi dev` and `kintsugi server` do: no loopback, JSON or
+// signing, and no second hash of staged blocks (TrustFrames). The nodes
+// still serve HTTP, for stopNodes.
+func startLocalCluster(tb testing.TB) *cluster { return startClusterNodes(tb, true) }
+
+func startClusterNodes(tb testing.TB, inProcess bool) *cluster {
 	tb.Helper()
+	locals := map[string]*storagenode.Local{}
 	secret := []byte("bench-cluster-secret")
 	logger := slog.New(slog.NewTextHandler(tb.Output(), &slog.HandlerOptions{Level: slog.LevelError}))
 	c := &cluster{}
@@ -50,6 +59,7 @@ func startCluster(tb testing.TB) *cluster {
 			tb.Fatal(err)
 		}
 		tb.Cleanup(func() { node.Close() })
+		locals[cfg.ID] = storagenode.NewLocal(node, &storagenode.LocalOptions{TrustFrames: true})
 		srv := httptest.NewServer(node.Handler())
 		tb.Cleanup(srv.Close) // runs before node.Close
 		c.nodes = append(c.nodes, srv)
@@ -68,6 +78,10 @@ func startCluster(tb testing.TB) *cluster {
 	}
 	hcfg := health.DefaultConfig()
 	hcfg.Probe = func(ctx context.Context, id string) error {
+		if inProcess {
+			_, err := locals[id].Health(ctx)
+			return err
+		}
 		_, err := probes[id].Health(ctx)
 		return err
 	}
@@ -80,8 +94,13 @@ func startCluster(tb testing.TB) *cluster {
 	done := make(chan struct{})
 	go func() { tracker.Run(ctx); close(done) }()
 	tb.Cleanup(func() { cancel(); <-done })
+	var dial func(placement.Node) objects.NodeClient
+	if inProcess {
+		dial = func(n placement.Node) objects.NodeClient { return locals[n.ID] }
+	}
 	store, err := objects.New(objects.Config{
 		Map:           c.m,
+		Dial:          dial,
 		ClientOptions: opts,
 		Logger:        logger,
 		Health:        tracker,

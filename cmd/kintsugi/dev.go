@@ -40,6 +40,7 @@ func runDev(ctx context.Context, env *environ, args []string) error {
 	memLimit := fset.String("memory-limit", defaultDevMemoryLimit, "soft limit on the memory the Go runtime holds, e.g. 256MiB (0: none; GOMEMLIMIT, when set, wins)")
 	pprofAddr := fset.String("pprof", "", "loopback address to serve Go runtime profiles on, under /debug/pprof/ (off when empty)")
 	metricsAddr := fset.String("metrics-listen", defaultDevMetrics, "address of the gateway's console (/), /metrics of the gateway and every node (one registry, node series labelled node=ID), /nodes, /healthz and /readyz (empty: off; default port 0 when --listen's port is 0)")
+	loopback := fset.Bool("loopback-nodes", false, "call the nodes over loopback HTTP, as separate processes are called, instead of in process (to measure the difference)")
 	hf := addHealthFlags(fset)
 	cf := addConsoleFlags(fset, false)
 	if err := parseFlags(fset, env, args); err != nil {
@@ -130,7 +131,7 @@ func runDev(ctx context.Context, env *environ, args []string) error {
 	// process, but `kintsugi dev` is also what people measure against.
 	creds := sigv4.StaticCredentials{ak: sk}
 	f, err := newFront(env, sf.frontConfig(frontConfig{m: m, opts: opts, creds: creds, listen: *listen,
-		tlsCert: *tlsCert, tlsKey: *tlsKey, probe: localProbe(m, opts), hf: hf, reg: reg, now: now}))
+		tlsCert: *tlsCert, tlsKey: *tlsKey, probe: lc.probe(opts, *loopback), dial: lc.gatewayDial(opts, *loopback), hf: hf, reg: reg, now: now}))
 	if err != nil {
 		return err
 	}
@@ -139,7 +140,7 @@ func runDev(ctx context.Context, env *environ, args []string) error {
 	f.start(ctx, env, *sf.uploadSweep, *sf.uploadExpiry)
 	scrubAddr := ""
 	if *scrubInterval > 0 {
-		ssrv, stop, err := startScrubber(ctx, env, m, opts, now, filepath.Join(*dataDir, "scrubber"), *scrubInterval, *scrubListen, "--scrub-listen")
+		ssrv, stop, err := startScrubber(ctx, env, lc, opts, now, filepath.Join(*dataDir, "scrubber"), *scrubInterval, *scrubListen, "--scrub-listen")
 		if err != nil {
 			return err
 		}

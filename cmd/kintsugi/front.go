@@ -32,9 +32,11 @@ type frontConfig struct {
 	minRate    int64
 	// probe is the heartbeat of the node health tracker.
 	probe func(context.Context, string) error
-	hf    *healthFlags
-	reg   *prometheus.Registry
-	now   func() time.Time
+	// dial, if set, makes the store's node clients (objects.Config.Dial).
+	dial func(placement.Node) objects.NodeClient
+	hf   *healthFlags
+	reg  *prometheus.Registry
+	now  func() time.Time
 }
 
 // front is a running S3 front end: the object store over the nodes, their
@@ -64,6 +66,7 @@ func newFront(env *environ, c frontConfig) (*front, error) {
 	}
 	store, err := objects.New(objects.Config{
 		Map:           c.m,
+		Dial:          c.dial,
 		ClientOptions: c.opts,
 		Logger:        env.logger,
 		Health:        tracker,

@@ -101,7 +101,7 @@ func runServer(ctx context.Context, env *environ, args []string) error {
 		"drives", len(drives), "data_shards", d, "parity_shards", p, "drive_failures_survived", p)
 
 	f, err := newFront(env, sf.frontConfig(frontConfig{m: lc.m, opts: opts, creds: creds, listen: *listen,
-		tlsCert: *tlsCert, tlsKey: *tlsKey, probe: localProbe(lc.m, opts), hf: hf, reg: reg, now: now}))
+		tlsCert: *tlsCert, tlsKey: *tlsKey, probe: lc.probe(opts, false), dial: lc.gatewayDial(opts, false), hf: hf, reg: reg, now: now}))
 	if err != nil {
 		return err
 	}
@@ -113,7 +113,7 @@ func runServer(ctx context.Context, env *environ, args []string) error {
 		if dir == "" {
 			dir = filepath.Join(drives[0], "kintsugi-scrubber")
 		}
-		ssrv, stop, err := startScrubber(ctx, env, lc.m, opts, now, dir, *scrubInterval, *scrubListen, "--scrub-listen")
+		ssrv, stop, err := startScrubber(ctx, env, lc, opts, now, dir, *scrubInterval, *scrubListen, "--scrub-listen")
 		if err != nil {
 			return err
 		}

@@ -1,10 +1,16 @@
 package main
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"reflect"
 	"testing"
+
+	"github.com/kintsugi-store/kintsugi/gateway/objects"
+	"github.com/kintsugi-store/kintsugi/placement"
+	"github.com/kintsugi-store/kintsugi/scrubber"
+	"github.com/kintsugi-store/kintsugi/storagenode/client"
 )
 
 func TestServerShards(t *testing.T) {
@@ -72,5 +78,54 @@ func TestDriveNodesKeepIDs(t *testing.T) {
 	}
 	if _, err := driveNodes([]string{a, c}); err == nil {
 		t.Error("two drives claiming d1: no error")
+	}
+}
+
+// TestLocalNodesDial: the front end of dev and server calls the nodes of
+// its own process in process, trusting its frames; the scrubber calls
+// them in process with every frame checked; a node elsewhere, or every
+// node with --loopback-nodes, is called over HTTP. The probe asks the
+// node under its id either way.
+func TestLocalNodesDial(t *testing.T) {
+	env, _ := testEnv()
+	dir := t.TempDir()
+	nodes := []localNode{
+		{id: "d1", dir: filepath.Join(dir, "d1"), zone: "drive-d1", addr: "127.0.0.1:0"},
+		{id: "d2", dir: filepath.Join(dir, "d2"), zone: "drive-d2", addr: "127.0.0.1:0"},
+	}
+	lc, err := openLocalNodes(env, nodes, 1, 1, []byte("secret"), "", "", newRegistry(), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lc.close()
+	for _, s := range lc.servers {
+		go s.srv.Serve(s.ln)
+		defer s.srv.Close()
+	}
+	opts, err := nodeClientOptions([]byte("secret"), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n1 := lc.m.Nodes[0]
+	if got := lc.gatewayDial(opts, false)(n1); got != objects.NodeClient(lc.trusted["d1"]) {
+		t.Errorf("gateway dial of a local node = %T, want its trusting Local", got)
+	}
+	if _, ok := lc.gatewayDial(opts, true)(n1).(*client.Client); !ok {
+		t.Error("gateway dial with loopback: not an HTTP client")
+	}
+	if got := lc.scrubberDial(opts)(n1); got != scrubber.NodeClient(lc.checked["d1"]) {
+		t.Errorf("scrubber dial of a local node = %T, want its checking Local", got)
+	}
+	elsewhere := placement.Node{ID: "d1", Addr: "127.0.0.1:1"}
+	if _, ok := lc.gatewayDial(opts, false)(elsewhere).(*client.Client); !ok {
+		t.Error("gateway dial of a node at another address: not an HTTP client")
+	}
+	for _, loopback := range []bool{false, true} {
+		if err := lc.probe(opts, loopback)(context.Background(), "d2"); err != nil {
+			t.Errorf("probe d2 (loopback %v): %v", loopback, err)
+		}
+		if err := lc.probe(opts, loopback)(context.Background(), "d9"); err == nil {
+			t.Errorf("probe of a node not in the map (loopback %v): no error", loopback)
+		}
 	}
 }
