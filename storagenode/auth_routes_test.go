@@ -21,7 +21,7 @@ import (
 // test.
 func nodeRoutes(t *testing.T) []string {
 	t.Helper()
-	re := regexp.MustCompile(`HandleFunc\("([A-Z]+ /v1/[^"]*)"`)
+	re := regexp.MustCompile(`"((?:GET|PUT|POST|DELETE) /v1/[^"]*)"`)
 	names, err := filepath.Glob("*.go")
 	if err != nil {
 		t.Fatal(err)

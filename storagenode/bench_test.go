@@ -11,6 +11,7 @@ import (
 	"github.com/oklog/ulid/v2"
 
 	"github.com/kintsugi-store/kintsugi/codec"
+	"github.com/kintsugi-store/kintsugi/storagenode/client"
 )
 
 // benchShard returns one framed shard carrying size payload bytes in
@@ -28,8 +29,20 @@ func benchShard(b *testing.B, size int) []byte {
 	return buf.Bytes()
 }
 
-func benchmarkStageCommit(b *testing.B, size int) {
+// stageCommitter is the part of a node client the stage benchmarks use.
+type stageCommitter interface {
+	Stage(ctx context.Context, bucket, key, version string, shard, blockSize int, body io.Reader) (client.StagedRef, error)
+	Commit(ctx context.Context, meta client.ObjectMeta) (client.Record, error)
+}
+
+// benchmarkStageCommit stages and commits shards of size bytes, one after
+// the other, through the client via returns (nil: the node's HTTP client).
+func benchmarkStageCommit(b *testing.B, size int, via func(*testNode) stageCommitter) {
 	tn := startNode(b, "", nil)
+	var c stageCommitter = tn.c
+	if via != nil {
+		c = via(tn)
+	}
 	shard := benchShard(b, size)
 	ctx := context.Background()
 	b.SetBytes(int64(size))
@@ -37,18 +50,27 @@ func benchmarkStageCommit(b *testing.B, size int) {
 	b.ResetTimer()
 	for i := 0; b.Loop(); i++ {
 		v := ulid.Make().String()
-		if _, err := tn.c.Stage(ctx, "bench", "key", v, 0, codec.DefaultBlockSize, bytes.NewReader(shard)); err != nil {
+		if _, err := c.Stage(ctx, "bench", "key", v, 0, codec.DefaultBlockSize, bytes.NewReader(shard)); err != nil {
 			b.Fatal(err)
 		}
-		if _, err := tn.c.Commit(ctx, benchMeta(v, size)); err != nil {
+		if _, err := c.Commit(ctx, benchMeta(v, size)); err != nil {
 			b.Fatal(err)
 		}
 	}
 }
 
-func BenchmarkStageCommit4K(b *testing.B)   { benchmarkStageCommit(b, 4<<10) }
-func BenchmarkStageCommit256K(b *testing.B) { benchmarkStageCommit(b, 256<<10) }
-func BenchmarkStageCommit16M(b *testing.B)  { benchmarkStageCommit(b, 16<<20) }
+func BenchmarkStageCommit4K(b *testing.B)   { benchmarkStageCommit(b, 4<<10, nil) }
+func BenchmarkStageCommit256K(b *testing.B) { benchmarkStageCommit(b, 256<<10, nil) }
+func BenchmarkStageCommit16M(b *testing.B)  { benchmarkStageCommit(b, 16<<20, nil) }
+
+func local(tn *testNode) stageCommitter { return NewLocal(tn.Node, nil) }
+func trusting(tn *testNode) stageCommitter {
+	return NewLocal(tn.Node, &LocalOptions{TrustFrames: true})
+}
+
+func BenchmarkStageCommitLocal4K(b *testing.B)         { benchmarkStageCommit(b, 4<<10, local) }
+func BenchmarkStageCommitLocal16M(b *testing.B)        { benchmarkStageCommit(b, 16<<20, local) }
+func BenchmarkStageCommitLocalTrusted16M(b *testing.B) { benchmarkStageCommit(b, 16<<20, trusting) }
 
 func BenchmarkReadShard(b *testing.B) {
 	const size = 4 << 20
@@ -131,6 +153,24 @@ func BenchmarkInlineThreshold(b *testing.B) {
 				})
 				benchStageCommitParallel(b, tn, size)
 			})
+		}
+	}
+}
+
+// BenchmarkCopyFrames16M and BenchmarkCopyFramesTrusted16M measure what a
+// stage spends on its frames alone, without the disk: the cost
+// LocalOptions.TrustFrames saves.
+func BenchmarkCopyFrames16M(b *testing.B)        { benchmarkCopyFrames(b, false) }
+func BenchmarkCopyFramesTrusted16M(b *testing.B) { benchmarkCopyFrames(b, true) }
+
+func benchmarkCopyFrames(b *testing.B, trust bool) {
+	shard := benchShard(b, 16<<20)
+	blocks := newFreeList(1)
+	b.SetBytes(int64(len(shard)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, _, err := copyFrames(nil, blocks, bytes.NewReader(shard), codec.DefaultBlockSize, trust); err != nil {
+			b.Fatal(err)
 		}
 	}
 }

@@ -3,6 +3,7 @@ package storagenode
 import (
 	"bytes"
 	"context"
+	"io"
 	"testing"
 
 	"github.com/kintsugi-store/kintsugi/codec"
@@ -39,6 +40,16 @@ func TestLocalTrustFrames(t *testing.T) {
 		}
 		if b := tn.readAll(t, "b", "trusted", ver(1), 1); !bytes.Equal(b, shard) {
 			t.Errorf("pack max %d: the trusted stage stored other bytes", packMax)
+		}
+		// Read back in process too, from a pack or a file of its own.
+		rc, err := checked.ReadShard(ctx, "b", "trusted", ver(1), 1, 100, 5000)
+		if err != nil {
+			t.Fatalf("pack max %d: Local.ReadShard: %v", packMax, err)
+		}
+		b, err := io.ReadAll(rc)
+		rc.Close()
+		if err != nil || !bytes.Equal(b, shard[100:5100]) {
+			t.Errorf("pack max %d: Local.ReadShard read %d bytes (%v), not the shard's range", packMax, len(b), err)
 		}
 
 		flipped := bytes.Clone(shard)
