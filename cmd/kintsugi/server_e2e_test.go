@@ -40,14 +40,7 @@ func TestServerKilledMidWrite(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(p.Close)
-	client := func() *s3.Client {
-		return s3.New(s3.Options{
-			BaseEndpoint: aws.String("http://" + p.Addr), Region: "us-east-1", UsePathStyle: true,
-			Credentials:      credentials.NewStaticCredentialsProvider(ak, sk, ""),
-			RetryMaxAttempts: 1, HTTPClient: &http.Client{Timeout: time.Minute},
-		})
-	}
-	cl := client()
+	cl := procClient(p, ak, sk)
 	mustCreateBucket(t, ctx, cl, "box")
 
 	// Sizes cover inline small objects, one stripe and several.
@@ -112,7 +105,7 @@ func TestServerKilledMidWrite(t *testing.T) {
 	if err := p.Restart(ctx); err != nil {
 		t.Fatal(err)
 	}
-	cl = client()
+	cl = procClient(p, ak, sk)
 	var unacked, unackedWhole int
 	for _, pt := range puts {
 		got, err := getBytes(ctx, cl, "box", pt.key)
@@ -141,4 +134,14 @@ func TestServerKilledMidWrite(t *testing.T) {
 	if err := p.Stop(30 * time.Second); err != nil {
 		t.Errorf("server after SIGTERM: %v\n%s", err, p.LogTail(4000))
 	}
+}
+
+// procClient is an aws-sdk-go-v2 client of the S3 endpoint a process
+// announced in its ready line, retries off.
+func procClient(p *proctest.Proc, ak, sk string) *s3.Client {
+	return s3.New(s3.Options{
+		BaseEndpoint: aws.String("http://" + p.Addr), Region: "us-east-1", UsePathStyle: true,
+		Credentials:      credentials.NewStaticCredentialsProvider(ak, sk, ""),
+		RetryMaxAttempts: 1, HTTPClient: &http.Client{Timeout: time.Minute},
+	})
 }
