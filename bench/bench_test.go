@@ -144,6 +144,12 @@ func BenchmarkPut(b *testing.B) {
 	benchPuts(b, inProcess(b, startCluster(b)), benchSizes(), benchConcurrency)
 }
 
+// BenchmarkPutLocalNodes is BenchmarkPut with the nodes called in
+// process, the shape of `kintsugi dev` and `kintsugi server`.
+func BenchmarkPutLocalNodes(b *testing.B) {
+	benchPuts(b, inProcess(b, startLocalCluster(b)), benchSizes(), benchConcurrency)
+}
+
 func benchPuts(b *testing.B, t target, sizes []benchSize, concs []int) {
 	ctx := context.Background()
 	for _, sz := range sizes {
@@ -169,6 +175,14 @@ func benchPuts(b *testing.B, t target, sizes []benchSize, concs []int) {
 
 func BenchmarkGet(b *testing.B) {
 	t := inProcess(b, startCluster(b))
+	sizes := benchSizes()
+	putGetObjects(b, t, sizes)
+	benchGets(b, t, sizes, benchConcurrency)
+}
+
+// BenchmarkGetLocalNodes is BenchmarkGet with the nodes called in process.
+func BenchmarkGetLocalNodes(b *testing.B) {
+	t := inProcess(b, startLocalCluster(b))
 	sizes := benchSizes()
 	putGetObjects(b, t, sizes)
 	benchGets(b, t, sizes, benchConcurrency)

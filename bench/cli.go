@@ -43,6 +43,7 @@ type options struct {
 }
 
 const usageText = `usage: kintsugi bench [flags] put|get|mixed|list|delete [flags]
+       kintsugi bench compare [flags] ENDPOINT AK SK [ENDPOINT2 AK2 SK2]
 
 Runs one S3 workload against any SigV4 endpoint and reports throughput,
 latency percentiles, errors and verify failures. Flags may come before and
@@ -55,6 +56,8 @@ after the workload.
   mixed   --mix of put, get, delete and list
   list    pages through the prefix
   delete  deletes the objects under the prefix until none is left
+  compare runs six fixed rows (PUT and GET of 16 MiB, 1 MiB, 4 KiB) on one
+          or two endpoints and prints a markdown table (compare -h)
 
 Credentials: --access-key/--secret-key, else KINTSUGI_ACCESS_KEY and
 KINTSUGI_SECRET_KEY, else AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY.
@@ -171,6 +174,9 @@ func parseArgs(args []string, env Env) (Config, options, error) {
 func Main(ctx context.Context, args []string, env Env) int {
 	if env.Getenv == nil {
 		env.Getenv = func(string) string { return "" }
+	}
+	if len(args) > 0 && args[0] == "compare" {
+		return compareMain(ctx, args[1:], env, Run)
 	}
 	cfg, opts, err := parseArgs(args, env)
 	switch {

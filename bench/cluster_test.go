@@ -31,8 +31,17 @@ type cluster struct {
 	m     *placement.Map
 }
 
-func startCluster(tb testing.TB) *cluster {
+func startCluster(tb testing.TB) *cluster { return startClusterNodes(tb, false) }
+
+// startLocalCluster is startCluster with the gateway calling its nodes in
+// process, as `kintsugi dev` and `kintsugi server` do: no loopback, JSON or
+// signing, and no second hash of staged blocks (TrustFrames). The nodes
+// still serve HTTP, for stopNodes.
+func startLocalCluster(tb testing.TB) *cluster { return startClusterNodes(tb, true) }
+
+func startClusterNodes(tb testing.TB, inProcess bool) *cluster {
 	tb.Helper()
+	locals := map[string]*storagenode.Local{}
 	secret := []byte("bench-cluster-secret")
 	logger := slog.New(slog.NewTextHandler(tb.Output(), &slog.HandlerOptions{Level: slog.LevelError}))
 	base := storagenode.DefaultConfig()
@@ -41,6 +50,11 @@ func startCluster(tb testing.TB) *cluster {
 	base.ScrubRate = 0
 	tc := testcluster.New(tb, testcluster.Options{Real: true, First: 1, Secret: secret, Node: base, WithDefaults: true})
 	c := &cluster{nodes: tc.Nodes, m: tc.Map}
+	if inProcess {
+		for _, n := range tc.Nodes {
+			locals[n.ID] = n.Local(&storagenode.LocalOptions{TrustFrames: true})
+		}
+	}
 	// Node health as the gateway command wires it: heartbeats, breakers
 	// that skip a dead node at once, hedged reads.
 	opts := &client.Options{Secret: secret}
@@ -50,6 +64,10 @@ func startCluster(tb testing.TB) *cluster {
 	}
 	hcfg := health.DefaultConfig()
 	hcfg.Probe = func(ctx context.Context, id string) error {
+		if inProcess {
+			_, err := locals[id].Health(ctx)
+			return err
+		}
 		_, err := probes[id].Health(ctx)
 		return err
 	}
@@ -62,8 +80,13 @@ func startCluster(tb testing.TB) *cluster {
 	done := make(chan struct{})
 	go func() { tracker.Run(ctx); close(done) }()
 	tb.Cleanup(func() { cancel(); <-done })
+	var dial func(placement.Node) client.Node
+	if inProcess {
+		dial = func(n placement.Node) client.Node { return locals[n.ID] }
+	}
 	store, err := objects.New(objects.Config{
 		Map:           c.m,
+		Dial:          dial,
 		ClientOptions: opts,
 		Logger:        logger,
 		Health:        tracker,

@@ -14,15 +14,7 @@ import (
 	"time"
 
 	"github.com/kintsugi-store/kintsugi/bench"
-	"github.com/kintsugi-store/kintsugi/gateway"
-	"github.com/kintsugi-store/kintsugi/gateway/console"
-	"github.com/kintsugi-store/kintsugi/gateway/objects"
 	"github.com/kintsugi-store/kintsugi/gateway/sigv4"
-	"github.com/kintsugi-store/kintsugi/internal/health"
-	"github.com/kintsugi-store/kintsugi/placement"
-	"github.com/kintsugi-store/kintsugi/scrubber"
-	"github.com/kintsugi-store/kintsugi/storagenode"
-	"github.com/kintsugi-store/kintsugi/storagenode/client"
 )
 
 // runDev runs the embedded local cluster: storage nodes and a gateway in one
@@ -36,13 +28,10 @@ func runDev(ctx context.Context, env *environ, args []string) error {
 	dataShards := fset.Int("data-shards", 4, "data shards per object (d)")
 	parityShards := fset.Int("parity-shards", 2, "parity shards per object (p)")
 	basePort := fset.Int("node-base-port", 9101, "first storage node port (0 = any free port)")
-	region := fset.String("region", "us-east-1", "S3 region")
-	domain := fset.String("domain", "", "domain for virtual-hosted–style requests (<bucket>.DOMAIN)")
 	tlsCert := fset.String("tls-cert", "", "PEM certificate (valid for 127.0.0.1) to serve the gateway and the nodes over HTTPS, with --tls-key")
 	tlsKey := fset.String("tls-key", "", "PEM private key of --tls-cert")
 	caFile := fset.String("ca-file", "", "PEM CA the nodes' certificate chains to (default: --tls-cert itself)")
-	uploadExpiry := fset.Duration("upload-expiry", objects.DefaultUploadExpiry, "age after which an unfinished multipart upload is aborted")
-	uploadSweep := fset.Duration("upload-sweep", time.Hour, "how often to abort stale uploads and free unused parts (0: never)")
+	sf := addS3Flags(fset)
 	// A pass asks every node about every object: about a minute per 30k
 	// objects on two cores. Every minute, a dev cluster holding data was
 	// never idle.
@@ -51,6 +40,7 @@ func runDev(ctx context.Context, env *environ, args []string) error {
 	memLimit := fset.String("memory-limit", defaultDevMemoryLimit, "soft limit on the memory the Go runtime holds, e.g. 256MiB (0: none; GOMEMLIMIT, when set, wins)")
 	pprofAddr := fset.String("pprof", "", "loopback address to serve Go runtime profiles on, under /debug/pprof/ (off when empty)")
 	metricsAddr := fset.String("metrics-listen", defaultDevMetrics, "address of the gateway's console (/), /metrics of the gateway and every node (one registry, node series labelled node=ID), /nodes, /healthz and /readyz (empty: off; default port 0 when --listen's port is 0)")
+	loopback := fset.Bool("loopback-nodes", false, "call the nodes over loopback HTTP, as separate processes are called, instead of in process (to measure the difference)")
 	hf := addHealthFlags(fset)
 	cf := addConsoleFlags(fset, false)
 	if err := parseFlags(fset, env, args); err != nil {
@@ -111,47 +101,23 @@ func runDev(ctx context.Context, env *environ, args []string) error {
 		return err
 	}
 
-	// One registry for the gateway and every node: the nodes' series
-	// carry node=ID, as a lone node's do, so the dashboards work on both.
 	reg := newRegistry()
-	var nodeURLs []string
-	m := &placement.Map{Epoch: 1, DataShards: *dataShards, ParityShards: *parityShards}
-	for i := 1; i <= *nodes; i++ {
-		id := fmt.Sprintf("n%d", i)
-		cfg := storagenode.DefaultConfig()
-		cfg.ID = id
-		cfg.Dir = filepath.Join(*dataDir, id)
-		cfg.Secret = secret
-		cfg.Logger = env.logger.With("node", id)
-		cfg.Registerer = nodeRegisterer(reg, id)
-		node, err := storagenode.Open(cfg)
-		if err != nil {
-			return fmt.Errorf("node %s: %w", id, err)
-		}
-		defer node.Close()
+	nodeList := make([]localNode, *nodes)
+	for i := range nodeList {
+		id := fmt.Sprintf("n%d", i+1)
 		addr := "127.0.0.1:0"
 		if *basePort > 0 {
-			addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(*basePort+i-1))
+			addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(*basePort+i))
 		}
-		srv, err := newServer("storagenode "+id, addr, withProbes(node.Handler(), nil), env.logger)
-		if err != nil {
-			return usageErr("node %s: %v (try --node-base-port 0)", id, err)
-		}
-		if err := srv.useTLS(*tlsCert, *tlsKey); err != nil {
-			return err
-		}
-		servers = append(servers, srv)
-		nodeURLs = append(nodeURLs, srv.URL())
-		nodeAddr := srv.Addr()
-		if srv.scheme == "https" {
-			nodeAddr = srv.URL()
-		}
-		m.Nodes = append(m.Nodes, placement.Node{ID: id, Addr: nodeAddr, Zone: "z" + strconv.Itoa(i)})
+		nodeList[i] = localNode{id: id, dir: filepath.Join(*dataDir, id), zone: "z" + strconv.Itoa(i+1), addr: addr}
 	}
-	m = m.WithDefaults()
-	if err := m.Validate(); err != nil {
-		return usageErr("%v", err)
+	lc, err := openLocalNodes(env, nodeList, *dataShards, *parityShards, secret, *tlsCert, *tlsKey, reg, "try --node-base-port 0")
+	if err != nil {
+		return err
 	}
+	defer lc.close()
+	servers = append(servers, lc.servers...)
+	m, nodeURLs := lc.m, lc.urls
 	// The map is written out so that the scrub, admin and bench commands can
 	// be pointed at the dev cluster.
 	mapFile := filepath.Join(*dataDir, "cluster.yaml")
@@ -161,83 +127,26 @@ func runDev(ctx context.Context, env *environ, args []string) error {
 		return err
 	}
 
-	// Node health as `kintsugi gateway` has it: a stopped node is skipped
-	// at once, slow data shards are hedged, stragglers not waited for.
-	// The nodes run in this process, but `kintsugi dev` is also what
-	// people measure against.
-	hcfg, err := hf.config(env, devProbe(m, opts), reg)
+	// Node health as `kintsugi gateway` has it. The nodes run in this
+	// process, but `kintsugi dev` is also what people measure against.
+	creds := sigv4.StaticCredentials{ak: sk}
+	f, err := newFront(env, sf.frontConfig(frontConfig{m: m, opts: opts, creds: creds, listen: *listen,
+		tlsCert: *tlsCert, tlsKey: *tlsKey, probe: lc.probe(opts, *loopback), dial: lc.gatewayDial(opts, *loopback), hf: hf, reg: reg, now: now}))
 	if err != nil {
 		return err
 	}
-	tracker, err := health.New(hcfg)
-	if err != nil {
-		return err
-	}
-	store, err := objects.New(objects.Config{
-		Map:           m,
-		ClientOptions: opts,
-		Logger:        env.logger,
-		Health:        tracker,
-		Now:           now,
-		Registerer:    reg,
-	})
-	if err != nil {
-		return err
-	}
-	reg.MustRegister(mapEpochGauge("kintsugi_gateway_map_epoch", "Epoch of the cluster map this gateway routes by.", store))
-	go tracker.Run(ctx)
-	gcfg := gateway.DefaultConfig()
-	gcfg.Backend = store
-	gcfg.Region = *region
-	gcfg.Domain = *domain
-	gcfg.Logger = env.logger
-	gcfg.Registerer = reg
-	gcfg.Auth = &sigv4.Verifier{Creds: sigv4.StaticCredentials{ak: sk}, Region: *region, Now: now}
-	gw, err := gateway.New(gcfg)
-	if err != nil {
-		return err
-	}
-	counter := console.NewCounter(nil)
-	gsrv, err := newServer("gateway", *listen, withProbes(counter.Wrap(gw.Handler()), gatewayReady(store)), env.logger)
-	if err != nil {
-		return usageErr("%v", err)
-	}
-	if err := gsrv.useTLS(*tlsCert, *tlsKey); err != nil {
-		return err
-	}
+	gsrv := f.srv
 	servers = append(servers, gsrv)
-	go sweepUploads(ctx, env.logger, store, *uploadSweep, *uploadExpiry)
+	f.start(ctx, env, *sf.uploadSweep, *sf.uploadExpiry)
 	scrubAddr := ""
 	if *scrubInterval > 0 {
-		s, err := scrubber.New(scrubber.Config{
-			Map:           m,
-			ClientOptions: opts,
-			StateDir:      filepath.Join(*dataDir, "scrubber"),
-			Concurrency:   2,
-			Logger:        env.logger.With("role", "scrubber"),
-			Now:           now,
-		})
+		ssrv, stop, err := startScrubber(ctx, env, lc, opts, now, filepath.Join(*dataDir, "scrubber"), *scrubInterval, *scrubListen, "--scrub-listen")
 		if err != nil {
 			return err
 		}
-		defer s.Close()
-		d := scrubber.NewDaemon(s, *scrubInterval)
-		ssrv, err := newServer("scrubber", *scrubListen, d.Handler(), env.logger)
-		if err != nil {
-			return usageErr("scrubber: %v (try --scrub-listen 127.0.0.1:0)", err)
-		}
+		defer stop()
 		servers = append(servers, ssrv)
 		scrubAddr = ssrv.Addr()
-		sctx, stop := context.WithCancel(ctx)
-		scrubDone := make(chan struct{})
-		defer func() {
-			stop()
-			<-scrubDone
-		}()
-		go func() {
-			defer close(scrubDone)
-			d.Run(sctx)
-		}()
 	}
 
 	consoleURL, metricsURL := "", ""
@@ -250,15 +159,10 @@ func runDev(ctx context.Context, env *environ, args []string) error {
 		if scrubAddr != "" {
 			scrubURL = "http://" + scrubAddr
 		}
-		con, err := cf.newConsole(env, consoleDeps{maps: store, tracker: tracker, opts: opts,
-			creds: sigv4.StaticCredentials{ak: sk}, counter: counter, scrubber: scrubURL, addr: msrv.Addr()})
-		if err != nil {
-			msrv.ln.Close()
+		if err := f.serveConsole(ctx, env, cf, msrv, scrubURL); err != nil {
 			return err
 		}
-		msrv.srv.Handler = withProbes(withConsole(metricsHandler(reg, tracker, store), con.Handler()), gatewayReady(store))
 		servers = append(servers, msrv)
-		go con.Run(ctx)
 		consoleURL = "http://" + msrv.Addr() + "/"
 		metricsURL = "http://" + msrv.Addr()
 	}
@@ -267,10 +171,10 @@ func runDev(ctx context.Context, env *environ, args []string) error {
 	fmt.Fprintf(env.stdout, "Kintsugi dev cluster: %d nodes, %d+%d erasure coding, data in %s\n",
 		*nodes, m.DataShards, m.ParityShards, *dataDir)
 	style := "path-style"
-	if *domain != "" {
-		style += ", or virtual-hosted as <bucket>." + *domain
+	if *sf.domain != "" {
+		style += ", or virtual-hosted as <bucket>." + *sf.domain
 	}
-	fmt.Fprintf(env.stdout, "  S3 endpoint:  %s  (region %s, %s)\n", endpoint, *region, style)
+	fmt.Fprintf(env.stdout, "  S3 endpoint:  %s  (region %s, %s)\n", endpoint, *sf.region, style)
 	fmt.Fprintf(env.stdout, "  access key:   %s\n  secret key:   %s\n", ak, sk)
 	fmt.Fprintf(env.stdout, "  cluster map:  %s\n", mapFile)
 	if consoleURL != "" {
@@ -322,22 +226,6 @@ func flagSet(fs *flag.FlagSet, name string) bool {
 	set := false
 	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
 	return set
-}
-
-// devProbe is the dev gateway's heartbeat: the node at the map's address
-// must answer its health check under its id.
-func devProbe(m *placement.Map, opts *client.Options) func(context.Context, string) error {
-	return func(ctx context.Context, id string) error {
-		n, ok := m.Node(id)
-		if !ok {
-			return fmt.Errorf("node %s is not in the cluster map", id)
-		}
-		h, err := client.New(n.Addr, opts).Health(ctx)
-		if err == nil && h.ID != id {
-			err = fmt.Errorf("the node at %s says it is %q, not %q", n.Addr, h.ID, id)
-		}
-		return err
-	}
 }
 
 // devSecret returns the cluster secret: the environment's, else the one

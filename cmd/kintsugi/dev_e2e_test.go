@@ -5,13 +5,11 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net/http"
 	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/kintsugi-store/kintsugi/internal/proctest"
@@ -40,14 +38,7 @@ func TestDevCluster(t *testing.T) {
 		return p
 	}
 	p := start()
-	client := func(p *proctest.Proc) *s3.Client {
-		return s3.New(s3.Options{
-			BaseEndpoint: aws.String("http://" + p.Addr), Region: "us-east-1", UsePathStyle: true,
-			Credentials:      credentials.NewStaticCredentialsProvider(ak, sk, ""),
-			RetryMaxAttempts: 1, HTTPClient: &http.Client{Timeout: time.Minute},
-		})
-	}
-	cl := client(p)
+	cl := procClient(p, ak, sk)
 	if _, err := cl.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String("dev")}); err != nil {
 		t.Fatalf("CreateBucket: %v\n%s", err, p.LogTail(4000))
 	}
@@ -84,7 +75,7 @@ func TestDevCluster(t *testing.T) {
 		t.Fatalf("dev after SIGTERM: %v\n%s", err, p.LogTail(4000))
 	}
 	p = start()
-	check(client(p))
+	check(procClient(p, ak, sk))
 	if err := p.Stop(30 * time.Second); err != nil {
 		t.Fatalf("dev after SIGTERM: %v", err)
 	}

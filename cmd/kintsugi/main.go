@@ -37,6 +37,7 @@ type environ struct {
 func commands() []command {
 	return []command{
 		{"dev", "run a gateway and storage nodes in one process (local cluster)", runDev},
+		{"server", "serve S3 from one process over one storage node per drive (single box)", runServer},
 		{"storagenode", "run one storage node", runStorageNode},
 		{"gateway", "run a stateless S3 gateway", runGateway},
 		{"admin", "cluster status and map changes: nodes add/drain/remove, map show", runAdmin},

@@ -106,7 +106,8 @@ type Store struct {
 	// when the entry expired.
 	bucketLookups singleflight.Group
 
-	bufs sync.Pool // *[]byte frame buffers for stage streams
+	bufs   sync.Pool // *[]byte frame buffers for stage streams
+	bodies bodyPool  // buffers of bodies of at most a stripe (put.go)
 
 	health  *health.Tracker // nil: no health tracking
 	metrics *metrics        // nil: none

@@ -318,14 +318,15 @@ func (n *Node) Slow(d time.Duration) (fast func()) {
 }
 
 // Local returns an in-process client of the running real node (nil for a
-// fake), calling it as kintsugi dev does, with no HTTP between.
-func (n *Node) Local() *storagenode.Local {
+// fake), calling it as kintsugi dev does, with no HTTP between; opts as
+// for storagenode.NewLocal.
+func (n *Node) Local(opts *storagenode.LocalOptions) *storagenode.Local {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.node == nil {
 		return nil
 	}
-	return storagenode.NewLocal(n.node, nil)
+	return storagenode.NewLocal(n.node, opts)
 }
 
 // Stop takes the node down for good: a real node's port refuses

@@ -24,7 +24,7 @@ func TestConformanceNode(t *testing.T) {
 func TestConformanceLocal(t *testing.T) {
 	nodetest.RunConformance(t, func(t *testing.T) nodetest.Client {
 		c := testcluster.New(t, testcluster.Options{Nodes: 1, Data: 1, Parity: 0, Real: true})
-		return realNode{c.Nodes[0].Local(), c.Nodes[0]}
+		return realNode{c.Nodes[0].Local(nil), c.Nodes[0]}
 	})
 }
 
