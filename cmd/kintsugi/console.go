@@ -9,6 +9,7 @@ import (
 	"github.com/kintsugi-store/kintsugi/gateway/console"
 	"github.com/kintsugi-store/kintsugi/internal/health"
 	"github.com/kintsugi-store/kintsugi/storagenode/client"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // consoleFlags are the console's settings, on the metrics listener of a
@@ -39,7 +40,7 @@ type consoleDeps struct {
 	tracker  *health.Tracker
 	opts     *client.Options
 	creds    console.Secrets
-	counter  *console.Counter
+	requests func() console.Sample
 	scrubber string // base URL, or empty
 	addr     string // the metrics listener's bound address
 }
@@ -68,7 +69,7 @@ func (f *consoleFlags) newConsole(env *environ, d consoleDeps) (*console.Console
 		Map:           d.maps,
 		Health:        d.tracker,
 		ClientOptions: d.opts,
-		Requests:      d.counter.Sample,
+		Requests:      d.requests,
 		DriveAFR:      *f.afr,
 		RepairWindow:  *f.repairWindow,
 		Logger:        env.logger,
@@ -91,4 +92,45 @@ func withConsole(metrics, c http.Handler) http.Handler {
 	mux.Handle("GET /console", c)
 	mux.Handle("GET /console/", c)
 	return mux
+}
+
+// requestSamples reads the console's request counters back from the
+// gateway's own S3 metrics in g, so that each request is counted once:
+// answers and latencies from kintsugi_s3_request_duration_seconds, errors
+// from the 5xx class of kintsugi_s3_requests_total, summed over
+// operations. A gather that fails gives an empty sample, which the
+// console shows as no traffic rather than a wrong rate.
+func requestSamples(g prometheus.Gatherer, now func() time.Time) func() console.Sample {
+	return func() console.Sample {
+		s := console.Sample{At: now()}
+		families, err := g.Gather()
+		if err != nil {
+			return s
+		}
+		for _, f := range families {
+			switch f.GetName() {
+			case "kintsugi_s3_request_duration_seconds":
+				for _, m := range f.GetMetric() {
+					h := m.GetHistogram()
+					s.Requests += h.GetSampleCount()
+					for i, b := range h.GetBucket() {
+						if i == len(s.Buckets) {
+							s.Bounds = append(s.Bounds, time.Duration(b.GetUpperBound()*float64(time.Second)))
+							s.Buckets = append(s.Buckets, 0)
+						}
+						s.Buckets[i] += b.GetCumulativeCount()
+					}
+				}
+			case "kintsugi_s3_requests_total":
+				for _, m := range f.GetMetric() {
+					for _, l := range m.GetLabel() {
+						if l.GetName() == "code" && l.GetValue() == "5xx" {
+							s.Errors += uint64(m.GetCounter().GetValue())
+						}
+					}
+				}
+			}
+		}
+		return s
+	}
 }

@@ -5,12 +5,15 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
 	"testing"
+	"time"
 
 	"github.com/kintsugi-store/kintsugi/gateway/console"
 	"github.com/kintsugi-store/kintsugi/gateway/sigv4"
 	"github.com/kintsugi-store/kintsugi/internal/health"
 	"github.com/kintsugi-store/kintsugi/placement"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 type staticMap struct{ m *placement.Map }
@@ -48,7 +51,7 @@ func TestConsoleWiring(t *testing.T) {
 				t.Fatal(err)
 			}
 			con, err := cf.newConsole(env, consoleDeps{maps: staticMap{m}, tracker: tr, creds: sigv4.StaticCredentials{"AK": "SK"},
-				counter: console.NewCounter(nil), addr: c.addr})
+				requests: requestSamples(newRegistry(), time.Now), addr: c.addr})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -136,5 +139,34 @@ func TestDevMetricsFallback(t *testing.T) {
 			}
 			srv.ln.Close()
 		}
+	}
+}
+
+// TestRequestSamples: the console's request counters are the gateway's S3
+// metrics read back, summed over operations, with 5xx answers as errors.
+func TestRequestSamples(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	lat := prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "kintsugi_s3_request_duration_seconds",
+		Buckets: []float64{0.001, 0.01, 0.1},
+	}, []string{"operation"})
+	req := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "kintsugi_s3_requests_total"}, []string{"operation", "code"})
+	reg.MustRegister(lat, req)
+	lat.WithLabelValues("GetObject").Observe(0.0005)
+	lat.WithLabelValues("GetObject").Observe(0.05)
+	lat.WithLabelValues("PutObject").Observe(0.005)
+	lat.WithLabelValues("PutObject").Observe(3) // slower than every bound
+	req.WithLabelValues("GetObject", "2xx").Add(2)
+	req.WithLabelValues("PutObject", "2xx").Add(1)
+	req.WithLabelValues("PutObject", "5xx").Add(1)
+	at := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	got := requestSamples(reg, func() time.Time { return at })()
+	want := console.Sample{
+		At: at, Requests: 4, Errors: 1,
+		Bounds:  []time.Duration{time.Millisecond, 10 * time.Millisecond, 100 * time.Millisecond},
+		Buckets: []uint64{1, 2, 3},
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("sample %+v, want %+v", got, want)
 	}
 }

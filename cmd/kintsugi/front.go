@@ -8,7 +8,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/kintsugi-store/kintsugi/gateway"
-	"github.com/kintsugi-store/kintsugi/gateway/console"
 	"github.com/kintsugi-store/kintsugi/gateway/objects"
 	"github.com/kintsugi-store/kintsugi/gateway/sigv4"
 	"github.com/kintsugi-store/kintsugi/internal/health"
@@ -44,7 +43,6 @@ type frontConfig struct {
 type front struct {
 	store   *objects.Store
 	tracker *health.Tracker
-	counter *console.Counter
 	srv     *server
 	reg     *prometheus.Registry
 	creds   sigv4.StaticCredentials
@@ -90,10 +88,7 @@ func newFront(env *environ, c frontConfig) (*front, error) {
 	if err != nil {
 		return nil, err
 	}
-	// The console's request charts count what reaches the S3 layer;
-	// health probes do not.
-	counter := console.NewCounter(nil)
-	srv, err := newServer("gateway", c.listen, withProbes(counter.Wrap(gw.Handler()), gatewayReady(store)), env.logger)
+	srv, err := newServer("gateway", c.listen, withProbes(gw.Handler(), gatewayReady(store)), env.logger)
 	if err != nil {
 		return nil, usageErr("%v", err)
 	}
@@ -101,7 +96,7 @@ func newFront(env *environ, c frontConfig) (*front, error) {
 		srv.ln.Close()
 		return nil, err
 	}
-	return &front{store: store, tracker: tracker, counter: counter, srv: srv, reg: c.reg, creds: c.creds, opts: c.opts}, nil
+	return &front{store: store, tracker: tracker, srv: srv, reg: c.reg, creds: c.creds, opts: c.opts}, nil
 }
 
 // start runs the health heartbeats and the sweeper of stale uploads
@@ -115,7 +110,7 @@ func (f *front) start(ctx context.Context, env *environ, sweepEvery, expiry time
 // and the probes on msrv; scrubURL is the scrubber's base URL, or empty.
 func (f *front) serveConsole(ctx context.Context, env *environ, cf *consoleFlags, msrv *server, scrubURL string) error {
 	con, err := cf.newConsole(env, consoleDeps{maps: f.store, tracker: f.tracker, opts: f.opts, creds: f.creds,
-		counter: f.counter, scrubber: scrubURL, addr: msrv.Addr()})
+		requests: requestSamples(f.reg, time.Now), scrubber: scrubURL, addr: msrv.Addr()})
 	if err != nil {
 		msrv.ln.Close()
 		return err
