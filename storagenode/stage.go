@@ -38,6 +38,11 @@ func (n *Node) handleStage(w http.ResponseWriter, r *http.Request) {
 	if err == nil {
 		ref.Newest, err = n.newest(ref.Version, q.Get("bucket"), q.Get("key"))
 	}
+	if err == nil {
+		// Read after the stage: a versioning state stored before the
+		// write began is in the answer (docs/versioning.md).
+		ref.Bucket, err = n.bucketState(q.Get("bucket"))
+	}
 	if err != nil {
 		io.Copy(io.Discard, io.LimitReader(r.Body, maxDrain))
 		n.writeError(w, r, err)
