@@ -112,7 +112,7 @@ func (g *Gateway) authenticate(r *http.Request) (*sigv4.Result, error) {
 func (g *Gateway) serveBucket(c *gin.Context, bucket string, q url.Values, p *sigv4.Result) {
 	switch c.Request.Method {
 	case http.MethodGet:
-		if sub := unsupported(q, "location", "acl", "uploads", "versioning"); sub != "" {
+		if sub := unsupported(q, "location", "acl", "uploads", "versioning", "versions"); sub != "" {
 			g.notImplemented(c, sub)
 			return
 		}
@@ -125,6 +125,8 @@ func (g *Gateway) serveBucket(c *gin.Context, bucket string, q url.Values, p *si
 			g.listUploads(c, bucket, q, p)
 		case q.Has("versioning"):
 			g.getBucketVersioning(c, bucket)
+		case q.Has("versions"):
+			g.listObjectVersions(c, bucket, q)
 		case q.Get("list-type") == "2":
 			g.listObjectsV2(c, bucket, q)
 		default:
@@ -133,8 +135,12 @@ func (g *Gateway) serveBucket(c *gin.Context, bucket string, q url.Values, p *si
 	case http.MethodHead:
 		g.headBucket(c, bucket)
 	case http.MethodPut:
-		if sub := unsupported(q); sub != "" {
+		if sub := unsupported(q, "versioning"); sub != "" {
 			g.notImplemented(c, sub)
+			return
+		}
+		if q.Has("versioning") {
+			g.putBucketVersioning(c, bucket, p)
 			return
 		}
 		g.createBucket(c, bucket, p)
@@ -158,7 +164,7 @@ func (g *Gateway) serveObject(c *gin.Context, bucket, key string, q url.Values, 
 	copySource := r.Header.Get("X-Amz-Copy-Source")
 	switch r.Method {
 	case http.MethodGet, http.MethodHead:
-		allowed := []string{"partNumber"}
+		allowed := []string{"partNumber", "versionId"}
 		if r.Method == http.MethodGet {
 			allowed = append(allowed, "acl", "uploadId", "tagging")
 		}
@@ -194,7 +200,7 @@ func (g *Gateway) serveObject(c *gin.Context, bucket, key string, q url.Values, 
 			g.putObject(c, bucket, key, p)
 		}
 	case http.MethodDelete:
-		if sub := unsupported(q, "uploadId"); sub != "" {
+		if sub := unsupported(q, "uploadId", "versionId"); sub != "" {
 			g.notImplemented(c, sub)
 			return
 		}

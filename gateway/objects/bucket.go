@@ -38,7 +38,7 @@ func (s *Store) CreateBucket(ctx context.Context, name string) error {
 	if err := s.writeBucket(ctx, rec); err != nil {
 		return kerr.E(op, err)
 	}
-	s.cacheBucket(BucketInfo{Name: name, Created: rec.Created})
+	s.cacheBucket(bucketInfo(rec))
 	return nil
 }
 
@@ -71,7 +71,7 @@ func (s *Store) headBucket(ctx context.Context, name string) (BucketInfo, error)
 	if !found || rec.Deleted {
 		return BucketInfo{}, kerr.E(op, kerr.NotExist, fmt.Errorf("%w: %s", ErrNoSuchBucket, name))
 	}
-	info = BucketInfo{Name: rec.Name, Created: rec.Created}
+	info = bucketInfo(rec)
 	s.cacheBucket(info)
 	return info, nil
 }

@@ -230,13 +230,14 @@ const (
 	maxFluxWait  = time.Second
 )
 
-// answers turns node states into the read rule's input.
+// answers turns node states into the read rule's input, without the
+// versions any node reports deleted by version (see withoutPurged).
 func answers(states []nodeState) []readrule.Answer {
 	out := make([]readrule.Answer, len(states))
 	for i, ns := range states {
 		out[i] = readrule.Answer{Node: ns.node.ID, OK: ns.err == nil, State: ns.st}
 	}
-	return out
+	return withoutPurged(out)
 }
 
 // quickResolve asks only the nodes of the first d placed shards and lets
