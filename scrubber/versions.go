@@ -1,0 +1,311 @@
+package scrubber
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/kintsugi-store/kintsugi/internal/kerr"
+	"github.com/kintsugi-store/kintsugi/storagenode/client"
+)
+
+// Versioned keys (docs/versioning.md). checkObject handles a key's current
+// version; the noncurrent ones are checked here, after it, key by key:
+// each is verified on the nodes that hold it and rebuilt from d verified
+// shards where shards are missing or corrupt, committed below the current
+// version (Client.CommitNoncurrent). A version deleted by version on some
+// node is deleted on every node that still holds it.
+
+// versionClient is what the pass needs of a node for versioned keys; a
+// NodeClient without it leaves noncurrent versions unchecked.
+type versionClient interface {
+	KeyVersions(ctx context.Context, bucket, key string) (client.KeyVersions, error)
+	DeleteVersion(ctx context.Context, bucket, key, version string) (*client.Record, error)
+	CommitNoncurrent(ctx context.Context, meta client.ObjectMeta) (client.Record, error)
+}
+
+var _ versionClient = (*client.Client)(nil)
+
+var errNoVersions = errors.New("node client does not serve versions")
+
+// commitNoncurrent returns m's CommitNoncurrent.
+func commitNoncurrent(m *member) func(context.Context, client.ObjectMeta) (client.Record, error) {
+	if vc, ok := m.c.(versionClient); ok {
+		return vc.CommitNoncurrent
+	}
+	return func(context.Context, client.ObjectMeta) (client.Record, error) {
+		return client.Record{}, kerr.E("scrub.CommitNoncurrent", kerr.Internal, errNoVersions)
+	}
+}
+
+// afterCheck runs what the pass does for a key once checkObject is done
+// with its current version: its noncurrent versions, then its bucket's
+// lifecycle rules.
+func (s *Scrubber) afterCheck(ctx context.Context, t *tally, c checked) error {
+	if c.meta.Versioning == "" && !c.meta.Versioned && s.bucketRecord(c.bucket).Versioning == "" {
+		return s.lifecycle(ctx, t, c, nil)
+	}
+	nvs, err := s.checkNoncurrent(ctx, t, c)
+	if err != nil {
+		return err
+	}
+	return s.lifecycle(ctx, t, c, nvs)
+}
+
+// noteBuckets keeps the newest bucket records of the pass.
+func (s *Scrubber) noteBuckets(recs map[string]client.BucketRecord) {
+	s.bucketsMu.Lock()
+	defer s.bucketsMu.Unlock()
+	s.bucketRecs = recs
+}
+
+// bucketRecord returns the pass's newest record of bucket (zero if none).
+func (s *Scrubber) bucketRecord(bucket string) client.BucketRecord {
+	s.bucketsMu.Lock()
+	defer s.bucketsMu.Unlock()
+	return s.bucketRecs[bucket]
+}
+
+// nodeVersions is one node's answer about a key's versions.
+type nodeVersions struct {
+	member
+	kv  client.KeyVersions
+	err error
+}
+
+// keyVersions asks the key's nodes, in both maps, for every version they
+// hold.
+func (s *Scrubber) keyVersions(ctx context.Context, c checked) []nodeVersions {
+	asked := s.members(c.placed, s.prevPlaced(c.bucket, c.key)...)
+	out := make([]nodeVersions, len(asked))
+	each(len(asked), 0, func(i int) {
+		out[i].member = asked[i]
+		vc, ok := asked[i].c.(versionClient)
+		if !ok {
+			out[i].err = errNoVersions
+			return
+		}
+		out[i].err = retry(ctx, func() error {
+			cctx, cancel := s.callCtx(ctx)
+			defer cancel()
+			var err error
+			out[i].kv, err = vc.KeyVersions(cctx, c.bucket, c.key)
+			return err
+		})
+	})
+	return out
+}
+
+// checkNoncurrent checks and repairs the noncurrent versions of the key
+// c checked, and returns the nodes' answers.
+func (s *Scrubber) checkNoncurrent(ctx context.Context, t *tally, c checked) ([]nodeVersions, error) {
+	nvs := s.keyVersions(ctx, c)
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	purged := map[string]bool{}
+	for _, nv := range nvs {
+		for _, v := range nv.kv.Purged {
+			purged[v] = true
+		}
+	}
+	// Deletions by version reach the nodes that missed them.
+	spread := 0
+	for _, nv := range nvs {
+		for _, r := range nv.kv.Versions {
+			if !purged[r.Version] || s.cfg.DryRun {
+				continue
+			}
+			cctx, cancel := s.callCtx(ctx)
+			_, err := nv.c.(versionClient).DeleteVersion(cctx, c.bucket, c.key, r.Version)
+			cancel()
+			if err != nil {
+				t.incomplete("%s/%s version %s: deleting it on %s: %v", c.bucket, c.key, r.Version, nv.node.ID, err)
+				continue
+			}
+			spread++
+		}
+	}
+	if spread > 0 {
+		t.add(func(r *Report) { r.PurgesSpread += int64(spread) })
+	}
+	// Every version below the one checkObject decided on, once each.
+	byVersion := map[string]client.ObjectMeta{}
+	for _, nv := range nvs {
+		for _, r := range nv.kv.Versions {
+			if !purged[r.Version] && r.Version < c.meta.Version {
+				byVersion[r.Version] = r.ObjectMeta
+			}
+		}
+	}
+	versions := slices.Sorted(func(yield func(string) bool) {
+		for v := range byVersion {
+			if !yield(v) {
+				return
+			}
+		}
+	})
+	for _, v := range versions {
+		if err := s.checkOneNoncurrent(ctx, t, c, nvs, byVersion[v]); err != nil {
+			return nil, err
+		}
+	}
+	if n := len(versions); n > 0 {
+		t.add(func(r *Report) { r.Noncurrent += int64(n) })
+	}
+	return nvs, nil
+}
+
+// checkOneNoncurrent verifies one noncurrent version and rebuilds what it
+// lacks. A delete marker or manifest (no shards) is copied to the placed
+// nodes that answered without it.
+func (s *Scrubber) checkOneNoncurrent(ctx context.Context, t *tally, c checked, nvs []nodeVersions, meta client.ObjectMeta) error {
+	holds := func(nv nodeVersions) (client.Record, bool) {
+		for _, r := range nv.kv.Versions {
+			if r.Version == meta.Version {
+				return r, true
+			}
+		}
+		return client.Record{}, false
+	}
+	placed := map[string]bool{}
+	for _, n := range c.placed {
+		placed[n.ID] = true
+	}
+	if meta.Deleted || len(meta.Parts) > 0 {
+		if s.cfg.DryRun {
+			return nil
+		}
+		for _, nv := range nvs {
+			if _, ok := holds(nv); ok || nv.err != nil || !placed[nv.node.ID] {
+				continue
+			}
+			cctx, cancel := s.callCtx(ctx)
+			_, err := commitNoncurrent(&nv.member)(cctx, meta)
+			cancel()
+			if err != nil {
+				t.incomplete("%s/%s version %s: copying it to %s: %v", c.bucket, c.key, meta.Version, nv.node.ID, err)
+			}
+		}
+		return nil
+	}
+	n := meta.Data + meta.Parity
+	cc := checked{bucket: c.bucket, key: c.key, meta: meta, placed: c.placed, noncurrent: true,
+		good: make([]string, n), unknown: make([]bool, n)}
+	failed := map[string]bool{}
+	holder := make([]*nodeVersions, n)
+	for i := range nvs {
+		if nvs[i].err != nil {
+			failed[nvs[i].node.ID] = true
+			continue
+		}
+		if r, ok := holds(nvs[i]); ok && r.Shard >= 0 && r.Shard < n && holder[r.Shard] == nil {
+			holder[r.Shard] = &nvs[i]
+		}
+	}
+	for i := range n {
+		cc.unknown[i] = holder[i] == nil && (i >= len(c.placed) || failed[c.placed[i].ID])
+	}
+	var verified, bytes int64
+	for i, h := range holder {
+		if h == nil {
+			if !cc.unknown[i] {
+				cc.missing++
+			}
+			continue
+		}
+		ref := client.ShardRef{Bucket: c.bucket, Key: c.key, Version: meta.Version, Shard: i}
+		var res client.VerifyResult
+		err := retry(ctx, func() error {
+			vctx, cancel := s.callCtx(ctx)
+			defer cancel()
+			rs, err := h.c.Verify(vctx, []client.ShardRef{ref})
+			if err == nil {
+				res = rs[0]
+			}
+			return err
+		})
+		switch {
+		case err != nil:
+			t.incomplete("%s/%s version %s shard %d: verify on %s: %v", c.bucket, c.key, meta.Version, i, h.node.ID, err)
+			cc.unknown[i] = true
+			continue
+		case res.Status == client.VerifyOK:
+			cc.good[i] = h.node.ID
+			cc.healthy++
+		case res.Status == client.VerifyCorrupt:
+			cc.corrupt++
+		default:
+			cc.missing++
+		}
+		verified++
+		bytes += res.Bytes
+	}
+	t.add(func(r *Report) {
+		r.ShardsVerified += verified
+		r.ShardBytes += bytes
+		r.ShardsMissing += int64(cc.missing)
+		r.ShardsCorrupt += int64(cc.corrupt)
+	})
+	switch {
+	case cc.healthy == n:
+		return nil
+	case cc.healthy < meta.Data:
+		if slices.Contains(cc.unknown, true) {
+			t.incomplete("%s/%s version %s: %d shards verified, some nodes did not answer", c.bucket, c.key, meta.Version, cc.healthy)
+			return nil
+		}
+		t.unrecoverable(ObjectRef{Bucket: c.bucket, Key: c.key, Version: meta.Version, Healthy: cc.healthy, Need: meta.Data,
+			Reason: fmt.Sprintf("noncurrent version: %d of %d shards verified", cc.healthy, n)})
+		return nil
+	case s.cfg.DryRun:
+		return nil
+	}
+	cc.meta = placedMeta(meta, c.placed)
+	out := s.rebuild(ctx, cc)
+	t.add(func(r *Report) {
+		r.ShardsRebuilt += int64(out.rebuilt)
+		r.BytesRebuilt += out.bytes
+		r.RepairsFailed += int64(out.failed)
+	})
+	for _, why := range out.reasons {
+		t.incomplete("%s/%s version %s: %s", c.bucket, c.key, meta.Version, strings.TrimSpace(why))
+	}
+	return ctx.Err()
+}
+
+var _ versionClient = (*guarded)(nil)
+
+// versionsOf returns g's node client as a versionClient.
+func (g *guarded) versionsOf(op string) (versionClient, error) {
+	if vc, ok := g.NodeClient.(versionClient); ok {
+		return vc, nil
+	}
+	return nil, kerr.E(op, kerr.Internal, errNoVersions)
+}
+
+func (g *guarded) KeyVersions(ctx context.Context, bucket, key string) (client.KeyVersions, error) {
+	vc, err := g.versionsOf("scrubber.KeyVersions")
+	if err != nil {
+		return client.KeyVersions{}, err
+	}
+	return do(g, "scrubber.KeyVersions", func() (client.KeyVersions, error) { return vc.KeyVersions(ctx, bucket, key) })
+}
+
+func (g *guarded) DeleteVersion(ctx context.Context, bucket, key, version string) (*client.Record, error) {
+	vc, err := g.versionsOf("scrubber.DeleteVersion")
+	if err != nil {
+		return nil, err
+	}
+	return do(g, "scrubber.DeleteVersion", func() (*client.Record, error) { return vc.DeleteVersion(ctx, bucket, key, version) })
+}
+
+func (g *guarded) CommitNoncurrent(ctx context.Context, meta client.ObjectMeta) (client.Record, error) {
+	vc, err := g.versionsOf("scrubber.CommitNoncurrent")
+	if err != nil {
+		return client.Record{}, err
+	}
+	return do(g, "scrubber.CommitNoncurrent", func() (client.Record, error) { return vc.CommitNoncurrent(ctx, meta) })
+}
