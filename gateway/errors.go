@@ -67,6 +67,7 @@ var errorMap = []struct {
 	{is: objects.ErrNoSuchKey, code: "NoSuchKey"},
 	{is: objects.ErrNoSuchVersion, code: "NoSuchVersion"},
 	{is: objects.ErrDeleteMarker, code: "MethodNotAllowed"},
+	{is: objects.ErrNoSuchLifecycle, code: "NoSuchLifecycleConfiguration"},
 	{is: objects.ErrBucketExists, code: "BucketAlreadyOwnedByYou"},
 	{is: objects.ErrBucketNotEmpty, code: "BucketNotEmpty"},
 	{is: objects.ErrIncompleteBody, code: "IncompleteBody"},

@@ -112,7 +112,7 @@ func (g *Gateway) authenticate(r *http.Request) (*sigv4.Result, error) {
 func (g *Gateway) serveBucket(c *gin.Context, bucket string, q url.Values, p *sigv4.Result) {
 	switch c.Request.Method {
 	case http.MethodGet:
-		if sub := unsupported(q, "location", "acl", "uploads", "versioning", "versions"); sub != "" {
+		if sub := unsupported(q, "location", "acl", "uploads", "versioning", "versions", "lifecycle"); sub != "" {
 			g.notImplemented(c, sub)
 			return
 		}
@@ -127,6 +127,8 @@ func (g *Gateway) serveBucket(c *gin.Context, bucket string, q url.Values, p *si
 			g.getBucketVersioning(c, bucket)
 		case q.Has("versions"):
 			g.listObjectVersions(c, bucket, q)
+		case q.Has("lifecycle"):
+			g.getBucketLifecycle(c, bucket)
 		case q.Get("list-type") == "2":
 			g.listObjectsV2(c, bucket, q)
 		default:
@@ -135,18 +137,26 @@ func (g *Gateway) serveBucket(c *gin.Context, bucket string, q url.Values, p *si
 	case http.MethodHead:
 		g.headBucket(c, bucket)
 	case http.MethodPut:
-		if sub := unsupported(q, "versioning"); sub != "" {
+		if sub := unsupported(q, "versioning", "lifecycle"); sub != "" {
 			g.notImplemented(c, sub)
 			return
 		}
-		if q.Has("versioning") {
+		switch {
+		case q.Has("versioning"):
 			g.putBucketVersioning(c, bucket, p)
+			return
+		case q.Has("lifecycle"):
+			g.putBucketLifecycle(c, bucket, p)
 			return
 		}
 		g.createBucket(c, bucket, p)
 	case http.MethodDelete:
-		if sub := unsupported(q); sub != "" {
+		if sub := unsupported(q, "lifecycle"); sub != "" {
 			g.notImplemented(c, sub)
+			return
+		}
+		if q.Has("lifecycle") {
+			g.deleteBucketLifecycle(c, bucket)
 			return
 		}
 		g.deleteBucket(c, bucket)

@@ -288,6 +288,9 @@ func (s *Store) referencedParts(ctx context.Context, bucket, key, id string) (ma
 			}
 		}
 	}
+	if err := s.noncurrentParts(ctx, nodes, bucket, key, id, keep); err != nil {
+		return nil, kerr.E(op, err)
+	}
 	return keep, nil
 }
 

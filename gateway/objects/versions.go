@@ -683,3 +683,47 @@ func (noVersions) ListVersions(context.Context, string, string, string, string, 
 func (noVersions) DeleteVersion(context.Context, string, string, string) (*client.Record, error) {
 	return nil, kerr.E("objects.DeleteVersion", kerr.Internal, errNoVersions)
 }
+
+// checkNoVersions fails with ErrBucketNotEmpty if bucket, versioned, still
+// holds a version or delete marker: S3 deletes only a bucket without any.
+func (s *Store) checkNoVersions(ctx context.Context, bucket string) error {
+	st, err := s.freshState(ctx, bucket)
+	if err != nil || st.Versioning == "" {
+		return err
+	}
+	page, err := s.listObjectVersions(ctx, bucket, VersionListOptions{MaxKeys: 1})
+	if err != nil {
+		return err
+	}
+	if len(page.Versions) > 0 || len(page.CommonPrefixes) > 0 {
+		return kerr.E("objects.checkNoVersions", kerr.NotEmpty, fmt.Errorf("%w: %s holds versions", ErrBucketNotEmpty, bucket))
+	}
+	return nil
+}
+
+// noncurrentParts adds to keep the parts of upload id that a noncurrent
+// version of bucket/key names: a versioned key's older multipart versions
+// keep their parts. A node that cannot tell fails the call, as in
+// referencedParts.
+func (s *Store) noncurrentParts(ctx context.Context, nodes []member, bucket, key, id string, keep map[string]bool) error {
+	nvs := make([]client.KeyVersions, len(nodes))
+	errs := make([]error, len(nodes))
+	each(len(nodes), func(i int) {
+		cctx, cancel := s.callCtx(ctx)
+		defer cancel()
+		nvs[i], errs[i] = versionsOf(nodes[i]).KeyVersions(cctx, bucket, key)
+	})
+	for i, kv := range nvs {
+		if errs[i] != nil && !errors.Is(errs[i], errNoVersions) {
+			return kerr.E("objects.noncurrentParts", kerr.Unavailable, quorumErr("node %s of %s/%s did not list its versions: %v", nodes[i].node.ID, bucket, key, errs[i]))
+		}
+		for _, r := range kv.Versions {
+			for _, p := range r.Parts {
+				if strings.HasPrefix(p.Key, uploadKey(id)+"/") {
+					keep[p.Key] = true
+				}
+			}
+		}
+	}
+	return nil
+}
