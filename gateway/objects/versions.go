@@ -227,6 +227,11 @@ func (s *Store) openVersion(ctx context.Context, op, bucket, key, id string) (*o
 	if err != nil {
 		return nil, kerr.E(op, err)
 	}
+	if answeredVersions(nvs) < len(nvs) && s.anyOpen() {
+		if again, err := s.keyVersions(withBypass(ctx), bucket, key); err == nil && answeredVersions(again) > answeredVersions(nvs) {
+			nvs = again
+		}
+	}
 	meta, holders, ok := findVersion(nvs, id)
 	if !ok {
 		failed := 0
@@ -358,6 +363,16 @@ func (s *Store) deleteObjectVersion(ctx context.Context, bucket, key, id string)
 // of them. Nodes that missed it learn it from the scrubber, and readers
 // skip the version as soon as any node they ask reports it deleted.
 func (s *Store) purgeVersion(ctx context.Context, bucket, key, version string) error {
+	err := s.purgeVersionOnce(ctx, bucket, key, version)
+	if err != nil && kerr.Is(kerr.Unavailable, err) && s.anyOpen() {
+		// As for reads: nodes just back are worth one try through
+		// breakers that have not caught up.
+		err = s.purgeVersionOnce(withBypass(ctx), bucket, key, version)
+	}
+	return err
+}
+
+func (s *Store) purgeVersionOnce(ctx context.Context, bucket, key, version string) error {
 	m := s.Map()
 	placed := s.placed(m.PlaceKey(bucket, key))
 	errs := make([]error, len(placed))
@@ -726,4 +741,15 @@ func (s *Store) noncurrentParts(ctx context.Context, nodes []member, bucket, key
 		}
 	}
 	return nil
+}
+
+// answeredVersions counts the nodes that answered a keyVersions.
+func answeredVersions(nvs []nodeVersions) int {
+	n := 0
+	for _, nv := range nvs {
+		if nv.err == nil {
+			n++
+		}
+	}
+	return n
 }
