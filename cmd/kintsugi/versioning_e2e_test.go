@@ -184,3 +184,87 @@ func TestS3Versioning(t *testing.T) {
 		t.Fatalf("GET of a deleted version: %v", err)
 	}
 }
+
+// TestS3Lifecycle sets a bucket's lifecycle through aws-sdk-go-v2, checks
+// S3's validation errors, and has `kintsugi scrub --lifecycle-day 1s`
+// expire a current version (a delete marker over it), a noncurrent version
+// beyond NewerNoncurrentVersions, and nothing under a disabled rule.
+func TestS3Lifecycle(t *testing.T) {
+	ctx := context.Background()
+	c := startScrubCluster(t)
+	cl := s3Client(c, 0)
+	const bucket = "life"
+	mustCreateBucket(t, ctx, cl, bucket)
+	if _, err := cl.GetBucketLifecycleConfiguration(ctx, &s3.GetBucketLifecycleConfigurationInput{Bucket: aws.String(bucket)}); s3Code(err) != "NoSuchLifecycleConfiguration" {
+		t.Fatalf("GET lifecycle of a bucket without one: %v", err)
+	}
+	if _, err := cl.PutBucketVersioning(ctx, &s3.PutBucketVersioningInput{
+		Bucket:                  aws.String(bucket),
+		VersioningConfiguration: &types.VersioningConfiguration{Status: types.BucketVersioningStatusEnabled},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	bad := &s3.PutBucketLifecycleConfigurationInput{Bucket: aws.String(bucket), LifecycleConfiguration: &types.BucketLifecycleConfiguration{
+		Rules: []types.LifecycleRule{{ID: aws.String("zero"), Status: types.ExpirationStatusEnabled,
+			Filter: &types.LifecycleRuleFilter{Prefix: aws.String("")}, Expiration: &types.LifecycleExpiration{Days: aws.Int32(0)}}},
+	}}
+	if _, err := cl.PutBucketLifecycleConfiguration(ctx, bad); s3Code(err) != "InvalidArgument" {
+		t.Fatalf("Days 0: %v, want InvalidArgument", err)
+	}
+	cfg := &types.BucketLifecycleConfiguration{Rules: []types.LifecycleRule{
+		{ID: aws.String("tmp"), Status: types.ExpirationStatusEnabled,
+			Filter: &types.LifecycleRuleFilter{Prefix: aws.String("tmp/")}, Expiration: &types.LifecycleExpiration{Days: aws.Int32(1)}},
+		{ID: aws.String("old"), Status: types.ExpirationStatusEnabled,
+			Filter:                      &types.LifecycleRuleFilter{Prefix: aws.String("doc/")},
+			NoncurrentVersionExpiration: &types.NoncurrentVersionExpiration{NoncurrentDays: aws.Int32(1), NewerNoncurrentVersions: aws.Int32(1)}},
+		{ID: aws.String("off"), Status: types.ExpirationStatusDisabled,
+			Filter: &types.LifecycleRuleFilter{Prefix: aws.String("keep/")}, Expiration: &types.LifecycleExpiration{Days: aws.Int32(1)}},
+	}}
+	if _, err := cl.PutBucketLifecycleConfiguration(ctx, &s3.PutBucketLifecycleConfigurationInput{Bucket: aws.String(bucket), LifecycleConfiguration: cfg}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := cl.GetBucketLifecycleConfiguration(ctx, &s3.GetBucketLifecycleConfigurationInput{Bucket: aws.String(bucket)})
+	if err != nil || len(got.Rules) != 3 || *got.Rules[1].NoncurrentVersionExpiration.NewerNoncurrentVersions != 1 {
+		t.Fatalf("GET lifecycle = %+v, %v", got, err)
+	}
+
+	put := func(key, body string) string {
+		out, err := cl.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(bucket), Key: aws.String(key), Body: bytes.NewReader([]byte(body))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return *out.VersionId
+	}
+	put("tmp/a", "scratch")
+	d1, d2, d3 := put("doc/a", "one"), put("doc/a", "two"), put("doc/a", "three")
+	put("keep/a", "kept")
+	time.Sleep(1500 * time.Millisecond) // more than a 1s "day"
+
+	rep := mustScrub(t, c, 0, "--lifecycle-day", "1s")
+	if rep.Expired != 2 {
+		t.Fatalf("scrub expired %d, want 2", rep.Expired)
+	}
+	if _, err := getVersionBytes(t, cl, bucket, "tmp/a", ""); s3Code(err) != "NoSuchKey" {
+		t.Errorf("tmp/a after expiry: %v", err)
+	}
+	lv, err := cl.ListObjectVersions(ctx, &s3.ListObjectVersionsInput{Bucket: aws.String(bucket), Prefix: aws.String("doc/")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, v := range lv.Versions {
+		ids = append(ids, *v.VersionId)
+	}
+	if len(ids) != 2 || ids[0] != d3 || ids[1] != d2 {
+		t.Errorf("doc/a versions %v, want %s %s (%s expired)", ids, d3, d2, d1)
+	}
+	if b, err := getVersionBytes(t, cl, bucket, "keep/a", ""); err != nil || string(b) != "kept" {
+		t.Errorf("keep/a under a disabled rule: %q, %v", b, err)
+	}
+	if _, err := cl.DeleteBucketLifecycle(ctx, &s3.DeleteBucketLifecycleInput{Bucket: aws.String(bucket)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cl.GetBucketLifecycleConfiguration(ctx, &s3.GetBucketLifecycleConfigurationInput{Bucket: aws.String(bucket)}); s3Code(err) != "NoSuchLifecycleConfiguration" {
+		t.Fatalf("GET lifecycle after delete: %v", err)
+	}
+}
