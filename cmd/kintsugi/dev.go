@@ -43,6 +43,7 @@ func runDev(ctx context.Context, env *environ, args []string) error {
 	caFile := fset.String("ca-file", "", "PEM CA the nodes' certificate chains to (default: --tls-cert itself)")
 	uploadExpiry := fset.Duration("upload-expiry", objects.DefaultUploadExpiry, "age after which an unfinished multipart upload is aborted")
 	uploadSweep := fset.Duration("upload-sweep", time.Hour, "how often to abort stale uploads and free unused parts (0: never)")
+	lifecycleDay := fset.Duration("lifecycle-day", scrubber.DefaultLifecycleDay, "how long a day of the buckets' lifecycle rules lasts, for the embedded scrubber and the upload sweep (shorten it only to test rules)")
 	// A pass asks every node about every object: about a minute per 30k
 	// objects on two cores. Every minute, a dev cluster holding data was
 	// never idle.
@@ -206,7 +207,7 @@ func runDev(ctx context.Context, env *environ, args []string) error {
 		return err
 	}
 	servers = append(servers, gsrv)
-	go sweepUploads(ctx, env.logger, store, *uploadSweep, *uploadExpiry)
+	go sweepUploads(ctx, env.logger, store, *uploadSweep, *uploadExpiry, *lifecycleDay)
 	scrubAddr := ""
 	if *scrubInterval > 0 {
 		s, err := scrubber.New(scrubber.Config{
@@ -214,6 +215,7 @@ func runDev(ctx context.Context, env *environ, args []string) error {
 			ClientOptions: opts,
 			StateDir:      filepath.Join(*dataDir, "scrubber"),
 			Concurrency:   2,
+			LifecycleDay:  *lifecycleDay,
 			Logger:        env.logger.With("role", "scrubber"),
 			Now:           now,
 		})

@@ -30,6 +30,7 @@ func runGateway(ctx context.Context, env *environ, args []string) error {
 	caFile := fs.String("ca-file", "", "PEM CA certificates to trust for nodes at https:// addresses (default: system roots)")
 	uploadExpiry := fs.Duration("upload-expiry", objects.DefaultUploadExpiry, "age after which an unfinished multipart upload is aborted")
 	uploadSweep := fs.Duration("upload-sweep", time.Hour, "how often to abort stale uploads and free unused parts (0: never)")
+	lifecycleDay := fs.Duration("lifecycle-day", 24*time.Hour, "how long a day of the buckets' AbortIncompleteMultipartUpload rules lasts in the upload sweep (shorten it only to test rules)")
 	slowClient := fs.Duration("slow-client-timeout", gateway.DefaultSlowClient, "longest wait for a client to send or take body bytes before RequestTimeout (negative: no limit)")
 	minRate := fs.Int64("min-body-rate", gateway.DefaultMinBodyRate, "slowest average upload, bytes/s, once the slow-client timeout has passed (negative: no limit)")
 	metricsAddr := fs.String("metrics-listen", "", "address to serve /metrics (Prometheus), /nodes (node health, JSON) and the console (/) on; empty: off")
@@ -138,7 +139,7 @@ func runGateway(ctx context.Context, env *environ, args []string) error {
 		env.logger.Info("serving the console", "url", "http://"+msrv.Addr()+"/")
 	}
 	go watchMap(ctx, env.logger, *clusterFile, *poll, store)
-	go sweepUploads(ctx, env.logger, store, *uploadSweep, *uploadExpiry)
+	go sweepUploads(ctx, env.logger, store, *uploadSweep, *uploadExpiry, *lifecycleDay)
 	go tracker.Run(ctx)
 	go ms.run(ctx)
 	ready(env, "gateway", srv.Addr(), kv...)

@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/kintsugi-store/kintsugi/internal/kerr"
+	"github.com/kintsugi-store/kintsugi/internal/lifecycle"
 	"github.com/kintsugi-store/kintsugi/storagenode/client"
 )
 
@@ -45,4 +47,25 @@ func (s *Store) GetBucketLifecycle(ctx context.Context, bucket string) (string, 
 		}
 		return rec.Lifecycle, nil
 	})
+}
+
+// uploadDue reports whether a bucket's lifecycle rules abort an upload to
+// key begun at initiated.
+type uploadDue func(key string, initiated, now time.Time) bool
+
+// uploadRules returns the bucket's AbortIncompleteMultipartUpload rules
+// as an uploadDue, with day as their day. A bucket whose rules cannot be
+// read aborts nothing early.
+func (s *Store) uploadRules(ctx context.Context, bucket string, day time.Duration) uploadDue {
+	never := func(string, time.Time, time.Time) bool { return false }
+	info, err := s.HeadBucket(ctx, bucket)
+	if err != nil || info.Lifecycle == "" {
+		return never
+	}
+	cfg, err := lifecycle.Parse([]byte(info.Lifecycle))
+	if err != nil {
+		s.log.Warn("objects: bucket lifecycle unreadable", "bucket", bucket, "err", err)
+		return never
+	}
+	return func(key string, initiated, now time.Time) bool { return cfg.UploadExpired(key, initiated, now, day) }
 }
