@@ -2,8 +2,8 @@
 # A versioning session with the aws cli against a Kintsugi gateway:
 # enable versioning, overwrite and delete a key, list its versions, read an
 # old version, restore the deleted object by deleting its delete marker,
-# delete a version for good, and suspend versioning. See common.sh for the
-# environment.
+# delete a version for good, suspend versioning, and set, read and delete a
+# lifecycle configuration. See common.sh for the environment.
 source "$(dirname "$0")/common.sh"
 
 export AWS_ACCESS_KEY_ID=$KINTSUGI_ACCESS_KEY
@@ -63,6 +63,22 @@ s3api put-object --bucket "$B" --key doc.txt --body "$WORK/v1.txt" >/dev/null
 s3api put-object --bucket "$B" --key doc.txt --body "$WORK/v1.txt" >/dev/null
 ids=$(s3api list-object-versions --bucket "$B" --query 'Versions[].VersionId' --output text)
 [ "$ids" = "null	$v2" ] || fail "versions after suspended writes: $ids, want null $v2"
+
+step "lifecycle: put, get, refuse an invalid rule, delete"
+cat >"$WORK/lifecycle.json" <<'JSON'
+{"Rules": [{"ID": "logs", "Status": "Enabled", "Filter": {"Prefix": "logs/"},
+  "Expiration": {"Days": 30},
+  "NoncurrentVersionExpiration": {"NoncurrentDays": 7, "NewerNoncurrentVersions": 2}},
+ {"ID": "uploads", "Status": "Enabled", "Filter": {"Prefix": ""},
+  "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 3}}]}
+JSON
+s3api put-bucket-lifecycle-configuration --bucket "$B" --lifecycle-configuration "file://$WORK/lifecycle.json"
+ids=$(s3api get-bucket-lifecycle-configuration --bucket "$B" --query 'Rules[].ID' --output text)
+[ "$ids" = "logs	uploads" ] || fail "lifecycle rules $ids"
+echo '{"Rules": [{"ID": "bad", "Status": "Enabled", "Filter": {"Prefix": ""}, "Expiration": {"Days": 0}}]}' >"$WORK/bad.json"
+expect_fail "InvalidArgument" s3api put-bucket-lifecycle-configuration --bucket "$B" --lifecycle-configuration "file://$WORK/bad.json"
+s3api delete-bucket-lifecycle --bucket "$B"
+expect_fail "NoSuchLifecycleConfiguration" s3api get-bucket-lifecycle-configuration --bucket "$B"
 
 step "remove every version, then the bucket"
 for id in null "$v2"; do
