@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/kintsugi-store/kintsugi/internal/kerr"
+	"github.com/kintsugi-store/kintsugi/placement"
 	"github.com/kintsugi-store/kintsugi/storagenode/client"
 )
 
@@ -78,7 +79,14 @@ type nodeVersions struct {
 // keyVersions asks the key's nodes, in both maps, for every version they
 // hold.
 func (s *Scrubber) keyVersions(ctx context.Context, c checked) []nodeVersions {
-	asked := s.members(c.placed, s.prevPlaced(c.bucket, c.key)...)
+	// The nodes checkObject asked (those whose listing showed the key
+	// among them) too: a drained node holds versions the map no longer
+	// places there.
+	ids := s.prevPlaced(c.bucket, c.key)
+	for _, ns := range c.states {
+		ids = append(ids, ns.node.ID)
+	}
+	asked := s.members(c.placed, ids...)
 	out := make([]nodeVersions, len(asked))
 	each(len(asked), 0, func(i int) {
 		out[i].member = asked[i]
@@ -249,8 +257,18 @@ func (s *Scrubber) checkOneNoncurrent(ctx context.Context, t *tally, c checked, 
 		r.ShardsMissing += int64(cc.missing)
 		r.ShardsCorrupt += int64(cc.corrupt)
 	})
+	// A node takes a moved noncurrent version only under a newer current
+	// one, which the repair phase moves first: else it would commit it
+	// as its current record.
+	newerThere := map[string]bool{}
+	for _, nv := range nvs {
+		if nv.err == nil && len(nv.kv.Versions) > 0 && nv.kv.Versions[0].Version > meta.Version {
+			newerThere[nv.node.ID] = true
+		}
+	}
+	moving := cc.moveHome(c.placed, newerThere)
 	switch {
-	case cc.healthy == n:
+	case cc.healthy == n && moving == 0:
 		return nil
 	case cc.healthy < meta.Data:
 		if slices.Contains(cc.unknown, true) {
@@ -265,8 +283,11 @@ func (s *Scrubber) checkOneNoncurrent(ctx context.Context, t *tally, c checked, 
 	}
 	cc.meta = placedMeta(meta, c.placed)
 	out := s.rebuild(ctx, cc)
+	moved := min(moving, out.rebuilt)
 	t.add(func(r *Report) {
-		r.ShardsRebuilt += int64(out.rebuilt)
+		r.MovesPlanned += int64(moving)
+		r.MovesDone += int64(moved)
+		r.ShardsRebuilt += int64(out.rebuilt - moved)
 		r.BytesRebuilt += out.bytes
 		r.RepairsFailed += int64(out.failed)
 	})
@@ -308,4 +329,40 @@ func (g *guarded) CommitNoncurrent(ctx context.Context, meta client.ObjectMeta) 
 		return client.Record{}, err
 	}
 	return do(g, "scrubber.CommitNoncurrent", func() (client.Record, error) { return vc.CommitNoncurrent(ctx, meta) })
+}
+
+// moveHome readies a noncurrent version whose verified shards lie on other
+// nodes than the map names (after a map change) to be moved, by a rebuild
+// onto their placed nodes: each shard whose placed node is ready (see
+// checkOneNoncurrent) and holds nothing of the version, as long as d
+// sources remain. It never replaces a shard a node holds: a swap of shard
+// indexes between nodes is not done for noncurrent versions yet, and such
+// shards stay where they are (readable through the previous map only).
+// The copies left behind are never read once the previous map is
+// forgotten; no call drops a noncurrent copy yet. It returns the shards
+// to move.
+func (c *checked) moveHome(placed []placement.Node, ready map[string]bool) int {
+	n := len(c.good)
+	holding := map[string]bool{}
+	for i := range n {
+		if c.good[i] != "" {
+			holding[c.good[i]] = true
+		}
+	}
+	var targets []int
+	for i := range min(n, len(placed)) {
+		id := placed[i].ID
+		if c.good[i] == "" || c.good[i] == id || !ready[id] || holding[id] {
+			continue
+		}
+		holding[id] = true // one shard per node
+		targets = append(targets, i)
+	}
+	if c.healthy-len(targets) < c.meta.Data {
+		return 0 // not enough sources would remain: nothing moves now
+	}
+	for _, i := range targets {
+		c.good[i] = ""
+	}
+	return len(targets)
 }

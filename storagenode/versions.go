@@ -301,8 +301,17 @@ func (n *Node) commitNoncurrent(m client.ObjectMeta) (client.Record, error) {
 		}
 		rec.Shard = s.Shard
 	}
-	if err := n.db.PutNoncurrent(rec, staged, install); err != nil {
+	// A node whose shard index of the version changed (a rebalance swap)
+	// gives the old shard's file up.
+	var replaced string
+	if old, err := n.noncurrentOr(cur, m.Version); err == nil && old != cur && old.Shard >= 0 && old.Shard != rec.Shard {
+		replaced = shardFile(old.Bucket, old.Key, old.Version, old.Shard)
+	}
+	if err := n.db.PutNoncurrent(rec, staged, install, replaced); err != nil {
 		return client.Record{}, kerr.E(op, err)
+	}
+	if replaced != "" {
+		n.removeFile(replaced)
 	}
 	for _, s := range staged {
 		if s.Shard != rec.Shard {
@@ -317,4 +326,19 @@ func (n *Node) commitNoncurrent(m client.ObjectMeta) (client.Record, error) {
 		}
 	}
 	return rec, nil
+}
+
+// noncurrentOr returns the node's noncurrent record of version of cur's
+// key if it holds one, else cur. REQUIRES: the key's lock.
+func (n *Node) noncurrentOr(cur *client.Record, version string) (*client.Record, error) {
+	old, err := n.db.Noncurrent(cur.Bucket, cur.Key)
+	if err != nil {
+		return nil, err
+	}
+	for i := range old {
+		if old[i].Version == version {
+			return &old[i], nil
+		}
+	}
+	return cur, nil
 }

@@ -248,10 +248,10 @@ func hasNoncurrentTxn(txn *badger.Txn, bucket, key string) (bool, error) {
 }
 
 // PutNoncurrent, in one synced transaction, stores rec as a noncurrent
-// version of its key, deletes the staged entries drop and applies the
-// inline rename install. REQUIRES: the key's lock, and a current record
-// newer than rec.
-func (db *DB) PutNoncurrent(rec client.Record, drop []Staged, install Move) error {
+// version of its key, deletes the staged entries drop, applies the inline
+// rename install and notes the file garbage (if not "") as garbage.
+// REQUIRES: the key's lock, and a current record newer than rec.
+func (db *DB) PutNoncurrent(rec client.Record, drop []Staged, install Move, garbage string) error {
 	err := db.updateHeld([][]byte{versionPrefix(rec.Bucket, rec.Key)}, func(txn *badger.Txn) error {
 		if err := install.apply(txn); err != nil {
 			return err
@@ -261,7 +261,11 @@ func (db *DB) PutNoncurrent(rec client.Record, drop []Staged, install Move) erro
 				return err
 			}
 		}
-		return Versions{Keep: &rec}.apply(txn)
+		vs := Versions{Keep: &rec}
+		if garbage != "" {
+			vs.DropFiles = []string{garbage}
+		}
+		return vs.apply(txn)
 	})
 	if err != nil {
 		return kerr.E("meta.PutNoncurrent", kerr.Internal, err)
