@@ -243,3 +243,28 @@ func TestListVersions(t *testing.T) {
 		t.Fatalf("after key a: %d records, first %q", len(page.Records), page.Records[0].Key)
 	}
 }
+
+// BenchmarkStatVersioned measures Stat, the read path's first call, on a
+// key of an unversioned bucket and on one with noncurrent versions and a
+// deletion by version (the lookups versioning adds).
+func BenchmarkStatVersioned(b *testing.B) {
+	tn := startNode(b, "", nil)
+	ctx := context.Background()
+	o := encode(b, 4096, 9)
+	tn.putMode(b, "plain", ver(1), o, 0, "", false)
+	for i := range 4 {
+		tn.putMode(b, "versioned", ver(10+i), o, 0, client.VersioningEnabled, true)
+	}
+	if _, err := tn.c.DeleteVersion(ctx, "bk", "versioned", ver(10)); err != nil {
+		b.Fatal(err)
+	}
+	for _, key := range []string{"plain", "versioned"} {
+		b.Run(key, func(b *testing.B) {
+			for b.Loop() {
+				if _, err := tn.c.Stat(ctx, "bk", key); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
