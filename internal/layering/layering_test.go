@@ -85,6 +85,10 @@ var rules = []rule{
 		from: []string{"./internal/readrule/..."}, prodOnly: true,
 		deny: []string{"os/...", "io/...", "net/...", "time", "sync/...", "context"}},
 
+	{name: "lifecycle/pure", why: "lifecycle rules are parsed and evaluated without I/O, clocks or goroutines: callers pass the time",
+		from: []string{"./internal/lifecycle/..."}, prodOnly: true,
+		deny: []string{"os/...", "io/...", "net/...", "sync/...", "context", "./storagenode/...", "./placement/..."}},
+
 	{name: "client/no-server", why: "the node client never imports the node server",
 		from: []string{"./storagenode/client/..."},
 		deny: []string{"./storagenode", "./storagenode/internal/..."}},
