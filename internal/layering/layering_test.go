@@ -399,6 +399,10 @@ func TestCheck(t *testing.T) {
 		{pkg: "internal/readrule", imp: "net/http", want: []string{"readrule/no-io"}},
 		{pkg: "internal/readrule", imp: "time", want: []string{"readrule/no-io"}},
 		{pkg: "internal/readrule", imp: "time", test: true},
+		{pkg: "internal/lifecycle", imp: "os", want: []string{"lifecycle/pure"}},
+		{pkg: "internal/lifecycle", imp: "./storagenode/client", want: []string{"lifecycle/pure"}},
+		{pkg: "internal/lifecycle", imp: "time"},
+		{pkg: "internal/lifecycle", imp: "os", test: true},
 
 		// The leaves.
 		{pkg: "codec", imp: "./internal/kerr", want: []string{"codec/leaf"}},
