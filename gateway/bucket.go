@@ -190,6 +190,10 @@ type versioningConfiguration struct {
 }
 
 func (g *Gateway) getBucketVersioning(c *gin.Context, bucket string) {
+	if vb, ok := g.cfg.Backend.(VersionedBackend); ok {
+		g.getBucketVersioningState(c, bucket, vb)
+		return
+	}
 	if _, err := g.cfg.Backend.HeadBucket(c.Request.Context(), bucket); err != nil {
 		g.fail(c, err)
 		return

@@ -31,8 +31,8 @@ func parseCopySource(v string, maxKey int) (bucket, key string, err error) {
 		if err != nil {
 			return "", "", s3Error("InvalidArgument", "Invalid copy source query.")
 		}
-		if ver := q.Get("versionId"); ver != "" && ver != "null" {
-			return "", "", s3Error("NotImplemented", "Kintsugi does not implement versionId yet.")
+		if q.Has("versionId") && q.Get("versionId") == "" {
+			return "", "", s3Error("InvalidArgument", "Version id cannot be the empty string.")
 		}
 	}
 	src, err = url.PathUnescape(src)
@@ -57,7 +57,24 @@ func (g *Gateway) openCopySource(c *gin.Context, source string) (obj objects.Obj
 	if err != nil {
 		return nil, "", "", err
 	}
-	obj, err = g.cfg.Backend.OpenObject(c.Request.Context(), bucket, key)
+	if id := copySourceVersion(source); id != "" {
+		var vb VersionedBackend
+		var ok bool
+		if vb, ok = g.cfg.Backend.(VersionedBackend); !ok && id != "null" {
+			return nil, "", "", s3Error("NotImplemented", "Kintsugi does not implement versionId with this backend.")
+		}
+		if ok {
+			obj, err = vb.OpenObjectVersion(c.Request.Context(), bucket, key, id)
+			if errors.Is(err, objects.ErrDeleteMarker) {
+				// S3 answers a marker as the copy source 400.
+				err = s3Error("InvalidRequest", "The source of a copy request may not specifically refer to a delete marker by version id.")
+			}
+		} else {
+			obj, err = g.cfg.Backend.OpenObject(c.Request.Context(), bucket, key)
+		}
+	} else {
+		obj, err = g.cfg.Backend.OpenObject(c.Request.Context(), bucket, key)
+	}
 	if err != nil {
 		return nil, "", "", err
 	}
@@ -139,7 +156,8 @@ func (g *Gateway) copyObject(c *gin.Context, bucket, key, source string) {
 		return
 	}
 	info := obj.Info()
-	if srcBucket == bucket && srcKey == key && directive == "COPY" {
+	// Copying a version onto its own key is how S3 clients restore it.
+	if srcBucket == bucket && srcKey == key && directive == "COPY" && copySourceVersion(source) == "" {
 		g.fail(c, s3Error("InvalidRequest", "This copy request is illegal because it is trying to copy an object to itself without changing the object's metadata, storage class, website redirect location or encryption attributes."))
 		return
 	}
@@ -182,6 +200,10 @@ func (g *Gateway) copyObject(c *gin.Context, bucket, key, source string) {
 		g.fail(c, err)
 		return
 	}
+	if info.Versioned {
+		c.Header("x-amz-copy-source-version-id", info.VersionID)
+	}
+	setVersionHeader(c.Writer.Header(), out)
 	writeXML(c, http.StatusOK, copyObjectResult{
 		LastModified: xmlTime(out.Modified),
 		ETag:         quoteETag(out.ETag),

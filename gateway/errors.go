@@ -53,6 +53,11 @@ var s3Codes = map[string]struct {
 	"RequestHeaderSectionTooLarge": {http.StatusBadRequest, "Your request header section exceeds the maximum allowed size."},
 	"RequestTimeout":               {http.StatusBadRequest, "Your socket connection to the server was not read from or written to within the timeout period."},
 	"ServiceUnavailable":           {http.StatusServiceUnavailable, "Not enough storage nodes are available to serve the request. Please try again."},
+
+	// Versioning and lifecycle.
+	"NoSuchVersion": {http.StatusNotFound, "The specified version does not exist."},
+	"IllegalVersioningConfigurationException": {http.StatusBadRequest, "The versioning configuration specified in the request is invalid."},
+	"NoSuchLifecycleConfiguration":            {http.StatusNotFound, "The lifecycle configuration does not exist."},
 }
 
 // errorMap is the one table from Backend errors to S3 codes. Rows are tried
@@ -65,6 +70,9 @@ var errorMap = []struct {
 }{
 	{is: objects.ErrNoSuchBucket, code: "NoSuchBucket"},
 	{is: objects.ErrNoSuchKey, code: "NoSuchKey"},
+	{is: objects.ErrNoSuchVersion, code: "NoSuchVersion"},
+	{is: objects.ErrDeleteMarker, code: "MethodNotAllowed"},
+	{is: objects.ErrNoSuchLifecycle, code: "NoSuchLifecycleConfiguration"},
 	{is: objects.ErrBucketExists, code: "BucketAlreadyOwnedByYou"},
 	{is: objects.ErrBucketNotEmpty, code: "BucketNotEmpty"},
 	{is: objects.ErrIncompleteBody, code: "IncompleteBody"},

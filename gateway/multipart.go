@@ -246,6 +246,7 @@ func (g *Gateway) completeUpload(c *gin.Context, bucket, key string, q url.Value
 		g.fail(c, err)
 		return
 	}
+	setVersionHeader(c.Writer.Header(), info)
 	scheme := "http"
 	if r.TLS != nil {
 		scheme = "https"

@@ -109,6 +109,9 @@ func (g *Gateway) putObject(c *gin.Context, bucket, key string, p *sigv4.Result)
 		Tagging:     tags,
 		Checksums:   verifiedChecksums(r.Header, p),
 	})
+	if err == nil {
+		setVersionHeader(c.Writer.Header(), info)
+	}
 	g.stored(c, body, info.ETag, info.Checksums, err)
 }
 
@@ -186,7 +189,9 @@ func (g *Gateway) getObject(c *gin.Context, bucket, key string) {
 	var obj objects.Object
 	var info objects.ObjectInfo
 	var err error
-	if head {
+	if q := r.URL.Query(); q.Has("versionId") {
+		obj, info, err = g.openVersion(c, bucket, key, q.Get("versionId"), head)
+	} else if head {
 		info, err = g.cfg.Backend.StatObject(ctx, bucket, key)
 	} else if obj, err = g.cfg.Backend.OpenObject(ctx, bucket, key); err == nil {
 		info = obj.Info()
@@ -198,6 +203,7 @@ func (g *Gateway) getObject(c *gin.Context, bucket, key string) {
 
 	h := c.Writer.Header()
 	setObjectHeaders(h, info)
+	setVersionHeader(h, info)
 	switch checkConditions(r.Header, info.ETag, info.Modified) {
 	case http.StatusNotModified:
 		h.Del("Content-Type")
@@ -308,6 +314,10 @@ func (w *exactWriter) Write(p []byte) (int, error) {
 }
 
 func (g *Gateway) deleteObject(c *gin.Context, bucket, key string) {
+	if vb, ok := g.cfg.Backend.(VersionedBackend); ok {
+		g.deleteObjectVersioned(c, vb, bucket, key)
+		return
+	}
 	err := g.cfg.Backend.DeleteObject(c.Request.Context(), bucket, key)
 	if err != nil && !errors.Is(err, objects.ErrNoSuchKey) {
 		g.fail(c, err)
@@ -334,7 +344,10 @@ type deleteResult struct {
 }
 
 type deletedXML struct {
-	Key string
+	Key                   string
+	VersionId             string `xml:",omitempty"`
+	DeleteMarker          bool   `xml:",omitempty"`
+	DeleteMarkerVersionId string `xml:",omitempty"`
 }
 
 type deleteErrXML struct {
@@ -378,11 +391,9 @@ func (g *Gateway) deleteObjects(c *gin.Context, bucket string, p *sigv4.Result) 
 		if err == nil && o.Key == "" {
 			err = s3Error("InvalidArgument", "object key is empty")
 		}
-		if err == nil && o.VersionID != "" && o.VersionID != "null" {
-			err = s3Error("NotImplemented", "Kintsugi does not implement versionId yet.")
-		}
+		var dr objects.DeleteResult
 		if err == nil {
-			err = g.cfg.Backend.DeleteObject(ctx, bucket, o.Key)
+			dr, err = g.deleteOne(ctx, bucket, o.Key, o.VersionID)
 		}
 		if err != nil && !errors.Is(err, objects.ErrNoSuchKey) {
 			_ = c.Error(err)
@@ -391,7 +402,11 @@ func (g *Gateway) deleteObjects(c *gin.Context, bucket string, p *sigv4.Result) 
 			continue
 		}
 		if !req.Quiet {
-			res.Deleted = append(res.Deleted, deletedXML{Key: o.Key})
+			d := deletedXML{Key: o.Key, VersionId: o.VersionID, DeleteMarker: dr.DeleteMarker}
+			if o.VersionID == "" && dr.DeleteMarker {
+				d.DeleteMarkerVersionId = dr.VersionID
+			}
+			res.Deleted = append(res.Deleted, d)
 		}
 	}
 	writeXML(c, http.StatusOK, res)

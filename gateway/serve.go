@@ -122,7 +122,7 @@ func (g *Gateway) authenticate(r *http.Request) (*sigv4.Result, error) {
 func (g *Gateway) serveBucket(c *gin.Context, bucket string, q url.Values, p *sigv4.Result) {
 	switch c.Request.Method {
 	case http.MethodGet:
-		if sub := unsupported(q, "location", "acl", "uploads", "versioning", "tagging", "cors"); sub != "" {
+		if sub := unsupported(q, "location", "acl", "uploads", "versioning", "versions", "lifecycle", "tagging", "cors"); sub != "" {
 			g.notImplemented(c, sub)
 			return
 		}
@@ -139,6 +139,10 @@ func (g *Gateway) serveBucket(c *gin.Context, bucket string, q url.Values, p *si
 			g.listUploads(c, bucket, q, p)
 		case q.Has("versioning"):
 			g.getBucketVersioning(c, bucket)
+		case q.Has("versions"):
+			g.listObjectVersions(c, bucket, q)
+		case q.Has("lifecycle"):
+			g.getBucketLifecycle(c, bucket)
 		case q.Get("list-type") == "2":
 			g.listObjectsV2(c, bucket, q, p)
 		default:
@@ -147,7 +151,7 @@ func (g *Gateway) serveBucket(c *gin.Context, bucket string, q url.Values, p *si
 	case http.MethodHead:
 		g.headBucket(c, bucket)
 	case http.MethodPut:
-		if sub := unsupported(q, "tagging", "cors"); sub != "" {
+		if sub := unsupported(q, "tagging", "cors", "versioning", "lifecycle"); sub != "" {
 			g.notImplemented(c, sub)
 			return
 		}
@@ -156,11 +160,15 @@ func (g *Gateway) serveBucket(c *gin.Context, bucket string, q url.Values, p *si
 			g.putBucketTagging(c, bucket, p)
 		case q.Has("cors"):
 			g.putBucketCors(c, bucket, p)
+		case q.Has("versioning"):
+			g.putBucketVersioning(c, bucket, p)
+		case q.Has("lifecycle"):
+			g.putBucketLifecycle(c, bucket, p)
 		default:
 			g.createBucket(c, bucket, p)
 		}
 	case http.MethodDelete:
-		if sub := unsupported(q, "tagging", "cors"); sub != "" {
+		if sub := unsupported(q, "tagging", "cors", "lifecycle"); sub != "" {
 			g.notImplemented(c, sub)
 			return
 		}
@@ -169,6 +177,8 @@ func (g *Gateway) serveBucket(c *gin.Context, bucket string, q url.Values, p *si
 			g.deleteBucketTagging(c, bucket)
 		case q.Has("cors"):
 			g.deleteBucketCors(c, bucket)
+		case q.Has("lifecycle"):
+			g.deleteBucketLifecycle(c, bucket)
 		default:
 			g.deleteBucket(c, bucket)
 		}
@@ -186,7 +196,7 @@ func (g *Gateway) serveObject(c *gin.Context, bucket, key string, q url.Values, 
 	copySource := r.Header.Get("X-Amz-Copy-Source")
 	switch r.Method {
 	case http.MethodGet, http.MethodHead:
-		allowed := []string{"partNumber"}
+		allowed := []string{"partNumber", "versionId"}
 		if r.Method == http.MethodGet {
 			allowed = append(allowed, "acl", "uploadId", "tagging")
 		}
@@ -224,7 +234,7 @@ func (g *Gateway) serveObject(c *gin.Context, bucket, key string, q url.Values, 
 			g.putObject(c, bucket, key, p)
 		}
 	case http.MethodDelete:
-		if sub := unsupported(q, "uploadId", "tagging"); sub != "" {
+		if sub := unsupported(q, "uploadId", "tagging", "versionId"); sub != "" {
 			g.notImplemented(c, sub)
 			return
 		}

@@ -43,6 +43,9 @@ type cluster struct {
 	m     *placement.Map
 	nodes []*tnode
 	byID  map[string]*tnode
+	// versioning, if set, is the bucket versioning state writes commit
+	// under, as a gateway's would.
+	versioning string
 }
 
 func newCluster(t *testing.T, n, d, p int) *cluster {
@@ -158,6 +161,7 @@ func (c *cluster) writeNodes(bucket, key string, data []byte, stage, commit func
 		Bucket: bucket, Key: key, Version: ulid.Make().String(), Size: enc.Size,
 		Modified: time.Now().UTC(), Data: c.m.DataShards, Parity: c.m.ParityShards,
 		BlockSize: c.m.BlockSize, Format: codec.FormatVersion,
+		Versioning: c.versioning, Versioned: c.versioning == client.VersioningEnabled,
 	}
 	for i := range shards {
 		meta.Roots = append(meta.Roots, enc.Roots[i].String())

@@ -57,6 +57,10 @@ type checked struct {
 	held   map[string]client.Record // node id -> its committed record of the key
 	moves  int                      // verified shards on another node than the map names (planMoves)
 	strays int                      // copies no longer needed anywhere (planMoves)
+
+	// noncurrent says meta is a noncurrent version of a versioned key:
+	// rebuilt shards are committed below the key's current version.
+	noncurrent bool
 }
 
 func (c *checked) ref() ObjectRef {

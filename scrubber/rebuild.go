@@ -178,7 +178,11 @@ func (s *Scrubber) rebuild(ctx context.Context, c checked) outcome {
 		}
 		cctx, cancel := s.callCtx(ctx)
 		defer cancel()
-		rec, err := tg.Client.Commit(cctx, meta)
+		commit := tg.Client.Commit
+		if c.noncurrent {
+			commit = commitNoncurrent(tg)
+		}
+		rec, err := commit(cctx, meta)
 		switch {
 		case client.Newer(err) != "":
 			// A newer version reached the node; it keeps the

@@ -94,6 +94,15 @@ type Report struct {
 	Changed        int64  `json:"changed"`        // objects rewritten or deleted while being checked (left to the writer)
 	Unacknowledged int64  `json:"unacknowledged"` // unreadable versions that never reached write quorum (readers skip them)
 
+	// Noncurrent counts the noncurrent versions checked (their shards
+	// count in ShardsVerified, ShardsMissing, ... like any);
+	// PurgesSpread the versions deleted by version on nodes that missed
+	// the deletion; Expired the versions the bucket's lifecycle rules
+	// deleted or marked deleted (see Config.LifecycleDay).
+	Noncurrent   int64 `json:"noncurrent,omitempty"`
+	PurgesSpread int64 `json:"purges_spread,omitempty"`
+	Expired      int64 `json:"expired,omitempty"`
+
 	// Redundancy counts the checked objects by healthy shards when found;
 	// RedundancyAfter by healthy shards once the pass was done with them.
 	Redundancy      map[int]int64 `json:"redundancy"`

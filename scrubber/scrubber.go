@@ -74,6 +74,9 @@ type Config struct {
 	// CallTimeout bounds one metadata call; default DefaultCallTimeout.
 	// Verify and rebuild calls get more in proportion to the bytes.
 	CallTimeout time.Duration
+	// LifecycleDay is how long a "day" of the buckets' lifecycle rules
+	// lasts (docs/versioning.md); default 24h. Tests shorten it.
+	LifecycleDay time.Duration
 
 	Logger *slog.Logger     // nil: discard
 	Now    func() time.Time // nil: time.Now
@@ -113,6 +116,11 @@ type Scrubber struct {
 
 	heldMu sync.Mutex
 	held   map[string]uint64 // node id -> map epoch it is known to hold (see mapHeld)
+
+	// bucketRecs are the newest bucket records the running pass found
+	// (versioning state, lifecycle rules); see noteBuckets.
+	bucketsMu  sync.Mutex
+	bucketRecs map[string]client.BucketRecord
 }
 
 // member is a node of the map with its client.

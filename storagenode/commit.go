@@ -74,6 +74,9 @@ func (n *Node) commit(m client.ObjectMeta) (client.Record, error) {
 			return client.Record{}, kerr.E(op, err)
 		}
 	}
+	if err := n.refusePurged(op, m); err != nil {
+		return client.Record{}, err
+	}
 	if cur != nil && cur.Version > m.Version {
 		// Never let an older version replace a newer one, and never
 		// answer as if it had: the writer must not count this node.
@@ -106,6 +109,7 @@ func (n *Node) commit(m client.ObjectMeta) (client.Record, error) {
 
 	rec := client.Record{ObjectMeta: m, Shard: -1}
 	var install meta.Move
+	rebound := false
 	// Delete markers and multipart manifests have no shard of their own.
 	if !m.Deleted && len(m.Parts) == 0 {
 		switch s, ok := pickStaged(staged, m, n.cfg.ID); {
@@ -125,13 +129,21 @@ func (n *Node) commit(m client.ObjectMeta) (client.Record, error) {
 			if err != nil {
 				return client.Record{}, kerr.E(op, ioKind(err), err)
 			}
-			install, rec.Shard = mv, cur.Shard
+			install, rec.Shard, rebound = mv, cur.Shard, true
 		default:
 			return client.Record{}, kerr.E(op, kerr.NotExist, fmt.Errorf("no staged shard of %s/%s version %s", m.Bucket, m.Key, m.StageVersion()))
 		}
 	}
+	var vs meta.Versions
+	if !rebound {
+		// A rebound write is the same version renamed, never a
+		// version of its own to keep.
+		if vs, err = n.versionsFor(cur, m); err != nil {
+			return client.Record{}, kerr.E(op, err)
+		}
+	}
 	var garbage meta.Garbage
-	if cur != nil && cur.Shard >= 0 {
+	if cur != nil && cur.Shard >= 0 && vs.Keep == nil {
 		garbage.File = shardFile(cur.Bucket, cur.Key, cur.Version, cur.Shard)
 		hold := time.Duration(0)
 		if underwritten(m) {
@@ -143,7 +155,7 @@ func (n *Node) commit(m client.ObjectMeta) (client.Record, error) {
 			garbage.Superseded, garbage.Previous = time.Now().Add(hold), cur
 		}
 	}
-	if err := n.db.Commit(rec, staged, install, garbage); err != nil {
+	if err := n.db.CommitVersions(rec, staged, install, garbage, vs); err != nil {
 		return client.Record{}, kerr.E(op, err)
 	}
 	// Committed. What follows is cleanup: a failure only strands files
@@ -153,6 +165,9 @@ func (n *Node) commit(m client.ObjectMeta) (client.Record, error) {
 			n.removeFile(s.File)
 			n.removeFile(shardFile(s.Bucket, s.Key, s.Version, s.Shard))
 		}
+	}
+	for _, f := range vs.DropFiles {
+		n.removeFile(f)
 	}
 	// A superseded shard with a grace stays for reads that resolved its
 	// version before this commit; Sweep removes it after the grace.

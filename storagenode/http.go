@@ -46,6 +46,10 @@ func (n *Node) routes() http.Handler {
 		{"POST /v1/marker/drop", n.serveDropMarker},
 		{"POST /v1/shard/drop", n.serveDropShard},
 		{"GET /v1/staged", n.serveListStaged},
+		{"GET /v1/key/versions", n.serveKeyVersions},
+		{"GET /v1/versions", n.serveListVersions},
+		{"POST /v1/version/delete", n.serveDeleteVersion},
+		{"POST /v1/commit/noncurrent", n.serveCommitNoncurrent},
 	} {
 		mux.Handle(rt.pattern, n.adapt(rt.h))
 	}

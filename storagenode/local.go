@@ -288,3 +288,43 @@ func (l *Local) DropShard(ctx context.Context, bucket, key, version string, shar
 	dropped, err := l.n.DropShard(ctx, bucket, key, version, shard)
 	return dropped, result(op, err)
 }
+
+// KeyVersions is Client.KeyVersions, in process.
+func (l *Local) KeyVersions(ctx context.Context, bucket, key string) (client.KeyVersions, error) {
+	const op = "storagenode.Local.KeyVersions"
+	if err := begin(ctx, op); err != nil {
+		return client.KeyVersions{}, err
+	}
+	kv, err := l.n.KeyVersions(ctx, bucket, key)
+	return kv, result(op, err)
+}
+
+// ListVersions is Client.ListVersions, in process.
+func (l *Local) ListVersions(ctx context.Context, bucket, prefix, afterKey, afterVersion string, limit int) (client.VersionPage, error) {
+	const op = "storagenode.Local.ListVersions"
+	if err := begin(ctx, op); err != nil {
+		return client.VersionPage{}, err
+	}
+	page, err := l.n.ListVersions(ctx, bucket, prefix, afterKey, afterVersion, limit)
+	return page, result(op, err)
+}
+
+// DeleteVersion is Client.DeleteVersion, in process.
+func (l *Local) DeleteVersion(ctx context.Context, bucket, key, version string) (*client.Record, error) {
+	const op = "storagenode.Local.DeleteVersion"
+	if err := begin(ctx, op); err != nil {
+		return nil, err
+	}
+	cur, err := l.n.DeleteVersion(ctx, bucket, key, version)
+	return cur, result(op, err)
+}
+
+// CommitNoncurrent is Client.CommitNoncurrent, in process.
+func (l *Local) CommitNoncurrent(ctx context.Context, meta client.ObjectMeta) (client.Record, error) {
+	const op = "storagenode.Local.CommitNoncurrent"
+	if err := begin(ctx, op); err != nil {
+		return client.Record{}, err
+	}
+	rec, err := l.n.CommitNoncurrent(ctx, meta)
+	return rec, result(op, err)
+}

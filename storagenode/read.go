@@ -142,6 +142,12 @@ func (n *Node) readableShard(bucket, key, version string) (int, error) {
 			return shard, nil
 		}
 	}
+	switch shard, ok, err := n.noncurrentShard(bucket, key, version); {
+	case err != nil:
+		return 0, kerr.E(op, err)
+	case ok:
+		return shard, nil
+	}
 	if rec == nil {
 		return 0, kerr.E(op, kerr.NotExist, "key has no committed version")
 	}
@@ -243,6 +249,9 @@ func (n *Node) stat(bucket, key string) (client.KeyState, error) {
 	}
 	if prev != nil && rec != nil && prev.Version < rec.Version {
 		ks.Previous = prev
+	}
+	if err := n.statVersions(&ks); err != nil {
+		return client.KeyState{}, kerr.E(op, err)
 	}
 	for _, s := range staged {
 		if rec == nil || s.Version > rec.Version {

@@ -55,6 +55,11 @@ func (n *Node) stageCall(ctx context.Context, bucket, key, version string, shard
 	if err == nil {
 		ref.Newest, err = n.newest(ref.Version, bucket, key)
 	}
+	if err == nil {
+		// Read after the stage: a versioning state stored before the
+		// write began is in the answer (docs/versioning.md).
+		ref.Bucket, err = n.bucketState(bucket)
+	}
 	if err != nil {
 		return client.StagedRef{}, n.settle(err)
 	}

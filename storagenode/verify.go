@@ -72,6 +72,9 @@ func (n *Node) verify(ctx context.Context, ref client.ShardRef, th *throttle.T, 
 	res := client.VerifyResult{ShardRef: ref, Shard: -1}
 	unlock := n.lock(ref.Bucket, ref.Key)
 	rec, err := n.db.Record(ref.Bucket, ref.Key)
+	if err == nil && rec != nil && rec.Version != ref.Version {
+		rec, err = n.noncurrentOr(rec, ref.Version)
+	}
 	if err != nil {
 		unlock()
 		return res, kerr.E(op, err)

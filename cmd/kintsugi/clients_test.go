@@ -21,6 +21,7 @@ var clientSessions = []struct {
 	pkg          string
 }{
 	{"awscli", "awscli.sh", []string{"aws", "--version"}, "awscli"},
+	{"awscli-versioning", "awscli_versioning.sh", []string{"aws", "--version"}, "awscli"},
 	{"s3cmd", "s3cmd.sh", []string{"s3cmd", "--version"}, "s3cmd"},
 	{"rclone", "rclone.sh", []string{"rclone", "version"}, "rclone"},
 	{"boto3", "boto3.sh", []string{"python3", "-c", "import boto3"}, "python3-boto3"},

@@ -137,10 +137,10 @@ func runDev(ctx context.Context, env *environ, args []string) error {
 	}
 	gsrv := f.srv
 	servers = append(servers, gsrv)
-	f.start(ctx, env, *sf.uploadSweep, *sf.uploadExpiry)
+	f.start(ctx, env, sf)
 	scrubAddr := ""
 	if *scrubInterval > 0 {
-		ssrv, stop, err := startScrubber(ctx, env, lc, opts, now, filepath.Join(*dataDir, "scrubber"), *scrubInterval, *scrubListen, "--scrub-listen")
+		ssrv, stop, err := startScrubber(ctx, env, lc, opts, now, filepath.Join(*dataDir, "scrubber"), *scrubInterval, *sf.lifecycleDay, *scrubListen, "--scrub-listen")
 		if err != nil {
 			return err
 		}

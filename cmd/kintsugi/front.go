@@ -12,6 +12,7 @@ import (
 	"github.com/kintsugi-store/kintsugi/gateway/sigv4"
 	"github.com/kintsugi-store/kintsugi/internal/health"
 	"github.com/kintsugi-store/kintsugi/placement"
+	"github.com/kintsugi-store/kintsugi/scrubber"
 	"github.com/kintsugi-store/kintsugi/storagenode/client"
 )
 
@@ -101,9 +102,9 @@ func newFront(env *environ, c frontConfig) (*front, error) {
 
 // start runs the health heartbeats and the sweeper of stale uploads
 // until ctx ends.
-func (f *front) start(ctx context.Context, env *environ, sweepEvery, expiry time.Duration) {
+func (f *front) start(ctx context.Context, env *environ, sf *s3Flags) {
 	go f.tracker.Run(ctx)
-	go sweepUploads(ctx, env.logger, f.store, sweepEvery, expiry)
+	go sweepUploads(ctx, env.logger, f.store, *sf.uploadSweep, *sf.uploadExpiry, *sf.lifecycleDay)
 }
 
 // serveConsole puts the console, /metrics (of the shared registry), /nodes
@@ -129,6 +130,7 @@ type s3Flags struct {
 	uploadSweep  *time.Duration
 	slowClient   *time.Duration
 	minRate      *int64
+	lifecycleDay *time.Duration
 }
 
 func addS3Flags(fs *flag.FlagSet) *s3Flags {
@@ -139,6 +141,7 @@ func addS3Flags(fs *flag.FlagSet) *s3Flags {
 		uploadSweep:  fs.Duration("upload-sweep", time.Hour, "how often to abort stale uploads and free unused parts (0: never)"),
 		slowClient:   fs.Duration("slow-client-timeout", gateway.DefaultSlowClient, "longest wait for a client to send or take body bytes before RequestTimeout (negative: no limit)"),
 		minRate:      fs.Int64("min-body-rate", gateway.DefaultMinBodyRate, "slowest average upload, bytes/s, once the slow-client timeout has passed (negative: no limit)"),
+		lifecycleDay: fs.Duration("lifecycle-day", scrubber.DefaultLifecycleDay, "how long a day of the buckets' lifecycle rules lasts, for the upload sweep (and an embedded scrubber); shorten it only to test rules"),
 	}
 }
 

@@ -78,7 +78,7 @@ func runGateway(ctx context.Context, env *environ, args []string) error {
 		env.logger.Info("serving the console", "url", "http://"+msrv.Addr()+"/")
 	}
 	go watchMap(ctx, env.logger, *clusterFile, *poll, f.store)
-	f.start(ctx, env, *sf.uploadSweep, *sf.uploadExpiry)
+	f.start(ctx, env, sf)
 	go ms.run(ctx)
 	ready(env, "gateway", f.srv.Addr(), kv...)
 	return serveAll(ctx, env.logger, servers...)

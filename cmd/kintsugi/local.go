@@ -163,13 +163,14 @@ func (lc *localCluster) probe(opts *client.Options, loopback bool) func(context.
 // serves its /status, /metrics and /healthz on listen. stop ends the
 // passes and waits for the current one, then closes the scrubber.
 func startScrubber(ctx context.Context, env *environ, lc *localCluster, opts *client.Options, now func() time.Time,
-	stateDir string, interval time.Duration, listen, flagName string) (srv *server, stop func(), err error) {
+	stateDir string, interval, lifecycleDay time.Duration, listen, flagName string) (srv *server, stop func(), err error) {
 	s, err := scrubber.New(scrubber.Config{
 		Map:           lc.m,
 		Dial:          lc.scrubberDial(opts),
 		ClientOptions: opts,
 		StateDir:      stateDir,
 		Concurrency:   2,
+		LifecycleDay:  lifecycleDay,
 		Logger:        env.logger.With("role", "scrubber"),
 		Now:           now,
 	})

@@ -33,6 +33,7 @@ type scrubFlags struct {
 	stagingGrace *time.Duration
 	markerGrace  *time.Duration
 	secretFile   *string
+	lifecycleDay *time.Duration
 }
 
 func addScrubFlags(fs *flag.FlagSet) *scrubFlags {
@@ -44,6 +45,7 @@ func addScrubFlags(fs *flag.FlagSet) *scrubFlags {
 		stagingGrace: fs.Duration("staging-grace", scrubber.DefaultStagingGrace, "age after which an uncommitted staged version is swept"),
 		markerGrace:  fs.Duration("marker-grace", scrubber.DefaultMarkerGrace, "age after which a delete marker held by every node is dropped"),
 		secretFile:   fs.String("secret-file", "", "file holding the cluster secret (default: $KINTSUGI_CLUSTER_SECRET)"),
+		lifecycleDay: fs.Duration("lifecycle-day", scrubber.DefaultLifecycleDay, "how long a day of the buckets' lifecycle rules lasts (shorten it only to test rules)"),
 	}
 }
 
@@ -63,6 +65,8 @@ func (f *scrubFlags) config(env *environ) (scrubber.Config, error) {
 		return scrubber.Config{}, usageErr("--concurrency %d: want 1..1024", *f.concurrency)
 	case *f.stagingGrace <= 0 || *f.markerGrace <= 0:
 		return scrubber.Config{}, usageErr("--staging-grace and --marker-grace must be positive")
+	case *f.lifecycleDay <= 0:
+		return scrubber.Config{}, usageErr("--lifecycle-day %v: must be positive", *f.lifecycleDay)
 	}
 	now, err := processClock(env)
 	if err != nil {
@@ -89,6 +93,7 @@ func (f *scrubFlags) config(env *environ) (scrubber.Config, error) {
 		Rate:          int64(*f.rate * 1e6),
 		StagingGrace:  *f.stagingGrace,
 		MarkerGrace:   *f.markerGrace,
+		LifecycleDay:  *f.lifecycleDay,
 		Logger:        env.logger,
 		Now:           now,
 	}, nil

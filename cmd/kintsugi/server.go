@@ -106,14 +106,14 @@ func runServer(ctx context.Context, env *environ, args []string) error {
 		return err
 	}
 	servers = append(servers, f.srv)
-	f.start(ctx, env, *sf.uploadSweep, *sf.uploadExpiry)
+	f.start(ctx, env, sf)
 	scrubURL := ""
 	if *scrubInterval > 0 {
 		dir := *scrubState
 		if dir == "" {
 			dir = filepath.Join(drives[0], "kintsugi-scrubber")
 		}
-		ssrv, stop, err := startScrubber(ctx, env, lc, opts, now, dir, *scrubInterval, *scrubListen, "--scrub-listen")
+		ssrv, stop, err := startScrubber(ctx, env, lc, opts, now, dir, *scrubInterval, *sf.lifecycleDay, *scrubListen, "--scrub-listen")
 		if err != nil {
 			return err
 		}

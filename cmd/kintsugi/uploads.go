@@ -13,7 +13,7 @@ import (
 // unreferenced parts freed) every interval until ctx is done. The first
 // run waits a random part of the interval, so that gateways started
 // together do not sweep together; the sweep is idempotent anyway.
-func sweepUploads(ctx context.Context, logger *slog.Logger, s *objects.Store, every, expiry time.Duration) {
+func sweepUploads(ctx context.Context, logger *slog.Logger, s *objects.Store, every, expiry, lifecycleDay time.Duration) {
 	if every <= 0 {
 		return
 	}
@@ -27,7 +27,7 @@ func sweepUploads(ctx context.Context, logger *slog.Logger, s *objects.Store, ev
 		case <-t.C:
 		}
 		wait = every
-		rep, err := s.SweepUploads(ctx, &objects.SweepOptions{Expiry: expiry})
+		rep, err := s.SweepUploads(ctx, &objects.SweepOptions{Expiry: expiry, LifecycleDay: lifecycleDay})
 		switch {
 		case err != nil:
 			logger.Warn("multipart sweep failed", "err", err)

@@ -105,6 +105,9 @@ func (s *Store) DeleteBucket(ctx context.Context, name string) error {
 	if len(page.Objects) > 0 || len(page.CommonPrefixes) > 0 {
 		return kerr.E(op, kerr.NotEmpty, fmt.Errorf("%w: %s", ErrBucketNotEmpty, name))
 	}
+	if err := s.checkNoVersions(ctx, name); err != nil {
+		return kerr.E(op, err)
+	}
 	// Uploads in progress do not keep a bucket alive, as in S3; their
 	// parts would otherwise outlive it.
 	s.abortAllUploads(ctx, name)

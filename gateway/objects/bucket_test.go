@@ -34,7 +34,7 @@ func TestBuckets(t *testing.T) {
 	s := c.s
 
 	info, err := s.HeadBucket(ctx, testBucket)
-	if err != nil || info != (BucketInfo{Name: testBucket, Created: testNow}) {
+	if err != nil || info.Name != testBucket || !info.Created.Equal(testNow) || info.Versioning != "" {
 		t.Fatalf("head: %+v, %v", info, err)
 	}
 	err = s.CreateBucket(ctx, testBucket)

@@ -26,19 +26,45 @@ func (s *Store) deleteObject(ctx context.Context, bucket, key string) error {
 	if err := s.checkClientKey(ctx, op, bucket, key); err != nil {
 		return err
 	}
-	old, err := s.deleteKey(ctx, bucket, key)
-	if err != nil {
-		return kerr.E(op, err)
+	_, err := s.deleteCurrent(ctx, bucket, key)
+	return err
+}
+
+// deleteCurrent is deleteObject answering the delete marker it wrote, if
+// any.
+func (s *Store) deleteCurrent(ctx context.Context, bucket, key string) (*client.ObjectMeta, error) {
+	const op = "objects.DeleteObject"
+	if err := s.checkBucket(ctx, bucket); err != nil {
+		return nil, kerr.E(op, err)
 	}
-	if old != nil && len(old.Parts) > 0 {
+	// A marker stages nothing: the bucket's versioning state is read
+	// from a majority of the nodes (docs/versioning.md).
+	state, err := s.freshState(ctx, bucket)
+	if err != nil {
+		return nil, kerr.E(op, err)
+	}
+	old, marker, err := s.deleteKeyIn(ctx, bucket, key, state)
+	if err != nil {
+		return nil, kerr.E(op, err)
+	}
+	// In a versioned bucket the old version stays, parts and all.
+	if old != nil && len(old.Parts) > 0 && state.Versioning == "" {
 		s.freeParts(ctx, bucket, old.Parts)
 	}
-	return nil
+	return marker, nil
 }
 
 // deleteKey commits a delete marker for bucket/key (see DeleteObject) and
 // returns the newest live record the nodes held before, if any.
 func (s *Store) deleteKey(ctx context.Context, bucket, key string) (*client.Record, error) {
+	old, _, err := s.deleteKeyIn(ctx, bucket, key, client.BucketState{})
+	return old, err
+}
+
+// deleteKeyIn is deleteKey in a bucket of versioning state state: in a
+// versioned bucket a marker is written whatever the key holds, as S3
+// does. It also returns the marker written, if any.
+func (s *Store) deleteKeyIn(ctx context.Context, bucket, key string, state client.BucketState) (*client.Record, *client.ObjectMeta, error) {
 	const op = "objects.deleteKey"
 	m := s.Map()
 	n, wq := m.DataShards+m.ParityShards, m.WriteQuorum
@@ -54,7 +80,7 @@ func (s *Store) deleteKey(ctx context.Context, bucket, key string) (*client.Reco
 		states[i], errs[i] = placed[i].Client.Stat(cctx, bucket, key)
 	}, func(done []bool) bool { return count(done) >= wq })
 	if err := ctx.Err(); err != nil {
-		return nil, kerr.E(op, kerr.Transient, err)
+		return nil, nil, kerr.E(op, kerr.Transient, err)
 	}
 	var old *client.Record
 	for i, err := range errs {
@@ -76,8 +102,8 @@ func (s *Store) deleteKey(ctx context.Context, bucket, key string) (*client.Reco
 	}
 	// A silent node may hold a version nobody else has (a roll-forward
 	// candidate), so only a unanimous "nothing here" skips the marker.
-	if !live && answered == n {
-		return nil, nil
+	if !live && answered == n && state.Versioning == "" {
+		return nil, nil, nil
 	}
 
 	now := s.now().UTC()
@@ -85,9 +111,10 @@ func (s *Store) deleteKey(ctx context.Context, bucket, key string) (*client.Reco
 		Bucket: bucket, Key: key, Version: s.newVersion(), Deleted: true, Modified: now,
 		Data: m.DataShards, Parity: m.ParityShards, BlockSize: m.BlockSize, Format: codec.FormatVersion,
 	}
-	_, to := s.commitAndHint(ctx, placed, placed, marker, wq)
+	setVersioning(&marker, state)
+	marker, to := s.commitAndHint(ctx, placed, placed, marker, wq)
 	if len(to) < wq {
-		return nil, kerr.E(op, kerr.Unavailable, quorumErr("delete marker committed on %d of %d nodes, need %d", len(to), n, wq))
+		return nil, nil, kerr.E(op, kerr.Unavailable, quorumErr("delete marker committed on %d of %d nodes, need %d", len(to), n, wq))
 	}
-	return old, nil
+	return old, &marker, nil
 }

@@ -271,6 +271,16 @@ func (s *Store) completeUpload(ctx context.Context, in CompleteInput) (ObjectInf
 		replaced = old.meta.Parts
 	}
 
+	// A manifest stages nothing: the bucket's versioning state is read
+	// from a majority of the nodes (docs/versioning.md).
+	state, err := s.freshState(ctx, in.Bucket)
+	if err != nil {
+		return ObjectInfo{}, kerr.E(op, err)
+	}
+	if state.Versioning != "" {
+		// The version replaced stays as a noncurrent one, parts and all.
+		replaced = nil
+	}
 	m := s.Map()
 	meta := client.ObjectMeta{
 		Bucket:      in.Bucket,
@@ -290,6 +300,7 @@ func (s *Store) completeUpload(ctx context.Context, in CompleteInput) (ObjectInf
 		Checksums:   compositeChecksums(refs),
 		Parts:       refs,
 	}
+	setVersioning(&meta, state)
 	meta, err = s.commitShardless(ctx, m.PlaceKey(in.Bucket, in.Key), meta, m.WriteQuorum)
 	if err != nil {
 		return ObjectInfo{}, kerr.E(op, err)

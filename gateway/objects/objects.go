@@ -31,6 +31,13 @@ type BucketInfo struct {
 	Name    string
 	Created time.Time
 	Config  BucketConfig
+	// Versioning is the bucket's versioning state ("", "Enabled" or
+	// "Suspended") as of the bucket record of version VersioningAt.
+	Versioning   string
+	VersioningAt string
+	// Lifecycle is the bucket's lifecycle configuration (S3 XML), "" if
+	// none.
+	Lifecycle string
 }
 
 // BucketConfig is the configuration a bucket record carries. The store
@@ -59,6 +66,16 @@ type ObjectInfo struct {
 	// PartSizes are the sizes of a multipart object's parts, in order; nil
 	// for an object written in one piece.
 	PartSizes []int64
+	// VersionID is the id S3 clients see: Version for a version written
+	// while the bucket's versioning was Enabled, "null" for any other.
+	// Versioned says whether the bucket had versioning (enabled or
+	// suspended) when the version was written: only then do answers
+	// carry x-amz-version-id.
+	VersionID string
+	Versioned bool
+	// DeleteMarker is set on a delete marker's description (in version
+	// listings and version deletes).
+	DeleteMarker bool
 }
 
 // ListOptions selects a page of a bucket listing.

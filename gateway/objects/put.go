@@ -145,7 +145,8 @@ func (s *Store) putObject(ctx context.Context, in PutInput) (ObjectInfo, error) 
 	if in.target == "" && isInternal(in.Key) {
 		return ObjectInfo{}, kerr.E(op, kerr.Invalid, fmt.Errorf("%w: key %q is in the internal namespace", ErrInvalidArgument, in.Key))
 	}
-	if err := s.checkBucket(ctx, in.Bucket); err != nil {
+	binfo, err := s.HeadBucket(ctx, in.Bucket)
+	if err != nil {
 		return ObjectInfo{}, kerr.E(op, err)
 	}
 	m := s.Map()
@@ -204,6 +205,9 @@ func (s *Store) putObject(ctx context.Context, in PutInput) (ObjectInfo, error) 
 	if version == stage {
 		meta.Staged = ""
 	}
+	if in.target == "" {
+		setVersioning(&meta, newerState(binfo, w.bucket))
+	}
 	meta, holders := s.commitAndHint(ctx, placed, targets, meta, wq)
 	if len(holders) < wq {
 		s.metrics.quorumFailed()
@@ -218,6 +222,8 @@ type staging struct {
 	enc    codec.Encoded
 	etag   string
 	staged []bool // by shard: the node holds it staged, with the right root
+	// bucket is the newest versioning state the stage answers carried.
+	bucket client.BucketState
 }
 
 // shape is the erasure code of a new version and the shards it skips.
@@ -315,6 +321,9 @@ func (s *Store) stageAll(ctx context.Context, m *placement.Map, placed []member,
 				"shard", i, "root", ref.Root, "want", enc.Roots[i].String())
 		default:
 			s.clock.observe(ref.Newest)
+			if ref.Bucket.Newer(w.bucket.Version) {
+				w.bucket = *ref.Bucket
+			}
 			w.staged[i] = true
 			nstaged++
 			continue
@@ -683,5 +692,9 @@ func infoOf(m client.ObjectMeta) ObjectInfo {
 		Modified:    m.Modified,
 		Checksums:   m.Checksums,
 		PartSizes:   partSizes(m.Parts),
+		VersionID:   versionID(m),
+		Versioned:   m.Versioning != "",
+		// A marker is described only where it is listed or deleted.
+		DeleteMarker: m.Deleted,
 	}
 }

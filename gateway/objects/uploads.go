@@ -69,6 +69,9 @@ const partGrace = time.Hour
 // SweepOptions tune SweepUploads. A nil *SweepOptions means defaults.
 type SweepOptions struct {
 	Expiry time.Duration // uploads older than this are aborted; 0 means DefaultUploadExpiry
+	// LifecycleDay is the day of the buckets' AbortIncompleteMultipartUpload
+	// rules, which abort uploads sooner; 0 means 24h.
+	LifecycleDay time.Duration
 }
 
 // SweepReport counts what SweepUploads did.
@@ -96,13 +99,17 @@ func (s *Store) SweepUploads(ctx context.Context, opts *SweepOptions) (SweepRepo
 	if opts != nil && opts.Expiry > 0 {
 		expiry = opts.Expiry
 	}
+	day := 24 * time.Hour
+	if opts != nil && opts.LifecycleDay > 0 {
+		day = opts.LifecycleDay
+	}
 	buckets, err := s.ListBuckets(ctx)
 	if err != nil {
 		return SweepReport{}, kerr.E(op, err)
 	}
 	var rep SweepReport
 	for _, b := range buckets {
-		if err := s.sweepBucket(ctx, b.Name, expiry, &rep); err != nil {
+		if err := s.sweepBucket(ctx, b.Name, expiry, s.uploadRules(ctx, b.Name, day), &rep); err != nil {
 			if ctx.Err() != nil {
 				return rep, kerr.E(op, kerr.Transient, ctx.Err())
 			}
@@ -123,12 +130,12 @@ type uploadGroup struct {
 	attempts []client.Record
 }
 
-func (s *Store) sweepBucket(ctx context.Context, bucket string, expiry time.Duration, rep *SweepReport) error {
+func (s *Store) sweepBucket(ctx context.Context, bucket string, expiry time.Duration, due uploadDue, rep *SweepReport) error {
 	now := s.now()
 	var g *uploadGroup
 	flush := func() {
 		if g != nil {
-			s.sweepUpload(ctx, bucket, g, now, expiry, rep)
+			s.sweepUpload(ctx, bucket, g, now, expiry, due, rep)
 		}
 	}
 	err := s.walk(ctx, bucket, uploadsPrefix, "", func(rec *client.Record) (string, error) {
@@ -156,9 +163,9 @@ func (s *Store) sweepBucket(ctx context.Context, bucket string, expiry time.Dura
 }
 
 // sweepUpload applies the sweep's rules to one upload.
-func (s *Store) sweepUpload(ctx context.Context, bucket string, g *uploadGroup, now time.Time, expiry time.Duration, rep *SweepReport) {
+func (s *Store) sweepUpload(ctx context.Context, bucket string, g *uploadGroup, now time.Time, expiry time.Duration, due uploadDue, rep *SweepReport) {
 	if g.record != nil {
-		if now.Sub(g.record.Modified) < expiry {
+		if now.Sub(g.record.Modified) < expiry && !due(g.record.Target, g.record.Modified, now) {
 			return
 		}
 		if err := s.abortUpload(ctx, bucket, g.record.Target, g.id); err != nil {
@@ -288,6 +295,9 @@ func (s *Store) referencedParts(ctx context.Context, bucket, key, id string) (ma
 				keep[p.Key] = true
 			}
 		}
+	}
+	if err := s.noncurrentParts(ctx, nodes, bucket, key, id, keep); err != nil {
+		return nil, kerr.E(op, err)
 	}
 	return keep, nil
 }

@@ -88,6 +88,11 @@ var rules = []rule{
 	{name: "wire/leaf", why: "the node's wire types are a leaf every side of the protocol can share",
 		from: []string{"./storagenode/wire/..."},
 		only: []string{"./storagenode/wire/...", "github.com/segmentio/encoding/..."}},
+
+	{name: "lifecycle/pure", why: "lifecycle rules are parsed and evaluated without I/O, clocks or goroutines: callers pass the time",
+		from: []string{"./internal/lifecycle/..."}, prodOnly: true,
+		deny: []string{"os/...", "io/...", "net/...", "sync/...", "context", "./storagenode/...", "./placement/..."}},
+
 	{name: "client/no-server", why: "the node client never imports the node server",
 		from: []string{"./storagenode/client/..."},
 		deny: []string{"./storagenode", "./storagenode/internal/..."}},
@@ -401,6 +406,10 @@ func TestCheck(t *testing.T) {
 		{pkg: "internal/readrule", imp: "net/http", want: []string{"readrule/no-io"}},
 		{pkg: "internal/readrule", imp: "time", want: []string{"readrule/no-io"}},
 		{pkg: "internal/readrule", imp: "time", test: true},
+		{pkg: "internal/lifecycle", imp: "os", want: []string{"lifecycle/pure"}},
+		{pkg: "internal/lifecycle", imp: "./storagenode/client", want: []string{"lifecycle/pure"}},
+		{pkg: "internal/lifecycle", imp: "time"},
+		{pkg: "internal/lifecycle", imp: "os", test: true},
 
 		// The leaves.
 		{pkg: "codec", imp: "./internal/kerr", want: []string{"codec/leaf"}},

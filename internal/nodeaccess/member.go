@@ -1,6 +1,8 @@
 package nodeaccess
 
 import (
+	"slices"
+
 	"github.com/kintsugi-store/kintsugi/internal/readrule"
 	"github.com/kintsugi-store/kintsugi/placement"
 	"github.com/kintsugi-store/kintsugi/storagenode/client"
@@ -32,7 +34,7 @@ func Answers(replies []Reply) []readrule.Answer {
 	for i, r := range replies {
 		out[i] = readrule.Answer{Node: r.Node.ID, OK: r.Err == nil, State: r.State}
 	}
-	return out
+	return withoutPurged(out)
 }
 
 // Named returns the members that the committed versions in replies name
@@ -51,4 +53,32 @@ func Named(asked []Member, replies []Reply, find func(id string) (Member, bool))
 		}
 	}
 	return out
+}
+
+// withoutPurged removes from the answers every version some node reports
+// deleted by version: a node that missed the deletion (down at the time)
+// still calls it committed, and must not make it current again. Such a
+// node's answer then names no committed version: it counts as a node
+// without the key's current version, as a node that missed a write does.
+func withoutPurged(as []readrule.Answer) []readrule.Answer {
+	purged := map[string]bool{}
+	for _, a := range as {
+		for _, v := range a.State.Purged {
+			purged[v] = true
+		}
+	}
+	if len(purged) == 0 {
+		return as
+	}
+	for i := range as {
+		st := &as[i].State
+		if st.Committed != nil && purged[st.Committed.Version] {
+			st.Committed, st.Data = nil, nil
+		}
+		if st.Previous != nil && purged[st.Previous.Version] {
+			st.Previous = nil
+		}
+		st.Staged = slices.DeleteFunc(slices.Clone(st.Staged), func(r client.StagedRef) bool { return purged[r.Version] })
+	}
+	return as
 }

@@ -3,8 +3,9 @@
 Small and large (multipart, managed transfer) uploads and downloads with
 digests compared, listings, a tree uploaded and read back, range GETs,
 server-side copies (CopyObject and managed multipart copy), checksums, the
-low-level multipart calls and their errors, batch delete, and the errors a
-wrong secret and a missing key give. Run by boto3.sh, which sets the
+low-level multipart calls and their errors, batch delete, the errors a
+wrong secret and a missing key give, and versioning and lifecycle
+configuration on a bucket of their own. Run by boto3.sh, which sets the
 environment described in common.sh.
 """
 
@@ -188,6 +189,7 @@ def main():
     for o in s3.list_objects_v2(Bucket=b).get("Contents", []):
         s3.delete_object(Bucket=b, Key=o["Key"])
     s3.delete_bucket(Bucket=b)
+    versioning(s3, b + "-v")
     step("passed")
 
 
@@ -259,6 +261,47 @@ def tags_cors_and_headers(s3, b):
     same(b"once", s3.get_object(Bucket=b, Key="twice")["Body"].read(), "object after re-creating its bucket")
     for k in ["tagged", "tagged-copy", "hdr/a b+c", "twice"]:
         s3.delete_object(Bucket=b, Key=k)
+
+
+def versioning(s3, b):
+    """Versioning and lifecycle on a bucket of their own."""
+    step("versioning: enable, overwrite, list versions, read an old one")
+    s3.create_bucket(Bucket=b)
+    s3.put_bucket_versioning(Bucket=b, VersioningConfiguration={"Status": "Enabled"})
+    same("Enabled", s3.get_bucket_versioning(Bucket=b).get("Status"), "versioning status")
+    v1 = s3.put_object(Bucket=b, Key="doc", Body=b"one")["VersionId"]
+    v2 = s3.put_object(Bucket=b, Key="doc", Body=b"two")["VersionId"]
+    listed = s3.list_object_versions(Bucket=b)["Versions"]
+    same([v2, v1], [v["VersionId"] for v in listed], "listed versions")
+    same([True, False], [v["IsLatest"] for v in listed], "IsLatest")
+    same(b"one", s3.get_object(Bucket=b, Key="doc", VersionId=v1)["Body"].read(), "old version")
+
+    step("versioning: delete marker, restore by deleting it")
+    marker = s3.delete_object(Bucket=b, Key="doc")
+    same(True, marker.get("DeleteMarker"), "DeleteMarker")
+    expect_error(["NoSuchKey"], s3.get_object, Bucket=b, Key="doc")
+    s3.delete_object(Bucket=b, Key="doc", VersionId=marker["VersionId"])
+    same(b"two", s3.get_object(Bucket=b, Key="doc")["Body"].read(), "restored object")
+
+    step("lifecycle: put, get, invalid, delete")
+    rules = [{"ID": "tmp", "Status": "Enabled", "Filter": {"Prefix": "tmp/"}, "Expiration": {"Days": 7},
+              "NoncurrentVersionExpiration": {"NoncurrentDays": 30, "NewerNoncurrentVersions": 3}}]
+    s3.put_bucket_lifecycle_configuration(Bucket=b, LifecycleConfiguration={"Rules": rules})
+    got = s3.get_bucket_lifecycle_configuration(Bucket=b)["Rules"]
+    same("tmp", got[0]["ID"], "lifecycle rule")
+    same(3, got[0]["NoncurrentVersionExpiration"]["NewerNoncurrentVersions"], "NewerNoncurrentVersions")
+    bad = [{"ID": "bad", "Status": "Enabled", "Filter": {"Prefix": ""}, "Expiration": {"Days": 0}}]
+    expect_error(["InvalidArgument"], s3.put_bucket_lifecycle_configuration, Bucket=b, LifecycleConfiguration={"Rules": bad})
+    s3.delete_bucket_lifecycle(Bucket=b)
+    expect_error(["NoSuchLifecycleConfiguration"], s3.get_bucket_lifecycle_configuration, Bucket=b)
+
+    step("versioning: delete every version in a batch, then the bucket")
+    vs = s3.list_object_versions(Bucket=b)
+    objs = [{"Key": v["Key"], "VersionId": v["VersionId"]} for v in vs.get("Versions", []) + vs.get("DeleteMarkers", [])]
+    resp = s3.delete_objects(Bucket=b, Delete={"Objects": objs})
+    same([], resp.get("Errors", []), "batch delete of versions")
+    same(len(objs), len(resp.get("Deleted", [])), "versions deleted")
+    s3.delete_bucket(Bucket=b)
 
 
 if __name__ == "__main__":

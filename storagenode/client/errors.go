@@ -15,10 +15,16 @@ import "errors"
 // valid block digests, so only the index in the call can tell it apart.
 var ErrWrongShard = errors.New("the node holds another shard of the version")
 
+// ErrVersionDeleted is the leaf error of a commit of a version that was
+// deleted by version (Client.DeleteVersion): a late write or a rebuild
+// must not bring it back. It is carried with kerr.NotExist.
+var ErrVersionDeleted = errors.New("the version was deleted")
+
 // sentinels are the leaf errors that cross the wire by name. Names are
 // part of the wire API: append, never rename.
 var sentinels = map[string]error{
-	"wrong shard": ErrWrongShard,
+	"wrong shard":     ErrWrongShard,
+	"version deleted": ErrVersionDeleted,
 }
 
 // SentinelName returns the wire name of the sentinel in err's chain, or ""

@@ -2,8 +2,10 @@ package client
 
 import (
 	"context"
+	"errors"
 	"io"
 
+	"github.com/kintsugi-store/kintsugi/internal/kerr"
 	"github.com/kintsugi-store/kintsugi/placement"
 )
 
@@ -103,3 +105,47 @@ type Node interface {
 }
 
 var _ Node = (*Client)(nil)
+
+// Versioner reads and removes the noncurrent versions of versioned
+// buckets' keys. It is apart from Node because only versioned keys need
+// it: a node (or fake) without it answers those calls with ErrNoVersions
+// through VersionsOf.
+type Versioner interface {
+	KeyVersions(ctx context.Context, bucket, key string) (KeyVersions, error)
+	ListVersions(ctx context.Context, bucket, prefix, afterKey, afterVersion string, limit int) (VersionPage, error)
+	DeleteVersion(ctx context.Context, bucket, key, version string) (*Record, error)
+	CommitNoncurrent(ctx context.Context, meta ObjectMeta) (Record, error)
+}
+
+var _ Versioner = (*Client)(nil)
+
+// ErrNoVersions is the leaf error of a versioned call to a node client that
+// does not serve versions (kind Internal).
+var ErrNoVersions = errors.New("node client does not serve versions")
+
+// VersionsOf returns n as a Versioner, or, if n is none, one whose every
+// call fails with ErrNoVersions.
+func VersionsOf(n Node) Versioner {
+	if v, ok := n.(Versioner); ok {
+		return v
+	}
+	return noVersions{}
+}
+
+type noVersions struct{}
+
+func (noVersions) KeyVersions(context.Context, string, string) (KeyVersions, error) {
+	return KeyVersions{}, kerr.E("client.KeyVersions", kerr.Internal, ErrNoVersions)
+}
+
+func (noVersions) ListVersions(context.Context, string, string, string, string, int) (VersionPage, error) {
+	return VersionPage{}, kerr.E("client.ListVersions", kerr.Internal, ErrNoVersions)
+}
+
+func (noVersions) DeleteVersion(context.Context, string, string, string) (*Record, error) {
+	return nil, kerr.E("client.DeleteVersion", kerr.Internal, ErrNoVersions)
+}
+
+func (noVersions) CommitNoncurrent(context.Context, ObjectMeta) (Record, error) {
+	return Record{}, kerr.E("client.CommitNoncurrent", kerr.Internal, ErrNoVersions)
+}

@@ -38,6 +38,10 @@
 //	POST   /v1/marker/drop?bucket&key&version         -> {"dropped": bool}
 //	POST   /v1/shard/drop?bucket&key&version&shard    -> DropResult
 //	GET    /v1/staged?limit                           -> []StagedShard
+//	GET    /v1/key/versions?bucket&key                -> KeyVersions
+//	GET    /v1/versions?bucket&prefix&after_key&after_version&limit -> VersionPage
+//	POST   /v1/version/delete?bucket&key&version      -> {"current": Record|null}
+//	POST   /v1/commit/noncurrent                      body: ObjectMeta    -> Record
 package client
 
 import (

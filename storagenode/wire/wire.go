@@ -66,6 +66,19 @@ type ObjectMeta struct {
 	Headers map[string]string `json:"headers,omitempty"`
 	// Tagging is the object's tag set, URL-encoded as in x-amz-tagging.
 	Tagging string `json:"tagging,omitempty"`
+	// Versioning is the bucket's versioning state the writer commits
+	// under (VersioningEnabled, VersioningSuspended, or "" for a bucket
+	// never versioned), and VersioningAt the version of the bucket record
+	// it was read from. A node keeps the version a commit supersedes when
+	// this state, or its own newer bucket record, says so (see
+	// docs/versioning.md).
+	Versioning   string `json:"versioning,omitempty"`
+	VersioningAt string `json:"versioning_at,omitempty"`
+	// Versioned says the version has an id of its own that clients see:
+	// it was written while the bucket's versioning was Enabled. Every
+	// other version is the key's "null" version, which the next null
+	// write replaces.
+	Versioned bool `json:"versioned,omitempty"`
 }
 
 // StageVersion is the version m's shards were staged under.
@@ -105,6 +118,11 @@ type StagedRef struct {
 	// committed or staged for the key, this stage's included: the
 	// gateway commits above it. Empty from nodes that predate it.
 	Newest string `json:"newest,omitempty"`
+	// Bucket, in a Stage answer only, is the node's record of the
+	// bucket's versioning state, if the bucket is versioned: the writer
+	// commits under the newest such state it has seen (see
+	// docs/versioning.md).
+	Bucket *BucketState `json:"bucket,omitempty"`
 }
 
 // KeyState is what one node knows about a key: its newest committed record
@@ -124,6 +142,10 @@ type KeyState struct {
 	// small object's GET then needs no second round trip. It is not
 	// verified; the reader checks its frames.
 	Data []byte `json:"data,omitempty"`
+	// Purged lists versions newer than Committed that were deleted by
+	// version (see Client.DeleteVersion): a reader must not serve them
+	// from a node that missed the deletion.
+	Purged []string `json:"purged,omitempty"`
 }
 
 // BucketRecord is a bucket as stored on every node. Deleting a bucket writes
@@ -137,6 +159,12 @@ type BucketRecord struct {
 	// configuration document. Both are opaque to nodes.
 	Tagging string `json:"tagging,omitempty"`
 	CORS    string `json:"cors,omitempty"`
+	// Versioning is the bucket's versioning state: "" (never enabled),
+	// VersioningEnabled or VersioningSuspended.
+	Versioning string `json:"versioning,omitempty"`
+	// Lifecycle is the bucket's lifecycle configuration as the S3 client
+	// sent it (XML), "" if none.
+	Lifecycle string `json:"lifecycle,omitempty"`
 }
 
 // Hint asks the scrubber to check and repair one shard of a version.

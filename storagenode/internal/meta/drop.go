@@ -38,6 +38,11 @@ func (db *DB) DropRecord(bucket, key, version string, shard int, drop []Staged, 
 		if rec.Bucket != bucket || rec.Key != key || rec.Version != version || rec.Shard != shard {
 			return nil
 		}
+		// Dropping the current record would make a noncurrent version
+		// current: the key's versions stay until they move together.
+		if has, err := hasNoncurrentTxn(txn, bucket, key); has || err != nil {
+			return err
+		}
 		if err := txn.Delete(k); err != nil {
 			return err
 		}

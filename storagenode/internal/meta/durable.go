@@ -24,28 +24,31 @@ import (
 // diskRecord is a committed record (the value of an object key, and a
 // superseded record in a garbage note).
 type diskRecord struct {
-	Bucket      string            `json:"bucket"`
-	Key         string            `json:"key"`
-	Version     string            `json:"version"`
-	Deleted     bool              `json:"deleted,omitempty"`
-	Size        int64             `json:"size"`
-	ETag        string            `json:"etag,omitempty"`
-	ContentType string            `json:"content_type,omitempty"`
-	UserMeta    map[string]string `json:"user_meta,omitempty"`
-	Modified    time.Time         `json:"modified"`
-	Data        int               `json:"data"`
-	Parity      int               `json:"parity"`
-	BlockSize   int               `json:"block_size"`
-	Format      int               `json:"format"`
-	Roots       []string          `json:"roots,omitempty"`
-	Nodes       []string          `json:"nodes,omitempty"`
-	Checksums   map[string]string `json:"checksums,omitempty"`
-	Parts       []diskPart        `json:"parts,omitempty"`
-	Target      string            `json:"target,omitempty"`
-	Staged      string            `json:"staged,omitempty"`
-	Headers     map[string]string `json:"headers,omitempty"`
-	Tagging     string            `json:"tagging,omitempty"`
-	Shard       int               `json:"shard"`
+	Bucket       string            `json:"bucket"`
+	Key          string            `json:"key"`
+	Version      string            `json:"version"`
+	Deleted      bool              `json:"deleted,omitempty"`
+	Size         int64             `json:"size"`
+	ETag         string            `json:"etag,omitempty"`
+	ContentType  string            `json:"content_type,omitempty"`
+	UserMeta     map[string]string `json:"user_meta,omitempty"`
+	Modified     time.Time         `json:"modified"`
+	Data         int               `json:"data"`
+	Parity       int               `json:"parity"`
+	BlockSize    int               `json:"block_size"`
+	Format       int               `json:"format"`
+	Roots        []string          `json:"roots,omitempty"`
+	Nodes        []string          `json:"nodes,omitempty"`
+	Checksums    map[string]string `json:"checksums,omitempty"`
+	Parts        []diskPart        `json:"parts,omitempty"`
+	Target       string            `json:"target,omitempty"`
+	Staged       string            `json:"staged,omitempty"`
+	Headers      map[string]string `json:"headers,omitempty"`
+	Tagging      string            `json:"tagging,omitempty"`
+	Versioning   string            `json:"versioning,omitempty"`
+	VersioningAt string            `json:"versioning_at,omitempty"`
+	Versioned    bool              `json:"versioned,omitempty"`
+	Shard        int               `json:"shard"`
 }
 
 // diskPart is one part of a multipart manifest's record.
@@ -60,12 +63,14 @@ type diskPart struct {
 
 // diskBucket is a bucket record.
 type diskBucket struct {
-	Name    string    `json:"name"`
-	Version string    `json:"version"`
-	Created time.Time `json:"created"`
-	Deleted bool      `json:"deleted,omitempty"`
-	Tagging string    `json:"tagging,omitempty"`
-	CORS    string    `json:"cors,omitempty"`
+	Name       string    `json:"name"`
+	Version    string    `json:"version"`
+	Created    time.Time `json:"created"`
+	Deleted    bool      `json:"deleted,omitempty"`
+	Tagging    string    `json:"tagging,omitempty"`
+	CORS       string    `json:"cors,omitempty"`
+	Versioning string    `json:"versioning,omitempty"`
+	Lifecycle  string    `json:"lifecycle,omitempty"`
 }
 
 // diskHint is a repair hint.
@@ -86,6 +91,7 @@ func toDiskRecord(r client.Record) diskRecord {
 		Modified: r.Modified, Data: r.Data, Parity: r.Parity, BlockSize: r.BlockSize,
 		Format: r.Format, Roots: r.Roots, Nodes: r.Nodes, Checksums: r.Checksums,
 		Target: r.Target, Staged: r.Staged, Headers: r.Headers, Tagging: r.Tagging,
+		Versioning: r.Versioning, VersioningAt: r.VersioningAt, Versioned: r.Versioned,
 		Shard: r.Shard,
 	}
 	if r.Parts != nil {
@@ -105,6 +111,7 @@ func (d diskRecord) wire() client.Record {
 			Modified: d.Modified, Data: d.Data, Parity: d.Parity, BlockSize: d.BlockSize,
 			Format: d.Format, Roots: d.Roots, Nodes: d.Nodes, Checksums: d.Checksums,
 			Target: d.Target, Staged: d.Staged, Headers: d.Headers, Tagging: d.Tagging,
+			Versioning: d.Versioning, VersioningAt: d.VersioningAt, Versioned: d.Versioned,
 		},
 		Shard: d.Shard,
 	}

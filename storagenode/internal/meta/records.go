@@ -123,6 +123,13 @@ type Garbage struct {
 // DB.Previous). REQUIRES: the caller holds the key's lock and has checked that rec
 // is newer than the key's current record (or is that record, repaired).
 func (db *DB) Commit(rec client.Record, drop []Staged, install Move, garbage Garbage) error {
+	return db.CommitVersions(rec, drop, install, garbage, Versions{})
+}
+
+// CommitVersions is Commit that also, in the same transaction, keeps
+// vs.Keep as a noncurrent version of the key and drops the noncurrent
+// versions vs.Drop (see Versions).
+func (db *DB) CommitVersions(rec client.Record, drop []Staged, install Move, garbage Garbage, vs Versions) error {
 	const op = "meta.Commit"
 	val, err := encodeRecord(rec)
 	if err != nil {
@@ -133,6 +140,9 @@ func (db *DB) Commit(rec client.Record, drop []Staged, install Move, garbage Gar
 	held := [][]byte{k}
 	if garbage.Previous != nil && !garbage.Superseded.IsZero() {
 		held = append(held, previousKey(rec.Bucket, rec.Key))
+	}
+	if vs.Keep != nil || len(vs.Drop) > 0 {
+		held = append(held, versionPrefix(rec.Bucket, rec.Key))
 	}
 	err = db.updateHeld(held, func(txn *badger.Txn) error {
 		delta = 0
@@ -154,6 +164,9 @@ func (db *DB) Commit(rec client.Record, drop []Staged, install Move, garbage Gar
 			return err
 		}
 		if err := install.apply(txn); err != nil {
+			return err
+		}
+		if err := vs.apply(txn); err != nil {
 			return err
 		}
 		for _, s := range drop {

@@ -162,6 +162,11 @@ func (db *DB) DropMarker(bucket, key, version string) (bool, error) {
 		if !rec.Deleted || rec.Version != version {
 			return nil
 		}
+		// A marker over noncurrent versions is what keeps them
+		// noncurrent.
+		if has, err := hasNoncurrentTxn(txn, bucket, key); has || err != nil {
+			return err
+		}
 		dropped = true
 		return txn.Delete(k)
 	})

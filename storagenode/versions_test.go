@@ -1,0 +1,270 @@
+package storagenode
+
+import (
+	"bytes"
+	"context"
+	"slices"
+	"testing"
+
+	"github.com/kintsugi-store/kintsugi/internal/kerr"
+	"github.com/kintsugi-store/kintsugi/storagenode/client"
+)
+
+// putMode is put with the bucket's versioning state as the writer saw it.
+func (tn *testNode) putMode(t testing.TB, key, version string, o object, shard int, mode string, versioned bool) {
+	t.Helper()
+	ctx := context.Background()
+	if _, err := tn.c.Stage(ctx, "bk", key, version, shard, testBlock, bytes.NewReader(o.shards[shard])); err != nil {
+		t.Fatal(err)
+	}
+	m := o.meta("bk", key, version)
+	m.Versioning, m.VersioningAt, m.Versioned = mode, ver(0), versioned
+	if _, err := tn.c.Commit(ctx, m); err != nil {
+		t.Fatalf("Commit %s %s: %v", key, version, err)
+	}
+}
+
+func versionsOf(t testing.TB, tn *testNode, key string) []string {
+	t.Helper()
+	kv, err := tn.c.KeyVersions(context.Background(), "bk", key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, r := range kv.Versions {
+		out = append(out, r.Version)
+	}
+	return out
+}
+
+// TestVersionsKept: what an overwrite keeps, by the bucket's versioning
+// state, and the null version rule of a suspended bucket.
+func TestVersionsKept(t *testing.T) {
+	o := encode(t, 5000, 1)
+	for _, c := range []struct {
+		name string
+		// the writes: versioning state and whether each is a real version
+		modes     []string
+		versioned []bool
+		want      []int // versions left, newest first
+	}{
+		{"unversioned", []string{"", "", ""}, []bool{false, false, false}, []int{3}},
+		{"enabled", []string{"Enabled", "Enabled", "Enabled"}, []bool{true, true, true}, []int{3, 2, 1}},
+		{"null kept when enabled", []string{"", "Enabled", "Enabled"}, []bool{false, true, true}, []int{3, 2, 1}},
+		{"suspended replaces null only", []string{"Enabled", "Suspended", "Suspended"}, []bool{true, false, false}, []int{3, 1}},
+		{"suspended null under versions", []string{"", "Enabled", "Suspended"}, []bool{false, true, false}, []int{3, 2}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			tn := startNode(t, "", nil)
+			for i, mode := range c.modes {
+				tn.putMode(t, "k", ver(i+1), o, 1, mode, c.versioned[i])
+			}
+			var want []string
+			for _, v := range c.want {
+				want = append(want, ver(v))
+			}
+			if got := versionsOf(t, tn, "k"); !slices.Equal(got, want) {
+				t.Fatalf("versions %v, want %v", got, want)
+			}
+			// Every kept version stays readable, shard and all.
+			for _, v := range want {
+				if got := tn.readAll(t, "bk", "k", v, 1); !bytes.Equal(got, o.shards[1]) {
+					t.Errorf("version %s: shard not readable", v)
+				}
+			}
+		})
+	}
+}
+
+// TestVersionsNodeKnowsEnabled: a commit from a writer that has not seen
+// Enabled keeps the superseded version all the same on a node whose
+// bucket record says Enabled.
+func TestVersionsNodeKnowsEnabled(t *testing.T) {
+	tn := startNode(t, "", nil)
+	ctx := context.Background()
+	if err := tn.c.PutBucket(ctx, client.BucketRecord{Name: "bk", Version: ver(5), Versioning: client.VersioningEnabled}); err != nil {
+		t.Fatal(err)
+	}
+	o := encode(t, 3000, 2)
+	// The stage answer tells the writer.
+	ref, err := tn.c.Stage(ctx, "bk", "k", ver(10), 0, testBlock, bytes.NewReader(o.shards[0]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ref.Bucket == nil || ref.Bucket.Versioning != client.VersioningEnabled || ref.Bucket.Version != ver(5) {
+		t.Fatalf("stage answer's bucket state %+v", ref.Bucket)
+	}
+	if _, err := tn.c.Commit(ctx, o.meta("bk", "k", ver(10))); err != nil {
+		t.Fatal(err)
+	}
+	tn.putMode(t, "k", ver(11), o, 0, "", false) // a stale writer
+	if got, want := versionsOf(t, tn, "k"), []string{ver(11), ver(10)}; !slices.Equal(got, want) {
+		t.Fatalf("versions %v, want %v", got, want)
+	}
+}
+
+// TestDeleteVersion: deleting the current version makes the previous one
+// current; a deleted version is never committed again; Stat names the
+// deleted versions newer than the current one; a marker over noncurrent
+// versions is never dropped.
+func TestDeleteVersion(t *testing.T) {
+	tn := startNode(t, "", nil)
+	ctx := context.Background()
+	o1, o2 := encode(t, 4000, 3), encode(t, 6000, 4)
+	tn.putMode(t, "k", ver(1), o1, 2, "Enabled", true)
+	tn.putMode(t, "k", ver(2), o2, 2, "Enabled", true)
+	marker := client.ObjectMeta{Bucket: "bk", Key: "k", Version: ver(3), Deleted: true, Versioning: "Enabled", VersioningAt: ver(0), Versioned: true}
+	if _, err := tn.c.Commit(ctx, marker); err != nil {
+		t.Fatal(err)
+	}
+	if dropped, err := tn.c.DropMarker(ctx, "bk", "k", ver(3)); err != nil || dropped {
+		t.Fatalf("DropMarker over noncurrent versions = %v, %v; want kept", dropped, err)
+	}
+
+	// Deleting the marker restores version 2.
+	cur, err := tn.c.DeleteVersion(ctx, "bk", "k", ver(3))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cur == nil || cur.Version != ver(2) || cur.Deleted {
+		t.Fatalf("current after deleting the marker: %+v", cur)
+	}
+	st, err := tn.c.Stat(ctx, "bk", "k")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Committed == nil || st.Committed.Version != ver(2) || !slices.Equal(st.Purged, []string{ver(3)}) {
+		t.Fatalf("Stat: committed %+v purged %v", st.Committed, st.Purged)
+	}
+	if got := tn.readAll(t, "bk", "k", ver(2), 2); !bytes.Equal(got, o2.shards[2]) {
+		t.Fatal("restored version's shard differs")
+	}
+	// The marker cannot come back: not by a late commit, nor a rebuild.
+	_, err = tn.c.Commit(ctx, marker)
+	wantKind(t, err, kerr.NotExist)
+	_, err = tn.c.CommitNoncurrent(ctx, marker)
+	wantKind(t, err, kerr.NotExist)
+
+	// Deleting a noncurrent version removes it and its shard.
+	if _, err := tn.c.DeleteVersion(ctx, "bk", "k", ver(1)); err != nil {
+		t.Fatal(err)
+	}
+	if got := versionsOf(t, tn, "k"); !slices.Equal(got, []string{ver(2)}) {
+		t.Fatalf("versions %v", got)
+	}
+	_, err = tn.c.ReadShard(ctx, "bk", "k", ver(1), 2, 0, -1)
+	wantKind(t, err, kerr.NotExist)
+
+	// And the last one leaves nothing.
+	if cur, err := tn.c.DeleteVersion(ctx, "bk", "k", ver(2)); err != nil || cur != nil {
+		t.Fatalf("DeleteVersion of the last = %+v, %v", cur, err)
+	}
+	if got := versionsOf(t, tn, "k"); len(got) != 0 {
+		t.Fatalf("versions %v, want none", got)
+	}
+	if n := tn.db.Objects(); n != 0 {
+		t.Errorf("object count %d, want 0", n)
+	}
+}
+
+// TestCommitNoncurrent: a rebuilt shard of a noncurrent version goes in as
+// noncurrent, under the current version, readable.
+func TestCommitNoncurrent(t *testing.T) {
+	tn := startNode(t, "", nil)
+	ctx := context.Background()
+	o1, o2 := encode(t, 4000, 5), encode(t, 6000, 6)
+	tn.putMode(t, "k", ver(2), o2, 3, "Enabled", true)
+	if _, err := tn.c.Stage(ctx, "bk", "k", ver(1), 3, testBlock, bytes.NewReader(o1.shards[3])); err != nil {
+		t.Fatal(err)
+	}
+	m := o1.meta("bk", "k", ver(1))
+	m.Versioning, m.Versioned = "Enabled", true
+	// An ordinary commit of an older version is refused...
+	_, err := tn.c.Commit(ctx, m)
+	wantKind(t, err, kerr.Conflict)
+	// ...a rebuild installs it below the current one.
+	rec, err := tn.c.CommitNoncurrent(ctx, m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rec.Shard != 3 {
+		t.Fatalf("shard %d", rec.Shard)
+	}
+	if got, want := versionsOf(t, tn, "k"), []string{ver(2), ver(1)}; !slices.Equal(got, want) {
+		t.Fatalf("versions %v, want %v", got, want)
+	}
+	if got := tn.readAll(t, "bk", "k", ver(1), 3); !bytes.Equal(got, o1.shards[3]) {
+		t.Fatal("rebuilt noncurrent shard differs")
+	}
+}
+
+// TestListVersions: key order, newest first within a key, markers that
+// resume inside a key, prefixes.
+func TestListVersions(t *testing.T) {
+	tn := startNode(t, "", nil)
+	ctx := context.Background()
+	o := encode(t, 1000, 7)
+	for i, k := range []string{"a", "b", "a", "c", "b", "a"} {
+		tn.putMode(t, k, ver(i+1), o, 0, "Enabled", true)
+	}
+	type kv struct{ k, v string }
+	want := []kv{{"a", ver(6)}, {"a", ver(3)}, {"a", ver(1)}, {"b", ver(5)}, {"b", ver(2)}, {"c", ver(4)}}
+	var got []kv
+	afterKey, afterVersion := "", ""
+	for pages := 0; ; pages++ {
+		page, err := tn.c.ListVersions(ctx, "bk", "", afterKey, afterVersion, 2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range page.Records {
+			got = append(got, kv{r.Key, r.Version})
+		}
+		if !page.Truncated || pages > 10 {
+			break
+		}
+		last := page.Records[len(page.Records)-1]
+		afterKey, afterVersion = last.Key, last.Version
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("listed %v, want %v", got, want)
+	}
+	page, err := tn.c.ListVersions(ctx, "bk", "b", "", "", 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(page.Records) != 2 || page.Records[0].Version != ver(5) {
+		t.Fatalf("prefix b: %+v", page.Records)
+	}
+	page, err = tn.c.ListVersions(ctx, "bk", "", "a", "", 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(page.Records) != 3 || page.Records[0].Key != "b" {
+		t.Fatalf("after key a: %d records, first %q", len(page.Records), page.Records[0].Key)
+	}
+}
+
+// BenchmarkStatVersioned measures Stat, the read path's first call, on a
+// key of an unversioned bucket and on one with noncurrent versions and a
+// deletion by version (the lookups versioning adds).
+func BenchmarkStatVersioned(b *testing.B) {
+	tn := startNode(b, "", nil)
+	ctx := context.Background()
+	o := encode(b, 4096, 9)
+	tn.putMode(b, "plain", ver(1), o, 0, "", false)
+	for i := range 4 {
+		tn.putMode(b, "versioned", ver(10+i), o, 0, client.VersioningEnabled, true)
+	}
+	if _, err := tn.c.DeleteVersion(ctx, "bk", "versioned", ver(10)); err != nil {
+		b.Fatal(err)
+	}
+	for _, key := range []string{"plain", "versioned"} {
+		b.Run(key, func(b *testing.B) {
+			for b.Loop() {
+				if _, err := tn.c.Stat(ctx, "bk", key); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
