@@ -289,10 +289,19 @@ func (g *Group) Apply(ctx context.Context, op Op) (*placement.Map, error) {
 
 // Bootstrap makes this member the single voter of a new group and seeds
 // it with m (OpInit). The leader then brings the map's other nodes in.
+// Bootstrap one member only: two members bootstrapped before either
+// reaches the other would start two groups (admin init asks every node
+// of the map first).
 // On a member that already belongs to a group it returns ErrInitialised,
 // unless that group holds no map yet (a bootstrap cut short), which it
 // seeds.
 func (g *Group) Bootstrap(ctx context.Context, m *placement.Map) (*placement.Map, error) {
+	// A member a leader has reached belongs to a group already, even if
+	// it has not applied the map yet: bootstrapping it would start a
+	// second group.
+	if id, _ := g.Leader(); id != "" && id != g.cfg.ID {
+		return nil, ErrInitialised
+	}
 	f := g.raft.BootstrapCluster(raft.Configuration{Servers: []raft.Server{
 		{Suffrage: raft.Voter, ID: raft.ServerID(g.cfg.ID), Address: g.trans.LocalAddr()},
 	}})

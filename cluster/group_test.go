@@ -30,9 +30,8 @@ type testCluster struct {
 func newTestCluster(t *testing.T) *testCluster {
 	tc := &testCluster{t: t, groups: map[string]*Group{}, addrs: map[string]string{}, dirs: map[string]string{}}
 	t.Cleanup(func() {
-		tc.mu.Lock()
-		defer tc.mu.Unlock()
-		for _, g := range tc.groups {
+		// Not under mu: a closing leader's reconciler may be resolving.
+		for _, g := range tc.live() {
 			g.Close()
 		}
 	})

@@ -35,3 +35,4 @@ func (g *Group) bootstrapWith(others []*Group) error {
 	}
 	return g.raft.BootstrapCluster(raft.Configuration{Servers: servers}).Error()
 }
+
