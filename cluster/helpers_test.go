@@ -35,4 +35,3 @@ func (g *Group) bootstrapWith(others []*Group) error {
 	}
 	return g.raft.BootstrapCluster(raft.Configuration{Servers: servers}).Error()
 }
-
