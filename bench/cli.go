@@ -10,6 +10,8 @@ import (
 	"os"
 	"strings"
 	"time"
+
+	"golang.org/x/term"
 )
 
 // Exit codes of Main.
@@ -227,15 +229,11 @@ func writeChartFile(path string, rep *Report) error {
 	return f.Close()
 }
 
-// isTerminal reports whether w is a character device, i.e. a person is
-// watching and a self-overwriting line beats a stream of log records.
+// isTerminal reports whether w is a terminal, i.e. a person is watching
+// and a self-overwriting line beats a stream of log records.
 func isTerminal(w io.Writer) bool {
 	f, ok := w.(*os.File)
-	if !ok {
-		return false
-	}
-	fi, err := f.Stat()
-	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+	return ok && term.IsTerminal(int(f.Fd()))
 }
 
 // logEvery is how often progress is logged when nobody watches a terminal.

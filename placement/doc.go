@@ -1,6 +1,7 @@
 // Package placement maps (bucket, key) to a partition and a partition to the
 // ordered list of nodes that hold its shards, given a cluster map. It owns
-// the cluster map's schema, its defaults and its validation.
+// the cluster map's schema, its defaults, its validation and the rules of
+// its edits.
 //
 // placement is pure and deterministic: no clock, no randomness, no I/O beyond
 // Load reading the map file, and it must never import another package of the
@@ -66,6 +67,19 @@
 // when nodes have zones of their own or there are fewer zones than n, and
 // within twice the minimum when at least n zones are shared by several
 // nodes, where the zone spread adds knock-on moves.
+//
+// # Changing the map
+//
+// A Change (AddNode, DrainNode, RemoveNode, ReplaceMap) is a value, encoded
+// by Marshal and read back by ParseChange, so that it can be logged and
+// replicated before it is applied. Map.Apply makes it on the current map and
+// returns the next one, epoch plus one and validated, or refuses it: with a
+// *ConflictError when the change expected another epoch (Expecting), with
+// ErrInvalidChange when its rules refuse it (a node unknown or in the wrong
+// state), with ErrInvalidMap when the result would not be a usable map.
+// Apply is pure like the rest, so replicas applying the same changes in the
+// same order hold the same maps. Where the map is stored, how writers are
+// serialised and how nodes learn of it is the caller's affair.
 //
 // Draining and removed nodes get no slots. If fewer than n active nodes
 // exist Place returns as many as there are; Validate rejects such a map, but

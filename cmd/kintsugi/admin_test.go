@@ -377,26 +377,3 @@ func TestAdminMapShow(t *testing.T) {
 		t.Fatalf("admin without --cluster: exit %d, %s", code, errb.String())
 	}
 }
-
-func TestWriteFileAtomic(t *testing.T) {
-	dir := t.TempDir()
-	path := filepath.Join(dir, "f.yaml")
-	if err := os.WriteFile(path, []byte("old"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := writeFileAtomic(path, []byte("new contents")); err != nil {
-		t.Fatal(err)
-	}
-	b, err := os.ReadFile(path)
-	if err != nil || string(b) != "new contents" {
-		t.Fatalf("read %q, %v", b, err)
-	}
-	fi, _ := os.Stat(path)
-	if fi.Mode().Perm() != 0o600 {
-		t.Fatalf("mode %v, want the old file's 0600", fi.Mode().Perm())
-	}
-	ents, _ := os.ReadDir(dir)
-	if len(ents) != 1 {
-		t.Fatalf("temporary files left: %v", ents)
-	}
-}

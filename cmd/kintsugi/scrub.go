@@ -11,7 +11,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/kintsugi-store/kintsugi/placement"
@@ -220,123 +219,6 @@ func runScrubber(ctx context.Context, env *environ, args []string) error {
 	return err
 }
 
-// isTerminal reports whether w is a character device (a terminal).
-func isTerminal(w io.Writer) bool {
-	f, ok := w.(*os.File)
-	if !ok {
-		return false
-	}
-	fi, err := f.Stat()
-	return err == nil && fi.Mode()&os.ModeCharDevice != 0
-}
-
-// progressPrinter shows a running pass: a redrawn bar with an ETA on a
-// terminal, or a structured log line every interval. The scrubber calls
-// update from its workers; drawing happens on a ticker.
-type progressPrinter struct {
-	env      *environ
-	mode     string
-	every    time.Duration
-	mu       sync.Mutex
-	p        scrubber.Progress
-	changed  bool
-	started  time.Time
-	startObj int64 // objects already checked when this run started (a resumed pass)
-	startB   int64 // and shard bytes verified
-	have     bool
-}
-
-func newProgressPrinter(env *environ, mode string, every time.Duration) *progressPrinter {
-	return &progressPrinter{env: env, mode: mode, every: every}
-}
-
-func (pp *progressPrinter) update(p scrubber.Progress) {
-	pp.mu.Lock()
-	if !pp.have {
-		pp.have, pp.startObj, pp.startB = true, p.Objects, p.Bytes
-	}
-	pp.p, pp.changed = p, true
-	pp.mu.Unlock()
-}
-
-// start begins drawing and returns the function that stops it.
-func (pp *progressPrinter) start() func() {
-	if pp.mode == "none" {
-		return func() {}
-	}
-	pp.started = time.Now()
-	every := pp.every
-	if pp.mode == "bar" {
-		every = 200 * time.Millisecond
-	}
-	t := time.NewTicker(every)
-	quit := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		for {
-			select {
-			case <-quit:
-				return
-			case <-t.C:
-				pp.draw()
-			}
-		}
-	})
-	return func() {
-		t.Stop()
-		close(quit)
-		wg.Wait()
-		if pp.mode == "bar" && pp.have {
-			pp.draw()
-			fmt.Fprintln(pp.env.stderr)
-		}
-	}
-}
-
-func (pp *progressPrinter) draw() {
-	pp.mu.Lock()
-	p, changed := pp.p, pp.changed
-	pp.changed = false
-	startObj, startB := pp.startObj, pp.startB
-	pp.mu.Unlock()
-	if p.Phase == "" {
-		return
-	}
-	elapsed := time.Since(pp.started)
-	rate := float64(p.Bytes-startB) / max(elapsed.Seconds(), 1e-3) / 1e6
-	eta := "?"
-	if done := p.Objects - startObj; done > 0 && p.Estimated > p.Objects && p.Phase == scrubber.PhaseWalk {
-		left := time.Duration(float64(elapsed) / float64(done) * float64(p.Estimated-p.Objects))
-		eta = left.Round(time.Second).String()
-	} else if p.Estimated > 0 && p.Objects >= p.Estimated {
-		eta = "0s"
-	}
-	if pp.mode == "log" {
-		if !changed {
-			return
-		}
-		pp.env.logger.Info("scrub progress", "phase", p.Phase, "bucket", p.Bucket, "key", p.Key,
-			"objects", p.Objects, "estimated", p.Estimated, "shard_bytes", p.Bytes, "rebuilt", p.Rebuilt,
-			"moves_planned", p.MovesPlanned, "moves_done", p.MovesDone, "bytes_moved", p.BytesMoved,
-			"queue", p.Queue, "eta", eta)
-		return
-	}
-	const width = 30
-	frac := 0.0
-	if p.Estimated > 0 {
-		frac = min(float64(p.Objects)/float64(p.Estimated), 1)
-	}
-	fill := int(frac * width)
-	bar := strings.Repeat("=", fill) + strings.Repeat(" ", width-fill)
-	moves := ""
-	if p.MovesPlanned > 0 {
-		moves = fmt.Sprintf("  moved %d/%d", p.MovesDone, p.MovesPlanned)
-	}
-	line := fmt.Sprintf("\r[%s] %3.0f%% %d/%d objects  %.1f MB/s  rebuilt %d%s  %s  ETA %s",
-		bar, frac*100, p.Objects, p.Estimated, rate, p.Rebuilt, moves, p.Phase, eta)
-	fmt.Fprintf(pp.env.stderr, "%-100s", line)
-}
-
 // printSummary writes the human summary of a pass.
 func printSummary(w io.Writer, r *scrubber.Report, m *placement.Map, runErr error) {
 	status := "complete"
@@ -418,6 +300,9 @@ func printIncomplete(w io.Writer, r *scrubber.Report) {
 	}
 }
 
+// sizeStr formats a byte count in binary units, one decimal from KiB up
+// ("12.0 MiB"). Not go-humanize: its IBytes drops the decimal from 10 up
+// ("12 MiB"), and the admin and scrub outputs print this form.
 func sizeStr(n int64) string {
 	const unit = 1024
 	if n < unit {

@@ -3,23 +3,25 @@
 // the scrubber have with the storage nodes. It holds no protocol rule.
 package fanout
 
-import "sync"
+import "golang.org/x/sync/errgroup"
 
 // Each runs fn(0..n-1) concurrently, at most limit at once (limit <= 0:
 // all n), and returns once every call has returned. fn must be safe to
 // call concurrently; Each does not recover its panics.
+//
+// fn returns nothing: each call keeps its own outcome (callers fill a
+// slot per index), and one node failing must not stop the calls to the
+// others, so the errgroup below never sees an error.
 func Each(n, limit int, fn func(i int)) {
-	if limit <= 0 {
-		limit = n
+	var g errgroup.Group
+	if limit > 0 {
+		g.SetLimit(limit)
 	}
-	sem := make(chan struct{}, max(limit, 1))
-	var wg sync.WaitGroup
 	for i := range n {
-		sem <- struct{}{}
-		wg.Go(func() {
-			defer func() { <-sem }()
+		g.Go(func() error {
 			fn(i)
+			return nil
 		})
 	}
-	wg.Wait()
+	g.Wait()
 }
