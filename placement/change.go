@@ -163,6 +163,9 @@ func ParseChange(data []byte) (Change, error) {
 // ErrInvalidMap if the result would not validate (e.g. fewer than n active
 // nodes). Messages have no prefix of their own: callers show them after
 // the change's String.
+//
+// The empty Map (epoch 0, no nodes) is a valid starting point: a
+// ReplaceMap change installs the first map at epoch 1.
 func (m *Map) Apply(c Change) (*Map, error) {
 	if c.ExpectEpoch != nil && *c.ExpectEpoch != m.Epoch {
 		return nil, &ConflictError{Expected: *c.ExpectEpoch, Current: m.Epoch}

@@ -154,6 +154,23 @@ func TestApplyReplace(t *testing.T) {
 	}
 }
 
+// TestApplyBootstrap: a replicated map can start from the empty Map, the
+// first change installing a whole map at epoch 1.
+func TestApplyBootstrap(t *testing.T) {
+	first := changeBase()
+	first.Epoch = 42 // ignored
+	m, err := (&Map{}).Apply(ReplaceMap(first).Expecting(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Epoch != 1 || len(m.Nodes) != len(first.Nodes) {
+		t.Fatalf("bootstrap gave epoch %d with %d nodes", m.Epoch, len(m.Nodes))
+	}
+	if _, err := (&Map{}).Apply(DrainNode("n0")); !errors.Is(err, ErrInvalidChange) {
+		t.Fatalf("drain on the empty map: %v", err)
+	}
+}
+
 // TestApplySequence applies changes one after another, each expecting the
 // epoch the previous one produced, as a replicated log would.
 func TestApplySequence(t *testing.T) {

@@ -3,10 +3,7 @@ package main
 import (
 	"crypto/tls"
 	"crypto/x509"
-	"net"
-	"net/http"
 	"os"
-	"time"
 
 	"github.com/kintsugi-store/kintsugi/storagenode/client"
 )
@@ -48,17 +45,6 @@ func nodeClientOptions(secret []byte, caFile string) (*client.Options, error) {
 	if !pool.AppendCertsFromPEM(pem) {
 		return nil, usageErr("--ca-file %s: no PEM certificate in it", caFile)
 	}
-	d := &net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}
-	opts.HTTPClient = &http.Client{Transport: &http.Transport{
-		DialContext:           d.DialContext,
-		TLSClientConfig:       &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12},
-		MaxIdleConns:          1024,
-		MaxIdleConnsPerHost:   64,
-		IdleConnTimeout:       90 * time.Second,
-		TLSHandshakeTimeout:   10 * time.Second,
-		ExpectContinueTimeout: time.Second,
-		WriteBufferSize:       64 << 10,
-		ReadBufferSize:        64 << 10,
-	}}
+	opts.HTTPClient = client.NewHTTPClient(&tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12})
 	return opts, nil
 }

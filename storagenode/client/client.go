@@ -3,6 +3,7 @@ package client
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -46,13 +47,19 @@ type Client struct {
 	timeout time.Duration
 }
 
-// sharedHTTPClient is the default transport: nodes are few and streams to
-// them many, so keep plenty of idle connections per host. Node traffic is
-// internal and never goes through a proxy.
-var sharedHTTPClient = sync.OnceValue(func() *http.Client {
+// sharedHTTPClient is the default transport of Clients given none.
+var sharedHTTPClient = sync.OnceValue(func() *http.Client { return NewHTTPClient(nil) })
+
+// NewHTTPClient returns an HTTP client tuned for node traffic: nodes are
+// few and streams to them many, so it keeps plenty of idle connections
+// per host, and node traffic is internal, so it never goes through a
+// proxy. tlsConfig is for nodes at https:// addresses (nil: the system
+// roots). Share one among the Clients of a process, as Options.HTTPClient.
+func NewHTTPClient(tlsConfig *tls.Config) *http.Client {
 	d := &net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}
 	return &http.Client{Transport: &http.Transport{
 		DialContext:           d.DialContext,
+		TLSClientConfig:       tlsConfig,
 		MaxIdleConns:          1024,
 		MaxIdleConnsPerHost:   64,
 		IdleConnTimeout:       90 * time.Second,
@@ -61,7 +68,7 @@ var sharedHTTPClient = sync.OnceValue(func() *http.Client {
 		WriteBufferSize:       64 << 10,
 		ReadBufferSize:        64 << 10,
 	}}
-})
+}
 
 // New returns a Client for the node at addr, either "host:port" (plain
 // HTTP) or "http(s)://host:port".
