@@ -49,21 +49,22 @@ func NewClient(addr string, opts *client.Options) *Client {
 // Addr returns the node's address.
 func (c *Client) Addr() string { return c.addr }
 
-// Apply asks the node to commit op; a follower forwards it to the
-// leader. Errors: *ConflictError, ErrRejected, ErrNotInitialised (each:
-// nothing changed); *NotLeaderError when no leader is reachable; any
-// other error leaves the outcome unknown.
-func (c *Client) Apply(ctx context.Context, op Op) (*placement.Map, error) {
-	return c.apply(ctx, op, false)
+// Apply asks the node to commit ch; a follower forwards it to the
+// leader. Errors: *placement.ConflictError, an error matching
+// placement.ErrInvalidChange, ErrNotInitialised (each: nothing changed);
+// *NotLeaderError when no leader is reachable; any other error leaves
+// the outcome unknown.
+func (c *Client) Apply(ctx context.Context, ch placement.Change) (*placement.Map, error) {
+	return c.apply(ctx, ch, false)
 }
 
-func (c *Client) apply(ctx context.Context, op Op, forwarded bool) (*placement.Map, error) {
+func (c *Client) apply(ctx context.Context, ch placement.Change, forwarded bool) (*placement.Map, error) {
 	var m placement.Map
 	hdr := http.Header{}
 	if forwarded {
 		hdr.Set(headerForwarded, "1")
 	}
-	if err := c.call(ctx, http.MethodPost, "/v1/cluster/apply", nil, hdr, op, &m); err != nil {
+	if err := c.call(ctx, http.MethodPost, "/v1/cluster/apply", nil, hdr, ch, &m); err != nil {
 		return nil, err
 	}
 	return &m, nil
@@ -166,13 +167,13 @@ func decodeErr(addr string, status int, data []byte) error {
 	}
 	switch b.Kind {
 	case "Conflict":
-		return &ConflictError{Expected: b.Expected, Current: b.Current}
+		return &placement.ConflictError{Expected: b.Expected, Current: b.Current}
 	case "Exist":
 		return ErrInitialised
 	case "NotExist":
 		return ErrNotInitialised
 	case "Invalid":
-		return fmt.Errorf("%w: %s", ErrRejected, strings.TrimPrefix(b.Message, ErrRejected.Error()+": "))
+		return &refused{b.Message}
 	}
 	if b.Leader != "" || strings.Contains(b.Message, "no Raft leader") {
 		return &NotLeaderError{Leader: b.Leader, LeaderAddr: b.LeaderAddr}

@@ -40,14 +40,14 @@ func (f *fsm) Apply(l *raft.Log) any {
 	if l.Type != raft.LogCommand {
 		return nil
 	}
-	var op Op
-	if err := json.Unmarshal(l.Data, &op); err != nil {
-		return result{err: rejectf("undecodable log entry %d: %v", l.Index, err)}
+	var e entry
+	if err := json.Unmarshal(l.Data, &e); err != nil {
+		return result{err: fmt.Errorf("%w: undecodable log entry %d: %v", placement.ErrInvalidChange, l.Index, err)}
 	}
 	f.mu.Lock()
 	cur := f.m
 	f.mu.Unlock()
-	m, err := apply(cur, op)
+	m, err := apply(cur, e)
 	if err != nil {
 		return result{err: err}
 	}

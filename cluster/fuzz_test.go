@@ -7,22 +7,24 @@ import (
 	"testing"
 
 	"github.com/hashicorp/raft"
+
+	"github.com/kintsugi-store/kintsugi/placement"
 )
 
 // FuzzFSMApply feeds arbitrary log entries to the state machine: none may
 // panic, and whatever map results must validate and have a higher epoch.
 func FuzzFSMApply(f *testing.F) {
-	for _, op := range []Op{
-		{Kind: OpAdd, Expect: ExpectEpoch(3)},
-		{Kind: OpDrain, ID: "a"},
-		{Kind: OpRemove, ID: "b", Force: true},
-		{Kind: OpPush, Map: testMap(0, "a", "b", "c", "d")},
-		{Kind: OpInit, Map: testMap(1, "x", "y", "z")},
+	for _, e := range []entry{
+		{Change: ptr(placement.AddNode(placement.Node{ID: "e", Addr: "h:2", Zone: "z"}).Expecting(3))},
+		{Change: ptr(placement.DrainNode("a"))},
+		{Change: ptr(placement.RemoveNode("b", true))},
+		{Change: ptr(placement.ReplaceMap(testMap(0, "a", "b", "c", "d")))},
+		{Init: testMap(1, "x", "y", "z")},
 	} {
-		b, _ := json.Marshal(op)
+		b, _ := json.Marshal(e)
 		f.Add(b)
 	}
-	f.Add([]byte(`{"kind":"add","node":{"id":"q","addr":"h:1","zone":"z","weight":-1}}`))
+	f.Add([]byte(`{"change":{"op":"add","node":{"id":"q","addr":"h:1","zone":"z","weight":-1}}}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		fm := newFSM(nil)
 		base := testMap(3, "a", "b", "c", "d")

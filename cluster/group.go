@@ -256,18 +256,23 @@ func (g *Group) Leader() (id, addr string) {
 	return string(i), string(a)
 }
 
-// Apply commits op through the Raft log and returns the map it made.
+// Apply commits c through the Raft log and returns the map it made.
 // Only the leader applies; others answer *NotLeaderError. Errors of the
-// op itself (*ConflictError, ErrRejected, ...) mean it changed nothing.
+// change itself (*placement.ConflictError, placement.ErrInvalidChange,
+// placement.ErrInvalidMap, ErrNotInitialised) mean it changed nothing.
 // Any other error (the leader lost its leadership, ctx ended) leaves
 // the outcome unknown: the entry is applied everywhere or nowhere, and
 // the map's epoch tells which.
-func (g *Group) Apply(ctx context.Context, op Op) (*placement.Map, error) {
+func (g *Group) Apply(ctx context.Context, c placement.Change) (*placement.Map, error) {
+	return g.propose(ctx, entry{Change: &c})
+}
+
+func (g *Group) propose(ctx context.Context, e entry) (*placement.Map, error) {
 	if g.raft.State() != raft.Leader {
 		id, addr := g.Leader()
 		return nil, &NotLeaderError{Leader: id, LeaderAddr: addr}
 	}
-	data, err := json.Marshal(op)
+	data, err := json.Marshal(e)
 	if err != nil {
 		return nil, fmt.Errorf("cluster.Apply: %w", err)
 	}
@@ -288,7 +293,7 @@ func (g *Group) Apply(ctx context.Context, op Op) (*placement.Map, error) {
 }
 
 // Bootstrap makes this member the single voter of a new group and seeds
-// it with m (OpInit). The leader then brings the map's other nodes in.
+// it with m, keeping m's epoch. The leader then brings the map's other nodes in.
 // Bootstrap one member only: two members bootstrapped before either
 // reaches the other would start two groups (admin init asks every node
 // of the map first).
@@ -321,7 +326,7 @@ func (g *Group) Bootstrap(ctx context.Context, m *placement.Map) (*placement.Map
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
-	return g.Apply(ctx, Op{Kind: OpInit, Map: m})
+	return g.propose(ctx, entry{Init: m})
 }
 
 // Status is one member's own view of the group.

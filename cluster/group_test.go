@@ -183,7 +183,7 @@ func TestGroupApplyThroughLeader(t *testing.T) {
 		t.Fatalf("voters %v, non-voters %v; want 3 and 1", st.Voters, st.Nonvoters)
 	}
 	ctx := context.Background()
-	got, err := l.Apply(ctx, Op{Kind: OpAdd, Node: &placement.Node{ID: "e", Addr: "127.0.0.1:9", Zone: "ze"}})
+	got, err := l.Apply(ctx, placement.AddNode(placement.Node{ID: "e", Addr: "127.0.0.1:9", Zone: "ze"}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -196,7 +196,7 @@ func TestGroupApplyThroughLeader(t *testing.T) {
 		if g == l {
 			continue
 		}
-		_, err := g.Apply(ctx, Op{Kind: OpDrain, ID: "a"})
+		_, err := g.Apply(ctx, placement.DrainNode("a"))
 		var nl *NotLeaderError
 		if !errors.As(err, &nl) || nl.Leader != l.ID() || nl.LeaderAddr != l.Addr() {
 			t.Fatalf("follower %s: err = %v, want NotLeaderError naming %s", g.ID(), err, l.ID())
@@ -222,13 +222,11 @@ func TestGroupLeaderKilled(t *testing.T) {
 	if l.ID() == old.ID() {
 		t.Fatal("the dead leader still leads")
 	}
-	got, err := l.Apply(context.Background(), Op{Kind: OpDrain, ID: "c", Expect: ExpectEpoch(m.Epoch)})
-	if err != nil && !errors.Is(err, ErrRejected) {
+	got, err := l.Apply(context.Background(), placement.AddNode(placement.Node{ID: "d", Addr: "127.0.0.1:9", Zone: "zd"}).Expecting(m.Epoch))
+	if err != nil {
 		t.Fatalf("apply on the new leader: %v", err)
 	}
-	if err == nil {
-		tc.converged(got.Epoch, 5*time.Second)
-	}
+	tc.converged(got.Epoch, 5*time.Second)
 }
 
 func TestGroupConcurrentCompareAndSet(t *testing.T) {
@@ -240,9 +238,9 @@ func TestGroupConcurrentCompareAndSet(t *testing.T) {
 		errs := make([]error, 2)
 		for i := range 2 {
 			wg.Go(func() {
-				op := Op{Kind: OpAdd, Node: &placement.Node{ID: fmt.Sprintf("x%d-%v", i, expect), Addr: fmt.Sprintf("127.0.0.1:%d", 100+i+int(cur)*2), Zone: "zx"}}
+				op := placement.AddNode(placement.Node{ID: fmt.Sprintf("x%d-%v", i, expect), Addr: fmt.Sprintf("127.0.0.1:%d", 100+i+int(cur)*2), Zone: "zx"})
 				if expect {
-					op.Expect = ExpectEpoch(cur)
+					op = op.Expecting(cur)
 				}
 				_, errs[i] = l.Apply(context.Background(), op)
 			})
@@ -250,7 +248,7 @@ func TestGroupConcurrentCompareAndSet(t *testing.T) {
 		wg.Wait()
 		var conflicts, ok int
 		for _, err := range errs {
-			var ce *ConflictError
+			var ce *placement.ConflictError
 			switch {
 			case err == nil:
 				ok++
@@ -290,7 +288,7 @@ func TestGroupCatchUpFromSnapshot(t *testing.T) {
 	var last *placement.Map
 	for i := range 8 {
 		var err error
-		last, err = l.Apply(context.Background(), Op{Kind: OpAdd, Node: &placement.Node{ID: fmt.Sprintf("n%d", i), Addr: fmt.Sprintf("127.0.0.1:%d", 200+i), Zone: "zn"}})
+		last, err = l.Apply(context.Background(), placement.AddNode(placement.Node{ID: fmt.Sprintf("n%d", i), Addr: fmt.Sprintf("127.0.0.1:%d", 200+i), Zone: "zn"}))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -359,7 +357,7 @@ func TestWrongSecretCannotVoteOrLead(t *testing.T) {
 	if imp.Status().State == "Leader" {
 		t.Fatal("the intruder leads")
 	}
-	if _, err := imp.Apply(context.Background(), Op{Kind: OpInit, Map: testMap(1, "x", "y", "z")}); err == nil {
+	if _, err := imp.Apply(context.Background(), placement.ReplaceMap(testMap(1, "x", "y", "z"))); err == nil {
 		t.Fatal("the intruder applied a change")
 	}
 	for _, g := range tc.live() {

@@ -19,7 +19,7 @@ import (
 // own authentication (every call is signed with the cluster secret):
 //
 //	GET  /v1/cluster/status[?local=1]        ClusterStatus (local: this member's Status)
-//	POST /v1/cluster/apply     body: Op       the new map; 409 conflict, 400 rejected, 503 no leader
+//	POST /v1/cluster/apply     body: placement.Change   the new map; 409 conflict, 400 refused, 503 no leader
 //	POST /v1/cluster/init      body: map      bootstrap a new group here; 409 if initialised
 //	GET  /v1/cluster/map?after=E&wait=30s    the map once its epoch is above E, or when wait ends
 //
@@ -97,16 +97,21 @@ func (h *handler) nodeAddr(id string) (string, bool) {
 }
 
 func (h *handler) apply(w http.ResponseWriter, r *http.Request) {
-	var op Op
-	if err := decodeBody(r, &op); err != nil {
-		writeErr(w, fmt.Errorf("%w: %v", ErrRejected, err))
+	body, err := io.ReadAll(io.LimitReader(r.Body, client.MaxSignedBody))
+	if err != nil {
+		writeErr(w, err)
 		return
 	}
-	m, err := h.g.Apply(r.Context(), op)
+	c, err := placement.ParseChange(body)
+	if err != nil {
+		writeErr(w, err)
+		return
+	}
+	m, err := h.g.Apply(r.Context(), c)
 	var nl *NotLeaderError
 	if errors.As(err, &nl) && nl.Leader != "" && r.Header.Get(headerForwarded) == "" {
 		if addr, ok := h.nodeAddr(nl.Leader); ok {
-			m, err = NewClient(addr, h.opts).apply(r.Context(), op, true)
+			m, err = NewClient(addr, h.opts).apply(r.Context(), c, true)
 		}
 	}
 	if err != nil {
@@ -119,7 +124,7 @@ func (h *handler) apply(w http.ResponseWriter, r *http.Request) {
 func (h *handler) init(w http.ResponseWriter, r *http.Request) {
 	var m placement.Map
 	if err := decodeBody(r, &m); err != nil {
-		writeErr(w, fmt.Errorf("%w: %v", ErrRejected, err))
+		writeErr(w, fmt.Errorf("%w: %v", placement.ErrInvalidMap, err))
 		return
 	}
 	got, err := h.g.Bootstrap(r.Context(), &m)
@@ -137,13 +142,13 @@ func (h *handler) watch(w http.ResponseWriter, r *http.Request) {
 	var err error
 	if s := q.Get("after"); s != "" {
 		if after, err = strconv.ParseUint(s, 10, 64); err != nil {
-			writeErr(w, fmt.Errorf("%w: after: %v", ErrRejected, err))
+			writeErr(w, invalidf("after: %v", err))
 			return
 		}
 	}
 	if s := q.Get("wait"); s != "" {
 		if wait, err = time.ParseDuration(s); err != nil || wait < 0 {
-			writeErr(w, fmt.Errorf("%w: wait: %q is not a duration", ErrRejected, s))
+			writeErr(w, invalidf("wait: %q is not a duration", s))
 			return
 		}
 	}
@@ -228,7 +233,7 @@ func writeJSON(w http.ResponseWriter, v any) {
 func writeErr(w http.ResponseWriter, err error) {
 	body := errorBody{Message: err.Error()}
 	status := http.StatusServiceUnavailable
-	var ce *ConflictError
+	var ce *placement.ConflictError
 	var nl *NotLeaderError
 	switch {
 	case errors.As(err, &ce):
@@ -237,7 +242,7 @@ func writeErr(w http.ResponseWriter, err error) {
 		status, body.Kind = http.StatusConflict, "Exist"
 	case errors.Is(err, ErrNotInitialised):
 		status, body.Kind = http.StatusNotFound, "NotExist"
-	case errors.Is(err, ErrRejected):
+	case errors.Is(err, placement.ErrInvalidChange), errors.Is(err, placement.ErrInvalidMap):
 		status, body.Kind = http.StatusBadRequest, "Invalid"
 	case errors.As(err, &nl):
 		body.Kind, body.Leader, body.LeaderAddr = "Unavailable", nl.Leader, nl.LeaderAddr
@@ -247,4 +252,15 @@ func writeErr(w http.ResponseWriter, err error) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	json.NewEncoder(w).Encode(body)
+}
+
+// refused is a change the map's rules refuse, as a client decodes it:
+// it matches placement.ErrInvalidChange and reads as the node's reason.
+type refused struct{ msg string }
+
+func (e *refused) Error() string        { return e.msg }
+func (e *refused) Is(target error) bool { return target == placement.ErrInvalidChange }
+
+func invalidf(format string, args ...any) error {
+	return &refused{fmt.Sprintf(format, args...)}
 }

@@ -61,7 +61,7 @@ func TestHTTPApplyAnywhere(t *testing.T) {
 		}
 	}
 	// A follower forwards to the leader.
-	got, err := clients[follower].Apply(ctx, Op{Kind: OpAdd, Expect: ExpectEpoch(m.Epoch), Node: &placement.Node{ID: "d", Addr: "127.0.0.1:1", Zone: "zd"}})
+	got, err := clients[follower].Apply(ctx, placement.AddNode(placement.Node{ID: "d", Addr: "127.0.0.1:1", Zone: "zd"}).Expecting(m.Epoch))
 	if err != nil {
 		t.Fatalf("apply through follower %s: %v", follower, err)
 	}
@@ -69,20 +69,20 @@ func TestHTTPApplyAnywhere(t *testing.T) {
 		t.Fatalf("epoch %d, want %d", got.Epoch, m.Epoch+1)
 	}
 	// The same expected epoch again loses, with both epochs named.
-	_, err = clients[follower].Apply(ctx, Op{Kind: OpAdd, Expect: ExpectEpoch(m.Epoch), Node: &placement.Node{ID: "e", Addr: "127.0.0.1:2", Zone: "ze"}})
-	var ce *ConflictError
+	_, err = clients[follower].Apply(ctx, placement.AddNode(placement.Node{ID: "e", Addr: "127.0.0.1:2", Zone: "ze"}).Expecting(m.Epoch))
+	var ce *placement.ConflictError
 	if !errors.As(err, &ce) || ce.Expected != m.Epoch || ce.Current != got.Epoch {
 		t.Fatalf("stale apply: err = %v, want a conflict at epoch %d", err, got.Epoch)
 	}
-	_, err = clients[follower].Apply(ctx, Op{Kind: OpDrain, ID: "nobody"})
-	if !errors.Is(err, ErrRejected) {
+	_, err = clients[follower].Apply(ctx, placement.DrainNode("nobody"))
+	if !errors.Is(err, placement.ErrInvalidChange) {
 		t.Fatalf("drain of an unknown node: err = %v, want ErrRejected", err)
 	}
 	if _, err := clients[follower].Init(ctx, m); !errors.Is(err, ErrInitialised) {
 		t.Fatalf("init of a running group: err = %v, want ErrInitialised", err)
 	}
 	// An unsigned caller gets nothing done.
-	if _, err := NewClient(clients[l.ID()].Addr(), nil).Apply(ctx, Op{Kind: OpDrain, ID: "a"}); err == nil {
+	if _, err := NewClient(clients[l.ID()].Addr(), nil).Apply(ctx, placement.DrainNode("a")); err == nil {
 		t.Fatal("an unsigned apply succeeded")
 	}
 	if e := l.Map().Epoch; e != got.Epoch {
@@ -122,7 +122,7 @@ func TestHTTPWatch(t *testing.T) {
 	}()
 	time.Sleep(100 * time.Millisecond)
 	l := tc.leader(5 * time.Second)
-	want, err := l.Apply(ctx, Op{Kind: OpAdd, Node: &placement.Node{ID: "d", Addr: "127.0.0.1:1", Zone: "zd"}})
+	want, err := l.Apply(ctx, placement.AddNode(placement.Node{ID: "d", Addr: "127.0.0.1:1", Zone: "zd"}))
 	if err != nil {
 		t.Fatal(err)
 	}
