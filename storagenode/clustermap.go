@@ -58,6 +58,10 @@ func (n *Node) handlePutMap(w http.ResponseWriter, r *http.Request) {
 		n.writeError(w, r, kerr.E(op, kerr.Invalid, err))
 		return
 	}
+	if err := n.refuseRaisingPush(m); err != nil {
+		n.writeError(w, r, err)
+		return
+	}
 	// Stored in one canonical encoding, so that "same content" is a byte
 	// comparison whatever formatting the sender used.
 	canon, err := json.Marshal(m)

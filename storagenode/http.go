@@ -33,6 +33,7 @@ func (n *Node) routes() http.Handler {
 	mux.HandleFunc("DELETE /v1/hints", n.handleDeleteHints)
 	mux.HandleFunc("GET /v1/health", n.handleHealth)
 	n.mapRoutes(mux)
+	n.clusterRoutes(mux)
 	mux.HandleFunc("POST /v1/verify", n.handleVerify)
 	mux.HandleFunc("GET /v1/scrub/status", n.handleScrubStatus)
 	mux.HandleFunc("POST /v1/marker/drop", n.handleDropMarker)
