@@ -107,19 +107,43 @@ func (h *handler) apply(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, err)
 		return
 	}
-	m, err := h.g.Apply(r.Context(), c)
-	var nl *NotLeaderError
-	if errors.As(err, &nl) && nl.Leader != "" && r.Header.Get(headerForwarded) == "" {
-		if addr, ok := h.nodeAddr(nl.Leader); ok {
-			m, err = NewClient(addr, h.opts).apply(r.Context(), c, true)
-		}
-	}
+	m, err := h.applyOrForward(r.Context(), c, r.Header.Get(headerForwarded) != "")
 	if err != nil {
 		writeErr(w, err)
 		return
 	}
 	writeJSON(w, m)
 }
+
+// applyOrForward applies c here if this member leads, or forwards it to
+// the leader's node. While no leader is known (an election), or the
+// leader's address is not (a member just added, before it applied the
+// map), it tries again for up to forwardWait: a change made during a
+// leader change then waits for the new leader instead of failing.
+func (h *handler) applyOrForward(ctx context.Context, c placement.Change, forwarded bool) (*placement.Map, error) {
+	deadline := time.Now().Add(forwardWait)
+	for {
+		m, err := h.g.Apply(ctx, c)
+		var nl *NotLeaderError
+		if !errors.As(err, &nl) || forwarded {
+			return m, err
+		}
+		if addr, ok := h.nodeAddr(nl.Leader); ok && nl.Leader != "" {
+			return NewClient(addr, h.opts).apply(ctx, c, true)
+		}
+		if time.Now().After(deadline) {
+			return nil, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, err
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// forwardWait bounds how long a change waits for a leader it can reach.
+const forwardWait = 10 * time.Second
 
 func (h *handler) init(w http.ResponseWriter, r *http.Request) {
 	var m placement.Map

@@ -195,7 +195,12 @@ func (s *streamLayer) Dial(addr raft.ServerAddress, timeout time.Duration) (net.
 		return nil, err
 	}
 	if s.clientTLS != nil {
-		c = tls.Client(c, s.clientTLS)
+		cfg := s.clientTLS
+		if cfg.ServerName == "" {
+			cfg = cfg.Clone()
+			cfg.ServerName, _, _ = net.SplitHostPort(string(addr))
+		}
+		c = tls.Client(c, cfg)
 	}
 	if err := dialSide(c, s.secret); err != nil {
 		c.Close()

@@ -97,7 +97,7 @@ func (a *admin) mapShow(args []string) error {
 	if _, err := a.parse("map show", fs, args, 0, "map show"); err != nil {
 		return err
 	}
-	m, _, err := readClusterFile(a.o.cluster)
+	m, err := a.loadMap(context.Background())
 	if err != nil {
 		return err
 	}
@@ -114,8 +114,12 @@ func (a *admin) mapShow(args []string) error {
 
 func (a *admin) mapPush(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("kintsugi admin map push", flag.ContinueOnError)
-	if _, err := a.parse("map push", fs, args, 0, "map push"); err != nil {
+	file := fs.String("file", "", "with a Raft-held map: the edited map (YAML) to install as the next epoch")
+	if _, err := a.parse("map push", fs, args, 0, "map push [--file EDITED.yaml]"); err != nil {
 		return err
+	}
+	if a.rc != nil {
+		return a.raftPushFile(ctx, *file)
 	}
 	m, _, err := readClusterFile(a.o.cluster)
 	if err != nil {
