@@ -153,15 +153,15 @@ func (c *Client) call(ctx context.Context, method, path string, q url.Values, hd
 // decodeErr turns an error answer back into the error the node had.
 func decodeErr(addr string, status int, data []byte) error {
 	var b errorBody
-	if json.Unmarshal(data, &b) != nil || b.Kind == "" {
+	if json.Unmarshal(data, &b) != nil || !ourKinds[b.Kind] {
 		// Not one of ours: the node's authentication, or a node without
 		// the cluster API.
+		if status == http.StatusNotFound || status == http.StatusMethodNotAllowed {
+			return fmt.Errorf("node %s: %w", addr, ErrNoRaft)
+		}
 		var nb client.ErrorBody
 		if json.Unmarshal(data, &nb) == nil && nb.Message != "" {
 			return fmt.Errorf("node %s: %s (%d)", addr, nb.Message, status)
-		}
-		if status == http.StatusNotFound || status == http.StatusMethodNotAllowed {
-			return fmt.Errorf("node %s: %w", addr, ErrNoRaft)
 		}
 		return fmt.Errorf("node %s: HTTP %d", addr, status)
 	}
@@ -180,6 +180,10 @@ func decodeErr(addr string, status int, data []byte) error {
 	}
 	return fmt.Errorf("node %s: %s", addr, b.Message)
 }
+
+// ourKinds are the kinds of errorBody; anything else is the node's own
+// answer (its authentication, or a node without the cluster API).
+var ourKinds = map[string]bool{"Conflict": true, "Exist": true, "NotExist": true, "Invalid": true, "Unavailable": true}
 
 // ErrNoRaft: the node serves no cluster API (it runs without Raft).
 var ErrNoRaft = errors.New("the node runs without a Raft-held map")

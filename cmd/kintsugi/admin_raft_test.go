@@ -136,3 +136,52 @@ func TestAdminRaft(t *testing.T) {
 		t.Fatalf("status text:\n%s", out)
 	}
 }
+
+// memMaps is a mapSetter in memory.
+type memMaps struct {
+	mu sync.Mutex
+	m  *placement.Map
+}
+
+func (s *memMaps) Map() *placement.Map {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.m
+}
+
+func (s *memMaps) SetMap(m *placement.Map) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.m = m
+}
+
+// TestWatchRaftMap: a gateway's or scrubber's long poll brings each new
+// epoch as soon as it commits, from whichever node answers.
+func TestWatchRaftMap(t *testing.T) {
+	file, addrs := raftNodes(t, 4)
+	c := &admCluster{t: t, file: file}
+	c.mustAdmin("init")
+	m, err := placement.Load(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The first node of the map is a stranger: the watch moves on.
+	m.Nodes = append([]placement.Node{{ID: "gone", Addr: "127.0.0.1:1", Zone: "zg"}}, m.Nodes...)
+	store := &memMaps{m: m}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go watchRaftMap(ctx, slog.New(slog.DiscardHandler), store, &client.Options{Secret: []byte(admSecret)})
+	time.Sleep(200 * time.Millisecond)
+	start := time.Now()
+	c.mustAdmin("--endpoint", addrs["n2"], "nodes", "add", "--id", "n4", "--addr", addrs["n4"], "--zone", "zn4")
+	for store.Map().Epoch != 2 {
+		if time.Since(start) > 10*time.Second {
+			t.Fatalf("after %v the watcher holds epoch %d, want 2", time.Since(start), store.Map().Epoch)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Logf("new epoch reached the watcher %v after the admin command started", time.Since(start).Round(time.Millisecond))
+	if _, ok := store.Map().Node("n4"); !ok {
+		t.Fatal("the watched map lacks the added node")
+	}
+}

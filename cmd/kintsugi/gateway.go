@@ -141,6 +141,7 @@ func runGateway(ctx context.Context, env *environ, args []string) error {
 	go sweepUploads(ctx, env.logger, store, *uploadSweep, *uploadExpiry)
 	go tracker.Run(ctx)
 	go ms.run(ctx)
+	go watchRaftMap(ctx, env.logger, store, opts)
 	ready(env, "gateway", srv.Addr(), kv...)
 	return serveAll(ctx, env.logger, servers...)
 }
