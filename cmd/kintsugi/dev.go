@@ -115,6 +115,7 @@ func runDev(ctx context.Context, env *environ, args []string) error {
 	// carry node=ID, as a lone node's do, so the dashboards work on both.
 	reg := newRegistry()
 	var nodeURLs []string
+	var devNodes []*storagenode.Node
 	m := &placement.Map{Epoch: 1, DataShards: *dataShards, ParityShards: *parityShards}
 	for i := 1; i <= *nodes; i++ {
 		id := fmt.Sprintf("n%d", i)
@@ -129,6 +130,7 @@ func runDev(ctx context.Context, env *environ, args []string) error {
 			return fmt.Errorf("node %s: %w", id, err)
 		}
 		defer node.Close()
+		devNodes = append(devNodes, node)
 		addr := "127.0.0.1:0"
 		if *basePort > 0 {
 			addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(*basePort+i-1))
@@ -152,6 +154,12 @@ func runDev(ctx context.Context, env *environ, args []string) error {
 	if err := m.Validate(); err != nil {
 		return usageErr("%v", err)
 	}
+	// The map is held by a single-voter Raft group (dev_raft.go).
+	dr, m, err := startDevRaft(ctx, env.logger, *dataDir, secret, m, devNodes, opts)
+	if err != nil {
+		return err
+	}
+	defer dr.Close()
 	// The map is written out so that the scrub, admin and bench commands can
 	// be pointed at the dev cluster.
 	mapFile := filepath.Join(*dataDir, "cluster.yaml")
@@ -185,6 +193,7 @@ func runDev(ctx context.Context, env *environ, args []string) error {
 		return err
 	}
 	reg.MustRegister(mapEpochGauge("kintsugi_gateway_map_epoch", "Epoch of the cluster map this gateway routes by.", store))
+	dr.follow(store)
 	go tracker.Run(ctx)
 	gcfg := gateway.DefaultConfig()
 	gcfg.Backend = store
@@ -221,6 +230,7 @@ func runDev(ctx context.Context, env *environ, args []string) error {
 			return err
 		}
 		defer s.Close()
+		dr.follow(s)
 		d := scrubber.NewDaemon(s, *scrubInterval)
 		ssrv, err := newServer("scrubber", *scrubListen, d.Handler(), env.logger)
 		if err != nil {
