@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strconv"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/kintsugi-store/kintsugi/placement"
@@ -129,9 +130,14 @@ func (h *handler) applyOrForward(ctx context.Context, c placement.Change, forwar
 			return m, err
 		}
 		if addr, ok := h.nodeAddr(nl.Leader); ok && nl.Leader != "" {
-			return NewClient(addr, h.opts).apply(ctx, c, true)
-		}
-		if time.Now().After(deadline) {
+			m, err := NewClient(addr, h.opts).apply(ctx, c, true)
+			// A leader that refused the connection never saw the change:
+			// it died, and the next leader may take it. Any other failure
+			// may have reached it, and is the caller's to judge.
+			if !errors.Is(err, syscall.ECONNREFUSED) || time.Now().After(deadline) {
+				return m, err
+			}
+		} else if time.Now().After(deadline) {
 			return nil, err
 		}
 		select {

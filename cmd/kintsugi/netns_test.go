@@ -98,14 +98,25 @@ func (c *nsCluster) mustAdmin(i int, args ...string) string {
 }
 
 // mapOf returns node id's own map, asked from admin host 0.
-func (c *nsCluster) mapOf(id string) *placement.Map {
-	c.t.Helper()
-	out := c.mustAdmin(0, "--endpoint", c.hosts[id].Addr(nsNodePort), "--json", "map", "show")
+func (c *nsCluster) mapOf(id string) (*placement.Map, error) {
+	code, out, errs := c.admin(0, "--endpoint", c.hosts[id].Addr(nsNodePort), "--json", "map", "show")
+	if code != 0 {
+		return nil, fmt.Errorf("map show on %s: exit %d: %s", id, code, errs)
+	}
 	var m placement.Map
 	if err := json.Unmarshal([]byte(out), &m); err != nil {
-		c.t.Fatalf("map show on %s: %v\n%s", id, err, out)
+		return nil, fmt.Errorf("map show on %s: %v\n%s", id, err, out)
 	}
-	return &m
+	return &m, nil
+}
+
+func (c *nsCluster) mustMapOf(id string) *placement.Map {
+	c.t.Helper()
+	m, err := c.mapOf(id)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	return m
 }
 
 // sameMapEverywhere waits until every node of ids holds the same map of
@@ -117,7 +128,11 @@ func (c *nsCluster) sameMapEverywhere(want uint64, ids ...string) {
 		var first []byte
 		same := true
 		for _, id := range ids {
-			m := c.mapOf(id)
+			m, err := c.mapOf(id)
+			if err != nil {
+				same = false // a node just restarted replays its log
+				break
+			}
 			b, _ := m.Marshal()
 			if m.Epoch != want || first != nil && !bytes.Equal(b, first) {
 				same = false
@@ -130,7 +145,12 @@ func (c *nsCluster) sameMapEverywhere(want uint64, ids ...string) {
 		}
 		if time.Now().After(deadline) {
 			for _, id := range ids {
-				b, _ := c.mapOf(id).Marshal()
+				m, err := c.mapOf(id)
+				if err != nil {
+					c.t.Logf("node %s: %v", id, err)
+					continue
+				}
+				b, _ := m.Marshal()
 				c.t.Logf("node %s:\n%s", id, b)
 			}
 			c.t.Fatalf("nodes %v do not all hold the same map of epoch %d", ids, want)
@@ -180,4 +200,157 @@ func TestNetnsAdminRace(t *testing.T) {
 		t.Fatalf("without --expect-epoch: exits %v, want both 0", codes)
 	}
 	c.sameMapEverywhere(4, "n1", "n2", "n3", winner, "n6", "n7")
+}
+
+// raftStatus is what the test reads of `admin status --json`.
+type raftStatusJSON struct {
+	Epoch  uint64   `json:"epoch"`
+	Leader string   `json:"leader"`
+	Voters []string `json:"voters"`
+	Quorum bool     `json:"quorum"`
+	Nodes  []struct {
+		ID    string `json:"id"`
+		State string `json:"state"`
+	} `json:"nodes"`
+}
+
+func (c *nsCluster) status(via string) (raftStatusJSON, error) {
+	code, out, errs := c.admin(0, "--endpoint", c.hosts[via].Addr(nsNodePort), "--timeout", "2s", "--json", "status")
+	var st raftStatusJSON
+	if code != 0 {
+		return st, fmt.Errorf("exit %d: %s", code, errs)
+	}
+	return st, json.Unmarshal([]byte(out), &st)
+}
+
+// TestNetnsLeaderKilledDuringDrain kills the Raft leader's process while
+// an admin on another host drains a node through a follower: the drain is
+// then applied on every node or on none, admin status names a new leader
+// within seconds (measured), and the old leader catches up when it comes
+// back. Part of `make chaos`.
+func TestNetnsLeaderKilledDuringDrain(t *testing.T) {
+	if os.Getenv("KINTSUGI_CHAOS") == "" {
+		t.Skip("part of the chaos run: KINTSUGI_CHAOS=1 (make chaos)")
+	}
+	c := startNSCluster(t, 5, 1)
+	// All five in the map: two can be drained and 2+1 still has 3 active.
+	b, _ := os.ReadFile(c.file)
+	m, _ := placement.Parse(b)
+	for _, id := range []string{"n4", "n5"} {
+		m.Nodes = append(m.Nodes, placement.Node{ID: id, Addr: c.hosts[id].Addr(nsNodePort), Zone: "z" + id})
+	}
+	b, _ = m.Marshal()
+	os.WriteFile(c.file, b, 0o644)
+	c.mustAdmin(0, "--cluster", c.file, "init")
+	all := []string{"n1", "n2", "n3", "n4", "n5"}
+	for round, drain := range []string{"n5", "n4"} {
+		var st raftStatusJSON
+		deadline := time.Now().Add(20 * time.Second)
+		for {
+			var err error
+			if st, err = c.status("n1"); err == nil && st.Quorum && len(st.Voters) == 3 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("round %d: no quorum of 3 voters: %+v %v", round, st, err)
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+		old, before := st.Leader, st.Epoch
+		var via string
+		for _, v := range st.Voters {
+			if v != old {
+				via = v
+			}
+		}
+		done := make(chan int)
+		go func() {
+			code, _, errs := c.admin(0, "--endpoint", c.hosts[via].Addr(nsNodePort), "nodes", "drain", drain)
+			t.Logf("round %d: drain %s via %s: exit %d %s", round, drain, via, code, strings.TrimSpace(errs))
+			done <- code
+		}()
+		time.Sleep(time.Duration(20*round) * time.Millisecond)
+		killed := time.Now()
+		c.nodes[old].Kill()
+		var elected time.Duration
+		for {
+			st, err := c.status(via)
+			if err == nil && st.Leader != "" && st.Leader != old {
+				elected = time.Since(killed)
+				t.Logf("round %d: leader %s killed; admin status names %s after %v", round, old, st.Leader, elected.Round(time.Millisecond))
+				break
+			}
+			if time.Since(killed) > 20*time.Second {
+				t.Fatalf("round %d: no new leader named 20s after killing %s: %+v %v", round, old, st, err)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		if elected > 10*time.Second {
+			t.Errorf("round %d: new leader after %v, want within seconds", round, elected)
+		}
+		code := <-done
+		// Applied everywhere or nowhere: every surviving node holds one
+		// map, and the drain is in it exactly when its epoch moved.
+		var alive []string
+		for _, id := range all {
+			if id != old {
+				alive = append(alive, id)
+			}
+		}
+		// An entry the dead leader had replicated may still commit under
+		// the next: judge once every survivor holds one map for a while.
+		after := c.settled(alive...)
+		n, _ := c.mustMapOf(via).Node(drain)
+		applied := n.State == placement.StateDraining
+		if applied != (after == before+1) || (code == 0 && !applied) {
+			t.Fatalf("round %d: admin exit %d, epoch %d -> %d, %s is %s", round, code, before, after, drain, n.State)
+		}
+		if !applied {
+			// A drain whose outcome the admin could not learn is safe to
+			// run again: it applies at most once.
+			c.mustAdmin(0, "--endpoint", c.hosts[via].Addr(nsNodePort), "nodes", "drain", drain)
+			after++
+		}
+		if err := c.nodes[old].Restart(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		c.sameMapEverywhere(after, all...)
+	}
+}
+
+// settled waits until the nodes ids hold one map, unchanged for a second,
+// and returns its epoch.
+func (c *nsCluster) settled(ids ...string) uint64 {
+	c.t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	var last []byte
+	var stable int
+	for time.Now().Before(deadline) {
+		var first []byte
+		var epoch uint64
+		for _, id := range ids {
+			m, err := c.mapOf(id)
+			if err != nil {
+				first = nil
+				break
+			}
+			b, _ := m.Marshal()
+			if first != nil && !bytes.Equal(b, first) {
+				first = nil
+				break
+			}
+			first, epoch = b, m.Epoch
+		}
+		if first != nil && bytes.Equal(first, last) {
+			if stable++; stable >= 4 {
+				return epoch
+			}
+		} else {
+			stable = 0
+		}
+		last = first
+		time.Sleep(250 * time.Millisecond)
+	}
+	c.t.Fatalf("nodes %v did not settle on one map", ids)
+	return 0
 }
