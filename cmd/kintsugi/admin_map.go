@@ -82,7 +82,11 @@ func (a *admin) report(r changeResult) error {
 	}
 	if len(unreachable) > 0 {
 		slices.Sort(unreachable)
-		fmt.Fprintf(a.env.stderr, "warning: not reachable: %s; they get the map from the gateways' heartbeats or `kintsugi admin map push`\n", strings.Join(unreachable, ", "))
+		catchUp := "they get the map from the gateways' heartbeats or `kintsugi admin map push`"
+		if a.rc != nil {
+			catchUp = "they catch up from the Raft log when they are back"
+		}
+		fmt.Fprintf(a.env.stderr, "warning: not reachable: %s; %s\n", strings.Join(unreachable, ", "), catchUp)
 	}
 	if len(conflicts) > 0 {
 		slices.Sort(conflicts)
