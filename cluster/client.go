@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -26,8 +27,14 @@ type Client struct {
 }
 
 // defaultHTTP serves Clients whose options name no HTTP client. Its
-// calls are bounded by their contexts, long polls included.
-var defaultHTTP = &http.Client{}
+// calls are bounded by their contexts, long polls included; a connection
+// gets a few seconds, so that a host cut off fails a forward fast enough
+// for the next leader to be tried.
+var defaultHTTP = &http.Client{Transport: &http.Transport{
+	DialContext:         (&net.Dialer{Timeout: 2 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+	MaxIdleConnsPerHost: 4,
+	IdleConnTimeout:     90 * time.Second,
+}}
 
 // NewClient returns a Client for the node at addr ("host:port" or
 // "http(s)://host:port"); opts supplies the secret and HTTP client, as

@@ -286,7 +286,7 @@ func (g *Group) propose(ctx context.Context, e entry) (*placement.Map, error) {
 			id, addr := g.Leader()
 			return nil, &NotLeaderError{Leader: id, LeaderAddr: addr}
 		}
-		return nil, fmt.Errorf("cluster.Apply: outcome unknown: %w", err)
+		return nil, fmt.Errorf("cluster.Apply: outcome unknown, the Raft leader could not commit the change with a quorum of the voters (%w); it is applied everywhere or nowhere: the map's epoch tells", err)
 	}
 	res, _ := f.Response().(result)
 	return res.m, res.err

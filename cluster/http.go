@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"strconv"
 	"sync"
@@ -131,10 +132,11 @@ func (h *handler) applyOrForward(ctx context.Context, c placement.Change, forwar
 		}
 		if addr, ok := h.nodeAddr(nl.Leader); ok && nl.Leader != "" {
 			m, err := NewClient(addr, h.opts).apply(ctx, c, true)
-			// A leader that refused the connection never saw the change:
-			// it died, and the next leader may take it. Any other failure
-			// may have reached it, and is the caller's to judge.
-			if !errors.Is(err, syscall.ECONNREFUSED) || time.Now().After(deadline) {
+			// A leader that could not be connected to never saw the
+			// change: it died or is cut off, and the next leader may take
+			// it. Any other failure may have reached it, and is the
+			// caller's to judge.
+			if !neverSent(err) || time.Now().After(deadline) {
 				return m, err
 			}
 		} else if time.Now().After(deadline) {
@@ -146,6 +148,13 @@ func (h *handler) applyOrForward(ctx context.Context, c placement.Change, forwar
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
+}
+
+// neverSent reports whether err is a failure to connect: the request
+// never left.
+func neverSent(err error) bool {
+	var op *net.OpError
+	return errors.Is(err, syscall.ECONNREFUSED) || errors.As(err, &op) && op.Op == "dial"
 }
 
 // forwardWait bounds how long a change waits for a leader it can reach.

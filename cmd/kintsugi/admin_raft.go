@@ -83,7 +83,8 @@ func (a *admin) raftChange(ctx context.Context, c placement.Change) error {
 	if a.o.expect >= 0 {
 		c = c.Expecting(uint64(a.o.expect))
 	}
-	cctx, cancel := context.WithTimeout(ctx, max(a.o.timeout, 10*time.Second))
+	// Long enough for the node asked to wait out an election.
+	cctx, cancel := context.WithTimeout(ctx, max(a.o.timeout, 30*time.Second))
 	m, err := a.rc.Apply(cctx, c)
 	cancel()
 	var ce *placement.ConflictError

@@ -70,9 +70,14 @@ func (c *nsCluster) env() []string { return []string{"KINTSUGI_CLUSTER_SECRET=" 
 // admin runs `kintsugi admin args...` on admin host i and returns its exit
 // code and output.
 func (c *nsCluster) admin(i int, args ...string) (int, string, string) {
+	return c.adminOn(c.admins[i], args...)
+}
+
+// adminOn runs `kintsugi admin args...` on host h.
+func (c *nsCluster) adminOn(h *proctest.Host, args ...string) (int, string, string) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	cmd := c.admins[i].Command(ctx, testBin, append([]string{"admin"}, args...)...)
+	cmd := h.Command(ctx, testBin, append([]string{"admin"}, args...)...)
 	cmd.Env = append(os.Environ(), c.env()...)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
@@ -84,7 +89,7 @@ func (c *nsCluster) admin(i int, args ...string) (int, string, string) {
 	case errors.As(err, &ee):
 		return ee.ExitCode(), out.String(), errb.String()
 	}
-	c.t.Fatalf("admin %v: %v", args, err)
+	c.t.Fatalf("admin %v on %s: %v", args, h.Name, err)
 	return 0, "", ""
 }
 
@@ -353,4 +358,72 @@ func (c *nsCluster) settled(ids ...string) uint64 {
 	}
 	c.t.Fatalf("nodes %v did not settle on one map", ids)
 	return 0
+}
+
+// TestNetnsLeaderPartitioned cuts the Raft leader's host off from the
+// others (a minority of the voters, the leader among them): a change asked
+// of it fails with a clear error and changes nothing, a change asked of
+// the majority's side commits under a new leader, and once the link is
+// back every node holds the majority's map. Part of `make chaos`.
+func TestNetnsLeaderPartitioned(t *testing.T) {
+	if os.Getenv("KINTSUGI_CHAOS") == "" {
+		t.Skip("part of the chaos run: KINTSUGI_CHAOS=1 (make chaos)")
+	}
+	c := startNSCluster(t, 5, 1)
+	b, _ := os.ReadFile(c.file)
+	m, _ := placement.Parse(b)
+	for _, id := range []string{"n4", "n5"} {
+		m.Nodes = append(m.Nodes, placement.Node{ID: id, Addr: c.hosts[id].Addr(nsNodePort), Zone: "z" + id})
+	}
+	b, _ = m.Marshal()
+	os.WriteFile(c.file, b, 0o644)
+	c.mustAdmin(0, "--cluster", c.file, "init")
+	all := []string{"n1", "n2", "n3", "n4", "n5"}
+	var st raftStatusJSON
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		var err error
+		if st, err = c.status("n1"); err == nil && st.Quorum && len(st.Voters) == 3 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no quorum of 3 voters: %+v %v", st, err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	before := c.settled(all...)
+	old := st.Leader
+	var other string
+	for _, v := range st.Voters {
+		if v != old {
+			other = v
+		}
+	}
+	if err := c.hosts[old].Cut(); err != nil {
+		t.Fatal(err)
+	}
+	cut := time.Now()
+	minority := make(chan string)
+	go func() {
+		// An admin on the cut-off host itself, asking its own node.
+		code, _, errs := c.adminOn(c.hosts[old], "--endpoint", c.hosts[old].Addr(nsNodePort), "--timeout", "3s", "nodes", "drain", "n4")
+		minority <- fmt.Sprintf("exit %d: %s", code, strings.TrimSpace(errs))
+	}()
+	out := c.mustAdmin(0, "--endpoint", c.hosts[other].Addr(nsNodePort), "nodes", "drain", "n5")
+	t.Logf("majority side, %v after the cut: %s", time.Since(cut).Round(time.Millisecond), strings.TrimSpace(out))
+	res := <-minority
+	t.Logf("cut-off leader: %s", res)
+	if !strings.HasPrefix(res, "exit 1") || !strings.Contains(res, "Raft") {
+		t.Fatalf("a change through the cut-off leader: %s; want exit 1 naming the lost leadership or quorum", res)
+	}
+	if err := c.hosts[old].Heal(); err != nil {
+		t.Fatal(err)
+	}
+	after := c.settled(all...)
+	got := c.mustMapOf(old)
+	n4, _ := got.Node("n4")
+	n5, _ := got.Node("n5")
+	if after != before+1 || n4.State != placement.StateActive || n5.State != placement.StateDraining {
+		t.Fatalf("after healing: epoch %d -> %d, n4 %s, n5 %s; want only the majority's drain of n5", before, after, n4.State, n5.State)
+	}
 }
