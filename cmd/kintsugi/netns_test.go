@@ -237,30 +237,9 @@ func TestNetnsLeaderKilledDuringDrain(t *testing.T) {
 	if os.Getenv("KINTSUGI_CHAOS") == "" {
 		t.Skip("part of the chaos run: KINTSUGI_CHAOS=1 (make chaos)")
 	}
-	c := startNSCluster(t, 5, 1)
-	// All five in the map: two can be drained and 2+1 still has 3 active.
-	b, _ := os.ReadFile(c.file)
-	m, _ := placement.Parse(b)
-	for _, id := range []string{"n4", "n5"} {
-		m.Nodes = append(m.Nodes, placement.Node{ID: id, Addr: c.hosts[id].Addr(nsNodePort), Zone: "z" + id})
-	}
-	b, _ = m.Marshal()
-	os.WriteFile(c.file, b, 0o644)
-	c.mustAdmin(0, "--cluster", c.file, "init")
-	all := []string{"n1", "n2", "n3", "n4", "n5"}
+	c, all := startNSFive(t)
 	for round, drain := range []string{"n5", "n4"} {
-		var st raftStatusJSON
-		deadline := time.Now().Add(20 * time.Second)
-		for {
-			var err error
-			if st, err = c.status("n1"); err == nil && st.Quorum && len(st.Voters) == 3 {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("round %d: no quorum of 3 voters: %+v %v", round, st, err)
-			}
-			time.Sleep(200 * time.Millisecond)
-		}
+		st := c.quorum()
 		old, before := st.Leader, st.Epoch
 		var via string
 		for _, v := range st.Voters {
@@ -369,28 +348,8 @@ func TestNetnsLeaderPartitioned(t *testing.T) {
 	if os.Getenv("KINTSUGI_CHAOS") == "" {
 		t.Skip("part of the chaos run: KINTSUGI_CHAOS=1 (make chaos)")
 	}
-	c := startNSCluster(t, 5, 1)
-	b, _ := os.ReadFile(c.file)
-	m, _ := placement.Parse(b)
-	for _, id := range []string{"n4", "n5"} {
-		m.Nodes = append(m.Nodes, placement.Node{ID: id, Addr: c.hosts[id].Addr(nsNodePort), Zone: "z" + id})
-	}
-	b, _ = m.Marshal()
-	os.WriteFile(c.file, b, 0o644)
-	c.mustAdmin(0, "--cluster", c.file, "init")
-	all := []string{"n1", "n2", "n3", "n4", "n5"}
-	var st raftStatusJSON
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		var err error
-		if st, err = c.status("n1"); err == nil && st.Quorum && len(st.Voters) == 3 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no quorum of 3 voters: %+v %v", st, err)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+	c, all := startNSFive(t)
+	st := c.quorum()
 	before := c.settled(all...)
 	old := st.Leader
 	var other string
@@ -425,5 +384,42 @@ func TestNetnsLeaderPartitioned(t *testing.T) {
 	n5, _ := got.Node("n5")
 	if after != before+1 || n4.State != placement.StateActive || n5.State != placement.StateDraining {
 		t.Fatalf("after healing: epoch %d -> %d, n4 %s, n5 %s; want only the majority's drain of n5", before, after, n4.State, n5.State)
+	}
+}
+
+// startNSFive starts five nodes on hosts of their own, all five in a 2+1
+// map (two can be drained and three stay active), and seeds the group.
+func startNSFive(t *testing.T) (*nsCluster, []string) {
+	t.Helper()
+	c := startNSCluster(t, 5, 1)
+	m, err := placement.Load(c.file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"n4", "n5"} {
+		m.Nodes = append(m.Nodes, placement.Node{ID: id, Addr: c.hosts[id].Addr(nsNodePort), Zone: "z" + id})
+	}
+	b, _ := m.Marshal()
+	if err := os.WriteFile(c.file, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c.mustAdmin(0, "--cluster", c.file, "init")
+	return c, []string{"n1", "n2", "n3", "n4", "n5"}
+}
+
+// quorum waits until the group has 3 voters and a quorum, and returns
+// its status.
+func (c *nsCluster) quorum() raftStatusJSON {
+	c.t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		st, err := c.status("n1")
+		if err == nil && st.Quorum && len(st.Voters) == 3 {
+			return st
+		}
+		if time.Now().After(deadline) {
+			c.t.Fatalf("no quorum of 3 voters: %+v %v", st, err)
+		}
+		time.Sleep(200 * time.Millisecond)
 	}
 }
