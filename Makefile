@@ -92,8 +92,12 @@ bench:
 # two-minute version. Replay a run with KINTSUGI_CHAOS_SEED=<seed printed
 # by the run>; KINTSUGI_CHAOS_LOGS=DIR keeps the process logs, the history
 # and porcupine's HTML view of it for a failed run.
+#
+# It also runs the network-namespace tests (root): storage nodes as hosts
+# of their own on a bridge, the Raft leader killed during a drain.
 chaos:
 	KINTSUGI_CHAOS=long $(GO) test -race -v -run '^TestChaos$$' -timeout 60m ./cmd/kintsugi
+	KINTSUGI_CHAOS=long $(GO) test -v -run '^TestNetns' -timeout 10m ./cmd/kintsugi
 
 clean:
 	rm -rf bin

@@ -81,6 +81,9 @@ func (n *Node) putMapJSON(ctx context.Context, body []byte) (uint64, error) {
 	if err != nil {
 		return 0, kerr.E(op, kerr.Invalid, err)
 	}
+	if err := n.refuseRaisingPush(m); err != nil {
+		return 0, err
+	}
 	// Stored in one canonical encoding, so that "same content" is a byte
 	// comparison whatever formatting the sender used.
 	canon, err := json.Marshal(m)

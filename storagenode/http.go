@@ -53,6 +53,7 @@ func (n *Node) routes() http.Handler {
 	} {
 		mux.Handle(rt.pattern, n.adapt(rt.h))
 	}
+	n.clusterRoutes(mux)
 	h := n.fence(mux)
 	if n.cfg.Secret == nil {
 		return n.metrics.measure(n.refuseIfFailed(h))

@@ -80,6 +80,8 @@ type Node struct {
 	// epoch is the stored cluster map's epoch (0: none), which fenced
 	// calls are checked against (see fence.go).
 	epoch atomic.Uint64
+
+	raft raftHook // the Raft-held map, if the process runs a member (raft.go)
 }
 
 // Open opens the node whose data lives in cfg.Dir, creating the directory

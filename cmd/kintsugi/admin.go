@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/gofrs/flock"
+
+	"github.com/kintsugi-store/kintsugi/cluster"
 	"github.com/kintsugi-store/kintsugi/internal/atomicfile"
 	"github.com/kintsugi-store/kintsugi/placement"
 	"github.com/kintsugi-store/kintsugi/storagenode/client"
@@ -27,6 +29,7 @@ const adminLockWait = 30 * time.Second
 // name.
 type adminOpts struct {
 	cluster    string
+	endpoint   string // a node of a Raft-held map (admin_raft.go)
 	secretFile string
 	caFile     string
 	json       bool
@@ -35,7 +38,8 @@ type adminOpts struct {
 }
 
 func (o *adminOpts) register(fs *flag.FlagSet) {
-	fs.StringVar(&o.cluster, "cluster", o.cluster, "cluster map file (YAML, required)")
+	fs.StringVar(&o.cluster, "cluster", o.cluster, "cluster map file (YAML); once the map is Raft-held, the list of nodes to find the cluster by")
+	fs.StringVar(&o.endpoint, "endpoint", o.endpoint, "HOST:PORT of any storage node of a cluster whose map is Raft-held (instead of --cluster)")
 	fs.StringVar(&o.secretFile, "secret-file", o.secretFile, "file holding the cluster secret (default: $KINTSUGI_CLUSTER_SECRET)")
 	fs.StringVar(&o.caFile, "ca-file", o.caFile, "PEM CA certificates to trust for nodes at https:// addresses (default: system roots)")
 	fs.BoolVar(&o.json, "json", o.json, "print JSON instead of text")
@@ -43,9 +47,10 @@ func (o *adminOpts) register(fs *flag.FlagSet) {
 	fs.Int64Var(&o.expect, "expect-epoch", o.expect, "apply a change only if the map is at this epoch (default: the epoch read when the command starts)")
 }
 
-const adminUsage = `usage: kintsugi admin --cluster FILE [--json] <command> [flags]
+const adminUsage = `usage: kintsugi admin (--cluster FILE | --endpoint HOST:PORT) [--json] <command> [flags]
 
 commands:
+  init --cluster FILE                    seed the Raft group of the file's nodes with its map, once
   status [--scrubber HOST:PORT]          nodes with state, health, epoch and disk
   nodes add --id ID --addr HOST:PORT --zone Z [--weight W]
   nodes drain ID                         stop placing new shards on ID; the rebalancer moves its shards off
@@ -56,6 +61,12 @@ commands:
 A change writes the cluster file atomically under a lock, only if its epoch
 is still the one read (else exit 3, "conflict: ..."), then offers the new map
 to every node; nodes keep only a higher epoch.
+
+Once init has run, the map is held by Raft on the nodes: every command runs
+against --endpoint (or the first initialised node of --cluster), a change is
+committed by the group's leader to the map current then, and --expect-epoch
+makes it a compare-and-set (exit 3 when another change came first). map push
+then replaces the map with the --cluster file's content.
 `
 
 // runAdmin is `kintsugi admin`: cluster status and map changes.
@@ -85,6 +96,8 @@ func runAdmin(ctx context.Context, env *environ, args []string) error {
 	}
 	a := &admin{env: env, o: o}
 	switch cmd {
+	case "init":
+		return a.adminInit(ctx, rest)
 	case "status":
 		return a.status(ctx, rest)
 	case "nodes add":
@@ -106,6 +119,7 @@ type admin struct {
 	env  *environ
 	o    *adminOpts
 	opts *client.Options // for node clients
+	rc   *cluster.Client // the Raft group's node; nil: the map is the file's
 }
 
 // parse parses a subcommand's flags (the shared ones included) and returns
@@ -132,14 +146,17 @@ func (a *admin) parse(name string, fs *flag.FlagSet, args []string, want int, us
 	if len(pos) != want {
 		return nil, usageErr("%s: want %d argument(s), got %d (usage: kintsugi admin %s)", name, want, len(pos), usage)
 	}
-	if a.o.cluster == "" {
-		return nil, usageErr("--cluster is required")
+	if a.o.cluster == "" && a.o.endpoint == "" {
+		return nil, usageErr("--cluster is required (or --endpoint HOST:PORT, a node of a cluster whose map is Raft-held)")
 	}
 	secret, err := clusterSecret(a.env, a.o.secretFile)
 	if err != nil {
 		return nil, err
 	}
 	if a.opts, err = nodeClientOptions(secret, a.o.caFile); err != nil {
+		return nil, err
+	}
+	if err := a.useRaft(); err != nil {
 		return nil, err
 	}
 	return pos, nil
@@ -193,7 +210,7 @@ func (a *admin) nodesRemove(ctx context.Context, args []string) error {
 		return err
 	}
 	id := pos[0]
-	m, _, err := readClusterFile(a.o.cluster)
+	m, err := a.loadMap(ctx)
 	if err != nil {
 		return err
 	}
@@ -229,6 +246,9 @@ func (a *admin) nodesRemove(ctx context.Context, args []string) error {
 //     holds a map of the same epoch with other content, or a newer one,
 //     refuses it (exit code 3 as well).
 func (a *admin) change(ctx context.Context, c placement.Change) error {
+	if a.rc != nil {
+		return a.raftChange(ctx, c)
+	}
 	m0, raw0, err := readClusterFile(a.o.cluster)
 	if err != nil {
 		return err

@@ -82,7 +82,11 @@ func (a *admin) report(r changeResult) error {
 	}
 	if len(unreachable) > 0 {
 		slices.Sort(unreachable)
-		fmt.Fprintf(a.env.stderr, "warning: not reachable: %s; they get the map from the gateways' heartbeats or `kintsugi admin map push`\n", strings.Join(unreachable, ", "))
+		catchUp := "they get the map from the gateways' heartbeats or `kintsugi admin map push`"
+		if a.rc != nil {
+			catchUp = "they catch up from the Raft log when they are back"
+		}
+		fmt.Fprintf(a.env.stderr, "warning: not reachable: %s; %s\n", strings.Join(unreachable, ", "), catchUp)
 	}
 	if len(conflicts) > 0 {
 		slices.Sort(conflicts)
@@ -97,7 +101,7 @@ func (a *admin) mapShow(args []string) error {
 	if _, err := a.parse("map show", fs, args, 0, "map show"); err != nil {
 		return err
 	}
-	m, _, err := readClusterFile(a.o.cluster)
+	m, err := a.loadMap(context.Background())
 	if err != nil {
 		return err
 	}
@@ -114,8 +118,12 @@ func (a *admin) mapShow(args []string) error {
 
 func (a *admin) mapPush(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("kintsugi admin map push", flag.ContinueOnError)
-	if _, err := a.parse("map push", fs, args, 0, "map push"); err != nil {
+	file := fs.String("file", "", "with a Raft-held map: the edited map (YAML) to install as the next epoch")
+	if _, err := a.parse("map push", fs, args, 0, "map push [--file EDITED.yaml]"); err != nil {
 		return err
+	}
+	if a.rc != nil {
+		return a.raftPushFile(ctx, *file)
 	}
 	m, _, err := readClusterFile(a.o.cluster)
 	if err != nil {

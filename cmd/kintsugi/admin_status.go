@@ -86,7 +86,7 @@ func (a *admin) status(ctx context.Context, args []string) error {
 	if _, err := a.parse("status", fs, args, 0, "status [--scrubber HOST:PORT]"); err != nil {
 		return err
 	}
-	m, _, err := readClusterFile(a.o.cluster)
+	m, err := a.loadMap(ctx)
 	if err != nil {
 		return err
 	}
@@ -101,6 +101,9 @@ func (a *admin) status(ctx context.Context, args []string) error {
 		}
 	}
 	rep.BelowFull = belowFullOf(*scrub, rep.Scrubber, rep.ScrubberErr, m.N())
+	if a.rc != nil {
+		return a.raftStatus(ctx, rep)
+	}
 	if a.o.json {
 		return writeJSON(a.env.stdout, rep)
 	}

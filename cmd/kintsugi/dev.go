@@ -117,7 +117,14 @@ func runDev(ctx context.Context, env *environ, args []string) error {
 	}
 	defer lc.close()
 	servers = append(servers, lc.servers...)
-	m, nodeURLs := lc.m, lc.urls
+	// The map is held by a single-voter Raft group (dev_raft.go).
+	dr, m, err := startDevRaft(ctx, env.logger, *dataDir, secret, lc.m, lc.nodes, opts)
+	if err != nil {
+		return err
+	}
+	defer dr.Close()
+	lc.m, lc.follow = m, dr.follow
+	nodeURLs := lc.urls
 	// The map is written out so that the scrub, admin and bench commands can
 	// be pointed at the dev cluster.
 	mapFile := filepath.Join(*dataDir, "cluster.yaml")
@@ -136,6 +143,7 @@ func runDev(ctx context.Context, env *environ, args []string) error {
 		return err
 	}
 	gsrv := f.srv
+	dr.follow(f.store)
 	servers = append(servers, gsrv)
 	f.start(ctx, env, sf)
 	scrubAddr := ""

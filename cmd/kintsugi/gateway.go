@@ -80,6 +80,7 @@ func runGateway(ctx context.Context, env *environ, args []string) error {
 	go watchMap(ctx, env.logger, *clusterFile, *poll, f.store)
 	f.start(ctx, env, sf)
 	go ms.run(ctx)
+	go watchRaftMap(ctx, env.logger, f.store, opts)
 	ready(env, "gateway", f.srv.Addr(), kv...)
 	return serveAll(ctx, env.logger, servers...)
 }

@@ -37,6 +37,9 @@ type localCluster struct {
 	trusted map[string]*storagenode.Local
 	checked map[string]*storagenode.Local
 	addrs   map[string]string // the map address of each node, by id
+	// follow, if set, keeps a component's map current with the
+	// cluster's (a Raft-held map: see dev_raft.go).
+	follow func(mapSetter)
 }
 
 // openLocalNodes opens every node and listens for its API. The map has
@@ -176,6 +179,9 @@ func startScrubber(ctx context.Context, env *environ, lc *localCluster, opts *cl
 	})
 	if err != nil {
 		return nil, nil, err
+	}
+	if lc.follow != nil {
+		lc.follow(s)
 	}
 	d := scrubber.NewDaemon(s, interval)
 	srv, err = newServer("scrubber", listen, d.Handler(), env.logger)

@@ -217,6 +217,7 @@ func runScrubber(ctx context.Context, env *environ, args []string) error {
 	done := make(chan error, 1)
 	go func() { done <- d.Run(ctx) }()
 	go watchMap(ctx, env.logger, *sf.cluster, *poll, s)
+	go watchRaftMap(ctx, env.logger, s, cfg.ClientOptions)
 	ready(env, "scrubber", srv.Addr(), "interval", interval.String(), "epoch", itoa(s.Map().Epoch))
 	err = serveAll(ctx, env.logger, srv)
 	cancel()

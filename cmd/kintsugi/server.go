@@ -94,6 +94,22 @@ func runServer(ctx context.Context, env *environ, args []string) error {
 	}
 	defer lc.close()
 	servers = append(servers, lc.servers...)
+	// Until it joins a multi-host cluster, the server's map is held by a
+	// single-voter Raft group, as kintsugi dev's is. Its log lives on the
+	// drive of the node it is named after, so that reordering --drives
+	// finds it again.
+	raftDir := nodes[0].dir
+	for _, n := range nodes {
+		if n.id == lc.m.Nodes[0].ID {
+			raftDir = n.dir
+		}
+	}
+	dr, m, err := startDevRaft(ctx, env.logger, raftDir, secret, lc.m, lc.nodes, opts)
+	if err != nil {
+		return err
+	}
+	defer dr.Close()
+	lc.m, lc.follow = m, dr.follow
 	// Every drive is its own zone, so that placement spreads an object's
 	// shards over distinct drives; but the zones share a host, and the
 	// operator must not read them as failure domains beyond a drive.
@@ -106,6 +122,7 @@ func runServer(ctx context.Context, env *environ, args []string) error {
 		return err
 	}
 	servers = append(servers, f.srv)
+	dr.follow(f.store)
 	f.start(ctx, env, sf)
 	scrubURL := ""
 	if *scrubInterval > 0 {

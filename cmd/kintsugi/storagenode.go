@@ -26,6 +26,7 @@ func runStorageNode(ctx context.Context, env *environ, args []string) error {
 	tlsCert := fs.String("tls-cert", "", "PEM certificate to serve the node API over HTTPS (with --tls-key); name the node https://HOST:PORT in the map")
 	tlsKey := fs.String("tls-key", "", "PEM private key of --tls-cert")
 	metricsAddr := fs.String("metrics-listen", "", "address to serve /metrics (Prometheus), /healthz and /readyz on, unauthenticated; empty: off")
+	rf := addRaftFlags(fs)
 	if err := parseFlags(fs, env, args); err != nil {
 		return err
 	}
@@ -65,6 +66,11 @@ func runStorageNode(ctx context.Context, env *environ, args []string) error {
 		return err
 	}
 	defer node.Close()
+	closeRaft, err := rf.start(cfg.Logger, node, *id, *dir, secret, *tlsCert, *tlsKey)
+	if err != nil {
+		return err
+	}
+	defer closeRaft()
 	srv, err := newServer("storagenode "+*id, *listen, withProbes(node.Handler(), nil), env.logger)
 	if err != nil {
 		return usageErr("%v", err)

@@ -27,6 +27,7 @@ var areas = []string{
 	"./scrubber/...",
 	"./bench/...",
 	"./storagenode/...",
+	"./cluster/...",
 	"./placement/...",
 	"./codec/...",
 	"./internal/...",
@@ -47,7 +48,7 @@ type rule struct {
 }
 
 // downTheList is why the layer rules exist.
-const downTheList = "dependencies point down the package list: cmd, gateway, scrubber, bench, storagenode, placement, codec"
+const downTheList = "dependencies point down the package list: cmd, gateway, scrubber, bench, storagenode, cluster, placement, codec"
 
 // rules are the module's dependency rules. A package may match several:
 // each must hold.
@@ -68,6 +69,13 @@ var rules = []rule{
 	{name: "layers/internal", why: "internal helpers sit below the services that share them",
 		from: []string{"./internal/..."},
 		deny: []string{"./cmd/...", "./gateway/...", "./scrubber/...", "./bench/..."}},
+
+	{name: "layers/cluster", why: "cluster holds the map in Raft and reaches nodes only through storagenode/client",
+		from: []string{"./cluster/..."},
+		deny: []string{"./cmd/...", "./gateway/...", "./scrubber/...", "./bench/...", "./storagenode", "./storagenode/internal/..."}},
+	{name: "raft", why: "Raft only in cluster: the map has one keeper",
+		from: []string{"./..."}, except: []string{"./cluster/..."},
+		deny: []string{"github.com/hashicorp/raft/...", "github.com/hashicorp/raft-boltdb/..."}},
 
 	{name: "codec/leaf", why: "codec is a pure leaf: the standard library, reedsolomon and blake3 only",
 		from: []string{"./codec/..."},
@@ -479,6 +487,14 @@ func TestCheck(t *testing.T) {
 		{pkg: "scrubber", imp: "./internal/testcluster", test: true},
 		{pkg: "internal/testcluster", imp: "./storagenode/nodetest"},
 		{pkg: "gateway", imp: "./gatewayx"}, // a sibling, not a subpackage
+
+		// The Raft-held map.
+		{pkg: "cluster", imp: "./storagenode", want: []string{"layers/cluster"}},
+		{pkg: "cluster", imp: "./storagenode/client"},
+		{pkg: "cluster", imp: "github.com/hashicorp/raft"},
+		{pkg: "storagenode", imp: "github.com/hashicorp/raft", want: []string{"raft"}},
+		{pkg: "cmd/kintsugi", imp: "github.com/hashicorp/raft-boltdb/v2", want: []string{"raft"}},
+		{pkg: "cmd/kintsugi", imp: "./cluster"},
 	}
 	broken := map[string]bool{}
 	for _, c := range cases {

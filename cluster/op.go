@@ -1,0 +1,64 @@
+package cluster
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/kintsugi-store/kintsugi/placement"
+)
+
+// entry is one command of the Raft log: the seed of the map, or a change
+// of it. The rules of a change are placement's (Map.Apply); the log only
+// orders them.
+type entry struct {
+	Init   *placement.Map    `json:"init,omitempty"`
+	Change *placement.Change `json:"change,omitempty"`
+}
+
+// Errors of the group's own, besides placement's (*placement.ConflictError,
+// placement.ErrInvalidChange, placement.ErrInvalidMap). Each changes nothing.
+var (
+	// ErrNotInitialised: the group holds no map yet (admin init seeds it).
+	ErrNotInitialised = errors.New("cluster map not initialised")
+	// ErrInitialised: a seed for a group that already holds a map.
+	ErrInitialised = errors.New("cluster map already initialised")
+)
+
+// apply returns the map e makes of cur (nil: none yet). It never
+// modifies cur and is deterministic: every member applies the same entry
+// to the same map and gets the same answer.
+func apply(cur *placement.Map, e entry) (*placement.Map, error) {
+	switch {
+	case e.Init != nil && e.Change == nil:
+		if cur != nil {
+			// A retried seed of the very map it seeded is not an error.
+			if sameContent(cur, e.Init) {
+				return cur, nil
+			}
+			return nil, ErrInitialised
+		}
+		// The seed keeps its epoch: nodes already hold maps of epochs up
+		// to it from before the group, and fence with the highest.
+		m := e.Init.WithDefaults()
+		m.Epoch = max(m.Epoch, 1)
+		if err := m.Validate(); err != nil {
+			return nil, err
+		}
+		return m, nil
+	case e.Change != nil && e.Init == nil:
+		if cur == nil {
+			return nil, ErrNotInitialised
+		}
+		return cur.Apply(*e.Change)
+	}
+	return nil, fmt.Errorf("%w: a log entry must hold a seed or a change", placement.ErrInvalidChange)
+}
+
+// sameContent reports whether a and b are the same map but for the epoch.
+func sameContent(a, b *placement.Map) bool {
+	x, y := a.WithDefaults(), b.WithDefaults()
+	x.Epoch, y.Epoch = 0, 0
+	bx, err1 := x.Marshal()
+	by, err2 := y.Marshal()
+	return err1 == nil && err2 == nil && string(bx) == string(by)
+}
