@@ -66,3 +66,34 @@ func TestManual(t *testing.T) {
 		t.Fatalf("after Advance: %v, want %v", got, want)
 	}
 }
+
+func TestManualAfter(t *testing.T) {
+	start := time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
+	m := NewManual(start)
+	select {
+	case got := <-m.After(0):
+		if !got.Equal(start) {
+			t.Fatalf("After(0) fired with %v, want %v", got, start)
+		}
+	default:
+		t.Fatal("After(0) did not fire at once")
+	}
+	c := m.After(time.Second)
+	waited := make(chan struct{})
+	go func() { m.BlockUntil(2); close(waited) }()
+	m.After(time.Hour)
+	<-waited
+	m.Advance(999 * time.Millisecond)
+	select {
+	case <-c:
+		t.Fatal("After(1s) fired 999ms on")
+	default:
+	}
+	m.Advance(time.Millisecond)
+	if got, want := <-c, start.Add(time.Second); !got.Equal(want) {
+		t.Fatalf("After(1s) fired with %v, want %v", got, want)
+	}
+	if n := m.Waiters(); n != 1 {
+		t.Fatalf("%d waiters after one fired, want the hour's", n)
+	}
+}

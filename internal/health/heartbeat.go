@@ -3,10 +3,10 @@ package health
 import (
 	"context"
 	"sync"
-	"time"
 )
 
-// Run sends heartbeats to the tracked nodes (SetNodes) every Interval until
+// Run sends heartbeats to the tracked nodes (SetNodes) every Interval (on
+// Config.After's clock) until
 // ctx is done; the first round goes out at once. A node whose breaker is
 // open is not probed until the breaker lets a probe through, and a node is
 // never probed twice at the same time. Without a Probe, Run returns at
@@ -17,8 +17,6 @@ func (t *Tracker) Run(ctx context.Context) {
 	}
 	var wg sync.WaitGroup
 	defer wg.Wait()
-	tick := time.NewTicker(t.cfg.Interval)
-	defer tick.Stop()
 	for {
 		for _, n := range t.tracked() {
 			if !n.probing.CompareAndSwap(false, true) {
@@ -32,7 +30,7 @@ func (t *Tracker) Run(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			return
-		case <-tick.C:
+		case <-t.cfg.After(t.cfg.Interval):
 		}
 	}
 }
@@ -55,13 +53,16 @@ func (t *Tracker) tracked() []*node {
 // node, whatever its kind: a node that answers its health check with an
 // error is not healthy.
 func (t *Tracker) heartbeat(ctx context.Context, n *node) {
+	if t.beat != nil {
+		defer t.beat(n.id)
+	}
 	c, err := t.Begin(n.id)
 	if err != nil {
 		return
 	}
 	pctx, cancel := context.WithTimeout(ctx, t.cfg.Timeout)
 	defer cancel()
-	start := time.Now().UnixNano()
+	start := t.cfg.Now().UnixNano()
 	err = t.cfg.Probe(pctx, n.id)
 	o := success
 	if err != nil {
