@@ -567,3 +567,31 @@ func TestProgressExcusesSlowHeartbeats(t *testing.T) {
 	<-stopped
 	waitState(t, tr, "n1", Down)
 }
+
+// TestHeartbeatRound: each Heartbeat is one finished round, so TripAfter
+// of them take a failing node down and not one fewer.
+func TestHeartbeatRound(t *testing.T) {
+	cfg := fastConfig()
+	var probes atomic.Int32
+	cfg.Probe = func(ctx context.Context, id string) error {
+		probes.Add(1)
+		if id == "bad" {
+			return kerr.E("probe", kerr.Unavailable, errors.New("refused"))
+		}
+		return nil
+	}
+	tr, _, _ := newTracker(t, cfg)
+	tr.SetNodes([]string{"good", "bad"})
+	for i := 1; i <= cfg.TripAfter; i++ {
+		if s := tr.State("bad"); s == Down {
+			t.Fatalf("down after %d rounds, want %d", i-1, cfg.TripAfter)
+		}
+		tr.Heartbeat(context.Background())
+		if n := probes.Load(); n != int32(2*i) {
+			t.Fatalf("%d probes after %d rounds, want %d", n, i, 2*i)
+		}
+	}
+	if s, g := tr.State("bad"), tr.State("good"); s != Down || g != Up {
+		t.Fatalf("after %d rounds: bad %v, good %v; want down, up", cfg.TripAfter, s, g)
+	}
+}
