@@ -74,6 +74,10 @@ type Config struct {
 	PackFileSize int64
 
 	Logger *slog.Logger // nil: slog.Default()
+	// Now is the clock that dates staged shards and quarantine records
+	// and that the background sweep measures their age by; nil: time.Now. Tests pass a manual clock's to order them without
+	// sleeping.
+	Now func() time.Time
 	// Registerer, if set, receives the node's metrics
 	// (kintsugi_storagenode_*); nil records none.
 	Registerer prometheus.Registerer
@@ -191,6 +195,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
+	}
+	if c.Now == nil {
+		c.Now = time.Now
 	}
 	return c
 }

@@ -217,8 +217,8 @@ func (n *Node) sweepLoop(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			return
-		case now := <-t.C:
-			removed, err := n.Sweep(ctx, now)
+		case <-t.C:
+			removed, err := n.Sweep(ctx, n.cfg.Now())
 			if err != nil && ctx.Err() == nil {
 				n.log.Error("sweep failed", "err", err)
 			} else if removed > 0 {
