@@ -6,11 +6,12 @@
 // are drawn from the clock).
 //
 // It holds no global state: the clock is a func handed to each Config's
-// Now. Manual is a clock for tests, moved by hand, with timers (After)
+// Now. Every is the loop of a periodic background task. Manual is a clock for tests, moved by hand, with timers (After)
 // that fire when it passes them.
 package clock
 
 import (
+	"context"
 	"fmt"
 	"sync"
 	"time"
@@ -44,6 +45,22 @@ func Offset(d time.Duration) func() time.Time {
 		return time.Now
 	}
 	return func() time.Time { return time.Now().Add(d) }
+}
+
+// Every calls f every d on the wall clock until ctx is done, the first
+// time d from now: the loop of a background task that polls on a period.
+// A call that overruns its period delays the next; ticks are not queued.
+func Every(ctx context.Context, d time.Duration, f func()) {
+	t := time.NewTicker(d)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			f()
+		}
+	}
 }
 
 // Manual is a clock that moves only when told to, for tests that drive

@@ -1,6 +1,7 @@
 package clock
 
 import (
+	"context"
 	"strings"
 	"testing"
 	"time"
@@ -95,5 +96,23 @@ func TestManualAfter(t *testing.T) {
 	}
 	if n := m.Waiters(); n != 1 {
 		t.Fatalf("%d waiters after one fired, want the hour's", n)
+	}
+}
+
+func TestEvery(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	calls := 0
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		Every(ctx, time.Millisecond, func() {
+			if calls++; calls == 3 {
+				cancel()
+			}
+		})
+	}()
+	<-done
+	if calls != 3 {
+		t.Fatalf("f called %d times, want 3: Every must stop once ctx is done", calls)
 	}
 }
