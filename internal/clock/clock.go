@@ -5,9 +5,12 @@
 // and so shows what clock skew does to the object protocol (version names
 // are drawn from the clock).
 //
-// It holds no global state: the clock is a func handed to each Config's
-// Now. Every is the loop of a periodic background task. Manual is a clock for tests, moved by hand, with timers (After)
-// that fire when it passes them.
+// It holds no global state and must never: the clock is a func handed to
+// each Config's Now (and a timer func to its After, where a Config waits
+// on the clock). Every is the loop of a periodic background task. Manual
+// is a clock for tests, moved by hand, whose timers (After) fire when it
+// passes them, so that tests drive TTLs, heartbeats and schedules instead
+// of sleeping through them.
 package clock
 
 import (
