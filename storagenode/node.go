@@ -211,7 +211,7 @@ func (n *Node) lock(bucket, key string) func() {
 
 func (n *Node) sweepLoop(ctx context.Context) {
 	defer close(n.loopDone)
-	clock.Every(ctx, n.cfg.SweepInterval, func() {
+	clock.Every(ctx, n.cfg.After, n.cfg.SweepInterval, func() {
 		removed, err := n.Sweep(ctx, n.cfg.Now())
 		if err != nil && ctx.Err() == nil {
 			n.log.Error("sweep failed", "err", err)

@@ -101,7 +101,7 @@ func watchMap(ctx context.Context, logger *slog.Logger, path string, every time.
 		return
 	}
 	var last []byte
-	clock.Every(ctx, every, func() {
+	clock.Every(ctx, nil, every, func() {
 		b, err := os.ReadFile(path)
 		if err != nil || bytes.Equal(b, last) {
 			return

@@ -138,7 +138,7 @@ func (c *Console) Run(ctx context.Context) {
 	}
 	sample := func() { c.ring.add(c.cfg.Requests()) }
 	sample()
-	clock.Every(ctx, c.cfg.SampleEvery, sample)
+	clock.Every(ctx, nil, c.cfg.SampleEvery, sample)
 }
 
 // Handler serves the page at / and /console, the part of it that

@@ -50,17 +50,20 @@ func Offset(d time.Duration) func() time.Time {
 	return func() time.Time { return time.Now().Add(d) }
 }
 
-// Every calls f every d on the wall clock until ctx is done, the first
-// time d from now: the loop of a background task that polls on a period.
-// A call that overruns its period delays the next; ticks are not queued.
-func Every(ctx context.Context, d time.Duration, f func()) {
-	t := time.NewTicker(d)
-	defer t.Stop()
+// Every calls f every d until ctx is done: the loop of a background
+// task that polls on a period. It waits with after (nil: time.After),
+// first d from now and then d from the end of each call, so a call that
+// overruns delays the next instead of queueing ticks. A manual clock's
+// After lets a test run the task on cue.
+func Every(ctx context.Context, after func(time.Duration) <-chan time.Time, d time.Duration, f func()) {
+	if after == nil {
+		after = time.After
+	}
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-t.C:
+		case <-after(d):
 			f()
 		}
 	}

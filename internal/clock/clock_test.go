@@ -105,7 +105,7 @@ func TestEvery(t *testing.T) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		Every(ctx, time.Millisecond, func() {
+		Every(ctx, nil, time.Millisecond, func() {
 			if calls++; calls == 3 {
 				cancel()
 			}
@@ -115,4 +115,27 @@ func TestEvery(t *testing.T) {
 	if calls != 3 {
 		t.Fatalf("f called %d times, want 3: Every must stop once ctx is done", calls)
 	}
+}
+
+func TestEveryManual(t *testing.T) {
+	m := NewManual(time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC))
+	ctx, cancel := context.WithCancel(context.Background())
+	calls := make(chan time.Time)
+	done := make(chan struct{})
+	go func() { defer close(done); Every(ctx, m.After, time.Minute, func() { calls <- m.Now() }) }()
+	for i := 1; i <= 3; i++ {
+		m.BlockUntil(1)
+		m.Advance(59 * time.Second)
+		select {
+		case <-calls:
+			t.Fatalf("call %d before its minute", i)
+		default:
+		}
+		m.Advance(time.Second)
+		if got, want := <-calls, time.Date(2025, 3, 1, 12, i, 0, 0, time.UTC); !got.Equal(want) {
+			t.Fatalf("call %d at %v, want %v", i, got, want)
+		}
+	}
+	cancel()
+	<-done
 }
