@@ -46,6 +46,9 @@ func (t *Tracker) round(ctx context.Context, wg *sync.WaitGroup) {
 			continue
 		}
 		wg.Go(func() {
+			if t.beat != nil {
+				defer t.beat(n.id) // last: the node can be probed again
+			}
 			defer n.probing.Store(false)
 			t.heartbeat(ctx, n)
 		})
@@ -70,9 +73,6 @@ func (t *Tracker) tracked() []*node {
 // node, whatever its kind: a node that answers its health check with an
 // error is not healthy.
 func (t *Tracker) heartbeat(ctx context.Context, n *node) {
-	if t.beat != nil {
-		defer t.beat(n.id)
-	}
 	c, err := t.Begin(n.id)
 	if err != nil {
 		return
