@@ -26,7 +26,7 @@ type Daemon struct {
 
 // NewDaemon returns a Daemon running s's passes every interval (measured
 // from the start of one pass to the start of the next; a pass that takes
-// longer is followed at once).
+// longer is followed at once), on the clock of s's Config (Now, After).
 func NewDaemon(s *Scrubber, interval time.Duration) *Daemon {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(s.Collector())
@@ -46,7 +46,7 @@ func NewDaemon(s *Scrubber, interval time.Duration) *Daemon {
 // rebalance after a change starts within moments and covers every
 // object. Between passes, a new map starts one at once.
 func (d *Daemon) Run(ctx context.Context) error {
-	if next := d.firstPass(); time.Now().Before(next) {
+	if next := d.firstPass(); d.s.now().Before(next) {
 		d.mu.Lock()
 		d.next = next
 		d.mu.Unlock()
@@ -55,7 +55,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 		}
 	}
 	for {
-		start := time.Now()
+		start := d.s.now()
 		pctx, cancel := context.WithCancelCause(ctx)
 		watched := make(chan struct{})
 		go func() {
@@ -88,7 +88,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 		d.next = start.Add(d.interval)
 		if newMap || (err == nil && rep.MapChanged) {
 			// Objects were checked under an older map: go over them again.
-			d.next = time.Now()
+			d.next = d.s.now()
 		}
 		next := d.next
 		d.mu.Unlock()
@@ -101,12 +101,10 @@ func (d *Daemon) Run(ctx context.Context) error {
 // wait waits until next or a new map, and reports false if ctx ended
 // first.
 func (d *Daemon) wait(ctx context.Context, next time.Time) bool {
-	t := time.NewTimer(time.Until(next))
-	defer t.Stop()
 	select {
 	case <-ctx.Done():
 		return false
-	case <-t.C:
+	case <-d.s.cfg.After(next.Sub(d.s.now())):
 	case <-d.s.newMap:
 	}
 	return true

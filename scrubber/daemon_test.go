@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/kintsugi-store/kintsugi/internal/clock"
 )
 
 func TestDaemon(t *testing.T) {
@@ -20,19 +22,34 @@ func TestDaemon(t *testing.T) {
 			c.flip(m, 3, 1)
 		}
 	}
-	s := c.scrubber(func(cfg *Config) { cfg.StateDir = t.TempDir() })
-	d := NewDaemon(s, 100*time.Millisecond)
+	clk := clock.NewManual(time.Now())
+	s := c.scrubber(func(cfg *Config) {
+		cfg.StateDir = t.TempDir()
+		cfg.Now, cfg.After = clk.Now, clk.After
+	})
+	const interval = 100 * time.Millisecond
+	d := NewDaemon(s, interval)
 	srv := httptest.NewServer(d.Handler())
 	defer srv.Close()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- d.Run(ctx) }()
-	for deadline := time.Now().Add(20 * time.Second); s.Stats().PassesOK < 2; {
-		if time.Now().After(deadline) {
-			t.Fatalf("no second pass: %+v", s.Stats())
-		}
-		time.Sleep(10 * time.Millisecond)
+	// One pass, then the daemon waits out the interval; moved on by all
+	// of it, the clock starts the second.
+	clk.BlockUntil(1)
+	if n := s.Stats().PassesOK; n != 1 {
+		t.Fatalf("%d passes before the interval ran out, want 1", n)
 	}
+	clk.Advance(interval - time.Nanosecond)
+	if n := clk.Waiters(); n != 1 {
+		t.Fatalf("the pass timer fired before the interval was over (%d waiting)", n)
+	}
+	clk.Advance(time.Nanosecond)
+	clk.BlockUntil(1)
+	if n := s.Stats().PassesOK; n != 2 {
+		t.Fatalf("%d passes after one interval, want 2", n)
+	}
+	clk.Advance(interval / 2) // the age of the oldest unverified shard
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatalf("Daemon.Run = %v", err)
@@ -57,7 +74,7 @@ func TestDaemon(t *testing.T) {
 	}
 	want := []Level{{"6", 3}, {"5", 0}, {"4", 0}, {"below 4", 0}}
 	if st.Running || st.LastPass == nil || !slices.Equal(st.Redundancy, want) || st.IntervalSeconds != 0.1 ||
-		st.OldestUnverifiedSeconds <= 0 || st.OldestUnverifiedSeconds > 20 {
+		st.OldestUnverifiedSeconds != 0.05 {
 		t.Errorf("status = %s", body)
 	}
 	// The first pass repaired b; the last one found it whole.
@@ -104,18 +121,19 @@ func TestDaemonRestartKeepsSchedule(t *testing.T) {
 	c := newCluster(t, 6, 4, 2)
 	c.put("bk", "a", testData(5000, 1))
 	state := t.TempDir()
-	run := func(interval time.Duration, until func(*Scrubber, *Daemon) bool) (*Scrubber, *Daemon) {
+	clk := clock.NewManual(time.Now())
+	// run runs a daemon on state until it waits for its next pass.
+	run := func(interval time.Duration) (*Scrubber, *Daemon) {
 		t.Helper()
-		s := c.scrubber(func(cfg *Config) { cfg.StateDir = state })
+		s := c.scrubber(func(cfg *Config) {
+			cfg.StateDir = state
+			cfg.Now, cfg.After = clk.Now, clk.After
+		})
 		d := NewDaemon(s, interval)
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan error, 1)
 		go func() { done <- d.Run(ctx) }()
-		for deadline := time.Now().Add(10 * time.Second); !until(s, d); time.Sleep(10 * time.Millisecond) {
-			if time.Now().After(deadline) {
-				t.Fatalf("daemon (interval %v): condition not met after 10s: %+v", interval, d.Status())
-			}
-		}
+		clk.BlockUntil(1)
 		cancel()
 		if err := <-done; err != nil {
 			t.Fatalf("Daemon.Run = %v", err)
@@ -123,20 +141,27 @@ func TestDaemonRestartKeepsSchedule(t *testing.T) {
 		if err := s.Close(); err != nil {
 			t.Fatal(err)
 		}
+		// The abandoned timer would fire at the next Advance: drain it.
+		clk.Advance(time.Hour)
 		return s, d
 	}
-	passed := func(s *Scrubber, _ *Daemon) bool { return s.Stats().PassesOK >= 1 }
 
-	first, _ := run(time.Hour, passed)
-	started := first.LastReport().Started
-	// Restarted with the same interval: the next pass waits for its hour.
-	s, d := run(time.Hour, func(_ *Scrubber, d *Daemon) bool { return !d.Status().NextPass.IsZero() })
-	if n := s.Stats().PassesOK; n != 0 {
-		t.Errorf("restarted daemon ran %d passes at once; the last one started %v ago", n, time.Since(started))
+	first, _ := run(time.Hour)
+	if n := first.Stats().PassesOK; n != 1 {
+		t.Fatalf("first daemon ran %d passes, want 1", n)
 	}
-	if next := d.Status().NextPass; !next.Equal(started.Add(time.Hour)) {
-		t.Errorf("next pass at %v, want an hour after the last start %v", next, started)
+	started := first.LastReport().Started
+	// Restarted an hour on, with a two-hour interval: the next pass waits
+	// until two hours after the last one started.
+	s, d := run(2 * time.Hour)
+	if n := s.Stats().PassesOK; n != 0 {
+		t.Errorf("restarted daemon ran %d passes at once; the last one started %v ago", n, clk.Now().Sub(started))
+	}
+	if next := d.Status().NextPass; !next.Equal(started.Add(2 * time.Hour)) {
+		t.Errorf("next pass at %v, want two hours after the last start %v", next, started)
 	}
 	// Restarted with an interval already past: a pass at once.
-	run(time.Millisecond, passed)
+	if s, _ := run(time.Hour); s.Stats().PassesOK != 1 {
+		t.Errorf("daemon past its interval ran %d passes at once, want 1", s.Stats().PassesOK)
+	}
 }

@@ -80,6 +80,10 @@ type Config struct {
 
 	Logger *slog.Logger     // nil: discard
 	Now    func() time.Time // nil: time.Now
+	// After is the Daemon's timer between passes, on Now's clock; nil:
+	// time.After. A test passes a manual clock's Now and After to run
+	// passes on cue instead of waiting for an interval to pass.
+	After func(time.Duration) <-chan time.Time
 	// Progress, if set, is called after every object and phase change. It
 	// runs on the pass's goroutines and must return quickly.
 	Progress func(Progress)
@@ -156,6 +160,9 @@ func New(cfg Config) (*Scrubber, error) {
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
+	}
+	if cfg.After == nil {
+		cfg.After = time.After
 	}
 	if cfg.Dial == nil {
 		opts := cfg.ClientOptions

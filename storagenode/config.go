@@ -74,6 +74,13 @@ type Config struct {
 	PackFileSize int64
 
 	Logger *slog.Logger // nil: slog.Default()
+	// Now is the clock that dates staged shards, quarantine records and
+	// verifier passes, and that the background sweep measures age by;
+	// After is the timer of the sweep and verifier schedules on it. nil:
+	// time.Now and time.After. Tests pass a manual clock's methods to run
+	// those loops on cue instead of sleeping through their periods.
+	Now   func() time.Time
+	After func(time.Duration) <-chan time.Time
 	// Registerer, if set, receives the node's metrics
 	// (kintsugi_storagenode_*); nil records none.
 	Registerer prometheus.Registerer
@@ -191,6 +198,12 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.After == nil {
+		c.After = time.After
 	}
 	return c
 }

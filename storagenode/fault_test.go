@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kintsugi-store/kintsugi/internal/clock"
 	"github.com/kintsugi-store/kintsugi/internal/kerr"
 	"github.com/kintsugi-store/kintsugi/storagenode/client"
 	"github.com/kintsugi-store/kintsugi/storagenode/internal/meta"
@@ -102,16 +103,6 @@ func TestStageSenderFails(t *testing.T) {
 	}
 	if staged, err := tn.Node.db.StagedOf("bk", "k"); err != nil || len(staged) != 0 {
 		t.Errorf("staged entries after failed stage: %v, %v", staged, err)
-	}
-}
-
-func waitFor(t *testing.T, cond func() bool) {
-	t.Helper()
-	for deadline := time.Now().Add(5 * time.Second); !cond(); {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not reached in 5s")
-		}
-		time.Sleep(10 * time.Millisecond)
 	}
 }
 
@@ -413,9 +404,11 @@ func TestConfig(t *testing.T) {
 }
 
 func TestSweepLoop(t *testing.T) {
+	clk := clock.NewManual(time.Now())
 	tn := startNode(t, "", func(c *Config) {
 		c.SweepInterval = 10 * time.Millisecond
 		c.StagingGrace = time.Nanosecond
+		c.Now, c.After = clk.Now, clk.After
 	})
 	o := encode(t, 100, 18)
 	// Superseded by the marker committed here: dead, so age sweeps it.
@@ -425,10 +418,16 @@ func TestSweepLoop(t *testing.T) {
 	if _, err := tn.c.Commit(context.Background(), client.ObjectMeta{Bucket: "bk", Key: "k", Version: ver(2), Deleted: true}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, func() bool {
-		all, err := tn.db.AllStaged()
-		return err == nil && len(all) == 0
-	})
+	// The loop waits out its interval, sweeps, and waits again.
+	clk.BlockUntil(1)
+	if all, err := tn.db.AllStaged(); err != nil || len(all) != 1 {
+		t.Fatalf("staged before the interval ran out: %+v, %v", all, err)
+	}
+	clk.Advance(10 * time.Millisecond)
+	clk.BlockUntil(1)
+	if all, err := tn.db.AllStaged(); err != nil || len(all) != 0 {
+		t.Fatalf("staged after a sweep: %+v, %v", all, err)
+	}
 	if err := tn.Close(); err != nil {
 		t.Fatal(err)
 	}

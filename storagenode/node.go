@@ -13,8 +13,8 @@ import (
 	"path/filepath"
 	"sync"
 	"sync/atomic"
-	"time"
 
+	"github.com/kintsugi-store/kintsugi/internal/clock"
 	"github.com/kintsugi-store/kintsugi/internal/kerr"
 	"github.com/kintsugi-store/kintsugi/storagenode/internal/meta"
 	"github.com/kintsugi-store/kintsugi/storagenode/internal/pack"
@@ -213,20 +213,13 @@ func (n *Node) lock(bucket, key string) func() {
 
 func (n *Node) sweepLoop(ctx context.Context) {
 	defer close(n.loopDone)
-	t := time.NewTicker(n.cfg.SweepInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case now := <-t.C:
-			removed, err := n.Sweep(ctx, now)
-			if err != nil && ctx.Err() == nil {
-				n.log.Error("sweep failed", "err", err)
-			} else if removed > 0 {
-				n.log.Info("sweep", "removed", removed)
-			}
-			n.db.GC()
+	clock.Every(ctx, n.cfg.After, n.cfg.SweepInterval, func() {
+		removed, err := n.Sweep(ctx, n.cfg.Now())
+		if err != nil && ctx.Err() == nil {
+			n.log.Error("sweep failed", "err", err)
+		} else if removed > 0 {
+			n.log.Info("sweep", "removed", removed)
 		}
-	}
+		n.db.GC()
+	})
 }

@@ -118,13 +118,13 @@ func (n *Node) scrubLoop(ctx context.Context) {
 		st := n.scrub.snapshot()
 		if !st.Running {
 			next := st.LastPassStarted.Add(n.cfg.ScrubPeriod)
-			if !sleepUntil(ctx, next) {
+			if !n.sleepUntil(ctx, next) {
 				return
 			}
 			n.scrub.count(func(st *client.ScrubStatus) {
 				st.Running = true
 				st.Pass++
-				st.PassStarted = time.Now().UTC()
+				st.PassStarted = n.cfg.Now().UTC()
 				st.Position, st.PassShards, st.PassBytes = "", 0, 0
 			})
 		}
@@ -134,25 +134,24 @@ func (n *Node) scrubLoop(ctx context.Context) {
 		}
 		if err != nil {
 			n.log.Error("verifier: pass failed; retrying", "err", err, "in", scrubRetry)
-			if !sleepUntil(ctx, time.Now().Add(scrubRetry)) {
+			if !n.sleepUntil(ctx, n.cfg.Now().Add(scrubRetry)) {
 				return
 			}
 		}
 	}
 }
 
-// sleepUntil waits until t and reports true, or false if ctx ends first.
-func sleepUntil(ctx context.Context, t time.Time) bool {
-	d := time.Until(t)
+// sleepUntil waits until t on the node's clock and reports true, or
+// false if ctx ends first.
+func (n *Node) sleepUntil(ctx context.Context, t time.Time) bool {
+	d := t.Sub(n.cfg.Now())
 	if d <= 0 {
 		return ctx.Err() == nil
 	}
-	timer := time.NewTimer(d)
-	defer timer.Stop()
 	select {
 	case <-ctx.Done():
 		return false
-	case <-timer.C:
+	case <-n.cfg.After(d):
 		return true
 	}
 }
@@ -203,7 +202,7 @@ func (n *Node) scrubPass(ctx context.Context, th *throttle.T) error {
 			}
 		}
 	}
-	now := time.Now().UTC()
+	now := n.cfg.Now().UTC()
 	n.scrub.count(func(st *client.ScrubStatus) {
 		st.Running = false
 		st.LastPassStarted, st.LastPassFinished = st.PassStarted, now

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kintsugi-store/kintsugi/internal/clock"
 	"github.com/kintsugi-store/kintsugi/storagenode/client"
 )
 
@@ -42,18 +43,30 @@ func TestBackgroundVerifier(t *testing.T) {
 	tn.stop()
 	damage(t, tn.shardPath("bk", "k3", ver(3), 3), func(b []byte) []byte { b[100] ^= 4; return b })
 
+	clk := clock.NewManual(time.Now())
 	tn = startNode(t, dir, func(c *Config) {
 		c.ScrubRate = 1 << 30
 		c.ScrubPeriod = 50 * time.Millisecond
+		c.Now, c.After = clk.Now, clk.After
 	})
-	// Pass 3 running: two passes are complete.
-	st := waitStatus(t, tn, 10*time.Second, func(st client.ScrubStatus) bool { return st.Pass >= 3 })
+	// One pass at once, then it rests for its period; moved on by all of
+	// it, the clock starts the second.
+	clk.BlockUntil(1)
+	if st, err := tn.c.ScrubStatus(context.Background()); err != nil || st.Pass != 1 || st.Running {
+		t.Fatalf("status after the first pass = %+v, %v", st, err)
+	}
+	clk.Advance(50 * time.Millisecond)
+	clk.BlockUntil(1)
+	st, err := tn.c.ScrubStatus(context.Background())
+	if err != nil || st.Pass != 2 || st.Running {
+		t.Fatalf("status after one period = %+v, %v; want two passes done", st, err)
+	}
 	if st.Corrupt != 1 || st.Quarantined != 1 || st.QuarantinedShards[0].Key != "k3" {
 		t.Errorf("status = %+v, want k3 quarantined", st)
 	}
-	// The first pass saw five shards (the marker has none), the later ones
-	// four: the quarantined shard is not hashed again.
-	if st.Shards < 9 || st.Rate != 1<<30 {
+	// Each pass counts five shards (the marker has none); the first hashed
+	// all five, the second four: the quarantined shard is not hashed again.
+	if perShard := st.PassBytes / 4; st.Shards != 10 || st.PassShards != 5 || st.PassBytes%4 != 0 || st.Bytes != 9*perShard || st.Rate != 1<<30 {
 		t.Errorf("status = %+v", st)
 	}
 	hs, err := tn.c.ListHints(context.Background(), 0)

@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"time"
 
 	"github.com/kintsugi-store/kintsugi/codec"
 	"github.com/kintsugi-store/kintsugi/internal/kerr"
@@ -117,7 +116,7 @@ func (n *Node) stage(bucket, key, version string, shard, block int, body io.Read
 		return client.StagedRef{}, kerr.E(op, kerr.Invalid, fmt.Errorf("block size %d out of range %d..%d", block, codec.MinBlockSize, codec.MaxBlockSize))
 	}
 	rel := stagingFile(bucket, key, version, shard)
-	s := meta.Staged{Bucket: bucket, Key: key, Version: version, Shard: shard, Staged: time.Now().UTC(), File: rel}
+	s := meta.Staged{Bucket: bucket, Key: key, Version: version, Shard: shard, Staged: n.cfg.Now().UTC(), File: rel}
 	if n.stageLimit() > 0 {
 		staged, rest, done, err := n.stageInline(s, body, block, trust)
 		switch {

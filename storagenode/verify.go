@@ -13,7 +13,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"time"
 
 	"github.com/kintsugi-store/kintsugi/codec"
 	"github.com/kintsugi-store/kintsugi/internal/kerr"
@@ -198,7 +197,7 @@ func (n *Node) quarantine(rec client.Record, f io.ReadSeekCloser, reason string)
 	rel := shardFile(rec.Bucket, rec.Key, rec.Version, rec.Shard)
 	q := meta.Quarantined{
 		Bucket: rec.Bucket, Key: rec.Key, Version: rec.Version, Shard: rec.Shard,
-		Reason: reason, Time: time.Now().UTC(), File: quarantineFile(rec.Bucket, rec.Key, rec.Version, rec.Shard),
+		Reason: reason, Time: n.cfg.Now().UTC(), File: quarantineFile(rec.Bucket, rec.Key, rec.Version, rec.Shard),
 	}
 	file, ok := f.(*os.File)
 	if !ok {
@@ -243,7 +242,7 @@ func (n *Node) quarantine(rec client.Record, f io.ReadSeekCloser, reason string)
 func (n *Node) selfHint(rec client.Record, reason string) {
 	h := client.Hint{
 		Bucket: rec.Bucket, Key: rec.Key, Version: rec.Version, Shard: rec.Shard,
-		NodeID: n.cfg.ID, Reason: reason, Time: time.Now().UTC(),
+		NodeID: n.cfg.ID, Reason: reason, Time: n.cfg.Now().UTC(),
 	}
 	if err := n.db.AddHints([]client.Hint{h}); err != nil {
 		n.log.Warn("verify: filing repair hint", "err", err)

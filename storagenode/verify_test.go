@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/kintsugi-store/kintsugi/codec"
+	"github.com/kintsugi-store/kintsugi/internal/clock"
 	"github.com/kintsugi-store/kintsugi/internal/kerr"
 	"github.com/kintsugi-store/kintsugi/storagenode/client"
 )
@@ -327,14 +328,15 @@ func TestDropMarker(t *testing.T) {
 }
 
 func TestListStaged(t *testing.T) {
-	tn := startNode(t, "", nil)
+	clk := clock.NewManual(time.Now())
+	tn := startNode(t, "", func(cfg *Config) { cfg.Now = clk.Now })
 	ctx := context.Background()
 	o := encode(t, 100, 48)
 	for i, key := range []string{"b-key", "a-key"} {
 		if _, err := tn.c.Stage(ctx, "bk", key, ver(i), i, testBlock, bytes.NewReader(o.shards[i])); err != nil {
 			t.Fatal(err)
 		}
-		time.Sleep(2 * time.Millisecond) // distinct stage times
+		clk.Advance(time.Millisecond) // distinct stage times
 	}
 	got, err := tn.c.ListStaged(ctx, 0)
 	if err != nil || len(got) != 2 {

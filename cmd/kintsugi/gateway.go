@@ -8,6 +8,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/kintsugi-store/kintsugi/internal/clock"
 	"github.com/kintsugi-store/kintsugi/placement"
 )
 
@@ -101,27 +102,20 @@ func watchMap(ctx context.Context, logger *slog.Logger, path string, every time.
 		return
 	}
 	var last []byte
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
+	clock.Every(ctx, nil, every, func() {
 		b, err := os.ReadFile(path)
 		if err != nil || bytes.Equal(b, last) {
-			continue
+			return
 		}
 		last = b
 		m, err := placement.Parse(b)
 		if err != nil {
 			logger.Warn("cluster file changed but does not validate; keeping the current map", "file", path, "err", err)
-			continue
+			return
 		}
 		if cur := s.Map(); m.Epoch > cur.Epoch {
 			s.SetMap(m)
 			logger.Info("installed new cluster map", "epoch", m.Epoch, "previous", cur.Epoch, "nodes", len(m.Nodes))
 		}
-	}
+	})
 }

@@ -16,6 +16,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/kintsugi-store/kintsugi/internal/clock"
 	"github.com/kintsugi-store/kintsugi/internal/fanout"
 	"github.com/kintsugi-store/kintsugi/internal/health"
 	"github.com/kintsugi-store/kintsugi/internal/kerr"
@@ -135,17 +136,9 @@ func (c *Console) Run(ctx context.Context) {
 	if c.cfg.Requests == nil {
 		return
 	}
-	c.ring.add(c.cfg.Requests())
-	t := time.NewTicker(c.cfg.SampleEvery)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			c.ring.add(c.cfg.Requests())
-		}
-	}
+	sample := func() { c.ring.add(c.cfg.Requests()) }
+	sample()
+	clock.Every(ctx, nil, c.cfg.SampleEvery, sample)
 }
 
 // Handler serves the page at / and /console, the part of it that

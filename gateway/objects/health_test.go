@@ -21,10 +21,12 @@ import (
 
 // healthCluster is a cluster whose Store tracks node health, with
 // heartbeats that ask the fake nodes (a node down or stalled for every
-// operation fails them).
+// operation fails them). Heartbeats go out when the test says so
+// (waitState), or on real timers once heartbeats is called.
 type healthCluster struct {
 	*cluster
-	h *health.Tracker
+	h       *health.Tracker
+	openFor time.Duration
 }
 
 func newHealthCluster(t testing.TB, nodes, d, p int, opts ...func(*Config)) *healthCluster {
@@ -36,9 +38,7 @@ func newHealthCluster(t testing.TB, nodes, d, p int, opts ...func(*Config)) *hea
 	cfg.OpenFor = 200 * time.Millisecond
 	cfg.HedgeCap = 200 * time.Millisecond
 	cfg.Logger = slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
-	ready := make(chan struct{})
 	cfg.Probe = func(ctx context.Context, id string) error {
-		<-ready
 		_, err := hc.nodes[id].Health(ctx)
 		return err
 	}
@@ -46,19 +46,41 @@ func newHealthCluster(t testing.TB, nodes, d, p int, opts ...func(*Config)) *hea
 	if err != nil {
 		t.Fatal(err)
 	}
-	hc.h = h
+	hc.h, hc.openFor = h, cfg.OpenFor
 	opts = append(opts, func(c *Config) { c.Health = h })
 	hc.cluster = newCluster(t, nodes, d, p, opts...)
-	close(ready)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { h.Run(ctx); close(done) }()
-	t.Cleanup(func() { cancel(); <-done })
 	return hc
 }
 
-// waitState waits up to 5s for node id to reach want.
+// heartbeats sends heartbeats every Interval on the wall clock until the
+// test ends, for tests of heartbeats that hang until their Timeout while
+// an operation runs.
+func (hc *healthCluster) heartbeats() {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { hc.h.Run(ctx); close(done) }()
+	hc.t.Cleanup(func() { cancel(); <-done })
+}
+
+// waitState runs heartbeat rounds until node id is in state want. An open
+// breaker lets a probe through only OpenFor after it opened, timed on the
+// wall clock (gobreaker reads time.Now), so leaving Down waits that long.
 func (hc *healthCluster) waitState(id string, want health.State) {
+	hc.t.Helper()
+	for round := 0; hc.h.State(id) != want; round++ {
+		if round == 10 {
+			hc.t.Fatalf("node %s is %v after %d heartbeat rounds, want %v", id, hc.h.State(id), round, want)
+		}
+		if hc.h.State(id) == health.Down {
+			time.Sleep(hc.openFor)
+		}
+		hc.h.Heartbeat(context.Background())
+	}
+}
+
+// pollState waits up to 5s for node id to reach want, while heartbeats
+// run on their own (heartbeats): for states a heartbeat in flight holds.
+func (hc *healthCluster) pollState(id string, want health.State) {
 	hc.t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
 	for hc.h.State(id) != want {
@@ -174,7 +196,8 @@ func TestWriteSkipsHalfOpenNode(t *testing.T) {
 	// the breaker's one slot and then fails, so the node never closes.
 	back.Edit(func(n *nodetest.State) { n.Slow["health"] = time.Hour })
 	back.SetDown("*", false)
-	hc.waitState(back.ID(), health.Suspect)
+	hc.heartbeats()
+	hc.pollState(back.ID(), health.Suspect)
 
 	data := payload(5*4*testBlock+333, 11)
 	c.put("k", data)
@@ -322,6 +345,7 @@ func TestStragglersNotAwaited(t *testing.T) {
 // as soon as its breaker opens, long before the stall timeout.
 func TestStageCutOffWhenNodeGoesDown(t *testing.T) {
 	c := newHealthCluster(t, 6, 4, 2) // stall timeout 5s
+	c.heartbeats()
 	slow := c.shardNode("k", 2)
 	slow.Edit(func(n *nodetest.State) {
 		n.StallAfter = 2 * (codec.DigestSize + testBlock)

@@ -7,8 +7,9 @@
 //
 // Three signals feed a node's state:
 //
-//   - Heartbeats: Run probes every tracked node each Interval, with a
-//     Timeout deadline.
+//   - Heartbeats: Run probes every tracked node each Interval (on the
+//     Config's clock: Now and After), with a Timeout deadline; Heartbeat
+//     runs one round and waits for it.
 //   - Passive outcomes: every call made through Begin reports how it ended
 //     (Call.End). A node that answered, even with "not found", is alive;
 //     connection failures, timeouts and 5xx answers count against it;

@@ -92,6 +92,15 @@ type Config struct {
 	// HedgeFloor and HedgeCap clamp HedgeDelay.
 	HedgeFloor, HedgeCap time.Duration
 
+	// Now and After are the clock the tracker reads: latencies, state
+	// times and heartbeat rounds (one round, then After(Interval), then
+	// the next). nil: time.Now and time.After. A test passes a manual
+	// clock's methods to drive heartbeats instead of sleeping through
+	// them. The breaker's OpenFor and a heartbeat's Timeout run on the
+	// wall clock whatever these are: they bound real waits.
+	Now   func() time.Time
+	After func(time.Duration) <-chan time.Time
+
 	Logger *slog.Logger // nil: discard
 	// Registerer receives the tracker's metrics; nil: no metrics.
 	Registerer prometheus.Registerer
@@ -140,6 +149,8 @@ type Tracker struct {
 
 	mu    sync.Mutex
 	nodes map[string]*node
+
+	beat func(id string) // testing hook: a heartbeat of id is done
 }
 
 // New returns a Tracker for cfg. It fails if cfg does not validate or its
@@ -152,6 +163,12 @@ func New(cfg Config) (*Tracker, error) {
 	t := &Tracker{cfg: cfg, log: cfg.Logger, nodes: make(map[string]*node)}
 	if t.log == nil {
 		t.log = slog.New(slog.DiscardHandler)
+	}
+	if t.cfg.Now == nil {
+		t.cfg.Now = time.Now
+	}
+	if t.cfg.After == nil {
+		t.cfg.After = time.After
 	}
 	if cfg.Registerer != nil {
 		m, err := newMetrics(cfg.Registerer)
@@ -228,7 +245,7 @@ func (t *Tracker) node(id string) *node {
 	if n, ok := t.nodes[id]; ok {
 		return n
 	}
-	n := &node{id: id, t: t, since: time.Now(), down: make(chan struct{})}
+	n := &node{id: id, t: t, since: t.cfg.Now(), down: make(chan struct{})}
 	n.cb = gobreaker.NewTwoStepCircuitBreaker[struct{}](gobreaker.Settings{
 		Name:        id,
 		MaxRequests: 1,
@@ -286,7 +303,7 @@ func (t *Tracker) Begin(id string) (Call, error) {
 		t.m.call(id, "refused")
 		return Call{}, kerr.E("health.Begin", kerr.Unavailable, fmt.Errorf("node %s: %w", id, ErrOpen))
 	}
-	return Call{n: n, done: done, start: time.Now()}, nil
+	return Call{n: n, done: done, start: t.cfg.Now()}, nil
 }
 
 // End records how the call ended and, if it succeeded, how long it took.
@@ -343,7 +360,7 @@ func (c Call) end(o outcome, err error, timed bool) {
 		c.done(nil)
 		var lat time.Duration = -1
 		if timed {
-			lat = time.Since(c.start)
+			lat = n.t.cfg.Now().Sub(c.start)
 			n.t.m.observe(n.id, lat)
 		}
 		n.t.m.call(n.id, "ok")
@@ -382,7 +399,7 @@ func (n *node) update() {
 		return
 	}
 	from := n.state
-	n.state, n.since = s, time.Now()
+	n.state, n.since = s, n.t.cfg.Now()
 	switch {
 	case s == Down:
 		close(n.down)
@@ -428,7 +445,7 @@ func (t *Tracker) Available(id string) bool {
 // therefore not held against it; a node that stops, or dies, stops moving
 // bytes too.
 func (t *Tracker) Progress(id string) {
-	t.node(id).progress.Store(time.Now().UnixNano())
+	t.node(id).progress.Store(t.cfg.Now().UnixNano())
 }
 
 // Down returns a channel that is closed when node id goes down (at once if

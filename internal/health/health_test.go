@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
+	"github.com/kintsugi-store/kintsugi/internal/clock"
 	"github.com/kintsugi-store/kintsugi/internal/kerr"
 )
 
@@ -59,7 +60,53 @@ func newTracker(t *testing.T, cfg Config) (*Tracker, *syncBuffer, *prometheus.Re
 	return tr, logs, reg
 }
 
-// waitState waits up to 5s for node id to reach want.
+// driven is a tracker whose heartbeat rounds run one at a time, on a
+// manual clock the test moves.
+type driven struct {
+	t     *testing.T
+	tr    *Tracker
+	clk   *clock.Manual
+	beats chan string
+	every time.Duration
+}
+
+// newDriven returns a driven tracker for cfg, its log and its metrics.
+func newDriven(t *testing.T, cfg Config) (*driven, *syncBuffer, *prometheus.Registry) {
+	t.Helper()
+	clk := clock.NewManual(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+	cfg.Now, cfg.After = clk.Now, clk.After
+	tr, logs, reg := newTracker(t, cfg)
+	d := &driven{t: t, tr: tr, clk: clk, beats: make(chan string, 64), every: cfg.Interval}
+	tr.beat = func(id string) { d.beats <- id }
+	return d, logs, reg
+}
+
+// run starts the tracker's heartbeats until the test ends and returns once
+// the first round is done.
+func (d *driven) run() {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { d.tr.Run(ctx); close(done) }()
+	d.t.Cleanup(func() { cancel(); <-done })
+	d.wait()
+}
+
+// round moves the clock one Interval, once Run waits for it, and returns
+// when every heartbeat of the round it starts is done.
+func (d *driven) round() {
+	d.clk.BlockUntil(1)
+	d.clk.Advance(d.every)
+	d.wait()
+}
+
+func (d *driven) wait() {
+	for range d.tr.tracked() {
+		<-d.beats
+	}
+}
+
+// waitState waits up to 5s for node id to reach want, for heartbeats
+// that end on their real Timeout.
 func waitState(t *testing.T, tr *Tracker, id string, want State) {
 	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
@@ -126,22 +173,28 @@ func TestBreakerFollowsHeartbeats(t *testing.T) {
 		}
 		return nil
 	}
-	tr, logs, reg := newTracker(t, cfg)
+	d, logs, reg := newDriven(t, cfg)
+	tr := d.tr
 	tr.SetNodes([]string{"n1", "n2"})
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { tr.Run(ctx); close(done) }()
-	defer func() { cancel(); <-done }()
-
-	for probes.Load() < 4 {
-		time.Sleep(5 * time.Millisecond)
+	d.run()
+	d.round()
+	if n := probes.Load(); n != 4 {
+		t.Fatalf("%d probes after two rounds, want 4", n)
 	}
 	if s := tr.State("n2"); s != Up {
 		t.Fatalf("healthy node is %v", s)
 	}
 	down := tr.Down("n2")
 	alive.Store(false)
-	waitState(t, tr, "n2", Down)
+	for i := 1; i <= cfg.TripAfter; i++ {
+		if s := tr.State("n2"); s == Down {
+			t.Fatalf("down after %d failed heartbeats, want %d", i-1, cfg.TripAfter)
+		}
+		d.round()
+	}
+	if s := tr.State("n2"); s != Down {
+		t.Fatalf("%v after %d failed heartbeats, want down", s, cfg.TripAfter)
+	}
 	select {
 	case <-down:
 	default:
@@ -166,7 +219,13 @@ func TestBreakerFollowsHeartbeats(t *testing.T) {
 	}
 
 	alive.Store(true)
-	waitState(t, tr, "n2", Up)
+	// The breaker times OpenFor on the wall clock (gobreaker reads
+	// time.Now), so that much real time must pass before a probe.
+	time.Sleep(cfg.OpenFor)
+	d.round()
+	if s := tr.State("n2"); s != Up {
+		t.Fatalf("%v after a successful half-open heartbeat, want up", s)
+	}
 	select {
 	case <-tr.Down("n2"):
 		t.Fatal("Down channel closed for a node that is up")
@@ -507,4 +566,32 @@ func TestProgressExcusesSlowHeartbeats(t *testing.T) {
 	close(moving)
 	<-stopped
 	waitState(t, tr, "n1", Down)
+}
+
+// TestHeartbeatRound: each Heartbeat is one finished round, so TripAfter
+// of them take a failing node down and not one fewer.
+func TestHeartbeatRound(t *testing.T) {
+	cfg := fastConfig()
+	var probes atomic.Int32
+	cfg.Probe = func(ctx context.Context, id string) error {
+		probes.Add(1)
+		if id == "bad" {
+			return kerr.E("probe", kerr.Unavailable, errors.New("refused"))
+		}
+		return nil
+	}
+	tr, _, _ := newTracker(t, cfg)
+	tr.SetNodes([]string{"good", "bad"})
+	for i := 1; i <= cfg.TripAfter; i++ {
+		if s := tr.State("bad"); s == Down {
+			t.Fatalf("down after %d rounds, want %d", i-1, cfg.TripAfter)
+		}
+		tr.Heartbeat(context.Background())
+		if n := probes.Load(); n != int32(2*i) {
+			t.Fatalf("%d probes after %d rounds, want %d", n, i, 2*i)
+		}
+	}
+	if s, g := tr.State("bad"), tr.State("good"); s != Down || g != Up {
+		t.Fatalf("after %d rounds: bad %v, good %v; want down, up", cfg.TripAfter, s, g)
+	}
 }

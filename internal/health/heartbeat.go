@@ -3,37 +3,55 @@ package health
 import (
 	"context"
 	"sync"
-	"time"
 )
 
-// Run sends heartbeats to the tracked nodes (SetNodes) every Interval until
-// ctx is done; the first round goes out at once. A node whose breaker is
-// open is not probed until the breaker lets a probe through, and a node is
-// never probed twice at the same time. Without a Probe, Run returns at
-// once.
+// Run sends heartbeats to the tracked nodes (SetNodes) every Interval, on
+// Config.After's clock, until ctx is done; the first round goes out at
+// once. A node whose breaker is open is not probed until the breaker lets
+// a probe through, and a node is never probed twice at the same time.
+// Without a Probe, Run returns at once.
 func (t *Tracker) Run(ctx context.Context) {
 	if t.cfg.Probe == nil {
 		return
 	}
 	var wg sync.WaitGroup
 	defer wg.Wait()
-	tick := time.NewTicker(t.cfg.Interval)
-	defer tick.Stop()
 	for {
-		for _, n := range t.tracked() {
-			if !n.probing.CompareAndSwap(false, true) {
-				continue
-			}
-			wg.Go(func() {
-				defer n.probing.Store(false)
-				t.heartbeat(ctx, n)
-			})
-		}
+		t.round(ctx, &wg)
 		select {
 		case <-ctx.Done():
 			return
-		case <-tick.C:
+		case <-t.cfg.After(t.cfg.Interval):
 		}
+	}
+}
+
+// Heartbeat sends one round of heartbeats, as Run does every Interval,
+// and returns when they are done: a caller (a test, an operator's probe)
+// can then read the states they left. A node whose heartbeat is already
+// in flight is skipped. Without a Probe, Heartbeat returns at once.
+func (t *Tracker) Heartbeat(ctx context.Context) {
+	if t.cfg.Probe == nil {
+		return
+	}
+	var wg sync.WaitGroup
+	t.round(ctx, &wg)
+	wg.Wait()
+}
+
+// round starts a heartbeat to every tracked node with none in flight.
+func (t *Tracker) round(ctx context.Context, wg *sync.WaitGroup) {
+	for _, n := range t.tracked() {
+		if !n.probing.CompareAndSwap(false, true) {
+			continue
+		}
+		wg.Go(func() {
+			if t.beat != nil {
+				defer t.beat(n.id) // last: the node can be probed again
+			}
+			defer n.probing.Store(false)
+			t.heartbeat(ctx, n)
+		})
 	}
 }
 
@@ -61,7 +79,7 @@ func (t *Tracker) heartbeat(ctx context.Context, n *node) {
 	}
 	pctx, cancel := context.WithTimeout(ctx, t.cfg.Timeout)
 	defer cancel()
-	start := time.Now().UnixNano()
+	start := t.cfg.Now().UnixNano()
 	err = t.cfg.Probe(pctx, n.id)
 	o := success
 	if err != nil {

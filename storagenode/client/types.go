@@ -1,15 +1,20 @@
-// Package client is the storage node's internal HTTP API as seen from the
-// outside: the wire types (aliases of storagenode/wire) and a Client for one
-// node. Gateways and the
-// scrubber talk to nodes only through this package, never by touching node
-// files.
+// Package client owns the storage node API as its callers see it: the
+// small interfaces that name it by concern (Stager, Committer,
+// ShardReader, ... composed into Node, with Versioner apart for the
+// versions of versioned buckets; see node.go), Client, the
+// implementation of them over HTTP for one node, and the wire types, as
+// aliases of storagenode/wire. Gateways and the scrubber talk to nodes
+// only through these interfaces, never by touching node files; the node's
+// in-process client (storagenode.Local) and the test fake
+// (storagenode/nodetest) implement the same ones.
 //
-// The client validates arguments, puts a deadline on every call (from ctx),
+// Client validates arguments, puts a deadline on every call (from ctx),
 // wraps errors with kerr kinds (NotExist, Unavailable, Transient, Corrupt,
 // Invalid, Unauthorized, TooLarge), keeps the node's sentinel errors
 // (ErrWrongShard) in the chain for errors.Is, and never buffers a whole
-// shard. It must
-// never import the node server or badger.
+// shard. The package must never import the node server, badger or
+// anything that tracks node health: breakers wrap it from outside
+// (internal/nodeaccess).
 //
 // The package also holds what both ends of the wire must agree on, so that
 // there is one implementation of each: request signing (Sign, Verify), the

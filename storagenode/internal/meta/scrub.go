@@ -26,6 +26,10 @@ func stateKey(name string) []byte { return []byte(prefixState + name) }
 // Quarantined is a committed shard that failed verification and was moved
 // out of the way. The committed record stays: the node still owes the
 // shard, and a repair of the same version replaces it.
+//
+// It repeats the fields of the wire type wire.QuarantinedShard on
+// purpose: it is durable (see durable.go), and the API's type may change
+// for the protocol's sake without changing what data directories hold.
 type Quarantined struct {
 	Bucket  string    `json:"bucket"`
 	Key     string    `json:"key"`
