@@ -192,6 +192,7 @@ func (s *Store) resolveOnce(ctx context.Context, bucket, key string, limit int64
 	}
 	switch v.Kind {
 	case readrule.Serve:
+		newestTags(&v.Meta, states)
 		if len(v.Meta.Parts) > 0 {
 			// A multipart manifest holds no data: it is readable wherever
 			// it is committed, and its parts are resolved as they are read.
@@ -270,6 +271,7 @@ func (s *Store) quickResolve(ctx context.Context, maps *placement.Pair, cur []pl
 		return nil, false, nil
 	}
 	meta := v.Meta
+	newestTags(&meta, states)
 	r = newResolved(meta)
 	holders := r.holders
 	for shard, i := range v.Holders {

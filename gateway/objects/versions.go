@@ -196,6 +196,10 @@ func findVersion(nvs []nodeVersions, id string) (client.ObjectMeta, []member, bo
 				meta, found = r.ObjectMeta, true
 				holders = make([]member, meta.Data+meta.Parity)
 			}
+			if r.TagsAt > meta.TagsAt {
+				// A tag update reaches a write quorum, not every node.
+				meta.Tagging, meta.TagsAt = r.Tagging, r.TagsAt
+			}
 			if r.Shard >= 0 && r.Shard < len(holders) {
 				holders[r.Shard] = nv.member
 			}

@@ -29,7 +29,7 @@ type versionCluster struct {
 
 type flakyNode struct {
 	*client.Client
-	failPutBucket, failDeleteVersion atomic.Bool
+	failPutBucket, failDeleteVersion, failSetTags atomic.Bool
 }
 
 var errNodeFlaked = kerr.E("test", kerr.Unavailable, errors.New("node down for this call"))
