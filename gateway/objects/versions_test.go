@@ -349,3 +349,48 @@ func TestListObjectVersionsPaging(t *testing.T) {
 		t.Fatalf("prefix d/: %q", got)
 	}
 }
+
+// TestCurrentDeleteMarker: a read of a key whose current version is a
+// delete marker fails with ErrNoSuchKey naming the marker, in a versioned
+// bucket; an unversioned bucket's deleted key names none.
+func TestCurrentDeleteMarker(t *testing.T) {
+	vc := newVersionCluster(t)
+	ctx := context.Background()
+	s := vc.gateway(t, 0)
+	if err := s.CreateBucket(ctx, testBucket); err != nil {
+		t.Fatal(err)
+	}
+	putString(t, s, "plain", "x")
+	if err := s.DeleteObject(ctx, testBucket, "plain"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.PutBucketVersioning(ctx, testBucket, client.VersioningEnabled); err != nil {
+		t.Fatal(err)
+	}
+	putString(t, s, "k", "data")
+	del, err := s.DeleteObjectMarked(ctx, testBucket, "k")
+	if err != nil || !del.DeleteMarker {
+		t.Fatalf("DELETE = %+v, %v", del, err)
+	}
+	for _, c := range []struct {
+		name string
+		read func() error
+	}{
+		{"stat", func() error { _, err := s.StatObject(ctx, testBucket, "k"); return err }},
+		{"open", func() error { _, err := s.OpenObject(ctx, testBucket, "k"); return err }},
+	} {
+		err := c.read()
+		var me *CurrentMarkerError
+		if !errors.Is(err, ErrNoSuchKey) || !kerr.Is(kerr.NotExist, err) || !errors.As(err, &me) {
+			t.Fatalf("%s: %v, want ErrNoSuchKey naming the marker", c.name, err)
+		}
+		if me.Marker.VersionID != del.VersionID || !me.Marker.DeleteMarker {
+			t.Fatalf("%s: marker %+v, want version %s", c.name, me.Marker, del.VersionID)
+		}
+	}
+	_, err = s.StatObject(ctx, testBucket, "plain")
+	var me *CurrentMarkerError
+	if !errors.Is(err, ErrNoSuchKey) || errors.As(err, &me) {
+		t.Fatalf("stat of a key deleted before versioning: %v, want ErrNoSuchKey naming no marker", err)
+	}
+}
