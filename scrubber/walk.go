@@ -40,6 +40,7 @@ func (r *run) buckets(ctx context.Context) error {
 	if answered == 0 {
 		return kerr.E("scrubber.buckets", kerr.Unavailable, errors.New("no node answered"))
 	}
+	s.noteBuckets(newest)
 	if !s.cfg.DryRun {
 		for i, l := range lists {
 			if errs[i] != nil {
@@ -133,6 +134,9 @@ func (r *run) walkBatch(ctx context.Context, bucket string, batch []listed, full
 			return
 		}
 		s.account(r.t, c)
+		if errs[i] = s.afterCheck(ctx, r.t, c); errs[i] != nil {
+			return
+		}
 		if (c.verdict == vDegraded || c.verdict == vHealthy && c.rebalance()) && !s.cfg.DryRun {
 			q := queued{Bucket: bucket, Key: k.key, Version: c.meta.Version, Good: c.good}
 			if errs[i] = s.state.Push(c.healthy, bucket+"/"+k.key, q); errs[i] == nil {
