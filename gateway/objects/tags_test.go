@@ -23,15 +23,8 @@ func (f *flakyNode) SetTags(ctx context.Context, u client.TagUpdate) (client.Rec
 // is read back whichever nodes a read asks although one node missed it,
 // needs a write quorum, and refuses delete markers.
 func TestSetObjectTags(t *testing.T) {
-	vc := newVersionCluster(t)
+	vc, s := newVersionedBucket(t)
 	ctx := context.Background()
-	s := vc.gateway(t, 0)
-	if err := s.CreateBucket(ctx, testBucket); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.PutBucketVersioning(ctx, testBucket, client.VersioningEnabled); err != nil {
-		t.Fatal(err)
-	}
 	v1 := putString(t, s, "k", "old")
 	v2 := putString(t, s, "k", "new")
 	versions := listed(t, s, VersionListOptions{})

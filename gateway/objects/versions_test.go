@@ -87,6 +87,21 @@ func (vc *versionCluster) gateway(t *testing.T, ttl time.Duration) *Store {
 	return s
 }
 
+// newVersionedBucket returns a cluster and a gateway over it, with
+// testBucket created and versioning Enabled.
+func newVersionedBucket(t *testing.T) (*versionCluster, *Store) {
+	t.Helper()
+	vc := newVersionCluster(t)
+	s := vc.gateway(t, 0)
+	if err := s.CreateBucket(context.Background(), testBucket); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.PutBucketVersioning(context.Background(), testBucket, client.VersioningEnabled); err != nil {
+		t.Fatal(err)
+	}
+	return vc, s
+}
+
 func putString(t *testing.T, s *Store, key, body string) ObjectInfo {
 	t.Helper()
 	info, err := s.PutObject(context.Background(), PutInput{Bucket: testBucket, Key: key, Size: int64(len(body)), Body: strings.NewReader(body)})
@@ -261,15 +276,8 @@ func TestVersioningLifecycle(t *testing.T) {
 // TestDeletedVersionStaysDeleted: a node down while the current version
 // is deleted by id still calls it current; readers must not serve it.
 func TestDeletedVersionStaysDeleted(t *testing.T) {
-	vc := newVersionCluster(t)
+	vc, s := newVersionedBucket(t)
 	ctx := context.Background()
-	s := vc.gateway(t, 0)
-	if err := s.CreateBucket(ctx, testBucket); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.PutBucketVersioning(ctx, testBucket, client.VersioningEnabled); err != nil {
-		t.Fatal(err)
-	}
 	putString(t, s, "k", "old")
 	v2 := putString(t, s, "k", "new").VersionID
 	vc.nodes["n3"].failDeleteVersion.Store(true)
@@ -293,15 +301,8 @@ func TestDeletedVersionStaysDeleted(t *testing.T) {
 
 // TestListObjectVersionsPaging: markers inside a key, delimiters, prefixes.
 func TestListObjectVersionsPaging(t *testing.T) {
-	vc := newVersionCluster(t)
+	_, s := newVersionedBucket(t)
 	ctx := context.Background()
-	s := vc.gateway(t, 0)
-	if err := s.CreateBucket(ctx, testBucket); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.PutBucketVersioning(ctx, testBucket, client.VersioningEnabled); err != nil {
-		t.Fatal(err)
-	}
 	var all []string
 	ids := map[string][]string{}
 	for _, k := range []string{"a", "d/x", "b", "a", "d/y", "b", "a"} {
