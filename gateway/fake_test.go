@@ -315,3 +315,21 @@ func (o fakeObject) WriteRange(ctx context.Context, w io.Writer, off, length int
 	_, err := w.Write(b)
 	return err
 }
+
+// SetObjectTags changes the tags of the object in place; the fake keeps
+// one version per key, named "" or "null".
+func (f *fakeBackend) SetObjectTags(ctx context.Context, bucket, key, id, tagging string) (objects.ObjectInfo, error) {
+	const op = "fake.SetObjectTags"
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	o, err := f.object(op, bucket, key)
+	if err != nil {
+		return objects.ObjectInfo{}, err
+	}
+	if id != "" && id != "null" {
+		return objects.ObjectInfo{}, kerr.E(op, kerr.NotExist, objects.ErrNoSuchVersion)
+	}
+	o.info.Tagging = tagging
+	f.buckets[bucket].objs[key] = o
+	return o.info, nil
+}

@@ -196,6 +196,10 @@ func (g *Gateway) getObject(c *gin.Context, bucket, key string) {
 	} else if obj, err = g.cfg.Backend.OpenObject(ctx, bucket, key); err == nil {
 		info = obj.Info()
 	}
+	if me := (*objects.CurrentMarkerError)(nil); errors.As(err, &me) {
+		c.Writer.Header().Set("x-amz-delete-marker", "true")
+		setVersionHeader(c.Writer.Header(), me.Marker)
+	}
 	if err != nil {
 		g.fail(c, err)
 		return

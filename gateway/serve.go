@@ -215,7 +215,11 @@ func (g *Gateway) serveObject(c *gin.Context, bucket, key string, q url.Values, 
 			g.getObject(c, bucket, key)
 		}
 	case http.MethodPut:
-		if sub := unsupported(q, "partNumber", "uploadId", "tagging"); sub != "" {
+		allowed := []string{"partNumber", "uploadId", "tagging"}
+		if q.Has("tagging") {
+			allowed = append(allowed, "versionId")
+		}
+		if sub := unsupported(q, allowed...); sub != "" {
 			g.notImplemented(c, sub)
 			return
 		}

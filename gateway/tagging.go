@@ -4,10 +4,8 @@ import (
 	"context"
 	"encoding/xml"
 	"errors"
-	"io"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -204,8 +202,31 @@ func storedTags(stored string) (tagging, error) {
 	return tagging{TagSet: tagSetXML{Tags: tags}}, nil
 }
 
+// TaggingBackend changes the tag set of an existing version in place,
+// writing no new version (see objects.Store.SetObjectTags); *objects.Store
+// has it. A Backend without it answers Put/DeleteObjectTagging
+// NotImplemented.
+type TaggingBackend interface {
+	SetObjectTags(ctx context.Context, bucket, key, id, tagging string) (objects.ObjectInfo, error)
+}
+
+var _ TaggingBackend = (*objects.Store)(nil)
+
+// taggedVersion returns the version id a tagging request names: "" for
+// the current version.
+func taggedVersion(c *gin.Context) string {
+	return c.Request.URL.Query().Get("versionId")
+}
+
 func (g *Gateway) getObjectTagging(c *gin.Context, bucket, key string) {
-	info, err := g.cfg.Backend.StatObject(c.Request.Context(), bucket, key)
+	ctx := c.Request.Context()
+	var info objects.ObjectInfo
+	var err error
+	if id := taggedVersion(c); id != "" {
+		_, info, err = g.openVersion(c, bucket, key, id, true)
+	} else {
+		info, err = g.cfg.Backend.StatObject(ctx, bucket, key)
+	}
 	if err != nil {
 		g.fail(c, err)
 		return
@@ -215,6 +236,7 @@ func (g *Gateway) getObjectTagging(c *gin.Context, bucket, key string) {
 		g.fail(c, err)
 		return
 	}
+	setVersionHeader(c.Writer.Header(), info)
 	writeXML(c, http.StatusOK, doc)
 }
 
@@ -224,54 +246,31 @@ func (g *Gateway) putObjectTagging(c *gin.Context, bucket, key string, p *sigv4.
 		g.fail(c, err)
 		return
 	}
-	if err := g.retag(c.Request.Context(), bucket, key, encodeTags(tags)); err != nil {
-		g.fail(c, err)
-		return
-	}
-	c.Status(http.StatusOK)
+	g.setObjectTags(c, bucket, key, encodeTags(tags), http.StatusOK)
 }
 
 func (g *Gateway) deleteObjectTagging(c *gin.Context, bucket, key string) {
-	if err := g.retag(c.Request.Context(), bucket, key, ""); err != nil {
+	g.setObjectTags(c, bucket, key, "", http.StatusNoContent)
+}
+
+// setObjectTags replaces the tag set of the version the request names and
+// answers status, naming the version as S3 does.
+func (g *Gateway) setObjectTags(c *gin.Context, bucket, key, stored string, status int) {
+	tb, ok := g.cfg.Backend.(TaggingBackend)
+	if !ok {
+		g.notImplemented(c, "tagging of an existing object")
+		return
+	}
+	info, err := tb.SetObjectTags(c.Request.Context(), bucket, key, taggedVersion(c), stored)
+	if errors.Is(err, objects.ErrDeleteMarker) {
+		c.Writer.Header().Set("x-amz-delete-marker", "true")
+	}
+	if err != nil {
 		g.fail(c, err)
 		return
 	}
-	c.Status(http.StatusNoContent)
-}
-
-// retag replaces the tag set of bucket/key. The store has no metadata-only
-// update of an object's record, so the object is copied onto itself with
-// everything but its tags kept: a new version written through the write
-// protocol like any copy, which replaces the tag set atomically. What it
-// costs is a copy of the data; the version, Last-Modified and, for a
-// multipart object, the ETag and parts change as they do for a copy.
-func (g *Gateway) retag(ctx context.Context, bucket, key, stored string) error {
-	obj, err := g.cfg.Backend.OpenObject(ctx, bucket, key)
-	if err != nil {
-		return err
-	}
-	info := obj.Info()
-	if info.Tagging == stored {
-		return nil
-	}
-	if info.Size > g.cfg.MaxObjectSize {
-		return s3Error("InvalidRequest", "Kintsugi cannot change the tags of an object larger than "+strconv.FormatInt(g.cfg.MaxObjectSize, 10)+" bytes.")
-	}
-	sums := wholeChecksums(info.Checksums)
-	return streamCopy(ctx, obj, 0, info.Size, func(ctx context.Context, body io.Reader) error {
-		_, err := g.cfg.Backend.PutObject(ctx, objects.PutInput{
-			Bucket:      bucket,
-			Key:         key,
-			Size:        info.Size,
-			Body:        body,
-			ContentType: info.ContentType,
-			UserMeta:    info.UserMeta,
-			Headers:     info.Headers,
-			Tagging:     stored,
-			Checksums:   func() map[string]string { return sums },
-		})
-		return err
-	})
+	setVersionHeader(c.Writer.Header(), info)
+	c.Status(status)
 }
 
 func (g *Gateway) getBucketTagging(c *gin.Context, bucket string) {

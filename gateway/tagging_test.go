@@ -256,3 +256,57 @@ func TestSDKBucketTagging(t *testing.T) {
 	_, err = c.PutBucketTagging(bg, &s3.PutBucketTaggingInput{Bucket: aws.String("nobucket"), Tagging: &types.Tagging{TagSet: tagSet("a", "1")}})
 	wantCode(t, "missing bucket", err, "NoSuchBucket")
 }
+
+// TestSDKObjectTaggingInPlace: Put/DeleteObjectTagging change the tag set
+// and nothing else: no data written, the ETag of a multipart object and
+// Last-Modified kept, the tag count right; versionId=null names the
+// object of an unversioned bucket, any other id is NoSuchVersion.
+func TestSDKObjectTaggingInPlace(t *testing.T) {
+	h, c, b := newBucketHarness(t, false, "inplace")
+	up, err := c.CreateMultipartUpload(bg, &s3.CreateMultipartUploadInput{Bucket: b, Key: aws.String("mp")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	completeOnePart(t, c, b, "mp", up.UploadId)
+	before, _ := headAndGet(t, c, b, "mp")
+	if !strings.HasSuffix(aws.ToString(before.ETag), `-1"`) {
+		t.Fatalf("multipart ETag %s", aws.ToString(before.ETag))
+	}
+	h.fake.mu.Lock()
+	puts := h.fake.puts
+	h.fake.mu.Unlock()
+	for i, put := range []func() error{
+		func() error {
+			_, err := c.PutObjectTagging(bg, &s3.PutObjectTaggingInput{Bucket: b, Key: aws.String("mp"), Tagging: &types.Tagging{TagSet: tagSet("a", "1", "b", "2")}})
+			return err
+		},
+		func() error {
+			_, err := c.PutObjectTagging(bg, &s3.PutObjectTaggingInput{Bucket: b, Key: aws.String("mp"), VersionId: aws.String("null"), Tagging: &types.Tagging{TagSet: tagSet("c", "3")}})
+			return err
+		},
+		func() error {
+			_, err := c.DeleteObjectTagging(bg, &s3.DeleteObjectTaggingInput{Bucket: b, Key: aws.String("mp")})
+			return err
+		},
+	} {
+		if err := put(); err != nil {
+			t.Fatalf("tag update %d: %v", i, err)
+		}
+		head, _ := headAndGet(t, c, b, "mp")
+		if aws.ToString(head.ETag) != aws.ToString(before.ETag) || !aws.ToTime(head.LastModified).Equal(aws.ToTime(before.LastModified)) {
+			t.Fatalf("after tag update %d: ETag %s Last-Modified %v, was %s %v", i,
+				aws.ToString(head.ETag), head.LastModified, aws.ToString(before.ETag), before.LastModified)
+		}
+		if want := []int32{2, 1, 0}[i]; aws.ToInt32(head.TagCount) != want {
+			t.Fatalf("after tag update %d: tag count %d, want %d", i, aws.ToInt32(head.TagCount), want)
+		}
+	}
+	h.fake.mu.Lock()
+	wrote := h.fake.puts - puts
+	h.fake.mu.Unlock()
+	if wrote != 0 {
+		t.Errorf("tag updates wrote the object %d times", wrote)
+	}
+	_, err = c.PutObjectTagging(bg, &s3.PutObjectTaggingInput{Bucket: b, Key: aws.String("mp"), VersionId: aws.String("01J00000000000000000000000"), Tagging: &types.Tagging{TagSet: tagSet("x", "1")}})
+	wantCode(t, "PutObjectTagging of a missing version", err, "NoSuchVersion")
+}

@@ -26,7 +26,8 @@ import (
 // next pass spreads it): nothing expires twice, nothing comes back.
 //
 // Tag filters are evaluated against the tags recorded with the version
-// (client.ObjectMeta.Tagging); a version recorded without tags has none.
+// (client.ObjectMeta.Tagging), as of the newest tag update any node
+// reports (ObjectMeta.TagsAt); a version recorded without tags has none.
 
 // DefaultLifecycleDay is a lifecycle rule's day.
 const DefaultLifecycleDay = 24 * time.Hour
@@ -69,6 +70,11 @@ func (s *Scrubber) lifecycle(ctx context.Context, t *tally, c checked, nvs []nod
 	}
 	now, day := s.now(), s.lifecycleDay()
 	versions, purged := mergedVersions(nvs)
+	for _, v := range versions {
+		if v.Version == c.meta.Version && v.TagsAt > c.meta.TagsAt {
+			c.meta.Tagging, c.meta.TagsAt = v.Tagging, v.TagsAt
+		}
+	}
 	if c.meta.Deleted {
 		// A marker with nothing under it.
 		if nvs != nil && len(versions) == 1 && versions[0].Version == c.meta.Version && rules.MarkerExpired(c.key) {
@@ -109,7 +115,11 @@ func mergedVersions(nvs []nodeVersions) ([]client.ObjectMeta, map[string]bool) {
 			purged[v] = true
 		}
 		for _, r := range nv.kv.Versions {
-			seen[r.Version] = r.ObjectMeta
+			// A tag update reaches a write quorum, not every node: the
+			// newest stamp holds the version's tags.
+			if m, ok := seen[r.Version]; !ok || r.TagsAt > m.TagsAt {
+				seen[r.Version] = r.ObjectMeta
+			}
 		}
 	}
 	var out []client.ObjectMeta

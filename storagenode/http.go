@@ -50,6 +50,7 @@ func (n *Node) routes() http.Handler {
 		{"GET /v1/versions", n.serveListVersions},
 		{"POST /v1/version/delete", n.serveDeleteVersion},
 		{"POST /v1/commit/noncurrent", n.serveCommitNoncurrent},
+		{"POST /v1/tags", n.serveSetTags},
 	} {
 		mux.Handle(rt.pattern, n.adapt(rt.h))
 	}

@@ -328,3 +328,13 @@ func (l *Local) CommitNoncurrent(ctx context.Context, meta client.ObjectMeta) (c
 	rec, err := l.n.CommitNoncurrent(ctx, meta)
 	return rec, result(op, err)
 }
+
+// SetTags is Client.SetTags, in process.
+func (l *Local) SetTags(ctx context.Context, u client.TagUpdate) (client.Record, error) {
+	const op = "storagenode.Local.SetTags"
+	if err := begin(ctx, op); err != nil {
+		return client.Record{}, err
+	}
+	rec, err := l.n.SetTags(ctx, u)
+	return rec, result(op, err)
+}

@@ -51,6 +51,14 @@ func (n *Node) serveCommitNoncurrent(w http.ResponseWriter, r *http.Request) (an
 	return orNil(n.CommitNoncurrent(r.Context(), m))
 }
 
+func (n *Node) serveSetTags(w http.ResponseWriter, r *http.Request) (any, error) {
+	var u client.TagUpdate
+	if err := readJSON(w, r, "storagenode.SetTags", &u); err != nil {
+		return nil, err
+	}
+	return orNil(n.SetTags(r.Context(), u))
+}
+
 // KeyVersions returns every version the node holds of bucket/key (see
 // client.Client.KeyVersions).
 func (n *Node) KeyVersions(ctx context.Context, bucket, key string) (client.KeyVersions, error) {
@@ -104,6 +112,32 @@ func (n *Node) CommitNoncurrent(ctx context.Context, m client.ObjectMeta) (clien
 	}
 	rec, err := n.commitNoncurrent(m)
 	return rec, n.settle(err)
+}
+
+// SetTags replaces the tag set of one version the node holds, current or
+// noncurrent, unless its tags carry a newer stamp (see
+// client.Client.SetTags). The record changes in place: no new version, no
+// data written, Modified kept.
+func (n *Node) SetTags(ctx context.Context, u client.TagUpdate) (client.Record, error) {
+	const op = "storagenode.SetTags"
+	if err := n.admit(ctx, true); err != nil {
+		return client.Record{}, err
+	}
+	if err := client.CheckTagUpdate(u); err != nil {
+		return client.Record{}, kerr.E(op, err)
+	}
+	unlock := n.lock(u.Bucket, u.Key)
+	defer unlock()
+	rec, found, err := n.db.SetTags(u.Bucket, u.Key, u.Version, u.Tagging, u.At)
+	switch {
+	case err != nil:
+		return client.Record{}, n.settle(kerr.E(op, err))
+	case !found:
+		return client.Record{}, kerr.E(op, kerr.NotExist, fmt.Errorf("no version %s of %s/%s", u.Version, u.Bucket, u.Key))
+	case rec.Deleted:
+		return client.Record{}, kerr.E(op, kerr.NotExist, fmt.Errorf("version %s of %s/%s is a delete marker", u.Version, u.Bucket, u.Key))
+	}
+	return rec, nil
 }
 
 // bucketState returns the node's record of bucket's versioning state, nil

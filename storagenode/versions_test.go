@@ -3,6 +3,7 @@ package storagenode
 import (
 	"bytes"
 	"context"
+	"maps"
 	"slices"
 	"testing"
 
@@ -267,4 +268,95 @@ func BenchmarkStatVersioned(b *testing.B) {
 			}
 		})
 	}
+}
+
+// TestSetTags: a tag update rewrites the tag field of exactly the version
+// it names, current or noncurrent, in place (no new version, same
+// Modified and ETag); a node keeps the tags of the newest stamp, whatever
+// order updates arrive in; a version it does not hold, or a delete marker,
+// is refused with NotExist.
+func TestSetTags(t *testing.T) {
+	tn := startNode(t, "", nil)
+	ctx := context.Background()
+	o1, o2 := encode(t, 4000, 7), encode(t, 6000, 8)
+	tn.putMode(t, "k", ver(1), o1, 0, "Enabled", true)
+	tn.putMode(t, "k", ver(2), o2, 0, "Enabled", true)
+	before, err := tn.c.KeyVersions(ctx, "bk", "k")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tags := func() map[string]string {
+		kv, err := tn.c.KeyVersions(ctx, "bk", "k")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(kv.Versions) != len(before.Versions) {
+			t.Fatalf("%d versions after tag updates, want %d", len(kv.Versions), len(before.Versions))
+		}
+		out := map[string]string{}
+		for i, r := range kv.Versions {
+			b := before.Versions[i]
+			if r.Version != b.Version || !r.Modified.Equal(b.Modified) || r.ETag != b.ETag || r.Shard != b.Shard {
+				t.Fatalf("version %s changed beyond its tags: %+v, was %+v", b.Version, r, b)
+			}
+			out[r.Version] = r.Tagging
+		}
+		return out
+	}
+	for _, c := range []struct {
+		name    string
+		u       client.TagUpdate
+		kind    kerr.Kind // 0: accepted
+		want    map[string]string
+		wantRec string // the tags the answer carries
+	}{
+		{"current", client.TagUpdate{Version: ver(2), Tagging: "a=1", At: ver(10)}, 0,
+			map[string]string{ver(2): "a=1", ver(1): ""}, "a=1"},
+		{"noncurrent", client.TagUpdate{Version: ver(1), Tagging: "b=2", At: ver(11)}, 0,
+			map[string]string{ver(2): "a=1", ver(1): "b=2"}, "b=2"},
+		{"older stamp loses", client.TagUpdate{Version: ver(2), Tagging: "old=1", At: ver(9)}, 0,
+			map[string]string{ver(2): "a=1", ver(1): "b=2"}, "a=1"},
+		{"same stamp changes nothing", client.TagUpdate{Version: ver(2), Tagging: "x=1", At: ver(10)}, 0,
+			map[string]string{ver(2): "a=1", ver(1): "b=2"}, "a=1"},
+		{"removing", client.TagUpdate{Version: ver(2), Tagging: "", At: ver(12)}, 0,
+			map[string]string{ver(2): "", ver(1): "b=2"}, ""},
+		{"unknown version", client.TagUpdate{Version: ver(3), Tagging: "c=3", At: ver(13)}, kerr.NotExist,
+			map[string]string{ver(2): "", ver(1): "b=2"}, ""},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			c.u.Bucket, c.u.Key = "bk", "k"
+			rec, err := tn.c.SetTags(ctx, c.u)
+			if c.kind != 0 {
+				wantKind(t, err, c.kind)
+			} else if err != nil {
+				t.Fatal(err)
+			} else if rec.Version != c.u.Version || rec.Tagging != c.wantRec {
+				t.Fatalf("answer: version %s tags %q, want %s %q", rec.Version, rec.Tagging, c.u.Version, c.wantRec)
+			}
+			if got := tags(); !maps.Equal(got, c.want) {
+				t.Fatalf("tags %v, want %v", got, c.want)
+			}
+		})
+	}
+	// The shard of the retagged version is the one written.
+	if got := tn.readAll(t, "bk", "k", ver(1), 0); !bytes.Equal(got, o1.shards[0]) {
+		t.Fatal("noncurrent shard differs after a tag update")
+	}
+	// A delete marker has no tags.
+	marker := client.ObjectMeta{Bucket: "bk", Key: "k", Version: ver(4), Deleted: true, Versioning: "Enabled", VersioningAt: ver(0), Versioned: true}
+	if _, err := tn.c.Commit(ctx, marker); err != nil {
+		t.Fatal(err)
+	}
+	_, err = tn.c.SetTags(ctx, client.TagUpdate{Bucket: "bk", Key: "k", Version: ver(4), Tagging: "m=1", At: ver(20)})
+	wantKind(t, err, kerr.NotExist)
+	st, err := tn.c.Stat(ctx, "bk", "k")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Committed == nil || !st.Committed.Deleted || st.Committed.Tagging != "" {
+		t.Fatalf("marker after a refused tag update: %+v", st.Committed)
+	}
+	// A stamp that is no version name is refused before it is stored.
+	_, err = tn.c.SetTags(ctx, client.TagUpdate{Bucket: "bk", Key: "k", Version: ver(2), Tagging: "a=1", At: "yesterday"})
+	wantKind(t, err, kerr.Invalid)
 }

@@ -192,6 +192,7 @@ func (s *Store) resolveOnce(ctx context.Context, bucket, key string, limit int64
 	}
 	switch v.Kind {
 	case readrule.Serve:
+		newestTags(&v.Meta, states)
 		if len(v.Meta.Parts) > 0 {
 			// A multipart manifest holds no data: it is readable wherever
 			// it is committed, and its parts are resolved as they are read.
@@ -213,7 +214,10 @@ func (s *Store) resolveOnce(ctx context.Context, bucket, key string, limit int64
 	case readrule.Unavailable:
 		return nil, kerr.E(op, kerr.Unavailable, quorumErr("%s/%s %s, write quorum %d", bucket, key, v.Reason(), wq))
 	}
-	return nil, kerr.E(op, kerr.NotExist, fmt.Errorf("%w: %s/%s", ErrNoSuchKey, bucket, key))
+	if v.Kind == readrule.Deleted {
+		return nil, noSuchKey(op, bucket, key, &v.Meta)
+	}
+	return nil, noSuchKey(op, bucket, key, nil)
 }
 
 // errInFlux marks a read that failed on answers showing a write in
@@ -264,12 +268,13 @@ func (s *Store) quickResolve(ctx context.Context, maps *placement.Pair, cur []pl
 	v := readrule.Decide(readrule.Input{Answers: nodeaccess.Answers(states), Silent: n - d, WriteQuorum: m.WriteQuorum, Partial: true})
 	switch v.Kind {
 	case readrule.Deleted:
-		return nil, true, kerr.E("objects.resolve", kerr.NotExist, fmt.Errorf("%w: %s/%s", ErrNoSuchKey, bucket, key))
+		return nil, true, noSuchKey("objects.resolve", bucket, key, &v.Meta)
 	case readrule.Serve:
 	default:
 		return nil, false, nil
 	}
 	meta := v.Meta
+	newestTags(&meta, states)
 	r = newResolved(meta)
 	holders := r.holders
 	for shard, i := range v.Holders {

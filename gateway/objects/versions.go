@@ -25,6 +25,29 @@ var (
 	ErrDeleteMarker = errors.New("the version is a delete marker")
 )
 
+// CurrentMarkerError is the error of a read of a key whose current version
+// is a delete marker of a versioned bucket: ErrNoSuchKey, naming the
+// marker, which S3 names in its answer (x-amz-delete-marker,
+// x-amz-version-id).
+type CurrentMarkerError struct {
+	Marker ObjectInfo
+}
+
+func (e *CurrentMarkerError) Error() string {
+	return fmt.Sprintf("%v: the current version of %s/%s is delete marker %s", ErrNoSuchKey, e.Marker.Bucket, e.Marker.Key, e.Marker.VersionID)
+}
+
+func (e *CurrentMarkerError) Unwrap() error { return ErrNoSuchKey }
+
+// noSuchKey is the error of a read that found no version to serve; marker,
+// if not nil, is the key's current delete marker.
+func noSuchKey(op, bucket, key string, marker *client.ObjectMeta) error {
+	if marker != nil && marker.Deleted && marker.Versioning != "" {
+		return kerr.E(op, kerr.NotExist, &CurrentMarkerError{Marker: infoOf(*marker)})
+	}
+	return kerr.E(op, kerr.NotExist, fmt.Errorf("%w: %s/%s", ErrNoSuchKey, bucket, key))
+}
+
 // versionID is the id S3 clients see for m.
 func versionID(m client.ObjectMeta) string {
 	if m.Versioned {
@@ -195,6 +218,10 @@ func findVersion(nvs []nodeVersions, id string) (client.ObjectMeta, []member, bo
 			if !found {
 				meta, found = r.ObjectMeta, true
 				holders = make([]member, meta.Data+meta.Parity)
+			}
+			if r.TagsAt > meta.TagsAt {
+				// A tag update reaches a write quorum, not every node.
+				meta.Tagging, meta.TagsAt = r.Tagging, r.TagsAt
 			}
 			if r.Shard >= 0 && r.Shard < len(holders) {
 				holders[r.Shard] = nv.member

@@ -29,7 +29,7 @@ type versionCluster struct {
 
 type flakyNode struct {
 	*client.Client
-	failPutBucket, failDeleteVersion atomic.Bool
+	failPutBucket, failDeleteVersion, failSetTags atomic.Bool
 }
 
 var errNodeFlaked = kerr.E("test", kerr.Unavailable, errors.New("node down for this call"))
@@ -85,6 +85,21 @@ func (vc *versionCluster) gateway(t *testing.T, ttl time.Duration) *Store {
 	}
 	t.Cleanup(s.bg.Wait)
 	return s
+}
+
+// newVersionedBucket returns a cluster and a gateway over it, with
+// testBucket created and versioning Enabled.
+func newVersionedBucket(t *testing.T) (*versionCluster, *Store) {
+	t.Helper()
+	vc := newVersionCluster(t)
+	s := vc.gateway(t, 0)
+	if err := s.CreateBucket(context.Background(), testBucket); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.PutBucketVersioning(context.Background(), testBucket, client.VersioningEnabled); err != nil {
+		t.Fatal(err)
+	}
+	return vc, s
 }
 
 func putString(t *testing.T, s *Store, key, body string) ObjectInfo {
@@ -261,15 +276,8 @@ func TestVersioningLifecycle(t *testing.T) {
 // TestDeletedVersionStaysDeleted: a node down while the current version
 // is deleted by id still calls it current; readers must not serve it.
 func TestDeletedVersionStaysDeleted(t *testing.T) {
-	vc := newVersionCluster(t)
+	vc, s := newVersionedBucket(t)
 	ctx := context.Background()
-	s := vc.gateway(t, 0)
-	if err := s.CreateBucket(ctx, testBucket); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.PutBucketVersioning(ctx, testBucket, client.VersioningEnabled); err != nil {
-		t.Fatal(err)
-	}
 	putString(t, s, "k", "old")
 	v2 := putString(t, s, "k", "new").VersionID
 	vc.nodes["n3"].failDeleteVersion.Store(true)
@@ -293,15 +301,8 @@ func TestDeletedVersionStaysDeleted(t *testing.T) {
 
 // TestListObjectVersionsPaging: markers inside a key, delimiters, prefixes.
 func TestListObjectVersionsPaging(t *testing.T) {
-	vc := newVersionCluster(t)
+	_, s := newVersionedBucket(t)
 	ctx := context.Background()
-	s := vc.gateway(t, 0)
-	if err := s.CreateBucket(ctx, testBucket); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.PutBucketVersioning(ctx, testBucket, client.VersioningEnabled); err != nil {
-		t.Fatal(err)
-	}
 	var all []string
 	ids := map[string][]string{}
 	for _, k := range []string{"a", "d/x", "b", "a", "d/y", "b", "a"} {
@@ -347,5 +348,50 @@ func TestListObjectVersionsPaging(t *testing.T) {
 	}
 	if got := listed(t, s, VersionListOptions{Prefix: "d/"}); len(got) != 2 {
 		t.Fatalf("prefix d/: %q", got)
+	}
+}
+
+// TestCurrentDeleteMarker: a read of a key whose current version is a
+// delete marker fails with ErrNoSuchKey naming the marker, in a versioned
+// bucket; an unversioned bucket's deleted key names none.
+func TestCurrentDeleteMarker(t *testing.T) {
+	vc := newVersionCluster(t)
+	ctx := context.Background()
+	s := vc.gateway(t, 0)
+	if err := s.CreateBucket(ctx, testBucket); err != nil {
+		t.Fatal(err)
+	}
+	putString(t, s, "plain", "x")
+	if err := s.DeleteObject(ctx, testBucket, "plain"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.PutBucketVersioning(ctx, testBucket, client.VersioningEnabled); err != nil {
+		t.Fatal(err)
+	}
+	putString(t, s, "k", "data")
+	del, err := s.DeleteObjectMarked(ctx, testBucket, "k")
+	if err != nil || !del.DeleteMarker {
+		t.Fatalf("DELETE = %+v, %v", del, err)
+	}
+	for _, c := range []struct {
+		name string
+		read func() error
+	}{
+		{"stat", func() error { _, err := s.StatObject(ctx, testBucket, "k"); return err }},
+		{"open", func() error { _, err := s.OpenObject(ctx, testBucket, "k"); return err }},
+	} {
+		err := c.read()
+		var me *CurrentMarkerError
+		if !errors.Is(err, ErrNoSuchKey) || !kerr.Is(kerr.NotExist, err) || !errors.As(err, &me) {
+			t.Fatalf("%s: %v, want ErrNoSuchKey naming the marker", c.name, err)
+		}
+		if me.Marker.VersionID != del.VersionID || !me.Marker.DeleteMarker {
+			t.Fatalf("%s: marker %+v, want version %s", c.name, me.Marker, del.VersionID)
+		}
+	}
+	_, err = s.StatObject(ctx, testBucket, "plain")
+	var me *CurrentMarkerError
+	if !errors.Is(err, ErrNoSuchKey) || errors.As(err, &me) {
+		t.Fatalf("stat of a key deleted before versioning: %v, want ErrNoSuchKey naming no marker", err)
 	}
 }

@@ -54,3 +54,11 @@ func (g guarded) CommitNoncurrent(ctx context.Context, meta client.ObjectMeta) (
 	}
 	return do(ctx, g, timed, func() (client.Record, error) { return v.CommitNoncurrent(ctx, meta) })
 }
+
+func (g guarded) SetTags(ctx context.Context, u client.TagUpdate) (client.Record, error) {
+	v, ok := g.versions()
+	if !ok {
+		return v.SetTags(ctx, u)
+	}
+	return do(ctx, g, timed, func() (client.Record, error) { return v.SetTags(ctx, u) })
+}

@@ -115,6 +115,7 @@ type Versioner interface {
 	ListVersions(ctx context.Context, bucket, prefix, afterKey, afterVersion string, limit int) (VersionPage, error)
 	DeleteVersion(ctx context.Context, bucket, key, version string) (*Record, error)
 	CommitNoncurrent(ctx context.Context, meta ObjectMeta) (Record, error)
+	SetTags(ctx context.Context, u TagUpdate) (Record, error)
 }
 
 var _ Versioner = (*Client)(nil)
@@ -148,4 +149,8 @@ func (noVersions) DeleteVersion(context.Context, string, string, string) (*Recor
 
 func (noVersions) CommitNoncurrent(context.Context, ObjectMeta) (Record, error) {
 	return Record{}, kerr.E("client.CommitNoncurrent", kerr.Internal, ErrNoVersions)
+}
+
+func (noVersions) SetTags(context.Context, TagUpdate) (Record, error) {
+	return Record{}, kerr.E("client.SetTags", kerr.Internal, ErrNoVersions)
 }

@@ -22,6 +22,7 @@ type (
 	BucketState = wire.BucketState
 	KeyVersions = wire.KeyVersions
 	VersionPage = wire.VersionPage
+	TagUpdate   = wire.TagUpdate
 )
 
 // KeyVersions returns every version the node holds of bucket/key. A key the
@@ -91,4 +92,27 @@ func (c *Client) CommitNoncurrent(ctx context.Context, meta ObjectMeta) (Record,
 	var rec Record
 	err := c.call(ctx, op, http.MethodPost, "/v1/commit/noncurrent", nil, meta, &rec)
 	return rec, err
+}
+
+// SetTags replaces the tag set of version u.Version of u.Bucket/u.Key,
+// current or noncurrent, unless the node's tags of it carry a stamp as new
+// as u.At or newer. It answers the record afterwards (with the tags the
+// node keeps). A version the node does not hold, or a delete marker, is
+// refused with kind NotExist.
+func (c *Client) SetTags(ctx context.Context, u TagUpdate) (Record, error) {
+	const op = "client.SetTags"
+	if err := CheckTagUpdate(u); err != nil {
+		return Record{}, kerr.E(op, err)
+	}
+	var rec Record
+	err := c.call(ctx, op, http.MethodPost, "/v1/tags", nil, u, &rec)
+	return rec, err
+}
+
+// CheckTagUpdate reports whether u names a version and carries a stamp.
+func CheckTagUpdate(u TagUpdate) error {
+	if err := CheckObject(u.Bucket, u.Key, u.Version); err != nil {
+		return err
+	}
+	return CheckVersion(u.At)
 }

@@ -35,3 +35,16 @@ type VersionPage struct {
 	Records   []Record `json:"records"`
 	Truncated bool     `json:"truncated"`
 }
+
+// TagUpdate replaces the tag set of one version a node holds, current or
+// noncurrent, without writing a new version. At stamps the update (a
+// version name from the writer's clock): a node keeps the tag set of the
+// newest stamp, so that nodes receiving concurrent updates in different
+// orders end up with the same one.
+type TagUpdate struct {
+	Bucket  string `json:"bucket"`
+	Key     string `json:"key"`
+	Version string `json:"version"`
+	Tagging string `json:"tagging,omitempty"` // URL-encoded; "" removes every tag
+	At      string `json:"at"`
+}

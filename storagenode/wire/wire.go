@@ -66,6 +66,11 @@ type ObjectMeta struct {
 	Headers map[string]string `json:"headers,omitempty"`
 	// Tagging is the object's tag set, URL-encoded as in x-amz-tagging.
 	Tagging string `json:"tagging,omitempty"`
+	// TagsAt is the stamp (a version name from the writer's clock) of the
+	// last change of Tagging by a tag update (the node's SetTags); "" for
+	// the tags the version was written with. Nodes keep the tag set of the
+	// newest stamp, readers take it from the answer with the newest one.
+	TagsAt string `json:"tags_at,omitempty"`
 	// Versioning is the bucket's versioning state the writer commits
 	// under (VersioningEnabled, VersioningSuspended, or "" for a bucket
 	// never versioned), and VersioningAt the version of the bucket record

@@ -45,6 +45,7 @@ type diskRecord struct {
 	Staged       string            `json:"staged,omitempty"`
 	Headers      map[string]string `json:"headers,omitempty"`
 	Tagging      string            `json:"tagging,omitempty"`
+	TagsAt       string            `json:"tags_at,omitempty"`
 	Versioning   string            `json:"versioning,omitempty"`
 	VersioningAt string            `json:"versioning_at,omitempty"`
 	Versioned    bool              `json:"versioned,omitempty"`
@@ -90,7 +91,7 @@ func toDiskRecord(r client.Record) diskRecord {
 		Size: r.Size, ETag: r.ETag, ContentType: r.ContentType, UserMeta: r.UserMeta,
 		Modified: r.Modified, Data: r.Data, Parity: r.Parity, BlockSize: r.BlockSize,
 		Format: r.Format, Roots: r.Roots, Nodes: r.Nodes, Checksums: r.Checksums,
-		Target: r.Target, Staged: r.Staged, Headers: r.Headers, Tagging: r.Tagging,
+		Target: r.Target, Staged: r.Staged, Headers: r.Headers, Tagging: r.Tagging, TagsAt: r.TagsAt,
 		Versioning: r.Versioning, VersioningAt: r.VersioningAt, Versioned: r.Versioned,
 		Shard: r.Shard,
 	}
@@ -110,7 +111,7 @@ func (d diskRecord) wire() client.Record {
 			Size: d.Size, ETag: d.ETag, ContentType: d.ContentType, UserMeta: d.UserMeta,
 			Modified: d.Modified, Data: d.Data, Parity: d.Parity, BlockSize: d.BlockSize,
 			Format: d.Format, Roots: d.Roots, Nodes: d.Nodes, Checksums: d.Checksums,
-			Target: d.Target, Staged: d.Staged, Headers: d.Headers, Tagging: d.Tagging,
+			Target: d.Target, Staged: d.Staged, Headers: d.Headers, Tagging: d.Tagging, TagsAt: d.TagsAt,
 			Versioning: d.Versioning, VersioningAt: d.VersioningAt, Versioned: d.Versioned,
 		},
 		Shard: d.Shard,

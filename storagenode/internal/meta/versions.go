@@ -323,3 +323,46 @@ func (db *DB) ListVersions(bucket, prefix, afterKey, afterVersion string, limit 
 	}
 	return recs, truncated, nil
 }
+
+// SetTags replaces the tag set of version of bucket/key, current or
+// noncurrent, with tagging stamped at, unless the record's tags carry a
+// stamp as new or newer or the version is a delete marker (then it
+// changes nothing), in one synced
+// transaction. It returns the record afterwards, or found false if the
+// node holds no such version. REQUIRES: the key's lock.
+func (db *DB) SetTags(bucket, key, version, tagging, at string) (rec client.Record, found bool, err error) {
+	ok := objectKey(bucket, key)
+	vk := versionKey(bucket, key, version)
+	err = db.updateHeld([][]byte{ok, vk, versionPrefix(bucket, key)}, func(txn *badger.Txn) error {
+		found = false
+		k := ok
+		r, marker, err := recordTxn(txn, ok)
+		if err != nil {
+			return err
+		}
+		if r == nil || r.Version != version {
+			k, marker = vk, false
+			if r, _, err = recordTxn(txn, vk); err != nil || r == nil {
+				return err
+			}
+		}
+		rec, found = *r, true
+		if r.Deleted || r.TagsAt >= at {
+			return nil
+		}
+		rec.Tagging, rec.TagsAt = tagging, at
+		val, err := encodeRecord(rec)
+		if err != nil {
+			return err
+		}
+		e := badger.NewEntry(k, val)
+		if marker {
+			e = e.WithMeta(markerBit)
+		}
+		return txn.SetEntry(e)
+	})
+	if err != nil {
+		return client.Record{}, false, kerr.E("meta.SetTags", kerr.Internal, err)
+	}
+	return rec, found, nil
+}

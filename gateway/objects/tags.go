@@ -1,0 +1,131 @@
+package objects
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/kintsugi-store/kintsugi/internal/kerr"
+	"github.com/kintsugi-store/kintsugi/internal/nodeaccess"
+	"github.com/kintsugi-store/kintsugi/storagenode/client"
+)
+
+// Tag updates. S3 changes the tag set of an existing version; it writes no
+// new version and leaves the data, Last-Modified and ETag alone. The nodes
+// rewrite the tag field of that version's record in place (client.SetTags)
+// and keep the tag set of the newest stamp; readers take the tags of the
+// answer with the newest stamp (newestTags). An update reaches WriteQuorum
+// of the key's nodes, so every read quorum includes one that has it.
+
+// maxTagRounds bounds how often a tag update is sent again with a newer
+// stamp after a node answered that it keeps a newer one.
+const maxTagRounds = 3
+
+// SetObjectTags replaces the tag set of one version of bucket/key, named
+// by the id clients see ("" for the current version), with tagging (URL
+// encoded, "" for none). It returns the version's description with its new
+// tags. Errors: ErrNoSuchBucket, ErrNoSuchKey, ErrNoSuchVersion,
+// ErrDeleteMarker (with the marker's Info), ErrInvalidArgument, ErrQuorum.
+func (s *Store) SetObjectTags(ctx context.Context, bucket, key, id, tagging string) (ObjectInfo, error) {
+	return fenced(ctx, s, func(ctx context.Context) (ObjectInfo, error) {
+		info, err := s.setObjectTags(ctx, bucket, key, id, tagging)
+		if err != nil && kerr.Is(kerr.Unavailable, err) && s.anyOpen() {
+			// As for reads: nodes just back are worth one try through
+			// breakers that have not caught up.
+			info, err = s.setObjectTags(nodeaccess.WithBypass(ctx), bucket, key, id, tagging)
+		}
+		return info, err
+	})
+}
+
+func (s *Store) setObjectTags(ctx context.Context, bucket, key, id, tagging string) (ObjectInfo, error) {
+	const op = "objects.SetObjectTags"
+	if err := validName(op, bucket, key, true); err != nil {
+		return ObjectInfo{}, err
+	}
+	if isInternal(key) {
+		return ObjectInfo{}, kerr.E(op, kerr.Invalid, fmt.Errorf("%w: key %q is in the internal namespace", ErrInvalidArgument, key))
+	}
+	var meta client.ObjectMeta
+	if id == "" {
+		if err := s.checkBucket(ctx, bucket); err != nil {
+			return ObjectInfo{}, kerr.E(op, err)
+		}
+		r, err := s.resolve(ctx, bucket, key)
+		if err != nil {
+			return ObjectInfo{}, kerr.E(op, err)
+		}
+		meta = r.meta
+	} else {
+		o, err := s.openVersion(ctx, op, bucket, key, id)
+		if err != nil {
+			if o != nil {
+				return infoOf(o.meta), err
+			}
+			return ObjectInfo{}, err
+		}
+		meta = o.meta
+	}
+	// The stamp is above every stamp the read saw: an update that begins
+	// after another was acknowledged wins, since the read met a node that
+	// has it (or, on a straggler-cut read, a node answers that it keeps a
+	// newer stamp, and the update goes again above it).
+	s.clock.observe(meta.TagsAt)
+	maps := s.maps.Load()
+	nodes := s.members(maps.Cur.PlaceKey(bucket, key))
+	if maps.Prev != nil {
+		nodes = s.members(maps.Cur.PlaceKey(bucket, key), maps.Prev.PlaceKey(bucket, key))
+	}
+	for round := 1; ; round++ {
+		at := s.clock.next()
+		acks, newer := s.sendTags(ctx, nodes, client.TagUpdate{Bucket: bucket, Key: key, Version: meta.Version, Tagging: tagging, At: at})
+		if acks < maps.Cur.WriteQuorum {
+			return ObjectInfo{}, kerr.E(op, kerr.Unavailable, quorumErr("tags of %s/%s version %s set on %d of %d nodes, need %d", bucket, key, meta.Version, acks, len(nodes), maps.Cur.WriteQuorum))
+		}
+		if newer == "" || round == maxTagRounds {
+			// After the last round, the newer stamps are of updates
+			// concurrent with this one: either order is S3's.
+			meta.Tagging, meta.TagsAt = tagging, at
+			return infoOf(meta), nil
+		}
+		s.clock.observe(newer)
+	}
+}
+
+// sendTags sends u to nodes and returns how many hold the version and took
+// the update, or kept tags of a newer stamp, the newest of which it also
+// returns ("" if none).
+func (s *Store) sendTags(ctx context.Context, nodes []member, u client.TagUpdate) (acks int, newer string) {
+	recs := make([]client.Record, len(nodes))
+	errs := make([]error, len(nodes))
+	each(len(nodes), func(i int) {
+		cctx, cancel := s.callCtx(ctx)
+		defer cancel()
+		recs[i], errs[i] = versionsOf(nodes[i]).SetTags(cctx, u)
+	})
+	for i, err := range errs {
+		if err != nil {
+			s.log.Debug("objects: tag update failed", "node", nodes[i].Node.ID, "bucket", u.Bucket, "key", u.Key, "version", u.Version, "err", err)
+			continue
+		}
+		acks++
+		if at := recs[i].TagsAt; at > u.At && at > newer {
+			newer = at
+		}
+	}
+	return acks, newer
+}
+
+// newestTags gives meta the tag set of the record of its version, among
+// the nodes' answers, with the newest tag stamp.
+func newestTags(meta *client.ObjectMeta, states []nodeState) {
+	for _, ns := range states {
+		if ns.Err != nil {
+			continue
+		}
+		for _, r := range []*client.Record{ns.State.Committed, ns.State.Previous} {
+			if r != nil && r.Version == meta.Version && r.TagsAt > meta.TagsAt {
+				meta.Tagging, meta.TagsAt = r.Tagging, r.TagsAt
+			}
+		}
+	}
+}
