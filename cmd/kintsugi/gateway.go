@@ -24,6 +24,7 @@ func runGateway(ctx context.Context, env *environ, args []string) error {
 	caFile := fs.String("ca-file", "", "PEM CA certificates to trust for nodes at https:// addresses (default: system roots)")
 	sf := addS3Flags(fs)
 	metricsAddr := fs.String("metrics-listen", "", "address to serve /metrics (Prometheus), /nodes (node health, JSON) and the console (/) on; empty: off")
+	pprofAddr := fs.String("pprof", "", "loopback address to serve Go runtime profiles on, under /debug/pprof/ (off when empty)")
 	hf := addHealthFlags(fs)
 	cf := addConsoleFlags(fs, true)
 	if err := parseFlags(fs, env, args); err != nil {
@@ -77,6 +78,14 @@ func runGateway(ctx context.Context, env *environ, args []string) error {
 		servers = append(servers, msrv)
 		kv = append(kv, "metrics", msrv.Addr())
 		env.logger.Info("serving the console", "url", "http://"+msrv.Addr()+"/")
+	}
+	if *pprofAddr != "" {
+		psrv, err := pprofServer(*pprofAddr, env.logger)
+		if err != nil {
+			return err
+		}
+		servers = append(servers, psrv)
+		kv = append(kv, "pprof", psrv.Addr())
 	}
 	go watchMap(ctx, env.logger, *clusterFile, *poll, f.store)
 	f.start(ctx, env, sf)

@@ -26,6 +26,7 @@ func runStorageNode(ctx context.Context, env *environ, args []string) error {
 	tlsCert := fs.String("tls-cert", "", "PEM certificate to serve the node API over HTTPS (with --tls-key); name the node https://HOST:PORT in the map")
 	tlsKey := fs.String("tls-key", "", "PEM private key of --tls-cert")
 	metricsAddr := fs.String("metrics-listen", "", "address to serve /metrics (Prometheus), /healthz and /readyz on, unauthenticated; empty: off")
+	pprofAddr := fs.String("pprof", "", "loopback address to serve Go runtime profiles on, under /debug/pprof/ (off when empty)")
 	rf := addRaftFlags(fs)
 	if err := parseFlags(fs, env, args); err != nil {
 		return err
@@ -87,6 +88,14 @@ func runStorageNode(ctx context.Context, env *environ, args []string) error {
 		}
 		servers = append(servers, msrv)
 		kv = append(kv, "metrics", msrv.Addr())
+	}
+	if *pprofAddr != "" {
+		psrv, err := pprofServer(*pprofAddr, env.logger)
+		if err != nil {
+			return err
+		}
+		servers = append(servers, psrv)
+		kv = append(kv, "pprof", psrv.Addr())
 	}
 	ready(env, "storagenode", srv.Addr(), kv...)
 	return serveAll(ctx, env.logger, servers...)
