@@ -120,7 +120,7 @@ func (s *Scrubber) checkObject(ctx context.Context, t *tally, bucket, key string
 		}
 	}
 	// The live version is the one readers would serve (internal/readrule).
-	in := readrule.Input{Answers: nodeaccess.Answers(states), Silent: unfilled, WriteQuorum: s.m.WriteQuorum, NoRollForward: s.cfg.DryRun}
+	in := readrule.Input{Answers: nodeaccess.Answers(states), Silent: unfilled, WriteQuorum: s.m.WriteQuorum, MinQuorum: s.m.MinWriteQuorum(), NoRollForward: s.cfg.DryRun}
 	v := readrule.Decide(in)
 	if v.Kind == readrule.RollForward && !readrule.Shardless(v.Meta) {
 		if k := s.rollForward(ctx, states, v); k > 0 {

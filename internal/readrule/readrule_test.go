@@ -329,7 +329,7 @@ func TestSettledHoldsWithEveryAnswer(t *testing.T) {
 		full := settle(Input{Answers: all, WriteQuorum: wq})
 		for k := 1; k < 6; k++ {
 			early := Decide(Input{Answers: all[:k], WriteQuorum: wq, Silent: 6 - k})
-			if !early.Settled(6-k, wq) {
+			if !early.Settled(6 - k) {
 				continue
 			}
 			early = settle(Input{Answers: all[:k], WriteQuorum: wq, Silent: 6 - k})
