@@ -30,7 +30,15 @@
 //     committed version is older, and committing it there leaves at least
 //     d distinct shards of V committed, the verdict is RollForward: V is
 //     committed somewhere, so its writer passed its stage quorum and meant
-//     it to be visible. With d holders V is served (Serve). With fewer, if
+//     it to be visible. With d holders V is served (Serve). A version
+//     with raised parity, whose d is at most half its n, is rolled
+//     forward and served only if it could have been acknowledged (seen,
+//     after the roll-forward, plus silent reaching its quorum): else its
+//     d holders and the d holders of an older acknowledged version can
+//     coexist on disjoint nodes (with d > n/2 two versions cannot both
+//     be readable), and the unacknowledged one would hide the older one
+//     from some readers and not from others. Otherwise it is treated as
+//     unreadable below. With fewer holders, if
 //     V could have been acknowledged, the answer is Unavailable (never
 //     stale data for an acknowledged write), or InFlux when every node
 //     answered and the answers show a write in progress (answers are taken
@@ -224,6 +232,11 @@ func (v Verdict) Settled(pending int) bool {
 	}
 	switch v.Kind {
 	case Serve, RollForward:
+		if 2*v.Meta.Data <= v.Meta.Data+v.Meta.Parity {
+			// Raised parity: served only while it could have been
+			// acknowledged, which the pending answers may disprove.
+			return !Shardless(v.Meta) && v.Seen+len(v.Commits)+v.Silent-pending >= v.Quorum
+		}
 		return !Shardless(v.Meta)
 	case Deleted:
 		return v.Seen+v.Silent-pending >= v.Quorum
@@ -275,8 +288,11 @@ func decide(in Input) Verdict {
 			skipped = append(skipped, meta)
 			continue
 		}
+		// A version readable from at most half its nodes (raised
+		// parity) is served only if it could have been acknowledged.
+		minority := 2*meta.Data <= meta.Data+meta.Parity
 		if !in.NoRollForward {
-			if cs := rollForward(in.Answers, meta); cs != nil {
+			if cs := rollForward(in.Answers, meta); cs != nil && (!minority || v.Seen+len(cs)+silent >= v.Quorum) {
 				v.Kind, v.Commits = RollForward, cs
 				return v
 			}
@@ -287,7 +303,7 @@ func decide(in Input) Verdict {
 				v.Held++
 			}
 		}
-		if v.Held >= meta.Data {
+		if v.Held >= meta.Data && (!minority || acked) {
 			v.Kind = Serve
 			return v
 		}
