@@ -524,6 +524,10 @@ func (s *Scrubber) account(t *tally, c checked) {
 		r.Objects++
 		r.RunObjects++
 		r.Bytes += c.meta.Size
+		if c.meta.Data < s.m.DataShards {
+			r.Raised++
+			r.RaisedBytes += c.meta.Size
+		}
 		r.ShardsMissing += int64(c.missing)
 		r.ShardsCorrupt += int64(c.corrupt)
 		r.Redundancy[c.healthy]++
