@@ -111,6 +111,12 @@ func (g *Gateway) putObject(c *gin.Context, bucket, key string, p *sigv4.Result)
 	})
 	if err == nil {
 		setVersionHeader(c.Writer.Header(), info)
+		if info.Raised {
+			// Not S3: tells tests and operators the object was
+			// written with raised parity while some of its nodes
+			// were down (docs/operations.md).
+			c.Writer.Header().Set("X-Kintsugi-Raised", "1")
+		}
 	}
 	g.stored(c, body, info.ETag, info.Checksums, err)
 }

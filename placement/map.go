@@ -226,6 +226,22 @@ func (v *validator) err() error {
 // N returns the number of shards per stripe, d+p.
 func (m *Map) N() int { return m.DataShards + m.ParityShards }
 
+// RaisedQuorum is the write quorum of a version written with k of its n
+// nodes known down and its parity raised by k (see docs/ordering.md):
+// max(n/2+1, WriteQuorum-k), never above WriteQuorum. It stays a majority
+// of n, so any two acknowledged writes of a key share a node, and with d-k
+// data shards it leaves at least as many shards beyond d-k as WriteQuorum
+// leaves beyond d.
+func (m *Map) RaisedQuorum(k int) int {
+	return min(m.WriteQuorum, max(m.N()/2+1, m.WriteQuorum-max(k, 0)))
+}
+
+// MinWriteQuorum is the smallest write quorum any version of the map may
+// have been acknowledged under: RaisedQuorum(p). Readers take it for
+// versions they have not seen, which may have been written while p nodes
+// were down.
+func (m *Map) MinWriteQuorum() int { return m.RaisedQuorum(m.ParityShards) }
+
 // Node returns the node with the given id, whatever its state.
 func (m *Map) Node(id string) (Node, bool) {
 	for _, n := range m.Nodes {

@@ -120,7 +120,7 @@ func (s *Scrubber) checkObject(ctx context.Context, t *tally, bucket, key string
 		}
 	}
 	// The live version is the one readers would serve (internal/readrule).
-	in := readrule.Input{Answers: nodeaccess.Answers(states), Silent: unfilled, WriteQuorum: s.m.WriteQuorum, NoRollForward: s.cfg.DryRun}
+	in := readrule.Input{Answers: nodeaccess.Answers(states), Silent: unfilled, WriteQuorum: s.m.WriteQuorum, MinQuorum: s.m.MinWriteQuorum(), NoRollForward: s.cfg.DryRun}
 	v := readrule.Decide(in)
 	if v.Kind == readrule.RollForward && !readrule.Shardless(v.Meta) {
 		if k := s.rollForward(ctx, states, v); k > 0 {
@@ -524,6 +524,10 @@ func (s *Scrubber) account(t *tally, c checked) {
 		r.Objects++
 		r.RunObjects++
 		r.Bytes += c.meta.Size
+		if c.meta.Data < s.m.DataShards {
+			r.Raised++
+			r.RaisedBytes += c.meta.Size
+		}
 		r.ShardsMissing += int64(c.missing)
 		r.ShardsCorrupt += int64(c.corrupt)
 		r.Redundancy[c.healthy]++

@@ -93,6 +93,13 @@ type Report struct {
 	MapChanged     bool   `json:"map_changed,omitempty"`
 	Changed        int64  `json:"changed"`        // objects rewritten or deleted while being checked (left to the writer)
 	Unacknowledged int64  `json:"unacknowledged"` // unreadable versions that never reached write quorum (readers skip them)
+	// Raised counts the objects checked whose live version was written
+	// with raised parity (fewer data shards than the map's, because some
+	// of its nodes were down), RaisedBytes their logical size. They are
+	// checked and rebuilt at their own layout; nothing codes them back to
+	// the map's yet, so they keep costing more storage per byte.
+	Raised      int64 `json:"raised"`
+	RaisedBytes int64 `json:"raised_bytes"`
 
 	// Noncurrent counts the noncurrent versions checked (their shards
 	// count in ShardsVerified, ShardsMissing, ... like any);

@@ -78,7 +78,7 @@ func (r *run) staged(ctx context.Context) error {
 				if s.cfg.DryRun {
 					return
 				}
-				in := readrule.Input{Answers: nodeaccess.Answers(states), Silent: max(s.m.N()-len(placed), 0), WriteQuorum: s.m.WriteQuorum}
+				in := readrule.Input{Answers: nodeaccess.Answers(states), Silent: max(s.m.N()-len(placed), 0), WriteQuorum: s.m.WriteQuorum, MinQuorum: s.m.MinWriteQuorum()}
 				if rv := readrule.Decide(in); rv.Kind == readrule.RollForward && rv.Meta.Version == v.version {
 					if k := s.rollForward(ctx, states, rv); k > 0 {
 						r.t.add(func(rep *Report) { rep.RolledForward += int64(k) })

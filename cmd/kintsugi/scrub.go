@@ -267,6 +267,10 @@ func printSummary(w io.Writer, r *scrubber.Report, m *placement.Map, runErr erro
 		}
 	}
 	fmt.Fprintf(w, "  unrecoverable:    %d objects\n", r.UnrecoverableCount)
+	if r.Raised > 0 {
+		fmt.Fprintf(w, "  raised parity:    %d objects (%s) written while nodes were down, kept at their own layout\n",
+			r.Raised, sizeStr(r.RaisedBytes))
+	}
 	var levels []string
 	for _, l := range scrubber.Levels(r.RedundancyAfter, m.DataShards, m.N()) {
 		levels = append(levels, fmt.Sprintf("%s: %d", l.Level, l.Objects))

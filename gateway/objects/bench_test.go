@@ -102,3 +102,34 @@ func (c *cluster) storedBytes(key string) int {
 	}
 	return total
 }
+
+// BenchmarkPutTwoDown compares PUTs with every node up and with p = 2 of
+// the six down (written 2+4 on the other four), and reports stored bytes
+// per object byte as "stored/byte".
+func BenchmarkPutTwoDown(b *testing.B) {
+	for _, size := range []struct {
+		name string
+		n    int
+	}{{"1MiB", 1 << 20}, {"16MiB", 16 << 20}} {
+		for _, down := range []int{0, 2} {
+			name := size.name + map[int]string{0: "/healthy", 2: "/twodown"}[down]
+			b.Run(name, func(b *testing.B) {
+				c := newHealthCluster(b, 6, 4, 2)
+				for i := range down {
+					n := c.shardNode("k", 5-2*i)
+					n.SetDown("*", true)
+					c.waitState(n.ID(), health.Down)
+				}
+				data := payload(size.n, 1)
+				b.SetBytes(int64(len(data)))
+				b.ReportAllocs()
+				for b.Loop() {
+					if _, err := c.s.PutObject(context.Background(), PutInput{Bucket: testBucket, Key: "k", Size: int64(len(data)), Body: bytes.NewReader(data)}); err != nil {
+						b.Fatal(err)
+					}
+				}
+				b.ReportMetric(float64(c.storedBytes("k"))/float64(len(data)), "stored/byte")
+			})
+		}
+	}
+}

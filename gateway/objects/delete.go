@@ -5,13 +5,16 @@ import (
 
 	"github.com/kintsugi-store/kintsugi/codec"
 	"github.com/kintsugi-store/kintsugi/internal/kerr"
+	"github.com/kintsugi-store/kintsugi/placement"
 	"github.com/kintsugi-store/kintsugi/storagenode/client"
 )
 
 // DeleteObject deletes bucket/key by committing a delete marker, a version
-// without shards, on the key's nodes; it needs WriteQuorum acks (else
-// ErrQuorum), like any write, so an acknowledged delete cannot be outvoted
-// by an older version later. As in S3, deleting a missing key succeeds; when
+// without shards, on the key's nodes; it needs its write quorum of acks
+// (else ErrQuorum), like any write, so an acknowledged delete cannot be
+// outvoted by an older version later. With k <= p of the key's nodes known
+// down that quorum is lowered as for a write with raised parity
+// (shardlessQuorum). As in S3, deleting a missing key succeeds; when
 // every node answers that it holds no live version, nothing is written.
 //
 // Deleting a multipart object also deletes its parts, in the background
@@ -67,8 +70,8 @@ func (s *Store) deleteKey(ctx context.Context, bucket, key string) (*client.Reco
 func (s *Store) deleteKeyIn(ctx context.Context, bucket, key string, state client.BucketState) (*client.Record, *client.ObjectMeta, error) {
 	const op = "objects.deleteKey"
 	m := s.Map()
-	n, wq := m.DataShards+m.ParityShards, m.WriteQuorum
 	placed := s.placed(m.PlaceKey(bucket, key))
+	n, wq := m.N(), s.shardlessQuorum(m, placed)
 
 	live, answered := false, 0
 	states := make([]client.KeyState, len(placed))
@@ -111,10 +114,36 @@ func (s *Store) deleteKeyIn(ctx context.Context, bucket, key string, state clien
 		Bucket: bucket, Key: key, Version: s.newVersion(), Deleted: true, Modified: now,
 		Data: m.DataShards, Parity: m.ParityShards, BlockSize: m.BlockSize, Format: codec.FormatVersion,
 	}
+	if wq < m.WriteQuorum {
+		marker.Quorum = wq
+	}
 	setVersioning(&marker, state)
 	marker, to := s.commitAndHint(ctx, placed, placed, marker, wq)
 	if len(to) < wq {
 		return nil, nil, kerr.E(op, kerr.Unavailable, quorumErr("delete marker committed on %d of %d nodes, need %d", len(to), n, wq))
 	}
 	return old, &marker, nil
+}
+
+// shardlessQuorum is the write quorum of a version without shards (a
+// delete marker or a multipart manifest) placed on placed: with k of them
+// known down, k <= p, it is lowered as for a write with raised parity
+// (placement.Map.RaisedQuorum), so that such writes go on while a PUT
+// would; the version records it (ObjectMeta.Quorum) for readers. It stays
+// a majority of n, which is all the order of writes needs
+// (docs/ordering.md).
+func (s *Store) shardlessQuorum(m *placement.Map, placed []member) int {
+	n, k := m.N(), 0
+	for i := range n {
+		if i >= len(placed) || !s.available(placed[i].Node.ID) {
+			k++
+		}
+	}
+	if k == 0 || k > m.ParityShards {
+		return m.WriteQuorum
+	}
+	if q := m.RaisedQuorum(k); q <= n-k {
+		return q
+	}
+	return m.WriteQuorum
 }

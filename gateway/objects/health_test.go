@@ -270,11 +270,11 @@ func TestDegradedWriteRaisesParity(t *testing.T) {
 	}
 }
 
-// TestPutFailsFastWithTooManyDown: with more than n-WQ of a key's nodes
+// TestPutFailsFastWithTooManyDown: with more than p of a key's nodes
 // known down, a PUT fails at once without streaming anything.
 func TestPutFailsFastWithTooManyDown(t *testing.T) {
 	c := newHealthCluster(t, 6, 4, 2)
-	for _, i := range []int{0, 4} {
+	for _, i := range []int{0, 3, 4} {
 		n := c.shardNode("k", i)
 		n.SetDown("*", true)
 		c.waitState(n.ID(), health.Down)

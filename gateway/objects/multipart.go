@@ -301,7 +301,7 @@ func (s *Store) completeUpload(ctx context.Context, in CompleteInput) (ObjectInf
 		Parts:       refs,
 	}
 	setVersioning(&meta, state)
-	meta, err = s.commitShardless(ctx, m.PlaceKey(in.Bucket, in.Key), meta, m.WriteQuorum)
+	meta, err = s.commitShardless(ctx, m, m.PlaceKey(in.Bucket, in.Key), meta)
 	if err != nil {
 		return ObjectInfo{}, kerr.E(op, err)
 	}
@@ -564,9 +564,13 @@ func (s *Store) checkPartsReadable(ctx context.Context, bucket string, refs []cl
 // placed nodes and needs wq of them to succeed, as commitWrite does (a
 // node holding a newer version does not count), and returns the metadata
 // committed. Nodes that missed it get hints, as for delete markers.
-func (s *Store) commitShardless(ctx context.Context, placed []placement.Node, meta client.ObjectMeta, wq int) (client.ObjectMeta, error) {
+func (s *Store) commitShardless(ctx context.Context, m *placement.Map, placed []placement.Node, meta client.ObjectMeta) (client.ObjectMeta, error) {
 	const op = "objects.commitShardless"
 	ms := s.placed(placed)
+	wq := s.shardlessQuorum(m, ms)
+	if wq < m.WriteQuorum {
+		meta.Quorum = wq
+	}
 	meta, to := s.commitAndHint(ctx, ms, ms, meta, wq)
 	if len(to) < wq {
 		return meta, kerr.E(op, kerr.Unavailable, quorumErr("manifest committed on %d of %d nodes, need %d", len(to), len(ms), wq))

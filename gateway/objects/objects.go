@@ -76,6 +76,10 @@ type ObjectInfo struct {
 	// DeleteMarker is set on a delete marker's description (in version
 	// listings and version deletes).
 	DeleteMarker bool
+	// Raised is set on the description PutObject returns when the
+	// version was written with raised parity (fewer data shards than the
+	// map's) because some of its nodes were down.
+	Raised bool
 }
 
 // ListOptions selects a page of a bucket listing.

@@ -38,7 +38,8 @@ var (
 )
 
 // PutObject writes in.Body as a new version of in.Bucket/in.Key and returns
-// its description once WriteQuorum nodes have committed it. The body is read
+// its description once its write quorum of nodes have committed it
+// (WriteQuorum, or less with raised parity: see writeShape). The body is read
 // once, streamed, and never held beyond a few stripes.
 //
 // Errors: ErrNoSuchBucket; ErrIncompleteBody (kerr.Invalid) when the body ends
@@ -151,8 +152,9 @@ func (s *Store) putObject(ctx context.Context, in PutInput) (ObjectInfo, error) 
 	}
 	m := s.Map()
 	placed := s.placed(m.PlaceKey(in.Bucket, in.Key))
-	n, wq := m.N(), m.WriteQuorum
+	n := m.N()
 	sh := s.writeShape(m, placed)
+	wq := sh.quorum
 	if sh.down > n-wq {
 		s.metrics.quorumFailed()
 		return ObjectInfo{}, kerr.E(op, kerr.Unavailable, quorumErr("%d of %d nodes for %s/%s are down, need %d", sh.down, n, in.Bucket, in.Key, wq))
@@ -194,6 +196,9 @@ func (s *Store) putObject(ctx context.Context, in PutInput) (ObjectInfo, error) 
 		Roots:       make([]string, n),
 		Nodes:       make([]string, n),
 	}
+	if wq < m.WriteQuorum {
+		meta.Quorum = wq
+	}
 	targets := make([]member, n)
 	for i := range n {
 		meta.Roots[i] = w.enc.Roots[i].String()
@@ -214,7 +219,9 @@ func (s *Store) putObject(ctx context.Context, in PutInput) (ObjectInfo, error) 
 		return ObjectInfo{}, kerr.E(op, kerr.Unavailable, quorumErr("committed %d of %d shards, need %d", len(holders), n, wq))
 	}
 	s.metrics.wrote(meta.Data, m.DataShards)
-	return infoOf(meta), nil
+	info := infoOf(meta)
+	info.Raised = meta.Data < m.DataShards
+	return info, nil
 }
 
 // staging is the outcome of the first phase of a write.
@@ -226,43 +233,55 @@ type staging struct {
 	bucket client.BucketState
 }
 
-// shape is the erasure code of a new version and the shards it skips.
+// shape is the erasure code of a new version, the shards it skips and
+// the number of commits that acknowledge it.
 type shape struct {
 	data, parity int
 	skip         []bool // by shard: no node, or its node is known to be down
 	down         int    // shards skipped
+	quorum       int
 }
 
 // writeShape decides how a new version is coded. Shards whose node is
 // known to be down or not yet back (its breaker is open or half-open) or
-// missing are not sent. If any
-// are, the version trades data shards for parity, d' = d-k and p' = p+k,
-// still n shards in all, as MinIO does: the n-k shards written then
-// survive p further failures, where plain d+p would survive only p-k.
-// Readers take d and p from each version's metadata. The raise is skipped
-// if it would leave no data shard or exceed the codec's parity limit.
+// missing are not sent. If k are, k <= p, the version trades data shards
+// for parity, d' = d-k and p' = p+k, still n shards in all, as MinIO
+// does: the n-k shards written then survive p further failures, where
+// plain d+p would survive only p-k. Its write quorum is then
+// placement.Map.RaisedQuorum(k), max(n/2+1, WriteQuorum-k): still a
+// majority, so the order of acknowledged writes holds (docs/ordering.md),
+// and at least as many shards beyond d' as WriteQuorum leaves beyond d;
+// with 4+2 and two nodes down, 2+4 on the four up nodes, all of which
+// must commit. Readers take d, p and the quorum from each version's
+// metadata. The raise is skipped if it would leave no data shard, exceed
+// the codec's parity limit, or need more commits than there are nodes up;
+// the write then needs WriteQuorum of the n shards as before.
 func (s *Store) writeShape(m *placement.Map, placed []member) shape {
 	n := m.N()
-	sh := shape{data: m.DataShards, parity: m.ParityShards, skip: make([]bool, n)}
+	sh := shape{data: m.DataShards, parity: m.ParityShards, skip: make([]bool, n), quorum: m.WriteQuorum}
 	for i := range n {
 		if i >= len(placed) || !s.available(placed[i].Node.ID) {
 			sh.skip[i] = true
 			sh.down++
 		}
 	}
-	if k := sh.down; k > 0 && sh.data-k >= codec.MinData && sh.parity+k <= codec.MaxParity {
-		sh.data, sh.parity = sh.data-k, sh.parity+k
+	k := sh.down
+	if k == 0 || k > m.ParityShards || sh.data-k < codec.MinData || sh.parity+k > codec.MaxParity {
+		return sh
+	}
+	if q := m.RaisedQuorum(k); q <= n-k {
+		sh.data, sh.parity, sh.quorum = sh.data-k, sh.parity+k, q
 	}
 	return sh
 }
 
 // stageAll streams the body, encoded as sh says, to the placed nodes as
 // staged shards of version. It fails, after aborting every stage, if the
-// body is bad or fewer than WriteQuorum shards were staged; otherwise it
+// body is bad or fewer than sh.quorum shards were staged; otherwise it
 // aborts only the stages it dropped.
 func (s *Store) stageAll(ctx context.Context, m *placement.Map, placed []member, sh shape, in PutInput, version string) (staging, error) {
 	const op = "objects.stage"
-	n, wq := m.N(), m.WriteQuorum
+	n, wq := m.N(), sh.quorum
 	cd, err := s.codec(sh.data, sh.parity, m.BlockSize)
 	if err != nil {
 		return staging{}, kerr.E(op, kerr.Internal, err)

@@ -137,7 +137,7 @@ func (s *Store) resolveData(ctx context.Context, bucket, key string, limit int64
 func (s *Store) resolveOnce(ctx context.Context, bucket, key string, limit int64) (*resolved, error) {
 	const op = "objects.resolve"
 	maps := s.maps.Load()
-	wq := maps.Cur.WriteQuorum
+	wq, minQ := maps.Cur.WriteQuorum, maps.Cur.MinWriteQuorum()
 	cur := maps.Cur.PlaceKey(bucket, key)
 	nodes := s.members(cur)
 	if maps.Prev != nil {
@@ -159,8 +159,8 @@ func (s *Store) resolveOnce(ctx context.Context, bucket, key string, limit int64
 	// answers so far, with the pending nodes counted as silent, settle the
 	// read in a way their answers could not change (Verdict.Settled).
 	states := s.statNodes(ctx, nodes, bucket, key, limit, parity, func(answered []nodeState, pending int) bool {
-		v := readrule.Decide(readrule.Input{Answers: nodeaccess.Answers(answered), Silent: unfilled + pending, WriteQuorum: wq})
-		return v.Settled(pending, wq)
+		v := readrule.Decide(readrule.Input{Answers: nodeaccess.Answers(answered), Silent: unfilled + pending, WriteQuorum: wq, MinQuorum: minQ})
+		return v.Settled(pending)
 	})
 	if err := ctx.Err(); err != nil {
 		return nil, kerr.E(op, kerr.Transient, err)
@@ -180,7 +180,7 @@ func (s *Store) resolveOnce(ctx context.Context, bucket, key string, limit int64
 			s.log.Debug("objects: stat failed", "node", ns.Node.ID, "bucket", bucket, "key", key, "err", ns.Err)
 		}
 	}
-	in := readrule.Input{Answers: nodeaccess.Answers(states), Silent: unfilled, WriteQuorum: wq}
+	in := readrule.Input{Answers: nodeaccess.Answers(states), Silent: unfilled, WriteQuorum: wq, MinQuorum: minQ}
 	v := readrule.Decide(in)
 	if v.Kind == readrule.RollForward {
 		s.rollForward(ctx, states, v)
@@ -212,7 +212,7 @@ func (s *Store) resolveOnce(ctx context.Context, bucket, key string, limit int64
 	case readrule.InFlux:
 		return nil, kerr.E(op, kerr.Unavailable, fmt.Errorf("%w: %w", errInFlux, quorumErr("%s/%s %s", bucket, key, v.Reason())))
 	case readrule.Unavailable:
-		return nil, kerr.E(op, kerr.Unavailable, quorumErr("%s/%s %s, write quorum %d", bucket, key, v.Reason(), wq))
+		return nil, kerr.E(op, kerr.Unavailable, quorumErr("%s/%s %s", bucket, key, v.Reason()))
 	}
 	if v.Kind == readrule.Deleted {
 		return nil, noSuchKey(op, bucket, key, &v.Meta)
@@ -235,7 +235,8 @@ const (
 // the read rule decide on their answers alone (readrule.Input.Partial):
 // it does so only when they all hold the same committed version and
 // nothing newer staged, which is then at least as new as any acknowledged
-// one, since d > n-wq. A healthy read then costs d stats instead of n;
+// one, since d > n-q for the smallest write quorum q of any version
+// (placement.Map.MinWriteQuorum). A healthy read then costs d stats instead of n;
 // on a 2-core machine with nodes in their own processes, profiles of
 // 4 KiB GETs showed the two extra stats costing about as much CPU as the
 // rest of the GET. Anything else (a failure or straggler, a disagreement,
@@ -244,7 +245,7 @@ const (
 func (s *Store) quickResolve(ctx context.Context, maps *placement.Pair, cur []placement.Node, bucket, key string, limit int64) (r *resolved, ok bool, err error) {
 	m := maps.Cur
 	d, n := m.DataShards, m.DataShards+m.ParityShards
-	if maps.Prev != nil || len(cur) != n || d <= n-m.WriteQuorum {
+	if maps.Prev != nil || len(cur) != n || d <= n-m.MinWriteQuorum() {
 		return nil, false, nil
 	}
 	wait := time.Duration(0)
@@ -265,7 +266,7 @@ func (s *Store) quickResolve(ctx context.Context, maps *placement.Pair, cur []pl
 		defer cancel()
 	}
 	states := s.statNodes(ctx, s.members(cur[:d]), bucket, key, limit, false, func([]nodeState, int) bool { return false })
-	v := readrule.Decide(readrule.Input{Answers: nodeaccess.Answers(states), Silent: n - d, WriteQuorum: m.WriteQuorum, Partial: true})
+	v := readrule.Decide(readrule.Input{Answers: nodeaccess.Answers(states), Silent: n - d, WriteQuorum: m.WriteQuorum, MinQuorum: m.MinWriteQuorum(), Partial: true})
 	switch v.Kind {
 	case readrule.Deleted:
 		return nil, true, noSuchKey("objects.resolve", bucket, key, &v.Meta)

@@ -145,10 +145,11 @@ func (s *Store) updateBucket(ctx context.Context, op, bucket string, edit func(*
 
 // bucketQuorum is how many of n nodes must store a bucket state before it
 // is acknowledged: a majority, so that fresh reads (a majority) see it,
-// and more than n - WriteQuorum, so that the WriteQuorum stage answers
+// and more than n - q, q the smallest write quorum (that of a write with
+// raised parity, placement.Map.MinWriteQuorum), so that the stage answers
 // every write needs include at least one node holding it.
 func (s *Store) bucketQuorum(n int) int {
-	return max(majority(n), n-s.Map().WriteQuorum+1)
+	return max(majority(n), n-s.Map().MinWriteQuorum()+1)
 }
 
 // keyVersions asks the key's nodes (both maps while one changes) for

@@ -13,13 +13,16 @@
 // # The rule
 //
 // A node that did not answer (down, timed out, or never asked, as are the
-// placement slots a map could not fill) may hold anything. If WriteQuorum
-// of them are silent, an acknowledged version could live on those alone:
+// placement slots a map could not fill) may hold anything. Each version
+// has its own write quorum: WriteQuorum, or the lower one it records
+// (ObjectMeta.Quorum) when it was written with raised parity while some
+// of its nodes were down; see Quorum. If MinQuorum nodes are silent, an
+// acknowledged version, raised or not, could live on those alone:
 // Unavailable. Otherwise committed versions are considered newest first.
 // A version V is "seen" on the nodes that committed it or something newer
 // (a newer commit may have removed V's shard), and could have been
-// acknowledged only if seen + silent >= WriteQuorum: an acknowledged write
-// was committed on WriteQuorum nodes before any read that could be
+// acknowledged only if seen + silent >= V's quorum: an acknowledged write
+// was committed on its quorum of nodes before any read that could be
 // required to see it started, and each of those answers shows it or
 // something newer.
 //
@@ -27,7 +30,15 @@
 //     committed version is older, and committing it there leaves at least
 //     d distinct shards of V committed, the verdict is RollForward: V is
 //     committed somewhere, so its writer passed its stage quorum and meant
-//     it to be visible. With d holders V is served (Serve). With fewer, if
+//     it to be visible. With d holders V is served (Serve). A version
+//     with raised parity, whose d is at most half its n, is rolled
+//     forward and served only if it could have been acknowledged (seen,
+//     after the roll-forward, plus silent reaching its quorum): else its
+//     d holders and the d holders of an older acknowledged version can
+//     coexist on disjoint nodes (with d > n/2 two versions cannot both
+//     be readable), and the unacknowledged one would hide the older one
+//     from some readers and not from others. Otherwise it is treated as
+//     unreadable below. With fewer holders, if
 //     V could have been acknowledged, the answer is Unavailable (never
 //     stale data for an acknowledged write), or InFlux when every node
 //     answered and the answers show a write in progress (answers are taken
@@ -60,8 +71,8 @@
 // A read that asked only the first d placed nodes (Input.Partial) is
 // settled by them alone only if they all answered with one committed
 // version, no manifest, and nothing staged: an acknowledged newer version
-// is committed on all but n-WriteQuorum nodes, so on at least one of any d
-// when d > n-WriteQuorum. Otherwise the verdict is AskAll.
+// is committed on all but n-MinQuorum nodes, so on at least one of any d
+// when d > n-MinQuorum. Otherwise the verdict is AskAll.
 package readrule
 
 import (
@@ -90,6 +101,11 @@ type Input struct {
 	// count as not having answered.
 	Silent      int
 	WriteQuorum int
+	// MinQuorum is the smallest write quorum any version of the key may
+	// have been acknowledged under (placement.Map.MinWriteQuorum): it
+	// decides for versions no answer shows. 0 means WriteQuorum: no
+	// version was written with a lowered quorum.
+	MinQuorum int
 	// Partial says the answers come from the first d placed nodes only;
 	// a verdict they do not settle on their own is AskAll.
 	Partial bool
@@ -160,22 +176,43 @@ type Verdict struct {
 	// answers; Seen the answers that committed Meta or something newer;
 	// Silent the nodes that did not answer, Input.Silent included.
 	Held, Seen, Silent int
+	// Quorum is Meta's write quorum (see Quorum), 0 without Meta;
+	// MinQuorum the input's.
+	Quorum, MinQuorum int
+}
+
+// Quorum is the write quorum version m was acknowledged under: the lower
+// one it records, if it was written with raised parity while some of its
+// nodes were down, else wq, the map's.
+func Quorum(m client.ObjectMeta, wq int) int {
+	if m.Quorum > 0 && m.Quorum < wq {
+		return m.Quorum
+	}
+	return wq
+}
+
+// minQuorum is in.MinQuorum, or WriteQuorum if that is unset or higher.
+func (in Input) minQuorum() int {
+	if in.MinQuorum > 0 && in.MinQuorum < in.WriteQuorum {
+		return in.MinQuorum
+	}
+	return in.WriteQuorum
 }
 
 // Reason says in words why a verdict is InFlux or Unavailable.
 func (v Verdict) Reason() string {
 	if v.Meta.Version == "" {
-		return fmt.Sprintf("%d nodes did not answer, write quorum reachable by them alone", v.Silent)
+		return fmt.Sprintf("%d nodes did not answer, write quorum %d reachable by them alone", v.Silent, v.MinQuorum)
 	}
-	return fmt.Sprintf("version %s: %d shards held, need %d; committed or superseded on %d nodes, %d silent: may have been acknowledged",
-		v.Meta.Version, v.Held, v.Meta.Data, v.Seen, v.Silent)
+	return fmt.Sprintf("version %s: %d shards held, need %d; committed or superseded on %d nodes, %d silent, write quorum %d: may have been acknowledged",
+		v.Meta.Version, v.Held, v.Meta.Data, v.Seen, v.Silent, v.Quorum)
 }
 
 // Decide applies the read rule (see the package doc) to in.
 func Decide(in Input) Verdict {
 	v := decide(in)
 	if in.Partial && !settlesAlone(in, v) {
-		return Verdict{Kind: AskAll, Silent: v.Silent}
+		return Verdict{Kind: AskAll, Silent: v.Silent, MinQuorum: v.MinQuorum}
 	}
 	return v
 }
@@ -185,18 +222,24 @@ func Decide(in Input) Verdict {
 // could not change, so a reader need not wait for them: a version with
 // shards that d nodes hold (more answers only add holders, and a newer
 // version the pending nodes alone had committed could not have been
-// acknowledged), a delete marker that could have been acknowledged even
-// without them, or no version at all. A write in progress that the
-// answers show only staged may still be rolled forward by a later reader.
-func (v Verdict) Settled(pending, writeQuorum int) bool {
-	if v.Silent >= writeQuorum {
+// acknowledged, even under the smallest quorum), a delete marker that
+// could have been acknowledged even without them, or no version at all.
+// A write in progress that the answers show only staged may still be
+// rolled forward by a later reader.
+func (v Verdict) Settled(pending int) bool {
+	if v.MinQuorum == 0 || v.Silent >= v.MinQuorum {
 		return false
 	}
 	switch v.Kind {
 	case Serve, RollForward:
+		if 2*v.Meta.Data <= v.Meta.Data+v.Meta.Parity {
+			// Raised parity: served only while it could have been
+			// acknowledged, which the pending answers may disprove.
+			return !Shardless(v.Meta) && v.Seen+len(v.Commits)+v.Silent-pending >= v.Quorum
+		}
 		return !Shardless(v.Meta)
 	case Deleted:
-		return v.Seen+v.Silent-pending >= writeQuorum
+		return v.Seen+v.Silent-pending >= v.Quorum
 	case NotFound:
 		return len(v.Skipped) == 0
 	}
@@ -225,18 +268,19 @@ func decide(in Input) Verdict {
 			silent++
 		}
 	}
-	if silent >= in.WriteQuorum {
-		return Verdict{Kind: Unavailable, Silent: silent}
+	minQ := in.minQuorum()
+	if silent >= minQ {
+		return Verdict{Kind: Unavailable, Silent: silent, MinQuorum: minQ}
 	}
 	var skipped []client.ObjectMeta
 	for _, meta := range Committed(in.Answers) {
-		v := Verdict{Meta: meta, Skipped: skipped, Silent: silent}
+		v := Verdict{Meta: meta, Skipped: skipped, Silent: silent, Quorum: Quorum(meta, in.WriteQuorum), MinQuorum: minQ}
 		for _, a := range in.Answers {
 			if c := a.State.Committed; a.OK && c != nil && c.Version >= meta.Version {
 				v.Seen++
 			}
 		}
-		acked := v.Seen+silent >= in.WriteQuorum
+		acked := v.Seen+silent >= v.Quorum
 		if Shardless(meta) {
 			if acked {
 				return won(v, in)
@@ -244,8 +288,11 @@ func decide(in Input) Verdict {
 			skipped = append(skipped, meta)
 			continue
 		}
+		// A version readable from at most half its nodes (raised
+		// parity) is served only if it could have been acknowledged.
+		minority := 2*meta.Data <= meta.Data+meta.Parity
 		if !in.NoRollForward {
-			if cs := rollForward(in.Answers, meta); cs != nil {
+			if cs := rollForward(in.Answers, meta); cs != nil && (!minority || v.Seen+len(cs)+silent >= v.Quorum) {
 				v.Kind, v.Commits = RollForward, cs
 				return v
 			}
@@ -256,7 +303,7 @@ func decide(in Input) Verdict {
 				v.Held++
 			}
 		}
-		if v.Held >= meta.Data {
+		if v.Held >= meta.Data && (!minority || acked) {
 			v.Kind = Serve
 			return v
 		}
@@ -269,7 +316,7 @@ func decide(in Input) Verdict {
 		// above wins rather than leave the key unreadable, unless the
 		// silent nodes might hold enough of meta's shards to read it.
 		if i := slices.IndexFunc(skipped, Shardless); i >= 0 && v.Held+silent < meta.Data {
-			return won(Verdict{Meta: skipped[i], Skipped: skipped[:i], Silent: silent}, in)
+			return won(Verdict{Meta: skipped[i], Skipped: skipped[:i], Silent: silent, MinQuorum: minQ}, in)
 		}
 		v.Kind = Unavailable
 		if silent == in.Silent && Writing(in.Answers) {
@@ -278,9 +325,9 @@ func decide(in Input) Verdict {
 		return v
 	}
 	if i := slices.IndexFunc(skipped, Shardless); i >= 0 {
-		return won(Verdict{Meta: skipped[i], Skipped: skipped[:i], Silent: silent}, in)
+		return won(Verdict{Meta: skipped[i], Skipped: skipped[:i], Silent: silent, MinQuorum: minQ}, in)
 	}
-	return Verdict{Kind: NotFound, Skipped: skipped, Silent: silent}
+	return Verdict{Kind: NotFound, Skipped: skipped, Silent: silent, MinQuorum: minQ}
 }
 
 // won is the verdict for the shardless version v.Meta taken as live: its
@@ -300,8 +347,8 @@ func won(v Verdict, in Input) Verdict {
 		}
 		cs = append(cs, Commit{Answer: i, Shard: -1})
 	}
-	v.Seen = seen
-	if seen+v.Silent < in.WriteQuorum && !in.NoRollForward && len(cs) > 0 {
+	v.Seen, v.Quorum = seen, Quorum(v.Meta, in.WriteQuorum)
+	if seen+v.Silent < v.Quorum && !in.NoRollForward && len(cs) > 0 {
 		v.Kind, v.Commits = RollForward, cs
 		return v
 	}

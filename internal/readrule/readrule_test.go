@@ -52,6 +52,30 @@ func manifest(v string) Answer {
 	return Answer{OK: true, State: client.KeyState{Committed: &client.Record{ObjectMeta: m, Shard: -1}}}
 }
 
+// raisedMeta is version v written with two of six nodes down: 2+4,
+// acknowledged by 4 commits.
+func raisedMeta(v string) client.ObjectMeta {
+	return client.ObjectMeta{Version: v, Data: 2, Parity: 4, Quorum: 4}
+}
+
+// raised: the node has shard i of the raised version v committed.
+func raised(v string, i int) Answer {
+	return Answer{OK: true, State: client.KeyState{Committed: &client.Record{ObjectMeta: raisedMeta(v), Shard: i}}}
+}
+
+// raisedStaged: the node has shard i of version v committed and shard j of
+// the raised version s staged.
+func raisedStaged(v string, i int, s string, j int) Answer {
+	return cs(v, i, s, j)
+}
+
+// raisedMarker: a delete marker written with two of six nodes down.
+func raisedMarker(v string) Answer {
+	a := marker(v)
+	a.State.Committed.Quorum = 4
+	return a
+}
+
 func empty() Answer { return Answer{OK: true} }
 
 // down: the node did not answer (whatever it holds).
@@ -276,21 +300,55 @@ func TestDecidePartial(t *testing.T) {
 // TestPathsAgree: whatever the six nodes hold, a read that settles on the
 // data shards' nodes alone answers what a read of all six does.
 func TestPathsAgree(t *testing.T) {
-	states := []func(i int) Answer{
+	for _, set := range stateSets {
+		t.Run(set.name, func(t *testing.T) { pathsAgree(t, set) })
+	}
+}
+
+// stateSet is what each node may hold in the exhaustive tests: v1 4+2,
+// then v2 and the marker v3, plain or written with raised parity (2+4,
+// quorum 4: two of six nodes were down), and the smallest quorum readers
+// assume for versions they do not see.
+type stateSet struct {
+	name      string
+	states    []func(i int) Answer
+	minQuorum int
+	quorum    map[string]int // by version; wq if absent
+}
+
+var stateSets = []stateSet{
+	{name: "plain", states: []func(i int) Answer{
 		func(i int) Answer { return c(v1, i) },
 		func(i int) Answer { return c(v2, i) },
 		func(int) Answer { return marker(v3) },
 		func(i int) Answer { return cs(v1, i, v2, i) },
 		func(int) Answer { return empty() },
-	}
+	}},
+	{name: "raised", minQuorum: 4, quorum: map[string]int{v2: 4, v3: 4}, states: []func(i int) Answer{
+		func(i int) Answer { return c(v1, i) },
+		func(i int) Answer { return raised(v2, i) },
+		func(int) Answer { return raisedMarker(v3) },
+		func(i int) Answer { return raisedStaged(v1, i, v2, i) },
+		func(int) Answer { return empty() },
+	}},
+}
+
+func (set stateSet) input(as []Answer, silent int) Input {
+	return Input{Answers: as, WriteQuorum: wq, MinQuorum: set.minQuorum, Silent: silent}
+}
+
+func pathsAgree(t *testing.T, set stateSet) {
+	states := set.states
 	idx := make([]int, 6)
 	for {
 		all := make([]Answer, 6)
 		for i, k := range idx {
 			all[i] = states[k](i)
 		}
-		full := settle(Input{Answers: all, WriteQuorum: wq})
-		part := Decide(Input{Answers: all[:4], WriteQuorum: wq, Silent: 2, Partial: true})
+		full := settle(set.input(all, 0))
+		in := set.input(all[:4], 2)
+		in.Partial = true
+		part := Decide(in)
 		if part.Kind != AskAll && (part.Kind != full.Kind || part.Meta.Version != full.Meta.Version) {
 			t.Fatalf("nodes %v: the data nodes alone decide %v %s, all six %v %s", idx, part.Kind, part.Meta.Version, full.Kind, full.Meta.Version)
 		}
@@ -313,30 +371,34 @@ func TestPathsAgree(t *testing.T) {
 // than the write quorum committed it) or the first k show it staged: a
 // write in progress, which a reader may see either side of.
 func TestSettledHoldsWithEveryAnswer(t *testing.T) {
-	states := []func(i int) Answer{
-		func(i int) Answer { return c(v1, i) },
-		func(i int) Answer { return c(v2, i) },
-		func(int) Answer { return marker(v3) },
-		func(i int) Answer { return cs(v1, i, v2, i) },
-		func(int) Answer { return empty() },
+	for _, set := range stateSets {
+		t.Run(set.name, func(t *testing.T) { settledHolds(t, set) })
 	}
+}
+
+func settledHolds(t *testing.T, set stateSet) {
+	states := set.states
 	idx := make([]int, 6)
 	for {
 		all := make([]Answer, 6)
 		for i, k := range idx {
 			all[i] = states[k](i)
 		}
-		full := settle(Input{Answers: all, WriteQuorum: wq})
+		full := settle(set.input(all, 0))
 		for k := 1; k < 6; k++ {
-			early := Decide(Input{Answers: all[:k], WriteQuorum: wq, Silent: 6 - k})
-			if !early.Settled(6-k, wq) {
+			early := Decide(set.input(all[:k], 6-k))
+			if !early.Settled(6 - k) {
 				continue
 			}
-			early = settle(Input{Answers: all[:k], WriteQuorum: wq, Silent: 6 - k})
+			early = settle(set.input(all[:k], 6-k))
 			if early.Kind == full.Kind && early.Meta.Version == full.Meta.Version {
 				continue
 			}
-			if stagedIn(all[:k], full.Meta.Version) || !acked(all, full.Meta.Version) {
+			q := wq
+			if vq, ok := set.quorum[full.Meta.Version]; ok {
+				q = vq
+			}
+			if stagedIn(all[:k], full.Meta.Version) || !acked(all, full.Meta.Version, q) {
 				continue
 			}
 			t.Fatalf("nodes %v: the first %d settle on %v %s, all six decide %v %s", idx, k, early.Kind, early.Meta.Version, full.Kind, full.Meta.Version)
@@ -354,15 +416,15 @@ func TestSettledHoldsWithEveryAnswer(t *testing.T) {
 	}
 }
 
-// acked reports whether write quorum of as committed v or something newer.
-func acked(as []Answer, v string) bool {
+// acked reports whether q of as committed v or something newer.
+func acked(as []Answer, v string, q int) bool {
 	n := 0
 	for _, a := range as {
 		if c := a.State.Committed; a.OK && c != nil && c.Version >= v {
 			n++
 		}
 	}
-	return v != "" && n >= wq
+	return v != "" && n >= q
 }
 
 func stagedIn(as []Answer, v string) bool {
@@ -387,7 +449,7 @@ func settle(in Input) Verdict {
 	for _, cm := range v.Commits {
 		as[cm.Answer].State = client.KeyState{Committed: &client.Record{ObjectMeta: v.Meta, Shard: cm.Shard}}
 	}
-	return Decide(Input{Answers: as, WriteQuorum: in.WriteQuorum, Silent: in.Silent, NoRollForward: true})
+	return Decide(Input{Answers: as, WriteQuorum: in.WriteQuorum, MinQuorum: in.MinQuorum, Silent: in.Silent, NoRollForward: true})
 }
 
 func TestNamed(t *testing.T) {
@@ -441,4 +503,69 @@ func TestRollForwardFindsStageVersion(t *testing.T) {
 	if !slices.Equal(got, want) {
 		t.Fatalf("rollForward = %v, want %v", got, want)
 	}
+}
+
+// TestDecideRaised: versions written with raised parity while two of the
+// six nodes were down (2+4, write quorum 4, shards on four nodes), judged
+// by their own quorum, and versions no answer shows by the smallest one.
+func TestDecideRaised(t *testing.T) {
+	r := raised
+	tests := []struct {
+		name string
+		in   []Answer
+		want want
+	}{
+		{"raised v2 on the four up nodes, the two others back with v1: serve v2",
+			on(c(v1, 0), r(v2, 1), r(v2, 2), c(v1, 3), r(v2, 4), r(v2, 5)),
+			want{kind: Serve, version: v2, holders: []int{-1, 1, 2, -1, 4, 5}}},
+		{"raised v2 on four, two of them down: serve v2 from the other two",
+			on(c(v1, 0), r(v2, 1), down(), c(v1, 3), down(), r(v2, 5)),
+			want{kind: Serve, version: v2, holders: []int{-1, 1, -1, -1, -1, 5}}},
+		{"raised v2 committed on 2 of 6 (unacknowledged), v1 on 4: v2 must not hide v1",
+			on(c(v1, 0), c(v1, 1), c(v1, 2), c(v1, 3), r(v2, 4), r(v2, 5)),
+			want{kind: Serve, version: v1, holders: []int{0, 1, 2, 3, -1, -1}}},
+		{"raised v2 committed on 3 (quorum 4), v1 on 3: v2 skipped, v1 could have been acknowledged and is short of d: in flux",
+			on(c(v1, 0), r(v2, 1), r(v2, 2), c(v1, 3), r(v2, 4), c(v1, 5)),
+			want{kind: InFlux, version: v1}},
+		{"raised v2 on 1, raised v1 on 2, three down: v2 may be acknowledged on the three: unavailable, not v1",
+			on(raised(v1, 0), r(v2, 1), down(), raised(v1, 3), down(), down()),
+			want{kind: Unavailable, version: v2}},
+		{"raised v2 on 1 node, one node down: 1+1 < 4, serve v1",
+			on(c(v1, 0), r(v2, 1), c(v1, 2), c(v1, 3), down(), c(v1, 5)),
+			want{kind: Serve, version: v1, holders: []int{0, -1, 2, 3, -1, 5}}},
+		{"raised v2 on 1, three nodes down: 1+3 reaches its quorum 4: unavailable, not v1",
+			on(c(v1, 0), r(v2, 1), down(), c(v1, 3), down(), down()),
+			want{kind: Unavailable, version: v2}},
+		{"raised v1 readable from two nodes, four silent: a raised version could be on the four alone",
+			on(raised(v1, 0), raised(v1, 1), down(), down(), down(), down()),
+			want{kind: Unavailable}},
+		{"raised v2 committed on 2, staged on 2: rolling forward reaches quorum 4",
+			on(r(v2, 0), r(v2, 1), raisedStaged(v1, 2, v2, 2), raisedStaged(v1, 3, v2, 3), c(v1, 4), c(v1, 5)),
+			want{kind: RollForward, version: v2, commit: []int{2, 3}}},
+		{"raised v2 committed on 1, staged on 1: a roll forward would stay short of quorum: serve v1",
+			on(r(v2, 0), raisedStaged(v1, 1, v2, 1), c(v1, 2), c(v1, 3), c(v1, 4), c(v1, 5)),
+			want{kind: Serve, version: v1, holders: []int{-1, 1, 2, 3, 4, 5}}},
+		{"raised marker on its four nodes, v1 on the two that were down: deleted",
+			on(c(v1, 0), raisedMarker(v3), raisedMarker(v3), c(v1, 3), raisedMarker(v3), raisedMarker(v3)),
+			want{kind: Deleted, version: v3}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			check(t, Input{Answers: tt.in, WriteQuorum: wq, MinQuorum: 4}, tt.want)
+		})
+	}
+	// The same answers judged with the map's quorum alone: the
+	// per-version quorum is what makes the rows above come out right.
+	t.Run("without per-version quorums", func(t *testing.T) {
+		as := on(raised(v1, 0), r(v2, 1), down(), raised(v1, 3), down(), down())
+		for _, a := range as {
+			if a.State.Committed != nil {
+				a.State.Committed.Quorum = 0
+			}
+		}
+		v := Decide(Input{Answers: as, WriteQuorum: wq})
+		if v.Kind != Serve || v.Meta.Version != v1 {
+			t.Fatalf("the map's quorum alone decides %v %s: the row proves nothing", v.Kind, v.Meta.Version)
+		}
+	})
 }

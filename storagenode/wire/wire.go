@@ -84,6 +84,12 @@ type ObjectMeta struct {
 	// other version is the key's "null" version, which the next null
 	// write replaces.
 	Versioned bool `json:"versioned,omitempty"`
+	// Quorum, when set, is the write quorum the version was acknowledged
+	// under, below the map's: it was written while some of its nodes were
+	// known down, with its parity raised by as many (docs/ordering.md).
+	// Readers judge whether it could have been acknowledged by this
+	// quorum; 0 means the map's write quorum.
+	Quorum int `json:"quorum,omitempty"`
 }
 
 // StageVersion is the version m's shards were staged under.

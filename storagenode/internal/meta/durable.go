@@ -50,6 +50,7 @@ type diskRecord struct {
 	VersioningAt string            `json:"versioning_at,omitempty"`
 	Versioned    bool              `json:"versioned,omitempty"`
 	Shard        int               `json:"shard"`
+	Quorum       int               `json:"quorum,omitempty"`
 }
 
 // diskPart is one part of a multipart manifest's record.
@@ -93,7 +94,7 @@ func toDiskRecord(r client.Record) diskRecord {
 		Format: r.Format, Roots: r.Roots, Nodes: r.Nodes, Checksums: r.Checksums,
 		Target: r.Target, Staged: r.Staged, Headers: r.Headers, Tagging: r.Tagging, TagsAt: r.TagsAt,
 		Versioning: r.Versioning, VersioningAt: r.VersioningAt, Versioned: r.Versioned,
-		Shard: r.Shard,
+		Shard: r.Shard, Quorum: r.Quorum,
 	}
 	if r.Parts != nil {
 		d.Parts = make([]diskPart, len(r.Parts))
@@ -113,6 +114,7 @@ func (d diskRecord) wire() client.Record {
 			Format: d.Format, Roots: d.Roots, Nodes: d.Nodes, Checksums: d.Checksums,
 			Target: d.Target, Staged: d.Staged, Headers: d.Headers, Tagging: d.Tagging, TagsAt: d.TagsAt,
 			Versioning: d.Versioning, VersioningAt: d.VersioningAt, Versioned: d.Versioned,
+			Quorum: d.Quorum,
 		},
 		Shard: d.Shard,
 	}
