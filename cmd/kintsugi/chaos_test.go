@@ -78,7 +78,7 @@ func TestChaos(t *testing.T) {
 			{name: "mixed", dur: 8 * time.Minute, faults: []string{"reconfigure", "kill", "stop", "wipe", "gwkill", "gwstop"}, maxDown: 2},
 		}
 		checkTime = 10 * time.Minute
-		t.Log("network faults (delay, loss, partition) are not injected: they need a network namespace per node, and these clusters share one loopback")
+		t.Log("network faults are not injected here: these processes share one loopback (partitions are TestNetnsChaos's)")
 	}
 	runChaos(t, chaosConfig{seed: seed, phases: chaosPhases(t, phases), clocks: chaosClocks(t), checkTime: checkTime})
 }
@@ -259,8 +259,10 @@ type chaos struct {
 	excusedByNodes   int
 	readFailures     int
 	refused          []string // writes that failed with at most p of their nodes out
+	refusedByChange  []string // the same, but a map change ran meanwhile
 	furtherDown      furtherDownResult
-	partitions       []string // what each cutvoters fault saw, for the report
+	partitions       []string   // what each cutvoters fault saw, for the report
+	changes          []interval // when admin map changes ran
 }
 
 type interval struct{ from, to time.Time } // to zero: still down
@@ -816,6 +818,7 @@ func (ch *chaos) startNode(ctx context.Context, id string) (*proctest.Proc, stri
 // adminChange runs a map change (`kintsugi admin args...`) and returns
 // the map it made.
 func (ch *chaos) adminChange(ctx context.Context, args ...string) (*placement.Map, error) {
+	defer ch.changing()()
 	if ch.ns != nil {
 		return ch.ns.change(ctx, ch, args...)
 	}
@@ -823,6 +826,18 @@ func (ch *chaos) adminChange(ctx context.Context, args ...string) (*placement.Ma
 		return nil, fmt.Errorf("%v\n%s", err, out)
 	}
 	return placement.Load(ch.c.MapFile)
+}
+
+// changing records a map change from now until the returned func runs:
+// a write that spans one may be refused by the epoch fencing.
+func (ch *chaos) changing() func() {
+	from := time.Now()
+	return func() {
+		ch.mu.Lock()
+		defer ch.mu.Unlock()
+		// Gateways install the new map a moment after it commits.
+		ch.changes = append(ch.changes, interval{from: from, to: time.Now().Add(2 * time.Second)})
+	}
 }
 
 // httpClient reaches the gateways' metrics, the scrubber and the nodes
@@ -983,7 +998,12 @@ func (ch *chaos) writeFailed(op, key string, gw int, phase string, from, to time
 	}
 	ch.mu.Lock()
 	defer ch.mu.Unlock()
-	ch.refused = append(ch.refused, fmt.Sprintf("%s %s via %s in phase %s with %v out: %s", op, key, ch.gwName(gw), phase, out, code))
+	r := fmt.Sprintf("%s %s via %s in phase %s with %v out: %s", op, key, ch.gwName(gw), phase, out, code)
+	if faulted(ch.changes, from, to) {
+		ch.refusedByChange = append(ch.refusedByChange, r+" (a map change meanwhile)")
+		return
+	}
+	ch.refused = append(ch.refused, r)
 }
 
 // get reads key through gateway gw into the history. Wrong bytes fail the
@@ -1285,6 +1305,10 @@ func (ch *chaos) report(v proctest.Verdict) {
 		ch.readFailures, ch.excusedByGateway, ch.excusedByNodes, ch.unexcused)
 	fmt.Fprintf(&b, "  writes refused with at most p=%d of their nodes out: %d\n", ch.c.Map.ParityShards, len(ch.refused))
 	for _, r := range ch.refused[:min(len(ch.refused), 10)] {
+		fmt.Fprintf(&b, "    %s\n", r)
+	}
+	fmt.Fprintf(&b, "  and while a map change ran (the epoch fencing refuses a write that spans one): %d\n", len(ch.refusedByChange))
+	for _, r := range ch.refusedByChange[:min(len(ch.refusedByChange), 5)] {
 		fmt.Fprintf(&b, "    %s\n", r)
 	}
 	fd := ch.furtherDown

@@ -404,6 +404,7 @@ func (ch *chaos) cutVoters(ctx context.Context, r int64, maxDown int) {
 	if before != nil {
 		file := filepath.Join(c.Dir, fmt.Sprintf("push-%d.json", before.Epoch))
 		b, _ := json.Marshal(before)
+		done := ch.changing()
 		if err := os.WriteFile(file, b, 0o644); err != nil {
 			t.Error(err)
 		} else if code, out, errs := ns.run(ctx, ns.admin, c, "--endpoint", majority, "map", "push", "--file", file); code != 0 {
@@ -412,6 +413,7 @@ func (ch *chaos) cutVoters(ctx context.Context, r int64, maxDown int) {
 			t.Errorf("cutvoters: %v", err)
 		} else {
 			majTook = time.Since(start)
+			done()
 			ch.mu.Lock()
 			ch.maps = append(ch.maps, after)
 			ch.mu.Unlock()
