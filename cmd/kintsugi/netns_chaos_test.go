@@ -316,7 +316,7 @@ func (ch *chaos) gatewayCut(gw int, hold time.Duration, r int64) {
 }
 
 // cutVoters cuts a minority of the Raft voters off (the leader among
-// them when r is even) for a few seconds. Meanwhile an admin on a cut
+// them every other time) for a few seconds. Meanwhile an admin on a cut
 // host asks its own node to drain another node, which must fail with an
 // error naming the lost leader or quorum, and an admin on the majority's
 // side replaces the map by itself (map push), which must commit. Once
@@ -338,7 +338,10 @@ func (ch *chaos) cutVoters(ctx context.Context, r int64, maxDown int) {
 	voters := slices.Clone(st.Voters)
 	slices.Sort(voters)
 	rng.Shuffle(len(voters), func(i, j int) { voters[i], voters[j] = voters[j], voters[i] })
-	if r%2 == 0 { // the leader first
+	ch.mu.Lock()
+	withLeader := ch.kinds["cutvoters"]%2 == 0 // the first, third, ... cut the leader
+	ch.mu.Unlock()
+	if withLeader { // the leader first
 		i := slices.Index(voters, st.Leader)
 		voters[0], voters[i] = voters[i], voters[0]
 	} else if voters[0] == st.Leader {
