@@ -39,7 +39,11 @@ import (
 // the store must be linearizable, a failed write counting as one that may
 // take effect at any later time. It also fails at once if a read returns
 // bytes no PUT of the key sent, and if a read fails while its gateway was
-// up and at most p of the object's nodes were unavailable. It prints the
+// up and at most p of the object's nodes were unavailable. It counts the
+// writes refused while at most p of their object's nodes were out, and
+// once the faults end reads back every object written while some of its
+// nodes were out with p further nodes down (checkFurtherDown); with
+// KINTSUGI_CHAOS_REFUSALS=strict either failing fails the run. It prints the
 // seed, p50/p99 latency per phase, the operations checked and the
 // checker's time; on a violation, the shortest stretch of each bad key's
 // history that shows it, and porcupine's HTML view of those keys next to
@@ -1131,9 +1135,9 @@ type furtherDownResult struct {
 // current version was written while some of its nodes were out, with p
 // further nodes of it down: nodes that were up during that write and so
 // hold its shards. Objects that share those p nodes are read in one
-// round; each round stops the nodes (SIGSTOP), waits until the gateway
-// sees them down, reads, and lets them go on. The reads are not part of
-// the history: every node is back before the history is judged.
+// round; each round kills the nodes, reads, and restarts them. The reads
+// are not part of the history: every node is back before the history is
+// judged.
 func (ch *chaos) checkFurtherDown(ctx context.Context, bucket string) {
 	t := ch.t
 	p := ch.c.Map.ParityShards
@@ -1196,10 +1200,7 @@ func (ch *chaos) checkFurtherDown(ctx context.Context, bucket string) {
 			want[key] = sum
 		}
 		for _, id := range ids {
-			ch.procs[id].Signal(syscall.SIGSTOP)
-		}
-		for _, id := range ids {
-			g.waitNodeState(t, id, "down", 30*time.Second)
+			ch.procs[id].Kill()
 		}
 		for _, key := range keys {
 			sum, _, err := getSum(ctx, cl, bucket, key)
@@ -1211,7 +1212,9 @@ func (ch *chaos) checkFurtherDown(ctx context.Context, bucket string) {
 			}
 		}
 		for _, id := range ids {
-			ch.procs[id].Signal(syscall.SIGCONT)
+			if err := ch.procs[id].Restart(ctx); err != nil {
+				t.Errorf("further-down check: restart %s: %v", id, err)
+			}
 		}
 		for _, id := range ids {
 			g.waitNodeState(t, id, "up", 30*time.Second)
