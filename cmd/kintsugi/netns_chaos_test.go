@@ -270,7 +270,16 @@ func (ns *chaosNS) change(ctx context.Context, ch *chaos, args ...string) (*plac
 	if code != 0 {
 		return nil, fmt.Errorf("via %s: exit %d\n%s%s", ep, code, out, errs)
 	}
-	return ns.mapShow(ctx, ch.c, ep)
+	// A fault may take ep away meanwhile: any node that has the change
+	// will do.
+	var err error
+	for _, ep := range append([]string{ep}, ch.reachable()...) {
+		var m *placement.Map
+		if m, err = ns.mapShow(ctx, ch.c, ep); err == nil {
+			return m, nil
+		}
+	}
+	return nil, err
 }
 
 // gatewayCut drops gateway gw's packets to and from half the nodes of
