@@ -2,8 +2,10 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -37,7 +39,11 @@ import (
 // the store must be linearizable, a failed write counting as one that may
 // take effect at any later time. It also fails at once if a read returns
 // bytes no PUT of the key sent, and if a read fails while its gateway was
-// up and at most p of the object's nodes were unavailable. It prints the
+// up and at most p of the object's nodes were unavailable. It counts the
+// writes refused while at most p of their object's nodes were out, and
+// once the faults end reads back every object written while some of its
+// nodes were out with p further nodes down (checkFurtherDown); with
+// KINTSUGI_CHAOS_REFUSALS=strict either failing fails the run. It prints the
 // seed, p50/p99 latency per phase, the operations checked and the
 // checker's time; on a violation, the shortest stretch of each bad key's
 // history that shows it, and porcupine's HTML view of those keys next to
@@ -57,15 +63,7 @@ func TestChaos(t *testing.T) {
 		t.Skip("multi-process chaos run; run without -short")
 	}
 	long := os.Getenv("KINTSUGI_CHAOS") == "long"
-	seed := time.Now().UnixNano()
-	if s := os.Getenv("KINTSUGI_CHAOS_SEED"); s != "" {
-		v, err := strconv.ParseInt(s, 10, 64)
-		if err != nil {
-			t.Fatalf("KINTSUGI_CHAOS_SEED=%q: %v", s, err)
-		}
-		seed = v
-	}
-	t.Logf("chaos seed %d (replay with KINTSUGI_CHAOS_SEED=%d)", seed, seed)
+	seed := chaosSeed(t)
 	phases := []chaosPhase{
 		{name: "steady", dur: 10 * time.Second},
 		{name: "kill", dur: 25 * time.Second, faults: []string{"kill", "gwkill"}, maxDown: 1},
@@ -84,14 +82,41 @@ func TestChaos(t *testing.T) {
 			{name: "mixed", dur: 8 * time.Minute, faults: []string{"reconfigure", "kill", "stop", "wipe", "gwkill", "gwstop"}, maxDown: 2},
 		}
 		checkTime = 10 * time.Minute
-		t.Log("network faults (delay, loss, partition) are not injected: they need a network namespace per node, and these clusters share one loopback")
+		t.Log("network faults are not injected here: these processes share one loopback (partitions are TestNetnsChaos's)")
 	}
-	if s := os.Getenv("KINTSUGI_CHAOS_PHASES"); s != "" {
-		var err error
-		if phases, err = parsePhases(s); err != nil {
-			t.Fatalf("KINTSUGI_CHAOS_PHASES: %v", err)
+	runChaos(t, chaosConfig{seed: seed, phases: chaosPhases(t, phases), clocks: chaosClocks(t), checkTime: checkTime})
+}
+
+// chaosSeed returns KINTSUGI_CHAOS_SEED, or a new seed, and logs it.
+func chaosSeed(t *testing.T) int64 {
+	seed := time.Now().UnixNano()
+	if s := os.Getenv("KINTSUGI_CHAOS_SEED"); s != "" {
+		v, err := strconv.ParseInt(s, 10, 64)
+		if err != nil {
+			t.Fatalf("KINTSUGI_CHAOS_SEED=%q: %v", s, err)
 		}
+		seed = v
 	}
+	t.Logf("chaos seed %d (replay with KINTSUGI_CHAOS_SEED=%d)", seed, seed)
+	return seed
+}
+
+// chaosPhases returns KINTSUGI_CHAOS_PHASES parsed, or def.
+func chaosPhases(t *testing.T, def []chaosPhase) []chaosPhase {
+	s := os.Getenv("KINTSUGI_CHAOS_PHASES")
+	if s == "" {
+		return def
+	}
+	phases, err := parsePhases(s)
+	if err != nil {
+		t.Fatalf("KINTSUGI_CHAOS_PHASES: %v", err)
+	}
+	return phases
+}
+
+// chaosClocks returns the gateways' clock offsets: KINTSUGI_CHAOS_CLOCKS,
+// or 10 s apart.
+func chaosClocks(t *testing.T) []time.Duration {
 	clocks := []time.Duration{-10 * time.Second, 0, 10 * time.Second}
 	if s := os.Getenv("KINTSUGI_CHAOS_CLOCKS"); s != "" {
 		clocks = nil
@@ -103,13 +128,29 @@ func TestChaos(t *testing.T) {
 			clocks = append(clocks, d)
 		}
 	}
-	runChaos(t, seed, phases, clocks, checkTime)
+	return clocks
 }
 
-// nodeFaults and gatewayFaults are the fault kinds, by what they hit.
+// chaosConfig is what a chaos run is given.
+type chaosConfig struct {
+	seed      int64
+	phases    []chaosPhase
+	clocks    []time.Duration
+	checkTime time.Duration // the linearizability checker's budget
+	// netns puts every process on a host of its own (a network
+	// namespace), the map in Raft, and allows the partition faults.
+	netns bool
+}
+
+// nodeFaults and gatewayFaults are the fault kinds, by what they hit;
+// partitionFaults need hosts of their own (TestNetnsChaos): cut takes a
+// node's link down, cutvoters a minority of the Raft voters' (the leader
+// among them every other time), gwcut drops a gateway's packets to and
+// from half the nodes.
 var (
-	nodeFaults    = []string{"kill", "stop", "wipe", "disk", "reconfigure"}
-	gatewayFaults = []string{"gwkill", "gwstop"}
+	nodeFaults      = []string{"kill", "stop", "wipe", "disk", "reconfigure", "cut", "cutvoters"}
+	gatewayFaults   = []string{"gwkill", "gwstop", "gwcut"}
+	partitionFaults = []string{"cut", "cutvoters", "gwcut"}
 )
 
 // parsePhases reads a custom schedule, "name:duration,...", where name is
@@ -195,15 +236,17 @@ type chaos struct {
 	start  time.Time
 	hist   *proctest.History
 	keys   []string
-	scrub  string // the rebalancing scrubber's /status address
+	scrub  string   // the rebalancing scrubber's /status address
+	ns     *chaosNS // hosts of the processes; nil: all on loopback
 
 	mu            sync.Mutex
 	phase         string
-	order         []string              // phases run, in order
-	kinds         map[string]int        // faults injected, by kind
-	maps          []*placement.Map      // every map used so far, oldest first
-	faults        map[string][]interval // node id -> periods it was unavailable
-	gwFaults      [][]interval          // per gateway
+	order         []string                // phases run, in order
+	kinds         map[string]int          // faults injected, by kind
+	maps          []*placement.Map        // every map used so far, oldest first
+	faults        map[string][]interval   // node id -> periods it was unavailable
+	gwFaults      [][]interval            // per gateway
+	gwCuts        []map[string][]interval // per gateway: node id -> periods cut off from it
 	wipes         map[string][]time.Time
 	down          map[string]bool // faulted now
 	gwDown        []bool
@@ -219,27 +262,50 @@ type chaos struct {
 	excusedByGateway int
 	excusedByNodes   int
 	readFailures     int
+	refused          []string // writes that failed with at most p of their nodes out
+	refusedByChange  []string // the same, but a map change ran meanwhile
+	furtherDown      furtherDownResult
+	partitions       []string   // what each cutvoters fault saw, for the report
+	changes          []interval // when admin map changes ran
 }
 
 type interval struct{ from, to time.Time } // to zero: still down
 
-func runChaos(t *testing.T, seed int64, phases []chaosPhase, clocks []time.Duration, checkTime time.Duration) {
+func runChaos(t *testing.T, cfg chaosConfig) {
 	ctx := context.Background()
-	c := proctest.StartCluster(t, testBin, proctest.Options{Nodes: 8, Zones: 4})
+	seed, phases, clocks := cfg.seed, cfg.phases, cfg.clocks
+	for _, ph := range phases {
+		for _, k := range ph.faults {
+			if slices.Contains(partitionFaults, k) && !cfg.netns {
+				t.Fatalf("phase %s: fault %s needs hosts of their own (TestNetnsChaos)", ph.name, k)
+			}
+		}
+	}
+	var c *proctest.Cluster
+	var ns *chaosNS
+	if cfg.netns {
+		c, ns = startChaosNS(t)
+	} else {
+		c = proctest.StartCluster(t, testBin, proctest.Options{Nodes: 8, Zones: 4})
+	}
 	ch := &chaos{
-		t: t, c: c, start: time.Now(),
+		t: t, c: c, ns: ns, start: time.Now(),
 		hist:     proctest.NewHistory(),
 		clocks:   clocks,
 		maps:     []*placement.Map{c.Map},
 		faults:   map[string][]interval{},
 		gwFaults: make([][]interval, len(clocks)),
 		gwDown:   make([]bool, len(clocks)),
+		gwCuts:   make([]map[string][]interval, len(clocks)),
 		wipes:    map[string][]time.Time{},
 		down:     map[string]bool{},
 		kinds:    map[string]int{},
 		procs:    map[string]*proctest.Proc{},
 		stats:    map[string]map[string][]time.Duration{},
 		fails:    map[string]map[string]int{},
+	}
+	for i := range ch.gwCuts {
+		ch.gwCuts[i] = map[string][]interval{}
 	}
 	for _, n := range c.Map.Nodes {
 		ch.procs[n.ID] = nodeProc(c, n.ID)
@@ -292,13 +358,18 @@ func runChaos(t *testing.T, seed int64, phases []chaosPhase, clocks []time.Durat
 			ch.get(ctx, bucket, key, chaosClients+gw, gw)
 		}
 	}
-	verdict := ch.hist.Check(checkTime)
+	ch.checkFurtherDown(ctx, bucket)
+	verdict := ch.hist.Check(cfg.checkTime)
 	ch.report(verdict)
 }
 
 // startGateways replaces the cluster's gateway by one gateway per clock
 // offset, each on fixed ports so that a restart keeps its address.
 func (ch *chaos) startGateways() {
+	if ch.ns != nil {
+		ch.ns.startGateways(ch)
+		return
+	}
 	t, c := ch.t, ch.c
 	for _, g := range c.Gateways {
 		g.Close()
@@ -339,6 +410,10 @@ func gatewayAddrs(c *proctest.Cluster) []string {
 // each new map starts a pass that moves shards to where it places them.
 // Its interval is long, so it runs only on map changes.
 func (ch *chaos) startRebalancer(ctx context.Context) {
+	if ch.ns != nil {
+		ch.ns.startRebalancer(ch)
+		return
+	}
 	t, c := ch.t, ch.c
 	addr, err := proctest.FreePort()
 	if err != nil {
@@ -380,7 +455,13 @@ func (ch *chaos) runPhase(ctx context.Context, ph chaosPhase, rng *rand.Rand) {
 			}
 			// Stops often outlast opTimeout, so that clients give up.
 			hold := time.Duration(1000+rng.IntN(13000)) * time.Millisecond
-			wg.Go(func() { ch.gatewayFault(ctx, kind, gw, hold) })
+			wg.Go(func() { ch.gatewayFault(ctx, kind, gw, hold, r) })
+			continue
+		}
+		if kind == "cutvoters" {
+			if ch.beginAdmin() {
+				wg.Go(func() { ch.cutVoters(ctx, r, ph.maxDown) })
+			}
 			continue
 		}
 		if kind == "reconfigure" {
@@ -396,6 +477,9 @@ func (ch *chaos) runPhase(ctx context.Context, ph chaosPhase, rng *rand.Rand) {
 			continue
 		}
 		hold := time.Duration(1000+rng.IntN(3000)) * time.Millisecond
+		if kind == "cut" {
+			hold *= 2 // long enough for a Raft election when it cuts the leader
+		}
 		wg.Go(func() { ch.fault(ctx, kind, id, hold) })
 	}
 	wg.Wait()
@@ -451,6 +535,24 @@ func (ch *chaos) pickDrain(rng *rand.Rand) string {
 	return ids[rng.IntN(len(ids))]
 }
 
+// beginAdmin reserves the admin for one map change at a time; the
+// change's goroutine ends it with endAdmin.
+func (ch *chaos) beginAdmin() bool {
+	ch.mu.Lock()
+	defer ch.mu.Unlock()
+	if ch.reconfiguring {
+		return false
+	}
+	ch.reconfiguring = true
+	return true
+}
+
+func (ch *chaos) endAdmin() {
+	ch.mu.Lock()
+	ch.reconfiguring = false
+	ch.mu.Unlock()
+}
+
 // pickGateway returns a gateway to fault, or -1 if one is down already:
 // clients always have two to move to.
 func (ch *chaos) pickGateway(rng *rand.Rand) int {
@@ -464,13 +566,24 @@ func (ch *chaos) pickGateway(rng *rand.Rand) int {
 	return gw
 }
 
-// gatewayFault kills or stops gateway gw for about hold.
-func (ch *chaos) gatewayFault(ctx context.Context, kind string, gw int, hold time.Duration) {
+// gatewayFault kills, stops or cuts gateway gw for about hold. A cut
+// gateway keeps running and serving; only its packets to and from half
+// the nodes are dropped, so what it cannot do is judged by those nodes.
+func (ch *chaos) gatewayFault(ctx context.Context, kind string, gw int, hold time.Duration, r int64) {
 	g := ch.gws[gw]
 	ch.mu.Lock()
 	ch.kinds[kind]++
-	ch.gwFaults[gw] = append(ch.gwFaults[gw], interval{from: time.Now()})
+	if kind != "gwcut" {
+		ch.gwFaults[gw] = append(ch.gwFaults[gw], interval{from: time.Now()})
+	}
 	ch.mu.Unlock()
+	if kind == "gwcut" {
+		ch.gatewayCut(gw, hold, r)
+		ch.mu.Lock()
+		ch.gwDown[gw] = false
+		ch.mu.Unlock()
+		return
+	}
 	switch kind {
 	case "gwkill":
 		g.Kill()
@@ -525,6 +638,17 @@ func (ch *chaos) fault(ctx context.Context, kind, id string, hold time.Duration)
 		}
 	}
 	switch kind {
+	case "cut":
+		h := ch.ns.host(id)
+		begin()
+		if err := h.Cut(); err != nil {
+			t.Errorf("cut %s: %v", id, err)
+		}
+		time.Sleep(hold)
+		if err := h.Heal(); err != nil {
+			t.Errorf("heal %s: %v", id, err)
+		}
+		end()
 	case "kill":
 		begin()
 		p.Kill()
@@ -604,22 +728,12 @@ func (ch *chaos) fullDisk(ctx context.Context, id string, hold time.Duration) {
 func (ch *chaos) reconfigure(ctx context.Context, id string, r int64, phaseEnd time.Time) {
 	t := ch.t
 	c := ch.c
-	defer func() {
-		ch.mu.Lock()
-		ch.reconfiguring = false
-		ch.mu.Unlock()
-	}()
+	defer ch.endAdmin()
 	ch.mu.Lock()
 	ch.kinds["reconfigure"]++
 	ch.mu.Unlock()
 	newID := fmt.Sprintf("x%d", uint64(r)%100000)
-	addr, err := proctest.FreePort()
-	if err != nil {
-		t.Error(err)
-		return
-	}
-	p, err := proctest.Start(ctx, "node "+newID, c.Bin, filepath.Join(c.Dir, newID+".log"), procEnv(c),
-		"storagenode", "--id", newID, "--listen", addr, "--data", filepath.Join(c.Dir, newID))
+	p, addr, err := ch.startNode(ctx, newID)
 	if err != nil {
 		t.Error(err)
 		return
@@ -630,13 +744,9 @@ func (ch *chaos) reconfigure(ctx context.Context, id string, r int64, phaseEnd t
 	ch.mu.Unlock()
 	zone := fmt.Sprintf("z%d", uint64(r)%4+1)
 	admin := func(args ...string) (*placement.Map, bool) {
-		if out, err := runAdminProc(t, c, args...); err != nil {
-			t.Errorf("admin %v: %v\n%s", args, err, out)
-			return nil, false
-		}
-		m, err := placement.Load(c.MapFile)
+		m, err := ch.adminChange(ctx, args...)
 		if err != nil {
-			t.Error(err)
+			t.Errorf("admin %v: %v", args, err)
 			return nil, false
 		}
 		ch.mu.Lock()
@@ -661,7 +771,7 @@ func (ch *chaos) reconfigure(ctx context.Context, id string, r int64, phaseEnd t
 	}
 	what += fmt.Sprintf("; the rebalance moved %d shards (%d failed)", lp.MovesDone, lp.MovesFailed)
 	n, _ := m.Node(id)
-	h, err := client.New(n.Addr, &client.Options{Secret: []byte(c.Secret)}).Health(ctx)
+	h, err := client.New(n.Addr, &client.Options{Secret: []byte(c.Secret), HTTPClient: ch.httpClient()}).Health(ctx)
 	if err != nil || h.Objects != 0 {
 		ch.note(fmt.Sprintf("%s; %s still holds shards (%d objects, %v), left draining", what, id, h.Objects, err))
 		return
@@ -694,6 +804,55 @@ func (ch *chaos) reconfigure(ctx context.Context, id string, r int64, phaseEnd t
 	ch.note(what + "; removed " + id)
 }
 
+// startNode starts a new storage node id and returns it with its address.
+func (ch *chaos) startNode(ctx context.Context, id string) (*proctest.Proc, string, error) {
+	if ch.ns != nil {
+		return ch.ns.startNode(ctx, ch.c, id)
+	}
+	c := ch.c
+	addr, err := proctest.FreePort()
+	if err != nil {
+		return nil, "", err
+	}
+	p, err := proctest.Start(ctx, "node "+id, c.Bin, filepath.Join(c.Dir, id+".log"), procEnv(c),
+		"storagenode", "--id", id, "--listen", addr, "--data", filepath.Join(c.Dir, id))
+	return p, addr, err
+}
+
+// adminChange runs a map change (`kintsugi admin args...`) and returns
+// the map it made.
+func (ch *chaos) adminChange(ctx context.Context, args ...string) (*placement.Map, error) {
+	defer ch.changing()()
+	if ch.ns != nil {
+		return ch.ns.change(ctx, ch, args...)
+	}
+	if out, err := runAdminProc(ch.t, ch.c, args...); err != nil {
+		return nil, fmt.Errorf("%v\n%s", err, out)
+	}
+	return placement.Load(ch.c.MapFile)
+}
+
+// changing records a map change from now until the returned func runs:
+// a write that spans one may be refused by the epoch fencing.
+func (ch *chaos) changing() func() {
+	from := time.Now()
+	return func() {
+		ch.mu.Lock()
+		defer ch.mu.Unlock()
+		// Gateways install the new map a moment after it commits.
+		ch.changes = append(ch.changes, interval{from: from, to: time.Now().Add(2 * time.Second)})
+	}
+}
+
+// httpClient reaches the gateways' metrics, the scrubber and the nodes
+// from the test process.
+func (ch *chaos) httpClient() *http.Client {
+	if ch.ns != nil {
+		return ch.ns.hc
+	}
+	return http.DefaultClient
+}
+
 // waitEpoch waits until every gateway uses map epoch e or later. It
 // runs beside the test's goroutine, so it reports with Errorf.
 func (ch *chaos) waitEpoch(ctx context.Context, e uint64, timeout time.Duration) {
@@ -717,7 +876,7 @@ func (ch *chaos) waitEpoch(ctx context.Context, e uint64, timeout time.Duration)
 // epoch or later, and returns its report; nil at the deadline.
 func (ch *chaos) waitRebalance(ctx context.Context, epoch uint64, deadline time.Time) *scrubber.Report {
 	for time.Now().Before(deadline) {
-		st, err := scrubberStatus(ctx, ch.scrub)
+		st, err := scrubberStatusVia(ctx, ch.httpClient(), ch.scrub)
 		if lp := st.LastPass; err == nil && lp != nil && !st.Running && lp.MapEpoch >= epoch && !lp.MapChanged {
 			return lp
 		}
@@ -771,11 +930,11 @@ func (ch *chaos) client(ctx context.Context, bucket string, id int, rng *rand.Ra
 			err = ch.get(ctx, bucket, key, id, gw)
 		case r < 0.88:
 			seed, size := int64(id)<<40|n, sizes[rng.IntN(len(sizes))]
-			err = ch.write(ctx, "put", ch.hist.Put(id, key, genSum(seed, size), ch.gwName(gw)), func(ctx context.Context) error {
+			err = ch.write(ctx, "put", key, gw, ch.hist.Put(id, key, genSum(seed, size), ch.gwName(gw)), func(ctx context.Context) error {
 				return putObject(ctx, ch.cls[gw], bucket, key, newGen(seed, size), size)
 			})
 		default:
-			err = ch.write(ctx, "delete", ch.hist.Delete(id, key, ch.gwName(gw)), func(ctx context.Context) error {
+			err = ch.write(ctx, "delete", key, gw, ch.hist.Delete(id, key, ch.gwName(gw)), func(ctx context.Context) error {
 				_, err := ch.cls[gw].DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String(bucket), Key: aws.String(key)})
 				return err
 			})
@@ -795,20 +954,60 @@ func (ch *chaos) gwName(gw int) string {
 	return fmt.Sprintf("gw%d(%v)", gw, off)
 }
 
-// write runs a PUT or DELETE recorded as call.
-func (ch *chaos) write(ctx context.Context, op string, call *proctest.Call, do func(context.Context) error) error {
+// write runs a PUT or DELETE of key through gateway gw, recorded as call.
+func (ch *chaos) write(ctx context.Context, op, key string, gw int, call *proctest.Call, do func(context.Context) error) error {
 	ctx, cancel := context.WithTimeout(ctx, opTimeout)
 	defer cancel()
 	phase := ch.currentPhase()
 	from := time.Now()
 	err := do(ctx)
-	ch.record(phase, op, time.Since(from), err)
+	to := time.Now()
+	ch.record(phase, op, to.Sub(from), err)
 	if err != nil {
 		call.Fail()
+		ch.writeFailed(op, key, gw, phase, from, to, err)
 		return err
 	}
 	call.Ack()
 	return nil
+}
+
+// strictRefusals makes writes refused with at most p of their object's
+// nodes out, and objects written while nodes were out that do not read
+// back with p further nodes down, fail the run; otherwise they are
+// counted and logged. KINTSUGI_CHAOS_REFUSALS=strict turns it on.
+func strictRefusals() bool { return os.Getenv("KINTSUGI_CHAOS_REFUSALS") == "strict" }
+
+// writeFailed counts a write of key through gateway gw that failed during
+// [from, to] as refused when the gateway was not faulted meanwhile and at
+// most p of the object's nodes (under any map used) were out: the store
+// promises to take it then.
+func (ch *chaos) writeFailed(op, key string, gw int, phase string, from, to time.Time, err error) {
+	ch.mu.Lock()
+	byGateway := faulted(ch.gwFaults[gw], from, to)
+	ch.mu.Unlock()
+	if byGateway {
+		return
+	}
+	out := ch.unavailable(key, gw, from, to, nil)
+	if len(out) > ch.c.Map.ParityShards {
+		return
+	}
+	code := apiCode(err)
+	switch {
+	case errors.Is(err, context.DeadlineExceeded):
+		code = "timeout"
+	case code == "":
+		code = err.Error()
+	}
+	ch.mu.Lock()
+	defer ch.mu.Unlock()
+	r := fmt.Sprintf("%s %s via %s in phase %s with %v out: %s", op, key, ch.gwName(gw), phase, out, code)
+	if faulted(ch.changes, from, to) {
+		ch.refusedByChange = append(ch.refusedByChange, r+" (a map change meanwhile)")
+		return
+	}
+	ch.refused = append(ch.refused, r)
 }
 
 // get reads key through gateway gw into the history. Wrong bytes fail the
@@ -855,7 +1054,7 @@ func (ch *chaos) readFailed(key string, gw int, phase string, from, to time.Time
 	if byGateway {
 		return
 	}
-	unavail := ch.unavailable(key, from, to, ch.candidates(key, from))
+	unavail := ch.unavailable(key, gw, from, to, ch.candidates(key, from))
 	if len(unavail) > ch.c.Map.ParityShards {
 		ch.mu.Lock()
 		ch.excusedByNodes++
@@ -894,9 +1093,10 @@ func (ch *chaos) candidates(key string, from time.Time) []interval {
 }
 
 // unavailable returns the nodes of key (under any map used) that were
-// faulted during [from, to] or during any of the writes, or wiped after
-// one of them began.
-func (ch *chaos) unavailable(key string, from, to time.Time, writes []interval) []string {
+// faulted or cut off from gateway gw during [from, to], or faulted or cut
+// off from any gateway during any of the writes, or wiped after one of
+// them began.
+func (ch *chaos) unavailable(key string, gw int, from, to time.Time, writes []interval) []string {
 	ch.mu.Lock()
 	defer ch.mu.Unlock()
 	placed := map[string]bool{}
@@ -907,9 +1107,12 @@ func (ch *chaos) unavailable(key string, from, to time.Time, writes []interval) 
 	}
 	var out []string
 	for id := range placed {
-		bad := faulted(ch.faults[id], from, to)
+		bad := faulted(ch.faults[id], from, to) || faulted(ch.gwCuts[gw][id], from, to)
 		for _, w := range writes {
 			bad = bad || faulted(ch.faults[id], w.from, w.to)
+			for _, cuts := range ch.gwCuts {
+				bad = bad || faulted(cuts[id], w.from, w.to)
+			}
 			for _, wt := range ch.wipes[id] {
 				bad = bad || wt.After(w.from)
 			}
@@ -920,6 +1123,105 @@ func (ch *chaos) unavailable(key string, from, to time.Time, writes []interval) 
 	}
 	slices.Sort(out)
 	return out
+}
+
+// furtherDownResult is what checkFurtherDown found.
+type furtherDownResult struct {
+	objects, rounds int
+	lost            []string
+}
+
+// checkFurtherDown reads back, through gateway 0, every object whose
+// current version was written while some of its nodes were out, with p
+// further nodes of it down: nodes that were up during that write and so
+// hold its shards. Objects that share those p nodes are read in one
+// round; each round kills the nodes, reads, and restarts them. The reads
+// are not part of the history: every node is back before the history is
+// judged.
+func (ch *chaos) checkFurtherDown(ctx context.Context, bucket string) {
+	t := ch.t
+	p := ch.c.Map.ParityShards
+	ch.mu.Lock()
+	final := ch.maps[len(ch.maps)-1]
+	ch.mu.Unlock()
+	last := map[string]int{} // key -> value its verify reads found
+	for _, op := range ch.hist.Ops() {
+		if op.Kind == proctest.Get && op.Outcome == proctest.OK && op.Note != "" {
+			last[op.Key] = op.Value
+		}
+	}
+	rounds := map[string][]string{} // "n2,n5" -> keys
+	for _, key := range ch.keys {
+		v := last[key]
+		if v == proctest.Absent {
+			continue
+		}
+		var w interval
+		for _, op := range ch.hist.Writes(key) {
+			if op.Kind == proctest.Put && op.Value == v {
+				w = interval{from: ch.hist.Time(op.Call), to: ch.hist.Time(op.Return)}
+				if op.Outcome != proctest.OK {
+					w.to = w.from.Add(opTimeout)
+				}
+			}
+		}
+		out := ch.unavailable(key, 0, w.from, w.to, []interval{w})
+		if len(out) == 0 {
+			continue
+		}
+		var holders []string
+		for _, id := range placedIDs(final, bucket, key) {
+			if !slices.Contains(out, id) && ch.procs[id].Running() {
+				holders = append(holders, id)
+			}
+		}
+		if len(holders) < p {
+			continue
+		}
+		down := strings.Join(holders[len(holders)-p:], ",")
+		rounds[down] = append(rounds[down], key)
+	}
+	var order []string
+	for down := range rounds {
+		order = append(order, down)
+	}
+	slices.Sort(order)
+	g, cl := ch.gws[0], ch.cls[0]
+	for _, down := range order {
+		keys := rounds[down]
+		ids := strings.Split(down, ",")
+		want := map[string][32]byte{}
+		for _, key := range keys {
+			sum, _, err := getSum(ctx, cl, bucket, key)
+			if err != nil {
+				t.Errorf("further-down check: %s with every node up: %v", key, err)
+				continue
+			}
+			want[key] = sum
+		}
+		for _, id := range ids {
+			ch.procs[id].Kill()
+		}
+		for _, key := range keys {
+			sum, _, err := getSum(ctx, cl, bucket, key)
+			if err == nil && sum != want[key] {
+				err = fmt.Errorf("wrong bytes")
+			}
+			if err != nil {
+				ch.furtherDown.lost = append(ch.furtherDown.lost, fmt.Sprintf("%s with %s down: %v", key, down, err))
+			}
+		}
+		for _, id := range ids {
+			if err := ch.procs[id].Restart(ctx); err != nil {
+				t.Errorf("further-down check: restart %s: %v", id, err)
+			}
+		}
+		for _, id := range ids {
+			g.waitNodeState(t, id, "up", 30*time.Second)
+		}
+		ch.furtherDown.objects += len(keys)
+		ch.furtherDown.rounds++
+	}
 }
 
 // faulted reports whether any of fs overlaps [from, to].
@@ -1004,8 +1306,29 @@ func (ch *chaos) report(v proctest.Verdict) {
 	fmt.Fprintf(&b, "  reads returning wrong bytes: %d\n", ch.wrong)
 	fmt.Fprintf(&b, "  failed reads: %d (%d while their gateway was faulted, %d with more than p nodes of the object unavailable), %d with at most p\n",
 		ch.readFailures, ch.excusedByGateway, ch.excusedByNodes, ch.unexcused)
+	fmt.Fprintf(&b, "  writes refused with at most p=%d of their nodes out: %d\n", ch.c.Map.ParityShards, len(ch.refused))
+	for _, r := range ch.refused[:min(len(ch.refused), 10)] {
+		fmt.Fprintf(&b, "    %s\n", r)
+	}
+	fmt.Fprintf(&b, "  and while a map change ran (the epoch fencing refuses a write that spans one): %d\n", len(ch.refusedByChange))
+	for _, r := range ch.refusedByChange[:min(len(ch.refusedByChange), 5)] {
+		fmt.Fprintf(&b, "    %s\n", r)
+	}
+	fd := ch.furtherDown
+	fmt.Fprintf(&b, "  objects written while nodes were out, read with p further nodes down: %d in %d rounds, %d unreadable\n",
+		fd.objects, fd.rounds, len(fd.lost))
+	for _, l := range fd.lost[:min(len(fd.lost), 10)] {
+		fmt.Fprintf(&b, "    %s\n", l)
+	}
+	for _, r := range ch.partitions {
+		fmt.Fprintf(&b, "  partition: %s\n", r)
+	}
 	fmt.Fprintf(&b, "  %s\n", v.Summary())
 	t.Log(b.String())
+	if strictRefusals() && len(ch.refused)+len(fd.lost) > 0 {
+		t.Errorf("%d writes refused with at most p nodes out, %d objects unreadable with p further nodes down (KINTSUGI_CHAOS_REFUSALS=strict)",
+			len(ch.refused), len(fd.lost))
+	}
 	for _, s := range ch.bad {
 		if !strings.HasPrefix(s, "wrong bytes") {
 			t.Error(s)

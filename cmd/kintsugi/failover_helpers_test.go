@@ -27,7 +27,8 @@ var testHealthFlags = []string{
 // healthGateway is a gateway process with its metrics listener.
 type healthGateway struct {
 	*proctest.Proc
-	metrics string // host:port of /metrics and /nodes
+	metrics string       // host:port of /metrics and /nodes
+	hc      *http.Client // reaches metrics; nil: http.DefaultClient
 }
 
 // procEnv is the environment every process of c runs with.
@@ -88,7 +89,11 @@ func (g *healthGateway) nodes(ctx context.Context) (nodesView, error) {
 	if err != nil {
 		return v, err
 	}
-	resp, err := http.DefaultClient.Do(req)
+	hc := g.hc
+	if hc == nil {
+		hc = http.DefaultClient
+	}
+	resp, err := hc.Do(req)
 	if err != nil {
 		return v, err
 	}

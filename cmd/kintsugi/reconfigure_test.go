@@ -289,6 +289,11 @@ func TestReconfigure(t *testing.T) {
 
 // scrubberStatus fetches a scrubber daemon's /status.
 func scrubberStatus(ctx context.Context, addr string) (scrubber.Status, error) {
+	return scrubberStatusVia(ctx, http.DefaultClient, addr)
+}
+
+// scrubberStatusVia fetches a scrubber daemon's /status with hc.
+func scrubberStatusVia(ctx context.Context, hc *http.Client, addr string) (scrubber.Status, error) {
 	var st scrubber.Status
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
@@ -296,7 +301,7 @@ func scrubberStatus(ctx context.Context, addr string) (scrubber.Status, error) {
 	if err != nil {
 		return st, err
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := hc.Do(req)
 	if err != nil {
 		return st, err
 	}

@@ -3,11 +3,17 @@ package proctest
 import (
 	"context"
 	"fmt"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // Net is a set of Linux network namespaces joined by one bridge: each
@@ -122,6 +128,78 @@ func (h *Host) Cut() error { return h.net.ip("-n", h.net.bridge, "link", "set", 
 
 // Heal brings the host's link up again.
 func (h *Host) Heal() error { return h.net.ip("-n", h.net.bridge, "link", "set", h.link, "up") }
+
+// Block drops every packet between the host and the addresses ips (an
+// nft table in the host's namespace), leaving its other links alone: a
+// partition of some pairs of hosts. A later Block replaces the set;
+// Unblock lifts it.
+func (h *Host) Block(ips ...string) error {
+	h.Unblock()
+	if len(ips) == 0 {
+		return nil
+	}
+	set := strings.Join(ips, ", ")
+	rules := fmt.Sprintf(`table inet kblock {
+	chain out { type filter hook output priority 0; ip daddr { %s } drop; }
+	chain in { type filter hook input priority 0; ip saddr { %s } drop; }
+}
+`, set, set)
+	cmd := exec.Command("ip", "netns", "exec", h.NS, "nft", "-f", "-")
+	cmd.Stdin = strings.NewReader(rules)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("host %s: nft: %v: %s", h.Name, err, strings.TrimSpace(string(out)))
+	}
+	return nil
+}
+
+// Unblock lifts Block.
+func (h *Host) Unblock() error {
+	out, err := exec.Command("ip", "netns", "exec", h.NS, "nft", "delete", "table", "inet", "kblock").CombinedOutput()
+	if err != nil && !strings.Contains(string(out), "No such file") {
+		return fmt.Errorf("host %s: nft: %v: %s", h.Name, err, strings.TrimSpace(string(out)))
+	}
+	return nil
+}
+
+// DialContext connects from inside the host's namespace, so that the
+// test process itself can act as a client on that host: the socket is
+// made on an OS thread moved into the namespace, and a socket keeps its
+// namespace for life. The thread is never moved back; it ends with the
+// goroutine that stays locked to it.
+func (h *Host) DialContext(ctx context.Context, network, addr string) (net.Conn, error) {
+	type result struct {
+		c   net.Conn
+		err error
+	}
+	res := make(chan result, 1)
+	go func() {
+		runtime.LockOSThread() // not unlocked: the thread is in h.NS now
+		f, err := os.Open("/run/netns/" + h.NS)
+		if err != nil {
+			res <- result{err: fmt.Errorf("host %s: %w", h.Name, err)}
+			return
+		}
+		defer f.Close()
+		if err := unix.Setns(int(f.Fd()), unix.CLONE_NEWNET); err != nil {
+			res <- result{err: fmt.Errorf("host %s: setns: %w", h.Name, err)}
+			return
+		}
+		d := net.Dialer{Timeout: 2 * time.Second, KeepAlive: 30 * time.Second}
+		c, err := d.DialContext(ctx, network, addr)
+		res <- result{c, err}
+	}()
+	r := <-res
+	return r.c, r.err
+}
+
+// HTTPClient returns an HTTP client whose connections start on the host.
+func (h *Host) HTTPClient() *http.Client {
+	return &http.Client{Transport: &http.Transport{
+		DialContext:         h.DialContext,
+		MaxIdleConnsPerHost: 16,
+		IdleConnTimeout:     90 * time.Second,
+	}}
+}
 
 // Close deletes every namespace of the Net; the links go with them.
 // Processes still running inside must have been stopped first.
