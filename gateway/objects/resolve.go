@@ -89,8 +89,10 @@ func (s *Store) openObject(ctx context.Context, bucket, key string) (Object, err
 
 // resolve finds the newest version of bucket/key that is readable or may
 // have been acknowledged; see the package doc for the rules. When open
-// breakers alone stand in the way, it asks again through them: a node
-// that has just come back is worth one fast attempt before answering 503.
+// breakers alone stand in the way, it asks again through the ones that
+// refused a call: a node that has just come back is worth one fast
+// attempt before answering 503. A node whose call failed is not asked
+// again (nodeaccess.Attempt).
 func (s *Store) resolve(ctx context.Context, bucket, key string) (*resolved, error) {
 	return s.resolveData(ctx, bucket, key, 0)
 }
@@ -98,9 +100,13 @@ func (s *Store) resolve(ctx context.Context, bucket, key string) (*resolved, err
 // resolveData is resolve that also asks the nodes for their data shards
 // of up to limit bytes (0: not at all), returned in resolved.preload.
 func (s *Store) resolveData(ctx context.Context, bucket, key string, limit int64) (*resolved, error) {
-	r, err := s.resolveOnce(ctx, bucket, key, limit)
-	if err != nil && kerr.Is(kerr.Unavailable, err) && s.anyOpen() {
-		r, err = s.resolveOnce(nodeaccess.WithBypass(ctx), bucket, key, limit)
+	// Only the breakers that refused a call are gone through again: a
+	// node that failed its call (a cut-off one lasts its whole timeout)
+	// is not waited for a second time.
+	actx, first := nodeaccess.WithAttempt(ctx)
+	r, err := s.resolveOnce(actx, bucket, key, limit)
+	if err != nil && kerr.Is(kerr.Unavailable, err) && first.Refused() {
+		r, err = s.resolveOnce(first.Again(ctx), bucket, key, limit)
 	}
 	// The answers are not one snapshot: each node answered at its own
 	// moment, and writes moved on between them. Two writers racing on the

@@ -316,6 +316,10 @@ func (c Call) End(ctx context.Context, err error) { c.end(classify(ctx, err), er
 // the size of the stream than about the node: only the outcome counts.
 func (c Call) EndStream(ctx context.Context, err error) { c.end(classify(ctx, err), err, false) }
 
+// CountsAgainst reports whether a call that ended with err, made under
+// ctx, counts against its node, as End would count it.
+func CountsAgainst(ctx context.Context, err error) bool { return classify(ctx, err) == failure }
+
 type outcome int
 
 const (

@@ -60,14 +60,25 @@ func Bypassed(n client.Node) bool {
 // begin passes the node's breaker. An open breaker refuses the call unless
 // the caller bypasses breakers; a bypassing call through an open breaker is
 // made but not reported (the breaker learns from its own probes).
+// In the second pass of an Attempt, a node that failed in the first is
+// refused before its breaker, and one its breaker refused goes through.
 func (g guarded) begin(ctx context.Context) (call health.Call, report bool, err error) {
+	again := againOf(ctx)
+	if again != nil && again.has(again.failed, g.id) {
+		return health.Call{}, false, failedBefore(g.id)
+	}
 	call, err = g.h.Begin(g.id)
 	switch {
 	case err == nil:
 		return call, true, nil
 	case g.bypass || ctx.Value(bypassKey{}) != nil:
 		return call, false, nil
+	case again != nil && again.has(again.refused, g.id):
+		return call, false, nil
 	default:
+		if a := attemptOf(ctx); a != nil {
+			a.note(a.refused, g.id)
+		}
 		return call, false, err
 	}
 }
@@ -86,6 +97,9 @@ func do[T any](ctx context.Context, g guarded, withTime bool, fn func() (T, erro
 		return zero, err
 	}
 	out, err := fn()
+	if a := attemptOf(ctx); a != nil && err != nil && health.CountsAgainst(ctx, err) {
+		a.note(a.failed, g.id)
+	}
 	switch {
 	case !report:
 	case withTime:
