@@ -198,11 +198,13 @@ func (s *Store) sharedReadBucket(ctx context.Context, name string) (client.Bucke
 
 // readBucket asks every node for the bucket's record and returns the newest
 // one among a majority of answers; found is false if no node has seen it.
-// Like resolve, it asks once more through open breakers before giving up.
+// Like resolve, it asks once more through the open breakers that refused
+// a call before giving up, and not the nodes whose calls failed.
 func (s *Store) readBucket(ctx context.Context, name string) (rec client.BucketRecord, found bool, err error) {
-	rec, found, err = s.readBucketOnce(ctx, name)
-	if err != nil && kerr.Is(kerr.Unavailable, err) && s.anyOpen() {
-		rec, found, err = s.readBucketOnce(nodeaccess.WithBypass(ctx), name)
+	actx, first := nodeaccess.WithAttempt(ctx)
+	rec, found, err = s.readBucketOnce(actx, name)
+	if err != nil && kerr.Is(kerr.Unavailable, err) && first.Refused() {
+		rec, found, err = s.readBucketOnce(first.Again(ctx), name)
 	}
 	return rec, found, err
 }
