@@ -26,7 +26,9 @@
 //
 // A call refused by an open breaker fails at once with kerr.Unavailable
 // wrapping health.ErrOpen, unless the caller bypasses breakers (see
-// WithBypass and Bypass).
+// WithBypass and Bypass) or asks again after a pass the breakers refused
+// (see Attempt: only those breakers are gone through, and a node that
+// failed a call of the first pass is not called again).
 //
 // nodeaccess decides nothing about data: it never retries, picks no
 // replicas and reads no answers beyond their error.
