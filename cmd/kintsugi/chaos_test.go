@@ -265,7 +265,7 @@ type chaos struct {
 	refused          []string // writes that failed with at most p of their nodes out
 	refusedByChange  []string // the same, but a map change ran meanwhile
 	furtherDown      furtherDownResult
-	faultsEnd        time.Time // when the last phase's faults had ended
+	faultsEnd        time.Time  // when the last phase's faults had ended
 	partitions       []string   // what each cutvoters fault saw, for the report
 	changes          []interval // when admin map changes ran
 }
