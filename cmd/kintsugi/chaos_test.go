@@ -265,6 +265,7 @@ type chaos struct {
 	refused          []string // writes that failed with at most p of their nodes out
 	refusedByChange  []string // the same, but a map change ran meanwhile
 	furtherDown      furtherDownResult
+	faultsEnd        time.Time  // when the last phase's faults had ended
 	partitions       []string   // what each cutvoters fault saw, for the report
 	changes          []interval // when admin map changes ran
 }
@@ -339,6 +340,9 @@ func runChaos(t *testing.T, cfg chaosConfig) {
 	}
 	close(done)
 	stop.Wait()
+	ch.mu.Lock()
+	ch.faultsEnd = time.Now()
+	ch.mu.Unlock()
 
 	// Every node back and seen up by every gateway, then read every key
 	// through each: these reads go into the history too.
@@ -1161,7 +1165,10 @@ func (ch *chaos) checkFurtherDown(ctx context.Context, bucket string) {
 			if op.Kind == proctest.Put && op.Value == v {
 				w = interval{from: ch.hist.Time(op.Call), to: ch.hist.Time(op.Return)}
 				if op.Outcome != proctest.OK {
-					w.to = w.from.Add(opTimeout)
+					// A failed write may still commit at any
+					// time later (its gateway stopped with it,
+					// say): any node out meanwhile may lack it.
+					w.to = ch.faultsEnd
 				}
 			}
 		}

@@ -109,6 +109,9 @@ func (s *Store) deleteKeyIn(ctx context.Context, bucket, key string, state clien
 		return nil, nil, nil
 	}
 
+	// Named and committed under the key's lock, as a PUT's commit
+	// (keylock.go).
+	unlock := s.commits.lock(bucket, key)
 	now := s.now().UTC()
 	marker := client.ObjectMeta{
 		Bucket: bucket, Key: key, Version: s.newVersion(), Deleted: true, Modified: now,
@@ -119,6 +122,7 @@ func (s *Store) deleteKeyIn(ctx context.Context, bucket, key string, state clien
 	}
 	setVersioning(&marker, state)
 	marker, to := s.commitAndHint(ctx, placed, placed, marker, wq)
+	unlock()
 	if len(to) < wq {
 		return nil, nil, kerr.E(op, kerr.Unavailable, quorumErr("delete marker committed on %d of %d nodes, need %d", len(to), n, wq))
 	}

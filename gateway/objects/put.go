@@ -167,6 +167,10 @@ func (s *Store) putObject(ctx context.Context, in PutInput) (ObjectInfo, error) 
 		}
 		return ObjectInfo{}, kerr.E(op, err)
 	}
+	// The version is named under the key's lock, so that it is above
+	// the write of the key that committed before through this gateway,
+	// which has then reached the nodes (keylock.go).
+	unlock := s.commits.lock(in.Bucket, in.Key)
 	// The stage answers fed the clock the newest version each node knows
 	// of: the commit goes above them all, keeping the stage version when
 	// nothing newer showed up, so the usual write binds no shard anew.
@@ -214,6 +218,7 @@ func (s *Store) putObject(ctx context.Context, in PutInput) (ObjectInfo, error) 
 		setVersioning(&meta, newerState(binfo, w.bucket))
 	}
 	meta, holders := s.commitAndHint(ctx, placed, targets, meta, wq)
+	unlock()
 	if len(holders) < wq {
 		s.metrics.quorumFailed()
 		return ObjectInfo{}, kerr.E(op, kerr.Unavailable, quorumErr("committed %d of %d shards, need %d", len(holders), n, wq))

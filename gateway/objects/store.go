@@ -115,6 +115,8 @@ type Store struct {
 	hintMu   sync.Mutex
 	hintSent map[client.Hint]time.Time // by hint without its Time
 
+	commits keyLocks // orders the commits of a key (keylock.go)
+
 	bg sync.WaitGroup // background hint deliveries and aborts
 }
 
