@@ -71,6 +71,7 @@ func (c *Client) apply(ctx context.Context, ch placement.Change, forwarded bool)
 	if forwarded {
 		hdr.Set(headerForwarded, "1")
 	}
+	setDeadline(hdr, ctx, forwarded)
 	if err := c.call(ctx, http.MethodPost, "/v1/cluster/apply", nil, hdr, ch, &m); err != nil {
 		return nil, err
 	}
@@ -181,16 +182,21 @@ func decodeErr(addr string, status int, data []byte) error {
 		return ErrNotInitialised
 	case "Invalid":
 		return &refused{b.Message}
+	case "OutcomeUnknown":
+		return &OutcomeUnknownError{Err: errors.New(b.Message)}
 	}
 	if b.Leader != "" || strings.Contains(b.Message, "no Raft leader") {
 		return &NotLeaderError{Leader: b.Leader, LeaderAddr: b.LeaderAddr}
+	}
+	if b.Message == ErrExpired.Error() {
+		return ErrExpired
 	}
 	return fmt.Errorf("node %s: %s", addr, b.Message)
 }
 
 // ourKinds are the kinds of errorBody; anything else is the node's own
 // answer (its authentication, or a node without the cluster API).
-var ourKinds = map[string]bool{"Conflict": true, "Exist": true, "NotExist": true, "Invalid": true, "Unavailable": true}
+var ourKinds = map[string]bool{"Conflict": true, "Exist": true, "NotExist": true, "Invalid": true, "Unavailable": true, "OutcomeUnknown": true}
 
 // ErrNoRaft: the node serves no cluster API (it runs without Raft).
 var ErrNoRaft = errors.New("the node runs without a Raft-held map")

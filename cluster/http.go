@@ -6,11 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"strconv"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/kintsugi-store/kintsugi/placement"
@@ -36,7 +34,7 @@ const (
 
 // errorBody is the JSON of an error answer.
 type errorBody struct {
-	Kind       string `json:"kind"` // Conflict, Exist, NotExist, Invalid, Unavailable
+	Kind       string `json:"kind"` // Conflict, Exist, NotExist, Invalid, Unavailable, OutcomeUnknown
 	Message    string `json:"message"`
 	Expected   uint64 `json:"expected,omitempty"`
 	Current    uint64 `json:"current,omitempty"`
@@ -74,7 +72,11 @@ type ClusterStatus struct {
 // Handler serves the API for g. opts signs the calls it makes to other
 // nodes (forwarding, status of the voters).
 func Handler(g *Group, opts *client.Options) http.Handler {
-	h := &handler{g: g, opts: opts}
+	base := defaultHTTP
+	if opts != nil && opts.HTTPClient != nil {
+		base = opts.HTTPClient
+	}
+	h := &handler{g: g, opts: opts, fwd: forwardHTTP(base)}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/cluster/status", h.status)
 	mux.HandleFunc("POST /v1/cluster/apply", h.apply)
@@ -86,6 +88,7 @@ func Handler(g *Group, opts *client.Options) http.Handler {
 type handler struct {
 	g    *Group
 	opts *client.Options
+	fwd  *http.Client // forwards only: a fresh connection each
 }
 
 // nodeAddr returns the node API address of node id in the current map.
@@ -109,7 +112,25 @@ func (h *handler) apply(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, err)
 		return
 	}
-	m, err := h.applyOrForward(r.Context(), c, r.Header.Get(headerForwarded) != "")
+	deadline, wait, err := requestBounds(r)
+	if err != nil {
+		writeErr(w, err)
+		return
+	}
+	forwarded := r.Header.Get(headerForwarded) != ""
+	if forwarded && !deadline.IsZero() && time.Now().After(deadline.Add(deadlineSkew)) {
+		writeErr(w, ErrExpired)
+		return
+	}
+	ctx := r.Context()
+	if wait > 0 {
+		// Answer a little before the caller gives up, so that it hears
+		// why rather than a timeout.
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, wait-wait/10)
+		defer cancel()
+	}
+	m, err := h.applyOrForward(ctx, c, forwarded)
 	if err != nil {
 		writeErr(w, err)
 		return
@@ -118,43 +139,90 @@ func (h *handler) apply(w http.ResponseWriter, r *http.Request) {
 }
 
 // applyOrForward applies c here if this member leads, or forwards it to
-// the leader's node. While no leader is known (an election), or the
-// leader's address is not (a member just added, before it applied the
-// map), it tries again for up to forwardWait: a change made during a
-// leader change then waits for the new leader instead of failing.
+// the leader's node (see forward.go). While no leader is known (an
+// election), or the leader's address is not (a member just added, before
+// it applied the map), or a leader could not be reached, it tries again
+// for up to forwardWait or until ctx ends: a change made during a leader
+// change then waits for the new leader instead of failing.
 func (h *handler) applyOrForward(ctx context.Context, c placement.Change, forwarded bool) (*placement.Map, error) {
-	deadline := time.Now().Add(forwardWait)
+	ctx, cancel := context.WithTimeout(ctx, forwardWait)
+	defer cancel()
+	var (
+		unsure    string // the leader an attempt went to with no answer
+		unsureErr error
+		pinned    bool
+	)
 	for {
 		m, err := h.g.Apply(ctx, c)
 		var nl *NotLeaderError
 		if !errors.As(err, &nl) || forwarded {
-			return m, err
+			return m, h.judge(c, err, unsureErr)
 		}
-		if addr, ok := h.nodeAddr(nl.Leader); ok && nl.Leader != "" {
-			m, err := NewClient(addr, h.opts).apply(ctx, c, true)
-			// A leader that could not be connected to never saw the
-			// change: it died or is cut off, and the next leader may take
-			// it. Any other failure may have reached it, and is the
-			// caller's to judge.
-			if !neverSent(err) || time.Now().After(deadline) {
-				return m, err
+		addr, ok := h.nodeAddr(nl.Leader)
+		switch {
+		case !ok || nl.Leader == "":
+		case unsure == nl.Leader:
+			// The last attempt may still be with this leader: sending
+			// it again could apply the change twice. Wait for another.
+		case unsure != "" && pinned:
+			// A second attempt with no answer: no more.
+		default:
+			if unsure != "" {
+				// The first attempt reached a leader that no longer
+				// leads. Pin the retry to the epoch the map had before
+				// it, so that it conflicts if the first one applied.
+				pinned = true
 			}
-		} else if time.Now().After(deadline) {
-			return nil, err
+			var before *placement.Map
+			if unsure == "" {
+				before = h.g.Map()
+			}
+			m, err := h.forward(ctx, addr, c)
+			switch {
+			case err == nil:
+				return m, nil
+			case changedNothing(err):
+				// Try again, here or at the next leader.
+			case unsure != "":
+				return nil, h.judge(c, err, unsureErr)
+			default:
+				var ce *placement.ConflictError
+				if errors.Is(err, placement.ErrInvalidChange) || errors.Is(err, ErrNotInitialised) || errors.As(err, &ce) {
+					return nil, err
+				}
+				if ctx.Err() != nil {
+					return nil, &OutcomeUnknownError{Change: c.String(), Err: err}
+				}
+				unsure, unsureErr = nl.Leader, err
+				if c.ExpectEpoch == nil && before != nil {
+					// Read before the attempt: this member may have
+					// applied the attempt's entry since.
+					c = c.Expecting(before.Epoch)
+				}
+			}
 		}
 		select {
 		case <-ctx.Done():
+			if unsureErr != nil {
+				return nil, &OutcomeUnknownError{Change: c.String(), Err: unsureErr}
+			}
 			return nil, err
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
 }
 
-// neverSent reports whether err is a failure to connect: the request
-// never left.
-func neverSent(err error) bool {
-	var op *net.OpError
-	return errors.Is(err, syscall.ECONNREFUSED) || errors.As(err, &op) && op.Op == "dial"
+// judge turns the last error of applyOrForward into its answer: after an
+// attempt with no answer, a conflict or a failure no longer proves that
+// nothing changed.
+func (h *handler) judge(c placement.Change, err, unsureErr error) error {
+	if err == nil || unsureErr == nil {
+		return err
+	}
+	if errors.Is(err, placement.ErrInvalidChange) || errors.Is(err, ErrNotInitialised) {
+		return err
+	}
+	return &OutcomeUnknownError{Change: c.String(), Err: unsureErr}
 }
 
 // forwardWait bounds how long a change waits for a leader it can reach.
@@ -283,6 +351,8 @@ func writeErr(w http.ResponseWriter, err error) {
 		status, body.Kind = http.StatusNotFound, "NotExist"
 	case errors.Is(err, placement.ErrInvalidChange), errors.Is(err, placement.ErrInvalidMap):
 		status, body.Kind = http.StatusBadRequest, "Invalid"
+	case errors.As(err, new(*OutcomeUnknownError)):
+		body.Kind = "OutcomeUnknown"
 	case errors.As(err, &nl):
 		body.Kind, body.Leader, body.LeaderAddr = "Unavailable", nl.Leader, nl.LeaderAddr
 	default:

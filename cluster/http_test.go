@@ -26,6 +26,12 @@ func signed(h http.Handler) http.Handler {
 // bootHTTP starts members a, b, c, each behind a node-like HTTP server,
 // with a map naming those servers, and bootstraps the group at a over HTTP.
 func bootHTTP(t *testing.T) (*testCluster, map[string]*Client, *placement.Map) {
+	return bootHTTPVia(t, func(_, addr string) string { return addr })
+}
+
+// bootHTTPVia is bootHTTP with each node's address in the map given by
+// via (e.g. a proxy in front of its server).
+func bootHTTPVia(t *testing.T, via func(id, addr string) string) (*testCluster, map[string]*Client, *placement.Map) {
 	tc := newTestCluster(t)
 	opts := &client.Options{Secret: testSecret}
 	ids := []string{"a", "b", "c"}
@@ -35,7 +41,7 @@ func bootHTTP(t *testing.T) (*testCluster, map[string]*Client, *placement.Map) {
 		g := tc.start(id)
 		srv := httptest.NewServer(signed(Handler(g, opts)))
 		t.Cleanup(srv.Close)
-		addr := srv.Listener.Addr().String()
+		addr := via(id, srv.Listener.Addr().String())
 		m.Nodes = append(m.Nodes, placement.Node{ID: id, Addr: addr, Zone: "z" + id})
 		clients[id] = NewClient(addr, opts)
 	}

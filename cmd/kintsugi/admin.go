@@ -28,6 +28,7 @@ type adminOpts struct {
 	caFile     string
 	json       bool
 	timeout    time.Duration
+	timeoutSet bool  // --timeout given: it bounds a whole map change too
 	expect     int64 // -1: the epoch read at the start
 }
 
@@ -37,8 +38,27 @@ func (o *adminOpts) register(fs *flag.FlagSet) {
 	fs.StringVar(&o.secretFile, "secret-file", o.secretFile, "file holding the cluster secret (default: $KINTSUGI_CLUSTER_SECRET)")
 	fs.StringVar(&o.caFile, "ca-file", o.caFile, "PEM CA certificates to trust for nodes at https:// addresses (default: system roots)")
 	fs.BoolVar(&o.json, "json", o.json, "print JSON instead of text")
-	fs.DurationVar(&o.timeout, "timeout", o.timeout, "deadline of each call to a node")
+	fs.Var(timeoutFlag{o}, "timeout", "deadline of each call to a node; given, also of a whole map change once the map is Raft-held (else 30s)")
 	fs.Int64Var(&o.expect, "expect-epoch", o.expect, "apply a change only if the map is at this epoch (default: the epoch read when the command starts)")
+}
+
+// timeoutFlag is --timeout, noting that it was given.
+type timeoutFlag struct{ o *adminOpts }
+
+func (f timeoutFlag) String() string {
+	if f.o == nil {
+		return ""
+	}
+	return f.o.timeout.String()
+}
+
+func (f timeoutFlag) Set(s string) error {
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		return err
+	}
+	f.o.timeout, f.o.timeoutSet = d, true
+	return nil
 }
 
 const adminUsage = `usage: kintsugi admin (--cluster FILE | --endpoint HOST:PORT) [--json] <command> [flags]

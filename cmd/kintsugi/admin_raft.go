@@ -83,19 +83,32 @@ func (a *admin) raftChange(ctx context.Context, c placement.Change) error {
 	if a.o.expect >= 0 {
 		c = c.Expecting(uint64(a.o.expect))
 	}
-	// Long enough for the node asked to wait out an election.
-	cctx, cancel := context.WithTimeout(ctx, max(a.o.timeout, 30*time.Second))
+	// --timeout bounds the whole change, the wait for a leader included;
+	// without it, long enough for the node asked to wait out an election.
+	limit := 30 * time.Second
+	if a.o.timeoutSet {
+		limit = a.o.timeout
+	}
+	cctx, cancel := context.WithTimeout(ctx, limit)
 	m, err := a.rc.Apply(cctx, c)
 	cancel()
 	var ce *placement.ConflictError
 	var nl *cluster.NotLeaderError
+	var ou *cluster.OutcomeUnknownError
 	switch {
 	case errors.As(err, &ce):
 		return conflictErr(ce.Expected, ce.Current)
 	case errors.As(err, &nl):
 		return fmt.Errorf("%s: %v; a map change needs a quorum of the voters, and nothing was changed", c, err)
-	case err != nil:
+	case errors.As(err, &ou):
+		return err
+	case errors.Is(err, placement.ErrInvalidChange), errors.Is(err, cluster.ErrNotInitialised),
+		errors.Is(err, cluster.ErrNoRaft), errors.Is(err, cluster.ErrExpired):
 		return fmt.Errorf("%s: %w", c, err)
+	case err != nil:
+		// No answer, or one that does not say: the change may have been
+		// committed.
+		return &cluster.OutcomeUnknownError{Change: c.String(), Err: err}
 	}
 	return a.report(changeResult{Change: c.String(), Epoch: m.Epoch, Previous: m.Epoch - 1, Push: a.awaitEpoch(ctx, m)})
 }
