@@ -60,11 +60,11 @@ var s3Codes = map[string]struct {
 	"NoSuchLifecycleConfiguration":            {http.StatusNotFound, "The lifecycle configuration does not exist."},
 }
 
-// msgSuperseded is the message of a write that lost a race with a
-// concurrent write of its key (objects.ErrSuperseded). It keeps the code
-// and status of ServiceUnavailable, which SDKs retry, and says that the
-// nodes were not the cause.
-const msgSuperseded = "A concurrent write of this key with a newer version won; this write was not applied. Please try again."
+// SupersededMessage is the S3 error message of a write that lost a race
+// with a concurrent write of its key (objects.ErrSuperseded). The error
+// keeps the code and status of ServiceUnavailable, which SDKs retry; the
+// message tells it from a shortfall of storage nodes.
+const SupersededMessage = "A concurrent write of this key with a newer version won; this write was not applied. Please try again."
 
 // errorMap is the one table from Backend errors to S3 codes. Rows are tried
 // in order: sentinels first, because they are more precise than the kind
@@ -83,7 +83,7 @@ var errorMap = []struct {
 	{is: objects.ErrBucketExists, code: "BucketAlreadyOwnedByYou"},
 	{is: objects.ErrBucketNotEmpty, code: "BucketNotEmpty"},
 	{is: objects.ErrIncompleteBody, code: "IncompleteBody"},
-	{is: objects.ErrSuperseded, code: "ServiceUnavailable", message: msgSuperseded},
+	{is: objects.ErrSuperseded, code: "ServiceUnavailable", message: SupersededMessage},
 	{is: objects.ErrQuorum, code: "ServiceUnavailable"},
 	{is: objects.ErrInvalidRange, code: "InvalidRange"},
 	{is: objects.ErrNoSuchUpload, code: "NoSuchUpload"},

@@ -605,7 +605,7 @@ func TestWireCommitShortfallMessage(t *testing.T) {
 		message string
 	}{
 		{"nodes down", fmt.Errorf("%w: committed 3 of 6 shards, need 5", objects.ErrQuorum), nodesMsg},
-		{"concurrent write won", fmt.Errorf("%w: %w: committed 3 of 6 shards, need 5; 3 refused as holding a newer version", objects.ErrQuorum, objects.ErrSuperseded), msgSuperseded},
+		{"concurrent write won", fmt.Errorf("%w: %w: committed 3 of 6 shards, need 5; 3 refused as holding a newer version", objects.ErrQuorum, objects.ErrSuperseded), SupersededMessage},
 	}
 	h := newHarness(t, false, nil)
 	h.fake.put("race", "seed", "x")
