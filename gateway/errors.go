@@ -60,13 +60,20 @@ var s3Codes = map[string]struct {
 	"NoSuchLifecycleConfiguration":            {http.StatusNotFound, "The lifecycle configuration does not exist."},
 }
 
+// SupersededMessage is the S3 error message of a write that lost a race
+// with a concurrent write of its key (objects.ErrSuperseded). The error
+// keeps the code and status of ServiceUnavailable, which SDKs retry; the
+// message tells it from a shortfall of storage nodes.
+const SupersededMessage = "A concurrent write of this key with a newer version won; this write was not applied. Please try again."
+
 // errorMap is the one table from Backend errors to S3 codes. Rows are tried
 // in order: sentinels first, because they are more precise than the kind
 // that wraps them.
 var errorMap = []struct {
-	is   error     // matched with errors.Is when non-nil
-	kind kerr.Kind // matched with kerr.KindOf otherwise
-	code string
+	is      error     // matched with errors.Is when non-nil
+	kind    kerr.Kind // matched with kerr.KindOf otherwise
+	code    string
+	message string // empty: the code's default message
 }{
 	{is: objects.ErrNoSuchBucket, code: "NoSuchBucket"},
 	{is: objects.ErrNoSuchKey, code: "NoSuchKey"},
@@ -76,6 +83,7 @@ var errorMap = []struct {
 	{is: objects.ErrBucketExists, code: "BucketAlreadyOwnedByYou"},
 	{is: objects.ErrBucketNotEmpty, code: "BucketNotEmpty"},
 	{is: objects.ErrIncompleteBody, code: "IncompleteBody"},
+	{is: objects.ErrSuperseded, code: "ServiceUnavailable", message: SupersededMessage},
 	{is: objects.ErrQuorum, code: "ServiceUnavailable"},
 	{is: objects.ErrInvalidRange, code: "InvalidRange"},
 	{is: objects.ErrNoSuchUpload, code: "NoSuchUpload"},
@@ -132,7 +140,7 @@ func s3Status(err error) (code string, status int, message string) {
 		kind := kerr.KindOf(err)
 		for _, row := range errorMap {
 			if (row.is != nil && errors.Is(err, row.is)) || (row.is == nil && kind == row.kind) {
-				code = row.code
+				code, message = row.code, row.message
 				break
 			}
 		}

@@ -593,3 +593,33 @@ func TestPutChunkedTrailerMismatch(t *testing.T) {
 		}
 	}
 }
+
+// A write that lost its commit quorum to a concurrent write of the key
+// answers 503 ServiceUnavailable, which SDKs retry, like a lost quorum,
+// but with a message that says the nodes were not the cause.
+func TestWireCommitShortfallMessage(t *testing.T) {
+	const nodesMsg = "Not enough storage nodes are available to serve the request. Please try again."
+	tests := []struct {
+		name    string
+		err     error
+		message string
+	}{
+		{"nodes down", fmt.Errorf("%w: committed 3 of 6 shards, need 5", objects.ErrQuorum), nodesMsg},
+		{"concurrent write won", fmt.Errorf("%w: %w: committed 3 of 6 shards, need 5; 3 refused as holding a newer version", objects.ErrQuorum, objects.ErrSuperseded), SupersededMessage},
+	}
+	h := newHarness(t, false, nil)
+	h.fake.put("race", "seed", "x")
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			h.fake.putErr = tc.err
+			resp, body := h.do("PUT", "/race/k", nil, strings.NewReader("data"))
+			if resp.StatusCode != http.StatusServiceUnavailable || s3Code(body) != "ServiceUnavailable" {
+				t.Fatalf("status %d, code %q, want 503 ServiceUnavailable: %s", resp.StatusCode, s3Code(body), body)
+			}
+			if want := "<Message>" + tc.message + "</Message>"; !strings.Contains(body, want) {
+				t.Errorf("body %s, want %s", body, want)
+			}
+		})
+	}
+	h.fake.putErr = nil
+}

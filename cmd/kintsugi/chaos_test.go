@@ -20,6 +20,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
+	"github.com/kintsugi-store/kintsugi/gateway"
 	"github.com/kintsugi-store/kintsugi/internal/proctest"
 	"github.com/kintsugi-store/kintsugi/placement"
 	"github.com/kintsugi-store/kintsugi/scrubber"
@@ -40,10 +41,12 @@ import (
 // take effect at any later time. It also fails at once if a read returns
 // bytes no PUT of the key sent, and if a read fails while its gateway was
 // up and at most p of the object's nodes were unavailable. It counts the
-// writes refused while at most p of their object's nodes were out, and
-// once the faults end reads back every object written while some of its
-// nodes were out with p further nodes down (checkFurtherDown); with
-// KINTSUGI_CHAOS_REFUSALS=strict either failing fails the run. It prints the
+// writes refused while at most p of their object's nodes were out (apart:
+// those that spanned a map change, and those a concurrent write of the key
+// won), and once the faults end reads back every object whose current
+// value an acknowledged write wrote while some of its nodes were out, with
+// p further nodes down (checkFurtherDown); either failing fails the run,
+// unless KINTSUGI_CHAOS_REFUSALS=log, which only logs them. It prints the
 // seed, p50/p99 latency per phase, the operations checked and the
 // checker's time; on a violation, the shortest stretch of each bad key's
 // history that shows it, and porcupine's HTML view of those keys next to
@@ -264,8 +267,8 @@ type chaos struct {
 	readFailures     int
 	refused          []string // writes that failed with at most p of their nodes out
 	refusedByChange  []string // the same, but a map change ran meanwhile
+	refusedByRace    []string // the same, but a concurrent write of the key won
 	furtherDown      furtherDownResult
-	faultsEnd        time.Time  // when the last phase's faults had ended
 	partitions       []string   // what each cutvoters fault saw, for the report
 	changes          []interval // when admin map changes ran
 }
@@ -340,9 +343,6 @@ func runChaos(t *testing.T, cfg chaosConfig) {
 	}
 	close(done)
 	stop.Wait()
-	ch.mu.Lock()
-	ch.faultsEnd = time.Now()
-	ch.mu.Unlock()
 
 	// Every node back and seen up by every gateway, then read every key
 	// through each: these reads go into the history too.
@@ -978,14 +978,19 @@ func (ch *chaos) write(ctx context.Context, op, key string, gw int, call *procte
 
 // strictRefusals makes writes refused with at most p of their object's
 // nodes out, and objects written while nodes were out that do not read
-// back with p further nodes down, fail the run; otherwise they are
-// counted and logged. KINTSUGI_CHAOS_REFUSALS=strict turns it on.
-func strictRefusals() bool { return os.Getenv("KINTSUGI_CHAOS_REFUSALS") == "strict" }
+// back with p further nodes down, fail the run, as by default (or with
+// KINTSUGI_CHAOS_REFUSALS=strict); with KINTSUGI_CHAOS_REFUSALS=log they
+// are only counted and logged.
+func strictRefusals() bool { return os.Getenv("KINTSUGI_CHAOS_REFUSALS") != "log" }
 
 // writeFailed counts a write of key through gateway gw that failed during
 // [from, to] as refused when the gateway was not faulted meanwhile and at
 // most p of the object's nodes (under any map used) were out: the store
-// promises to take it then.
+// promises to take it then. A refusal that says a concurrent write of the
+// key with a newer version won (gateway.SupersededMessage, which the
+// gateway answers only when the nodes' "newer version" refusals alone
+// cost the quorum) is listed apart: linearizability lets one of two
+// concurrent writes fail, and nodes being out did not cause it.
 func (ch *chaos) writeFailed(op, key string, gw int, phase string, from, to time.Time, err error) {
 	ch.mu.Lock()
 	byGateway := faulted(ch.gwFaults[gw], from, to)
@@ -1007,6 +1012,10 @@ func (ch *chaos) writeFailed(op, key string, gw int, phase string, from, to time
 	ch.mu.Lock()
 	defer ch.mu.Unlock()
 	r := fmt.Sprintf("%s %s via %s in phase %s with %v out: %s", op, key, ch.gwName(gw), phase, out, code)
+	if apiMessage(err) == gateway.SupersededMessage {
+		ch.refusedByRace = append(ch.refusedByRace, r)
+		return
+	}
 	if faulted(ch.changes, from, to) {
 		ch.refusedByChange = append(ch.refusedByChange, r+" (a map change meanwhile)")
 		return
@@ -1136,7 +1145,8 @@ type furtherDownResult struct {
 }
 
 // checkFurtherDown reads back, through gateway 0, every object whose
-// current version was written while some of its nodes were out, with p
+// current version was written by an acknowledged write while some of its
+// nodes were out, with p
 // further nodes of it down: nodes that were up during that write and so
 // hold its shards. Objects that share those p nodes are read in one
 // round; each round kills the nodes, reads, and restarts them. The reads
@@ -1161,16 +1171,22 @@ func (ch *chaos) checkFurtherDown(ctx context.Context, bucket string) {
 			continue
 		}
 		var w interval
+		acked := false
 		for _, op := range ch.hist.Writes(key) {
 			if op.Kind == proctest.Put && op.Value == v {
 				w = interval{from: ch.hist.Time(op.Call), to: ch.hist.Time(op.Return)}
-				if op.Outcome != proctest.OK {
-					// A failed write may still commit at any
-					// time later (its gateway stopped with it,
-					// say): any node out meanwhile may lack it.
-					w.to = ch.faultsEnd
-				}
+				acked = op.Outcome == proctest.OK
 			}
+		}
+		// Only an acknowledged write promises to survive p further
+		// failures: it committed on its quorum. A write the client
+		// gave up on (timed out, or answered with an error) may have
+		// committed, then or later, on fewer nodes than its quorum and
+		// still be read as current (readers serve a plain version from
+		// d holders); it never carried that promise, so it is not
+		// checked.
+		if !acked {
+			continue
 		}
 		out := ch.unavailable(key, 0, w.from, w.to, []interval{w})
 		if len(out) == 0 {
@@ -1321,6 +1337,10 @@ func (ch *chaos) report(v proctest.Verdict) {
 	for _, r := range ch.refusedByChange[:min(len(ch.refusedByChange), 5)] {
 		fmt.Fprintf(&b, "    %s\n", r)
 	}
+	fmt.Fprintf(&b, "  and refused because a concurrent write of the key won: %d\n", len(ch.refusedByRace))
+	for _, r := range ch.refusedByRace[:min(len(ch.refusedByRace), 5)] {
+		fmt.Fprintf(&b, "    %s\n", r)
+	}
 	fd := ch.furtherDown
 	fmt.Fprintf(&b, "  objects written while nodes were out, read with p further nodes down: %d in %d rounds, %d unreadable\n",
 		fd.objects, fd.rounds, len(fd.lost))
@@ -1333,7 +1353,7 @@ func (ch *chaos) report(v proctest.Verdict) {
 	fmt.Fprintf(&b, "  %s\n", v.Summary())
 	t.Log(b.String())
 	if strictRefusals() && len(ch.refused)+len(fd.lost) > 0 {
-		t.Errorf("%d writes refused with at most p nodes out, %d objects unreadable with p further nodes down (KINTSUGI_CHAOS_REFUSALS=strict)",
+		t.Errorf("%d writes refused with at most p nodes out, %d objects unreadable with p further nodes down (KINTSUGI_CHAOS_REFUSALS=log only logs them)",
 			len(ch.refused), len(fd.lost))
 	}
 	for _, s := range ch.bad {

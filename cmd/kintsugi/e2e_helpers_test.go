@@ -163,6 +163,15 @@ func apiCode(err error) string {
 	return ""
 }
 
+// apiMessage returns the S3 error message of a failed SDK call, or "".
+func apiMessage(err error) string {
+	var ae smithy.APIError
+	if errors.As(err, &ae) {
+		return ae.ErrorMessage()
+	}
+	return ""
+}
+
 // httpStatus returns the HTTP status of a failed SDK call, or 0.
 func httpStatus(err error) int {
 	var re interface{ HTTPStatusCode() int }

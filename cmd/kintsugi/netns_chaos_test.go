@@ -37,9 +37,11 @@ import (
 // the lost leader or quorum, and change nothing, while one asked on the
 // majority's side commits; after healing every node holds the majority's
 // map. The checks are TestChaos's: linearizability, no wrong bytes, no
-// failed read with at most p of the object's nodes out of reach. About
-// five minutes; part of make chaos (KINTSUGI_CHAOS set), with the same
-// KINTSUGI_CHAOS_SEED, _PHASES, _CLOCKS and _LOGS.
+// failed read with at most p of the object's nodes out of reach, no write
+// refused with at most p of them out, and every acknowledged write made
+// while some were out readable with p further down. About five minutes;
+// part of make chaos (KINTSUGI_CHAOS set), with the same
+// KINTSUGI_CHAOS_SEED, _PHASES, _CLOCKS, _LOGS and _REFUSALS.
 func TestNetnsChaos(t *testing.T) {
 	if os.Getenv("KINTSUGI_CHAOS") == "" {
 		t.Skip("part of the chaos run: KINTSUGI_CHAOS=1 (make chaos)")

@@ -571,9 +571,9 @@ func (s *Store) commitShardless(ctx context.Context, m *placement.Map, placed []
 	if wq < m.WriteQuorum {
 		meta.Quorum = wq
 	}
-	meta, to := s.commitAndHint(ctx, ms, ms, meta, wq)
+	meta, to, refused := s.commitAndHint(ctx, ms, ms, meta, wq)
 	if len(to) < wq {
-		return meta, kerr.E(op, kerr.Unavailable, quorumErr("manifest committed on %d of %d nodes, need %d", len(to), len(ms), wq))
+		return meta, kerr.E(op, kerr.Unavailable, commitErr(len(to), refused, wq, "manifest committed on %d of %d nodes, need %d", len(to), len(ms), wq))
 	}
 	return meta, nil
 }

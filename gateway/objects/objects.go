@@ -19,6 +19,13 @@ var (
 	ErrInvalidRange    = errors.New("range not satisfiable")
 	ErrInvalidArgument = errors.New("invalid argument")
 
+	// ErrSuperseded is wrapped, with ErrQuorum, by a write whose commit
+	// missed its quorum only because nodes refused it as holding a newer
+	// version of the key: a concurrent write of the key won the race.
+	// The nodes were there; the write run again, under a new version,
+	// can succeed at once.
+	ErrSuperseded = errors.New("a concurrent write of the key with a newer version won")
+
 	// Multipart uploads.
 	ErrNoSuchUpload     = errors.New("no such multipart upload")
 	ErrInvalidPart      = errors.New("a listed part is missing or its ETag or checksum does not match")

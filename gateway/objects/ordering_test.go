@@ -3,6 +3,7 @@ package objects
 import (
 	"bytes"
 	"context"
+	"errors"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -173,5 +174,66 @@ func TestPartlyRefusedCommitIsNotRetried(t *testing.T) {
 		if rec := c.nodes[pn.ID].Committed(testBucket, "k"); rec == nil || rec.Version > newer {
 			t.Errorf("node %s holds %+v, want nothing above the concurrent %s", pn.ID, rec, newer)
 		}
+	}
+}
+
+// TestCommitShortfallCause: a write whose commit misses its quorum only
+// because nodes refused it as holding a newer version (a concurrent write
+// of the key won) fails with ErrSuperseded inside ErrQuorum; one that
+// would have missed it without the refusals, because nodes failed, fails
+// with ErrQuorum alone. Either way it is not acknowledged.
+func TestCommitShortfallCause(t *testing.T) {
+	newer := newULID(ulid.Timestamp(testNow.Add(5 * time.Second))).String()
+	tests := []struct {
+		name       string
+		del        bool   // the write is a delete marker
+		version    string // of the concurrent write landing on newerOn
+		newerOn    []int  // shards whose nodes get the concurrent write first
+		dropOn     []int  // shards whose nodes fail the commit
+		superseded bool
+	}{
+		{name: "half refuse", version: newer, newerOn: []int{3, 4, 5}, superseded: true},
+		{name: "all refuse, retry refused", version: maxVersion, newerOn: []int{0, 1, 2, 3, 4, 5}, superseded: true},
+		{name: "one refuses, one fails", version: newer, newerOn: []int{5}, dropOn: []int{4}, superseded: true},
+		{name: "delete marker, half refuse", del: true, version: newer, newerOn: []int{0, 1, 2}, superseded: true},
+		{name: "two fail", dropOn: []int{4, 5}},
+		{name: "one refuses, two fail", version: newer, newerOn: []int{5}, dropOn: []int{3, 4}},
+		{name: "delete marker, two fail", del: true, dropOn: []int{0, 1}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c := newCluster(t, 6, 4, 2)
+			if wq := c.s.Map().WriteQuorum; wq != 5 {
+				t.Fatalf("write quorum %d, the cases assume 5", wq)
+			}
+			c.put("k", payload(100, 1))
+			placed := c.s.Map().PlaceKey(testBucket, "k")
+			for _, i := range tc.newerOn {
+				n := c.nodes[placed[i].ID]
+				var seeded atomic.Bool
+				n.Edit(func(st *nodetest.State) {
+					st.BeforeCommit = func(client.ObjectMeta) {
+						if seeded.CompareAndSwap(false, true) {
+							if _, err := n.Commit(context.Background(), client.ObjectMeta{Bucket: testBucket, Key: "k", Version: tc.version, Deleted: true}); err != nil {
+								t.Error(err)
+							}
+						}
+					}
+				})
+			}
+			for _, i := range tc.dropOn {
+				c.nodes[placed[i].ID].Edit(func(st *nodetest.State) { st.DropCommit = true })
+			}
+			var err error
+			if tc.del {
+				err = c.s.DeleteObject(context.Background(), testBucket, "k")
+			} else {
+				_, err = c.s.PutObject(context.Background(), PutInput{Bucket: testBucket, Key: "k", Size: 5000, Body: bytes.NewReader(payload(5000, 2))})
+			}
+			wantErr(t, err, ErrQuorum, kerr.Unavailable)
+			if got := errors.Is(err, ErrSuperseded); got != tc.superseded {
+				t.Errorf("error %v: ErrSuperseded %v, want %v", err, got, tc.superseded)
+			}
+		})
 	}
 }

@@ -217,11 +217,11 @@ func (s *Store) putObject(ctx context.Context, in PutInput) (ObjectInfo, error) 
 	if in.target == "" {
 		setVersioning(&meta, newerState(binfo, w.bucket))
 	}
-	meta, holders := s.commitAndHint(ctx, placed, targets, meta, wq)
+	meta, holders, refused := s.commitAndHint(ctx, placed, targets, meta, wq)
 	unlock()
 	if len(holders) < wq {
 		s.metrics.quorumFailed()
-		return ObjectInfo{}, kerr.E(op, kerr.Unavailable, quorumErr("committed %d of %d shards, need %d", len(holders), n, wq))
+		return ObjectInfo{}, kerr.E(op, kerr.Unavailable, commitErr(len(holders), refused, wq, "committed %d of %d shards, need %d", len(holders), n, wq))
 	}
 	s.metrics.wrote(meta.Data, m.DataShards)
 	info := infoOf(meta)

@@ -176,11 +176,12 @@ wait:
 // version on some of them without being readable itself, costing both.
 // Staged shards of nodes that refused the last attempt are aborted. late
 // is called as commitQuorum's, with the metadata of the attempt it
-// belongs to.
-func (s *Store) commitWrite(ctx context.Context, targets []member, meta client.ObjectMeta, wq int, late func(meta client.ObjectMeta, i int, committed []bool)) (_ client.ObjectMeta, committed, answered []bool) {
+// belongs to. refused is how many nodes refused the last attempt as
+// holding a newer version.
+func (s *Store) commitWrite(ctx context.Context, targets []member, meta client.ObjectMeta, wq int, late func(meta client.ObjectMeta, i int, committed []bool)) (_ client.ObjectMeta, committed, answered []bool, refused int) {
 	first := meta
 	committed, answered, newer := s.commitQuorum(ctx, targets, meta, wq, func(i int, committed []bool) { late(first, i, committed) })
-	refused := func() []member {
+	refusers := func() []member {
 		var out []member
 		for i, v := range newer {
 			if v != "" {
@@ -189,7 +190,7 @@ func (s *Store) commitWrite(ctx context.Context, targets []member, meta client.O
 		}
 		return out
 	}
-	if again := refused(); count(committed) == 0 && len(again) >= wq {
+	if again := refusers(); count(committed) == 0 && len(again) >= wq {
 		// The refusals fed the clock: the new version is above them.
 		meta.Version = s.newVersion()
 		if !first.Deleted && len(first.Parts) == 0 {
@@ -207,9 +208,9 @@ func (s *Store) commitWrite(ctx context.Context, targets []member, meta client.O
 		committed, answered, newer = s.commitQuorum(ctx, retry, meta, wq, func(i int, committed []bool) { late(second, i, committed) })
 	}
 	if !meta.Deleted && len(meta.Parts) == 0 {
-		s.abort(ctx, refused(), meta.Bucket, meta.Key, meta.StageVersion())
+		s.abort(ctx, refusers(), meta.Bucket, meta.Key, meta.StageVersion())
 	}
-	return meta, committed, answered
+	return meta, committed, answered, len(refusers())
 }
 
 // commitAndHint commits meta as commitWrite does and leaves a "missing"
@@ -217,9 +218,10 @@ func (s *Store) commitWrite(ctx context.Context, targets []member, meta client.O
 // without committing it, and (when the commit ends) for each whose commit
 // was still running and failed. placed is the write's nodes by shard
 // index; targets the same with the members not to commit left zero. It
-// returns the metadata committed and the members that hold it, which the
-// caller compares with wq.
-func (s *Store) commitAndHint(ctx context.Context, placed, targets []member, meta client.ObjectMeta, wq int) (client.ObjectMeta, []member) {
+// returns the metadata committed, the members that hold it, which the
+// caller compares with wq, and how many refused it as holding a newer
+// version (for commitErr).
+func (s *Store) commitAndHint(ctx context.Context, placed, targets []member, meta client.ObjectMeta, wq int) (client.ObjectMeta, []member, int) {
 	// A delete marker or a manifest has no shard of its own.
 	shardless := meta.Deleted || len(meta.Parts) > 0
 	missing := func(meta client.ObjectMeta, i int) client.Hint {
@@ -241,7 +243,7 @@ func (s *Store) commitAndHint(ctx context.Context, placed, targets []member, met
 		}
 		return out
 	}
-	meta, committed, answered := s.commitWrite(ctx, targets, meta, wq, func(meta client.ObjectMeta, i int, committed []bool) {
+	meta, committed, answered, refused := s.commitWrite(ctx, targets, meta, wq, func(meta client.ObjectMeta, i int, committed []bool) {
 		s.sendHints(ctx, holdersOf(committed), []client.Hint{missing(meta, i)})
 	})
 	holders := holdersOf(committed)
@@ -253,5 +255,5 @@ func (s *Store) commitAndHint(ctx context.Context, placed, targets []member, met
 		}
 	}
 	s.sendHints(ctx, holders, hints)
-	return meta, holders
+	return meta, holders, refused
 }

@@ -312,6 +312,24 @@ func quorumErr(format string, args ...any) error {
 	return fmt.Errorf("%w: %s", ErrQuorum, fmt.Sprintf(format, args...))
 }
 
+// commitErr is the error of a commit that held, of wq nodes needed,
+// committed, while refused nodes answered that they hold a newer version
+// of the key. When those refusals alone cost the quorum (held+refused >=
+// wq) the write lost a race with a concurrent write of the key, not its
+// nodes, and the error wraps ErrSuperseded as well as ErrQuorum. The
+// refusal itself stands: a node holding a newer version never counts
+// (docs/ordering.md).
+func commitErr(held, refused, wq int, format string, args ...any) error {
+	detail := fmt.Sprintf(format, args...)
+	if refused > 0 {
+		detail += fmt.Sprintf("; %d refused as holding a newer version", refused)
+	}
+	if held+refused >= wq {
+		return fmt.Errorf("%w: %w: %s", ErrQuorum, ErrSuperseded, detail)
+	}
+	return fmt.Errorf("%w: %s", ErrQuorum, detail)
+}
+
 // validName rejects bucket names and keys the nodes could never store, so
 // that they fail as the caller's mistake rather than as a lost quorum.
 // S3 naming rules are the S3 layer's business.
