@@ -42,12 +42,25 @@ image:
 run: build
 	./$(BIN) dev --data ./data
 
-# Packages run one at a time (-p 1): the multi-process suites assert
-# latencies (hedged reads, failover) that a second package's tests sharing
-# the two cores would distort. It costs about two minutes.
+# The multi-process suites of ./cmd/kintsugi assert latencies (hedged
+# reads, failover) that another package's tests sharing the two cores
+# would distort: they run last and alone. The other packages run two at a
+# time before them (their builds too). Both runs go to the end; the target
+# fails if either did.
+E2E_PKG := ./cmd/kintsugi
 test:
 	$(GO) vet $(PKGS)
-	$(GO) test -race -p 1 -timeout $(TEST_TIMEOUT) $(PKGS)
+	@pkgs=$$($(GO) list $(PKGS)) && e2e=$$($(GO) list $(E2E_PKG)) || exit 1; \
+	rest=$$(printf '%s\n' $$pkgs | grep -vx "$$e2e"); status=0; \
+	if [ -n "$$rest" ]; then \
+		echo "$(GO) test -race -p 2 -timeout $(TEST_TIMEOUT) <every package but $(E2E_PKG)>"; \
+		$(GO) test -race -p 2 -timeout $(TEST_TIMEOUT) $$rest || status=1; \
+	fi; \
+	if printf '%s\n' $$pkgs | grep -qx "$$e2e"; then \
+		echo "$(GO) test -race -p 1 -timeout $(TEST_TIMEOUT) $(E2E_PKG)"; \
+		$(GO) test -race -p 1 -timeout $(TEST_TIMEOUT) $(E2E_PKG) || status=1; \
+	fi; \
+	exit $$status
 	# Allocation counts mean nothing under -race (sync.Pool drops items at
 	# random there): the tests that assert them run once more without it.
 	$(GO) test -count=1 -run 'Allocs$$' ./codec

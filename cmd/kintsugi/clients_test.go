@@ -64,6 +64,10 @@ func TestClientScripts(t *testing.T) {
 	}
 	for _, s := range clientSessions {
 		t.Run(s.name, func(t *testing.T) {
+			// The sessions work in buckets of their own and assert no
+			// timing: they share the cluster at once, which halves the
+			// test's time (the aws cli's is mostly its start-up, per call).
+			t.Parallel()
 			if !available[s.name] {
 				msg := "\n\n" + strings.Repeat("*", 72) + "\n*** " + s.name + " is not installed: its client session did NOT run.\n" +
 					"*** Install it with: apt-get install -y " + s.pkg + "\n" + strings.Repeat("*", 72) + "\n"

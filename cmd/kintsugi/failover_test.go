@@ -104,9 +104,9 @@ func TestFailover(t *testing.T) {
 	})
 
 	// A GET whose data shard sits on a stopped (SIGSTOP) node completes
-	// within twice the healthy p99: the stalled fetch is hedged with a
-	// parity fetch after the node's p95, and the stat it never answers is
-	// not waited for.
+	// within twice the healthy p99 plus 100 ms: the stalled fetch is
+	// hedged with a parity fetch after the node's p95, and the stat it
+	// never answers is not waited for.
 	t.Run("HedgedReadStoppedNode", func(t *testing.T) {
 		const slow, size = "n4", 4 << 20
 		var keys []string
@@ -121,14 +121,19 @@ func TestFailover(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
+		var sums [][32]byte
+		for i := range keys {
+			sums = append(sums, genSum(int64(100+i), size))
+		}
 		get := func(i int) time.Duration {
 			t.Helper()
 			start := time.Now()
 			sum, _, err := getSum(ctx, cl, bucket, keys[i])
-			if err != nil || sum != genSum(int64(100+i), size) {
+			d := time.Since(start)
+			if err != nil || sum != sums[i] {
 				t.Fatalf("get %s: %v", keys[i], err)
 			}
-			return time.Since(start)
+			return d
 		}
 		var healthy []time.Duration
 		for range 4 {
@@ -149,8 +154,13 @@ func TestFailover(t *testing.T) {
 		t.Logf("GET of %d MiB: healthy p50 %v p99 %v; with a stopped data node p50 %v p99 %v",
 			size>>20, percentile(healthy, 0.5).Round(time.Millisecond), hp99.Round(time.Millisecond),
 			percentile(stopped, 0.5).Round(time.Millisecond), sp99.Round(time.Millisecond))
-		if sp99 > 2*hp99 {
-			t.Fatalf("p99 with a stopped node %v exceeds twice the healthy p99 %v", sp99, hp99)
+		// The slack is what the bound always allowed: the timings used to
+		// include generating the expected 4 MiB under the race detector,
+		// about 100 ms in both. A GET that waited for the stopped node
+		// would take seconds (the call and stall timeouts).
+		const slack = 100 * time.Millisecond
+		if sp99 > 2*hp99+slack {
+			t.Fatalf("p99 with a stopped node %v exceeds twice the healthy p99 %v plus %v", sp99, hp99, slack)
 		}
 		gw.waitNodeState(t, slow, "up", 10*time.Second)
 	})
