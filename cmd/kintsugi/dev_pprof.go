@@ -30,3 +30,17 @@ func pprofServer(addr string, logger *slog.Logger) (*server, error) {
 	}
 	return srv, nil
 }
+
+// withPprof adds the profile server to servers and its address to the
+// ready line's kv when addr is set (the --pprof flag of storagenode and
+// gateway); with addr empty it returns them unchanged.
+func withPprof(addr string, logger *slog.Logger, servers []*server, kv []string) ([]*server, []string, error) {
+	if addr == "" {
+		return servers, kv, nil
+	}
+	psrv, err := pprofServer(addr, logger)
+	if err != nil {
+		return servers, kv, err
+	}
+	return append(servers, psrv), append(kv, "pprof", psrv.Addr()), nil
+}

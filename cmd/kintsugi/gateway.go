@@ -79,13 +79,8 @@ func runGateway(ctx context.Context, env *environ, args []string) error {
 		kv = append(kv, "metrics", msrv.Addr())
 		env.logger.Info("serving the console", "url", "http://"+msrv.Addr()+"/")
 	}
-	if *pprofAddr != "" {
-		psrv, err := pprofServer(*pprofAddr, env.logger)
-		if err != nil {
-			return err
-		}
-		servers = append(servers, psrv)
-		kv = append(kv, "pprof", psrv.Addr())
+	if servers, kv, err = withPprof(*pprofAddr, env.logger, servers, kv); err != nil {
+		return err
 	}
 	go watchMap(ctx, env.logger, *clusterFile, *poll, f.store)
 	f.start(ctx, env, sf)

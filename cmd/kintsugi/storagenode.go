@@ -89,13 +89,8 @@ func runStorageNode(ctx context.Context, env *environ, args []string) error {
 		servers = append(servers, msrv)
 		kv = append(kv, "metrics", msrv.Addr())
 	}
-	if *pprofAddr != "" {
-		psrv, err := pprofServer(*pprofAddr, env.logger)
-		if err != nil {
-			return err
-		}
-		servers = append(servers, psrv)
-		kv = append(kv, "pprof", psrv.Addr())
+	if servers, kv, err = withPprof(*pprofAddr, env.logger, servers, kv); err != nil {
+		return err
 	}
 	ready(env, "storagenode", srv.Addr(), kv...)
 	return serveAll(ctx, env.logger, servers...)
