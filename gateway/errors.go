@@ -66,6 +66,13 @@ var s3Codes = map[string]struct {
 // message tells it from a shortfall of storage nodes.
 const SupersededMessage = "A concurrent write of this key with a newer version won; this write was not applied. Please try again."
 
+// MapChangedMessage is the S3 error message of a write that nodes refused
+// because the cluster map changed while it ran (objects.ErrMapChanged):
+// its nodes hold a newer map than the write was made under. Like
+// SupersededMessage it keeps ServiceUnavailable, which SDKs retry, and
+// says that the nodes were not out; the gateway has the new map by then.
+const MapChangedMessage = "The cluster map changed during this write; it was not applied. Please try again."
+
 // errorMap is the one table from Backend errors to S3 codes. Rows are tried
 // in order: sentinels first, because they are more precise than the kind
 // that wraps them.
@@ -84,6 +91,7 @@ var errorMap = []struct {
 	{is: objects.ErrBucketNotEmpty, code: "BucketNotEmpty"},
 	{is: objects.ErrIncompleteBody, code: "IncompleteBody"},
 	{is: objects.ErrSuperseded, code: "ServiceUnavailable", message: SupersededMessage},
+	{is: objects.ErrMapChanged, code: "ServiceUnavailable", message: MapChangedMessage},
 	{is: objects.ErrQuorum, code: "ServiceUnavailable"},
 	{is: objects.ErrInvalidRange, code: "InvalidRange"},
 	{is: objects.ErrNoSuchUpload, code: "NoSuchUpload"},

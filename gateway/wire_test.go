@@ -594,9 +594,10 @@ func TestPutChunkedTrailerMismatch(t *testing.T) {
 	}
 }
 
-// A write that lost its commit quorum to a concurrent write of the key
-// answers 503 ServiceUnavailable, which SDKs retry, like a lost quorum,
-// but with a message that says the nodes were not the cause.
+// A write that lost its commit quorum to a concurrent write of the key,
+// or to a cluster map change, answers 503 ServiceUnavailable, which SDKs
+// retry, like a lost quorum, but with a message that says the nodes were
+// not the cause.
 func TestWireCommitShortfallMessage(t *testing.T) {
 	const nodesMsg = "Not enough storage nodes are available to serve the request. Please try again."
 	tests := []struct {
@@ -606,6 +607,7 @@ func TestWireCommitShortfallMessage(t *testing.T) {
 	}{
 		{"nodes down", fmt.Errorf("%w: committed 3 of 6 shards, need 5", objects.ErrQuorum), nodesMsg},
 		{"concurrent write won", fmt.Errorf("%w: %w: committed 3 of 6 shards, need 5; 3 refused as holding a newer version", objects.ErrQuorum, objects.ErrSuperseded), SupersededMessage},
+		{"map changed", fmt.Errorf("%w: %w: committed 0 of 6 shards, need 5; 5 refused as holding a newer cluster map", objects.ErrQuorum, objects.ErrMapChanged), MapChangedMessage},
 	}
 	h := newHarness(t, false, nil)
 	h.fake.put("race", "seed", "x")

@@ -990,7 +990,11 @@ func strictRefusals() bool { return os.Getenv("KINTSUGI_CHAOS_REFUSALS") != "log
 // key with a newer version won (gateway.SupersededMessage, which the
 // gateway answers only when the nodes' "newer version" refusals alone
 // cost the quorum) is listed apart: linearizability lets one of two
-// concurrent writes fail, and nodes being out did not cause it.
+// concurrent writes fail, and nodes being out did not cause it. One that
+// says the cluster map changed during the write (gateway.MapChangedMessage,
+// answered only when the nodes' stale-map refusals alone cost the quorum)
+// is listed with those made while a map change ran: a gateway cut off
+// from the cluster learns a new map late, well after the change's window.
 func (ch *chaos) writeFailed(op, key string, gw int, phase string, from, to time.Time, err error) {
 	ch.mu.Lock()
 	byGateway := faulted(ch.gwFaults[gw], from, to)
@@ -1014,6 +1018,10 @@ func (ch *chaos) writeFailed(op, key string, gw int, phase string, from, to time
 	r := fmt.Sprintf("%s %s via %s in phase %s with %v out: %s", op, key, ch.gwName(gw), phase, out, code)
 	if apiMessage(err) == gateway.SupersededMessage {
 		ch.refusedByRace = append(ch.refusedByRace, r)
+		return
+	}
+	if apiMessage(err) == gateway.MapChangedMessage {
+		ch.refusedByChange = append(ch.refusedByChange, r+" (the nodes held a newer map)")
 		return
 	}
 	if faulted(ch.changes, from, to) {

@@ -124,7 +124,7 @@ func (s *Store) deleteKeyIn(ctx context.Context, bucket, key string, state clien
 	marker, to, refused := s.commitAndHint(ctx, placed, placed, marker, wq)
 	unlock()
 	if len(to) < wq {
-		return nil, nil, kerr.E(op, kerr.Unavailable, commitErr(len(to), refused, wq, "delete marker committed on %d of %d nodes, need %d", len(to), n, wq))
+		return nil, nil, kerr.E(op, kerr.Unavailable, shortfallErr(len(to), refused, wq, "delete marker committed on %d of %d nodes, need %d", len(to), n, wq))
 	}
 	return old, &marker, nil
 }

@@ -3,16 +3,20 @@ package objects
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/kintsugi-store/kintsugi/internal/kerr"
 	"github.com/kintsugi-store/kintsugi/internal/testcluster"
 	"github.com/kintsugi-store/kintsugi/placement"
 	"github.com/kintsugi-store/kintsugi/scrubber"
 	"github.com/kintsugi-store/kintsugi/storagenode/client"
+	"github.com/kintsugi-store/kintsugi/storagenode/nodetest"
 )
 
 // realNodes starts n storage nodes served over httptest and returns a map
@@ -177,5 +181,113 @@ func TestStaleMapGatewayPutLandsOnNewPlacement(t *testing.T) {
 	var buf bytes.Buffer
 	if err := obj.WriteRange(ctx, &buf, 0, obj.Info().Size); err != nil || !bytes.Equal(buf.Bytes(), data) {
 		t.Fatalf("read back: %d bytes, %v", buf.Len(), err)
+	}
+}
+
+// mapChangeNode is a node whose map changes, while armed, just before it
+// takes a commit: it is given a map one epoch newer than the commit's
+// fence, the same placement, so it refuses the commit as a node does that
+// learned a new map between a write's stage and its commit.
+type mapChangeNode struct {
+	client.Node
+	base  *placement.Map
+	armed *atomic.Bool
+}
+
+func (n mapChangeNode) Commit(ctx context.Context, meta client.ObjectMeta) (client.Record, error) {
+	if f := client.FenceOf(ctx); f != nil && n.armed.Load() {
+		m := *n.base
+		m.Epoch = f.Epoch() + 1
+		if err := n.Node.PutMap(context.Background(), &m); err != nil {
+			return client.Record{}, err
+		}
+	}
+	return n.Node.Commit(ctx, meta)
+}
+
+// TestWriteShortfallMapChanged: a write whose stage or commit misses its
+// quorum only because nodes refused it as made under an older map (added
+// to those that staged or committed, they would have made it) fails with
+// ErrMapChanged inside ErrQuorum; one that nodes failing would have
+// failed anyway fails with ErrQuorum alone. The PUTs are longer than one
+// stripe, so they are not run again under the new map.
+func TestWriteShortfallMapChanged(t *testing.T) {
+	tests := []struct {
+		name        string
+		write       string // "put", "delete" or "complete"
+		stageStale  []int  // shards whose nodes hold a newer map before the write
+		stageDown   []int  // shards whose nodes fail the stage
+		commitStale []int  // shards whose nodes take a newer map at commit
+		dropOn      []int  // shards whose nodes fail the commit
+		changed     bool
+	}{
+		{name: "commit, five refuse", write: "put", commitStale: []int{1, 2, 3, 4, 5}, changed: true},
+		{name: "commit, one refuses, one fails", write: "put", commitStale: []int{5}, dropOn: []int{4}, changed: true},
+		{name: "commit, one refuses, two fail", write: "put", commitStale: []int{5}, dropOn: []int{3, 4}},
+		{name: "commit, two fail", write: "put", dropOn: []int{4, 5}},
+		{name: "stage, two refuse", write: "put", stageStale: []int{0, 1}, changed: true},
+		{name: "stage, one refuses, one fails", write: "put", stageStale: []int{0}, stageDown: []int{1}, changed: true},
+		{name: "stage, one refuses, two fail", write: "put", stageStale: []int{0}, stageDown: []int{1, 2}},
+		{name: "delete marker, two refuse", write: "delete", commitStale: []int{0, 1}, changed: true},
+		{name: "delete marker, one refuses, two fail", write: "delete", commitStale: []int{0}, dropOn: []int{1, 2}},
+		{name: "multipart completion, all refuse", write: "complete", commitStale: []int{0, 1, 2, 3, 4, 5}, changed: true},
+		{name: "multipart completion, one refuses, two fail", write: "complete", commitStale: []int{0}, dropOn: []int{1, 2}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := context.Background()
+			armed := make(map[string]*atomic.Bool)
+			c := newCluster(t, 6, 4, 2, func(cfg *Config) {
+				dial, base := cfg.Dial, cfg.Map
+				cfg.Dial = func(pn placement.Node) client.Node {
+					armed[pn.ID] = new(atomic.Bool)
+					return mapChangeNode{Node: dial(pn), base: base, armed: armed[pn.ID]}
+				}
+			})
+			if wq := c.s.Map().WriteQuorum; wq != 5 {
+				t.Fatalf("write quorum %d, the cases assume 5", wq)
+			}
+			c.put("k", payload(100, 1))
+			var upload string
+			var parts []CompletePart
+			if tc.write == "complete" {
+				upload = c.create("k")
+				parts = complete(c.putPart("k", upload, 1, payload(1000, 3)))
+			}
+			placed := c.s.Map().PlaceKey(testBucket, "k")
+			newer := *c.s.Map()
+			newer.Epoch++
+			for _, i := range tc.stageStale {
+				if err := c.nodes[placed[i].ID].PutMap(ctx, &newer); err != nil {
+					t.Fatal(err)
+				}
+			}
+			for _, i := range tc.stageDown {
+				c.nodes[placed[i].ID].SetDown("stage", true)
+			}
+			for _, i := range tc.commitStale {
+				armed[placed[i].ID].Store(true)
+			}
+			for _, i := range tc.dropOn {
+				c.nodes[placed[i].ID].Edit(func(st *nodetest.State) { st.DropCommit = true })
+			}
+			var err error
+			switch tc.write {
+			case "put":
+				size := 3*4*testBlock + 100 // three stripes and a bit
+				_, err = c.s.PutObject(ctx, PutInput{Bucket: testBucket, Key: "k", Size: int64(size), Body: bytes.NewReader(payload(size, 2))})
+			case "delete":
+				err = c.s.DeleteObject(ctx, testBucket, "k")
+			case "complete":
+				_, err = c.s.CompleteUpload(ctx, CompleteInput{Bucket: testBucket, Key: "k", UploadID: upload, Parts: parts})
+			}
+			wantErr(t, err, ErrQuorum, kerr.Unavailable)
+			if got := errors.Is(err, ErrMapChanged); got != tc.changed {
+				t.Errorf("error %v: ErrMapChanged %v, want %v", err, got, tc.changed)
+			}
+			if errors.Is(err, ErrSuperseded) {
+				t.Errorf("error %v: ErrSuperseded, want not", err)
+			}
+		})
 	}
 }

@@ -573,7 +573,7 @@ func (s *Store) commitShardless(ctx context.Context, m *placement.Map, placed []
 	}
 	meta, to, refused := s.commitAndHint(ctx, ms, ms, meta, wq)
 	if len(to) < wq {
-		return meta, kerr.E(op, kerr.Unavailable, commitErr(len(to), refused, wq, "manifest committed on %d of %d nodes, need %d", len(to), len(ms), wq))
+		return meta, kerr.E(op, kerr.Unavailable, shortfallErr(len(to), refused, wq, "manifest committed on %d of %d nodes, need %d", len(to), len(ms), wq))
 	}
 	return meta, nil
 }

@@ -26,6 +26,13 @@ var (
 	// can succeed at once.
 	ErrSuperseded = errors.New("a concurrent write of the key with a newer version won")
 
+	// ErrMapChanged is wrapped, with ErrQuorum, by a write whose stage or
+	// commit missed its quorum only because nodes refused it as made
+	// under an older cluster map than theirs (docs/fencing.md): the map
+	// changed while the write ran. The nodes were there; the write run
+	// again, under the new map the gateway has installed, can succeed.
+	ErrMapChanged = errors.New("the cluster map changed during the write")
+
 	// Multipart uploads.
 	ErrNoSuchUpload     = errors.New("no such multipart upload")
 	ErrInvalidPart      = errors.New("a listed part is missing or its ETag or checksum does not match")

@@ -221,7 +221,7 @@ func (s *Store) putObject(ctx context.Context, in PutInput) (ObjectInfo, error) 
 	unlock()
 	if len(holders) < wq {
 		s.metrics.quorumFailed()
-		return ObjectInfo{}, kerr.E(op, kerr.Unavailable, commitErr(len(holders), refused, wq, "committed %d of %d shards, need %d", len(holders), n, wq))
+		return ObjectInfo{}, kerr.E(op, kerr.Unavailable, shortfallErr(len(holders), refused, wq, "committed %d of %d shards, need %d", len(holders), n, wq))
 	}
 	s.metrics.wrote(meta.Data, m.DataShards)
 	info := infoOf(meta)
@@ -327,12 +327,24 @@ func (s *Store) stageAll(ctx context.Context, m *placement.Map, placed []member,
 	}
 	w := staging{enc: enc, etag: hex.EncodeToString(sum.Sum(nil)), staged: make([]bool, n)}
 	nstaged := 0
+	// failed counts the shards lost for their node's sake (skipped ones
+	// too): not refused for a newer map, nor cut off by this write once
+	// its quorum was lost, when they might have staged.
+	failed := sh.down
+	var refused refusals
 	var dropped []member
 	for i, st := range streams {
 		if st == nil {
 			continue
 		}
 		ref, err := st.wait()
+		cut := errors.Is(st.failure(), errQuorumLost) && cutOff(err)
+		switch {
+		case errors.Is(err, client.ErrStaleMap):
+			refused.staleMap++
+		case err != nil && !cut:
+			failed++
+		}
 		switch {
 		case encErr != nil:
 		case err != nil:
@@ -356,15 +368,28 @@ func (s *Store) stageAll(ctx context.Context, m *placement.Map, placed []member,
 	}
 	if encErr != nil {
 		s.abort(ctx, placed, in.Bucket, in.Key, version)
+		if errors.Is(body.err, errQuorumLost) {
+			// The streams cut off when the quorum was lost might have
+			// staged: only the failed ones and the refusals count.
+			held := n - failed - refused.staleMap
+			return staging{}, kerr.E(op, kerr.Unavailable, shortfallErr(held, refused, wq, "more than %d of %d shard streams failed", n-wq, n))
+		}
 		return staging{}, putBodyErr(op, body.err, encErr, n, wq)
 	}
 	if nstaged < wq {
 		s.abort(ctx, placed, in.Bucket, in.Key, version)
-		return staging{}, kerr.E(op, kerr.Unavailable, quorumErr("staged %d of %d shards, need %d", nstaged, n, wq))
+		return staging{}, kerr.E(op, kerr.Unavailable, shortfallErr(nstaged, refused, wq, "staged %d of %d shards, need %d", nstaged, n, wq))
 	}
 	// What a dropped node may have kept must never be rolled forward.
 	s.abort(ctx, dropped, in.Bucket, in.Key, version)
 	return w, nil
+}
+
+// cutOff reports whether err, a stage's answer, is what cutting its
+// stream off causes (its ctx cancelled, its body closed), rather than the
+// node's own failure.
+func cutOff(err error) bool {
+	return errors.Is(err, errQuorumLost) || errors.Is(err, context.Canceled) || errors.Is(err, io.ErrClosedPipe)
 }
 
 // putBodyErr classifies a failed Encode: the body reader's own verdict if it
@@ -674,6 +699,16 @@ func (st *stageStream) fail(err error) {
 		st.pr.CloseWithError(err)
 		st.pw.CloseWithError(err)
 	})
+}
+
+// failure is why the stream failed, or nil if it has not.
+func (st *stageStream) failure() error {
+	select {
+	case <-st.failed:
+		return st.err
+	default:
+		return nil
+	}
 }
 
 // wait returns the staged shard once the stream is done.

@@ -86,8 +86,9 @@ func count(bs []bool) int {
 
 // commitQuorum sends commit(meta) to every target with a client (targets
 // without one are skipped) and returns which committed, which answered
-// (targets without a client count as answered) and, by target, the newer
-// version a node that refused the commit holds. A refusal never counts as
+// (targets without a client count as answered), by target, the newer
+// version a node that refused the commit holds, and which refused it as
+// made under an older cluster map than theirs. A refusal never counts as
 // committed: a node holding a newer version keeps it, and counting it
 // would acknowledge a write that is never visible. Every newer version
 // seen feeds the clock, so the next version named is above it. Without
@@ -98,17 +99,19 @@ func count(bs []bool) int {
 // is reported for repair. Commits do not share the caller's cancellation:
 // a client that hangs up after sending its body must not leave the version
 // half committed.
-func (s *Store) commitQuorum(ctx context.Context, targets []member, meta client.ObjectMeta, wq int, late func(i int, committed []bool)) (committed, answered []bool, newer []string) {
+func (s *Store) commitQuorum(ctx context.Context, targets []member, meta client.ObjectMeta, wq int, late func(i int, committed []bool)) (committed, answered []bool, newer []string, staleMap []bool) {
 	ctx = context.WithoutCancel(ctx)
 	type result struct {
-		i     int
-		ok    bool
-		newer string
+		i        int
+		ok       bool
+		newer    string
+		staleMap bool
 	}
 	results := make(chan result, len(targets))
 	committed = make([]bool, len(targets))
 	answered = make([]bool, len(targets))
 	newer = make([]string, len(targets))
+	staleMap = make([]bool, len(targets))
 	pending := 0
 	for i, t := range targets {
 		if t.Client == nil {
@@ -132,7 +135,7 @@ func (s *Store) commitQuorum(ctx context.Context, targets []member, meta client.
 				s.log.Info("objects: commit failed", "node", t.Node.ID, "bucket", meta.Bucket, "key", meta.Key,
 					"version", meta.Version, "deleted", meta.Deleted, "err", err)
 			}
-			results <- result{i, err == nil, v}
+			results <- result{i, err == nil, v, errors.Is(err, client.ErrStaleMap)}
 		}()
 	}
 	var grace <-chan time.Time
@@ -141,7 +144,7 @@ wait:
 		select {
 		case r := <-results:
 			pending--
-			committed[r.i], answered[r.i], newer[r.i] = r.ok, true, r.newer
+			committed[r.i], answered[r.i], newer[r.i], staleMap[r.i] = r.ok, true, r.newer, r.staleMap
 			if grace == nil && pending > 0 && s.health != nil && count(committed) >= wq {
 				t := time.NewTimer(s.straggleGrace(targets, answered))
 				defer t.Stop()
@@ -161,7 +164,15 @@ wait:
 			}
 		})
 	}
-	return committed, answered, newer
+	return committed, answered, newer, staleMap
+}
+
+// refusals counts the nodes that refused a write's last attempt (its
+// stage or its commit) for a cause other than failing: newer, as holding
+// a newer version of the key; staleMap, as holding a newer cluster map
+// than the write was made under. See shortfallErr.
+type refusals struct {
+	newer, staleMap int
 }
 
 // commitWrite commits meta, a new version, on targets as commitQuorum
@@ -176,11 +187,10 @@ wait:
 // version on some of them without being readable itself, costing both.
 // Staged shards of nodes that refused the last attempt are aborted. late
 // is called as commitQuorum's, with the metadata of the attempt it
-// belongs to. refused is how many nodes refused the last attempt as
-// holding a newer version.
-func (s *Store) commitWrite(ctx context.Context, targets []member, meta client.ObjectMeta, wq int, late func(meta client.ObjectMeta, i int, committed []bool)) (_ client.ObjectMeta, committed, answered []bool, refused int) {
+// belongs to. refused counts the nodes that refused the last attempt.
+func (s *Store) commitWrite(ctx context.Context, targets []member, meta client.ObjectMeta, wq int, late func(meta client.ObjectMeta, i int, committed []bool)) (_ client.ObjectMeta, committed, answered []bool, refused refusals) {
 	first := meta
-	committed, answered, newer := s.commitQuorum(ctx, targets, meta, wq, func(i int, committed []bool) { late(first, i, committed) })
+	committed, answered, newer, staleMap := s.commitQuorum(ctx, targets, meta, wq, func(i int, committed []bool) { late(first, i, committed) })
 	refusers := func() []member {
 		var out []member
 		for i, v := range newer {
@@ -205,12 +215,12 @@ func (s *Store) commitWrite(ctx context.Context, targets []member, meta client.O
 				retry[i] = t
 			}
 		}
-		committed, answered, newer = s.commitQuorum(ctx, retry, meta, wq, func(i int, committed []bool) { late(second, i, committed) })
+		committed, answered, newer, staleMap = s.commitQuorum(ctx, retry, meta, wq, func(i int, committed []bool) { late(second, i, committed) })
 	}
 	if !meta.Deleted && len(meta.Parts) == 0 {
 		s.abort(ctx, refusers(), meta.Bucket, meta.Key, meta.StageVersion())
 	}
-	return meta, committed, answered, len(refusers())
+	return meta, committed, answered, refusals{newer: len(refusers()), staleMap: count(staleMap)}
 }
 
 // commitAndHint commits meta as commitWrite does and leaves a "missing"
@@ -219,9 +229,9 @@ func (s *Store) commitWrite(ctx context.Context, targets []member, meta client.O
 // was still running and failed. placed is the write's nodes by shard
 // index; targets the same with the members not to commit left zero. It
 // returns the metadata committed, the members that hold it, which the
-// caller compares with wq, and how many refused it as holding a newer
-// version (for commitErr).
-func (s *Store) commitAndHint(ctx context.Context, placed, targets []member, meta client.ObjectMeta, wq int) (client.ObjectMeta, []member, int) {
+// caller compares with wq, and the nodes that refused it (for
+// shortfallErr).
+func (s *Store) commitAndHint(ctx context.Context, placed, targets []member, meta client.ObjectMeta, wq int) (client.ObjectMeta, []member, refusals) {
 	// A delete marker or a manifest has no shard of its own.
 	shardless := meta.Deleted || len(meta.Parts) > 0
 	missing := func(meta client.ObjectMeta, i int) client.Hint {

@@ -312,20 +312,29 @@ func quorumErr(format string, args ...any) error {
 	return fmt.Errorf("%w: %s", ErrQuorum, fmt.Sprintf(format, args...))
 }
 
-// commitErr is the error of a commit that held, of wq nodes needed,
-// committed, while refused nodes answered that they hold a newer version
-// of the key. When those refusals alone cost the quorum (held+refused >=
-// wq) the write lost a race with a concurrent write of the key, not its
-// nodes, and the error wraps ErrSuperseded as well as ErrQuorum. The
-// refusal itself stands: a node holding a newer version never counts
-// (docs/ordering.md).
-func commitErr(held, refused, wq int, format string, args ...any) error {
+// shortfallErr is the error of a write's stage or commit that held, of
+// wq nodes needed, on held nodes, while others refused it (refused).
+// When the nodes refusing as holding a newer version of the key, added
+// to those that held, would have made the quorum, the write lost a race
+// with a concurrent write of the key, not its nodes, and the error wraps
+// ErrSuperseded as well as ErrQuorum; when those refusing as holding a
+// newer cluster map would have, the write spanned a map change, and it
+// wraps ErrMapChanged. The refusals themselves stand: a node holding a
+// newer version never counts (docs/ordering.md), nor one that holds a
+// newer map (docs/fencing.md).
+func shortfallErr(held int, refused refusals, wq int, format string, args ...any) error {
 	detail := fmt.Sprintf(format, args...)
-	if refused > 0 {
-		detail += fmt.Sprintf("; %d refused as holding a newer version", refused)
+	if refused.newer > 0 {
+		detail += fmt.Sprintf("; %d refused as holding a newer version", refused.newer)
 	}
-	if held+refused >= wq {
+	if refused.staleMap > 0 {
+		detail += fmt.Sprintf("; %d refused as holding a newer cluster map", refused.staleMap)
+	}
+	switch {
+	case held+refused.newer >= wq:
 		return fmt.Errorf("%w: %w: %s", ErrQuorum, ErrSuperseded, detail)
+	case held+refused.staleMap >= wq:
+		return fmt.Errorf("%w: %w: %s", ErrQuorum, ErrMapChanged, detail)
 	}
 	return fmt.Errorf("%w: %s", ErrQuorum, detail)
 }
