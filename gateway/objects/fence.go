@@ -2,6 +2,7 @@ package objects
 
 import (
 	"context"
+	"errors"
 
 	"github.com/kintsugi-store/kintsugi/storagenode/client"
 )
@@ -55,14 +56,15 @@ func (s *Store) fenceDone(f *client.Fence) bool {
 // node refused one of its calls for holding a newer map, op worked from an
 // old placement: the newer map is installed and op runs once more under
 // it. Only for operations that may run twice: reads, and writes that send
-// no body and are idempotent or newest-wins.
+// no body and are idempotent or newest-wins. A write whose failure is a
+// mayApplyErr is not run again.
 func fenced[T any](ctx context.Context, s *Store, op func(context.Context) (T, error)) (T, error) {
 	if client.FenceOf(ctx) != nil {
 		return op(ctx)
 	}
 	fctx, done := s.fence(ctx)
 	out, err := op(fctx)
-	if !done() || err == nil || ctx.Err() != nil {
+	if !done() || err == nil || ctx.Err() != nil || errors.As(err, new(mayApplyErr)) {
 		return out, err
 	}
 	fctx, done = s.fence(ctx)
@@ -70,6 +72,19 @@ func fenced[T any](ctx context.Context, s *Store, op func(context.Context) (T, e
 	done()
 	return out, err
 }
+
+// mayApplyErr marks the error of a write that missed its commit quorum
+// while a node may hold it committed (one did, or one's commit failed
+// without a clear answer). Such a write is not run again: a reader can
+// roll it forward from that node and serve it, and a later write can then
+// be acknowledged over it; running it again would name it anew, above
+// that later write, and bring it back (docs/ordering.md). Like any
+// unacknowledged write it may or may not become visible. Only a write
+// that no node can hold committed (refused everywhere, or failed before
+// its commit) runs again under the new map.
+type mayApplyErr struct{ error }
+
+func (e mayApplyErr) Unwrap() error { return e.error }
 
 // fenced0 is fenced for operations that return only an error.
 func fenced0(ctx context.Context, s *Store, op func(context.Context) error) error {

@@ -121,7 +121,7 @@ func TestCommitQuorumNeverCountsNewer(t *testing.T) {
 		targets = append(targets, m)
 	}
 	meta := client.ObjectMeta{Bucket: testBucket, Key: "k", Version: "01AAAAAAAAAAAAAAAAAAAAAAAA", Deleted: true}
-	committed, answered, newer, _ := c.s.commitQuorum(context.Background(), targets, meta, 4, func(int, []bool) {})
+	committed, answered, newer, _, _ := c.s.commitQuorum(context.Background(), targets, meta, 4, func(int, []bool) {})
 	for i := range targets {
 		if committed[i] || !answered[i] || newer[i] == "" {
 			t.Errorf("target %d: committed %v, answered %v, newer %q; want refused, naming the newer version", i, committed[i], answered[i], newer[i])

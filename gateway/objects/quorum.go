@@ -7,6 +7,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/kintsugi-store/kintsugi/internal/health"
 	"github.com/kintsugi-store/kintsugi/storagenode/client"
 )
 
@@ -87,8 +88,10 @@ func count(bs []bool) int {
 // commitQuorum sends commit(meta) to every target with a client (targets
 // without one are skipped) and returns which committed, which answered
 // (targets without a client count as answered), by target, the newer
-// version a node that refused the commit holds, and which refused it as
-// made under an older cluster map than theirs. A refusal never counts as
+// version a node that refused the commit holds, which refused it as
+// made under an older cluster map than theirs, and which failed in a way
+// that leaves it unknown whether the node committed (a timeout or a lost
+// answer, not a refusal nor an open breaker, which sends nothing). A refusal never counts as
 // committed: a node holding a newer version keeps it, and counting it
 // would acknowledge a write that is never visible. Every newer version
 // seen feeds the clock, so the next version named is above it. Without
@@ -99,19 +102,21 @@ func count(bs []bool) int {
 // is reported for repair. Commits do not share the caller's cancellation:
 // a client that hangs up after sending its body must not leave the version
 // half committed.
-func (s *Store) commitQuorum(ctx context.Context, targets []member, meta client.ObjectMeta, wq int, late func(i int, committed []bool)) (committed, answered []bool, newer []string, staleMap []bool) {
+func (s *Store) commitQuorum(ctx context.Context, targets []member, meta client.ObjectMeta, wq int, late func(i int, committed []bool)) (committed, answered []bool, newer []string, staleMap, unsure []bool) {
 	ctx = context.WithoutCancel(ctx)
 	type result struct {
 		i        int
 		ok       bool
 		newer    string
 		staleMap bool
+		unsure   bool
 	}
 	results := make(chan result, len(targets))
 	committed = make([]bool, len(targets))
 	answered = make([]bool, len(targets))
 	newer = make([]string, len(targets))
 	staleMap = make([]bool, len(targets))
+	unsure = make([]bool, len(targets))
 	pending := 0
 	for i, t := range targets {
 		if t.Client == nil {
@@ -135,7 +140,8 @@ func (s *Store) commitQuorum(ctx context.Context, targets []member, meta client.
 				s.log.Info("objects: commit failed", "node", t.Node.ID, "bucket", meta.Bucket, "key", meta.Key,
 					"version", meta.Version, "deleted", meta.Deleted, "err", err)
 			}
-			results <- result{i, err == nil, v, errors.Is(err, client.ErrStaleMap)}
+			stale := errors.Is(err, client.ErrStaleMap)
+			results <- result{i, err == nil, v, stale, err != nil && v == "" && !stale && !errors.Is(err, health.ErrOpen)}
 		}()
 	}
 	var grace <-chan time.Time
@@ -144,7 +150,7 @@ wait:
 		select {
 		case r := <-results:
 			pending--
-			committed[r.i], answered[r.i], newer[r.i], staleMap[r.i] = r.ok, true, r.newer, r.staleMap
+			committed[r.i], answered[r.i], newer[r.i], staleMap[r.i], unsure[r.i] = r.ok, true, r.newer, r.staleMap, r.unsure
 			if grace == nil && pending > 0 && s.health != nil && count(committed) >= wq {
 				t := time.NewTimer(s.straggleGrace(targets, answered))
 				defer t.Stop()
@@ -164,15 +170,19 @@ wait:
 			}
 		})
 	}
-	return committed, answered, newer, staleMap
+	return committed, answered, newer, staleMap, unsure
 }
 
 // refusals counts the nodes that refused a write's last attempt (its
 // stage or its commit) for a cause other than failing: newer, as holding
 // a newer version of the key; staleMap, as holding a newer cluster map
-// than the write was made under. See shortfallErr.
+// than the write was made under. See shortfallErr. mayApply, set only
+// for a commit, says that a node may hold the write committed: one did,
+// or one's commit failed without a clear answer. A reader can then roll
+// the write forward and serve it, so it must not be run again.
 type refusals struct {
 	newer, staleMap int
+	mayApply        bool
 }
 
 // commitWrite commits meta, a new version, on targets as commitQuorum
@@ -190,7 +200,19 @@ type refusals struct {
 // belongs to. refused counts the nodes that refused the last attempt.
 func (s *Store) commitWrite(ctx context.Context, targets []member, meta client.ObjectMeta, wq int, late func(meta client.ObjectMeta, i int, committed []bool)) (_ client.ObjectMeta, committed, answered []bool, refused refusals) {
 	first := meta
-	committed, answered, newer, staleMap := s.commitQuorum(ctx, targets, meta, wq, func(i int, committed []bool) { late(first, i, committed) })
+	committed, answered, newer, staleMap, unsure := s.commitQuorum(ctx, targets, meta, wq, func(i int, committed []bool) { late(first, i, committed) })
+	// Whether some node may hold a version of this write committed, in
+	// either round. Commits still running when commitQuorum returned
+	// count: it returns early only once wq committed.
+	mayApply := false
+	applied := func(targets []member) {
+		for i, t := range targets {
+			if t.Client != nil && (committed[i] || unsure[i] || !answered[i]) {
+				mayApply = true
+			}
+		}
+	}
+	applied(targets)
 	refusers := func() []member {
 		var out []member
 		for i, v := range newer {
@@ -215,12 +237,13 @@ func (s *Store) commitWrite(ctx context.Context, targets []member, meta client.O
 				retry[i] = t
 			}
 		}
-		committed, answered, newer, staleMap = s.commitQuorum(ctx, retry, meta, wq, func(i int, committed []bool) { late(second, i, committed) })
+		committed, answered, newer, staleMap, unsure = s.commitQuorum(ctx, retry, meta, wq, func(i int, committed []bool) { late(second, i, committed) })
+		applied(retry)
 	}
 	if !meta.Deleted && len(meta.Parts) == 0 {
 		s.abort(ctx, refusers(), meta.Bucket, meta.Key, meta.StageVersion())
 	}
-	return meta, committed, answered, refusals{newer: len(refusers()), staleMap: count(staleMap)}
+	return meta, committed, answered, refusals{newer: len(refusers()), staleMap: count(staleMap), mayApply: mayApply}
 }
 
 // commitAndHint commits meta as commitWrite does and leaves a "missing"

@@ -322,7 +322,18 @@ func quorumErr(format string, args ...any) error {
 // wraps ErrMapChanged. The refusals themselves stand: a node holding a
 // newer version never counts (docs/ordering.md), nor one that holds a
 // newer map (docs/fencing.md).
+//
+// If a node may hold the write committed (refused.mayApply), the error is
+// marked so that fenced does not run the write again (see mayApplyErr).
 func shortfallErr(held int, refused refusals, wq int, format string, args ...any) error {
+	err := shortfall(held, refused, wq, format, args...)
+	if refused.mayApply {
+		return mayApplyErr{err}
+	}
+	return err
+}
+
+func shortfall(held int, refused refusals, wq int, format string, args ...any) error {
 	detail := fmt.Sprintf(format, args...)
 	if refused.newer > 0 {
 		detail += fmt.Sprintf("; %d refused as holding a newer version", refused.newer)

@@ -1,0 +1,168 @@
+package objects
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/kintsugi-store/kintsugi/internal/kerr"
+	"github.com/kintsugi-store/kintsugi/placement"
+	"github.com/kintsugi-store/kintsugi/storagenode/client"
+)
+
+// rerunPlan drives the nodes of TestStaleMapWriteCommittedSomewhereIsNotRunAgain.
+type rerunPlan struct {
+	newer     *placement.Map          // the map the refusing nodes take
+	committer string                  // the node that takes the first commit
+	hook      string                  // the refusing node that runs between
+	armed     map[string]*atomic.Bool // refusing nodes, until they refused once
+	committed chan struct{}           // closed once the committer's first commit answered
+	once      sync.Once
+	between   func()
+}
+
+// rerunNode is a node that, armed, takes the plan's newer map (the same
+// placement one epoch on) just before its first commit and so refuses it,
+// as a node does that learned a map change between a write's stage and its
+// commit.
+type rerunNode struct {
+	client.Node
+	id   string
+	plan *rerunPlan
+}
+
+func (n rerunNode) Commit(ctx context.Context, meta client.ObjectMeta) (client.Record, error) {
+	p := n.plan
+	if p.armed == nil {
+		return n.Node.Commit(ctx, meta)
+	}
+	if n.id == p.committer {
+		rec, err := n.Node.Commit(ctx, meta)
+		p.once.Do(func() { close(p.committed) })
+		return rec, err
+	}
+	if a := p.armed[n.id]; a == nil || !a.CompareAndSwap(true, false) {
+		return n.Node.Commit(ctx, meta)
+	}
+	if err := n.Node.PutMap(context.Background(), p.newer); err != nil {
+		return client.Record{}, err
+	}
+	if n.id == p.hook {
+		<-p.committed
+		p.between()
+	}
+	return n.Node.Commit(ctx, meta)
+}
+
+// A write refused for a newer map by all but one of its nodes committed on
+// that one, and a reader can roll it forward from there and serve it.
+// Running it again under the new map would name a second version of it,
+// above a write acknowledged after the read, and bring it back: a chaos
+// run saw GETs answer a value already overwritten this way. So such a
+// write is not run again; it answers 503 ErrMapChanged, and the later
+// write stays.
+func TestStaleMapWriteCommittedSomewhereIsNotRunAgain(t *testing.T) {
+	ctx := context.Background()
+	plan := &rerunPlan{committed: make(chan struct{})}
+	c := newCluster(t, 6, 4, 2, func(cfg *Config) {
+		dial := cfg.Dial
+		cfg.Dial = func(pn placement.Node) client.Node {
+			return rerunNode{Node: dial(pn), id: pn.ID, plan: plan}
+		}
+	})
+	c.put("k", payload(100, 0))
+	placed := c.s.Map().PlaceKey(testBucket, "k")
+	newer := *c.s.Map()
+	newer.Epoch++
+	// Another gateway, already on the new map.
+	other, err := New(Config{
+		Map:         &newer,
+		Dial:        func(n placement.Node) client.Node { return c.nodes[n.ID] },
+		CallTimeout: time.Second,
+		Now:         func() time.Time { return testNow },
+		Logger:      slog.New(slog.DiscardHandler),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(other.bg.Wait)
+	read := func(s *Store) []byte {
+		t.Helper()
+		obj, err := s.OpenObject(ctx, testBucket, "k")
+		if err != nil {
+			t.Fatalf("get: %v", err)
+		}
+		var buf bytes.Buffer
+		if err := obj.WriteRange(ctx, &buf, 0, obj.Info().Size); err != nil {
+			t.Fatalf("get: %v", err)
+		}
+		return buf.Bytes()
+	}
+
+	first, later := payload(100, 1), payload(100, 2)
+	plan.newer = &newer
+	plan.committer, plan.hook = placed[0].ID, placed[5].ID
+	plan.armed = make(map[string]*atomic.Bool)
+	for _, pn := range placed[1:] {
+		plan.armed[pn.ID] = new(atomic.Bool)
+		plan.armed[pn.ID].Store(true)
+	}
+	var readBetween []byte
+	plan.between = func() {
+		// The first write is committed on one node and staged on the
+		// others: the other gateway serves it, rolling it forward.
+		readBetween = read(other)
+		if _, err := other.PutObject(ctx, PutInput{Bucket: testBucket, Key: "k", Size: int64(len(later)), Body: bytes.NewReader(later)}); err != nil {
+			t.Errorf("later put: %v", err)
+		}
+	}
+	_, err = c.s.PutObject(ctx, PutInput{Bucket: testBucket, Key: "k", Size: int64(len(first)), Body: bytes.NewReader(first)})
+	if !bytes.Equal(readBetween, first) {
+		t.Fatalf("the read during the first write's commit got %d bytes, not the first write's: the test no longer sets the scene", len(readBetween))
+	}
+	if err == nil || !errors.Is(err, ErrMapChanged) || kerr.KindOf(err) != kerr.Unavailable {
+		t.Errorf("first put: error %v, want ErrMapChanged with kind Unavailable", err)
+	}
+	if got := read(other); !bytes.Equal(got, later) {
+		t.Errorf("get after both puts: %d bytes, not the later write's (first write's: %v)", len(got), bytes.Equal(got, first))
+	}
+	if got := read(c.s); !bytes.Equal(got, later) {
+		t.Errorf("get through the first gateway: %d bytes, not the later write's (first write's: %v)", len(got), bytes.Equal(got, first))
+	}
+}
+
+// A write refused for a newer map by every node it tried to commit on is
+// held committed by none, so nothing can serve it: it runs again under the
+// new map and is acknowledged.
+func TestStaleMapWriteRefusedEverywhereRunsAgain(t *testing.T) {
+	ctx := context.Background()
+	plan := &rerunPlan{committed: make(chan struct{})}
+	c := newCluster(t, 6, 4, 2, func(cfg *Config) {
+		dial := cfg.Dial
+		cfg.Dial = func(pn placement.Node) client.Node {
+			return rerunNode{Node: dial(pn), id: pn.ID, plan: plan}
+		}
+	})
+	c.put("k", payload(100, 0))
+	newer := *c.s.Map()
+	newer.Epoch++
+	plan.newer = &newer
+	plan.armed = make(map[string]*atomic.Bool)
+	for _, pn := range c.s.Map().PlaceKey(testBucket, "k") {
+		plan.armed[pn.ID] = new(atomic.Bool)
+		plan.armed[pn.ID].Store(true)
+	}
+	data := payload(100, 1)
+	if _, err := c.s.PutObject(ctx, PutInput{Bucket: testBucket, Key: "k", Size: int64(len(data)), Body: bytes.NewReader(data)}); err != nil {
+		t.Fatalf("put: %v", err)
+	}
+	if e := c.s.Map().Epoch; e != newer.Epoch {
+		t.Errorf("gateway map epoch %d after the put, want %d", e, newer.Epoch)
+	}
+	c.mustGet("k", data)
+}
