@@ -51,8 +51,9 @@ var (
 //
 // A put that nodes refuse for a stale map (see fence.go) runs again under
 // the new map if its body is at most one stripe long, which it then reads
-// before staging; a longer body is spent, so the put answers ErrQuorum and
-// the client's retry finds the new map installed.
+// before staging, and no node may hold it committed (mayApplyErr); a
+// longer body is spent, so the put answers ErrQuorum and the client's
+// retry finds the new map installed.
 func (s *Store) PutObject(ctx context.Context, in PutInput) (ObjectInfo, error) {
 	m := s.Map()
 	if client.FenceOf(ctx) != nil || in.Body == nil || in.Size < 0 || in.Size > int64(m.DataShards*m.BlockSize) {
