@@ -63,15 +63,17 @@ var s3Codes = map[string]struct {
 // SupersededMessage is the S3 error message of a write that lost a race
 // with a concurrent write of its key (objects.ErrSuperseded). The error
 // keeps the code and status of ServiceUnavailable, which SDKs retry; the
-// message tells it from a shortfall of storage nodes.
-const SupersededMessage = "A concurrent write of this key with a newer version won; this write was not applied. Please try again."
+// message tells it from a shortfall of storage nodes. It says "not
+// acknowledged", not "not applied": like any write that missed its
+// quorum, one that reached a few nodes may still take effect.
+const SupersededMessage = "A concurrent write of this key with a newer version won; this write was not acknowledged. Please try again."
 
 // MapChangedMessage is the S3 error message of a write that nodes refused
 // because the cluster map changed while it ran (objects.ErrMapChanged):
 // its nodes hold a newer map than the write was made under. Like
 // SupersededMessage it keeps ServiceUnavailable, which SDKs retry, and
 // says that the nodes were not out; the gateway has the new map by then.
-const MapChangedMessage = "The cluster map changed during this write; it was not applied. Please try again."
+const MapChangedMessage = "The cluster map changed during this write; it was not acknowledged. Please try again."
 
 // errorMap is the one table from Backend errors to S3 codes. Rows are tried
 // in order: sentinels first, because they are more precise than the kind
