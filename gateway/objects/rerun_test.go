@@ -166,3 +166,104 @@ func TestStaleMapWriteRefusedEverywhereRunsAgain(t *testing.T) {
 	}
 	c.mustGet("k", data)
 }
+
+// tagRerunNode is rerunNode for tag updates: armed, it takes the plan's
+// newer map just before its first tag update and so refuses it.
+type tagRerunNode struct {
+	*flakyNode
+	id   string
+	plan *rerunPlan
+}
+
+func (n tagRerunNode) SetTags(ctx context.Context, u client.TagUpdate) (client.Record, error) {
+	p := n.plan
+	if p.armed == nil {
+		return n.flakyNode.SetTags(ctx, u)
+	}
+	if n.id == p.committer {
+		rec, err := n.flakyNode.SetTags(ctx, u)
+		p.once.Do(func() { close(p.committed) })
+		return rec, err
+	}
+	if a := p.armed[n.id]; a == nil || !a.CompareAndSwap(true, false) {
+		return n.flakyNode.SetTags(ctx, u)
+	}
+	if err := n.PutMap(context.Background(), p.newer); err != nil {
+		return client.Record{}, err
+	}
+	if n.id == p.hook {
+		<-p.committed
+		p.between()
+	}
+	return n.flakyNode.SetTags(ctx, u)
+}
+
+// A tag update refused for a newer map by all but one of the key's nodes
+// took on that one, and a reader serves its tags from there. Running it
+// again under the new map would stamp it anew, above a tag update
+// acknowledged after the read, and bring the older tags back. So it is
+// not run again: it answers 503 ErrMapChanged, and the later tags stay.
+func TestStaleMapTagUpdateTakenSomewhereIsNotRunAgain(t *testing.T) {
+	ctx := context.Background()
+	vc := newVersionCluster(t)
+	plan := &rerunPlan{committed: make(chan struct{})}
+	gateway := func(m *placement.Map, dial func(placement.Node) client.Node) *Store {
+		s, err := New(Config{Map: m, Dial: dial, CallTimeout: 5 * time.Second, Logger: slog.New(slog.DiscardHandler)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(s.bg.Wait)
+		return s
+	}
+	s := gateway(vc.m, func(pn placement.Node) client.Node {
+		return tagRerunNode{flakyNode: vc.nodes[pn.ID], id: pn.ID, plan: plan}
+	})
+	if err := s.CreateBucket(ctx, testBucket); err != nil {
+		t.Fatal(err)
+	}
+	putString(t, s, "k", "data")
+	placed := vc.m.PlaceKey(testBucket, "k")
+	newer := *vc.m
+	newer.Epoch++
+	// Another gateway, already on the new map.
+	other := gateway(&newer, func(pn placement.Node) client.Node { return vc.nodes[pn.ID] })
+	tags := func(s *Store) string {
+		t.Helper()
+		info, err := s.StatObject(ctx, testBucket, "k")
+		if err != nil {
+			t.Fatalf("stat: %v", err)
+		}
+		return info.Tagging
+	}
+
+	const first, later = "v=first", "v=later"
+	plan.newer = &newer
+	plan.committer, plan.hook = placed[0].ID, placed[5].ID
+	plan.armed = make(map[string]*atomic.Bool)
+	for _, pn := range placed[1:] {
+		plan.armed[pn.ID] = new(atomic.Bool)
+		plan.armed[pn.ID].Store(true)
+	}
+	var readBetween string
+	plan.between = func() {
+		// The first update is on one node: the other gateway serves
+		// its tags, then has a later update acknowledged.
+		readBetween = tags(other)
+		if _, err := other.SetObjectTags(ctx, testBucket, "k", "", later); err != nil {
+			t.Errorf("later tag update: %v", err)
+		}
+	}
+	_, err := s.SetObjectTags(ctx, testBucket, "k", "", first)
+	if readBetween != first {
+		t.Fatalf("the read during the first update got tags %q, not the first update's: the test no longer sets the scene", readBetween)
+	}
+	if err == nil || !errors.Is(err, ErrMapChanged) || kerr.KindOf(err) != kerr.Unavailable {
+		t.Errorf("first tag update: error %v, want ErrMapChanged with kind Unavailable", err)
+	}
+	if got := tags(other); got != later {
+		t.Errorf("tags after both updates: %q, want the later update's %q", got, later)
+	}
+	if got := tags(s); got != later {
+		t.Errorf("tags through the first gateway: %q, want the later update's %q", got, later)
+	}
+}

@@ -2,8 +2,10 @@ package objects
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
+	"github.com/kintsugi-store/kintsugi/internal/health"
 	"github.com/kintsugi-store/kintsugi/internal/kerr"
 	"github.com/kintsugi-store/kintsugi/internal/nodeaccess"
 	"github.com/kintsugi-store/kintsugi/storagenode/client"
@@ -28,9 +30,10 @@ const maxTagRounds = 3
 func (s *Store) SetObjectTags(ctx context.Context, bucket, key, id, tagging string) (ObjectInfo, error) {
 	return fenced(ctx, s, func(ctx context.Context) (ObjectInfo, error) {
 		info, err := s.setObjectTags(ctx, bucket, key, id, tagging)
-		if err != nil && kerr.Is(kerr.Unavailable, err) && s.anyOpen() {
+		if err != nil && kerr.Is(kerr.Unavailable, err) && s.anyOpen() && !errors.As(err, new(mayApplyErr)) {
 			// As for reads: nodes just back are worth one try through
-			// breakers that have not caught up.
+			// breakers that have not caught up; not an update a node
+			// may hold, which would come back above later ones.
 			info, err = s.setObjectTags(nodeaccess.WithBypass(ctx), bucket, key, id, tagging)
 		}
 		return info, err
@@ -75,11 +78,18 @@ func (s *Store) setObjectTags(ctx context.Context, bucket, key, id, tagging stri
 	if maps.Prev != nil {
 		nodes = s.members(maps.Cur.PlaceKey(bucket, key), maps.Prev.PlaceKey(bucket, key))
 	}
+	// Whether a node may hold a tag set of this update, from any round:
+	// a reader can then serve it, so the update must not be run again
+	// under a newer map (see mayApplyErr).
+	mayApply := false
 	for round := 1; ; round++ {
 		at := s.clock.next()
-		acks, newer := s.sendTags(ctx, nodes, client.TagUpdate{Bucket: bucket, Key: key, Version: meta.Version, Tagging: tagging, At: at})
-		if acks < maps.Cur.WriteQuorum {
-			return ObjectInfo{}, kerr.E(op, kerr.Unavailable, quorumErr("tags of %s/%s version %s set on %d of %d nodes, need %d", bucket, key, meta.Version, acks, len(nodes), maps.Cur.WriteQuorum))
+		sent := s.sendTags(ctx, nodes, client.TagUpdate{Bucket: bucket, Key: key, Version: meta.Version, Tagging: tagging, At: at})
+		mayApply = mayApply || sent.mayApply
+		acks, newer := sent.acks, sent.newer
+		if wq := maps.Cur.WriteQuorum; acks < wq {
+			return ObjectInfo{}, kerr.E(op, kerr.Unavailable, shortfallErr(acks, refusals{staleMap: sent.staleMap, mayApply: mayApply}, wq,
+				"tags of %s/%s version %s set on %d of %d nodes, need %d", bucket, key, meta.Version, acks, len(nodes), wq))
 		}
 		if newer == "" || round == maxTagRounds {
 			// After the last round, the newer stamps are of updates
@@ -91,10 +101,24 @@ func (s *Store) setObjectTags(ctx context.Context, bucket, key, id, tagging stri
 	}
 }
 
-// sendTags sends u to nodes and returns how many hold the version and took
-// the update, or kept tags of a newer stamp, the newest of which it also
-// returns ("" if none).
-func (s *Store) sendTags(ctx context.Context, nodes []member, u client.TagUpdate) (acks int, newer string) {
+// tagsSent is what sending a tag update to a key's nodes did.
+type tagsSent struct {
+	// acks counts the nodes that hold the version and took the update,
+	// or kept tags of a newer stamp, the newest of which is newer ("" if
+	// none).
+	acks  int
+	newer string
+	// staleMap counts the nodes that refused the update as holding a
+	// newer cluster map.
+	staleMap int
+	// mayApply says that a node may hold the update's tags: one took
+	// them, or one's call failed without a clear answer (not a refusal,
+	// nor an open breaker, which sends nothing).
+	mayApply bool
+}
+
+// sendTags sends u to nodes and reports what they did with it.
+func (s *Store) sendTags(ctx context.Context, nodes []member, u client.TagUpdate) tagsSent {
 	recs := make([]client.Record, len(nodes))
 	errs := make([]error, len(nodes))
 	each(len(nodes), func(i int) {
@@ -102,17 +126,27 @@ func (s *Store) sendTags(ctx context.Context, nodes []member, u client.TagUpdate
 		defer cancel()
 		recs[i], errs[i] = versionsOf(nodes[i]).SetTags(cctx, u)
 	})
+	var out tagsSent
 	for i, err := range errs {
 		if err != nil {
 			s.log.Debug("objects: tag update failed", "node", nodes[i].Node.ID, "bucket", u.Bucket, "key", u.Key, "version", u.Version, "err", err)
+			switch {
+			case errors.Is(err, client.ErrStaleMap):
+				out.staleMap++
+			case kerr.Is(kerr.NotExist, err), errors.Is(err, health.ErrOpen):
+			default:
+				out.mayApply = true
+			}
 			continue
 		}
-		acks++
-		if at := recs[i].TagsAt; at > u.At && at > newer {
-			newer = at
+		out.acks++
+		if at := recs[i].TagsAt; at > u.At {
+			out.newer = max(out.newer, at)
+		} else {
+			out.mayApply = true
 		}
 	}
-	return acks, newer
+	return out
 }
 
 // newestTags gives meta the tag set of the record of its version, among
