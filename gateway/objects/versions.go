@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/kintsugi-store/kintsugi/internal/health"
 	"github.com/kintsugi-store/kintsugi/internal/kerr"
 	"github.com/kintsugi-store/kintsugi/internal/nodeaccess"
 	"github.com/kintsugi-store/kintsugi/storagenode/client"
@@ -370,7 +371,14 @@ func (s *Store) deleteObjectVersion(ctx context.Context, bucket, key, id string)
 		}
 		version = id // record the deletion all the same
 	}
-	if err := s.purgeVersion(ctx, bucket, key, version); err != nil {
+	if mayApply, err := s.purgeVersion(ctx, bucket, key, version); err != nil {
+		if mayApply && id == client.NullVersion {
+			// Run again under a new map, "null" could name a version
+			// written after a reader saw this one gone, and delete it
+			// too (see mayApplyErr). A version named by its id is the
+			// same one each time: deleting it again is harmless.
+			err = mayApplyErr{err}
+		}
 		return DeleteResult{}, kerr.E(op, err)
 	}
 	if ok && len(meta.Parts) > 0 {
@@ -381,18 +389,25 @@ func (s *Store) deleteObjectVersion(ctx context.Context, bucket, key, id string)
 
 // purgeVersion deletes version on the key's nodes and needs WriteQuorum
 // of them. Nodes that missed it learn it from the scrubber, and readers
-// skip the version as soon as any node they ask reports it deleted.
-func (s *Store) purgeVersion(ctx context.Context, bucket, key, version string) error {
-	err := s.purgeVersionOnce(ctx, bucket, key, version)
+// skip the version as soon as any node they ask reports it deleted. On
+// failure, mayApply says that a node may hold the deletion (one took it,
+// or one's call failed without a clear answer), so that a reader may
+// already skip the version; the error wraps ErrMapChanged when the nodes
+// refusing it for a newer map would have made the quorum.
+func (s *Store) purgeVersion(ctx context.Context, bucket, key, version string) (mayApply bool, err error) {
+	mayApply, err = s.purgeVersionOnce(ctx, bucket, key, version)
 	if err != nil && kerr.Is(kerr.Unavailable, err) && s.anyOpen() {
 		// As for reads: nodes just back are worth one try through
-		// breakers that have not caught up.
-		err = s.purgeVersionOnce(nodeaccess.WithBypass(ctx), bucket, key, version)
+		// breakers that have not caught up. The same version again:
+		// harmless whatever the first try did.
+		var again bool
+		again, err = s.purgeVersionOnce(nodeaccess.WithBypass(ctx), bucket, key, version)
+		mayApply = mayApply || again
 	}
-	return err
+	return mayApply, err
 }
 
-func (s *Store) purgeVersionOnce(ctx context.Context, bucket, key, version string) error {
+func (s *Store) purgeVersionOnce(ctx context.Context, bucket, key, version string) (mayApply bool, err error) {
 	m := s.Map()
 	placed := s.placed(m.PlaceKey(bucket, key))
 	errs := make([]error, len(placed))
@@ -401,18 +416,25 @@ func (s *Store) purgeVersionOnce(ctx context.Context, bucket, key, version strin
 		defer cancel()
 		_, errs[i] = versionsOf(placed[i]).DeleteVersion(cctx, bucket, key, version)
 	})
-	acks := 0
+	acks, staleMap := 0, 0
 	for i, err := range errs {
-		if err == nil {
+		switch {
+		case err == nil:
 			acks++
+			mayApply = true
 			continue
+		case errors.Is(err, client.ErrStaleMap):
+			staleMap++
+		case !errors.Is(err, health.ErrOpen):
+			mayApply = true
 		}
 		s.log.Debug("objects: delete version failed", "node", placed[i].Node.ID, "bucket", bucket, "key", key, "version", version, "err", err)
 	}
 	if acks < m.WriteQuorum {
-		return kerr.E("objects.purgeVersion", kerr.Unavailable, quorumErr("version deleted on %d of %d nodes, need %d", acks, len(placed), m.WriteQuorum))
+		return mayApply, kerr.E("objects.purgeVersion", kerr.Unavailable, shortfall(acks, refusals{staleMap: staleMap}, m.WriteQuorum,
+			"version deleted on %d of %d nodes, need %d", acks, len(placed), m.WriteQuorum))
 	}
-	return nil
+	return mayApply, nil
 }
 
 // VersionListOptions selects a page of ListObjectVersions.
