@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -104,6 +105,9 @@ func forwardHTTP(base *http.Client) *http.Client {
 		if err != nil {
 			return nil, err
 		}
+		if f, ok := ctx.Value(connectedKey{}).(*atomic.Bool); ok {
+			f.Store(true)
+		}
 		if tc, ok := c.(*net.TCPConn); ok {
 			// Closing resets the connection and discards unsent bytes.
 			if err := tc.SetLinger(0); err != nil {
@@ -120,8 +124,25 @@ func forwardHTTP(base *http.Client) *http.Client {
 // never left.
 func neverSent(err error) bool {
 	var op *net.OpError
-	return errors.Is(err, syscall.ECONNREFUSED) || errors.As(err, &op) && op.Op == "dial"
+	return errors.Is(err, syscall.ECONNREFUSED) || errors.As(err, &op) && op.Op == "dial" ||
+		errors.As(err, new(*notSentError))
 }
+
+// connectedKey marks, in a forward's context, whether its dial made a
+// connection (an *atomic.Bool the dialer sets).
+type connectedKey struct{}
+
+// notSentError is a forward that failed before any connection was made:
+// when the caller's time runs out during the dial, net/http answers with
+// the context's error and the dial's is lost, so the forward notes the
+// connection itself.
+type notSentError struct{ err error }
+
+func (e *notSentError) Error() string {
+	return "could not connect to the Raft leader's node, nothing sent: " + e.err.Error()
+}
+
+func (e *notSentError) Unwrap() error { return e.err }
 
 // changedNothing reports whether err is an answer that proves the change
 // was not applied and may be sent again.
@@ -169,5 +190,10 @@ func (h *handler) forward(ctx context.Context, addr string, c placement.Change) 
 	if h.opts != nil {
 		opts.Secret = h.opts.Secret
 	}
-	return NewClient(addr, &opts).apply(ctx, c, true)
+	var connected atomic.Bool
+	m, err := NewClient(addr, &opts).apply(context.WithValue(ctx, connectedKey{}, &connected), c, true)
+	if err != nil && !connected.Load() {
+		return nil, &notSentError{err}
+	}
+	return m, err
 }

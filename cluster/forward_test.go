@@ -205,3 +205,50 @@ func TestForwardRetriesNewLeader(t *testing.T) {
 		}
 	}
 }
+
+// TestForwardDialCutShortSentNothing: when the caller's time runs out
+// while the forward is still connecting (a leader cut off drops SYNs),
+// net/http answers with the context's error, not the dial's; the forward
+// must still know that nothing was sent, so that the change is reported
+// as not applied rather than "outcome unknown". A forward that connected
+// and got no answer must not be taken for one that never left.
+func TestForwardDialCutShortSentNothing(t *testing.T) {
+	blocking := &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		<-ctx.Done()
+		return nil, ctx.Err()
+	}}
+	h := &handler{fwd: forwardHTTP(&http.Client{Transport: blocking})}
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	_, err := h.forward(ctx, "127.0.0.1:1", placement.DrainNode("n2"))
+	if err == nil || !neverSent(err) || !changedNothing(err) {
+		t.Fatalf("forward whose dial was cut short: %v; want an error that says nothing was sent", err)
+	}
+
+	// A node that accepts and never answers: the request left.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	var held sync.WaitGroup
+	held.Add(1)
+	go func() {
+		defer held.Done()
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		io.Copy(io.Discard, c)
+	}()
+	h = &handler{fwd: forwardHTTP(&http.Client{Transport: &http.Transport{}})}
+	ctx2, cancel2 := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel2()
+	_, err = h.forward(ctx2, ln.Addr().String(), placement.DrainNode("n2"))
+	if err == nil || neverSent(err) || changedNothing(err) {
+		t.Fatalf("forward to a node that never answers: %v; want an error that does not claim nothing was sent", err)
+	}
+	ln.Close()
+	held.Wait()
+}
