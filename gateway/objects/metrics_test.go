@@ -44,7 +44,7 @@ func TestProtocolMetrics(t *testing.T) {
 	}
 	c.shardNode("k", 0).SetDown("*", false)
 
-	for _, i := range []int{1, 4} {
+	for _, i := range []int{1, 3, 4} {
 		c.shardNode("q", i).Edit(func(n *nodetest.State) { n.StageErr = fmt.Errorf("disk full") })
 	}
 	if _, err := c.s.PutObject(context.Background(), PutInput{Bucket: testBucket, Key: "q", Size: 5, Body: strings.NewReader("hello")}); err == nil {

@@ -132,6 +132,9 @@ type PutInput struct {
 	Checksums func() map[string]string
 
 	target string // internal records only: the client key they belong to
+	// avoid names nodes a first attempt of this write failed to stage
+	// on: a second one takes them for down (see PutObject).
+	avoid []string
 }
 
 // Object is an object version resolved by OpenObject, ready to stream.

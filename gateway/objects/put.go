@@ -10,6 +10,7 @@ import (
 	"io"
 	"math"
 	"math/bits"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -79,12 +80,34 @@ func (s *Store) PutObject(ctx context.Context, in PutInput) (ObjectInfo, error) 
 		rerr = nil
 	}
 	body := (*bp)[:n]
-	return fenced(ctx, s, func(ctx context.Context) (ObjectInfo, error) {
+	put := func(ctx context.Context) (ObjectInfo, error) {
 		in := in
 		in.Body = io.MultiReader(bytes.NewReader(body), bytes.NewReader(extra), &errReader{rerr})
 		return s.putObject(ctx, in)
-	})
+	}
+	info, err := fenced(ctx, s, put)
+	var sf stageFailedErr
+	if err != nil && ctx.Err() == nil && errors.As(err, &sf) && len(sf.nodes) <= m.ParityShards {
+		// Nodes failed while the shards were staged, before any
+		// commit was sent: no node can hold the write committed, so
+		// it may be staged again, under a new version, with those
+		// nodes taken for down whatever their breakers say yet, and
+		// so with raised parity on the nodes still up (writeShape).
+		in.avoid = sf.nodes
+		info, err = fenced(ctx, s, put)
+	}
+	return info, err
 }
+
+// stageFailedErr marks the error of a write whose stage missed its
+// quorum because nodes failed (not refusals, not the body): nothing of it
+// was committed anywhere. nodes are the ones that failed.
+type stageFailedErr struct {
+	error
+	nodes []string
+}
+
+func (e stageFailedErr) Unwrap() error { return e.error }
 
 // bodyPool recycles the buffers PutObject reads bodies of up to one stripe
 // into, by power-of-two size class: without it every such PUT (a 1 MiB one
@@ -154,7 +177,7 @@ func (s *Store) putObject(ctx context.Context, in PutInput) (ObjectInfo, error) 
 	m := s.Map()
 	placed := s.placed(m.PlaceKey(in.Bucket, in.Key))
 	n := m.N()
-	sh := s.writeShape(m, placed)
+	sh := s.writeShape(m, placed, in.avoid)
 	wq := sh.quorum
 	if sh.down > n-wq {
 		s.metrics.quorumFailed()
@@ -262,11 +285,11 @@ type shape struct {
 // metadata. The raise is skipped if it would leave no data shard, exceed
 // the codec's parity limit, or need more commits than there are nodes up;
 // the write then needs WriteQuorum of the n shards as before.
-func (s *Store) writeShape(m *placement.Map, placed []member) shape {
+func (s *Store) writeShape(m *placement.Map, placed []member, avoid []string) shape {
 	n := m.N()
 	sh := shape{data: m.DataShards, parity: m.ParityShards, skip: make([]bool, n), quorum: m.WriteQuorum}
 	for i := range n {
-		if i >= len(placed) || !s.available(placed[i].Node.ID) {
+		if i >= len(placed) || !s.available(placed[i].Node.ID) || slices.Contains(avoid, placed[i].Node.ID) {
 			sh.skip[i] = true
 			sh.down++
 		}
@@ -332,6 +355,7 @@ func (s *Store) stageAll(ctx context.Context, m *placement.Map, placed []member,
 	// too): not refused for a newer map, nor cut off by this write once
 	// its quorum was lost, when they might have staged.
 	failed := sh.down
+	var failedIDs []string // the nodes among them that were sent a stream
 	var refused refusals
 	var dropped []member
 	for i, st := range streams {
@@ -345,6 +369,7 @@ func (s *Store) stageAll(ctx context.Context, m *placement.Map, placed []member,
 			refused.staleMap++
 		case err != nil && !cut:
 			failed++
+			failedIDs = append(failedIDs, st.m.Node.ID)
 		}
 		switch {
 		case encErr != nil:
@@ -373,17 +398,29 @@ func (s *Store) stageAll(ctx context.Context, m *placement.Map, placed []member,
 			// The streams cut off when the quorum was lost might have
 			// staged: only the failed ones and the refusals count.
 			held := n - failed - refused.staleMap
-			return staging{}, kerr.E(op, kerr.Unavailable, shortfallErr(held, refused, wq, "more than %d of %d shard streams failed", n-wq, n))
+			err := shortfallErr(held, refused, wq, "more than %d of %d shard streams failed", n-wq, n)
+			return staging{}, kerr.E(op, kerr.Unavailable, stageFailed(err, failedIDs))
 		}
 		return staging{}, putBodyErr(op, body.err, encErr, n, wq)
 	}
 	if nstaged < wq {
 		s.abort(ctx, placed, in.Bucket, in.Key, version)
-		return staging{}, kerr.E(op, kerr.Unavailable, shortfallErr(nstaged, refused, wq, "staged %d of %d shards, need %d", nstaged, n, wq))
+		err := shortfallErr(nstaged, refused, wq, "staged %d of %d shards, need %d", nstaged, n, wq)
+		return staging{}, kerr.E(op, kerr.Unavailable, stageFailed(err, failedIDs))
 	}
 	// What a dropped node may have kept must never be rolled forward.
 	s.abort(ctx, dropped, in.Bucket, in.Key, version)
 	return w, nil
+}
+
+// stageFailed marks err, a stage's shortfall, as caused by the nodes
+// that failed, if any did and the shortfall is not a lost race or a map
+// change (whose nodes are up).
+func stageFailed(err error, failed []string) error {
+	if len(failed) == 0 || errors.Is(err, ErrSuperseded) || errors.Is(err, ErrMapChanged) {
+		return err
+	}
+	return stageFailedErr{err, failed}
 }
 
 // cutOff reports whether err, a stage's answer, is what cutting its

@@ -164,3 +164,33 @@ func TestDeleteAndCompleteTwoDown(t *testing.T) {
 	wantErr(t, err, ErrNoSuchKey, kerr.NotExist)
 	c.mustGet("big", append(append([]byte(nil), p1...), p2...))
 }
+
+// TestPutStagedAgainWhenNodesFailMidStage: two nodes the store still
+// takes for up fail their stage calls, so a small PUT misses its stage
+// quorum (4 of 6, need 5) with nothing committed anywhere. It is staged
+// again at once with those two taken for down, raised to 2+4 on the four
+// others, and acknowledged: a write is not refused while at most p of its
+// nodes are out, even when they went out after it began.
+func TestPutStagedAgainWhenNodesFailMidStage(t *testing.T) {
+	hc := newHealthCluster(t, 6, 4, 2)
+	c := hc.cluster
+	failing := []int{1, 4}
+	for _, i := range failing {
+		c.shardNode("k", i).SetDown("stage", true)
+	}
+	data := payload(3*testBlock+17, 5) // within one stripe: kept for a second try
+	info := c.put("k", data)
+	if !info.Raised {
+		t.Fatalf("info %+v: want Raised", info)
+	}
+	for _, i := range failing {
+		n := c.shardNode("k", i)
+		if got := n.Calls("stage"); got != 1 {
+			t.Errorf("shard %d's node got %d stage calls, want 1 (the first try only)", i, got)
+		}
+		if rec := n.Committed(testBucket, "k"); rec != nil {
+			t.Errorf("shard %d's node committed %+v", i, rec)
+		}
+	}
+	c.mustGet("k", data)
+}
