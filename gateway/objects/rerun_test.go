@@ -37,26 +37,33 @@ type rerunNode struct {
 }
 
 func (n rerunNode) Commit(ctx context.Context, meta client.ObjectMeta) (client.Record, error) {
-	p := n.plan
+	return n.plan.call(n.id, n.Node, func() (client.Record, error) { return n.Node.Commit(ctx, meta) })
+}
+
+// call runs do, node id's write, as the plan says: the committer's first
+// one is let through and announced; an armed node first takes the newer
+// map, so that do is refused for it, and the hook node runs between once
+// the committer has answered.
+func (p *rerunPlan) call(id string, n client.Node, do func() (client.Record, error)) (client.Record, error) {
 	if p.armed == nil {
-		return n.Node.Commit(ctx, meta)
+		return do()
 	}
-	if n.id == p.committer {
-		rec, err := n.Node.Commit(ctx, meta)
+	if id == p.committer {
+		rec, err := do()
 		p.once.Do(func() { close(p.committed) })
 		return rec, err
 	}
-	if a := p.armed[n.id]; a == nil || !a.CompareAndSwap(true, false) {
-		return n.Node.Commit(ctx, meta)
+	if a := p.armed[id]; a == nil || !a.CompareAndSwap(true, false) {
+		return do()
 	}
-	if err := n.Node.PutMap(context.Background(), p.newer); err != nil {
+	if err := n.PutMap(context.Background(), p.newer); err != nil {
 		return client.Record{}, err
 	}
-	if n.id == p.hook {
+	if id == p.hook {
 		<-p.committed
 		p.between()
 	}
-	return n.Node.Commit(ctx, meta)
+	return do()
 }
 
 // A write refused for a newer map by all but one of its nodes committed on
@@ -176,26 +183,7 @@ type tagRerunNode struct {
 }
 
 func (n tagRerunNode) SetTags(ctx context.Context, u client.TagUpdate) (client.Record, error) {
-	p := n.plan
-	if p.armed == nil {
-		return n.flakyNode.SetTags(ctx, u)
-	}
-	if n.id == p.committer {
-		rec, err := n.flakyNode.SetTags(ctx, u)
-		p.once.Do(func() { close(p.committed) })
-		return rec, err
-	}
-	if a := p.armed[n.id]; a == nil || !a.CompareAndSwap(true, false) {
-		return n.flakyNode.SetTags(ctx, u)
-	}
-	if err := n.PutMap(context.Background(), p.newer); err != nil {
-		return client.Record{}, err
-	}
-	if n.id == p.hook {
-		<-p.committed
-		p.between()
-	}
-	return n.flakyNode.SetTags(ctx, u)
+	return n.plan.call(n.id, n.flakyNode, func() (client.Record, error) { return n.flakyNode.SetTags(ctx, u) })
 }
 
 // A tag update refused for a newer map by all but one of the key's nodes
