@@ -4,12 +4,10 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"math/rand/v2"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -100,18 +98,7 @@ func startChaosNS(t *testing.T) (*proctest.Cluster, *chaosNS) {
 		ns.hosts[id] = h
 		m.Nodes = append(m.Nodes, placement.Node{ID: id, Addr: h.Addr(nsNodePort), Zone: fmt.Sprintf("z%d", (i-1)%4+1)})
 	}
-	c.Map = m.WithDefaults()
-	if err := c.Map.Validate(); err != nil {
-		t.Fatal(err)
-	}
-	b, err := c.Map.Marshal()
-	if err != nil {
-		t.Fatal(err)
-	}
-	c.MapFile = filepath.Join(c.Dir, "cluster.yaml")
-	if err := os.WriteFile(c.MapFile, b, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	c.SetMap(t, m)
 	for _, n := range c.Map.Nodes {
 		p, err := ns.startNodeProc(context.Background(), c, n.ID, ns.hosts[n.ID])
 		if err != nil {
@@ -209,17 +196,11 @@ func (ns *chaosNS) run(ctx context.Context, h *proctest.Host, c *proctest.Cluste
 	defer cancel()
 	cmd := h.Command(ctx, c.Bin, append([]string{"admin"}, args...)...)
 	cmd.Env = append(os.Environ(), procEnv(c)...)
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	err := cmd.Run()
-	var ee *exec.ExitError
-	switch {
-	case err == nil:
-		return 0, out.String(), errb.String()
-	case errors.As(err, &ee):
-		return ee.ExitCode(), out.String(), errb.String()
+	code, out, errs, err := runOutput(cmd)
+	if err != nil {
+		return -1, out, err.Error()
 	}
-	return -1, out.String(), err.Error()
+	return code, out, errs
 }
 
 // mapShow returns the map of the node at endpoint, asked from the admin

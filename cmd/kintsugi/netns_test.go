@@ -79,18 +79,27 @@ func (c *nsCluster) adminOn(h *proctest.Host, args ...string) (int, string, stri
 	defer cancel()
 	cmd := h.Command(ctx, testBin, append([]string{"admin"}, args...)...)
 	cmd.Env = append(os.Environ(), c.env()...)
+	code, out, errs, err := runOutput(cmd)
+	if err != nil {
+		c.t.Fatalf("admin %v on %s: %v", args, h.Name, err)
+	}
+	return code, out, errs
+}
+
+// runOutput runs cmd and returns its exit code, stdout and stderr; err
+// only when it could not be run or did not exit.
+func runOutput(cmd *exec.Cmd) (code int, stdout, stderr string, err error) {
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
-	err := cmd.Run()
+	err = cmd.Run()
 	var ee *exec.ExitError
 	switch {
 	case err == nil:
-		return 0, out.String(), errb.String()
+		return 0, out.String(), errb.String(), nil
 	case errors.As(err, &ee):
-		return ee.ExitCode(), out.String(), errb.String()
+		return ee.ExitCode(), out.String(), errb.String(), nil
 	}
-	c.t.Fatalf("admin %v on %s: %v", args, h.Name, err)
-	return 0, "", ""
+	return -1, out.String(), errb.String(), err
 }
 
 func (c *nsCluster) mustAdmin(i int, args ...string) string {

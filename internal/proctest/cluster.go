@@ -95,18 +95,7 @@ func StartCluster(t testing.TB, bin string, opt Options) *Cluster {
 			Zone: fmt.Sprintf("z%d", i%opt.Zones+1),
 		})
 	}
-	c.Map = m.WithDefaults()
-	if err := c.Map.Validate(); err != nil {
-		t.Fatal(err)
-	}
-	b, err := c.Map.Marshal()
-	if err != nil {
-		t.Fatal(err)
-	}
-	c.MapFile = filepath.Join(c.Dir, "cluster.yaml")
-	if err := os.WriteFile(c.MapFile, b, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	c.SetMap(t, m)
 
 	ctx := context.Background()
 	if c.tls {
@@ -132,6 +121,24 @@ func StartCluster(t testing.TB, bin string, opt Options) *Cluster {
 		c.Gateways = append(c.Gateways, p)
 	}
 	return c
+}
+
+// SetMap makes m, with its defaults, the cluster's map, and writes it to
+// MapFile (cluster.yaml in Dir), the file processes are started with.
+func (c *Cluster) SetMap(t testing.TB, m *placement.Map) {
+	t.Helper()
+	c.Map = m.WithDefaults()
+	if err := c.Map.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	b, err := c.Map.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.MapFile = filepath.Join(c.Dir, "cluster.yaml")
+	if err := os.WriteFile(c.MapFile, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // StartGateway starts gateway number i on a free port.
