@@ -16,6 +16,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
+	"github.com/kintsugi-store/kintsugi/gateway"
 	"github.com/kintsugi-store/kintsugi/internal/proctest"
 	"github.com/kintsugi-store/kintsugi/scrubber"
 	"github.com/kintsugi-store/kintsugi/storagenode/client"
@@ -67,7 +68,7 @@ func TestReconfigure(t *testing.T) {
 	// The workload: write through one gateway, read through the other;
 	// read the old objects round-robin.
 	var stop atomic.Bool
-	var reads, writes, deletes atomic.Int64
+	var reads, writes, deletes, retried atomic.Int64
 	errc := make(chan error, 100)
 	report := func(err error) {
 		select {
@@ -82,7 +83,8 @@ func TestReconfigure(t *testing.T) {
 				a, b := cls[i%2], cls[(i+1)%2]
 				key := fmt.Sprintf("w%d-%d", w, i%15)
 				o := obj{int64(1000*w + i), int64(16<<10 + (i%7)*50<<10)}
-				if err := putObject(ctx, a, bucket, key, newGen(o.seed, o.size), o.size); err != nil {
+				err := mapRetry(&retried, func() error { return putObject(ctx, a, bucket, key, newGen(o.seed, o.size), o.size) })
+				if err != nil {
 					report(fmt.Errorf("put %s: %w", key, err))
 					continue
 				}
@@ -95,7 +97,11 @@ func TestReconfigure(t *testing.T) {
 				objs[key] = o
 				mu.Unlock()
 				if i%5 == 4 {
-					if _, err := a.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String(bucket), Key: aws.String(key)}); err != nil {
+					err := mapRetry(&retried, func() error {
+						_, err := a.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String(bucket), Key: aws.String(key)})
+						return err
+					})
+					if err != nil {
 						report(fmt.Errorf("delete %s: %w", key, err))
 						continue
 					}
@@ -282,8 +288,9 @@ func TestReconfigure(t *testing.T) {
 		rep.MovesPlanned != 0 || rep.ShardsRebuilt != 0 || rep.CopiesDropped != 0 || rep.MapEpoch != 4 || !rep.Healthy() {
 		t.Fatalf("final scrub: %+v; want %d objects at redundancy %d, in place", rep, len(objs), n)
 	}
-	t.Logf("during the changes: %d writes, %d deletes, %d reads, no failure; %d objects verified through both gateways; "+
-		"shards moved: %d to n8, %d off n3", writes.Load(), deletes.Load(), reads.Load(), len(objs),
+	t.Logf("during the changes: %d writes, %d deletes, %d reads, no failure (%d tried again after a map change); "+
+		"%d objects verified through both gateways; shards moved: %d to n8, %d off n3",
+		writes.Load(), deletes.Load(), reads.Load(), retried.Load(), len(objs),
 		st.LastPass.MovesDone, drain.MovesDone)
 }
 
@@ -310,4 +317,19 @@ func scrubberStatusVia(ctx context.Context, hc *http.Client, addr string) (scrub
 		return st, fmt.Errorf("scrubber status: %s", resp.Status)
 	}
 	return st, json.NewDecoder(resp.Body).Decode(&st)
+}
+
+// mapRetry runs a write, and runs it again (twice at most) while it
+// answers that the cluster map changed during it: a write whose commit
+// some node took under the old map while others refused it under the new
+// one is not run again by the gateway, since it may already be visible
+// (docs/ordering.md, "Running a write again"), and it answers 503 for the
+// client to retry, as the SDKs do by default. Each retry is counted in n.
+func mapRetry(n *atomic.Int64, write func() error) error {
+	err := write()
+	for try := 0; try < 2 && apiMessage(err) == gateway.MapChangedMessage; try++ {
+		n.Add(1)
+		err = write()
+	}
+	return err
 }
