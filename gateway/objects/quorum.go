@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/kintsugi-store/kintsugi/internal/health"
+	"github.com/kintsugi-store/kintsugi/placement"
 	"github.com/kintsugi-store/kintsugi/storagenode/client"
 )
 
@@ -240,10 +241,65 @@ func (s *Store) commitWrite(ctx context.Context, targets []member, meta client.O
 		committed, answered, newer, staleMap, unsure = s.commitQuorum(ctx, retry, meta, wq, func(i int, committed []bool) { late(second, i, committed) })
 		applied(retry)
 	}
+	if m := s.placesAlike(ctx, targets, meta); m != nil && count(committed) < wq && count(staleMap) > 0 {
+		// Nodes refused the commit for a newer map that places the key
+		// on the same nodes, shard for shard: under it the write would
+		// have been this very one, so its commit is sent again to them,
+		// same version, under the new map's epoch. Running the write
+		// again is not an option once a node took it (mayApplyErr), and
+		// answering 503 for a map change that moved nothing of the key
+		// would refuse writes at every node added or removed.
+		s.log.Info("objects: commit refused under an older map that places the key alike; committing under the new one",
+			"bucket", meta.Bucket, "key", meta.Key, "version", meta.Version, "epoch", m.Epoch)
+		retry := make([]member, len(targets))
+		for i, t := range targets {
+			if staleMap[i] {
+				retry[i] = t
+			}
+		}
+		var notify func(*placement.Map)
+		if f := client.FenceOf(ctx); f != nil {
+			notify = f.Refused
+		}
+		rctx := client.WithFence(ctx, client.NewFence(m.Epoch, notify))
+		last := meta
+		c, a, nw, sm, u := s.commitQuorum(rctx, retry, meta, wq-count(committed), func(i int, committed []bool) { late(last, i, committed) })
+		for i, t := range retry {
+			if t.Client != nil {
+				committed[i], answered[i], newer[i], staleMap[i], unsure[i] = c[i], a[i], nw[i], sm[i], u[i]
+			}
+		}
+		applied(retry)
+	}
 	if !meta.Deleted && len(meta.Parts) == 0 {
 		s.abort(ctx, refusers(), meta.Bucket, meta.Key, meta.StageVersion())
 	}
 	return meta, committed, answered, refusals{newer: len(refusers()), staleMap: count(staleMap), mayApply: mayApply}
+}
+
+// placesAlike returns the newer map a node refused one of ctx's fenced
+// calls with if it places meta's key on targets' nodes, shard for shard
+// (targets left zero, shards the write skips, are not compared), and nil
+// otherwise.
+func (s *Store) placesAlike(ctx context.Context, targets []member, meta client.ObjectMeta) *placement.Map {
+	f := client.FenceOf(ctx)
+	if f == nil {
+		return nil
+	}
+	m := f.Newer()
+	if m == nil {
+		return nil
+	}
+	placed := m.PlaceKey(meta.Bucket, meta.Key)
+	if len(placed) != len(targets) {
+		return nil
+	}
+	for i, t := range targets {
+		if t.Client != nil && (placed[i].ID != t.Node.ID || placed[i].Addr != t.Node.Addr) {
+			return nil
+		}
+	}
+	return m
 }
 
 // commitAndHint commits meta as commitWrite does and leaves a "missing"

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -72,8 +73,21 @@ func (p *rerunPlan) call(id string, n client.Node, do func() (client.Record, err
 // above a write acknowledged after the read, and bring it back: a chaos
 // run saw GETs answer a value already overwritten this way. So such a
 // write is not run again; it answers 503 ErrMapChanged, and the later
-// write stays.
+// write stays. The newer map places the key on other nodes, shard for
+// shard (its nodes changed zones), so the commit cannot simply be sent
+// again under it (TestStaleMapCommitPlacedAlikeIsSentAgain).
 func TestStaleMapWriteCommittedSomewhereIsNotRunAgain(t *testing.T) {
+	testStaleMapCommittedSomewhere(t, true)
+}
+
+// The same scene under a newer map that places the key alike: the commit
+// is sent again, same version, under the newer map, and the nodes refuse
+// it for the later write's newer version. The later write stays.
+func TestStaleMapCommittedSomewherePlacedAlike(t *testing.T) {
+	testStaleMapCommittedSomewhere(t, false)
+}
+
+func testStaleMapCommittedSomewhere(t *testing.T, moved bool) {
 	ctx := context.Background()
 	plan := &rerunPlan{committed: make(chan struct{})}
 	c := newCluster(t, 6, 4, 2, func(cfg *Config) {
@@ -86,6 +100,14 @@ func TestStaleMapWriteCommittedSomewhereIsNotRunAgain(t *testing.T) {
 	placed := c.s.Map().PlaceKey(testBucket, "k")
 	newer := *c.s.Map()
 	newer.Epoch++
+	if moved {
+		// Another partition count puts the key in another partition.
+		for newer.Partitions++; newer.Partitions < 2*c.s.Map().Partitions && slices.Equal(nodeIDs(newer.PlaceKey(testBucket, "k")), nodeIDs(placed)); newer.Partitions++ {
+		}
+		if slices.Equal(nodeIDs(newer.PlaceKey(testBucket, "k")), nodeIDs(placed)) {
+			t.Fatal("the newer map places the key alike: the test no longer sets the scene")
+		}
+	}
 	// Another gateway, already on the new map.
 	other, err := New(Config{
 		Map:         &newer,
@@ -132,8 +154,12 @@ func TestStaleMapWriteCommittedSomewhereIsNotRunAgain(t *testing.T) {
 	if !bytes.Equal(readBetween, first) {
 		t.Fatalf("the read during the first write's commit got %d bytes, not the first write's: the test no longer sets the scene", len(readBetween))
 	}
-	if err == nil || !errors.Is(err, ErrMapChanged) || kerr.KindOf(err) != kerr.Unavailable {
-		t.Errorf("first put: error %v, want ErrMapChanged with kind Unavailable", err)
+	want, wantName := ErrMapChanged, "ErrMapChanged"
+	if !moved {
+		want, wantName = ErrSuperseded, "ErrSuperseded"
+	}
+	if err == nil || !errors.Is(err, want) || kerr.KindOf(err) != kerr.Unavailable {
+		t.Errorf("first put: error %v, want %s with kind Unavailable", err, wantName)
 	}
 	if got := read(other); !bytes.Equal(got, later) {
 		t.Errorf("get after both puts: %d bytes, not the later write's (first write's: %v)", len(got), bytes.Equal(got, first))
@@ -141,6 +167,62 @@ func TestStaleMapWriteCommittedSomewhereIsNotRunAgain(t *testing.T) {
 	if got := read(c.s); !bytes.Equal(got, later) {
 		t.Errorf("get through the first gateway: %d bytes, not the later write's (first write's: %v)", len(got), bytes.Equal(got, first))
 	}
+}
+
+// A write refused for a newer map by all but one of its nodes, with no
+// later write of the key, under a map that places the key on the same
+// nodes shard for shard (as adding or removing a node does for most keys):
+// under that map the write would have been this very one, so its commit
+// is sent again, same version, under the newer epoch, and it is
+// acknowledged instead of answering 503.
+func TestStaleMapCommitPlacedAlikeIsSentAgain(t *testing.T) {
+	plan := &rerunPlan{committed: make(chan struct{})}
+	c := newCluster(t, 6, 4, 2, func(cfg *Config) {
+		dial := cfg.Dial
+		cfg.Dial = func(pn placement.Node) client.Node {
+			return rerunNode{Node: dial(pn), id: pn.ID, plan: plan}
+		}
+	})
+	c.put("k", payload(100, 0))
+	placed := c.s.Map().PlaceKey(testBucket, "k")
+	newer := *c.s.Map()
+	newer.Epoch++
+	plan.newer = &newer
+	plan.committer = placed[0].ID
+	plan.armed = make(map[string]*atomic.Bool)
+	for _, pn := range placed[1:] {
+		plan.armed[pn.ID] = new(atomic.Bool)
+		plan.armed[pn.ID].Store(true)
+	}
+	data := payload(100, 1)
+	info, err := c.s.PutObject(context.Background(), PutInput{Bucket: testBucket, Key: "k", Size: int64(len(data)), Body: bytes.NewReader(data)})
+	if err != nil {
+		t.Fatalf("put: %v", err)
+	}
+	for id, a := range plan.armed {
+		if a.Load() {
+			t.Fatalf("node %s never refused the commit: the test no longer sets the scene", id)
+		}
+	}
+	if e := c.s.Map().Epoch; e != newer.Epoch {
+		t.Errorf("gateway map epoch %d after the put, want %d", e, newer.Epoch)
+	}
+	c.mustGet("k", data)
+	// One version, committed on every node of the key.
+	for i, pn := range placed {
+		st, err := c.nodes[pn.ID].Stat(context.Background(), testBucket, "k")
+		if err != nil || st.Committed == nil || st.Committed.Version != info.Version {
+			t.Errorf("node %s (shard %d): %+v, %v; want version %q committed", pn.ID, i, st.Committed, err, info.Version)
+		}
+	}
+}
+
+func nodeIDs(nodes []placement.Node) []string {
+	var ids []string
+	for _, n := range nodes {
+		ids = append(ids, n.ID)
+	}
+	return ids
 }
 
 // A write refused for a newer map by every node it tried to commit on is
