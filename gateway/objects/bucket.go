@@ -2,11 +2,13 @@ package objects
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
 	"time"
 
+	"github.com/kintsugi-store/kintsugi/internal/health"
 	"github.com/kintsugi-store/kintsugi/internal/kerr"
 	"github.com/kintsugi-store/kintsugi/internal/nodeaccess"
 	"github.com/kintsugi-store/kintsugi/storagenode/client"
@@ -246,15 +248,19 @@ func (s *Store) readBucketOnce(ctx context.Context, name string) (rec client.Buc
 
 // writeBucket writes rec to every node and needs a majority of acks. A
 // node holding a newer record refuses and does not count; if that costs
-// the majority, the record is written once more under a version above
-// the refusals, as object commits are (commitWrite).
+// the majority and no node may hold rec, the record is written once more
+// under a version above the refusals, as object commits are
+// (commitWrite). One that a node may hold is not: a reader can serve it
+// from there, and a version above a record acknowledged since would
+// bring it back (docs/ordering.md, "Running a write again").
 func (s *Store) writeBucket(ctx context.Context, rec client.BucketRecord) error {
 	ms := s.members(nodeaccess.LiveNodes(s.Map()))
-	acks, refused := s.putBucketAll(ctx, ms, rec)
-	if need := majority(len(ms)); acks < need && refused {
+	put := s.putBucketAll(ctx, ms, rec)
+	if need := majority(len(ms)); put.acks < need && put.refused && !put.mayApply() {
 		rec.Version = s.newVersion()
-		acks, _ = s.putBucketAll(ctx, ms, rec)
+		put = s.putBucketAll(ctx, ms, rec)
 	}
+	acks := put.acks
 	if need := majority(len(ms)); acks < need {
 		return kerr.E("objects.writeBucket", kerr.Unavailable,
 			quorumErr("%d of %d nodes stored bucket %s, need %d", acks, len(ms), rec.Name, need))
@@ -262,27 +268,39 @@ func (s *Store) writeBucket(ctx context.Context, rec client.BucketRecord) error 
 	return nil
 }
 
-// putBucketAll writes rec to every member and returns how many stored it
-// and whether any refused it for a newer record (fed to the clock).
-func (s *Store) putBucketAll(ctx context.Context, ms []member, rec client.BucketRecord) (acks int, refused bool) {
+// bucketPut is what writing a bucket record to the nodes did.
+type bucketPut struct {
+	acks    int  // nodes that stored it
+	refused bool // a node refused it for a newer record (fed to the clock)
+	unsure  bool // a node's call failed without a clear answer
+}
+
+// mayApply says whether a node may hold the record.
+func (p bucketPut) mayApply() bool { return p.acks > 0 || p.unsure }
+
+// putBucketAll writes rec to every member.
+func (s *Store) putBucketAll(ctx context.Context, ms []member, rec client.BucketRecord) bucketPut {
 	errs := make([]error, len(ms))
 	s.gather(ctx, ms, func(ctx context.Context, i int) {
 		cctx, cancel := s.callCtx(ctx)
 		defer cancel()
 		errs[i] = ms[i].Client.PutBucket(cctx, rec)
 	}, majorityAnswered(errs, nil))
+	var out bucketPut
 	for i, err := range errs {
-		if err == nil {
-			acks++
+		switch v := client.Newer(err); {
+		case err == nil:
+			out.acks++
 			continue
-		}
-		if v := client.Newer(err); v != "" {
+		case v != "":
 			s.clock.observe(v)
-			refused = true
+			out.refused = true
+		case !errors.Is(err, health.ErrOpen) && !errors.Is(err, client.ErrStaleMap):
+			out.unsure = true
 		}
 		s.log.Debug("objects: put bucket failed", "node", ms[i].Node.ID, "err", err)
 	}
-	return acks, refused
+	return out
 }
 
 func majority(n int) int { return n/2 + 1 }

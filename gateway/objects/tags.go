@@ -19,7 +19,8 @@ import (
 // of the key's nodes, so every read quorum includes one that has it.
 
 // maxTagRounds bounds how often a tag update is sent again with a newer
-// stamp after a node answered that it keeps a newer one.
+// stamp after a node answered that it keeps a newer one. It is sent again
+// only if no node took it (see setObjectTags).
 const maxTagRounds = 3
 
 // SetObjectTags replaces the tag set of one version of bucket/key, named
@@ -96,6 +97,15 @@ func (s *Store) setObjectTags(ctx context.Context, bucket, key, id, tagging stri
 			// concurrent with this one: either order is S3's.
 			meta.Tagging, meta.TagsAt = tagging, at
 			return infoOf(meta), nil
+		}
+		if sent.mayApply {
+			// A node took this round's stamp, so a reader can serve
+			// it; sent again above newer, it could bury an update
+			// acknowledged since that read (docs/ordering.md). Nor can
+			// it be acknowledged below newer, which may be of an update
+			// acknowledged before this one began that the read missed.
+			return ObjectInfo{}, kerr.E(op, kerr.Unavailable, mayApplyErr{fmt.Errorf("%w: %w: tags of %s/%s version %s: a node keeps tags of a newer update",
+				ErrQuorum, ErrSuperseded, bucket, key, meta.Version)})
 		}
 		s.clock.observe(newer)
 	}

@@ -15,7 +15,47 @@ func (f *flakyNode) SetTags(ctx context.Context, u client.TagUpdate) (client.Rec
 	if f.failSetTags.Load() {
 		return client.Record{}, errNodeFlaked
 	}
+	if first := f.tagsFirst.Swap(nil); first != nil {
+		if _, err := f.Client.SetTags(ctx, *first); err != nil {
+			return client.Record{}, err
+		}
+	}
 	return f.Client.SetTags(ctx, u)
+}
+
+// A tag update that one node took while the others answered that they
+// keep tags of a newer stamp (an update that reached them first) is not
+// sent again above that stamp: a reader may have served it from the one
+// node, and going again would put it above an update acknowledged since.
+// It answers 503 ErrSuperseded, and the newer update's tags stay.
+func TestTagUpdateTakenSomewhereIsNotSentAgain(t *testing.T) {
+	vc, s := newVersionedBucket(t)
+	ctx := context.Background()
+	v := putString(t, s, "k", "body")
+	ahead := vc.gateway(t, 0)
+	ahead.clock.now = func() time.Time { return time.Now().Add(time.Hour) }
+	newer := client.TagUpdate{Bucket: testBucket, Key: "k", Version: v.VersionID, Tagging: "newer=1", At: ahead.clock.next()}
+	taker := ""
+	for id, n := range vc.nodes {
+		if taker == "" {
+			taker = id
+			continue
+		}
+		n.tagsFirst.Store(&newer)
+	}
+	_, err := s.SetObjectTags(ctx, testBucket, "k", "", "mine=1")
+	if !errors.Is(err, ErrSuperseded) || kerr.KindOf(err) != kerr.Unavailable {
+		t.Fatalf("tag update: %v, want ErrSuperseded with kind Unavailable", err)
+	}
+	for i := range 3 {
+		if cur, err := s.StatObject(ctx, testBucket, "k"); err != nil || cur.Tagging != "newer=1" {
+			t.Fatalf("read %d: tags %q, %v; want the newer update's", i, cur.Tagging, err)
+		}
+	}
+	st, err := vc.nodes[taker].Stat(ctx, testBucket, "k")
+	if err != nil || st.Committed == nil || st.Committed.Tagging != "mine=1" {
+		t.Fatalf("node %s: %+v, %v; want it to hold the update it took", taker, st.Committed, err)
+	}
 }
 
 // TestSetObjectTags: a tag update changes the tags of exactly the version

@@ -132,12 +132,14 @@ func (s *Store) updateBucket(ctx context.Context, op, bucket string, edit func(*
 	rec.Version = s.newVersion()
 	ms := s.members(nodeaccess.LiveNodes(s.Map()))
 	need := s.bucketQuorum(len(ms))
-	acks, refused := s.putBucketAll(ctx, ms, rec)
-	if acks < len(ms) && refused {
+	// Written again above the refusals only if no node may hold it
+	// (see writeBucket).
+	put := s.putBucketAll(ctx, ms, rec)
+	if put.acks < len(ms) && put.refused && !put.mayApply() {
 		rec.Version = s.newVersion()
-		acks, _ = s.putBucketAll(ctx, ms, rec)
+		put = s.putBucketAll(ctx, ms, rec)
 	}
-	if acks < need {
+	if acks := put.acks; acks < need {
 		return kerr.E(op, kerr.Unavailable, quorumErr("%d of %d nodes stored bucket %s, need %d", acks, len(ms), bucket, need))
 	}
 	s.uncacheBucket(bucket)

@@ -30,6 +30,12 @@ type versionCluster struct {
 type flakyNode struct {
 	*client.Client
 	failPutBucket, failDeleteVersion, failSetTags atomic.Bool
+	// tagsFirst, once set, is a tag update the node takes just before
+	// the next one it is sent, as if it had arrived first.
+	tagsFirst atomic.Pointer[client.TagUpdate]
+	// bucketFirst, once set, is a bucket record the node stores just
+	// before the next one it is sent.
+	bucketFirst atomic.Pointer[client.BucketRecord]
 }
 
 var errNodeFlaked = kerr.E("test", kerr.Unavailable, errors.New("node down for this call"))
@@ -38,7 +44,42 @@ func (f *flakyNode) PutBucket(ctx context.Context, rec client.BucketRecord) erro
 	if f.failPutBucket.Load() {
 		return errNodeFlaked
 	}
+	if first := f.bucketFirst.Swap(nil); first != nil {
+		if err := f.Client.PutBucket(ctx, *first); err != nil {
+			return err
+		}
+	}
 	return f.Client.PutBucket(ctx, rec)
+}
+
+// A bucket record update that one node stored while the others refused it
+// for a newer record is not written again above that record: a reader may
+// have served it from the one node, and a version above could bury a
+// record acknowledged since. It answers 503, and the newer record stays.
+func TestBucketUpdateTakenSomewhereIsNotWrittenAgain(t *testing.T) {
+	vc, s := newVersionedBucket(t)
+	ctx := context.Background()
+	ahead := vc.gateway(t, 0)
+	ahead.clock.now = func() time.Time { return time.Now().Add(time.Hour) }
+	rec, err := vc.nodes["n0"].GetBucket(ctx, testBucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec.Versioning, rec.Version = client.VersioningSuspended, ahead.newVersion()
+	for id, n := range vc.nodes {
+		if id != "n0" {
+			n.bucketFirst.Store(&rec)
+		}
+	}
+	err = s.PutBucketVersioning(ctx, testBucket, client.VersioningEnabled)
+	if !kerr.Is(kerr.Unavailable, err) {
+		t.Fatalf("bucket update: %v, want Unavailable", err)
+	}
+	for i := range 3 {
+		if got, err := s.GetBucketVersioning(ctx, testBucket); err != nil || got != client.VersioningSuspended {
+			t.Fatalf("read %d of versioning after the update: %q, %v; want the newer record's", i, got, err)
+		}
+	}
 }
 
 func (f *flakyNode) DeleteVersion(ctx context.Context, bucket, key, version string) (*client.Record, error) {
