@@ -71,7 +71,7 @@ func (s *Store) deleteKeyIn(ctx context.Context, bucket, key string, state clien
 	const op = "objects.deleteKey"
 	m := s.Map()
 	placed := s.placed(m.PlaceKey(bucket, key))
-	n, wq := m.N(), s.shardlessQuorum(m, placed)
+	n, wq := m.N(), s.shardlessQuorum(ctx, m, placed)
 
 	live, answered := false, 0
 	states := make([]client.KeyState, len(placed))
@@ -136,18 +136,34 @@ func (s *Store) deleteKeyIn(ctx context.Context, bucket, key string, state clien
 // would; the version records it (ObjectMeta.Quorum) for readers. It stays
 // a majority of n, which is all the order of writes needs
 // (docs/ordering.md).
-func (s *Store) shardlessQuorum(m *placement.Map, placed []member) int {
+//
+// With more of them known down than that quorum allows, the write would
+// fail on their refusing breakers: they are asked first (recheck), as for
+// a PUT, and the quorum is taken again if some answer.
+func (s *Store) shardlessQuorum(ctx context.Context, m *placement.Map, placed []member) int {
+	q, down := s.shardlessQuorumNow(m, placed)
+	if count(down) > m.N()-q && s.recheck(ctx, placed, down, nil) {
+		q, _ = s.shardlessQuorumNow(m, placed)
+	}
+	return q
+}
+
+// shardlessQuorumNow is shardlessQuorum as the breakers stand, with the
+// shards whose node is known down or missing.
+func (s *Store) shardlessQuorumNow(m *placement.Map, placed []member) (int, []bool) {
 	n, k := m.N(), 0
+	down := make([]bool, n)
 	for i := range n {
 		if i >= len(placed) || !s.available(placed[i].Node.ID) {
+			down[i] = true
 			k++
 		}
 	}
 	if k == 0 || k > m.ParityShards {
-		return m.WriteQuorum
+		return m.WriteQuorum, down
 	}
 	if q := m.RaisedQuorum(k); q <= n-k {
-		return q
+		return q, down
 	}
-	return m.WriteQuorum
+	return m.WriteQuorum, down
 }

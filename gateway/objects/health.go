@@ -1,6 +1,9 @@
 package objects
 
 import (
+	"context"
+	"slices"
+	"sync/atomic"
 	"time"
 
 	"github.com/kintsugi-store/kintsugi/internal/nodeaccess"
@@ -42,6 +45,52 @@ func (s *Store) anyOpen() bool {
 // (it is closed); without health tracking every node is.
 func (s *Store) available(id string) bool {
 	return s.health == nil || s.health.Available(id)
+}
+
+// recheckTimeout bounds the probe a write makes of the nodes it would be
+// refused for (recheck). A node back from a partition or a restart
+// answers a health call within milliseconds; one still cut off sends
+// nothing back, so its probe lasts the whole deadline, which the refusal
+// then waits on. Half a second leaves a loaded node ten times what a
+// healthy one needs and keeps a write that must be refused at about the
+// latency of a slow one; it is capped by the call timeout in case an
+// operator set that lower.
+const recheckTimeout = 500 * time.Millisecond
+
+// recheck asks the nodes of placed whose shards skip marks, and that the
+// health tracker takes for down (their breakers are not closed), whether
+// they answer now, in parallel, within recheckTimeout; those in avoid,
+// which just failed this write, are not asked. A node that answers has
+// its breaker closed for every caller (health.Tracker.Check). It reports
+// whether any did, in which case the caller recomputes what it decided
+// from the breakers. Only for a write that would otherwise be refused:
+// it makes a network call and may wait its deadline.
+func (s *Store) recheck(ctx context.Context, placed []member, skip []bool, avoid []string) bool {
+	if s.health == nil {
+		return false
+	}
+	var ids []string
+	for i, sk := range skip {
+		if sk && i < len(placed) && !slices.Contains(avoid, placed[i].Node.ID) && !s.available(placed[i].Node.ID) {
+			ids = append(ids, placed[i].Node.ID)
+		}
+	}
+	if len(ids) == 0 {
+		return false
+	}
+	ctx, cancel := context.WithTimeout(ctx, min(recheckTimeout, s.callTimeout))
+	defer cancel()
+	var back atomic.Int32
+	each(len(ids), func(i int) {
+		if s.health.Check(ctx, ids[i]) {
+			back.Add(1)
+		}
+	})
+	if n := back.Load(); n > 0 {
+		s.log.Info("objects: nodes marked down answered before a write was refused", "asked", len(ids), "answered", n)
+		return true
+	}
+	return false
 }
 
 // progress tells the health tracker that a stream to or from node id just

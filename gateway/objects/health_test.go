@@ -31,6 +31,13 @@ type healthCluster struct {
 
 func newHealthCluster(t testing.TB, nodes, d, p int, opts ...func(*Config)) *healthCluster {
 	t.Helper()
+	return newHealthClusterWith(t, nil, nodes, d, p, opts...)
+}
+
+// newHealthClusterWith is newHealthCluster with the tracker's Config
+// changed by hcfg (if not nil) before it is made.
+func newHealthClusterWith(t testing.TB, hcfg func(*health.Config), nodes, d, p int, opts ...func(*Config)) *healthCluster {
+	t.Helper()
 	hc := &healthCluster{}
 	cfg := health.DefaultConfig()
 	cfg.Interval = 10 * time.Millisecond
@@ -41,6 +48,9 @@ func newHealthCluster(t testing.TB, nodes, d, p int, opts ...func(*Config)) *hea
 	cfg.Probe = func(ctx context.Context, id string) error {
 		_, err := hc.nodes[id].Health(ctx)
 		return err
+	}
+	if hcfg != nil {
+		hcfg(&cfg)
 	}
 	h, err := health.New(cfg)
 	if err != nil {

@@ -21,6 +21,7 @@ import (
 	"github.com/kintsugi-store/kintsugi/codec"
 	"github.com/kintsugi-store/kintsugi/internal/fanout"
 	"github.com/kintsugi-store/kintsugi/internal/kerr"
+	"github.com/kintsugi-store/kintsugi/internal/nodeaccess"
 	"github.com/kintsugi-store/kintsugi/placement"
 	"github.com/kintsugi-store/kintsugi/storagenode/client"
 )
@@ -525,6 +526,17 @@ type partRef struct {
 // uploadParts lists the parts stored for upload id: the latest attempt of
 // each part number, and every attempt.
 func (s *Store) uploadParts(ctx context.Context, bucket, id string) (map[int]partRef, []client.PartRef, error) {
+	latest, all, err := s.uploadPartsOnce(ctx, bucket, id)
+	if err != nil && kerr.Is(kerr.Unavailable, err) && s.anyOpen() {
+		// As for ListObjects: nodes back from an outage whose breakers
+		// have not caught up are worth one try through them.
+		latest, all, err = s.uploadPartsOnce(nodeaccess.WithBypass(ctx), bucket, id)
+	}
+	return latest, all, err
+}
+
+// uploadPartsOnce is one attempt at uploadParts.
+func (s *Store) uploadPartsOnce(ctx context.Context, bucket, id string) (map[int]partRef, []client.PartRef, error) {
 	latest := make(map[int]partRef)
 	var all []client.PartRef
 	err := s.walk(ctx, bucket, uploadKey(id)+"/", "", func(rec *client.Record) (string, error) {
@@ -567,7 +579,7 @@ func (s *Store) checkPartsReadable(ctx context.Context, bucket string, refs []cl
 func (s *Store) commitShardless(ctx context.Context, m *placement.Map, placed []placement.Node, meta client.ObjectMeta) (client.ObjectMeta, error) {
 	const op = "objects.commitShardless"
 	ms := s.placed(placed)
-	wq := s.shardlessQuorum(m, ms)
+	wq := s.shardlessQuorum(ctx, m, ms)
 	if wq < m.WriteQuorum {
 		meta.Quorum = wq
 	}

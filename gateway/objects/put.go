@@ -178,6 +178,15 @@ func (s *Store) putObject(ctx context.Context, in PutInput) (ObjectInfo, error) 
 	placed := s.placed(m.PlaceKey(in.Bucket, in.Key))
 	n := m.N()
 	sh := s.writeShape(m, placed, in.avoid)
+	if sh.down > n-sh.quorum && s.recheck(ctx, placed, sh.skip, in.avoid) {
+		// Nodes marked down answered: a node back from an outage
+		// stays marked down until its breaker's next probe, and the
+		// write is not refused for it meanwhile. A write that would
+		// only be raised asks nobody: for a node really cut off, the
+		// probe would add its whole deadline to every write taken
+		// during the outage, and the raised version is as durable.
+		sh = s.writeShape(m, placed, in.avoid)
+	}
 	wq := sh.quorum
 	if sh.down > n-wq {
 		s.metrics.quorumFailed()

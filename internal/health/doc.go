@@ -19,6 +19,10 @@
 //     (ErrOpen). After OpenFor it lets one probe through (half-open),
 //     usually the next heartbeat; success closes it, failure opens it again.
 //
+// A caller about to refuse work because nodes are marked down can ask
+// them at once (Check): a node that answers has its breaker closed on the
+// spot, for every caller, instead of after OpenFor and a heartbeat.
+//
 // The state is Down while the breaker is open, Suspect while it is
 // half-open or the last heartbeat or call failed, and Up otherwise. Changes
 // are logged and exported as Prometheus metrics on the registry given in

@@ -189,9 +189,13 @@ func New(cfg Config) (*Tracker, error) {
 type node struct {
 	id string
 	t  *Tracker
-	cb *gobreaker.TwoStepCircuitBreaker[struct{}]
+	// cb is the node's breaker. Check replaces it with a closed one when
+	// the node answers (gobreaker has no way to close a breaker but a
+	// successful call, which an open one does not let through).
+	cb atomic.Pointer[gobreaker.TwoStepCircuitBreaker[struct{}]]
 
 	probing  atomic.Bool  // a heartbeat is in flight
+	checking *check       // the Check in flight, if any; guarded by mu
 	progress atomic.Int64 // unix nanoseconds of the last Progress
 
 	mu      sync.Mutex
@@ -246,8 +250,20 @@ func (t *Tracker) node(id string) *node {
 		return n
 	}
 	n := &node{id: id, t: t, since: t.cfg.Now(), down: make(chan struct{})}
-	n.cb = gobreaker.NewTwoStepCircuitBreaker[struct{}](gobreaker.Settings{
-		Name:        id,
+	n.cb.Store(n.newBreaker())
+	t.nodes[id] = n
+	t.m.setState(id, Up)
+	return n
+}
+
+// newBreaker returns a closed breaker for n. Its state changes are n's
+// only while it is n's breaker: calls begun before Check replaced it
+// still end on it, and must not move the new one's state.
+func (n *node) newBreaker() *gobreaker.TwoStepCircuitBreaker[struct{}] {
+	t := n.t
+	var cb *gobreaker.TwoStepCircuitBreaker[struct{}]
+	cb = gobreaker.NewTwoStepCircuitBreaker[struct{}](gobreaker.Settings{
+		Name:        n.id,
 		MaxRequests: 1,
 		Timeout:     t.cfg.OpenFor,
 		ReadyToTrip: func(c gobreaker.Counts) bool { return c.ConsecutiveFailures >= uint32(t.cfg.TripAfter) },
@@ -255,13 +271,14 @@ func (t *Tracker) node(id string) *node {
 		OnStateChange: func(_ string, _, to gobreaker.State) {
 			n.mu.Lock()
 			defer n.mu.Unlock()
+			if n.cb.Load() != cb {
+				return
+			}
 			n.breaker = to
 			n.update()
 		},
 	})
-	t.nodes[id] = n
-	t.m.setState(id, Up)
-	return n
+	return cb
 }
 
 // SetNodes sets the nodes that get heartbeats, by id. Nodes not listed are
@@ -298,7 +315,7 @@ type Call struct {
 // delay.
 func (t *Tracker) Begin(id string) (Call, error) {
 	n := t.node(id)
-	done, err := n.cb.Allow()
+	done, err := n.cb.Load().Allow()
 	if err != nil {
 		t.m.call(id, "refused")
 		return Call{}, kerr.E("health.Begin", kerr.Unavailable, fmt.Errorf("node %s: %w", id, ErrOpen))
@@ -425,7 +442,7 @@ func (n *node) update() {
 // State returns node id's state; a node never called is Up.
 func (t *Tracker) State(id string) State {
 	n := t.node(id)
-	n.cb.State() // lets an expired open breaker turn half-open
+	n.cb.Load().State() // lets an expired open breaker turn half-open
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	return n.state
@@ -438,7 +455,7 @@ func (t *Tracker) State(id string) State {
 // heartbeat that got the one slot, and store fewer shards than its code
 // was chosen for.
 func (t *Tracker) Available(id string) bool {
-	return t.node(id).cb.State() == gobreaker.StateClosed
+	return t.node(id).cb.Load().State() == gobreaker.StateClosed
 }
 
 // Progress records that a stream to or from node id moved bytes just now.
@@ -519,7 +536,7 @@ func (t *Tracker) Status() []NodeStatus {
 	slices.SortFunc(nodes, func(a, b *node) int { return strings.Compare(a.id, b.id) })
 	out := make([]NodeStatus, 0, len(nodes))
 	for _, n := range nodes {
-		n.cb.State() // lets an expired open breaker turn half-open
+		n.cb.Load().State() // lets an expired open breaker turn half-open
 		n.mu.Lock()
 		st := NodeStatus{ID: n.id, State: n.state, Breaker: n.breaker.String(), Since: n.since, P95: n.recentP95()}
 		if n.lastErr != nil {

@@ -595,3 +595,114 @@ func TestHeartbeatRound(t *testing.T) {
 		t.Fatalf("after %d rounds: bad %v, good %v; want down, up", cfg.TripAfter, s, g)
 	}
 }
+
+// TestCheck: a node marked down that answers a Check is up at once, its
+// breaker closed, without waiting for OpenFor; one that does not answer
+// stays down, and the Check ends with its ctx.
+func TestCheck(t *testing.T) {
+	fail := kerr.E("c", kerr.Unavailable, errors.New("refused"))
+	tests := []struct {
+		name  string
+		probe func(ctx context.Context) error
+		want  bool
+		state State
+	}{
+		{"answers", func(context.Context) error { return nil }, true, Up},
+		{"refuses", func(context.Context) error { return fail }, false, Down},
+		{"hangs", func(ctx context.Context) error { <-ctx.Done(); return ctx.Err() }, false, Down},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := fastConfig()
+			cfg.OpenFor = time.Hour
+			var probes atomic.Int32
+			cfg.Probe = func(ctx context.Context, id string) error {
+				probes.Add(1)
+				return tt.probe(ctx)
+			}
+			tr, _, _ := newTracker(t, cfg)
+			for range cfg.TripAfter {
+				c, _ := tr.Begin("n1")
+				c.End(context.Background(), fail)
+			}
+			down := tr.Down("n1")
+			ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+			defer cancel()
+			if got := tr.Check(ctx, "n1"); got != tt.want {
+				t.Fatalf("Check = %v, want %v", got, tt.want)
+			}
+			if s := tr.State("n1"); s != tt.state {
+				t.Fatalf("state %v, want %v", s, tt.state)
+			}
+			if tr.Available("n1") != tt.want {
+				t.Fatalf("Available = %v, want %v", tr.Available("n1"), tt.want)
+			}
+			if _, err := tr.Begin("n1"); (err == nil) != tt.want {
+				t.Fatalf("Begin after the check: %v", err)
+			}
+			if probes.Load() != 1 {
+				t.Fatalf("%d probes, want 1", probes.Load())
+			}
+			if tt.want {
+				select {
+				case <-tr.Down("n1"):
+					t.Fatal("Down is closed for a node that is up")
+				default:
+				}
+			} else if tr.Down("n1") != down {
+				t.Fatal("Down changed for a node still down")
+			}
+		})
+	}
+}
+
+// TestCheckShared: concurrent Checks of a node make one probe; a node
+// whose breaker is closed is not probed at all; a call begun on the
+// half-open breaker a Check replaced, failing after it, does not reopen
+// the new one.
+func TestCheckShared(t *testing.T) {
+	fail := kerr.E("c", kerr.Unavailable, errors.New("refused"))
+	cfg := fastConfig()
+	var probes atomic.Int32
+	release := make(chan struct{})
+	cfg.Probe = func(ctx context.Context, id string) error {
+		probes.Add(1)
+		<-release
+		return nil
+	}
+	tr, _, _ := newTracker(t, cfg)
+	if !tr.Check(context.Background(), "n1") || probes.Load() != 0 {
+		t.Fatalf("a closed breaker's node: %d probes, want 0", probes.Load())
+	}
+	for range cfg.TripAfter {
+		c, _ := tr.Begin("n1")
+		c.End(context.Background(), fail)
+	}
+	time.Sleep(cfg.OpenFor + 20*time.Millisecond)
+	stale, err := tr.Begin("n1") // holds the half-open breaker's one slot
+	if err != nil {
+		t.Fatalf("no half-open call after OpenFor: %v", err)
+	}
+	var wg sync.WaitGroup
+	var ok atomic.Int32
+	for range 5 {
+		wg.Go(func() {
+			if tr.Check(context.Background(), "n1") {
+				ok.Add(1)
+			}
+		})
+	}
+	for probes.Load() == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	time.Sleep(20 * time.Millisecond) // the other Checks join the one in flight
+	close(release)
+	wg.Wait()
+	if ok.Load() != 5 || probes.Load() != 1 {
+		t.Fatalf("%d of 5 Checks answered true with %d probes, want 5 with 1", ok.Load(), probes.Load())
+	}
+	stale.End(context.Background(), fail)
+	if !tr.Available("n1") || tr.State("n1") == Down {
+		t.Fatalf("a call begun before the Check reopened the breaker: %+v", tr.Status())
+	}
+}
