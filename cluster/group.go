@@ -99,6 +99,9 @@ type Group struct {
 	store *raftboltdb.BoltStore
 
 	kick chan struct{} // asks the reconciler to run now
+	// boot lets one Bootstrap run at a time (a semaphore, so that a
+	// waiting caller can give up with its context).
+	boot chan struct{}
 	stop context.CancelFunc
 	done chan struct{}
 
@@ -176,7 +179,7 @@ func Open(cfg Config) (*Group, error) {
 	if cfg.LeaderLeaseTimeout > 0 {
 		rc.LeaderLeaseTimeout = cfg.LeaderLeaseTimeout
 	}
-	g := &Group{cfg: cfg, log: logger, trans: trans, store: store, kick: make(chan struct{}, 1), done: make(chan struct{})}
+	g := &Group{cfg: cfg, log: logger, trans: trans, store: store, kick: make(chan struct{}, 1), boot: make(chan struct{}, 1), done: make(chan struct{})}
 	g.fsm = newFSM(func(m *placement.Map) {
 		if cfg.OnMap != nil {
 			cfg.OnMap(m)
@@ -293,14 +296,21 @@ func (g *Group) propose(ctx context.Context, e entry) (*placement.Map, error) {
 }
 
 // Bootstrap makes this member the single voter of a new group and seeds
-// it with m, keeping m's epoch. The leader then brings the map's other nodes in.
-// Bootstrap one member only: two members bootstrapped before either
-// reaches the other would start two groups (admin init asks every node
-// of the map first).
+// it with m, keeping m's epoch. The leader then brings the map's other
+// nodes in. Bootstrap one member only: two members bootstrapped before
+// either reaches the other would start two groups (admin init seeds the
+// map's Seed node only).
 // On a member that already belongs to a group it returns ErrInitialised,
 // unless that group holds no map yet (a bootstrap cut short), which it
-// seeds.
+// seeds. Calls on one member run one at a time, so that of two at once
+// exactly one seeds and the other answers ErrInitialised.
 func (g *Group) Bootstrap(ctx context.Context, m *placement.Map) (*placement.Map, error) {
+	select {
+	case g.boot <- struct{}{}:
+	case <-ctx.Done():
+		return nil, fmt.Errorf("cluster.Bootstrap: waiting for another bootstrap of this member: %w", ctx.Err())
+	}
+	defer func() { <-g.boot }()
 	// A member a leader has reached belongs to a group already, even if
 	// it has not applied the map yet: bootstrapping it would start a
 	// second group.

@@ -3,8 +3,11 @@ package cluster
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -32,6 +35,21 @@ func bootHTTP(t *testing.T) (*testCluster, map[string]*Client, *placement.Map) {
 // bootHTTPVia is bootHTTP with each node's address in the map given by
 // via (e.g. a proxy in front of its server).
 func bootHTTPVia(t *testing.T, via func(id, addr string) string) (*testCluster, map[string]*Client, *placement.Map) {
+	tc, clients, m := startHTTPVia(t, via)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	got, err := clients["a"].Init(ctx, m)
+	if err != nil {
+		t.Fatalf("init: %v", err)
+	}
+	tc.eventually(10*time.Second, "3 voters", func() bool { return len(tc.leader(5*time.Second).Status().Voters) == 3 })
+	tc.converged(got.Epoch, 5*time.Second)
+	return tc, clients, got
+}
+
+// startHTTPVia starts members a, b, c as bootHTTPVia does, without
+// initialising the group.
+func startHTTPVia(t *testing.T, via func(id, addr string) string) (*testCluster, map[string]*Client, *placement.Map) {
 	tc := newTestCluster(t)
 	opts := &client.Options{Secret: testSecret}
 	ids := []string{"a", "b", "c"}
@@ -45,15 +63,7 @@ func bootHTTPVia(t *testing.T, via func(id, addr string) string) (*testCluster, 
 		m.Nodes = append(m.Nodes, placement.Node{ID: id, Addr: addr, Zone: "z" + id})
 		clients[id] = NewClient(addr, opts)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	got, err := clients["a"].Init(ctx, m)
-	if err != nil {
-		t.Fatalf("init: %v", err)
-	}
-	tc.eventually(10*time.Second, "3 voters", func() bool { return len(tc.leader(5*time.Second).Status().Voters) == 3 })
-	tc.converged(got.Epoch, 5*time.Second)
-	return tc, clients, got
+	return tc, clients, m
 }
 
 func TestHTTPApplyAnywhere(t *testing.T) {
@@ -139,5 +149,69 @@ func TestHTTPWatch(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("the watch did not wake on a change")
+	}
+}
+
+// TestInitConcurrent: two inits of one member at once, of the same map or
+// of the map with its nodes in another order. Exactly one seeds the group;
+// the other hears ErrInitialised and replaces nothing; every member ends
+// in that one group, under one leader, with the winner's map.
+func TestInitConcurrent(t *testing.T) {
+	for _, reorder := range []bool{false, true} {
+		t.Run(fmt.Sprintf("reordered=%v", reorder), func(t *testing.T) {
+			tc, clients, m := startHTTPVia(t, func(_, addr string) string { return addr })
+			maps := []*placement.Map{m, m}
+			if reorder {
+				r := *m
+				r.Nodes = slices.Clone(m.Nodes)
+				slices.Reverse(r.Nodes)
+				maps[1] = &r
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			got := make([]*placement.Map, 2)
+			errs := make([]error, 2)
+			start := make(chan struct{})
+			var wg sync.WaitGroup
+			for i := range 2 {
+				wg.Go(func() {
+					<-start
+					got[i], errs[i] = clients["a"].Init(ctx, maps[i])
+				})
+			}
+			close(start)
+			wg.Wait()
+			var won *placement.Map
+			for i, err := range errs {
+				switch {
+				case err == nil && won == nil:
+					won = got[i]
+				case err == nil:
+					t.Fatal("both inits succeeded")
+				case !errors.Is(err, ErrInitialised):
+					t.Fatalf("init %d: err = %v, want ErrInitialised for the loser", i, err)
+				}
+			}
+			if won == nil {
+				t.Fatalf("no init succeeded: %v", errs)
+			}
+			want, _ := won.Marshal()
+			var leader string
+			tc.eventually(10*time.Second, "one group of 3 voters holding the winner's map", func() bool {
+				leader = ""
+				for _, g := range tc.live() {
+					st := g.Status()
+					b, _ := g.Map().Marshal()
+					if st.Leader == "" || leader != "" && st.Leader != leader || !slices.Equal(st.Voters, []string{"a", "b", "c"}) || string(b) != string(want) {
+						return false
+					}
+					leader = st.Leader
+				}
+				return true
+			})
+			if won.Epoch != m.Epoch {
+				t.Fatalf("seeded at epoch %d, want the map's %d", won.Epoch, m.Epoch)
+			}
+		})
 	}
 }

@@ -31,10 +31,10 @@ func apply(cur *placement.Map, e entry) (*placement.Map, error) {
 	switch {
 	case e.Init != nil && e.Change == nil:
 		if cur != nil {
-			// A retried seed of the very map it seeded is not an error.
-			if sameContent(cur, e.Init) {
-				return cur, nil
-			}
+			// Even a seed of the very same map: of two inits, exactly one
+			// seeds and the other hears that it did not. A second seed
+			// changes nothing either way, so a log that holds one replays
+			// to the same map whichever rule wrote it.
 			return nil, ErrInitialised
 		}
 		// The seed keeps its epoch: nodes already hold maps of epochs up
@@ -52,13 +52,4 @@ func apply(cur *placement.Map, e entry) (*placement.Map, error) {
 		return cur.Apply(*e.Change)
 	}
 	return nil, fmt.Errorf("%w: a log entry must hold a seed or a change", placement.ErrInvalidChange)
-}
-
-// sameContent reports whether a and b are the same map but for the epoch.
-func sameContent(a, b *placement.Map) bool {
-	x, y := a.WithDefaults(), b.WithDefaults()
-	x.Epoch, y.Epoch = 0, 0
-	bx, err1 := x.Marshal()
-	by, err2 := y.Marshal()
-	return err1 == nil && err2 == nil && string(bx) == string(by)
 }

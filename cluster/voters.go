@@ -73,3 +73,20 @@ func PickVoters(m *placement.Map, current []string, want int) []string {
 	slices.Sort(out)
 	return out
 }
+
+// Seed returns the node a new group is bootstrapped on (admin init): the
+// lowest id among m's active nodes, or among its draining ones if none is
+// active; false if m has neither. It depends on the map's set of nodes
+// alone, not on their order in a file nor on which nodes answer, so every
+// init of one map, from any host, goes to the same node, whose Bootstrap
+// lets exactly one of them seed the group: two inits cannot start two
+// groups. It is the node PickVoters takes first whatever the voter count
+// (and keeps, as a current voter), so the first leader stays a voter while
+// the others join.
+func Seed(m *placement.Map) (placement.Node, bool) {
+	ids := PickVoters(m, nil, 1)
+	if len(ids) == 0 {
+		return placement.Node{}, false
+	}
+	return m.Node(ids[0])
+}

@@ -224,7 +224,7 @@ func (a *admin) raftPushFile(ctx context.Context, path string) error {
 }
 
 // adminInit is `admin init --cluster FILE`: seed a new group with the
-// file's map, once.
+// file's map, once, on the map's cluster.Seed node.
 func (a *admin) adminInit(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("kintsugi admin init", flag.ContinueOnError)
 	wait := fs.Duration("wait", 30*time.Second, "how long to wait for the voters to join")
@@ -238,10 +238,18 @@ func (a *admin) adminInit(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	// The group is seeded on one node chosen from the map alone, so that
+	// two inits of the map, from any hosts and whatever the order of its
+	// file, both go to it and its Bootstrap lets only one of them win.
+	// Seeding elsewhere when it does not answer could start a second group.
+	sn, ok := cluster.Seed(m)
+	if !ok {
+		return errors.New("init: the map has no active or draining node to seed the group on")
+	}
+	var seed *cluster.Client
 	// Every node answering must be an empty member: one that holds a map
 	// belongs to a group already, and seeding another would split the
 	// cluster in two.
-	var first *cluster.Client
 	for _, n := range m.Nodes {
 		if n.State == placement.StateRemoved {
 			continue
@@ -253,31 +261,35 @@ func (a *admin) adminInit(ctx context.Context, args []string) error {
 		switch {
 		case errors.Is(err, cluster.ErrNoRaft):
 			return fmt.Errorf("init: node %s runs without a Raft member (start it with --raft-listen)", n.ID)
+		case err != nil && n.ID == sn.ID:
+			return fmt.Errorf("init: node %s, which seeds the group (the lowest id among the map's active nodes, so that every init of this map picks the same node), does not answer: %v; start it (or, if it is gone for good, mark it removed in the file) and run init again; nothing was changed", n.ID, err)
 		case err != nil:
 			fmt.Fprintf(a.env.stderr, "warning: %s does not answer (%v); the leader adds it when it does\n", n.ID, err)
 			continue
 		case st.Epoch > 0 || st.Leader != "":
 			return fmt.Errorf("init: %w (node %s is at map epoch %d, leader %q); use `kintsugi admin --endpoint %s`", cluster.ErrInitialised, n.ID, st.Epoch, st.Leader, n.Addr)
+		case n.ID == sn.ID && st.ID != n.ID:
+			return fmt.Errorf("init: the node at %s, which should be %s and seed the group, says it is %q; fix the file; nothing was changed", n.Addr, n.ID, st.ID)
 		}
-		if first == nil {
-			first = c
+		if n.ID == sn.ID {
+			seed = c
 		}
-	}
-	if first == nil {
-		return errors.New("init: no node of the map answers")
 	}
 	cctx, cancel := context.WithTimeout(ctx, max(a.o.timeout, 10*time.Second))
-	got, err := first.Init(cctx, m)
+	got, err := seed.Init(cctx, m)
 	cancel()
+	if errors.Is(err, cluster.ErrInitialised) {
+		return fmt.Errorf("init: %w: node %s, the seed, already belongs to a group (another init came first); use `kintsugi admin --endpoint %s`", err, sn.ID, seed.Addr())
+	}
 	if err != nil {
-		return fmt.Errorf("init via %s: %w", first.Addr(), err)
+		return fmt.Errorf("init via %s: %w", seed.Addr(), err)
 	}
 	want := min(cluster.DefaultVoters, len(cluster.PickVoters(got, nil, cluster.DefaultVoters)))
 	deadline := time.Now().Add(*wait)
 	var st cluster.ClusterStatus
 	for {
 		sctx, cancel := context.WithTimeout(ctx, a.o.timeout)
-		st, err = first.Status(sctx)
+		st, err = seed.Status(sctx)
 		cancel()
 		if err == nil && len(st.Voters) >= want && st.Quorum {
 			break
@@ -292,6 +304,6 @@ func (a *admin) adminInit(ctx context.Context, args []string) error {
 		return writeJSON(a.env.stdout, st)
 	}
 	fmt.Fprintf(a.env.stdout, "initialised the cluster map at epoch %d via %s; leader %s, voters %s\n",
-		got.Epoch, first.Addr(), st.Leader, strings.Join(st.Voters, ", "))
+		got.Epoch, seed.Addr(), st.Leader, strings.Join(st.Voters, ", "))
 	return nil
 }

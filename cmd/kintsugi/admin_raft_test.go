@@ -10,11 +10,13 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/kintsugi-store/kintsugi/cluster"
 	"github.com/kintsugi-store/kintsugi/placement"
 	"github.com/kintsugi-store/kintsugi/storagenode"
 	"github.com/kintsugi-store/kintsugi/storagenode/client"
@@ -183,5 +185,147 @@ func TestWatchRaftMap(t *testing.T) {
 	t.Logf("new epoch reached the watcher %v after the admin command started", time.Since(start).Round(time.Millisecond))
 	if _, ok := store.Map().Node("n4"); !ok {
 		t.Fatal("the watched map lacks the added node")
+	}
+}
+
+// writeMapFile writes m to a new cluster file and returns its path.
+func writeMapFile(t *testing.T, m *placement.Map) string {
+	t.Helper()
+	b, err := m.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(t.TempDir(), "cluster.yaml")
+	if err := os.WriteFile(file, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return file
+}
+
+// TestAdminInitConcurrent: two `admin init` at once, from cluster files
+// listing the nodes in opposite orders (two hosts' copies), seed one
+// group, on the map's seed n1 whichever file wins: one exits 0, the other
+// 1 with "already initialised", and every node ends under one leader with
+// the same voters and map epoch.
+func TestAdminInitConcurrent(t *testing.T) {
+	tests := []struct {
+		name string
+		// afterLeader starts the init of the file in map order only once
+		// the other's seed leads, while that init still runs: the
+		// file's order must not decide where the group is seeded.
+		afterLeader bool
+	}{
+		{"at once", false},
+		{"reversed file first", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			file, addrs := raftNodes(t, 3)
+			m, err := placement.Load(file)
+			if err != nil {
+				t.Fatal(err)
+			}
+			rev := *m
+			rev.Nodes = slices.Clone(m.Nodes)
+			slices.Reverse(rev.Nodes)
+			admins := []*admCluster{{t: t, file: file}, {t: t, file: writeMapFile(t, &rev)}}
+			codes, outs, errs := make([]int, 2), make([]string, 2), make([]string, 2)
+			opts := &client.Options{Secret: []byte(admSecret)}
+			start, led := make(chan struct{}), make(chan struct{})
+			var wg sync.WaitGroup
+			for i, c := range admins {
+				wg.Go(func() {
+					<-start
+					if i == 0 && tt.afterLeader {
+						<-led
+					}
+					codes[i], outs[i], errs[i] = c.admin("init")
+				})
+			}
+			close(start)
+			if tt.afterLeader {
+				waitAnyLeader(t, addrs, opts)
+			}
+			close(led)
+			wg.Wait()
+			won := slices.Index(codes, 0)
+			lost := 1 - won
+			if won < 0 || codes[lost] != 1 || !strings.Contains(errs[lost], "already initialised") {
+				t.Fatalf("two inits: exits %v\nstdout %q\nstderr %q\nwant one 0 and one 1 saying already initialised", codes, outs, errs)
+			}
+			if !strings.Contains(outs[won], "via "+addrs["n1"]+";") {
+				t.Fatalf("the %s file won, not via the seed n1 (%s): %s", []string{"ordered", "reversed"}[won], addrs["n1"], outs[won])
+			}
+			t.Logf("the losing init said: %s", strings.TrimSpace(errs[lost]))
+			deadline := time.Now().Add(10 * time.Second)
+			for {
+				var sts []cluster.Status
+				for _, id := range []string{"n1", "n2", "n3"} {
+					st, err := cluster.NewClient(addrs[id], opts).LocalStatus(context.Background())
+					if err != nil {
+						t.Fatalf("status of %s: %v", id, err)
+					}
+					sts = append(sts, st)
+				}
+				same := true
+				for _, st := range sts {
+					same = same && st.Leader != "" && st.Leader == sts[0].Leader && slices.Equal(st.Voters, []string{"n1", "n2", "n3"}) && st.Epoch == m.Epoch
+				}
+				if same {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("the nodes do not agree on one group: %+v", sts)
+				}
+				time.Sleep(50 * time.Millisecond)
+			}
+		})
+	}
+}
+
+// waitAnyLeader waits until a node of addrs reports a Raft leader.
+func waitAnyLeader(t *testing.T, addrs map[string]string, opts *client.Options) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		for _, addr := range addrs {
+			if st, err := cluster.NewClient(addr, opts).LocalStatus(context.Background()); err == nil && st.Leader != "" {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no node reports a leader")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestAdminInitSeedDown: init refuses, naming the seed, when the node the
+// map seeds on does not answer, rather than seeding a node that does.
+func TestAdminInitSeedDown(t *testing.T) {
+	file, addrs := raftNodes(t, 3)
+	m, err := placement.Load(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := ln.Addr().String()
+	ln.Close()
+	// Last in the file, lowest in id: the seed.
+	m.Nodes = append(m.Nodes, placement.Node{ID: "n0", Addr: dead, Zone: "zn0"})
+	c := &admCluster{t: t, file: writeMapFile(t, m)}
+	code, out, errs := c.admin("init")
+	if code != 1 || !strings.Contains(errs, "node n0, which seeds the group") || !strings.Contains(errs, "does not answer") {
+		t.Fatalf("init with the seed down: exit %d\nstdout: %s\nstderr: %s", code, out, errs)
+	}
+	opts := &client.Options{Secret: []byte(admSecret)}
+	for _, id := range []string{"n1", "n2", "n3"} {
+		st, err := cluster.NewClient(addrs[id], opts).LocalStatus(context.Background())
+		if err != nil || st.Epoch != 0 || st.Leader != "" || st.State != "Follower" {
+			t.Fatalf("node %s after a refused init: %+v, %v; want an empty member", id, st, err)
+		}
 	}
 }
