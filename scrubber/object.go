@@ -488,7 +488,7 @@ func markerTime(meta client.ObjectMeta) time.Time {
 	if !meta.Modified.IsZero() {
 		return meta.Modified
 	}
-	if id, err := ulid.ParseStrict(meta.Version); err == nil {
+	if id, err := ulid.ParseStrict(client.BaseVersion(meta.Version)); err == nil {
 		return ulid.Time(id.Time())
 	}
 	return time.Time{}
