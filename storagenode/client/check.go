@@ -49,32 +49,6 @@ func CheckKey(bucket, key string) error {
 	return nil
 }
 
-// RecodeSuffix ends the name of a version the scrubber re-coded: the
-// re-code of version V (a ULID) is V+RecodeSuffix. '.' sorts below every
-// character of a ULID, so for any other version W, W > V implies W > the
-// re-code (they differ within the first 26 characters) and W < V implies
-// W < it, while the re-code is above V: it replaces exactly V and never
-// anything newer (docs/ordering.md).
-const RecodeSuffix = ".1"
-
-// ulidLen is the length of a canonical ULID.
-const ulidLen = 26
-
-// RecodeVersion returns the name of the re-code of version v.
-func RecodeVersion(v string) string { return BaseVersion(v) + RecodeSuffix }
-
-// BaseVersion returns the ULID a version name is based on: v itself, or
-// the version a re-code replaced.
-func BaseVersion(v string) string {
-	if len(v) > ulidLen && v[ulidLen:] == RecodeSuffix {
-		return v[:ulidLen]
-	}
-	return v
-}
-
-// IsRecode reports whether v names the re-code of a version.
-func IsRecode(v string) bool { return BaseVersion(v) != v }
-
 // CheckVersion reports whether v is a version name: a ULID in its canonical
 // 26-character upper-case form, optionally followed by RecodeSuffix. Only
 // the canonical form is accepted because newest-wins compares versions as

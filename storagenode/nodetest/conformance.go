@@ -924,9 +924,15 @@ func testRecodeVersion(t *testing.T, c Client) {
 	a, b, d := encodeObj(t, 2*confBlock+3, 30), encodeObj(t, 3*confBlock, 31), encodeObj(t, confBlock, 32)
 	v := ver(10)
 	r := client.RecodeVersion(v)
-	put(t, c, "k", v, a, 2)
-	if rec := put(t, c, "k", r, b, 2); rec.Version != r || rec.Shard != 2 {
-		t.Fatalf("commit of re-code %s answered %+v", r, rec)
+	stage(t, c, "k", v, a, 2)
+	base := a.meta("k", v)
+	base.Tagging, base.TagsAt = "a=b", ver(10) // as a tag update leaves it
+	commit(t, c, base)
+	// The re-code copied the record before that tag update: the node
+	// keeps the newer tag set.
+	stage(t, c, "k", r, b, 2)
+	if rec := commit(t, c, b.meta("k", r)); rec.Version != r || rec.Shard != 2 || rec.Tagging != "a=b" || rec.TagsAt != ver(10) {
+		t.Fatalf("commit of re-code %s answered %+v, want tags a=b at %s", r, rec, ver(10))
 	}
 	wantCommitted(t, stat(t, c, "k"), r, 2)
 	if got, err := read(c, "k", r, 2, 0, -1); err != nil || !bytes.Equal(got, b.shards[2]) {
