@@ -533,7 +533,7 @@ func (s *Scrubber) account(t *tally, c checked) {
 		r.Redundancy[c.healthy]++
 		r.MovesPlanned += int64(c.moves)
 		switch {
-		case c.verdict == vHealthy && !c.rebalance(), c.verdict == vUnrecoverable, s.cfg.DryRun:
+		case c.verdict == vHealthy && !s.needsRepair(c), c.verdict == vUnrecoverable, s.cfg.DryRun:
 			// Otherwise counted once repaired or rebalanced.
 			r.RedundancyAfter[c.healthy]++
 		}
