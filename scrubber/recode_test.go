@@ -239,3 +239,31 @@ func TestRecodeLosesToClientWrite(t *testing.T) {
 		t.Fatalf("read: %d bytes, not the %d the client wrote", len(got), len(next))
 	}
 }
+
+// TestRecodeRebuiltRaisedObject: a raised version already whole at its
+// own layout (rebuilt while its bucket's record said versioned) is
+// re-coded by a later pass once the record says unversioned.
+func TestRecodeRebuiltRaisedObject(t *testing.T) {
+	c := newCluster(t, 6, 4, 2)
+	c.putBucketState("bk", client.VersioningEnabled)
+	data := testData(3*4*testBlock+5, 11)
+	meta := c.writeRaised("bk", "r", data, 0, 5)
+	rep := mustRun(t, c.scrubber(nil))
+	if rep.Raised != 1 || rep.Recoded != 0 || rep.ShardsRebuilt != 2 {
+		t.Fatalf("first pass: report = %+v", rep)
+	}
+	c.putBucketState("bk", "")
+	rep = mustRun(t, c.scrubber(nil))
+	if rep.Raised != 1 || rep.Recoded != 1 || rep.RecodedBytes != int64(len(data)) || rep.Redundancy[6] != 1 || rep.RedundancyAfter[6] != 1 || !rep.Healthy() {
+		t.Fatalf("second pass: report = %+v", rep)
+	}
+	r := client.RecodeVersion(meta.Version)
+	for id, rec := range c.stat("bk", "r") {
+		if rec == nil || rec.Version != r || rec.Data != 4 || rec.Parity != 2 {
+			t.Fatalf("node %s: record %+v, want %s 4+2", id, rec, r)
+		}
+	}
+	if got, err := c.read("bk", "r"); err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("read: %d bytes, %v", len(got), err)
+	}
+}
