@@ -226,6 +226,10 @@ func (s *Scrubber) recode(ctx context.Context, c checked) recoded {
 			out.reason = fmt.Sprintf("staging shard %d on %s: %v", i, targets[i].Node.ID, r.err)
 		case r.ref.Root != meta.Roots[i]:
 			out.reason = fmt.Sprintf("shard %d staged on %s with root %s, encoded %s", i, targets[i].Node.ID, r.ref.Root, meta.Roots[i])
+		case r.ref.Bucket != nil && r.ref.Bucket.Versioning != "":
+			// Versioning was turned on since the pass read the
+			// bucket: the node would keep V beside its re-code.
+			out.reason = fmt.Sprintf("node %s has the bucket %s", targets[i].Node.ID, r.ref.Bucket.Versioning)
 		case r.ref.Newest > meta.Version:
 			// A write of the key is staged or committed there: it
 			// owns the key, leave it alone.
@@ -280,7 +284,7 @@ func (s *Scrubber) recode(ctx context.Context, c checked) recoded {
 	}
 	s.log.Info("scrub: re-coded raised version", "bucket", old.Bucket, "key", old.Key, "version", old.Version,
 		"recode", meta.Version, "from", fmt.Sprintf("%d+%d", old.Data, old.Parity), "to", fmt.Sprintf("%d+%d", d, p),
-		"committed", out.committed, "bytes", old.Size)
+		"committed", out.committed, "bytes", old.Size, "shard_bytes", out.bytes)
 	if len(why) > 0 {
 		s.log.Warn("scrub: re-code not committed everywhere; left staged there", "bucket", old.Bucket, "key", old.Key,
 			"version", meta.Version, "detail", strings.Join(why, "; "))

@@ -267,3 +267,59 @@ func TestRecodeRebuiltRaisedObject(t *testing.T) {
 		t.Fatalf("read: %d bytes, %v", len(got), err)
 	}
 }
+
+// raceStage is a node client that runs hook once, before the first
+// stage of a re-code it is asked to send.
+type raceStage struct {
+	client.Node
+	once *sync.Once
+	hook func()
+}
+
+func (r raceStage) Stage(ctx context.Context, bucket, key, version string, shard, block int, body io.Reader) (client.StagedRef, error) {
+	if client.IsRecode(version) {
+		r.once.Do(r.hook)
+	}
+	return r.Node.Stage(ctx, bucket, key, version, shard, block, body)
+}
+
+// TestRecodeStopsWhenVersioningTurnsOn: versioning enabled on the bucket
+// after the pass read its record shows in the stage answers; the re-code
+// is aborted (a node would keep the version beside it) and the version is
+// rebuilt at its own layout instead.
+func TestRecodeStopsWhenVersioningTurnsOn(t *testing.T) {
+	c := newCluster(t, 6, 4, 2)
+	data := testData(2*4*testBlock+1, 12)
+	meta := c.writeRaised("bk", "r", data, 2, 5)
+	var once sync.Once
+	raced := false
+	hook := func() {
+		raced = true
+		c.putBucketState("bk", client.VersioningEnabled)
+	}
+	s := c.scrubber(func(cfg *Config) {
+		cfg.Dial = func(n placement.Node) client.Node { return raceStage{Node: c.byID[n.ID].c, once: &once, hook: hook} }
+	})
+	rep := mustRun(t, s)
+	if !raced {
+		t.Fatal("the pass never staged a re-code")
+	}
+	if rep.Raised != 1 || rep.Recoded != 0 || rep.ShardsRebuilt != 2 || rep.RedundancyAfter[6] != 1 || !rep.Healthy() {
+		t.Fatalf("report = %+v", rep)
+	}
+	r := client.RecodeVersion(meta.Version)
+	for _, tn := range c.nodes {
+		ks, err := tn.c.Stat(context.Background(), "bk", "r")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ks.Committed == nil || ks.Committed.Version != meta.Version || ks.Committed.Data != 2 {
+			t.Fatalf("node %s: committed %+v, want %s 2+4", tn.id, ks.Committed, meta.Version)
+		}
+		for _, sr := range ks.Staged {
+			if sr.Version == r {
+				t.Fatalf("node %s: re-code %s still staged", tn.id, r)
+			}
+		}
+	}
+}
