@@ -81,6 +81,20 @@
 // MarkerGrace must exceed the longest an older write may still commit,
 // which the nodes' staging grace bounds.
 //
+// # Raised versions
+//
+// A version written with raised parity (fewer data shards than the map's:
+// some of its nodes were down) is repaired at its own layout like any
+// other. The null version of a bucket never versioned is then re-coded
+// to the map's layout once every node of its placement answers
+// (recode.go): read from its verified shards, encoded with the map's
+// codec, staged on every placed node and committed under the name
+// client.RecodeVersion(V), a copy of its record with only the version,
+// layout and shards changed. That name sorts above V and below every
+// version above V, so the re-code never wins over a client write; a node
+// holding or staging a newer version stops it, and anything failing
+// before the commits aborts it and leaves V as it was.
+//
 // # Bounds
 //
 // Concurrency bounds the objects checked, rebuilt or moved at once; Rate

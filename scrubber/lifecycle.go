@@ -219,7 +219,9 @@ func versionAbove(v string, now time.Time) string {
 	if s := id.String(); s > v {
 		return s
 	}
-	old, err := ulid.ParseStrict(v)
+	// A re-code's name is its base version's plus a suffix: anything
+	// above the base is above it too.
+	old, err := ulid.ParseStrict(client.BaseVersion(v))
 	if err != nil {
 		return id.String()
 	}

@@ -488,7 +488,7 @@ func markerTime(meta client.ObjectMeta) time.Time {
 	if !meta.Modified.IsZero() {
 		return meta.Modified
 	}
-	if id, err := ulid.ParseStrict(meta.Version); err == nil {
+	if id, err := ulid.ParseStrict(client.BaseVersion(meta.Version)); err == nil {
 		return ulid.Time(id.Time())
 	}
 	return time.Time{}
@@ -533,7 +533,7 @@ func (s *Scrubber) account(t *tally, c checked) {
 		r.Redundancy[c.healthy]++
 		r.MovesPlanned += int64(c.moves)
 		switch {
-		case c.verdict == vHealthy && !c.rebalance(), c.verdict == vUnrecoverable, s.cfg.DryRun:
+		case c.verdict == vHealthy && !s.needsRepair(c), c.verdict == vUnrecoverable, s.cfg.DryRun:
 			// Otherwise counted once repaired or rebalanced.
 			r.RedundancyAfter[c.healthy]++
 		}

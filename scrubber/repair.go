@@ -14,7 +14,7 @@ import (
 // away and reports whether the object needs nothing more from this pass.
 func (r *run) settle(ctx context.Context, c checked) bool {
 	switch {
-	case c.verdict == vDegraded, c.verdict == vHealthy && c.rebalance():
+	case r.s.needsRepair(c):
 		if r.s.cfg.DryRun {
 			return true
 		}
@@ -34,6 +34,13 @@ func (r *run) repairOne(ctx context.Context, c checked) bool {
 	s := r.s
 	// Shards written from here on name the map's nodes.
 	c.meta = placedMeta(c.meta, c.placed)
+	if s.recodable(c) {
+		// Written at the map's layout instead of rebuilt at its own;
+		// if that fails, the version is repaired as it is.
+		if done, ok := r.recodeOne(ctx, c); done {
+			return ok
+		}
+	}
 	var mv moved
 	if c.moves > 0 {
 		mv = s.rebalance(ctx, &c)
@@ -130,7 +137,7 @@ func (r *run) repairQueued(ctx context.Context, val []byte) error {
 		return err
 	}
 	switch {
-	case (c.verdict == vDegraded || c.verdict == vHealthy && c.rebalance()) && c.meta.Version == q.Version:
+	case s.needsRepair(c) && c.meta.Version == q.Version:
 		r.repairOne(ctx, c)
 	case c.verdict == vHealthy && c.meta.Version == q.Version:
 		// Repaired or moved meanwhile, by a reader's hint, a late commit
@@ -149,4 +156,44 @@ func (r *run) repairQueued(ctx context.Context, val []byte) error {
 		r.t.add(func(rep *Report) { rep.Changed++ })
 	}
 	return nil
+}
+
+// needsRepair reports whether c goes to the repair phase: it is short of
+// shards, has shards to move or copies to drop, or is to be re-coded at
+// the map's layout.
+func (s *Scrubber) needsRepair(c checked) bool {
+	return c.verdict == vDegraded || c.verdict == vHealthy && (c.rebalance() || s.recodable(c))
+}
+
+// recodeOne re-codes c (see recode) and accounts for it. done says the
+// object needs nothing more from this pass (re-coded, or rewritten by a
+// client meanwhile); otherwise it is to be repaired at its own layout.
+func (r *run) recodeOne(ctx context.Context, c checked) (done, ok bool) {
+	s := r.s
+	out := s.recode(ctx, c)
+	switch {
+	case out.done:
+		r.t.add(func(rep *Report) {
+			rep.Recoded++
+			rep.RecodedBytes += c.meta.Size
+			rep.RedundancyAfter[out.committed]++
+		})
+	case out.changed:
+		s.log.Info("scrub: re-code stopped: the key was rewritten", "bucket", c.bucket, "key", c.key,
+			"version", c.meta.Version, "detail", out.reason)
+		r.t.add(func(rep *Report) { rep.Changed++ })
+	case out.committed > 0:
+		// Committed on some nodes, staged on the rest: readers and the
+		// staged phase finish it, and it holds V's bytes either way.
+		s.log.Warn("scrub: re-code committed short of the write quorum", "bucket", c.bucket, "key", c.key,
+			"version", c.meta.Version, "detail", out.reason)
+		r.t.incomplete("%s/%s version %s: re-code %s", c.bucket, c.key, c.meta.Version, out.reason)
+		r.t.add(func(rep *Report) { rep.RedundancyAfter[c.healthy]++ })
+	default:
+		s.log.Warn("scrub: re-code failed; the version stays at its own layout", "bucket", c.bucket, "key", c.key,
+			"version", c.meta.Version, "detail", out.reason)
+		return false, false
+	}
+	r.progress(c.bucket, c.key)
+	return true, out.done || out.changed
 }

@@ -95,11 +95,16 @@ type Report struct {
 	Unacknowledged int64  `json:"unacknowledged"` // unreadable versions that never reached write quorum (readers skip them)
 	// Raised counts the objects checked whose live version was written
 	// with raised parity (fewer data shards than the map's, because some
-	// of its nodes were down), RaisedBytes their logical size. They are
-	// checked and rebuilt at their own layout; nothing codes them back to
-	// the map's yet, so they keep costing more storage per byte.
-	Raised      int64 `json:"raised"`
-	RaisedBytes int64 `json:"raised_bytes"`
+	// of its nodes were down), RaisedBytes their logical size, as the
+	// check found them. Recoded counts those the pass wrote again at the
+	// map's layout (the null version of an unversioned bucket, once every
+	// node of its placement answers; see recode.go), RecodedBytes their
+	// logical size. The others are checked and rebuilt at their own
+	// layout, and keep costing more storage per byte.
+	Raised       int64 `json:"raised"`
+	RaisedBytes  int64 `json:"raised_bytes"`
+	Recoded      int64 `json:"recoded"`
+	RecodedBytes int64 `json:"recoded_bytes"`
 
 	// Noncurrent counts the noncurrent versions checked (their shards
 	// count in ShardsVerified, ShardsMissing, ... like any);

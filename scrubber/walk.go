@@ -137,7 +137,7 @@ func (r *run) walkBatch(ctx context.Context, bucket string, batch []listed, full
 		if errs[i] = s.afterCheck(ctx, r.t, c); errs[i] != nil {
 			return
 		}
-		if (c.verdict == vDegraded || c.verdict == vHealthy && c.rebalance()) && !s.cfg.DryRun {
+		if s.needsRepair(c) && !s.cfg.DryRun {
 			q := queued{Bucket: bucket, Key: k.key, Version: c.meta.Version, Good: c.good}
 			if errs[i] = s.state.Push(c.healthy, bucket+"/"+k.key, q); errs[i] == nil {
 				r.queued.Add(1)

@@ -107,6 +107,7 @@ func (n *Node) commit(m client.ObjectMeta) (client.Record, error) {
 		return *cur, nil
 	}
 
+	m = client.RecodeTags(cur, m)
 	rec := client.Record{ObjectMeta: m, Shard: -1}
 	var install meta.Move
 	rebound := false

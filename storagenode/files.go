@@ -26,8 +26,8 @@ const (
 )
 
 // fileBase is the name every file of shard i of a version starts with:
-// hex(blake3(bucket NUL key NUL version)) "." i. Bucket names hold no NUL
-// and versions have a fixed width, so distinct names never share a base.
+// hex(blake3(bucket NUL key NUL version)) "." i. Bucket names and
+// versions hold no NUL, so distinct names never share a base.
 func fileBase(bucket, key, version string, shard int) string {
 	h := blake3.New()
 	h.WriteString(bucket)

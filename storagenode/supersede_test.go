@@ -244,3 +244,38 @@ func TestUnderwrittenHold(t *testing.T) {
 		t.Error("held shard not served after restart")
 	}
 }
+
+// TestRecodeSupersededGrace: a re-code (its base's name plus a suffix)
+// supersedes its base like any newer version: the base's shard stays
+// readable by exact version for the grace and Sweep removes it after,
+// and a later write supersedes the re-code alike.
+func TestRecodeSupersededGrace(t *testing.T) {
+	tn := startNode(t, "", func(c *Config) { c.SupersededGrace = time.Minute })
+	ctx := context.Background()
+	o1, o2, o3 := encode(t, 9000, 41), encode(t, 9000, 42), encode(t, 5000, 43)
+	r := client.RecodeVersion(ver(1))
+	tn.put(t, "bk", "k", ver(1), o1, 3)
+	tn.put(t, "bk", "k", r, o2, 3)
+	if got := tn.readAll(t, "bk", "k", ver(1), 3); !bytes.Equal(got, o1.shards[3]) {
+		t.Fatalf("base read within grace: %d bytes", len(got))
+	}
+	if got := tn.readAll(t, "bk", "k", r, 3); !bytes.Equal(got, o2.shards[3]) {
+		t.Fatalf("re-code read: %d bytes", len(got))
+	}
+	if removed, err := tn.Sweep(ctx, time.Now().Add(time.Minute+time.Second)); err != nil || removed != 1 {
+		t.Fatalf("Sweep past grace = %d, %v; want 1", removed, err)
+	}
+	if got, want := files(t, tn.cfg.Dir, shardsDir), []string{shardFile("bk", "k", r, 3)}; !slices.Equal(got, want) {
+		t.Fatalf("shard files past grace = %v, want %v", got, want)
+	}
+	_, err := tn.c.ReadShard(ctx, "bk", "k", ver(1), 3, 0, -1)
+	wantKind(t, err, kerr.NotExist)
+
+	tn.put(t, "bk", "k", ver(2), o3, 3)
+	if removed, err := tn.Sweep(ctx, time.Now().Add(time.Minute+time.Second)); err != nil || removed != 1 {
+		t.Fatalf("Sweep of the superseded re-code = %d, %v; want 1", removed, err)
+	}
+	if got, want := files(t, tn.cfg.Dir, shardsDir), []string{shardFile("bk", "k", ver(2), 3)}; !slices.Equal(got, want) {
+		t.Fatalf("shard files = %v, want %v", got, want)
+	}
+}

@@ -268,8 +268,8 @@ func printSummary(w io.Writer, r *scrubber.Report, m *placement.Map, runErr erro
 	}
 	fmt.Fprintf(w, "  unrecoverable:    %d objects\n", r.UnrecoverableCount)
 	if r.Raised > 0 {
-		fmt.Fprintf(w, "  raised parity:    %d objects (%s) written while nodes were down, kept at their own layout\n",
-			r.Raised, sizeStr(r.RaisedBytes))
+		fmt.Fprintf(w, "  raised parity:    %d objects (%s) written while nodes were down; %d of them (%s) re-coded to %d+%d, the others kept at their own layout\n",
+			r.Raised, sizeStr(r.RaisedBytes), r.Recoded, sizeStr(r.RecodedBytes), m.DataShards, m.ParityShards)
 	}
 	var levels []string
 	for _, l := range scrubber.Levels(r.RedundancyAfter, m.DataShards, m.N()) {

@@ -77,13 +77,15 @@ func (c *versionClock) after(stage string) string {
 	return c.nextLocked().String()
 }
 
-// observe moves the clock to v if v is newer. Versions that are not ULIDs
-// are ignored.
+// observe moves the clock to v if v is newer. The re-code of a version
+// (client.RecodeVersion) counts as the version it replaced: every version
+// issued above that one is above its re-code too. Versions that are not
+// ULIDs are ignored.
 func (c *versionClock) observe(v string) {
 	if v == "" {
 		return
 	}
-	id, err := ulid.ParseStrict(v)
+	id, err := ulid.ParseStrict(client.BaseVersion(v))
 	if err != nil {
 		return
 	}

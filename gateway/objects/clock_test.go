@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"github.com/oklog/ulid/v2"
+
+	"github.com/kintsugi-store/kintsugi/storagenode/client"
 )
 
 func TestVersionClock(t *testing.T) {
@@ -24,6 +26,10 @@ func TestVersionClock(t *testing.T) {
 		{name: "a version 5s ahead seen after", after: []string{at(5 * time.Second)}},
 		{name: "the largest version", after: []string{maxVersion}},
 		{name: "not a version", after: []string{"v1", ""}, keep: true},
+		// A re-code names the version it replaced plus a suffix: the
+		// clock must name the next version above the re-code.
+		{name: "a re-code 5s ahead seen before", observe: []string{client.RecodeVersion(at(5 * time.Second))}, keep: true},
+		{name: "a re-code 5s ahead seen after", after: []string{client.RecodeVersion(at(5 * time.Second))}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -39,7 +45,7 @@ func TestVersionClock(t *testing.T) {
 			}
 			for _, v := range tt.after {
 				c.observe(v)
-				if _, err := ulid.ParseStrict(v); err == nil {
+				if client.CheckVersion(v) == nil {
 					seen = max(seen, v)
 				}
 			}

@@ -50,15 +50,17 @@ func CheckKey(bucket, key string) error {
 }
 
 // CheckVersion reports whether v is a version name: a ULID in its canonical
-// 26-character upper-case form. Only the canonical form is accepted because
-// newest-wins compares versions as strings.
+// 26-character upper-case form, optionally followed by RecodeSuffix. Only
+// the canonical form is accepted because newest-wins compares versions as
+// strings.
 func CheckVersion(v string) error {
 	const op = "client.CheckVersion"
-	id, err := ulid.ParseStrict(v)
+	base := BaseVersion(v)
+	id, err := ulid.ParseStrict(base)
 	if err != nil {
 		return kerr.E(op, kerr.Invalid, fmt.Errorf("version %q: %w", v, err))
 	}
-	if id.String() != v {
+	if id.String() != base {
 		return kerr.E(op, kerr.Invalid, fmt.Errorf("version %q is not in canonical form", v))
 	}
 	return nil

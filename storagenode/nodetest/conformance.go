@@ -226,6 +226,7 @@ var cases = []confCase{
 	{"ListStaged", testListStaged},
 	{"MapEpochFencing", testFencing},
 	{"NotFoundKinds", testNotFound},
+	{"RecodeVersionReplacesOnlyItsBase", testRecodeVersion},
 }
 
 var graceCases = []confCase{
@@ -913,4 +914,59 @@ func testNotFound(t *testing.T, c Client) {
 	wantKind(t, "map never given", err, kerr.NotExist)
 	_, err = c.Stat(ctx, confBucket, "")
 	wantKind(t, "empty key", err, kerr.Invalid)
+}
+
+// testRecodeVersion: a re-code's name (its base version plus a suffix) is
+// staged, committed, read and aborted like any version; it supersedes its
+// base, and a version above the base is above it too.
+func testRecodeVersion(t *testing.T, c Client) {
+	ctx := context.Background()
+	a, b, d := encodeObj(t, 2*confBlock+3, 30), encodeObj(t, 3*confBlock, 31), encodeObj(t, confBlock, 32)
+	v := ver(10)
+	r := client.RecodeVersion(v)
+	stage(t, c, "k", v, a, 2)
+	base := a.meta("k", v)
+	base.Tagging, base.TagsAt = "a=b", ver(10) // as a tag update leaves it
+	commit(t, c, base)
+	// The re-code copied the record before that tag update: the node
+	// keeps the newer tag set.
+	stage(t, c, "k", r, b, 2)
+	if rec := commit(t, c, b.meta("k", r)); rec.Version != r || rec.Shard != 2 || rec.Tagging != "a=b" || rec.TagsAt != ver(10) {
+		t.Fatalf("commit of re-code %s answered %+v, want tags a=b at %s", r, rec, ver(10))
+	}
+	wantCommitted(t, stat(t, c, "k"), r, 2)
+	if got, err := read(c, "k", r, 2, 0, -1); err != nil || !bytes.Equal(got, b.shards[2]) {
+		t.Fatalf("read of re-code %s: %d bytes, %v", r, len(got), err)
+	}
+	// The base is older than its re-code: refused.
+	stage(t, c, "k", v, a, 2)
+	_, err := c.Commit(ctx, a.meta("k", v))
+	wantKind(t, "commit of the base under its re-code", err, kerr.Conflict)
+	if got := client.Newer(err); got != r {
+		t.Errorf("conflict names %q, want %s", got, r)
+	}
+	if err := c.Abort(ctx, confBucket, "k", v); err != nil {
+		t.Fatal(err)
+	}
+	// The next version of the key is above the re-code.
+	put(t, c, "k", ver(11), d, 2)
+	wantCommitted(t, stat(t, c, "k"), ver(11), 2)
+	// A re-code staged under a newer version is refused at commit and
+	// can be aborted.
+	r2 := client.RecodeVersion(ver(11))
+	stage(t, c, "k", r2, b, 2)
+	put(t, c, "k", ver(12), a, 2)
+	_, err = c.Commit(ctx, b.meta("k", r2))
+	wantKind(t, "commit of a re-code below a newer version", err, kerr.Conflict)
+	if got := client.Newer(err); got != ver(12) {
+		t.Errorf("conflict names %q, want %s", got, ver(12))
+	}
+	if err := c.Abort(ctx, confBucket, "k", r2); err != nil {
+		t.Fatal(err)
+	}
+	ks := stat(t, c, "k")
+	wantCommitted(t, ks, ver(12), 2)
+	if len(ks.Staged) != 0 {
+		t.Fatalf("staged after aborts: %+v", ks.Staged)
+	}
 }

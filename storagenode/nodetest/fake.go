@@ -371,6 +371,7 @@ func (n *Node) Commit(ctx context.Context, meta client.ObjectMeta) (client.Recor
 		k.dropStaged(meta.StageVersion(), "")
 		return *c, nil
 	}
+	meta = client.RecodeTags(k.Committed, meta)
 	rec := client.Record{ObjectMeta: meta, Shard: -1}
 	var data []byte
 	if !meta.Deleted && len(meta.Parts) == 0 {
