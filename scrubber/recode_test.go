@@ -12,7 +12,6 @@ import (
 
 	"github.com/oklog/ulid/v2"
 
-	"github.com/kintsugi-store/kintsugi/gateway/objects"
 	"github.com/kintsugi-store/kintsugi/placement"
 	"github.com/kintsugi-store/kintsugi/storagenode/client"
 )
@@ -32,35 +31,6 @@ func TestRecodeNamesKeepTheirBaseTime(t *testing.T) {
 	if at := markerTime(m); !at.Equal(now.Add(time.Hour)) {
 		t.Fatalf("markerTime of %s = %v, want %v", r, at, now.Add(time.Hour))
 	}
-}
-
-// gatewayStore is a gateway object store over the cluster's nodes.
-func (c *cluster) gatewayStore() *objects.Store {
-	c.t.Helper()
-	st, err := objects.New(objects.Config{
-		Map:    c.m,
-		Dial:   func(n placement.Node) client.Node { return c.byID[n.ID].c },
-		Logger: quiet(),
-	})
-	if err != nil {
-		c.t.Fatal(err)
-	}
-	return st
-}
-
-// gatewayRead reads bucket/key through a gateway store.
-func gatewayRead(t *testing.T, st *objects.Store, bucket, key string) ([]byte, objects.ObjectInfo) {
-	t.Helper()
-	ctx := context.Background()
-	o, err := st.OpenObject(ctx, bucket, key)
-	if err != nil {
-		t.Fatalf("OpenObject %s/%s: %v", bucket, key, err)
-	}
-	var buf bytes.Buffer
-	if err := o.WriteRange(ctx, &buf, 0, o.Info().Size); err != nil {
-		t.Fatalf("reading %s/%s: %v", bucket, key, err)
-	}
-	return buf.Bytes(), o.Info()
 }
 
 // storedBytes sums the shard bytes the nodes serve for their committed
@@ -95,8 +65,8 @@ func (c *cluster) storedBytes(bucket, key string) int64 {
 // TestRecodeRaisedObject: a null version of an unversioned bucket written
 // 2+4 while two of its nodes were down is re-coded by a pass to the map's
 // 4+2 under the name RecodeVersion(V), every field of its record but the
-// version and layout kept; it reads back exact bytes through a gateway,
-// whose next write of the key is named above the re-code.
+// version and layout kept; it reads back exact bytes, and the next write
+// of the key is named above the re-code.
 func TestRecodeRaisedObject(t *testing.T) {
 	c := newCluster(t, 6, 4, 2)
 	data := testData(9*4*testBlock+11, 5)
@@ -135,24 +105,19 @@ func TestRecodeRaisedObject(t *testing.T) {
 		t.Errorf("stored %d bytes after the re-code, %d before", after, before)
 	}
 
-	st := c.gatewayStore()
-	got, info := gatewayRead(t, st, "bk", "r")
-	if !bytes.Equal(got, data) || info.VersionID != client.NullVersion || info.ETag != meta.ETag || info.Tagging != "a=b" {
-		t.Fatalf("gateway read: %d bytes (equal %v), info %+v", len(got), bytes.Equal(got, data), info)
+	if got, err := c.read("bk", "r"); err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("read: %d bytes (equal %v), %v", len(got), bytes.Equal(got, data), err)
 	}
-	// The version id clients see is unchanged, and the next write of the
-	// key is named above the re-code.
+	// The next write of the key is named above the re-code.
 	next := testData(7000, 7)
-	if _, err := st.PutObject(context.Background(), objects.PutInput{Bucket: "bk", Key: "r", Size: int64(len(next)), Body: bytes.NewReader(next)}); err != nil {
-		t.Fatal(err)
-	}
+	c.put("bk", "r", next)
 	for id, rec := range c.stat("bk", "r") {
 		if rec == nil || rec.Version <= r || client.IsRecode(rec.Version) {
 			t.Fatalf("node %s: after a write, record %+v, want a version above %s", id, rec, r)
 		}
 	}
-	if got, _ := gatewayRead(t, st, "bk", "r"); !bytes.Equal(got, next) {
-		t.Fatalf("read after the write: %d bytes, not the %d written", len(got), len(next))
+	if got, err := c.read("bk", "r"); err != nil || !bytes.Equal(got, next) {
+		t.Fatalf("read after the write: %d bytes, not the %d written: %v", len(got), len(next), err)
 	}
 
 	rep = mustRun(t, c.scrubber(nil))
@@ -199,15 +164,12 @@ func TestRecodeLosesToClientWrite(t *testing.T) {
 	c := newCluster(t, 6, 4, 2)
 	data := testData(5*4*testBlock+3, 9)
 	meta := c.writeRaised("bk", "r", data, 0, 3)
-	st := c.gatewayStore()
 	next := testData(6000, 10)
 	var once sync.Once
 	raced := false
 	hook := func() {
 		raced = true
-		if _, err := st.PutObject(context.Background(), objects.PutInput{Bucket: "bk", Key: "r", Size: int64(len(next)), Body: bytes.NewReader(next)}); err != nil {
-			t.Errorf("client write during the re-code: %v", err)
-		}
+		c.put("bk", "r", next)
 	}
 	s := c.scrubber(func(cfg *Config) {
 		cfg.Dial = func(n placement.Node) client.Node { return raceCommit{Node: c.byID[n.ID].c, once: &once, hook: hook} }
@@ -235,8 +197,8 @@ func TestRecodeLosesToClientWrite(t *testing.T) {
 			}
 		}
 	}
-	if got, _ := gatewayRead(t, st, "bk", "r"); !bytes.Equal(got, next) {
-		t.Fatalf("read: %d bytes, not the %d the client wrote", len(got), len(next))
+	if got, err := c.read("bk", "r"); err != nil || !bytes.Equal(got, next) {
+		t.Fatalf("read: %d bytes, not the %d the client wrote: %v", len(got), len(next), err)
 	}
 }
 
