@@ -93,24 +93,8 @@ func (s *Scrubber) rebuild(ctx context.Context, c checked) outcome {
 	ctx, cancel := s.dataCtx(ctx, shardSize*int64(meta.Data+want))
 	defer cancel()
 
-	srcs := make([]io.Reader, n)
-	var opened []*lazyShard
-	for i, id := range c.good {
-		if id == "" {
-			continue
-		}
-		mb := s.byID[id]
-		ls := &lazyShard{open: func() (io.ReadCloser, error) {
-			return mb.Client.ReadShard(ctx, meta.Bucket, meta.Key, meta.Version, i, 0, -1)
-		}}
-		opened = append(opened, ls)
-		srcs[i] = &countingReader{r: s.th.Reader(ctx, ls), n: &s.stats.bytesRead}
-	}
-	defer func() {
-		for _, ls := range opened {
-			ls.Close()
-		}
-	}()
+	srcs, closeSrcs := s.shardSources(ctx, meta, c.good, n)
+	defer closeSrcs()
 
 	type staged struct {
 		ref client.StagedRef
@@ -215,6 +199,31 @@ func (s *Scrubber) rebuild(ctx context.Context, c checked) outcome {
 }
 
 var errStageDone = errors.New("scrubber: stage finished")
+
+// shardSources returns readers of meta's shards on the nodes good names
+// by shard index ("" for none), n of them, each opened only when first
+// read (the decoder may not need it), throttled and counted, and a func
+// that closes those opened.
+func (s *Scrubber) shardSources(ctx context.Context, meta client.ObjectMeta, good []string, n int) ([]io.Reader, func()) {
+	srcs := make([]io.Reader, n)
+	var opened []*lazyShard
+	for i, id := range good {
+		if id == "" {
+			continue
+		}
+		mb := s.byID[id]
+		ls := &lazyShard{open: func() (io.ReadCloser, error) {
+			return mb.Client.ReadShard(ctx, meta.Bucket, meta.Key, meta.Version, i, 0, -1)
+		}}
+		opened = append(opened, ls)
+		srcs[i] = &countingReader{r: s.th.Reader(ctx, ls), n: &s.stats.bytesRead}
+	}
+	return srcs, func() {
+		for _, ls := range opened {
+			ls.Close()
+		}
+	}
+}
 
 // abort drops what a failed rebuild staged on a node, best effort: the
 // node's sweep removes it anyway after its grace.

@@ -144,24 +144,8 @@ func (s *Scrubber) recode(ctx context.Context, c checked) recoded {
 
 	// Sources: the verified shards of V, opened only if the decoder
 	// needs them.
-	srcs := make([]io.Reader, old.Data+old.Parity)
-	var opened []*lazyShard
-	for i, id := range c.good {
-		if id == "" {
-			continue
-		}
-		mb := s.byID[id]
-		ls := &lazyShard{open: func() (io.ReadCloser, error) {
-			return mb.Client.ReadShard(ctx, old.Bucket, old.Key, old.Version, i, 0, -1)
-		}}
-		opened = append(opened, ls)
-		srcs[i] = &countingReader{r: s.th.Reader(ctx, ls), n: &s.stats.bytesRead}
-	}
-	defer func() {
-		for _, ls := range opened {
-			ls.Close()
-		}
-	}()
+	srcs, closeSrcs := s.shardSources(ctx, old, c.good, old.Data+old.Parity)
+	defer closeSrcs()
 
 	type staged struct {
 		ref client.StagedRef

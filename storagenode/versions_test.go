@@ -3,6 +3,8 @@ package storagenode
 import (
 	"bytes"
 	"context"
+	"errors"
+	"fmt"
 	"maps"
 	"slices"
 	"testing"
@@ -165,6 +167,40 @@ func TestDeleteVersion(t *testing.T) {
 	}
 	if n := tn.db.Objects(); n != 0 {
 		t.Errorf("object count %d, want 0", n)
+	}
+}
+
+// TestDeleteVersionCoversRecode: a version and its re-code are one object
+// under two names. Once either is deleted by id, a late commit of the
+// other is refused: a re-code still in flight when a client deleted the
+// version must not bring the object back, nor a base rolled forward
+// after its re-code was deleted.
+func TestDeleteVersionCoversRecode(t *testing.T) {
+	tn := startNode(t, "", nil)
+	ctx := context.Background()
+	for i, deleted := range []string{ver(1), client.RecodeVersion(ver(5))} {
+		base := client.BaseVersion(deleted)
+		other := client.RecodeVersion(base)
+		if deleted == other {
+			other = base
+		}
+		key := fmt.Sprintf("k%d", i)
+		o := encode(t, 5000, uint64(10+i))
+		tn.putMode(t, key, deleted, o, 1, "", false)
+		if _, err := tn.c.DeleteVersion(ctx, "bk", key, deleted); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tn.c.Stage(ctx, "bk", key, other, 1, testBlock, bytes.NewReader(o.shards[1])); err != nil {
+			t.Fatal(err)
+		}
+		_, err := tn.c.Commit(ctx, o.meta("bk", key, other))
+		wantKind(t, err, kerr.NotExist)
+		if !errors.Is(err, client.ErrVersionDeleted) {
+			t.Errorf("commit of %s after %s was deleted: %v, want ErrVersionDeleted", other, deleted, err)
+		}
+		if st, err := tn.c.Stat(ctx, "bk", key); err != nil || st.Committed != nil {
+			t.Errorf("%s after the refused commit: %+v, %v; want nothing committed", key, st.Committed, err)
+		}
 	}
 }
 
