@@ -54,7 +54,10 @@ var (
 // the new map if its body is at most one stripe long, which it then reads
 // before staging, and no node may hold it committed (mayApplyErr); a
 // longer body is spent, so the put answers ErrQuorum and the client's
-// retry finds the new map installed.
+// retry finds the new map installed. A put of at most one stripe into an
+// unversioned bucket whose commit missed its quorum only because at most
+// p nodes failed is finished, once, as the re-code of its version, with
+// those nodes taken for down (see commitFailedErr).
 func (s *Store) PutObject(ctx context.Context, in PutInput) (ObjectInfo, error) {
 	m := s.Map()
 	if client.FenceOf(ctx) != nil || in.Body == nil || in.Size < 0 || in.Size > int64(m.DataShards*m.BlockSize) {

@@ -6,6 +6,7 @@ import (
 	"crypto/md5"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"log/slog"
 	"slices"
 	"sync"
@@ -61,15 +62,20 @@ func (f *commitFaults) set(c *cluster, key string, positions ...int) {
 	}
 }
 
-func newCommitFaultCluster(t *testing.T) (*cluster, *commitFaults) {
+// newCommitFaultCluster is newCluster(t, 6, 4, 2) over nodes whose
+// commits f can fail, with health tracking if tracked.
+func newCommitFaultCluster(t *testing.T, tracked bool) (*cluster, *commitFaults) {
 	f := &commitFaults{}
-	c := newCluster(t, 6, 4, 2, func(cfg *Config) {
+	wrap := func(cfg *Config) {
 		dial := cfg.Dial
 		cfg.Dial = func(pn placement.Node) client.Node {
 			return commitFaultNode{fakeNode: dial(pn).(*fakeNode), id: pn.ID, f: f}
 		}
-	})
-	return c, f
+	}
+	if tracked {
+		return newHealthCluster(t, 6, 4, 2, wrap).cluster, f
+	}
+	return newCluster(t, 6, 4, 2, wrap), f
 }
 
 // calls returns every node's count of op calls, by node ID.
@@ -107,7 +113,13 @@ func (c *cluster) assertNoRecode(key string) {
 // commit. The client sees an acknowledged PUT whose version id is
 // "null", and the bytes read back before and after the two return.
 func TestPutFinishedAsRecodeWhenCommitsFail(t *testing.T) {
-	c, f := newCommitFaultCluster(t)
+	for _, tracked := range []bool{false, true} {
+		t.Run(fmt.Sprintf("health=%v", tracked), func(t *testing.T) { testPutFinishedAsRecode(t, tracked) })
+	}
+}
+
+func testPutFinishedAsRecode(t *testing.T, tracked bool) {
+	c, f := newCommitFaultCluster(t, tracked)
 	ctx := context.Background()
 	oldInfo := c.put("k", payload(100, 1))
 	failing := []int{1, 4}
@@ -209,7 +221,7 @@ func TestPutFinishedAsRecodeWhenCommitsFail(t *testing.T) {
 // ErrSuperseded; it is not named anew above the later write. The later
 // write's bytes are read back, never the first's.
 func TestPutRecodeBelowLaterWrite(t *testing.T) {
-	c, f := newCommitFaultCluster(t)
+	c, f := newCommitFaultCluster(t, false)
 	ctx := context.Background()
 	c.put("k", payload(100, 1))
 	other, err := New(Config{
@@ -286,7 +298,7 @@ func TestPutCommitShortfallNotFinished(t *testing.T) {
 		{"larger than a stripe", "", []int{1, 4}, 4*testBlock + 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			c, f := newCommitFaultCluster(t)
+			c, f := newCommitFaultCluster(t, false)
 			ctx := context.Background()
 			if tc.versioning != "" {
 				if err := c.s.PutBucketVersioning(ctx, testBucket, tc.versioning); err != nil {
