@@ -324,9 +324,12 @@ func TestPutTwoDown(t *testing.T) {
 	wantErr(t, err, ErrNoSuchKey, kerr.NotExist)
 }
 
+// TestPutCommitQuorumLost: more than p nodes fail the commit, so the
+// write cannot be finished as its re-code either (see
+// TestPutFinishedAsRecodeWhenCommitsFail for p of them).
 func TestPutCommitQuorumLost(t *testing.T) {
 	c := newCluster(t, 6, 4, 2)
-	for i := range 2 {
+	for i := range 3 {
 		c.shardNode("k", i).Edit(func(n *nodetest.State) { n.DropCommit = true })
 	}
 	_, err := c.s.PutObject(context.Background(), PutInput{Bucket: testBucket, Key: "k", Size: 5, Body: strings.NewReader("hello")})

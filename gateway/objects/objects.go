@@ -135,6 +135,10 @@ type PutInput struct {
 	// avoid names nodes a first attempt of this write failed to stage
 	// on: a second one takes them for down (see PutObject).
 	avoid []string
+	// recode, if set, is the version this write is staged and committed
+	// as, whatever the clock says: client.RecodeVersion of the version a
+	// first attempt committed on too few nodes (see finishAsRecode).
+	recode string
 }
 
 // Object is an object version resolved by OpenObject, ready to stream.

@@ -228,7 +228,11 @@ func TestCommitShortfallCause(t *testing.T) {
 			if tc.del {
 				err = c.s.DeleteObject(context.Background(), testBucket, "k")
 			} else {
-				_, err = c.s.PutObject(context.Background(), PutInput{Bucket: testBucket, Key: "k", Size: 5000, Body: bytes.NewReader(payload(5000, 2))})
+				// Longer than a stripe: a small PUT whose commit
+				// only nodes failed is finished as its re-code
+				// (TestPutFinishedAsRecodeWhenCommitsFail).
+				size := 4*testBlock + 5000
+				_, err = c.s.PutObject(context.Background(), PutInput{Bucket: testBucket, Key: "k", Size: int64(size), Body: bytes.NewReader(payload(size, 2))})
 			}
 			wantErr(t, err, ErrQuorum, kerr.Unavailable)
 			if got := errors.Is(err, ErrSuperseded); got != tc.superseded {

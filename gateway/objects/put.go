@@ -54,7 +54,10 @@ var (
 // the new map if its body is at most one stripe long, which it then reads
 // before staging, and no node may hold it committed (mayApplyErr); a
 // longer body is spent, so the put answers ErrQuorum and the client's
-// retry finds the new map installed.
+// retry finds the new map installed. A put of at most one stripe into an
+// unversioned bucket whose commit missed its quorum only because at most
+// p nodes failed is finished, once, as the re-code of its version, with
+// those nodes taken for down (see commitFailedErr).
 func (s *Store) PutObject(ctx context.Context, in PutInput) (ObjectInfo, error) {
 	m := s.Map()
 	if client.FenceOf(ctx) != nil || in.Body == nil || in.Size < 0 || in.Size > int64(m.DataShards*m.BlockSize) {
@@ -96,8 +99,54 @@ func (s *Store) PutObject(ctx context.Context, in PutInput) (ObjectInfo, error) 
 		in.avoid = sf.nodes
 		info, err = fenced(ctx, s, put)
 	}
+	var cf commitFailedErr
+	if err != nil && ctx.Err() == nil && in.target == "" && errors.As(err, &cf) && cf.unversioned && len(cf.nodes) <= m.ParityShards {
+		// Nodes failed the commit of a version they staged, after
+		// others committed it: the write may be visible already and
+		// must not be named anew (mayApplyErr), but it can be
+		// finished as the re-code of its version, V.1, with the nodes
+		// that failed taken for down and its parity raised over the
+		// others (writeShape). That keeps the order of writes
+		// (docs/ordering.md): V.1 holds the same bytes as V and sorts
+		// above V but below every version above V, so it replaces V
+		// and nothing else. A write W acknowledged since, above V, is
+		// above V.1 too: a node holding W refuses V.1, and a reader
+		// that served V and then W never sees V.1 above W. The clock
+		// reads V.1 as V, so the next write of the key is above it.
+		// The version's name is one clients never see: the bucket is
+		// unversioned, so its id is "null" under either name.
+		s.log.Info("objects: commit missed its quorum for nodes that failed; finishing the write as its re-code",
+			"bucket", in.Bucket, "key", in.Key, "version", cf.version, "failed", cf.nodes)
+		in.avoid = append(slices.Clone(in.avoid), cf.nodes...)
+		in.recode = client.RecodeVersion(cf.version)
+		rinfo, rerr := fenced(ctx, s, put)
+		switch {
+		case rerr == nil:
+			info, err = rinfo, nil
+		case errors.Is(rerr, ErrSuperseded):
+			err = rerr
+		default:
+			s.log.Info("objects: re-code of a write that missed its commit quorum failed", "bucket", in.Bucket,
+				"key", in.Key, "version", in.recode, "err", rerr)
+		}
+	}
 	return info, err
 }
+
+// commitFailedErr marks the error of a write whose commit missed its
+// quorum only because nodes failed (none refused it for a newer version
+// or a newer map). nodes are the placed nodes that do not hold it: those
+// that failed its stage or commit, or were down. unversioned says the
+// bucket was unversioned both in the bucket info the write used and in
+// its stage answers.
+type commitFailedErr struct {
+	error
+	version     string
+	nodes       []string
+	unversioned bool
+}
+
+func (e commitFailedErr) Unwrap() error { return e.error }
 
 // stageFailedErr marks the error of a write whose stage missed its
 // quorum because nodes failed (not refusals, not the body): nothing of it
@@ -192,7 +241,10 @@ func (s *Store) putObject(ctx context.Context, in PutInput) (ObjectInfo, error) 
 		s.metrics.quorumFailed()
 		return ObjectInfo{}, kerr.E(op, kerr.Unavailable, quorumErr("%d of %d nodes for %s/%s are down, need %d", sh.down, n, in.Bucket, in.Key, wq))
 	}
-	stage := s.newVersion()
+	stage := in.recode
+	if stage == "" {
+		stage = s.newVersion()
+	}
 	w, err := s.stageAll(ctx, m, placed, sh, in, stage)
 	if err != nil {
 		if errors.Is(err, ErrQuorum) {
@@ -208,6 +260,18 @@ func (s *Store) putObject(ctx context.Context, in PutInput) (ObjectInfo, error) 
 	// of: the commit goes above them all, keeping the stage version when
 	// nothing newer showed up, so the usual write binds no shard anew.
 	version := s.clock.after(stage)
+	if in.recode != "" {
+		// A re-code keeps its name whatever the nodes hold: renamed,
+		// it would be a new write above any acknowledged since.
+		version = in.recode
+		if binfo.Versioning != "" || w.bucket.Versioning != "" {
+			// Versioning was turned on since: V.1 would be a second
+			// version, visible beside V.
+			unlock()
+			s.abort(ctx, placed, in.Bucket, in.Key, version)
+			return ObjectInfo{}, kerr.E(op, kerr.Unavailable, quorumErr("versioning of bucket %s was turned on since the write began", in.Bucket))
+		}
+	}
 	var sums map[string]string
 	if in.Checksums != nil {
 		sums = in.Checksums()
@@ -254,7 +318,17 @@ func (s *Store) putObject(ctx context.Context, in PutInput) (ObjectInfo, error) 
 	unlock()
 	if len(holders) < wq {
 		s.metrics.quorumFailed()
-		return ObjectInfo{}, kerr.E(op, kerr.Unavailable, shortfallErr(len(holders), refused, wq, "committed %d of %d shards, need %d", len(holders), n, wq))
+		err := shortfallErr(len(holders), refused, wq, "committed %d of %d shards, need %d", len(holders), n, wq)
+		if refused.newer == 0 && refused.staleMap == 0 {
+			cf := commitFailedErr{error: err, version: meta.Version, unversioned: binfo.Versioning == "" && w.bucket.Versioning == ""}
+			for _, p := range placed {
+				if !slices.ContainsFunc(holders, func(h member) bool { return h.Node.ID == p.Node.ID }) {
+					cf.nodes = append(cf.nodes, p.Node.ID)
+				}
+			}
+			err = cf
+		}
+		return ObjectInfo{}, kerr.E(op, kerr.Unavailable, err)
 	}
 	s.metrics.wrote(meta.Data, m.DataShards)
 	info := infoOf(meta)

@@ -196,7 +196,8 @@ type refusals struct {
 // so the retry is a commit round like the first. Otherwise the write
 // fails: a retry reaching fewer nodes could commit above an acknowledged
 // version on some of them without being readable itself, costing both.
-// Staged shards of nodes that refused the last attempt are aborted. late
+// A re-code's commit is not tried again under a new version. Staged
+// shards of nodes that refused the last attempt are aborted. late
 // is called as commitQuorum's, with the metadata of the attempt it
 // belongs to. refused counts the nodes that refused the last attempt.
 func (s *Store) commitWrite(ctx context.Context, targets []member, meta client.ObjectMeta, wq int, late func(meta client.ObjectMeta, i int, committed []bool)) (_ client.ObjectMeta, committed, answered []bool, refused refusals) {
@@ -223,7 +224,10 @@ func (s *Store) commitWrite(ctx context.Context, targets []member, meta client.O
 		}
 		return out
 	}
-	if again := refusers(); count(committed) == 0 && len(again) >= wq {
+	// A re-code (client.IsRecode) is never named anew: it finishes a
+	// version that may be visible already, and a new name would put it
+	// above the writes that refused it (see PutObject).
+	if again := refusers(); count(committed) == 0 && len(again) >= wq && !client.IsRecode(meta.Version) {
 		// The refusals fed the clock: the new version is above them.
 		meta.Version = s.newVersion()
 		if !first.Deleted && len(first.Parts) == 0 {
