@@ -126,7 +126,7 @@ func (s *Store) commitQuorum(ctx context.Context, targets []member, meta client.
 		}
 		pending++
 		go func() {
-			cctx, cancel := context.WithTimeout(ctx, s.commitTimeout)
+			cctx, cancel := s.commitCtx(ctx, t.Node.ID)
 			defer cancel()
 			rec, err := t.Client.Commit(cctx, meta)
 			v := client.Newer(err)
@@ -172,6 +172,39 @@ wait:
 		})
 	}
 	return committed, answered, newer, staleMap, unsure
+}
+
+// commitCtx returns the context of one commit call to node id: bounded
+// by the commit timeout and, with health tracking, cut off (errNodeDown)
+// as soon as the tracker sees the node go down, as the shard streams of
+// a stage are. A commit to a node that stopped answering after the stage
+// would otherwise hold the write for the whole timeout, when its outcome
+// (unknown either way) is all it can still give. A node already down is
+// not watched: the breaker refuses the call before it is sent, and the
+// write must keep knowing that nothing was sent (health.ErrOpen).
+func (s *Store) commitCtx(ctx context.Context, id string) (context.Context, context.CancelFunc) {
+	cctx, cancelTimeout := context.WithTimeout(ctx, s.commitTimeout)
+	down := s.downChan(id)
+	if down == nil {
+		return cctx, cancelTimeout
+	}
+	select {
+	case <-down:
+		return cctx, cancelTimeout
+	default:
+	}
+	cctx, cancelDown := context.WithCancelCause(cctx)
+	go func() {
+		select {
+		case <-down:
+			cancelDown(errNodeDown)
+		case <-cctx.Done():
+		}
+	}()
+	return cctx, func() {
+		cancelDown(nil)
+		cancelTimeout()
+	}
 }
 
 // refusals counts the nodes that refused a write's last attempt (its
