@@ -114,8 +114,14 @@ func TestUpdateBucket(t *testing.T) {
 // newStore returns another store over c's nodes, with a cold bucket cache.
 func (c *cluster) newStore(t *testing.T) *Store {
 	t.Helper()
+	return c.newStoreOn(t, c.s.Map())
+}
+
+// newStoreOn is newStore with map m.
+func (c *cluster) newStoreOn(t *testing.T, m *placement.Map) *Store {
+	t.Helper()
 	s, err := New(Config{
-		Map:         c.s.Map(),
+		Map:         m,
 		Dial:        func(n placement.Node) client.Node { return c.nodes[n.ID] },
 		CallTimeout: time.Second,
 		Now:         func() time.Time { return testNow },

@@ -7,7 +7,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"log/slog"
 	"slices"
 	"sync"
 	"testing"
@@ -224,17 +223,7 @@ func TestPutRecodeBelowLaterWrite(t *testing.T) {
 	c, f := newCommitFaultCluster(t, false)
 	ctx := context.Background()
 	c.put("k", payload(100, 1))
-	other, err := New(Config{
-		Map:         c.s.Map(),
-		Dial:        func(n placement.Node) client.Node { return c.nodes[n.ID] },
-		CallTimeout: time.Second,
-		Now:         func() time.Time { return testNow },
-		Logger:      slog.New(slog.DiscardHandler),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(other.bg.Wait)
+	other := c.newStoreOn(t, c.s.Map())
 	failing := []int{1, 4}
 	f.set(c, "k", failing...)
 	later := payload(2*testBlock+3, 8)
@@ -260,7 +249,7 @@ func TestPutRecodeBelowLaterWrite(t *testing.T) {
 		laterInfo, laterErr = other.PutObject(ctx, PutInput{Bucket: testBucket, Key: "k", Size: int64(len(later)), Body: bytes.NewReader(later)})
 	}
 	data := payload(3*testBlock+17, 5)
-	_, err = c.s.PutObject(ctx, PutInput{Bucket: testBucket, Key: "k", Size: int64(len(data)), Body: bytes.NewReader(data)})
+	_, err := c.s.PutObject(ctx, PutInput{Bucket: testBucket, Key: "k", Size: int64(len(data)), Body: bytes.NewReader(data)})
 	if laterErr != nil {
 		t.Fatalf("later put: %v", laterErr)
 	}

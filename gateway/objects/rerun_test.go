@@ -109,17 +109,7 @@ func testStaleMapCommittedSomewhere(t *testing.T, moved bool) {
 		}
 	}
 	// Another gateway, already on the new map.
-	other, err := New(Config{
-		Map:         &newer,
-		Dial:        func(n placement.Node) client.Node { return c.nodes[n.ID] },
-		CallTimeout: time.Second,
-		Now:         func() time.Time { return testNow },
-		Logger:      slog.New(slog.DiscardHandler),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(other.bg.Wait)
+	other := c.newStoreOn(t, &newer)
 	read := func(s *Store) []byte {
 		t.Helper()
 		obj, err := s.OpenObject(ctx, testBucket, "k")
@@ -150,7 +140,7 @@ func testStaleMapCommittedSomewhere(t *testing.T, moved bool) {
 			t.Errorf("later put: %v", err)
 		}
 	}
-	_, err = c.s.PutObject(ctx, PutInput{Bucket: testBucket, Key: "k", Size: int64(len(first)), Body: bytes.NewReader(first)})
+	_, err := c.s.PutObject(ctx, PutInput{Bucket: testBucket, Key: "k", Size: int64(len(first)), Body: bytes.NewReader(first)})
 	if !bytes.Equal(readBetween, first) {
 		t.Fatalf("the read during the first write's commit got %d bytes, not the first write's: the test no longer sets the scene", len(readBetween))
 	}
