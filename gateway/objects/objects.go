@@ -139,6 +139,10 @@ type PutInput struct {
 	// as, whatever the clock says: client.RecodeVersion of the version a
 	// first attempt committed on too few nodes (see finishAsRecode).
 	recode string
+	// restage says that the body is kept and this is the write's first
+	// attempt: a stage that nodes failed is then staged again with
+	// raised parity rather than committed short of shards (stageAll).
+	restage bool
 }
 
 // Object is an object version resolved by OpenObject, ready to stream.

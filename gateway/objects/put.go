@@ -88,6 +88,7 @@ func (s *Store) PutObject(ctx context.Context, in PutInput) (ObjectInfo, error) 
 		in.Body = io.MultiReader(bytes.NewReader(body), bytes.NewReader(extra), &errReader{rerr})
 		return s.putObject(ctx, in)
 	}
+	in.restage = true
 	info, err := fenced(ctx, s, put)
 	var sf stageFailedErr
 	if err != nil && ctx.Err() == nil && errors.As(err, &sf) && len(sf.nodes) <= m.ParityShards {
@@ -96,7 +97,7 @@ func (s *Store) PutObject(ctx context.Context, in PutInput) (ObjectInfo, error) 
 		// it may be staged again, under a new version, with those
 		// nodes taken for down whatever their breakers say yet, and
 		// so with raised parity on the nodes still up (writeShape).
-		in.avoid = sf.nodes
+		in.avoid, in.restage = sf.nodes, false
 		info, err = fenced(ctx, s, put)
 	}
 	var cf commitFailedErr
@@ -118,7 +119,7 @@ func (s *Store) PutObject(ctx context.Context, in PutInput) (ObjectInfo, error) 
 		s.log.Info("objects: commit missed its quorum for nodes that failed; finishing the write as its re-code",
 			"bucket", in.Bucket, "key", in.Key, "version", cf.version, "failed", cf.nodes)
 		in.avoid = append(slices.Clone(in.avoid), cf.nodes...)
-		in.recode = client.RecodeVersion(cf.version)
+		in.recode, in.restage = client.RecodeVersion(cf.version), false
 		rinfo, rerr := fenced(ctx, s, put)
 		switch {
 		case rerr == nil:
@@ -490,6 +491,17 @@ func (s *Store) stageAll(ctx context.Context, m *placement.Map, placed []member,
 		s.abort(ctx, placed, in.Bucket, in.Key, version)
 		err := shortfallErr(nstaged, refused, wq, "staged %d of %d shards, need %d", nstaged, n, wq)
 		return staging{}, kerr.E(op, kerr.Unavailable, stageFailed(err, failedIDs))
+	}
+	if len(failedIDs) > 0 && in.restage {
+		// Nodes failed their streams after the write began. Committed
+		// now, the version would lack their shards until repaired and
+		// survive fewer than p further failures; a chaos run read such
+		// an acknowledged write back as unreadable with two more nodes
+		// down. A kept body is staged again instead, with those nodes
+		// taken for down and parity raised over the others (PutObject).
+		s.abort(ctx, placed, in.Bucket, in.Key, version)
+		err := quorumErr("staged %d of %d shards; %d nodes failed their stage", nstaged, n, len(failedIDs))
+		return staging{}, kerr.E(op, kerr.Unavailable, stageFailedErr{err, failedIDs})
 	}
 	// What a dropped node may have kept must never be rolled forward.
 	s.abort(ctx, dropped, in.Bucket, in.Key, version)
