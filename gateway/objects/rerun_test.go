@@ -41,6 +41,27 @@ func (n rerunNode) Commit(ctx context.Context, meta client.ObjectMeta) (client.R
 	return n.plan.call(n.id, n.Node, func() (client.Record, error) { return n.Node.Commit(ctx, meta) })
 }
 
+// newRerunCluster is a 4+2 cluster of six nodes whose calls follow plan.
+func newRerunCluster(t *testing.T) (*cluster, *rerunPlan) {
+	plan := &rerunPlan{committed: make(chan struct{})}
+	c := newCluster(t, 6, 4, 2, func(cfg *Config) {
+		dial := cfg.Dial
+		cfg.Dial = func(pn placement.Node) client.Node {
+			return rerunNode{Node: dial(pn), id: pn.ID, plan: plan}
+		}
+	})
+	return c, plan
+}
+
+// arm makes nodes refuse their next write by taking the newer map first.
+func (p *rerunPlan) arm(nodes []placement.Node) {
+	p.armed = make(map[string]*atomic.Bool)
+	for _, pn := range nodes {
+		p.armed[pn.ID] = new(atomic.Bool)
+		p.armed[pn.ID].Store(true)
+	}
+}
+
 // call runs do, node id's write, as the plan says: the committer's first
 // one is let through and announced; an armed node first takes the newer
 // map, so that do is refused for it, and the hook node runs between once
@@ -89,13 +110,7 @@ func TestStaleMapCommittedSomewherePlacedAlike(t *testing.T) {
 
 func testStaleMapCommittedSomewhere(t *testing.T, moved bool) {
 	ctx := context.Background()
-	plan := &rerunPlan{committed: make(chan struct{})}
-	c := newCluster(t, 6, 4, 2, func(cfg *Config) {
-		dial := cfg.Dial
-		cfg.Dial = func(pn placement.Node) client.Node {
-			return rerunNode{Node: dial(pn), id: pn.ID, plan: plan}
-		}
-	})
+	c, plan := newRerunCluster(t)
 	c.put("k", payload(100, 0))
 	placed := c.s.Map().PlaceKey(testBucket, "k")
 	newer := *c.s.Map()
@@ -126,11 +141,7 @@ func testStaleMapCommittedSomewhere(t *testing.T, moved bool) {
 	first, later := payload(100, 1), payload(100, 2)
 	plan.newer = &newer
 	plan.committer, plan.hook = placed[0].ID, placed[5].ID
-	plan.armed = make(map[string]*atomic.Bool)
-	for _, pn := range placed[1:] {
-		plan.armed[pn.ID] = new(atomic.Bool)
-		plan.armed[pn.ID].Store(true)
-	}
+	plan.arm(placed[1:])
 	var readBetween []byte
 	plan.between = func() {
 		// The first write is committed on one node and staged on the
@@ -166,24 +177,14 @@ func testStaleMapCommittedSomewhere(t *testing.T, moved bool) {
 // is sent again, same version, under the newer epoch, and it is
 // acknowledged instead of answering 503.
 func TestStaleMapCommitPlacedAlikeIsSentAgain(t *testing.T) {
-	plan := &rerunPlan{committed: make(chan struct{})}
-	c := newCluster(t, 6, 4, 2, func(cfg *Config) {
-		dial := cfg.Dial
-		cfg.Dial = func(pn placement.Node) client.Node {
-			return rerunNode{Node: dial(pn), id: pn.ID, plan: plan}
-		}
-	})
+	c, plan := newRerunCluster(t)
 	c.put("k", payload(100, 0))
 	placed := c.s.Map().PlaceKey(testBucket, "k")
 	newer := *c.s.Map()
 	newer.Epoch++
 	plan.newer = &newer
 	plan.committer = placed[0].ID
-	plan.armed = make(map[string]*atomic.Bool)
-	for _, pn := range placed[1:] {
-		plan.armed[pn.ID] = new(atomic.Bool)
-		plan.armed[pn.ID].Store(true)
-	}
+	plan.arm(placed[1:])
 	data := payload(100, 1)
 	info, err := c.s.PutObject(context.Background(), PutInput{Bucket: testBucket, Key: "k", Size: int64(len(data)), Body: bytes.NewReader(data)})
 	if err != nil {
@@ -220,22 +221,12 @@ func nodeIDs(nodes []placement.Node) []string {
 // new map and is acknowledged.
 func TestStaleMapWriteRefusedEverywhereRunsAgain(t *testing.T) {
 	ctx := context.Background()
-	plan := &rerunPlan{committed: make(chan struct{})}
-	c := newCluster(t, 6, 4, 2, func(cfg *Config) {
-		dial := cfg.Dial
-		cfg.Dial = func(pn placement.Node) client.Node {
-			return rerunNode{Node: dial(pn), id: pn.ID, plan: plan}
-		}
-	})
+	c, plan := newRerunCluster(t)
 	c.put("k", payload(100, 0))
 	newer := *c.s.Map()
 	newer.Epoch++
 	plan.newer = &newer
-	plan.armed = make(map[string]*atomic.Bool)
-	for _, pn := range c.s.Map().PlaceKey(testBucket, "k") {
-		plan.armed[pn.ID] = new(atomic.Bool)
-		plan.armed[pn.ID].Store(true)
-	}
+	plan.arm(c.s.Map().PlaceKey(testBucket, "k"))
 	data := payload(100, 1)
 	if _, err := c.s.PutObject(ctx, PutInput{Bucket: testBucket, Key: "k", Size: int64(len(data)), Body: bytes.NewReader(data)}); err != nil {
 		t.Fatalf("put: %v", err)
@@ -299,11 +290,7 @@ func TestStaleMapTagUpdateTakenSomewhereIsNotRunAgain(t *testing.T) {
 	const first, later = "v=first", "v=later"
 	plan.newer = &newer
 	plan.committer, plan.hook = placed[0].ID, placed[5].ID
-	plan.armed = make(map[string]*atomic.Bool)
-	for _, pn := range placed[1:] {
-		plan.armed[pn.ID] = new(atomic.Bool)
-		plan.armed[pn.ID].Store(true)
-	}
+	plan.arm(placed[1:])
 	var readBetween string
 	plan.between = func() {
 		// The first update is on one node: the other gateway serves
