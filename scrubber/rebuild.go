@@ -96,35 +96,9 @@ func (s *Scrubber) rebuild(ctx context.Context, c checked) outcome {
 	srcs, closeSrcs := s.shardSources(ctx, meta, c.good, n)
 	defer closeSrcs()
 
-	type staged struct {
-		ref client.StagedRef
-		err error
-	}
-	dsts := make([]io.Writer, n)
-	sinks := make([]*sink, n)
-	results := make([]staged, n)
-	var wg sync.WaitGroup
-	for i, tg := range targets {
-		if tg == nil {
-			continue
-		}
-		pr, pw := io.Pipe()
-		sinks[i] = &sink{w: pw}
-		dsts[i] = sinks[i]
-		wg.Go(func() {
-			ref, err := tg.Client.Stage(ctx, meta.Bucket, meta.Key, meta.Version, i, meta.BlockSize, pr)
-			// Unblock the writer if the node stopped reading early.
-			pr.CloseWithError(errStageDone)
-			results[i] = staged{ref, err}
-		})
-	}
+	dsts, finish := s.stageStreams(ctx, targets, meta)
 	roots, rep, err := cd.Rebuild(dsts, srcs, meta.Size)
-	for _, sk := range sinks {
-		if sk != nil {
-			sk.w.CloseWithError(err) // nil: a clean EOF for the stage
-		}
-	}
-	wg.Wait()
+	results := finish(err)
 	for _, f := range rep.Failed {
 		s.log.Warn("scrub: source shard failed during rebuild", "bucket", meta.Bucket, "key", meta.Key,
 			"version", meta.Version, "shard", f.Shard, "stripe", f.Block, "err", f.Err)
@@ -199,6 +173,47 @@ func (s *Scrubber) rebuild(ctx context.Context, c checked) outcome {
 }
 
 var errStageDone = errors.New("scrubber: stage finished")
+
+// stagedShard is what a node answered to a shard stageStreams sent it.
+type stagedShard struct {
+	ref client.StagedRef
+	err error
+}
+
+// stageStreams stages meta's shard i on targets[i] (nil: none) from what
+// is written to dsts[i] (nil for no target), each in a call of its own.
+// finish ends every stream with err (nil: a clean end of the shard),
+// waits for the calls and returns their answers by shard.
+func (s *Scrubber) stageStreams(ctx context.Context, targets []*member, meta client.ObjectMeta) (dsts []io.Writer, finish func(err error) []stagedShard) {
+	n := len(targets)
+	dsts = make([]io.Writer, n)
+	sinks := make([]*sink, n)
+	results := make([]stagedShard, n)
+	var wg sync.WaitGroup
+	for i, tg := range targets {
+		if tg == nil {
+			continue
+		}
+		pr, pw := io.Pipe()
+		sinks[i] = &sink{w: pw}
+		dsts[i] = sinks[i]
+		wg.Go(func() {
+			ref, err := tg.Client.Stage(ctx, meta.Bucket, meta.Key, meta.Version, i, meta.BlockSize, pr)
+			// Unblock the writer if the node stopped reading early.
+			pr.CloseWithError(errStageDone)
+			results[i] = stagedShard{ref, err}
+		})
+	}
+	return dsts, func(err error) []stagedShard {
+		for _, sk := range sinks {
+			if sk != nil {
+				sk.w.CloseWithError(err)
+			}
+		}
+		wg.Wait()
+		return results
+	}
+}
 
 // shardSources returns readers of meta's shards on the nodes good names
 // by shard index ("" for none), n of them, each opened only when first

@@ -147,24 +147,7 @@ func (s *Scrubber) recode(ctx context.Context, c checked) recoded {
 	srcs, closeSrcs := s.shardSources(ctx, old, c.good, old.Data+old.Parity)
 	defer closeSrcs()
 
-	type staged struct {
-		ref client.StagedRef
-		err error
-	}
-	dsts := make([]io.Writer, n)
-	sinks := make([]*sink, n)
-	results := make([]staged, n)
-	var wg sync.WaitGroup
-	for i, tg := range targets {
-		pr, pw := io.Pipe()
-		sinks[i] = &sink{w: pw}
-		dsts[i] = sinks[i]
-		wg.Go(func() {
-			ref, err := tg.Client.Stage(ctx, meta.Bucket, meta.Key, meta.Version, i, meta.BlockSize, pr)
-			pr.CloseWithError(errStageDone)
-			results[i] = staged{ref, err}
-		})
-	}
+	dsts, finish := s.stageStreams(ctx, targets, meta)
 	// Decode V into the encoder, hashing the bytes on the way: a single
 	// PUT's ETag is their MD5, one more check that the re-code holds
 	// exactly what V held.
@@ -179,10 +162,7 @@ func (s *Scrubber) recode(ctx context.Context, c checked) recoded {
 	enc, err := newCd.Encode(body, dsts)
 	body.CloseWithError(errStageDone) // unblocks the decoder if the encoder stopped early
 	decoded.Wait()
-	for _, sk := range sinks {
-		sk.w.CloseWithError(err)
-	}
-	wg.Wait()
+	results := finish(err)
 
 	abortAll := func() {
 		for _, tg := range targets {
