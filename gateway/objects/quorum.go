@@ -278,7 +278,13 @@ func (s *Store) commitWrite(ctx context.Context, targets []member, meta client.O
 		committed, answered, newer, staleMap, unsure = s.commitQuorum(ctx, retry, meta, wq, func(i int, committed []bool) { late(second, i, committed) })
 		applied(retry)
 	}
-	if m := s.placesAlike(ctx, targets, meta); m != nil && count(committed) < wq && count(staleMap) > 0 {
+	var m *placement.Map
+	if count(committed) < wq && count(staleMap) > 0 {
+		// Only a commit short for stale-map refusals looks at the map
+		// they sent: the usual commit pays nothing for this.
+		m = s.placesAlike(ctx, targets, meta)
+	}
+	if m != nil {
 		// Nodes refused the commit for a newer map that places the key
 		// on the same nodes, shard for shard: under it the write would
 		// have been this very one, so its commit is sent again to them,
