@@ -210,7 +210,7 @@ func (n mapChangeNode) Commit(ctx context.Context, meta client.ObjectMeta) (clie
 // to those that staged or committed, they would have made it) fails with
 // ErrMapChanged inside ErrQuorum; one that nodes failing would have
 // failed anyway fails with ErrQuorum alone. The PUTs are longer than one
-// stripe, so they are not run again under the new map.
+// stripe and the Store keeps no such body, so they are not run again.
 func TestWriteShortfallMapChanged(t *testing.T) {
 	tests := []struct {
 		name        string
@@ -238,6 +238,7 @@ func TestWriteShortfallMapChanged(t *testing.T) {
 			ctx := context.Background()
 			armed := make(map[string]*atomic.Bool)
 			c := newCluster(t, 6, 4, 2, func(cfg *Config) {
+				cfg.KeptBodies = -1
 				dial, base := cfg.Dial, cfg.Map
 				cfg.Dial = func(pn placement.Node) client.Node {
 					armed[pn.ID] = new(atomic.Bool)

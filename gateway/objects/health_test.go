@@ -227,20 +227,35 @@ func TestWriteSkipsHalfOpenNode(t *testing.T) {
 // node is down: the object is coded d-1+p+1 on the nodes that are up, so
 // after the down node returns empty-handed and two others fail, it still
 // reads back exact. Without health tracking (the node is not known to be
-// down) the same sequence loses it.
+// down) the write finds it down when its stage fails and writes its kept
+// body again, raised; a body the Store does not keep is committed 4+2
+// short of that shard, and the same sequence loses it.
 func TestDegradedWriteRaisesParity(t *testing.T) {
-	for _, tracked := range []bool{true, false} {
-		t.Run(map[bool]string{true: "tracked", false: "untracked"}[tracked], func(t *testing.T) {
+	for _, tc := range []struct {
+		name          string
+		tracked, kept bool
+	}{
+		{"tracked", true, true},
+		{"untracked", false, true},
+		{"untracked, body not kept", false, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tracked := tc.tracked
+			keep := func(cfg *Config) {
+				if !tc.kept {
+					cfg.KeptBodies = -1
+				}
+			}
 			var c *cluster
 			if tracked {
-				hc := newHealthCluster(t, 6, 4, 2)
+				hc := newHealthCluster(t, 6, 4, 2, keep)
 				c = hc.cluster
 				defer func() { _ = hc }()
 				down := c.shardNode("k", 3)
 				down.SetDown("*", true)
 				hc.waitState(down.ID(), health.Down)
 			} else {
-				c = newCluster(t, 6, 4, 2)
+				c = newCluster(t, 6, 4, 2, keep)
 				c.shardNode("k", 3).SetDown("*", true)
 			}
 			down := c.shardNode("k", 3)
@@ -248,7 +263,7 @@ func TestDegradedWriteRaisesParity(t *testing.T) {
 			info := c.put("k", data)
 			rec := c.shardNode("k", 0).Committed(testBucket, "k")
 			wantD, wantP := 4, 2
-			if tracked {
+			if tc.kept {
 				wantD, wantP = 3, 3
 			}
 			if rec == nil || rec.Data != wantD || rec.Parity != wantP || rec.Nodes[3] != "" {
@@ -269,7 +284,7 @@ func TestDegradedWriteRaisesParity(t *testing.T) {
 			c.shardNode("k", 0).SetDown("*", true)
 			c.shardNode("k", 5).SetDown("*", true)
 			got, err := c.get("k")
-			if !tracked {
+			if !tc.kept {
 				wantErr(t, err, ErrQuorum, kerr.Unavailable)
 				return
 			}

@@ -198,11 +198,17 @@ func TestCommitShortfallCause(t *testing.T) {
 		{name: "delete marker, half refuse", del: true, version: newer, newerOn: []int{0, 1, 2}, superseded: true},
 		{name: "two fail", dropOn: []int{4, 5}},
 		{name: "one refuses, two fail", version: newer, newerOn: []int{5}, dropOn: []int{3, 4}},
+		// Four refusals leave two nodes, too few to commit whatever
+		// the two failing had done.
+		{name: "four refuse, two fail", version: newer, newerOn: []int{0, 1, 2, 3}, dropOn: []int{4, 5}, superseded: true},
 		{name: "delete marker, two fail", del: true, dropOn: []int{0, 1}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			c := newCluster(t, 6, 4, 2)
+			// Bodies are not kept: a write whose body is written
+			// again or finished as its re-code after nodes failed
+			// (TestPutFinishedAsRecodeWhenCommitsFail).
+			c := newCluster(t, 6, 4, 2, func(cfg *Config) { cfg.KeptBodies = -1 })
 			if wq := c.s.Map().WriteQuorum; wq != 5 {
 				t.Fatalf("write quorum %d, the cases assume 5", wq)
 			}
@@ -228,9 +234,7 @@ func TestCommitShortfallCause(t *testing.T) {
 			if tc.del {
 				err = c.s.DeleteObject(context.Background(), testBucket, "k")
 			} else {
-				// Longer than a stripe: a small PUT whose commit
-				// only nodes failed is finished as its re-code
-				// (TestPutFinishedAsRecodeWhenCommitsFail).
+				// Longer than a stripe, so not kept.
 				size := 4*testBlock + 5000
 				_, err = c.s.PutObject(context.Background(), PutInput{Bucket: testBucket, Key: "k", Size: int64(size), Body: bytes.NewReader(payload(size, 2))})
 			}

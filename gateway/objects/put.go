@@ -40,8 +40,8 @@ var (
 
 // PutObject writes in.Body as a new version of in.Bucket/in.Key and returns
 // its description once its write quorum of nodes have committed it
-// (WriteQuorum, or less with raised parity: see writeShape). The body is read
-// once, streamed, and never held beyond a few stripes.
+// (WriteQuorum, or less with raised parity: see writeShape). The body is
+// streamed: encoded and sent to the nodes as it arrives.
 //
 // Errors: ErrNoSuchBucket; ErrIncompleteBody (kerr.Invalid) when the body ends
 // before in.Size bytes; ErrInvalidArgument (kerr.Invalid) when it runs past
@@ -50,20 +50,28 @@ var (
 // version is visible; after a commit quorum failure the version may or may
 // not become visible, as with any unacknowledged write.
 //
-// A put that nodes refuse for a stale map (see fence.go) runs again under
-// the new map if its body is at most one stripe long, which it then reads
-// before staging, and no node may hold it committed (mayApplyErr); a
-// longer body is spent, so the put answers ErrQuorum and the client's
-// retry finds the new map installed. A put of at most one stripe into an
-// unversioned bucket whose commit missed its quorum only because at most
-// p nodes failed is finished, once, as the re-code of its version, with
-// those nodes taken for down (see commitFailedErr).
+// A body of known size up to MaxKeptBody is kept while the write runs, as
+// long as the bound on kept bodies (Config.KeptBodies) allows, so
+// that the write can run again (putKept): a body of at most one stripe is
+// read whole before staging, a longer one recorded as it streams. A write
+// whose body is not kept runs once: a stale map or failed nodes spend it,
+// the put answers ErrQuorum and the client's retry finds the new map
+// installed and the nodes marked down.
 func (s *Store) PutObject(ctx context.Context, in PutInput) (ObjectInfo, error) {
 	m := s.Map()
-	if client.FenceOf(ctx) != nil || in.Body == nil || in.Size < 0 || in.Size > int64(m.DataShards*m.BlockSize) {
-		ctx, done := s.fence(ctx)
-		defer done()
-		return s.putObject(ctx, in)
+	if client.FenceOf(ctx) != nil || in.Body == nil || in.Size < 0 {
+		return s.putOnce(ctx, in)
+	}
+	if in.Size > int64(m.DataShards*m.BlockSize) {
+		rb, ok := s.keep(in.Body, in.Size)
+		if !ok {
+			return s.putOnce(ctx, in)
+		}
+		defer s.release(rb)
+		return s.putKept(ctx, in, func(ctx context.Context, in PutInput) (ObjectInfo, error) {
+			in.Body = rb.reader()
+			return s.putObject(ctx, in)
+		})
 	}
 	// The buffer goes back to the pool on return: Encode reads the body
 	// synchronously and copies it into stripes, so nothing keeps it.
@@ -83,22 +91,49 @@ func (s *Store) PutObject(ctx context.Context, in PutInput) (ObjectInfo, error) 
 		rerr = nil
 	}
 	body := (*bp)[:n]
-	put := func(ctx context.Context) (ObjectInfo, error) {
-		in := in
+	return s.putKept(ctx, in, func(ctx context.Context, in PutInput) (ObjectInfo, error) {
 		in.Body = io.MultiReader(bytes.NewReader(body), bytes.NewReader(extra), &errReader{rerr})
 		return s.putObject(ctx, in)
-	}
+	})
+}
+
+// putOnce is PutObject for a body that is not kept: one attempt, fenced
+// but never run again.
+func (s *Store) putOnce(ctx context.Context, in PutInput) (ObjectInfo, error) {
+	ctx, done := s.fence(ctx)
+	defer done()
+	return s.putObject(ctx, in)
+}
+
+// putKept runs put(in), a write whose body put reads anew at each call,
+// and runs it again in three cases, each at most once:
+//   - nodes refused it for a stale map and no node may hold it committed
+//     (fenced, mayApplyErr): again under the new map;
+//   - nodes failed its stage, or failed its commit while the others
+//     refused it for a newer version, so that no node holds it committed
+//     (stageFailedErr): again, under a new version, with those nodes
+//     taken for down and so with raised parity (writeShape);
+//   - at most p nodes failed the commit of a version others committed,
+//     into an unversioned bucket (commitFailedErr): finished as the
+//     re-code of its version, V.1.
+func (s *Store) putKept(ctx context.Context, in PutInput, put func(context.Context, PutInput) (ObjectInfo, error)) (ObjectInfo, error) {
+	m := s.Map()
+	run := func(ctx context.Context) (ObjectInfo, error) { return put(ctx, in) }
 	in.restage = true
-	info, err := fenced(ctx, s, put)
+	info, err := fenced(ctx, s, run)
 	var sf stageFailedErr
 	if err != nil && ctx.Err() == nil && errors.As(err, &sf) && len(sf.nodes) <= m.ParityShards {
-		// Nodes failed while the shards were staged, before any
-		// commit was sent: no node can hold the write committed, so
-		// it may be staged again, under a new version, with those
-		// nodes taken for down whatever their breakers say yet, and
-		// so with raised parity on the nodes still up (writeShape).
+		// Nodes failed before any of them committed the write: no node
+		// can hold it committed, so it may be staged again, under a new
+		// version, with those nodes taken for down whatever their
+		// breakers say yet, and so with raised parity on the nodes
+		// still up (writeShape). The new version is above every one
+		// the nodes refused the first with, as a commit retry's is
+		// (commitWrite).
+		s.log.Info("objects: nodes failed a write before it committed anywhere; writing it again with them taken for down",
+			"bucket", in.Bucket, "key", in.Key, "failed", sf.nodes)
 		in.avoid, in.restage = sf.nodes, false
-		info, err = fenced(ctx, s, put)
+		info, err = fenced(ctx, s, run)
 	}
 	var cf commitFailedErr
 	if err != nil && ctx.Err() == nil && in.target == "" && errors.As(err, &cf) && cf.unversioned && len(cf.nodes) <= m.ParityShards {
@@ -120,7 +155,7 @@ func (s *Store) PutObject(ctx context.Context, in PutInput) (ObjectInfo, error) 
 			"bucket", in.Bucket, "key", in.Key, "version", cf.version, "failed", cf.nodes)
 		in.avoid = append(slices.Clone(in.avoid), cf.nodes...)
 		in.recode, in.restage = client.RecodeVersion(cf.version), false
-		rinfo, rerr := fenced(ctx, s, put)
+		rinfo, rerr := fenced(ctx, s, run)
 		switch {
 		case rerr == nil:
 			info, err = rinfo, nil
@@ -159,8 +194,8 @@ type stageFailedErr struct {
 
 func (e stageFailedErr) Unwrap() error { return e.error }
 
-// bodyPool recycles the buffers PutObject reads bodies of up to one stripe
-// into, by power-of-two size class: without it every such PUT (a 1 MiB one
+// bodyPool recycles the buffers PutObject keeps bodies in, by
+// power-of-two size class: without it every such PUT (a 1 MiB one
 // at 4+2, say) left a buffer of its size for the collector, the largest
 // share of the gateway's allocations in profiles of 1 MiB PUTs.
 type bodyPool [bodyClasses]sync.Pool
@@ -177,7 +212,7 @@ func bodyClass(n int) int {
 	return bits.Len(uint(n - 1))
 }
 
-// get returns a buffer of length n; n is at most one stripe.
+// get returns a buffer of length n; n is at most MaxKeptBody.
 func (p *bodyPool) get(n int) *[]byte {
 	c := bodyClass(n)
 	if c >= bodyClasses {
@@ -320,7 +355,8 @@ func (s *Store) putObject(ctx context.Context, in PutInput) (ObjectInfo, error) 
 	if len(holders) < wq {
 		s.metrics.quorumFailed()
 		err := shortfallErr(len(holders), refused, wq, "committed %d of %d shards, need %d", len(holders), n, wq)
-		if refused.newer == 0 && refused.staleMap == 0 {
+		switch {
+		case refused.newer == 0 && refused.staleMap == 0:
 			cf := commitFailedErr{error: err, version: meta.Version, unversioned: binfo.Versioning == "" && w.bucket.Versioning == ""}
 			for _, p := range placed {
 				if !slices.ContainsFunc(holders, func(h member) bool { return h.Node.ID == p.Node.ID }) {
@@ -328,6 +364,21 @@ func (s *Store) putObject(ctx context.Context, in PutInput) (ObjectInfo, error) 
 				}
 			}
 			err = cf
+		case refused.staleMap == 0 && !refused.mayApply:
+			// Nodes refused the commit as holding a newer version and
+			// the others failed it with nothing sent, or were down:
+			// no node holds the write committed, so it may be written
+			// again, under a new version above the refusals, as one
+			// whose stage they failed (putKept).
+			var failed []string
+			for _, p := range placed {
+				if !slices.Contains(refused.newerNodes, p.Node.ID) {
+					failed = append(failed, p.Node.ID)
+				}
+			}
+			if len(failed) > 0 {
+				err = stageFailedErr{err, failed}
+			}
 		}
 		return ObjectInfo{}, kerr.E(op, kerr.Unavailable, err)
 	}

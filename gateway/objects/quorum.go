@@ -217,6 +217,11 @@ func (s *Store) commitCtx(ctx context.Context, id string) (context.Context, cont
 type refusals struct {
 	newer, staleMap int
 	mayApply        bool
+	// newerNodes, set only for a commit, are the nodes that refused it
+	// as holding a newer version, and placed the number of nodes it was
+	// placed on.
+	newerNodes []string
+	placed     int
 }
 
 // commitWrite commits meta, a new version, on targets as commitQuorum
@@ -317,7 +322,11 @@ func (s *Store) commitWrite(ctx context.Context, targets []member, meta client.O
 	if !meta.Deleted && len(meta.Parts) == 0 {
 		s.abort(ctx, refusers(), meta.Bucket, meta.Key, meta.StageVersion())
 	}
-	return meta, committed, answered, refusals{newer: len(refusers()), staleMap: count(staleMap), mayApply: mayApply}
+	r := refusals{newer: len(refusers()), staleMap: count(staleMap), mayApply: mayApply, placed: len(targets)}
+	for _, m := range refusers() {
+		r.newerNodes = append(r.newerNodes, m.Node.ID)
+	}
+	return meta, committed, answered, r
 }
 
 // placesAlike returns the newer map a node refused one of ctx's fenced

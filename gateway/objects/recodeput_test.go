@@ -9,12 +9,17 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/oklog/ulid/v2"
+
+	"github.com/kintsugi-store/kintsugi/internal/health"
 	"github.com/kintsugi-store/kintsugi/internal/kerr"
 	"github.com/kintsugi-store/kintsugi/placement"
 	"github.com/kintsugi-store/kintsugi/storagenode/client"
+	"github.com/kintsugi-store/kintsugi/storagenode/nodetest"
 )
 
 // commitFaults makes chosen nodes fail every Commit with a transient
@@ -25,6 +30,9 @@ type commitFaults struct {
 	mu      sync.Mutex
 	failing map[string]bool
 	before  func(meta client.ObjectMeta)
+	// open makes the failing nodes answer as if their breaker were
+	// open: the commit was never sent.
+	open bool
 }
 
 type commitFaultNode struct {
@@ -47,6 +55,9 @@ func (n commitFaultNode) Commit(ctx context.Context, meta client.ObjectMeta) (cl
 	if before != nil {
 		before(meta)
 	}
+	if n.f.open {
+		return client.Record{}, kerr.E("test.Commit", kerr.Unavailable, health.ErrOpen)
+	}
 	return client.Record{}, kerr.E("test.Commit", kerr.Transient, errors.New("connection reset by peer"))
 }
 
@@ -63,9 +74,12 @@ func (f *commitFaults) set(c *cluster, key string, positions ...int) {
 
 // newCommitFaultCluster is newCluster(t, 6, 4, 2) over nodes whose
 // commits f can fail, with health tracking if tracked.
-func newCommitFaultCluster(t *testing.T, tracked bool) (*cluster, *commitFaults) {
+func newCommitFaultCluster(t *testing.T, tracked bool, opts ...func(*Config)) (*cluster, *commitFaults) {
 	f := &commitFaults{}
 	wrap := func(cfg *Config) {
+		for _, o := range opts {
+			o(cfg)
+		}
 		dial := cfg.Dial
 		cfg.Dial = func(pn placement.Node) client.Node {
 			return commitFaultNode{fakeNode: dial(pn).(*fakeNode), id: pn.ID, f: f}
@@ -103,8 +117,9 @@ func (c *cluster) assertNoRecode(key string) {
 	}
 }
 
-// TestPutFinishedAsRecodeWhenCommitsFail: a small PUT into an
-// unversioned bucket staged on all six nodes, then two of them failed
+// TestPutFinishedAsRecodeWhenCommitsFail: a PUT into an unversioned
+// bucket, of at most one stripe or longer (its body is kept as it
+// streams), staged on all six nodes, then two of them failed
 // its commit, so it was committed on four of six, one short of its
 // quorum, and may be visible from those four. It is not run again under
 // a new version; it is finished as the re-code of its version V, V.1,
@@ -113,11 +128,13 @@ func (c *cluster) assertNoRecode(key string) {
 // "null", and the bytes read back before and after the two return.
 func TestPutFinishedAsRecodeWhenCommitsFail(t *testing.T) {
 	for _, tracked := range []bool{false, true} {
-		t.Run(fmt.Sprintf("health=%v", tracked), func(t *testing.T) { testPutFinishedAsRecode(t, tracked) })
+		for _, size := range []int{3*testBlock + 17, 9*testBlock + 5} {
+			t.Run(fmt.Sprintf("health=%v/size=%d", tracked, size), func(t *testing.T) { testPutFinishedAsRecode(t, tracked, size) })
+		}
 	}
 }
 
-func testPutFinishedAsRecode(t *testing.T, tracked bool) {
+func testPutFinishedAsRecode(t *testing.T, tracked bool, size int) {
 	c, f := newCommitFaultCluster(t, tracked)
 	ctx := context.Background()
 	oldInfo := c.put("k", payload(100, 1))
@@ -126,7 +143,7 @@ func testPutFinishedAsRecode(t *testing.T, tracked bool) {
 	f.set(c, "k", failing...)
 	stages, commits := c.calls("stage"), c.calls("commit")
 
-	data := payload(3*testBlock+17, 5) // within one stripe
+	data := payload(size, 5)
 	info, err := c.s.PutObject(ctx, PutInput{Bucket: testBucket, Key: "k", Size: int64(len(data)), Body: bytes.NewReader(data)})
 	if err != nil {
 		t.Fatalf("put with two commits failing: %v", err)
@@ -273,7 +290,8 @@ func TestPutRecodeBelowLaterWrite(t *testing.T) {
 // TestPutCommitShortfallNotFinished: the cases where a commit shortfall
 // still answers 503 as before, with no re-code staged anywhere: a
 // versioned or suspended bucket (the version id is visible there), more
-// than p nodes failing, and a body longer than one stripe (spent).
+// than p nodes failing, and a body longer than one stripe that the Store
+// does not keep (spent).
 func TestPutCommitShortfallNotFinished(t *testing.T) {
 	for _, tc := range []struct {
 		name       string
@@ -284,10 +302,10 @@ func TestPutCommitShortfallNotFinished(t *testing.T) {
 		{"versioned", client.VersioningEnabled, []int{1, 4}, 3*testBlock + 17},
 		{"suspended", client.VersioningSuspended, []int{1, 4}, 3*testBlock + 17},
 		{"three failing", "", []int{0, 2, 4}, 3*testBlock + 17},
-		{"larger than a stripe", "", []int{1, 4}, 4*testBlock + 1},
+		{"body not kept", "", []int{1, 4}, 4*testBlock + 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			c, f := newCommitFaultCluster(t, false)
+			c, f := newCommitFaultCluster(t, false, func(cfg *Config) { cfg.KeptBodies = -1 })
 			ctx := context.Background()
 			if tc.versioning != "" {
 				if err := c.s.PutBucketVersioning(ctx, testBucket, tc.versioning); err != nil {
@@ -309,6 +327,57 @@ func TestPutCommitShortfallNotFinished(t *testing.T) {
 				}
 			}
 			c.assertNoRecode("k")
+		})
+	}
+}
+
+// TestPutCommitRefusedAndFailedIsWrittenAgain: a concurrent write of the
+// key reached four of its six nodes between a PUT's stage and its commit,
+// and the two others went down meanwhile, their breakers open, so their
+// commits were never sent. Four refusals and two failures: no node holds
+// the PUT committed, so it is written again, under a version above the
+// concurrent one, as 2+4 on the four nodes up, and wins there, as a
+// commit refused by newer versions alone is retried above them
+// (commitWrite). Both a body of at most one stripe and a longer one are
+// kept for this.
+func TestPutCommitRefusedAndFailedIsWrittenAgain(t *testing.T) {
+	for _, size := range []int{3*testBlock + 17, 9*testBlock + 5} {
+		t.Run(fmt.Sprintf("size=%d", size), func(t *testing.T) {
+			c, f := newCommitFaultCluster(t, false)
+			ctx := context.Background()
+			c.put("k", payload(100, 1))
+			newer := newULID(ulid.Timestamp(testNow.Add(5 * time.Second))).String()
+			live := []int{0, 1, 2, 3}
+			for _, i := range live {
+				n := c.shardNode("k", i)
+				var seeded atomic.Bool
+				n.Edit(func(st *nodetest.State) {
+					st.BeforeCommit = func(client.ObjectMeta) {
+						if seeded.CompareAndSwap(false, true) {
+							if _, err := n.Commit(ctx, client.ObjectMeta{Bucket: testBucket, Key: "k", Version: newer, Deleted: true}); err != nil {
+								t.Error(err)
+							}
+						}
+					}
+				})
+			}
+			f.open = true
+			f.set(c, "k", 4, 5)
+			data := payload(size, 6)
+			info, err := c.s.PutObject(ctx, PutInput{Bucket: testBucket, Key: "k", Size: int64(len(data)), Body: bytes.NewReader(data)})
+			if err != nil {
+				t.Fatalf("put: %v", err)
+			}
+			if info.Version <= newer || client.IsRecode(info.Version) || !info.Raised {
+				t.Fatalf("put: %+v; want a raised version above the concurrent %s", info, newer)
+			}
+			for _, i := range live {
+				rec := c.shardNode("k", i).Committed(testBucket, "k")
+				if rec == nil || rec.Version != info.Version || rec.Data != 2 || rec.Parity != 4 {
+					t.Fatalf("shard %d: %+v, want %s as 2+4", i, rec, info.Version)
+				}
+			}
+			c.mustGet("k", data)
 		})
 	}
 }

@@ -3,6 +3,7 @@ package objects
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"testing"
 )
 
@@ -11,13 +12,19 @@ import (
 // as it stood, the version would lack that shard and survive only one
 // further failure, not p; the kept body is staged again instead, with
 // that node taken for down, as 3+3 on the other five, and survives any
-// two of them failing.
+// two of them failing. A body longer than a stripe is kept as it streams.
 func TestPutStageFailureRaisesParity(t *testing.T) {
+	for _, size := range []int{2*testBlock + 5, 11*testBlock + 7} {
+		t.Run(fmt.Sprintf("size=%d", size), func(t *testing.T) { testPutStageFailureRaisesParity(t, size) })
+	}
+}
+
+func testPutStageFailureRaisesParity(t *testing.T, size int) {
 	c := newCluster(t, 6, 4, 2)
 	c.put("k", payload(100, 1))
 	bad := c.shardNode("k", 2)
 	bad.SetDown("stage", true)
-	data := payload(2*testBlock+5, 2)
+	data := payload(size, 2)
 	info, err := c.s.PutObject(context.Background(), PutInput{Bucket: testBucket, Key: "k", Size: int64(len(data)), Body: bytes.NewReader(data)})
 	if err != nil {
 		t.Fatal(err)

@@ -33,6 +33,11 @@ const (
 	// Profiles of 4 KiB GETs showed the gateway making 10 internal
 	// requests for each; with preloading it makes the 6 stats alone.
 	DefaultPreloadMax = 64<<10 + codec.DigestSize
+	// DefaultKeptBodies and MaxKeptBody bound the PUT bodies kept
+	// while they are written (see Config.KeptBodies): a gateway under a
+	// burst of large PUTs holds at most this much of them.
+	DefaultKeptBodies = 512 << 20
+	MaxKeptBody       = 64 << 20
 )
 
 // Hints are an optimisation (the scrubber finds the same damage on its
@@ -66,6 +71,11 @@ type Config struct {
 	// trip per node instead of two; default DefaultPreloadMax, negative
 	// never.
 	PreloadMax int64
+	// KeptBodies bounds the bytes of PUT bodies longer than one stripe
+	// that the Store keeps at once, so that a write that nodes fail can
+	// be written again (PutObject); default DefaultKeptBodies, negative
+	// none. A body longer than MaxKeptBody is never kept.
+	KeptBodies int64
 	Now        func() time.Time // nil: time.Now; names versions and stamps records
 	// Health, if set, is consulted before every node call: nodes whose
 	// breaker is open are skipped at once, slow data-shard reads are
@@ -90,6 +100,7 @@ type Store struct {
 	stallTimeout  time.Duration
 	bucketTTL     time.Duration
 	preloadMax    int64 // 0: never
+	keptMax       int64 // bytes of long bodies kept at once; 0: none
 	now           func() time.Time
 
 	clock versionClock // names versions; see versionClock
@@ -106,8 +117,9 @@ type Store struct {
 	// when the entry expired.
 	bucketLookups singleflight.Group
 
-	bufs   sync.Pool // *[]byte frame buffers for stage streams
-	bodies bodyPool  // buffers of bodies of at most a stripe (put.go)
+	bufs   sync.Pool    // *[]byte frame buffers for stage streams
+	bodies bodyPool     // buffers of kept bodies (put.go, keptbody.go)
+	kept   atomic.Int64 // bytes of longer bodies kept (keptbody.go)
 
 	health  *health.Tracker // nil: no health tracking
 	metrics *metrics        // nil: none
@@ -137,6 +149,7 @@ func New(cfg Config) (*Store, error) {
 		stallTimeout:  cfg.StallTimeout,
 		bucketTTL:     cfg.BucketCacheTTL,
 		preloadMax:    cfg.PreloadMax,
+		keptMax:       cfg.KeptBodies,
 		now:           cfg.Now,
 		health:        cfg.Health,
 		buckets:       make(map[string]bucketEntry),
@@ -168,6 +181,12 @@ func New(cfg Config) (*Store, error) {
 		s.preloadMax = DefaultPreloadMax
 	case s.preloadMax < 0:
 		s.preloadMax = 0
+	}
+	switch {
+	case s.keptMax == 0:
+		s.keptMax = DefaultKeptBodies
+	case s.keptMax < 0:
+		s.keptMax = 0
 	}
 	if s.now == nil {
 		s.now = time.Now
@@ -315,9 +334,10 @@ func quorumErr(format string, args ...any) error {
 // shortfallErr is the error of a write's stage or commit that held, of
 // wq nodes needed, on held nodes, while others refused it (refused).
 // When the nodes refusing as holding a newer version of the key, added
-// to those that held, would have made the quorum, the write lost a race
-// with a concurrent write of the key, not its nodes, and the error wraps
-// ErrSuperseded as well as ErrQuorum; when those refusing as holding a
+// to those that held, would have made the quorum, or when so many refused
+// a commit that the nodes left could not have made it (refused.placed),
+// the write lost a race with a concurrent write of the key, not to its
+// nodes, and the error wraps ErrSuperseded as well as ErrQuorum; when those refusing as holding a
 // newer cluster map would have, the write spanned a map change, and it
 // wraps ErrMapChanged. The refusals themselves stand: a node holding a
 // newer version never counts (docs/ordering.md), nor one that holds a
@@ -342,7 +362,9 @@ func shortfall(held int, refused refusals, wq int, format string, args ...any) e
 		detail += fmt.Sprintf("; %d refused as holding a newer cluster map", refused.staleMap)
 	}
 	switch {
-	case held+refused.newer >= wq:
+	case held+refused.newer >= wq, refused.placed-refused.newer < wq && refused.newer > 0:
+		// The refusals cost the quorum, or left too few nodes to
+		// make it whatever the others did: a concurrent write won.
 		return fmt.Errorf("%w: %w: %s", ErrQuorum, ErrSuperseded, detail)
 	case held+refused.staleMap >= wq:
 		return fmt.Errorf("%w: %w: %s", ErrQuorum, ErrMapChanged, detail)
