@@ -352,6 +352,12 @@ func (ch *chaos) cutVoters(ctx context.Context, r int64, maxDown int) {
 	for _, id := range cut {
 		busy = busy || ch.down[id]
 	}
+	// The majority's side must be whole: with one of its voters down as
+	// well, the cut would leave no quorum anywhere, and its admin would
+	// find the host it asks stopped.
+	for _, id := range rest {
+		busy = busy || ch.down[id]
+	}
 	if busy {
 		ch.mu.Unlock()
 		return
