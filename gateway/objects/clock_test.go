@@ -1,6 +1,7 @@
 package objects
 
 import (
+	"strconv"
 	"testing"
 	"time"
 
@@ -26,10 +27,13 @@ func TestVersionClock(t *testing.T) {
 		{name: "a version 5s ahead seen after", after: []string{at(5 * time.Second)}},
 		{name: "the largest version", after: []string{maxVersion}},
 		{name: "not a version", after: []string{"v1", ""}, keep: true},
-		// A re-code names the version it replaced plus a suffix: the
-		// clock must name the next version above the re-code.
+		// A re-code names the version it replaced plus a generation:
+		// the clock must name the next version above the re-code.
 		{name: "a re-code 5s ahead seen before", observe: []string{client.RecodeVersion(at(5 * time.Second))}, keep: true},
 		{name: "a re-code 5s ahead seen after", after: []string{client.RecodeVersion(at(5 * time.Second))}},
+		// So must a later generation of it, up to the last.
+		{name: "a second re-code 5s ahead seen after", after: []string{client.RecodeVersion(client.RecodeVersion(at(5 * time.Second)))}},
+		{name: "a last re-code 5s ahead seen after", after: []string{at(5*time.Second) + "." + strconv.Itoa(client.MaxRecodeGeneration)}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
