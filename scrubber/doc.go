@@ -93,7 +93,9 @@
 // layout and shards changed. That name sorts above V and below every
 // version above V, so the re-code never wins over a client write; a node
 // holding or staging a newer version stops it, and anything failing
-// before the commits aborts it and leaves V as it was.
+// before the commits aborts it and leaves V as it was. A raised re-code
+// V.g is re-coded the same way as the next generation V.(g+1), up to
+// client.MaxRecodeGeneration.
 //
 // # Bounds
 //

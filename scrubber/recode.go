@@ -23,10 +23,13 @@ import (
 // version above V (docs/ordering.md), so the re-code replaces exactly V:
 // a client write racing it is named above it and wins on every node, and
 // a re-code committed on only some nodes and rolled forward later by a
-// reader never buries a newer write. Only the null version of an
-// unversioned bucket is re-coded: it is the one version whose name
-// clients never see ("null"), so renaming it changes nothing they can
-// observe.
+// reader never buries a newer write. V may itself be a re-code still
+// raised (the gateway finishes a write whose commit lost nodes as one,
+// gateway/objects/put.go): its re-code is the next generation, up to
+// client.MaxRecodeGeneration; a version at that generation is left as it
+// is. Only the null version of an unversioned bucket is re-coded: it is
+// the one version whose name clients never see ("null"), so renaming it
+// changes nothing they can observe.
 
 // recodable reports whether c's live version is one the pass re-codes:
 // a plain object (no marker, manifest or internal record) of a bucket
@@ -42,7 +45,11 @@ func (s *Scrubber) recodable(c checked) bool {
 		return false
 	case m.Deleted || len(m.Parts) > 0 || m.Target != "" || strings.HasPrefix(m.Key, internalPrefix):
 		return false
-	case m.Data >= s.m.DataShards || client.IsRecode(m.Version):
+	case m.Data >= s.m.DataShards:
+		return false
+	case client.RecodeGeneration(m.Version) >= client.MaxRecodeGeneration:
+		// No name is left between the last generation and the next
+		// version: it stays whole at its own layout.
 		return false
 	case m.Versioned || m.Versioning != "":
 		return false

@@ -3,9 +3,11 @@ package scrubber
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"maps"
 	"slices"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -283,5 +285,65 @@ func TestRecodeStopsWhenVersioningTurnsOn(t *testing.T) {
 				t.Fatalf("node %s: re-code %s still staged", tn.id, r)
 			}
 		}
+	}
+}
+
+// TestRecodeRaisedRecode: a re-code still raised (as the gateway finishes
+// a write whose commit lost nodes) is re-coded to the map's layout as the
+// next generation, V.g to V.(g+1), and reads back exact bytes; one at the
+// last generation has no name left above it and is rebuilt at its own
+// layout instead.
+func TestRecodeRaisedRecode(t *testing.T) {
+	for _, tc := range []struct {
+		gen     int  // generation of the raised version
+		recoded bool // re-coded to generation gen+1
+	}{
+		{1, true},
+		{2, true},
+		{client.MaxRecodeGeneration - 1, true},
+		{client.MaxRecodeGeneration, false},
+	} {
+		t.Run(fmt.Sprintf("generation %d", tc.gen), func(t *testing.T) {
+			c := newCluster(t, 6, 4, 2)
+			data := testData(7*4*testBlock+13, uint64(20+tc.gen))
+			meta := c.writeRaisedWith("bk", "r", data, func(m *client.ObjectMeta) {
+				m.Version += "." + strconv.Itoa(tc.gen)
+				m.Tagging = "t=1"
+			}, 0, 3)
+			if client.RecodeGeneration(meta.Version) != tc.gen || client.CheckVersion(meta.Version) != nil {
+				t.Fatalf("raised version %s is not a generation %d re-code", meta.Version, tc.gen)
+			}
+			before := c.storedBytes("bk", "r")
+
+			rep := mustRun(t, c.scrubber(nil))
+			want, d, p := meta.Version, 2, 4
+			rebuilt, recoded := int64(2), int64(0)
+			if tc.recoded {
+				want, d, p = client.BaseVersion(meta.Version)+"."+strconv.Itoa(tc.gen+1), 4, 2
+				rebuilt, recoded = 0, 1
+			}
+			if rep.Raised != 1 || rep.Recoded != recoded || rep.ShardsRebuilt != rebuilt || rep.RepairsFailed != 0 || !rep.Healthy() {
+				t.Fatalf("report = %+v", rep)
+			}
+			for i, n := range c.m.PlaceKey("bk", "r") {
+				rec := c.stat("bk", "r")[n.ID]
+				if rec == nil || rec.Version != want || rec.Shard != i || rec.Data != d || rec.Parity != p ||
+					rec.Size != meta.Size || rec.ETag != meta.ETag || rec.Tagging != "t=1" {
+					t.Fatalf("node %s: record %+v, want %s %d+%d as shard %d", n.ID, rec, want, d, p, i)
+				}
+			}
+			if got, err := c.read("bk", "r"); err != nil || !bytes.Equal(got, data) {
+				t.Fatalf("read: %d bytes (equal %v), %v", len(got), bytes.Equal(got, data), err)
+			}
+			if after := c.storedBytes("bk", "r"); tc.recoded && after >= before {
+				t.Errorf("stored %d bytes after the re-code, %d before", after, before)
+			}
+
+			// A second pass finds nothing left to do.
+			rep = mustRun(t, c.scrubber(nil))
+			if raised := 1 - recoded; rep.Raised != raised || rep.Recoded != 0 || rep.ShardsRebuilt != 0 || !rep.Healthy() {
+				t.Fatalf("second pass: report = %+v", rep)
+			}
+		})
 	}
 }

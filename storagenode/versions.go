@@ -191,24 +191,17 @@ func (n *Node) versionsFor(cur *client.Record, m client.ObjectMeta) (meta.Versio
 	return vs, nil
 }
 
-// purged refuses a commit of a version deleted by version.
+// refusePurged refuses a commit of a version deleted by version.
 func (n *Node) refusePurged(op string, m client.ObjectMeta) error {
-	// A version and its re-code (client.RecodeVersion) are one object
-	// under two names: deleting either by id deletes the object, so a
-	// late commit of the other must not bring it back.
-	names := []string{m.Version}
-	if base := client.BaseVersion(m.Version); base != m.Version {
-		names = append(names, base)
-	} else {
-		names = append(names, client.RecodeVersion(m.Version))
-	}
-	for _, v := range names {
-		switch gone, err := n.db.IsPurged(m.Bucket, m.Key, v); {
-		case err != nil:
-			return kerr.E(op, err)
-		case gone:
-			return kerr.E(op, kerr.NotExist, fmt.Errorf("%w: %s/%s version %s", client.ErrVersionDeleted, m.Bucket, m.Key, v))
-		}
+	// A version and its re-codes (client.RecodeVersion, any generation)
+	// are one object under several names: deleting any of them by id
+	// deletes the object, so a late commit of another must not bring it
+	// back.
+	switch v, err := n.db.PurgedAs(m.Bucket, m.Key, m.Version); {
+	case err != nil:
+		return kerr.E(op, err)
+	case v != "":
+		return kerr.E(op, kerr.NotExist, fmt.Errorf("%w: %s/%s version %s", client.ErrVersionDeleted, m.Bucket, m.Key, v))
 	}
 	return nil
 }

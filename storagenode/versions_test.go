@@ -170,36 +170,58 @@ func TestDeleteVersion(t *testing.T) {
 	}
 }
 
-// TestDeleteVersionCoversRecode: a version and its re-code are one object
-// under two names. Once either is deleted by id, a late commit of the
-// other is refused: a re-code still in flight when a client deleted the
-// version must not bring the object back, nor a base rolled forward
-// after its re-code was deleted.
+// TestDeleteVersionCoversRecode: a version and all its re-codes are one
+// object under several names. Once any of them is deleted by id, a late
+// commit of any other is refused: a re-code still in flight when a client
+// deleted the version must not bring the object back, nor a base or an
+// older generation rolled forward after a re-code was deleted.
 func TestDeleteVersionCoversRecode(t *testing.T) {
 	tn := startNode(t, "", nil)
 	ctx := context.Background()
-	for i, deleted := range []string{ver(1), client.RecodeVersion(ver(5))} {
-		base := client.BaseVersion(deleted)
-		other := client.RecodeVersion(base)
-		if deleted == other {
-			other = base
+	gen := func(v string, g int) string {
+		for range g {
+			v = client.RecodeVersion(v)
 		}
+		return v
+	}
+	for i, tc := range []struct{ deleted, other string }{
+		{ver(1), gen(ver(1), 1)},
+		{gen(ver(2), 1), ver(2)},
+		{ver(3), gen(ver(3), 2)},
+		{gen(ver(4), 2), gen(ver(4), 1)},
+		{gen(ver(5), 1), gen(ver(5), 2)},
+		{gen(ver(6), 2), gen(ver(6), client.MaxRecodeGeneration)},
+		{gen(ver(7), client.MaxRecodeGeneration), ver(7)},
+	} {
 		key := fmt.Sprintf("k%d", i)
 		o := encode(t, 5000, uint64(10+i))
-		tn.putMode(t, key, deleted, o, 1, "", false)
-		if _, err := tn.c.DeleteVersion(ctx, "bk", key, deleted); err != nil {
+		tn.putMode(t, key, tc.deleted, o, 1, "", false)
+		if _, err := tn.c.DeleteVersion(ctx, "bk", key, tc.deleted); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := tn.c.Stage(ctx, "bk", key, other, 1, testBlock, bytes.NewReader(o.shards[1])); err != nil {
+		if _, err := tn.c.Stage(ctx, "bk", key, tc.other, 1, testBlock, bytes.NewReader(o.shards[1])); err != nil {
 			t.Fatal(err)
 		}
-		_, err := tn.c.Commit(ctx, o.meta("bk", key, other))
+		_, err := tn.c.Commit(ctx, o.meta("bk", key, tc.other))
 		wantKind(t, err, kerr.NotExist)
 		if !errors.Is(err, client.ErrVersionDeleted) {
-			t.Errorf("commit of %s after %s was deleted: %v, want ErrVersionDeleted", other, deleted, err)
+			t.Errorf("commit of %s after %s was deleted: %v, want ErrVersionDeleted", tc.other, tc.deleted, err)
 		}
 		if st, err := tn.c.Stat(ctx, "bk", key); err != nil || st.Committed != nil {
 			t.Errorf("%s after the refused commit: %+v, %v; want nothing committed", key, st.Committed, err)
+		}
+	}
+	// Another version of the key, above or below, is another object.
+	o := encode(t, 5000, 30)
+	for _, v := range []string{ver(20), ver(22), client.RecodeVersion(ver(22))} {
+		key := "other" + v
+		tn.putMode(t, key, ver(21), o, 1, "", false)
+		if _, err := tn.c.DeleteVersion(ctx, "bk", key, ver(21)); err != nil {
+			t.Fatal(err)
+		}
+		tn.putMode(t, key, v, o, 1, "", false)
+		if st, err := tn.c.Stat(ctx, "bk", key); err != nil || st.Committed == nil || st.Committed.Version != v {
+			t.Errorf("%s after %s was deleted: %+v, %v; want %s committed", key, ver(21), st.Committed, err, v)
 		}
 	}
 }

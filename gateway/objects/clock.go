@@ -77,10 +77,10 @@ func (c *versionClock) after(stage string) string {
 	return c.nextLocked().String()
 }
 
-// observe moves the clock to v if v is newer. The re-code of a version
-// (client.RecodeVersion) counts as the version it replaced: every version
-// issued above that one is above its re-code too. Versions that are not
-// ULIDs are ignored.
+// observe moves the clock to v if v is newer. A re-code of a version, of
+// any generation (client.RecodeVersion), counts as its base version: every
+// version issued above that one is above all its re-codes too. Versions
+// that are not ULIDs are ignored.
 func (c *versionClock) observe(v string) {
 	if v == "" {
 		return

@@ -1,6 +1,7 @@
 package objects
 
 import (
+	"strconv"
 	"testing"
 	"time"
 
@@ -19,17 +20,21 @@ func TestVersionClock(t *testing.T) {
 		observe []string // before the stage version is named
 		after   []string // after it, before the commit version
 		keep    bool     // the commit keeps the stage version
+		junk    bool     // after names no version: the clock ignores it
 	}{
 		{name: "nothing seen", keep: true},
 		{name: "older versions seen", observe: []string{at(-time.Hour)}, after: []string{at(-time.Second)}, keep: true},
 		{name: "a version 5s ahead seen before", observe: []string{at(5 * time.Second)}, keep: true},
 		{name: "a version 5s ahead seen after", after: []string{at(5 * time.Second)}},
 		{name: "the largest version", after: []string{maxVersion}},
-		{name: "not a version", after: []string{"v1", ""}, keep: true},
-		// A re-code names the version it replaced plus a suffix: the
-		// clock must name the next version above the re-code.
+		{name: "not a version", after: []string{"v1", ""}, keep: true, junk: true},
+		// A re-code names the version it replaced plus a generation:
+		// the clock must name the next version above the re-code.
 		{name: "a re-code 5s ahead seen before", observe: []string{client.RecodeVersion(at(5 * time.Second))}, keep: true},
 		{name: "a re-code 5s ahead seen after", after: []string{client.RecodeVersion(at(5 * time.Second))}},
+		// So must a later generation of it, up to the last.
+		{name: "a second re-code 5s ahead seen after", after: []string{at(5*time.Second) + ".2"}},
+		{name: "a last re-code 5s ahead seen after", after: []string{at(5*time.Second) + "." + strconv.Itoa(client.MaxRecodeGeneration)}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -45,7 +50,7 @@ func TestVersionClock(t *testing.T) {
 			}
 			for _, v := range tt.after {
 				c.observe(v)
-				if client.CheckVersion(v) == nil {
+				if !tt.junk {
 					seen = max(seen, v)
 				}
 			}

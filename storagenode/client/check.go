@@ -50,9 +50,9 @@ func CheckKey(bucket, key string) error {
 }
 
 // CheckVersion reports whether v is a version name: a ULID in its canonical
-// 26-character upper-case form, optionally followed by RecodeSuffix. Only
-// the canonical form is accepted because newest-wins compares versions as
-// strings.
+// 26-character upper-case form, optionally followed by a re-code
+// generation, ".1" to ".9" (RecodeVersion). Only the canonical form is
+// accepted because newest-wins compares versions as strings.
 func CheckVersion(v string) error {
 	const op = "client.CheckVersion"
 	base := BaseVersion(v)

@@ -916,9 +916,10 @@ func testNotFound(t *testing.T, c Client) {
 	wantKind(t, "empty key", err, kerr.Invalid)
 }
 
-// testRecodeVersion: a re-code's name (its base version plus a suffix) is
-// staged, committed, read and aborted like any version; it supersedes its
-// base, and a version above the base is above it too.
+// testRecodeVersion: a re-code's name (its base version plus a
+// generation) is staged, committed, read and aborted like any version; it
+// supersedes its base and the generations before it, a version above the
+// base is above it too, and a deletion of the base by id covers it.
 func testRecodeVersion(t *testing.T, c Client) {
 	ctx := context.Background()
 	a, b, d := encodeObj(t, 2*confBlock+3, 30), encodeObj(t, 3*confBlock, 31), encodeObj(t, confBlock, 32)
@@ -948,25 +949,69 @@ func testRecodeVersion(t *testing.T, c Client) {
 	if err := c.Abort(ctx, confBucket, "k", v); err != nil {
 		t.Fatal(err)
 	}
+	// The next generation replaces the re-code, keeping its newer tag
+	// set too, and every generation below it is refused.
+	r2 := client.RecodeVersion(r)
+	stage(t, c, "k", r2, a, 2)
+	if rec := commit(t, c, a.meta("k", r2)); rec.Version != r2 || rec.Shard != 2 || rec.Tagging != "a=b" || rec.TagsAt != ver(10) {
+		t.Fatalf("commit of re-code %s answered %+v, want tags a=b at %s", r2, rec, ver(10))
+	}
+	wantCommitted(t, stat(t, c, "k"), r2, 2)
+	if got, err := read(c, "k", r2, 2, 0, -1); err != nil || !bytes.Equal(got, a.shards[2]) {
+		t.Fatalf("read of re-code %s: %d bytes, %v", r2, len(got), err)
+	}
+	for _, below := range []string{r, v} {
+		stage(t, c, "k", below, b, 2)
+		_, err := c.Commit(ctx, b.meta("k", below))
+		wantKind(t, "commit of "+below+" under "+r2, err, kerr.Conflict)
+		if got := client.Newer(err); got != r2 {
+			t.Errorf("conflict names %q, want %s", got, r2)
+		}
+		if err := c.Abort(ctx, confBucket, "k", below); err != nil {
+			t.Fatal(err)
+		}
+	}
 	// The next version of the key is above the re-code.
 	put(t, c, "k", ver(11), d, 2)
 	wantCommitted(t, stat(t, c, "k"), ver(11), 2)
 	// A re-code staged under a newer version is refused at commit and
 	// can be aborted.
-	r2 := client.RecodeVersion(ver(11))
-	stage(t, c, "k", r2, b, 2)
+	r11 := client.RecodeVersion(ver(11))
+	stage(t, c, "k", r11, b, 2)
 	put(t, c, "k", ver(12), a, 2)
-	_, err = c.Commit(ctx, b.meta("k", r2))
+	_, err = c.Commit(ctx, b.meta("k", r11))
 	wantKind(t, "commit of a re-code below a newer version", err, kerr.Conflict)
 	if got := client.Newer(err); got != ver(12) {
 		t.Errorf("conflict names %q, want %s", got, ver(12))
 	}
-	if err := c.Abort(ctx, confBucket, "k", r2); err != nil {
+	if err := c.Abort(ctx, confBucket, "k", r11); err != nil {
 		t.Fatal(err)
 	}
 	ks := stat(t, c, "k")
 	wantCommitted(t, ks, ver(12), 2)
 	if len(ks.Staged) != 0 {
 		t.Fatalf("staged after aborts: %+v", ks.Staged)
+	}
+
+	// A version and its re-codes are one object: once V is deleted by
+	// id, a late commit of a later generation is refused. Only nodes
+	// that serve versions take deletions by id.
+	vs, ok := c.(client.Versioner)
+	if !ok {
+		return
+	}
+	put(t, c, "d", ver(20), a, 2)
+	if _, err := vs.DeleteVersion(ctx, confBucket, "d", ver(20)); err != nil {
+		t.Fatal(err)
+	}
+	late := client.RecodeVersion(client.RecodeVersion(ver(20)))
+	stage(t, c, "d", late, b, 2)
+	_, err = c.Commit(ctx, b.meta("d", late))
+	wantKind(t, "commit of "+late+" after "+ver(20)+" was deleted", err, kerr.NotExist)
+	if !errors.Is(err, client.ErrVersionDeleted) {
+		t.Errorf("commit of %s after %s was deleted: %v, want ErrVersionDeleted", late, ver(20), err)
+	}
+	if ks := stat(t, c, "d"); ks.Committed != nil {
+		t.Fatalf("after the refused commit: committed %+v, want none", ks.Committed)
 	}
 }

@@ -6,6 +6,7 @@ import (
 
 	"github.com/kintsugi-store/kintsugi/internal/testcluster"
 	"github.com/kintsugi-store/kintsugi/storagenode"
+	"github.com/kintsugi-store/kintsugi/storagenode/client"
 	"github.com/kintsugi-store/kintsugi/storagenode/nodetest"
 )
 
@@ -14,7 +15,7 @@ import (
 func TestConformanceNode(t *testing.T) {
 	nodetest.RunConformance(t, func(t *testing.T) nodetest.Client {
 		c := testcluster.New(t, testcluster.Options{Nodes: 1, Data: 1, Parity: 0, Real: true})
-		return realNode{c.Nodes[0].Client, c.Nodes[0]}
+		return newRealNode(c.Nodes[0].Client, c.Nodes[0])
 	})
 }
 
@@ -24,7 +25,7 @@ func TestConformanceNode(t *testing.T) {
 func TestConformanceLocal(t *testing.T) {
 	nodetest.RunConformance(t, func(t *testing.T) nodetest.Client {
 		c := testcluster.New(t, testcluster.Options{Nodes: 1, Data: 1, Parity: 0, Real: true})
-		return realNode{c.Nodes[0].Local(nil), c.Nodes[0]}
+		return newRealNode(c.Nodes[0].Local(nil), c.Nodes[0])
 	})
 }
 
@@ -53,10 +54,16 @@ func TestConformanceFake(t *testing.T) {
 	nodetest.RunConformance(t, func(t *testing.T) nodetest.Client { return nodetest.New("fake") })
 }
 
-// realNode is a real node's client that can corrupt the node's shards.
+// realNode is a real node's client that can corrupt the node's shards
+// and serves versions (client.Versioner) as the node does.
 type realNode struct {
 	nodetest.Client
+	client.Versioner
 	n *testcluster.Node
+}
+
+func newRealNode(c nodetest.Client, n *testcluster.Node) realNode {
+	return realNode{Client: c, Versioner: client.VersionsOf(c), n: n}
 }
 
 func (r realNode) CorruptShard(bucket, key, version string, shard int, off int64) error {

@@ -123,17 +123,28 @@ func (db *DB) Purged(bucket, key string) ([]string, error) {
 	return vs, nil
 }
 
-// IsPurged reports whether version of bucket/key was deleted by version.
-func (db *DB) IsPurged(bucket, key, version string) (bool, error) {
-	found := false
-	k := purgedKey(bucket, key, version)
-	err := db.view(k, nil, func(txn *badger.Txn) error {
-		_, err := txn.Get(k)
-		found = err == nil
-		return err
+// PurgedAs returns the name under which the object version names was
+// deleted by version, or "" if it was not: a version and all its re-codes
+// (client.RecodeVersion) are one object, so a deletion of any of those
+// names counts. Their names all start with the base version's, and
+// versions are checked names, so one prefix scan finds them.
+func (db *DB) PurgedAs(bucket, key, version string) (string, error) {
+	base := client.BaseVersion(version)
+	p := purgedKey(bucket, key, base)
+	strip := len(purgedPrefix(bucket, key))
+	found := ""
+	err := db.view(nil, p, func(txn *badger.Txn) error {
+		found = ""
+		return scanTxn(txn, p, nil, true, func(item *badger.Item) (bool, error) {
+			if v := string(item.Key()[strip:]); client.BaseVersion(v) == base {
+				found = v
+				return false, nil
+			}
+			return true, nil
+		})
 	})
-	if err != nil && !errors.Is(err, badger.ErrKeyNotFound) {
-		return false, kerr.E("meta.IsPurged", kerr.Internal, err)
+	if err != nil {
+		return "", kerr.E("meta.PurgedAs", kerr.Internal, err)
 	}
 	return found, nil
 }
