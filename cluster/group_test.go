@@ -7,10 +7,13 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/hashicorp/raft"
 
 	"github.com/kintsugi-store/kintsugi/placement"
 )
@@ -227,6 +230,101 @@ func TestGroupLeaderKilled(t *testing.T) {
 		t.Fatalf("apply on the new leader: %v", err)
 	}
 	tc.converged(got.Epoch, 5*time.Second)
+}
+
+// TestGroupLeaderDrained drains the node that leads. It must not demote
+// itself: it hands its leadership to a voter the map keeps, the new leader
+// demotes it to a non-voter, and the group, the drained node included,
+// goes on applying changes.
+func TestGroupLeaderDrained(t *testing.T) {
+	tc, m := boot(t, "a", "b", "c", "d")
+	old := tc.leader(5 * time.Second)
+	term := old.Status().Term
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	drained, err := old.Apply(ctx, placement.DrainNode(old.ID()))
+	if err != nil {
+		t.Fatalf("drain of the leader %s: %v", old.ID(), err)
+	}
+	if drained.Epoch != m.Epoch+1 {
+		t.Fatalf("epoch %d after the drain, want %d", drained.Epoch, m.Epoch+1)
+	}
+	var others []string
+	for _, n := range m.Nodes {
+		if n.ID != old.ID() {
+			others = append(others, n.ID)
+		}
+	}
+	slices.Sort(others)
+	tc.eventually(10*time.Second, fmt.Sprintf("voters %v and non-voter %s on every member", others, old.ID()), func() bool {
+		for _, g := range tc.live() {
+			st := g.Status()
+			if !slices.Equal(st.Voters, others) || !slices.Equal(st.Nonvoters, []string{old.ID()}) {
+				return false
+			}
+		}
+		return true
+	})
+	l := tc.leader(5 * time.Second)
+	if l == old {
+		t.Fatalf("the drained node %s still leads", old.ID())
+	}
+	if st := old.Status(); st.State != "Follower" || st.Leader != l.ID() {
+		t.Fatalf("drained node: state %s following %q, want Follower following %s", st.State, st.Leader, l.ID())
+	}
+	tc.converged(drained.Epoch, 5*time.Second)
+	// The entry that took the old leader's vote was written by a later
+	// leader, not by the old one in its own term.
+	if at, ok := voteTakenAt(t, l, old.ID()); !ok || at <= term {
+		t.Fatalf("%s's vote taken by an entry of term %d (found %v); want a term after the old leader's %d", old.ID(), at, ok, term)
+	}
+
+	// The group still takes changes, and every member applies them.
+	got, err := l.Apply(ctx, placement.AddNode(placement.Node{ID: "e", Addr: "127.0.0.1:9", Zone: "ze"}).Expecting(drained.Epoch))
+	if err != nil {
+		t.Fatalf("change after the drain: %v", err)
+	}
+	if got.Epoch != drained.Epoch+1 {
+		t.Fatalf("epoch %d after the add, want %d", got.Epoch, drained.Epoch+1)
+	}
+	tc.converged(got.Epoch, 5*time.Second)
+	// The drained node follows: it names the new leader.
+	var nl *NotLeaderError
+	if _, err := old.Apply(ctx, placement.DrainNode("e")); !errors.As(err, &nl) || nl.Leader != l.ID() {
+		t.Fatalf("apply on the drained node: err = %v, want NotLeaderError naming %s", err, l.ID())
+	}
+}
+
+// voteTakenAt returns the term of the first configuration entry in g's log
+// in which id, a voter before, no longer votes.
+func voteTakenAt(t *testing.T, g *Group, id string) (uint64, bool) {
+	t.Helper()
+	first, err := g.store.FirstIndex()
+	if err != nil {
+		t.Fatal(err)
+	}
+	last, err := g.store.LastIndex()
+	if err != nil {
+		t.Fatal(err)
+	}
+	voted := false
+	for i := first; i <= last; i++ {
+		var e raft.Log
+		if err := g.store.GetLog(i, &e); err != nil {
+			t.Fatalf("log entry %d: %v", i, err)
+		}
+		if e.Type != raft.LogConfiguration {
+			continue
+		}
+		votes := slices.ContainsFunc(raft.DecodeConfiguration(e.Data).Servers, func(s raft.Server) bool {
+			return string(s.ID) == id && s.Suffrage == raft.Voter
+		})
+		if voted && !votes {
+			return e.Term, true
+		}
+		voted = votes
+	}
+	return 0, false
 }
 
 func TestGroupConcurrentCompareAndSet(t *testing.T) {
