@@ -232,66 +232,104 @@ func TestGroupLeaderKilled(t *testing.T) {
 	tc.converged(got.Epoch, 5*time.Second)
 }
 
-// TestGroupLeaderDrained drains the node that leads. It must not demote
-// itself: it hands its leadership to a voter the map keeps, the new leader
-// demotes it to a non-voter, and the group, the drained node included,
-// goes on applying changes.
-func TestGroupLeaderDrained(t *testing.T) {
-	tc, m := boot(t, "a", "b", "c", "d")
-	old := tc.leader(5 * time.Second)
-	term := old.Status().Term
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	drained, err := old.Apply(ctx, placement.DrainNode(old.ID()))
-	if err != nil {
-		t.Fatalf("drain of the leader %s: %v", old.ID(), err)
+// TestGroupLeaderLeaves takes the node that leads out of the voters, by a
+// drain (it stays a non-voter) or a forced removal (it leaves the group).
+// It must not demote or remove itself: it hands its leadership to a voter
+// the map keeps, the new leader demotes or removes it, and the group goes
+// on applying changes on every member it keeps.
+func TestGroupLeaderLeaves(t *testing.T) {
+	tests := []struct {
+		name   string
+		change func(id string) placement.Change
+		stays  bool // the old leader stays a non-voter
+	}{
+		{name: "drain", change: placement.DrainNode, stays: true},
+		{name: "forced remove", change: func(id string) placement.Change { return placement.RemoveNode(id, true) }},
 	}
-	if drained.Epoch != m.Epoch+1 {
-		t.Fatalf("epoch %d after the drain, want %d", drained.Epoch, m.Epoch+1)
-	}
-	var others []string
-	for _, n := range m.Nodes {
-		if n.ID != old.ID() {
-			others = append(others, n.ID)
-		}
-	}
-	slices.Sort(others)
-	tc.eventually(10*time.Second, fmt.Sprintf("voters %v and non-voter %s on every member", others, old.ID()), func() bool {
-		for _, g := range tc.live() {
-			st := g.Status()
-			if !slices.Equal(st.Voters, others) || !slices.Equal(st.Nonvoters, []string{old.ID()}) {
-				return false
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tc, m := boot(t, "a", "b", "c", "d")
+			old := tc.leader(5 * time.Second)
+			term := old.Status().Term
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			left, err := old.Apply(ctx, tt.change(old.ID()))
+			if err != nil {
+				t.Fatalf("%s of the leader %s: %v", tt.name, old.ID(), err)
 			}
-		}
-		return true
-	})
-	l := tc.leader(5 * time.Second)
-	if l == old {
-		t.Fatalf("the drained node %s still leads", old.ID())
-	}
-	if st := old.Status(); st.State != "Follower" || st.Leader != l.ID() {
-		t.Fatalf("drained node: state %s following %q, want Follower following %s", st.State, st.Leader, l.ID())
-	}
-	tc.converged(drained.Epoch, 5*time.Second)
-	// The entry that took the old leader's vote was written by a later
-	// leader, not by the old one in its own term.
-	if at, ok := voteTakenAt(t, l, old.ID()); !ok || at <= term {
-		t.Fatalf("%s's vote taken by an entry of term %d (found %v); want a term after the old leader's %d", old.ID(), at, ok, term)
-	}
+			if left.Epoch != m.Epoch+1 {
+				t.Fatalf("epoch %d after the %s, want %d", left.Epoch, tt.name, m.Epoch+1)
+			}
+			var others []string
+			for _, n := range m.Nodes {
+				if n.ID != old.ID() {
+					others = append(others, n.ID)
+				}
+			}
+			slices.Sort(others)
+			wantNonvoters := []string{}
+			if tt.stays {
+				wantNonvoters = []string{old.ID()}
+			}
+			kept := func() []*Group {
+				var out []*Group
+				for _, g := range tc.live() {
+					if tt.stays || g != old {
+						out = append(out, g)
+					}
+				}
+				return out
+			}
+			tc.eventually(10*time.Second, fmt.Sprintf("voters %v and non-voters %v", others, wantNonvoters), func() bool {
+				for _, g := range kept() {
+					st := g.Status()
+					if !slices.Equal(st.Voters, others) || !slices.Equal(st.Nonvoters, wantNonvoters) {
+						return false
+					}
+				}
+				return true
+			})
+			l := tc.leader(5 * time.Second)
+			if l == old {
+				t.Fatalf("%s still leads", old.ID())
+			}
+			if st := old.Status(); st.State == "Shutdown" || st.State == "Leader" {
+				t.Fatalf("old leader %s is %s, want it to follow", old.ID(), st.State)
+			}
+			// The entry that took the old leader's vote was written by a
+			// later leader, not by the old one in its own term.
+			if at, ok := voteTakenAt(t, l, old.ID()); !ok || at <= term {
+				t.Fatalf("%s's vote taken by an entry of term %d (found %v); want a term after the old leader's %d", old.ID(), at, ok, term)
+			}
+			// Every member, the old leader included, applied the change.
+			tc.converged(left.Epoch, 5*time.Second)
 
-	// The group still takes changes, and every member applies them.
-	got, err := l.Apply(ctx, placement.AddNode(placement.Node{ID: "e", Addr: "127.0.0.1:9", Zone: "ze"}).Expecting(drained.Epoch))
-	if err != nil {
-		t.Fatalf("change after the drain: %v", err)
-	}
-	if got.Epoch != drained.Epoch+1 {
-		t.Fatalf("epoch %d after the add, want %d", got.Epoch, drained.Epoch+1)
-	}
-	tc.converged(got.Epoch, 5*time.Second)
-	// The drained node follows: it names the new leader.
-	var nl *NotLeaderError
-	if _, err := old.Apply(ctx, placement.DrainNode("e")); !errors.As(err, &nl) || nl.Leader != l.ID() {
-		t.Fatalf("apply on the drained node: err = %v, want NotLeaderError naming %s", err, l.ID())
+			// The group still takes changes, and every member it kept
+			// applies them.
+			got, err := l.Apply(ctx, placement.AddNode(placement.Node{ID: "e", Addr: "127.0.0.1:9", Zone: "ze"}).Expecting(left.Epoch))
+			if err != nil {
+				t.Fatalf("change after the %s: %v", tt.name, err)
+			}
+			if got.Epoch != left.Epoch+1 {
+				t.Fatalf("epoch %d after the add, want %d", got.Epoch, left.Epoch+1)
+			}
+			tc.eventually(5*time.Second, fmt.Sprintf("map epoch %d on every member kept", got.Epoch), func() bool {
+				for _, g := range kept() {
+					if m := g.Map(); m == nil || m.Epoch != got.Epoch {
+						return false
+					}
+				}
+				return true
+			})
+			if !tt.stays {
+				return
+			}
+			// The drained node follows: it names the new leader.
+			var nl *NotLeaderError
+			if _, err := old.Apply(ctx, placement.DrainNode("e")); !errors.As(err, &nl) || nl.Leader != l.ID() {
+				t.Fatalf("apply on the drained node: err = %v, want NotLeaderError naming %s", err, l.ID())
+			}
+		})
 	}
 }
 
