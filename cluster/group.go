@@ -304,7 +304,10 @@ func (g *Group) propose(ctx context.Context, e entry) (*placement.Map, error) {
 			// Refused before it reached the log: nothing changed.
 			return nil, &NotLeaderError{Handover: true}
 		}
-		return nil, fmt.Errorf("cluster.Apply: outcome unknown, the Raft leader could not commit the change with a quorum of the voters (%w); it is applied everywhere or nowhere: the map's epoch tells", err)
+		// The outcome is unknown. Every caller (a forwarding member, the
+		// admin) says so once, wrapping this in an *OutcomeUnknownError,
+		// so it only says why.
+		return nil, fmt.Errorf("cluster.Apply: the Raft leader could not commit the change with a quorum of the voters: %w", err)
 	}
 	res, _ := f.Response().(result)
 	return res.m, res.err
