@@ -340,3 +340,29 @@ func TestOutcomeUnknownSaidOnce(t *testing.T) {
 		t.Errorf("the reason is lost: %s", got)
 	}
 }
+
+// TestRefusalsRoundTrip: a leader's refusals that changed nothing still
+// prove it once a forwarding member has decoded them, so that it tries
+// again rather than report an unknown outcome.
+func TestRefusalsRoundTrip(t *testing.T) {
+	tests := []struct {
+		name string
+		err  error
+		want NotLeaderError
+	}{
+		{name: "handing over", err: &NotLeaderError{Handover: true}, want: NotLeaderError{Handover: true}},
+		{name: "no leader", err: &NotLeaderError{}, want: NotLeaderError{}},
+		{name: "another leader", err: &NotLeaderError{Leader: "b", LeaderAddr: "127.0.0.1:9"}, want: NotLeaderError{Leader: "b", LeaderAddr: "127.0.0.1:9"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			w := httptest.NewRecorder()
+			writeErr(w, tt.err)
+			err := decodeErr("n1", w.Code, w.Body.Bytes())
+			var nl *NotLeaderError
+			if !errors.As(err, &nl) || *nl != tt.want || !changedNothing(err) {
+				t.Fatalf("decoded %q as %#v, want %#v, which changed nothing", w.Body.String(), err, tt.want)
+			}
+		})
+	}
+}
