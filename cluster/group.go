@@ -460,9 +460,9 @@ func (g *Group) run(ctx context.Context) {
 //
 // The leader never demotes or removes itself. Raft would have it step
 // down only once the change commits, leaving the group with no leader
-// until an election timeout, and a leader removed from the voters shuts
-// down by default; either way the member holding the most recent log is
-// the one that stops taking part. A leader that must leave the voters
+// until an election timeout, and with Raft's default ShutdownOnRemove it
+// would also stop taking the log, frozen at the map it last applied. A
+// leader that must leave the voters
 // hands its leadership to one of the voters it should keep, and the new
 // leader, reconciling on gaining leadership, demotes or removes it.
 func (g *Group) reconcile(ctx context.Context) error {
@@ -549,8 +549,8 @@ func (g *Group) reconcile(ctx context.Context) error {
 }
 
 // handOver transfers this leader's leadership to a voter among want, the
-// voters the map keeps. Raft makes the target catch up with the log
-// first, so no committed change is lost with the handover.
+// voters the map keeps. Raft brings the target up to date with the log
+// first, so that it wins the election it then starts at once.
 func (g *Group) handOver(want []string) error {
 	f := g.raft.GetConfiguration()
 	if err := f.Error(); err != nil {
