@@ -249,14 +249,13 @@ func TestGroupLeaderLeaves(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			tc, m := boot(t, "a", "b", "c", "d")
-			old := tc.leader(5 * time.Second)
-			term := old.Status().Term
 			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 			defer cancel()
-			left, err := old.Apply(ctx, tt.change(old.ID()))
-			if err != nil {
-				t.Fatalf("%s of the leader %s: %v", tt.name, old.ID(), err)
-			}
+			var term uint64 // the old leader's, when it took the change
+			old, left := tc.applyOnLeader(ctx, func(l *Group) placement.Change {
+				term = l.Status().Term
+				return tt.change(l.ID())
+			})
 			if left.Epoch != m.Epoch+1 {
 				t.Fatalf("epoch %d after the %s, want %d", left.Epoch, tt.name, m.Epoch+1)
 			}
@@ -306,10 +305,9 @@ func TestGroupLeaderLeaves(t *testing.T) {
 
 			// The group still takes changes, and every member it kept
 			// applies them.
-			got, err := l.Apply(ctx, placement.AddNode(placement.Node{ID: "e", Addr: "127.0.0.1:9", Zone: "ze"}).Expecting(left.Epoch))
-			if err != nil {
-				t.Fatalf("change after the %s: %v", tt.name, err)
-			}
+			l, got := tc.applyOnLeader(ctx, func(*Group) placement.Change {
+				return placement.AddNode(placement.Node{ID: "e", Addr: "127.0.0.1:9", Zone: "ze"}).Expecting(left.Epoch)
+			})
 			if got.Epoch != left.Epoch+1 {
 				t.Fatalf("epoch %d after the add, want %d", got.Epoch, left.Epoch+1)
 			}
@@ -330,6 +328,27 @@ func TestGroupLeaderLeaves(t *testing.T) {
 				t.Fatalf("apply on the drained node: err = %v, want NotLeaderError naming %s", err, l.ID())
 			}
 		})
+	}
+}
+
+// applyOnLeader applies the change made for the member that leads, and
+// returns that member and the new map. A NotLeaderError changed nothing:
+// it tries again while leadership moves (a loaded machine can miss a
+// heartbeat), until ctx ends.
+func (tc *testCluster) applyOnLeader(ctx context.Context, change func(leader *Group) placement.Change) (*Group, *placement.Map) {
+	tc.t.Helper()
+	for {
+		l := tc.leader(5 * time.Second)
+		c := change(l)
+		m, err := l.Apply(ctx, c)
+		var nl *NotLeaderError
+		if errors.As(err, &nl) && ctx.Err() == nil {
+			continue
+		}
+		if err != nil {
+			tc.t.Fatalf("%s on leader %s: %v", c, l.ID(), err)
+		}
+		return l, m
 	}
 }
 
