@@ -188,6 +188,9 @@ func decodeErr(addr string, status int, data []byte) error {
 	if b.Leader != "" || strings.Contains(b.Message, "no Raft leader") {
 		return &NotLeaderError{Leader: b.Leader, LeaderAddr: b.LeaderAddr}
 	}
+	if b.Message == (&NotLeaderError{Handover: true}).Error() {
+		return &NotLeaderError{Handover: true}
+	}
 	if b.Message == ErrExpired.Error() {
 		return ErrExpired
 	}

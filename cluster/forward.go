@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/httptrace"
 	"strconv"
 	"sync/atomic"
 	"syscall"
@@ -105,9 +106,6 @@ func forwardHTTP(base *http.Client) *http.Client {
 		if err != nil {
 			return nil, err
 		}
-		if f, ok := ctx.Value(connectedKey{}).(*atomic.Bool); ok {
-			f.Store(true)
-		}
 		if tc, ok := c.(*net.TCPConn); ok {
 			// Closing resets the connection and discards unsent bytes.
 			if err := tc.SetLinger(0); err != nil {
@@ -128,14 +126,13 @@ func neverSent(err error) bool {
 		errors.As(err, new(*notSentError))
 }
 
-// connectedKey marks, in a forward's context, whether its dial made a
-// connection (an *atomic.Bool the dialer sets).
-type connectedKey struct{}
-
-// notSentError is a forward that failed before any connection was made:
-// when the caller's time runs out during the dial, net/http answers with
-// the context's error and the dial's is lost, so the forward notes the
-// connection itself.
+// notSentError is a forward that failed before net/http had a connection
+// ready for it: the dial failed, or the TLS handshake did (a node that
+// closes the connection during the handshake answers EOF, like one that
+// closes it after reading the request). net/http writes no byte of a
+// request before that, and when the caller's time runs out during the
+// dial it answers with the context's error, losing the dial's; so the
+// forward notes the connection itself.
 type notSentError struct{ err error }
 
 func (e *notSentError) Error() string {
@@ -190,8 +187,13 @@ func (h *handler) forward(ctx context.Context, addr string, c placement.Change) 
 	if h.opts != nil {
 		opts.Secret = h.opts.Secret
 	}
+	// GotConn comes before net/http writes any of the request, once the
+	// connection is dialled and past its TLS handshake.
 	var connected atomic.Bool
-	m, err := NewClient(addr, &opts).apply(context.WithValue(ctx, connectedKey{}, &connected), c, true)
+	ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
+		GotConn: func(httptrace.GotConnInfo) { connected.Store(true) },
+	})
+	m, err := NewClient(addr, &opts).apply(ctx, c, true)
 	if err != nil && !connected.Load() {
 		return nil, &notSentError{err}
 	}

@@ -3,12 +3,15 @@ package cluster
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"errors"
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -251,4 +254,115 @@ func TestForwardDialCutShortSentNothing(t *testing.T) {
 	}
 	ln.Close()
 	held.Wait()
+}
+
+// TestForwardClosedConnection: a leader's node that closes the connection
+// without answering. If it did so during the TLS handshake, no byte of
+// the request had been written, so the change did not apply and may be
+// sent again; if it did after reading the request (a node killed while it
+// applied the change), the forward gets the same EOF, but the change may
+// have committed: its outcome is unknown.
+func TestForwardClosedConnection(t *testing.T) {
+	tests := []struct {
+		name    string
+		scheme  string
+		serve   func(c net.Conn) // then the connection is closed
+		nothing bool             // the error proves nothing was applied
+	}{
+		{name: "during the TLS handshake", scheme: "https://", nothing: true, serve: func(c net.Conn) {
+			c.Read(make([]byte, 64<<10)) // the ClientHello
+		}},
+		{name: "after reading the request", scheme: "http://", serve: func(c net.Conn) {
+			if req, err := http.ReadRequest(bufio.NewReader(c)); err == nil {
+				io.Copy(io.Discard, req.Body)
+			}
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ln := mustListen(t)
+			defer ln.Close()
+			var served sync.WaitGroup
+			served.Go(func() {
+				c, err := ln.Accept()
+				if err != nil {
+					return
+				}
+				defer c.Close()
+				c.SetDeadline(time.Now().Add(5 * time.Second))
+				tt.serve(c)
+			})
+			base := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
+			h := &handler{fwd: forwardHTTP(base)}
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			_, err := h.forward(ctx, tt.scheme+ln.Addr().String(), placement.DrainNode("n2"))
+			served.Wait()
+			if err == nil || !errors.Is(err, io.EOF) && !errors.Is(err, syscall.ECONNRESET) {
+				t.Fatalf("forward: err = %v, want the connection's EOF or reset", err)
+			}
+			if changedNothing(err) != tt.nothing {
+				t.Fatalf("forward: err = %v; changedNothing = %v, want %v", err, !tt.nothing, tt.nothing)
+			}
+		})
+	}
+}
+
+// TestOutcomeUnknownSaidOnce: a leader that cannot commit says why; the
+// member or admin that wraps its answer says once that the outcome is
+// unknown and how to learn it.
+func TestOutcomeUnknownSaidOnce(t *testing.T) {
+	tc, _ := boot(t, "a", "b", "c")
+	l := tc.leader(5 * time.Second)
+	for _, g := range tc.live() {
+		if g != l {
+			tc.kill(g.ID())
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	c := placement.DrainNode("b")
+	_, err := l.Apply(ctx, c)
+	if err == nil {
+		t.Fatal("a leader without a quorum committed a change")
+	}
+	// As the leader's node answers it and a member forwarding to it (or
+	// the admin) reports it.
+	w := httptest.NewRecorder()
+	writeErr(w, err)
+	got := (&OutcomeUnknownError{Change: c.String(), Err: decodeErr("n1", w.Code, w.Body.Bytes())}).Error()
+	for _, s := range []string{"outcome unknown", "applied everywhere or nowhere", "map show"} {
+		if n := strings.Count(got, s); n != 1 {
+			t.Errorf("%q said %d times, want once: %s", s, n, got)
+		}
+	}
+	if !strings.Contains(got, "quorum") {
+		t.Errorf("the reason is lost: %s", got)
+	}
+}
+
+// TestRefusalsRoundTrip: a leader's refusals that changed nothing still
+// prove it once a forwarding member has decoded them, so that it tries
+// again rather than report an unknown outcome.
+func TestRefusalsRoundTrip(t *testing.T) {
+	tests := []struct {
+		name string
+		err  error
+		want NotLeaderError
+	}{
+		{name: "handing over", err: &NotLeaderError{Handover: true}, want: NotLeaderError{Handover: true}},
+		{name: "no leader", err: &NotLeaderError{}, want: NotLeaderError{}},
+		{name: "another leader", err: &NotLeaderError{Leader: "b", LeaderAddr: "127.0.0.1:9"}, want: NotLeaderError{Leader: "b", LeaderAddr: "127.0.0.1:9"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			w := httptest.NewRecorder()
+			writeErr(w, tt.err)
+			err := decodeErr("n1", w.Code, w.Body.Bytes())
+			var nl *NotLeaderError
+			if !errors.As(err, &nl) || *nl != tt.want || !changedNothing(err) {
+				t.Fatalf("decoded %q as %#v, want %#v, which changed nothing", w.Body.String(), err, tt.want)
+			}
+		})
+	}
 }

@@ -170,6 +170,11 @@ func Open(cfg Config) (*Group, error) {
 	rc.SnapshotThreshold = cmp(cfg.SnapshotThreshold, DefaultSnapshotThreshold)
 	rc.TrailingLogs = cmp(cfg.TrailingLogs, DefaultTrailingLogs)
 	rc.SnapshotInterval = 30 * time.Second
+	// A leader never takes itself out of the voters (reconcile hands its
+	// leadership over instead), but should a configuration do so anyway,
+	// the member is to stay a follower that can still be given the log,
+	// not shut its Raft down and freeze at the map it last applied.
+	rc.ShutdownOnRemove = false
 	if cfg.HeartbeatTimeout > 0 {
 		rc.HeartbeatTimeout = cfg.HeartbeatTimeout
 	}
@@ -243,9 +248,15 @@ func (g *Group) Wait(ctx context.Context, after uint64) *placement.Map {
 // it does not lead. Leader is empty when no leader is known.
 type NotLeaderError struct {
 	Leader, LeaderAddr string
+	// Handover: the member leads but is handing its leadership over (it
+	// is leaving the voters), so it takes no change; the next leader will.
+	Handover bool
 }
 
 func (e *NotLeaderError) Error() string {
+	if e.Handover {
+		return "the Raft leader is handing its leadership over; no change is taken until the next leader is elected"
+	}
 	if e.Leader == "" {
 		return "no Raft leader: a majority of the voters is not reachable"
 	}
@@ -289,7 +300,14 @@ func (g *Group) propose(ctx context.Context, e entry) (*placement.Map, error) {
 			id, addr := g.Leader()
 			return nil, &NotLeaderError{Leader: id, LeaderAddr: addr}
 		}
-		return nil, fmt.Errorf("cluster.Apply: outcome unknown, the Raft leader could not commit the change with a quorum of the voters (%w); it is applied everywhere or nowhere: the map's epoch tells", err)
+		if errors.Is(err, raft.ErrLeadershipTransferInProgress) {
+			// Refused before it reached the log: nothing changed.
+			return nil, &NotLeaderError{Handover: true}
+		}
+		// The outcome is unknown. Every caller (a forwarding member, the
+		// admin) says so once, wrapping this in an *OutcomeUnknownError,
+		// so it only says why.
+		return nil, fmt.Errorf("cluster.Apply: the Raft leader could not commit the change with a quorum of the voters: %w", err)
 	}
 	res, _ := f.Response().(result)
 	return res.m, res.err
@@ -401,6 +419,12 @@ func (g *Group) run(ctx context.Context) {
 	t := time.NewTicker(g.cfg.ReconcileInterval)
 	defer t.Stop()
 	leader := g.raft.LeaderCh()
+	// caughtUp: since this member last gained leadership, a barrier has
+	// made sure its map includes every entry committed before. A new
+	// leader may not have applied the last entries of the previous one
+	// yet (such as the drain of that leader), and membership decided on
+	// an older map would be undone at once.
+	caughtUp := false
 	for {
 		select {
 		case <-ctx.Done():
@@ -408,11 +432,23 @@ func (g *Group) run(ctx context.Context) {
 		case <-t.C:
 		case <-g.kick:
 		case <-leader:
+			caughtUp = false
 		}
-		if g.raft.State() == raft.Leader {
-			if err := g.reconcile(ctx); err != nil && ctx.Err() == nil {
-				g.log.Warn("raft membership", "err", err)
+		if g.raft.State() != raft.Leader {
+			caughtUp = false
+			continue
+		}
+		if !caughtUp {
+			if err := g.raft.Barrier(10 * time.Second).Error(); err != nil {
+				if ctx.Err() == nil {
+					g.log.Warn("raft membership: catching up with the log", "err", err)
+				}
+				continue
 			}
+			caughtUp = true
+		}
+		if err := g.reconcile(ctx); err != nil && ctx.Err() == nil {
+			g.log.Warn("raft membership", "err", err)
 		}
 	}
 }
@@ -421,6 +457,14 @@ func (g *Group) run(ctx context.Context) {
 // removed is a member, the PickVoters ones vote, removed nodes leave.
 // New voters are added before old ones are demoted, so that the voter
 // count never dips on the way.
+//
+// The leader never demotes or removes itself. Raft would have it step
+// down only once the change commits, leaving the group with no leader
+// until an election timeout, and with Raft's default ShutdownOnRemove it
+// would also stop taking the log, frozen at the map it last applied. A
+// leader that must leave the voters
+// hands its leadership to one of the voters it should keep, and the new
+// leader, reconciling on gaining leadership, demotes or removes it.
 func (g *Group) reconcile(ctx context.Context) error {
 	m := g.Map()
 	if m == nil {
@@ -474,16 +518,21 @@ func (g *Group) reconcile(ctx context.Context) error {
 			g.log.Info("raft member", "node", n.ID, "addr", addr, "voter", vote)
 		}
 	}
+	leaving := false // this leader must stop voting, or leave the group
 	for id, s := range members {
 		n, inMap := m.Node(id)
+		remove := !inMap || n.State == placement.StateRemoved
+		demote := s.Suffrage == raft.Voter && !slices.Contains(want, id) && len(want) > 0
 		switch {
-		case !inMap || n.State == placement.StateRemoved:
+		case id == g.cfg.ID && (remove || demote):
+			leaving = true
+		case remove:
 			if err := g.raft.RemoveServer(s.ID, 0, 10*time.Second).Error(); err != nil {
 				errs = append(errs, fmt.Errorf("removing %s: %w", id, err))
 			} else {
 				g.log.Info("raft member removed", "node", id)
 			}
-		case s.Suffrage == raft.Voter && !slices.Contains(want, id) && len(want) > 0:
+		case demote:
 			if err := g.raft.DemoteVoter(s.ID, 0, 10*time.Second).Error(); err != nil {
 				errs = append(errs, fmt.Errorf("demoting %s: %w", id, err))
 			} else {
@@ -491,5 +540,39 @@ func (g *Group) reconcile(ctx context.Context) error {
 			}
 		}
 	}
+	if leaving {
+		if err := g.handOver(want); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	return errors.Join(errs...)
+}
+
+// handOver transfers this leader's leadership to a voter among want, the
+// voters the map keeps. Raft brings the target up to date with the log
+// first, so that it wins the election it then starts at once.
+func (g *Group) handOver(want []string) error {
+	f := g.raft.GetConfiguration()
+	if err := f.Error(); err != nil {
+		return fmt.Errorf("handing leadership over: %w", err)
+	}
+	var errs []error
+	for _, s := range f.Configuration().Servers {
+		if s.Suffrage != raft.Voter || string(s.ID) == g.cfg.ID || !slices.Contains(want, string(s.ID)) {
+			continue
+		}
+		err := g.raft.LeadershipTransferToServer(s.ID, s.Address).Error()
+		if err == nil {
+			g.log.Info("raft leadership handed over", "to", s.ID)
+			return nil
+		}
+		errs = append(errs, fmt.Errorf("to %s: %w", s.ID, err))
+		if g.raft.State() != raft.Leader {
+			break
+		}
+	}
+	if len(errs) == 0 {
+		return errors.New("handing leadership over: no voter the map keeps is in the group yet")
+	}
+	return fmt.Errorf("handing leadership over: %w", errors.Join(errs...))
 }

@@ -7,10 +7,13 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/hashicorp/raft"
 
 	"github.com/kintsugi-store/kintsugi/placement"
 )
@@ -227,6 +230,158 @@ func TestGroupLeaderKilled(t *testing.T) {
 		t.Fatalf("apply on the new leader: %v", err)
 	}
 	tc.converged(got.Epoch, 5*time.Second)
+}
+
+// TestGroupLeaderLeaves takes the node that leads out of the voters, by a
+// drain (it stays a non-voter) or a forced removal (it leaves the group).
+// It must not demote or remove itself: it hands its leadership to a voter
+// the map keeps, the new leader demotes or removes it, and the group goes
+// on applying changes on every member it keeps.
+func TestGroupLeaderLeaves(t *testing.T) {
+	tests := []struct {
+		name   string
+		change func(id string) placement.Change
+		stays  bool // the old leader stays a non-voter
+	}{
+		{name: "drain", change: placement.DrainNode, stays: true},
+		{name: "forced remove", change: func(id string) placement.Change { return placement.RemoveNode(id, true) }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tc, m := boot(t, "a", "b", "c", "d")
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			var term uint64 // the old leader's, when it took the change
+			old, left := tc.applyOnLeader(ctx, func(l *Group) placement.Change {
+				term = l.Status().Term
+				return tt.change(l.ID())
+			})
+			if left.Epoch != m.Epoch+1 {
+				t.Fatalf("epoch %d after the %s, want %d", left.Epoch, tt.name, m.Epoch+1)
+			}
+			var others []string
+			for _, n := range m.Nodes {
+				if n.ID != old.ID() {
+					others = append(others, n.ID)
+				}
+			}
+			slices.Sort(others)
+			wantNonvoters := []string{}
+			if tt.stays {
+				wantNonvoters = []string{old.ID()}
+			}
+			kept := func() []*Group {
+				var out []*Group
+				for _, g := range tc.live() {
+					if tt.stays || g != old {
+						out = append(out, g)
+					}
+				}
+				return out
+			}
+			tc.eventually(10*time.Second, fmt.Sprintf("voters %v and non-voters %v", others, wantNonvoters), func() bool {
+				for _, g := range kept() {
+					st := g.Status()
+					if !slices.Equal(st.Voters, others) || !slices.Equal(st.Nonvoters, wantNonvoters) {
+						return false
+					}
+				}
+				return true
+			})
+			l := tc.leader(5 * time.Second)
+			if l == old {
+				t.Fatalf("%s still leads", old.ID())
+			}
+			if st := old.Status(); st.State == "Shutdown" || st.State == "Leader" {
+				t.Fatalf("old leader %s is %s, want it to follow", old.ID(), st.State)
+			}
+			// The entry that took the old leader's vote was written by a
+			// later leader, not by the old one in its own term.
+			if at, ok := voteTakenAt(t, l, old.ID()); !ok || at <= term {
+				t.Fatalf("%s's vote taken by an entry of term %d (found %v); want a term after the old leader's %d", old.ID(), at, ok, term)
+			}
+			// Every member, the old leader included, applied the change.
+			tc.converged(left.Epoch, 5*time.Second)
+
+			// The group still takes changes, and every member it kept
+			// applies them.
+			l, got := tc.applyOnLeader(ctx, func(*Group) placement.Change {
+				return placement.AddNode(placement.Node{ID: "e", Addr: "127.0.0.1:9", Zone: "ze"}).Expecting(left.Epoch)
+			})
+			if got.Epoch != left.Epoch+1 {
+				t.Fatalf("epoch %d after the add, want %d", got.Epoch, left.Epoch+1)
+			}
+			tc.eventually(5*time.Second, fmt.Sprintf("map epoch %d on every member kept", got.Epoch), func() bool {
+				for _, g := range kept() {
+					if m := g.Map(); m == nil || m.Epoch != got.Epoch {
+						return false
+					}
+				}
+				return true
+			})
+			if !tt.stays {
+				return
+			}
+			// The drained node follows: it names the new leader.
+			var nl *NotLeaderError
+			if _, err := old.Apply(ctx, placement.DrainNode("e")); !errors.As(err, &nl) || nl.Leader != l.ID() {
+				t.Fatalf("apply on the drained node: err = %v, want NotLeaderError naming %s", err, l.ID())
+			}
+		})
+	}
+}
+
+// applyOnLeader applies the change made for the member that leads, and
+// returns that member and the new map. A NotLeaderError changed nothing:
+// it tries again while leadership moves (a loaded machine can miss a
+// heartbeat), until ctx ends.
+func (tc *testCluster) applyOnLeader(ctx context.Context, change func(leader *Group) placement.Change) (*Group, *placement.Map) {
+	tc.t.Helper()
+	for {
+		l := tc.leader(5 * time.Second)
+		c := change(l)
+		m, err := l.Apply(ctx, c)
+		var nl *NotLeaderError
+		if errors.As(err, &nl) && ctx.Err() == nil {
+			continue
+		}
+		if err != nil {
+			tc.t.Fatalf("%s on leader %s: %v", c, l.ID(), err)
+		}
+		return l, m
+	}
+}
+
+// voteTakenAt returns the term of the first configuration entry in g's log
+// in which id, a voter before, no longer votes.
+func voteTakenAt(t *testing.T, g *Group, id string) (uint64, bool) {
+	t.Helper()
+	first, err := g.store.FirstIndex()
+	if err != nil {
+		t.Fatal(err)
+	}
+	last, err := g.store.LastIndex()
+	if err != nil {
+		t.Fatal(err)
+	}
+	voted := false
+	for i := first; i <= last; i++ {
+		var e raft.Log
+		if err := g.store.GetLog(i, &e); err != nil {
+			t.Fatalf("log entry %d: %v", i, err)
+		}
+		if e.Type != raft.LogConfiguration {
+			continue
+		}
+		votes := slices.ContainsFunc(raft.DecodeConfiguration(e.Data).Servers, func(s raft.Server) bool {
+			return string(s.ID) == id && s.Suffrage == raft.Voter
+		})
+		if voted && !votes {
+			return e.Term, true
+		}
+		voted = votes
+	}
+	return 0, false
 }
 
 func TestGroupConcurrentCompareAndSet(t *testing.T) {
