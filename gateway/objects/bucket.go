@@ -138,7 +138,7 @@ func (s *Store) listBuckets(ctx context.Context) ([]BucketInfo, error) {
 		cctx, cancel := s.callCtx(ctx)
 		defer cancel()
 		pages[i], errs[i] = ms[i].Client.ListBuckets(cctx)
-	}, majorityAnswered(errs, nil))
+	}, answeredBy(majority, errs, nil))
 	if err := ctx.Err(); err != nil {
 		return nil, kerr.E(op, kerr.Transient, err)
 	}
@@ -203,15 +203,22 @@ func (s *Store) sharedReadBucket(ctx context.Context, name string) (client.Bucke
 // Like resolve, it asks once more through the open breakers that refused
 // a call before giving up, and not the nodes whose calls failed.
 func (s *Store) readBucket(ctx context.Context, name string) (rec client.BucketRecord, found bool, err error) {
-	actx, first := nodeaccess.WithAttempt(ctx)
-	rec, found, err = s.readBucketOnce(actx, name)
-	if err != nil && kerr.Is(kerr.Unavailable, err) && first.Refused() {
-		rec, found, err = s.readBucketOnce(first.Again(ctx), name)
-	}
+	rec, found, _, err = s.readBucketBy(ctx, name, majority)
 	return rec, found, err
 }
 
-func (s *Store) readBucketOnce(ctx context.Context, name string) (rec client.BucketRecord, found bool, err error) {
+// readBucketBy is readBucket needing quorum(n) of the n nodes to answer;
+// it also returns how many did.
+func (s *Store) readBucketBy(ctx context.Context, name string, quorum func(n int) int) (rec client.BucketRecord, found bool, answered int, err error) {
+	actx, first := nodeaccess.WithAttempt(ctx)
+	rec, found, answered, err = s.readBucketOnce(actx, name, quorum)
+	if err != nil && kerr.Is(kerr.Unavailable, err) && first.Refused() {
+		rec, found, answered, err = s.readBucketOnce(first.Again(ctx), name, quorum)
+	}
+	return rec, found, answered, err
+}
+
+func (s *Store) readBucketOnce(ctx context.Context, name string, quorum func(n int) int) (rec client.BucketRecord, found bool, answered int, err error) {
 	ms := s.members(nodeaccess.LiveNodes(s.Map()))
 	recs := make([]client.BucketRecord, len(ms))
 	errs := make([]error, len(ms))
@@ -219,11 +226,10 @@ func (s *Store) readBucketOnce(ctx context.Context, name string) (rec client.Buc
 		cctx, cancel := s.callCtx(ctx)
 		defer cancel()
 		recs[i], errs[i] = ms[i].Client.GetBucket(cctx, name)
-	}, majorityAnswered(errs, func(err error) bool { return kerr.Is(kerr.NotExist, err) }))
+	}, answeredBy(quorum, errs, func(err error) bool { return kerr.Is(kerr.NotExist, err) }))
 	if err := ctx.Err(); err != nil {
-		return rec, false, kerr.E("objects.readBucket", kerr.Transient, err)
+		return rec, false, 0, kerr.E("objects.readBucket", kerr.Transient, err)
 	}
-	answered := 0
 	for i, r := range recs {
 		switch {
 		case errs[i] == nil:
@@ -239,11 +245,11 @@ func (s *Store) readBucketOnce(ctx context.Context, name string) (rec client.Buc
 			s.log.Debug("objects: get bucket failed", "node", ms[i].Node.ID, "err", errs[i])
 		}
 	}
-	if need := majority(len(ms)); answered < need {
-		return rec, false, kerr.E("objects.readBucket", kerr.Unavailable,
+	if need := quorum(len(ms)); answered < need {
+		return rec, false, answered, kerr.E("objects.readBucket", kerr.Unavailable,
 			quorumErr("%d of %d nodes answered for bucket %s, need %d", answered, len(ms), name, need))
 	}
-	return rec, found, nil
+	return rec, found, answered, nil
 }
 
 // writeBucket writes rec to every node and needs a majority of acks. A
@@ -285,7 +291,7 @@ func (s *Store) putBucketAll(ctx context.Context, ms []member, rec client.Bucket
 		cctx, cancel := s.callCtx(ctx)
 		defer cancel()
 		errs[i] = ms[i].Client.PutBucket(cctx, rec)
-	}, majorityAnswered(errs, nil))
+	}, answeredBy(majority, errs, nil))
 	var out bucketPut
 	for i, err := range errs {
 		switch v := client.Newer(err); {
@@ -305,11 +311,11 @@ func (s *Store) putBucketAll(ctx context.Context, ms []member, rec client.Bucket
 
 func majority(n int) int { return n/2 + 1 }
 
-// majorityAnswered is a gather condition: a majority of the calls returned
+// answeredBy is a gather condition: quorum(n) of the n calls returned
 // without error, or with one that answer accepts as an answer. Bucket
-// records go to every node, so once a majority has answered, a straggler
-// is not worth waiting for.
-func majorityAnswered(errs []error, answer func(error) bool) func(done []bool) bool {
+// records go to every node, so once enough have answered, a straggler
+// is not worth waiting for beyond its grace.
+func answeredBy(quorum func(n int) int, errs []error, answer func(error) bool) func(done []bool) bool {
 	return func(done []bool) bool {
 		n := 0
 		for i, d := range done {
@@ -317,7 +323,7 @@ func majorityAnswered(errs []error, answer func(error) bool) func(done []bool) b
 				n++
 			}
 		}
-		return n >= majority(len(done))
+		return n >= quorum(len(done))
 	}
 }
 

@@ -8,7 +8,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kintsugi-store/kintsugi/internal/health"
 	"github.com/kintsugi-store/kintsugi/internal/kerr"
+	"github.com/kintsugi-store/kintsugi/placement"
 	"github.com/kintsugi-store/kintsugi/storagenode/client"
 	"github.com/kintsugi-store/kintsugi/storagenode/nodetest"
 )
@@ -212,5 +214,57 @@ func TestBucketCache(t *testing.T) {
 	wantErr(t, err, ErrNoSuchBucket, kerr.NotExist)
 	if !strings.Contains(err.Error(), testBucket) {
 		t.Fatalf("error %q does not name the bucket", err)
+	}
+}
+
+// TestDeleteWithHalfTheNodesOut: a gateway that reaches only four of
+// eight nodes, two of them among the key's six, deletes the key: the
+// marker stages nothing, so the bucket's versioning state is read first,
+// and four answers meet every set of nodes a state was acknowledged on
+// (stateQuorum), though they are not a majority. The marker is written
+// under the state the bucket has. With five of eight out it fails.
+func TestDeleteWithHalfTheNodesOut(t *testing.T) {
+	for _, versioning := range []string{"", client.VersioningEnabled} {
+		t.Run("versioning="+versioning, func(t *testing.T) {
+			// The bucket stays cached, as in a gateway serving it:
+			// the marker's read of the state bypasses the cache.
+			hc := newHealthCluster(t, 8, 4, 2)
+			c := hc.cluster
+			ctx := context.Background()
+			if versioning != "" {
+				if err := c.s.PutBucketVersioning(ctx, testBucket, versioning); err != nil {
+					t.Fatal(err)
+				}
+			}
+			c.put("k", payload(100, 1))
+			placed := c.s.Map().PlaceKey(testBucket, "k")
+			var out []string
+			for _, n := range c.list {
+				if !slices.ContainsFunc(placed, func(p placement.Node) bool { return p.ID == n.ID() }) {
+					out = append(out, n.ID())
+				}
+			}
+			out = append(out, placed[0].ID, placed[1].ID)
+			if len(out) != 4 {
+				t.Fatalf("nodes out %v, want four", out)
+			}
+			for _, id := range out {
+				c.nodes[id].SetDown("*", true)
+				hc.waitState(id, health.Down)
+			}
+			if err := c.s.DeleteObject(ctx, testBucket, "k"); err != nil {
+				t.Fatalf("delete with four of eight nodes out, two of the key's: %v", err)
+			}
+			for _, p := range placed[2:] {
+				rec := c.nodes[p.ID].Committed(testBucket, "k")
+				if rec == nil || !rec.Deleted || rec.Versioned != (versioning == client.VersioningEnabled) {
+					t.Fatalf("node %s: %+v, want a delete marker written under versioning %q", p.ID, rec, versioning)
+				}
+			}
+			c.nodes[placed[2].ID].SetDown("*", true)
+			hc.waitState(placed[2].ID, health.Down)
+			err := c.s.DeleteObject(ctx, testBucket, "k")
+			wantErr(t, err, ErrQuorum, kerr.Unavailable)
+		})
 	}
 }

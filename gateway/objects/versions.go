@@ -72,16 +72,27 @@ func newerState(info BucketInfo, staged client.BucketState) client.BucketState {
 	return client.BucketState{Versioning: info.Versioning, Version: info.VersioningAt}
 }
 
-// freshState reads the bucket's versioning state from a majority of the
-// nodes, bypassing the cache: every state acknowledged before is among the
-// answers.
+// freshState reads the bucket's versioning state from the nodes,
+// bypassing the cache: every state acknowledged before is among the
+// answers. A state is acknowledged once bucketQuorum of the n nodes
+// stored it, so stateQuorum answers are enough, fewer than a majority
+// when bucketQuorum is more than one: a gateway cut off from half of
+// eight nodes still learns the state (a chaos run's DELETE was refused
+// with four of eight answering). Those few can tell a state, not that
+// the bucket is gone: a bucket no answer holds, or holds deleted, is
+// ErrNoSuchBucket only if a majority answered, as a bucket is created
+// and deleted on a majority; otherwise the read fails with ErrQuorum.
 func (s *Store) freshState(ctx context.Context, bucket string) (client.BucketState, error) {
-	rec, found, err := s.readBucket(ctx, bucket)
+	const op = "objects.bucketState"
+	rec, found, answered, err := s.readBucketBy(ctx, bucket, s.stateQuorum)
 	switch {
 	case err != nil:
 		return client.BucketState{}, err
+	case (!found || rec.Deleted) && answered < majority(len(nodeaccess.LiveNodes(s.Map()))):
+		return client.BucketState{}, kerr.E(op, kerr.Unavailable,
+			quorumErr("bucket %s: %d nodes answered, none with the bucket, too few to tell it is gone", bucket, answered))
 	case !found || rec.Deleted:
-		return client.BucketState{}, kerr.E("objects.bucketState", kerr.NotExist, fmt.Errorf("%w: %s", ErrNoSuchBucket, bucket))
+		return client.BucketState{}, kerr.E(op, kerr.NotExist, fmt.Errorf("%w: %s", ErrNoSuchBucket, bucket))
 	}
 	s.cacheBucket(bucketInfo(rec))
 	return client.BucketState{Versioning: rec.Versioning, Version: rec.Version}, nil
@@ -154,6 +165,10 @@ func (s *Store) updateBucket(ctx context.Context, op, bucket string, edit func(*
 func (s *Store) bucketQuorum(n int) int {
 	return max(majority(n), n-s.Map().MinWriteQuorum()+1)
 }
+
+// stateQuorum is how many of n nodes a read of a bucket's state needs to
+// meet every set of bucketQuorum(n) of them.
+func (s *Store) stateQuorum(n int) int { return n - s.bucketQuorum(n) + 1 }
 
 // keyVersions asks the key's nodes (both maps while one changes) for
 // every version they hold.
