@@ -252,6 +252,7 @@ type chaos struct {
 	gwCuts        []map[string][]interval // per gateway: node id -> periods cut off from it
 	wipes         map[string][]time.Time
 	down          map[string]bool // faulted now
+	spared        map[string]bool // no fault may pick them now (pickNode)
 	gwDown        []bool
 	procs         map[string]*proctest.Proc
 	reconfiguring bool
@@ -303,6 +304,7 @@ func runChaos(t *testing.T, cfg chaosConfig) {
 		gwCuts:   make([]map[string][]interval, len(clocks)),
 		wipes:    map[string][]time.Time{},
 		down:     map[string]bool{},
+		spared:   map[string]bool{},
 		kinds:    map[string]int{},
 		procs:    map[string]*proctest.Proc{},
 		stats:    map[string]map[string][]time.Duration{},
@@ -504,7 +506,7 @@ func (ch *chaos) pickNode(rng *rand.Rand, maxDown int) string {
 	}
 	var ids []string
 	for _, nd := range ch.maps[len(ch.maps)-1].Nodes {
-		if nd.State != placement.StateRemoved && !ch.down[nd.ID] {
+		if nd.State != placement.StateRemoved && !ch.down[nd.ID] && !ch.spared[nd.ID] {
 			ids = append(ids, nd.ID)
 		}
 	}

@@ -365,6 +365,18 @@ func (ch *chaos) cutVoters(ctx context.Context, r int64, maxDown int) {
 	for _, id := range cut {
 		ch.down[id] = true
 	}
+	// Nor may another fault take a voter of the majority's side while
+	// the cut lasts: the majority's change needs every one of them.
+	for _, id := range rest {
+		ch.spared[id] = true
+	}
+	defer func() {
+		ch.mu.Lock()
+		for _, id := range rest {
+			ch.spared[id] = false
+		}
+		ch.mu.Unlock()
+	}()
 	ch.kinds["cutvoters"]++
 	var victim string // what the minority tries to drain
 	for _, nd := range ch.maps[len(ch.maps)-1].Nodes {
