@@ -60,7 +60,20 @@ func (s *Store) headBucket(ctx context.Context, name string) (BucketInfo, error)
 	if fresh {
 		return info, nil
 	}
-	rec, found, err := s.sharedReadBucket(ctx, name)
+	lctx := ctx
+	if cached {
+		// A lookup that nodes cut off leave short of its majority asks
+		// them again through their breakers and waits out their call
+		// deadlines; with a record seen a moment ago the request waits
+		// staleBucketWait at most, while the lookup goes on for the
+		// next one. A chaos run's PUT, written again after nodes of a
+		// gateway cut off from half of them failed its stage, spent
+		// five seconds here and ran out of its client's time.
+		var cancel context.CancelFunc
+		lctx, cancel = context.WithTimeout(ctx, staleBucketWait)
+		defer cancel()
+	}
+	rec, found, err := s.sharedReadBucket(lctx, name)
 	if err != nil && cached && (kerr.Is(kerr.Unavailable, err) || kerr.Is(kerr.Transient, err)) {
 		// Nodes too busy (or too few) to answer in time: a bucket seen
 		// a moment ago is still there far more likely than not, and

@@ -48,3 +48,28 @@ func TestBucketLookupStale(t *testing.T) {
 	_, err := c.s.HeadBucket(context.Background(), "never-seen")
 	wantErr(t, err, ErrQuorum, kerr.Unavailable)
 }
+
+// TestBucketLookupStaleWaitsLittle: nodes that take longer than their
+// call deadline to answer (as nodes cut off by a partition do) leave a
+// bucket lookup waiting that long; a request with a stale cached record
+// waits staleBucketWait at most and is answered from it.
+func TestBucketLookupStaleWaitsLittle(t *testing.T) {
+	c := newCluster(t, 6, 4, 2, func(cfg *Config) {
+		cfg.BucketCacheTTL = 10 * time.Millisecond
+		cfg.CallTimeout = DefaultCallTimeout
+	})
+	c.put("k", payload(100, 12))
+	c.clock.Advance(20 * time.Millisecond)
+	for _, n := range c.list {
+		n.Edit(func(st *nodetest.State) { st.Slow["bucket"] = time.Minute })
+	}
+	start := time.Now()
+	if _, err := c.s.HeadBucket(context.Background(), testBucket); err != nil {
+		t.Fatalf("HeadBucket with the nodes slow, cached a moment ago: %v", err)
+	}
+	// Far below the call deadline (DefaultCallTimeout) the lookup
+	// would otherwise wait out.
+	if took := time.Since(start); took >= DefaultCallTimeout-time.Second {
+		t.Fatalf("HeadBucket took %v with a stale record cached, want about %v", took, staleBucketWait)
+	}
+}

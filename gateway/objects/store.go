@@ -26,7 +26,10 @@ const (
 	DefaultCommitTimeout = 30 * time.Second
 	// bucketStaleFor is how long past its TTL a cached bucket still
 	// answers when the nodes cannot be asked in time.
-	bucketStaleFor        = time.Minute
+	bucketStaleFor = time.Minute
+	// staleBucketWait is how long a request waits for a bucket lookup
+	// when a stale cached record can answer instead.
+	staleBucketWait       = time.Second
 	DefaultStallTimeout   = 30 * time.Second
 	DefaultBucketCacheTTL = 2 * time.Second
 	// DefaultPreloadMax covers the shards of objects up to 256 KiB at 4+2.
