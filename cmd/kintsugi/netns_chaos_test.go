@@ -385,10 +385,25 @@ func (ch *chaos) cutVoters(ctx context.Context, r int64, maxDown int) {
 		}
 	}
 	ch.mu.Unlock()
+	// The majority's admin asks a voter of its side that serves the map:
+	// one just restarted with its disk wiped answers "not initialised"
+	// until it has caught up from the log.
 	majority := ns.host(rest[0]).Addr(nsNodePort)
-	before, err := ns.mapShow(ctx, c, majority)
+	var before *placement.Map
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		for _, id := range rest {
+			ep := ns.host(id).Addr(nsNodePort)
+			if before, err = ns.mapShow(ctx, c, ep); err == nil {
+				majority = ep
+				break
+			}
+		}
+		if before != nil || time.Now().After(deadline) || ctx.Err() != nil {
+			break
+		}
+	}
 	if err != nil {
-		t.Errorf("cutvoters: %v", err)
+		t.Errorf("cutvoters: no voter of the majority's side %v served the map: %v", rest, err)
 	}
 	leaderCut := slices.Contains(cut, st.Leader)
 	hold := time.Duration(4000+rng.IntN(4000)) * time.Millisecond
