@@ -2,6 +2,7 @@ package objects
 
 import (
 	"context"
+	"slices"
 
 	"github.com/kintsugi-store/kintsugi/codec"
 	"github.com/kintsugi-store/kintsugi/internal/kerr"
@@ -122,6 +123,34 @@ func (s *Store) deleteKeyIn(ctx context.Context, bucket, key string, state clien
 	}
 	setVersioning(&marker, state)
 	marker, to, refused := s.commitAndHint(ctx, placed, placed, marker, wq)
+	if len(to) < wq && refused.newer == 0 && refused.staleMap == 0 && state.Versioning == "" && !client.IsRecode(marker.Version) {
+		// Nodes failed the marker's commit after others took it: as a
+		// PUT's (putKept), it is finished as the re-code of its
+		// version, V.1, on the nodes that hold it, with the quorum of
+		// a write that took the others for down, if they are at most
+		// p. V.1 replaces exactly V (docs/ordering.md), and its id is
+		// "null" either way in an unversioned bucket.
+		if k := n - len(to); k <= m.ParityShards && len(to) >= m.RaisedQuorum(k) {
+			held := make([]member, n)
+			for i, p := range placed {
+				if slices.ContainsFunc(to, func(h member) bool { return h.Node.ID == p.Node.ID }) {
+					held[i] = p
+				}
+			}
+			rc := marker
+			rc.Version, rc.Quorum = client.RecodeVersion(marker.Version), m.RaisedQuorum(k)
+			s.log.Info("objects: delete marker missed its quorum for nodes that failed; finishing it as its re-code",
+				"bucket", bucket, "key", key, "version", marker.Version, "committed", len(to))
+			rc, rto, rrefused := s.commitAndHint(ctx, placed, held, rc, rc.Quorum)
+			if len(rto) >= rc.Quorum {
+				unlock()
+				return old, &rc, nil
+			}
+			if rrefused.newer > 0 {
+				refused, to, wq = rrefused, rto, rc.Quorum
+			}
+		}
+	}
 	unlock()
 	if len(to) < wq {
 		return nil, nil, kerr.E(op, kerr.Unavailable, shortfallErr(len(to), refused, wq, "delete marker committed on %d of %d nodes, need %d", len(to), n, wq))

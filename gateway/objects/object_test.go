@@ -544,8 +544,10 @@ func TestDeleteQuorum(t *testing.T) {
 		}
 	}
 
+	// Three failing commits are more than p: the marker cannot be
+	// finished as its re-code either (TestDeleteMarkerFinishedAsRecode).
 	c.put("j", []byte("data"))
-	for i := range 2 {
+	for i := range 3 {
 		c.shardNode("j", i).SetDown("commit", true)
 	}
 	err = c.s.DeleteObject(ctx, testBucket, "j")

@@ -381,3 +381,56 @@ func TestPutCommitRefusedAndFailedIsWrittenAgain(t *testing.T) {
 		})
 	}
 }
+
+// TestDeleteMarkerFinishedAsRecode: two of a key's six nodes fail the
+// commit of a delete marker the four others take, one short of its
+// quorum. In an unversioned bucket the marker is finished as the re-code
+// of its version, V.1, on those four, with the quorum of a write that
+// took the two for down; the delete is acknowledged and the key reads
+// as gone, before and after the two return. In a versioned bucket the
+// marker's id is visible, and the delete answers 503 as before.
+func TestDeleteMarkerFinishedAsRecode(t *testing.T) {
+	for _, versioning := range []string{"", client.VersioningEnabled} {
+		t.Run("versioning="+versioning, func(t *testing.T) {
+			c, f := newCommitFaultCluster(t, false)
+			ctx := context.Background()
+			if versioning != "" {
+				if err := c.s.PutBucketVersioning(ctx, testBucket, versioning); err != nil {
+					t.Fatal(err)
+				}
+			}
+			c.put("k", payload(100, 1))
+			f.set(c, "k", 1, 4)
+			err := c.s.DeleteObject(ctx, testBucket, "k")
+			if versioning != "" {
+				wantErr(t, err, ErrQuorum, kerr.Unavailable)
+				c.assertNoRecode("k")
+				return
+			}
+			if err != nil {
+				t.Fatalf("delete with two commits failing: %v", err)
+			}
+			var version string
+			for _, i := range []int{0, 2, 3, 5} {
+				rec := c.shardNode("k", i).Committed(testBucket, "k")
+				if rec == nil || !rec.Deleted || !client.IsRecode(rec.Version) || rec.Quorum != 4 {
+					t.Fatalf("shard %d's node: %+v, want a re-coded delete marker with quorum 4", i, rec)
+				}
+				if version != "" && rec.Version != version {
+					t.Fatalf("shard %d's node holds %s, others %s", i, rec.Version, version)
+				}
+				version = rec.Version
+			}
+			_, err = c.get("k")
+			wantErr(t, err, ErrNoSuchKey, kerr.NotExist)
+			f.set(c, "k")
+			_, err = c.get("k")
+			wantErr(t, err, ErrNoSuchKey, kerr.NotExist)
+			next := payload(300, 4)
+			if info := c.put("k", next); info.Version <= version {
+				t.Fatalf("next write %s, want above the marker %s", info.Version, version)
+			}
+			c.mustGet("k", next)
+		})
+	}
+}
