@@ -916,6 +916,21 @@ func testNotFound(t *testing.T, c Client) {
 	wantKind(t, "empty key", err, kerr.Invalid)
 }
 
+// commitRecode stages and commits shard 2 of o as re-code r of key "k",
+// whose base took the tag set a=b at ver(10) after the re-code read it,
+// and checks that the node keeps those tags and serves the re-code.
+func commitRecode(t *testing.T, c Client, r string, o obj) {
+	t.Helper()
+	stage(t, c, "k", r, o, 2)
+	if rec := commit(t, c, o.meta("k", r)); rec.Version != r || rec.Shard != 2 || rec.Tagging != "a=b" || rec.TagsAt != ver(10) {
+		t.Fatalf("commit of re-code %s answered %+v, want tags a=b at %s", r, rec, ver(10))
+	}
+	wantCommitted(t, stat(t, c, "k"), r, 2)
+	if got, err := read(c, "k", r, 2, 0, -1); err != nil || !bytes.Equal(got, o.shards[2]) {
+		t.Fatalf("read of re-code %s: %d bytes, %v", r, len(got), err)
+	}
+}
+
 // testRecodeVersion: a re-code's name (its base version plus a
 // generation) is staged, committed, read and aborted like any version; it
 // supersedes its base and the generations before it, a version above the
@@ -931,14 +946,7 @@ func testRecodeVersion(t *testing.T, c Client) {
 	commit(t, c, base)
 	// The re-code copied the record before that tag update: the node
 	// keeps the newer tag set.
-	stage(t, c, "k", r, b, 2)
-	if rec := commit(t, c, b.meta("k", r)); rec.Version != r || rec.Shard != 2 || rec.Tagging != "a=b" || rec.TagsAt != ver(10) {
-		t.Fatalf("commit of re-code %s answered %+v, want tags a=b at %s", r, rec, ver(10))
-	}
-	wantCommitted(t, stat(t, c, "k"), r, 2)
-	if got, err := read(c, "k", r, 2, 0, -1); err != nil || !bytes.Equal(got, b.shards[2]) {
-		t.Fatalf("read of re-code %s: %d bytes, %v", r, len(got), err)
-	}
+	commitRecode(t, c, r, b)
 	// The base is older than its re-code: refused.
 	stage(t, c, "k", v, a, 2)
 	_, err := c.Commit(ctx, a.meta("k", v))
@@ -952,14 +960,7 @@ func testRecodeVersion(t *testing.T, c Client) {
 	// The next generation replaces the re-code, keeping its newer tag
 	// set too, and every generation below it is refused.
 	r2 := client.RecodeVersion(r)
-	stage(t, c, "k", r2, a, 2)
-	if rec := commit(t, c, a.meta("k", r2)); rec.Version != r2 || rec.Shard != 2 || rec.Tagging != "a=b" || rec.TagsAt != ver(10) {
-		t.Fatalf("commit of re-code %s answered %+v, want tags a=b at %s", r2, rec, ver(10))
-	}
-	wantCommitted(t, stat(t, c, "k"), r2, 2)
-	if got, err := read(c, "k", r2, 2, 0, -1); err != nil || !bytes.Equal(got, a.shards[2]) {
-		t.Fatalf("read of re-code %s: %d bytes, %v", r2, len(got), err)
-	}
+	commitRecode(t, c, r2, a)
 	for _, below := range []string{r, v} {
 		stage(t, c, "k", below, b, 2)
 		_, err := c.Commit(ctx, b.meta("k", below))
