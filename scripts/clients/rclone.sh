@@ -27,7 +27,7 @@ export RCLONE_CONFIG_KS_SECRET_ACCESS_KEY=$KINTSUGI_SECRET_KEY
 rc() { rclone --retries 1 --low-level-retries 1 --s3-upload-cutoff 16M --s3-chunk-size 8M "$@"; }
 B=$BUCKET
 
-step "$(rclone version | head -1)"
+step "$(rclone version | sed -n 1p)"
 step "make bucket"
 rc mkdir "ks:$B"
 
