@@ -2,6 +2,7 @@ package health
 
 import (
 	"context"
+	"time"
 
 	"github.com/sony/gobreaker/v2"
 )
@@ -9,8 +10,9 @@ import (
 // check is one Check of a node in flight; concurrent Checks of the node
 // wait for it rather than each probing the node.
 type check struct {
-	done chan struct{}
-	ok   bool // set before done is closed
+	began time.Time
+	done  chan struct{}
+	ok    bool // set before done is closed
 }
 
 // Check asks node id now, with the Probe, whether it answers, whatever its
@@ -26,37 +28,45 @@ type check struct {
 // nodes could do. The probe runs under ctx, which should carry a short
 // deadline (each node cut off from the network holds its probe that
 // long). A Check of a node that has one in flight waits for that one, or
-// for ctx. A node whose breaker is closed is not probed: Check reports
-// true. Without a Probe, Check reports whether the breaker is closed.
+// for ctx; if that probe fails and was begun before this Check was asked,
+// the Check probes again: a probe sent while the link was down waits out
+// a lost SYN's retransmission long after the link is back, and must not
+// answer for a node that is reachable now. A node whose breaker is closed
+// is not probed: Check reports true. Without a Probe, Check reports
+// whether the breaker is closed.
 func (t *Tracker) Check(ctx context.Context, id string) bool {
 	n := t.node(id)
-	if n.cb.Load().State() == gobreaker.StateClosed {
-		return true
-	}
-	if t.cfg.Probe == nil {
-		return false
-	}
-	n.mu.Lock()
-	c := n.checking
-	if c != nil {
+	asked := t.cfg.Now()
+	for {
+		if n.cb.Load().State() == gobreaker.StateClosed {
+			return true
+		}
+		if t.cfg.Probe == nil {
+			return false
+		}
+		n.mu.Lock()
+		c := n.checking
+		if c == nil {
+			c = &check{began: t.cfg.Now(), done: make(chan struct{})}
+			n.checking = c
+			n.mu.Unlock()
+			c.ok = t.check(ctx, n)
+			n.mu.Lock()
+			n.checking = nil
+			n.mu.Unlock()
+			close(c.done)
+			return c.ok
+		}
 		n.mu.Unlock()
 		select {
 		case <-c.done:
-			return c.ok
 		case <-ctx.Done():
 			return false
 		}
+		if c.ok || !c.began.Before(asked) || ctx.Err() != nil {
+			return c.ok
+		}
 	}
-	c = &check{done: make(chan struct{})}
-	n.checking = c
-	n.mu.Unlock()
-
-	c.ok = t.check(ctx, n)
-	n.mu.Lock()
-	n.checking = nil
-	n.mu.Unlock()
-	close(c.done)
-	return c.ok
 }
 
 // check probes n once and, if it answers, closes its breaker.

@@ -706,3 +706,85 @@ func TestCheckShared(t *testing.T) {
 		t.Fatalf("a call begun before the Check reopened the breaker: %+v", tr.Status())
 	}
 }
+
+// TestCheckAfterStaleProbe: a Check that finds a probe in flight, begun
+// before it was asked, and sees that probe fail, probes the node again
+// rather than answering for it with what the node was (a probe sent
+// while the link was down fails after the link is back). The Check that
+// began the failed probe still reports its own answer.
+func TestCheckAfterStaleProbe(t *testing.T) {
+	fail := kerr.E("c", kerr.Unavailable, errors.New("no route to host"))
+	cfg := fastConfig()
+	cfg.OpenFor = time.Hour
+	var probes atomic.Int32
+	release := make(chan struct{})
+	cfg.Probe = func(ctx context.Context, id string) error {
+		if probes.Add(1) == 1 {
+			<-release
+			return fail
+		}
+		return nil
+	}
+	tr, _, _ := newTracker(t, cfg)
+	for range cfg.TripAfter {
+		c, _ := tr.Begin("n1")
+		c.End(context.Background(), fail)
+	}
+	first := make(chan bool)
+	go func() { first <- tr.Check(context.Background(), "n1") }()
+	for probes.Load() == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	time.Sleep(5 * time.Millisecond) // asked after the first probe began
+	second := make(chan bool)
+	go func() { second <- tr.Check(context.Background(), "n1") }()
+	time.Sleep(20 * time.Millisecond) // the second Check joins the first probe
+	close(release)
+	if <-first {
+		t.Fatal("the Check whose probe failed reported the node up")
+	}
+	if !<-second {
+		t.Fatal("a Check joining a stale probe that failed reported the node down without asking it")
+	}
+	if probes.Load() != 2 || !tr.Available("n1") {
+		t.Fatalf("%d probes, node available %v; want 2 probes and the node up", probes.Load(), tr.Available("n1"))
+	}
+}
+
+// TestHeartbeatPastHeldSlot: a half-open breaker whose one call slot is
+// held by a call that hangs (begun while the node was cut off) refuses
+// the heartbeat's own call; the heartbeat then asks the node with Check,
+// so a node that answers is up after that round, not when the hanging
+// call times out.
+func TestHeartbeatPastHeldSlot(t *testing.T) {
+	fail := kerr.E("c", kerr.Unavailable, errors.New("refused"))
+	cfg := fastConfig()
+	var probes atomic.Int32
+	cfg.Probe = func(ctx context.Context, id string) error {
+		probes.Add(1)
+		return nil
+	}
+	tr, _, _ := newTracker(t, cfg)
+	tr.SetNodes([]string{"n1"})
+	for range cfg.TripAfter {
+		c, _ := tr.Begin("n1")
+		c.End(context.Background(), fail)
+	}
+	time.Sleep(cfg.OpenFor + 20*time.Millisecond)
+	held, err := tr.Begin("n1") // the half-open breaker's one slot
+	if err != nil {
+		t.Fatalf("no half-open call after OpenFor: %v", err)
+	}
+	if tr.Available("n1") {
+		t.Fatal("a half-open node counts as available")
+	}
+	tr.Heartbeat(context.Background())
+	if !tr.Available("n1") || tr.State("n1") != Up || probes.Load() != 1 {
+		t.Fatalf("after a heartbeat the node answered: available %v, state %v, %d probes; want up after 1 probe",
+			tr.Available("n1"), tr.State("n1"), probes.Load())
+	}
+	held.End(context.Background(), fail)
+	if !tr.Available("n1") {
+		t.Fatal("the held call, failing after the node was seen up, reopened its breaker")
+	}
+}

@@ -3,6 +3,8 @@ package health
 import (
 	"context"
 	"sync"
+
+	"github.com/sony/gobreaker/v2"
 )
 
 // Run sends heartbeats to the tracked nodes (SetNodes) every Interval, on
@@ -72,9 +74,21 @@ func (t *Tracker) tracked() []*node {
 // heartbeat probes n once. Any error from the probe counts against the
 // node, whatever its kind: a node that answers its health check with an
 // error is not healthy.
+//
+// A half-open breaker lets one call through and refuses the rest, this
+// heartbeat among them, until that call ends: often a call begun while
+// the node was cut off, hanging until its own timeout, seconds after the
+// node is back. Such a heartbeat asks the node with Check instead, which
+// replaces the breaker if the node answers, so that a node back from a
+// partition is seen up within an Interval, not a call timeout.
 func (t *Tracker) heartbeat(ctx context.Context, n *node) {
 	c, err := t.Begin(n.id)
 	if err != nil {
+		if n.cb.Load().State() == gobreaker.StateHalfOpen {
+			pctx, cancel := context.WithTimeout(ctx, t.cfg.Timeout)
+			defer cancel()
+			t.Check(pctx, n.id)
+		}
 		return
 	}
 	pctx, cancel := context.WithTimeout(ctx, t.cfg.Timeout)
