@@ -123,6 +123,9 @@ func (s *Store) deleteKeyIn(ctx context.Context, bucket, key string, state clien
 	}
 	setVersioning(&marker, state)
 	marker, to, refused := s.commitAndHint(ctx, placed, placed, marker, wq)
+	if len(to) < wq && refused.newer == 0 && refused.staleMap == 0 {
+		to = s.commitMissed(ctx, placed, to, marker, wq)
+	}
 	if len(to) < wq && refused.newer == 0 && refused.staleMap == 0 && state.Versioning == "" && !client.IsRecode(marker.Version) {
 		// Nodes failed the marker's commit after others took it: as a
 		// PUT's (putKept), it is finished as the re-code of its

@@ -351,6 +351,10 @@ func (s *Store) putObject(ctx context.Context, in PutInput) (ObjectInfo, error) 
 		setVersioning(&meta, newerState(binfo, w.bucket))
 	}
 	meta, holders, refused := s.commitAndHint(ctx, placed, targets, meta, wq)
+	if len(holders) < wq && refused.newer == 0 && refused.staleMap == 0 {
+		// Only nodes that staged their shard can take the commit.
+		holders = s.commitMissed(ctx, targets, holders, meta, wq)
+	}
 	unlock()
 	if len(holders) < wq {
 		s.metrics.quorumFailed()

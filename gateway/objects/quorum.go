@@ -398,3 +398,40 @@ func (s *Store) commitAndHint(ctx context.Context, placed, targets []member, met
 	s.sendHints(ctx, holders, hints)
 	return meta, holders, refused
 }
+
+// commitMissed sends the commit of meta once more to the nodes of placed
+// that are not among its holders to (for a version with shards, placed
+// holds only the nodes that staged theirs), after asking those taken for
+// down whether they answer now (recheck), and returns the holders with
+// those that committed. It is for a commit that
+// missed wq: a node skipped for an open breaker was sent nothing, and
+// may have been back for milliseconds; one whose commit failed may take
+// it now. Sending the commit again is safe: a node takes the same version
+// twice as once (client.Commit is idempotent). Unlike commitWrite it
+// never names the version anew, since some nodes hold it already.
+func (s *Store) commitMissed(ctx context.Context, placed, to []member, meta client.ObjectMeta, wq int) []member {
+	missed := make([]bool, len(placed))
+	for i, p := range placed {
+		missed[i] = p.Client != nil && !slices.ContainsFunc(to, func(h member) bool { return h.Node.ID == p.Node.ID })
+	}
+	s.recheck(ctx, placed, missed, nil)
+	targets := make([]member, len(placed))
+	some := false
+	for i, p := range placed {
+		if missed[i] && s.available(p.Node.ID) {
+			targets[i], some = p, true
+		}
+	}
+	if !some {
+		return to
+	}
+	s.log.Info("objects: commit missed its quorum; sending it again to the nodes that answer",
+		"bucket", meta.Bucket, "key", meta.Key, "version", meta.Version, "committed", len(to), "need", wq)
+	committed, _, _, _, _ := s.commitQuorum(ctx, targets, meta, wq-len(to), func(int, []bool) {})
+	for i, ok := range committed {
+		if ok {
+			to = append(to, targets[i])
+		}
+	}
+	return to
+}

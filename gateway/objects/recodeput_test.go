@@ -33,6 +33,8 @@ type commitFaults struct {
 	// open makes the failing nodes answer as if their breaker were
 	// open: the commit was never sent.
 	open bool
+	// once makes each failing node fail one commit only.
+	once bool
 }
 
 type commitFaultNode struct {
@@ -47,6 +49,9 @@ func (n commitFaultNode) Commit(ctx context.Context, meta client.ObjectMeta) (cl
 	before := n.f.before
 	if fail {
 		n.f.before = nil
+		if n.f.once {
+			delete(n.f.failing, n.id)
+		}
 	}
 	n.f.mu.Unlock()
 	if !fail {
@@ -431,6 +436,86 @@ func TestDeleteMarkerFinishedAsRecode(t *testing.T) {
 				t.Fatalf("next write %s, want above the marker %s", info.Version, version)
 			}
 			c.mustGet("k", next)
+		})
+	}
+}
+
+// TestDeleteMarkerCommitSentAgain: three of a delete marker's six nodes
+// fail its commit once (with health tracking, their breakers open), so
+// it misses its quorum of five with three committed, too few to finish
+// it as a re-code. Those nodes are asked again and answer, and the
+// marker's commit is sent to them once more, same version: the delete is
+// acknowledged and every node holds that one marker. Before, the DELETE
+// answered 503 with only a moment's fault on half the nodes.
+func TestDeleteMarkerCommitSentAgain(t *testing.T) {
+	for _, tracked := range []bool{false, true} {
+		for _, versioning := range []string{"", client.VersioningEnabled} {
+			t.Run(fmt.Sprintf("health=%v/versioning=%q", tracked, versioning), func(t *testing.T) {
+				c, f := newCommitFaultCluster(t, tracked)
+				ctx := context.Background()
+				if versioning != "" {
+					if err := c.s.PutBucketVersioning(ctx, testBucket, versioning); err != nil {
+						t.Fatal(err)
+					}
+				}
+				c.put("k", payload(100, 1))
+				before := c.calls("commit")
+				f.once = true
+				f.set(c, "k", 1, 2, 4)
+				if err := c.s.DeleteObject(ctx, testBucket, "k"); err != nil {
+					t.Fatalf("delete with three commits failing once: %v", err)
+				}
+				c.flush()
+				var version string
+				for i := range 6 {
+					rec := c.shardNode("k", i).Committed(testBucket, "k")
+					if rec == nil || !rec.Deleted || client.IsRecode(rec.Version) {
+						t.Fatalf("shard %d's node: %+v, want the delete marker", i, rec)
+					}
+					if version != "" && rec.Version != version {
+						t.Fatalf("shard %d's node holds %s, others %s", i, rec.Version, version)
+					}
+					version = rec.Version
+				}
+				after := c.calls("commit")
+				for _, i := range []int{1, 2, 4} {
+					id := c.shardNode("k", i).ID()
+					// The failed commit never reached the node.
+					if got := after[id] - before[id]; got != 1 {
+						t.Errorf("shard %d's node took %d commits, want 1 (the one sent again)", i, got)
+					}
+				}
+				_, err := c.get("k")
+				wantErr(t, err, ErrNoSuchKey, kerr.NotExist)
+			})
+		}
+	}
+}
+
+// TestPutCommitSentAgain: three of a PUT's six nodes stage their shards
+// and fail its commit once, more than a re-code can do without, so the
+// commit misses its quorum of five with three committed. The commit is
+// sent to those three once more, same version: the PUT is acknowledged
+// as written, 4+2 on all six. Before, it answered 503.
+func TestPutCommitSentAgain(t *testing.T) {
+	for _, tracked := range []bool{false, true} {
+		t.Run(fmt.Sprintf("health=%v", tracked), func(t *testing.T) {
+			c, f := newCommitFaultCluster(t, tracked)
+			f.once = true
+			f.set(c, "k", 0, 3, 5)
+			body := payload(3*testBlock+17, 7)
+			info := c.put("k", body)
+			if info.Raised || client.IsRecode(info.Version) {
+				t.Fatalf("PUT answered %+v, want the plain 4+2 version", info)
+			}
+			c.flush()
+			for i := range 6 {
+				rec := c.shardNode("k", i).Committed(testBucket, "k")
+				if rec == nil || rec.Version != info.Version {
+					t.Fatalf("shard %d's node holds %+v, want %s", i, rec, info.Version)
+				}
+			}
+			c.mustGet("k", body)
 		})
 	}
 }
