@@ -168,15 +168,21 @@ func (s *Store) CreateUpload(ctx context.Context, in UploadInput) (UploadInfo, e
 // PutObject.
 func (s *Store) PutPart(ctx context.Context, in PartInput) (PartInfo, error) {
 	const op = "objects.PutPart"
-	ctx, done := s.fence(ctx)
-	defer done()
 	if err := s.checkClientKey(ctx, op, in.Bucket, in.Key); err != nil {
 		return PartInfo{}, err
 	}
 	if in.Number < 1 || in.Number > MaxPartNum {
 		return PartInfo{}, kerr.E(op, kerr.Invalid, fmt.Errorf("%w: part number %d not in 1..%d", ErrInvalidArgument, in.Number, MaxPartNum))
 	}
-	if _, err := s.upload(ctx, in.Bucket, in.Key, in.UploadID); err != nil {
+	// The part is written outside this fence, by PutObject under its
+	// own: a part's body is kept like a PUT's, so that a part whose
+	// stage loses nodes, or that meets a newer map, is written again
+	// rather than refused.
+	err := fenced0(ctx, s, func(ctx context.Context) error {
+		_, err := s.upload(ctx, in.Bucket, in.Key, in.UploadID)
+		return err
+	})
+	if err != nil {
 		return PartInfo{}, kerr.E(op, err)
 	}
 	// Every attempt gets a key of its own, so that a part uploaded

@@ -5,6 +5,8 @@ import (
 	"context"
 	"fmt"
 	"testing"
+
+	"github.com/kintsugi-store/kintsugi/storagenode/nodetest"
 )
 
 // TestPutStageFailureRaisesParity: one node fails its stage call while the
@@ -55,5 +57,49 @@ func testPutStageFailureRaisesParity(t *testing.T, size int) {
 		for _, i := range pair {
 			c.shardNode("k", i).SetDown("*", false)
 		}
+	}
+}
+
+// TestPutPartStageFailureRaisesParity: a part whose stage fails on one
+// node is written again with that node taken for down, 3+3 on the other
+// five, as a PUT's is: its body is kept like a PUT's. The completed
+// object reads back whole with two more nodes down. Before, the part
+// answered 503.
+func TestPutPartStageFailureRaisesParity(t *testing.T) {
+	for _, size := range []int{2*testBlock + 5, 11*testBlock + 7} {
+		t.Run(fmt.Sprintf("size=%d", size), func(t *testing.T) {
+			c, _ := mpCluster(t)
+			id := c.create("mp")
+			bad := c.list[2]
+			bad.SetDown("stage", true)
+			data := payload(size, 3)
+			p := c.putPart("mp", id, 1, data)
+			bad.SetDown("stage", false)
+			c.flush()
+			raised := 0
+			for _, n := range c.list {
+				n.Edit(func(st *nodetest.State) {
+					for _, fk := range st.Keys {
+						if rec := fk.Committed; rec != nil && rec.Size == int64(size) && rec.Data == 3 && rec.Parity == 3 {
+							raised++
+						}
+					}
+				})
+			}
+			if raised != 5 {
+				t.Fatalf("%d nodes hold the part 3+3, want the 5 that staged", raised)
+			}
+			if _, err := c.s.CompleteUpload(context.Background(), CompleteInput{Bucket: testBucket, Key: "mp", UploadID: id, Parts: complete(p)}); err != nil {
+				t.Fatal(err)
+			}
+			others := 0
+			for _, n := range c.list {
+				if n != bad && others < 2 {
+					n.SetDown("*", true)
+					others++
+				}
+			}
+			c.mustGet("mp", data)
+		})
 	}
 }
