@@ -142,6 +142,7 @@ func (s *Store) deleteKeyIn(ctx context.Context, bucket, key string, state clien
 			}
 			rc := marker
 			rc.Version, rc.Quorum = client.RecodeVersion(marker.Version), m.RaisedQuorum(k)
+			s.metrics.retried(retryRecode)
 			s.log.Info("objects: delete marker missed its quorum for nodes that failed; finishing it as its re-code",
 				"bucket", bucket, "key", key, "version", marker.Version, "committed", len(to))
 			rc, rto, rrefused := s.commitAndHint(ctx, placed, held, rc, rc.Quorum)

@@ -67,6 +67,7 @@ func fenced[T any](ctx context.Context, s *Store, op func(context.Context) (T, e
 	if !done() || err == nil || ctx.Err() != nil || errors.As(err, new(mayApplyErr)) {
 		return out, err
 	}
+	s.metrics.retried(retryMapChanged)
 	fctx, done = s.fence(ctx)
 	out, err = op(fctx)
 	done()

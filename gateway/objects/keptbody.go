@@ -48,11 +48,16 @@ func (rr *replayReader) Read(p []byte) (int, error) {
 // keep returns a replay of body, size bytes long, if the bounds on kept
 // bodies allow one.
 func (s *Store) keep(body io.Reader, size int64) (*replay, bool) {
-	if size > MaxKeptBody || size > s.keptMax {
+	if size > MaxKeptBody || s.keptMax == 0 {
 		return nil, false
 	}
-	if s.kept.Add(size) > s.keptMax {
-		s.kept.Add(-size)
+	if size > s.keptMax || s.kept.Add(size) > s.keptMax {
+		if size <= s.keptMax {
+			s.kept.Add(-size)
+		}
+		// The budget, not the body, said no: an operator who sees this
+		// often may give the gateway more (objects.Config.KeptBodies).
+		s.metrics.bodyNotKept()
 		return nil, false
 	}
 	buf := s.bodies.get(int(size))

@@ -133,6 +133,7 @@ func (s *Store) putKept(ctx context.Context, in PutInput, put func(context.Conte
 		s.log.Info("objects: nodes failed a write before it committed anywhere; writing it again with them taken for down",
 			"bucket", in.Bucket, "key", in.Key, "failed", sf.nodes)
 		in.avoid, in.restage = sf.nodes, false
+		s.metrics.retried(retryStageFailed)
 		info, err = fenced(ctx, s, run)
 	}
 	var cf commitFailedErr
@@ -155,6 +156,7 @@ func (s *Store) putKept(ctx context.Context, in PutInput, put func(context.Conte
 			"bucket", in.Bucket, "key", in.Key, "version", cf.version, "failed", cf.nodes)
 		in.avoid = append(slices.Clone(in.avoid), cf.nodes...)
 		in.recode, in.restage = client.RecodeVersion(cf.version), false
+		s.metrics.retried(retryRecode)
 		rinfo, rerr := fenced(ctx, s, run)
 		switch {
 		case rerr == nil:

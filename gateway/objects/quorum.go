@@ -425,6 +425,7 @@ func (s *Store) commitMissed(ctx context.Context, placed, to []member, meta clie
 	if !some {
 		return to
 	}
+	s.metrics.retried(retryCommitAgain)
 	s.log.Info("objects: commit missed its quorum; sending it again to the nodes that answer",
 		"bucket", meta.Bucket, "key", meta.Key, "version", meta.Version, "committed", len(to), "need", wq)
 	committed, _, _, _, _ := s.commitQuorum(ctx, targets, meta, wq-len(to), func(int, []bool) {})
