@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 	"sync"
 
 	"github.com/hashicorp/raft"
@@ -21,7 +23,15 @@ type fsm struct {
 	mu      sync.Mutex
 	m       *placement.Map // nil: not initialised
 	changed chan struct{}  // closed and replaced whenever m changes
+	// results holds what the last entries applied returned, by log
+	// index, for a proposer that lost its leadership before it heard
+	// (Group.settle); at most keptResults of them.
+	results map[uint64]result
 }
+
+// keptResults bounds fsm.results: a proposer asks within seconds of its
+// proposal, and a map changes a few times a minute at most.
+const keptResults = 256
 
 func newFSM(onMap func(*placement.Map)) *fsm {
 	return &fsm{onMap: onMap, changed: make(chan struct{})}
@@ -48,13 +58,36 @@ func (f *fsm) Apply(l *raft.Log) any {
 	cur := f.m
 	f.mu.Unlock()
 	m, err := apply(cur, e)
+	res := result{m: m, err: err}
 	if err != nil {
-		return result{err: err}
-	}
-	if m != cur {
+		res.m = nil
+	} else if m != cur {
 		f.set(m)
 	}
-	return result{m: m}
+	f.remember(l.Index, res)
+	return res
+}
+
+// remember keeps res as the result of the entry at index, dropping the
+// oldest kept once keptResults are.
+func (f *fsm) remember(index uint64, res result) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.results == nil {
+		f.results = make(map[uint64]result)
+	}
+	f.results[index] = res
+	if len(f.results) > keptResults {
+		delete(f.results, slices.Min(slices.Collect(maps.Keys(f.results))))
+	}
+}
+
+// resultAt returns the result of the entry applied at index, if kept.
+func (f *fsm) resultAt(index uint64) (result, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	res, ok := f.results[index]
+	return res, ok
 }
 
 // set installs m and wakes the watchers.

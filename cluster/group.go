@@ -1,7 +1,9 @@
 package cluster
 
 import (
+	"bytes"
 	"context"
+	"crypto/rand"
 	"crypto/tls"
 	"encoding/json"
 	"errors"
@@ -286,6 +288,7 @@ func (g *Group) propose(ctx context.Context, e entry) (*placement.Map, error) {
 		id, addr := g.Leader()
 		return nil, &NotLeaderError{Leader: id, LeaderAddr: addr}
 	}
+	e.ID = rand.Text()
 	data, err := json.Marshal(e)
 	if err != nil {
 		return nil, fmt.Errorf("cluster.Apply: %w", err)
@@ -304,6 +307,11 @@ func (g *Group) propose(ctx context.Context, e entry) (*placement.Map, error) {
 			// Refused before it reached the log: nothing changed.
 			return nil, &NotLeaderError{Handover: true}
 		}
+		if errors.Is(err, raft.ErrLeadershipLost) && f.Index() > 0 {
+			if m, err, ok := g.settle(ctx, f.Index(), data); ok {
+				return m, err
+			}
+		}
 		// The outcome is unknown. Every caller (a forwarding member, the
 		// admin) says so once, wrapping this in an *OutcomeUnknownError,
 		// so it only says why.
@@ -311,6 +319,50 @@ func (g *Group) propose(ctx context.Context, e entry) (*placement.Map, error) {
 	}
 	res, _ := f.Response().(result)
 	return res.m, res.err
+}
+
+// settleWait bounds how long a proposer that lost its leadership waits
+// to learn what became of its entry (settle): about what a new leader
+// takes to be elected and to bring this member's log up to date.
+const settleWait = 5 * time.Second
+
+// settle learns what became of the entry data that this member, while it
+// led, appended at index and then lost its leadership before it
+// committed. Once this member has applied index from a later leader, the
+// entry there is the one the group committed at that index (Raft's log
+// matching), for good: if its bytes are data (every proposal's are its
+// own, entry.ID), the change was applied and its result is returned, a
+// refusal of the change included; otherwise it never will be, and the
+// answer is *NotLeaderError, "nothing changed", which a forwarding member
+// and the admin retry on the leader. ok is false if that was not learned
+// within ctx and settleWait: a member cut off from the others cannot
+// learn it, and the outcome stays unknown.
+func (g *Group) settle(ctx context.Context, index uint64, data []byte) (_ *placement.Map, _ error, ok bool) {
+	ctx, cancel := context.WithTimeout(ctx, settleWait)
+	defer cancel()
+	for g.raft.AppliedIndex() < index {
+		select {
+		case <-ctx.Done():
+			return nil, nil, false
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	var l raft.Log
+	if err := g.store.GetLog(index, &l); err != nil {
+		// Compacted into a snapshot already: nothing left to compare.
+		return nil, nil, false
+	}
+	if !bytes.Equal(l.Data, data) {
+		id, addr := g.Leader()
+		g.log.Info("a change proposed before this member lost its leadership was not committed", "index", index)
+		return nil, &NotLeaderError{Leader: id, LeaderAddr: addr}, true
+	}
+	res, kept := g.fsm.resultAt(index)
+	if !kept {
+		return nil, nil, false
+	}
+	g.log.Info("a change proposed before this member lost its leadership was committed by the next leader", "index", index)
+	return res.m, res.err, true
 }
 
 // Bootstrap makes this member the single voter of a new group and seeds

@@ -541,3 +541,66 @@ func TestWrongSecretCannotVoteOrLead(t *testing.T) {
 	}
 	c.Close()
 }
+
+// TestSettle: a member that lost its leadership with its entry in the
+// log learns, once it has applied that index from a later leader,
+// whether the entry committed there is its own (same bytes): then it
+// answers the change's result, a refused change's error included; if
+// another entry was committed there, NotLeaderError, "nothing changed".
+// One that cannot learn it within its context answers nothing (ok
+// false), and the outcome stays unknown.
+func TestSettle(t *testing.T) {
+	tc, m := boot(t, "a", "b", "c")
+	ctx := context.Background()
+	l, got := tc.applyOnLeader(ctx, func(*Group) placement.Change {
+		return placement.AddNode(placement.Node{ID: "d", Addr: "127.0.0.1:9", Zone: "zd"})
+	})
+	added := lastCommand(t, l)
+	l = tc.leader(5 * time.Second)
+	var ce *placement.ConflictError
+	if _, err := l.Apply(ctx, placement.DrainNode("d").Expecting(m.Epoch)); !errors.As(err, &ce) {
+		t.Fatalf("a drain expecting epoch %d after it moved: %v, want a ConflictError", m.Epoch, err)
+	}
+	refused := lastCommand(t, l)
+	tc.converged(got.Epoch, 5*time.Second)
+	for _, g := range tc.live() {
+		tc.eventually(5*time.Second, g.ID()+" applies the refused change", func() bool { return g.raft.AppliedIndex() >= refused })
+		var ours, theirs raft.Log
+		if err := g.store.GetLog(added, &ours); err != nil {
+			t.Fatal(err)
+		}
+		if err := g.store.GetLog(refused, &theirs); err != nil {
+			t.Fatal(err)
+		}
+		sm, err, ok := g.settle(ctx, added, ours.Data)
+		if !ok || err != nil || sm == nil || sm.Epoch != got.Epoch {
+			t.Fatalf("%s: settle of the committed add: %v, %v, ok %v; want the map of epoch %d", g.ID(), sm, err, ok, got.Epoch)
+		}
+		if _, err, ok := g.settle(ctx, refused, theirs.Data); !ok || !errors.As(err, &ce) {
+			t.Fatalf("%s: settle of the refused drain: %v, ok %v; want its ConflictError", g.ID(), err, ok)
+		}
+		var nl *NotLeaderError
+		if _, err, ok := g.settle(ctx, added, theirs.Data); !ok || !errors.As(err, &nl) {
+			t.Fatalf("%s: settle of an entry another took the index of: %v, ok %v; want NotLeaderError", g.ID(), err, ok)
+		}
+		short, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
+		if _, _, ok := g.settle(short, refused+1000, ours.Data); ok {
+			t.Fatalf("%s: settle of an index not applied yet answered", g.ID())
+		}
+		cancel()
+	}
+}
+
+// lastCommand returns the index of the last command (not configuration)
+// entry in g's log.
+func lastCommand(t *testing.T, g *Group) uint64 {
+	t.Helper()
+	for i := g.raft.LastIndex(); i > 0; i-- {
+		var l raft.Log
+		if err := g.store.GetLog(i, &l); err == nil && l.Type == raft.LogCommand {
+			return i
+		}
+	}
+	t.Fatal("no command in the log")
+	return 0
+}

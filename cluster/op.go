@@ -13,6 +13,10 @@ import (
 type entry struct {
 	Init   *placement.Map    `json:"init,omitempty"`
 	Change *placement.Change `json:"change,omitempty"`
+	// ID is random, so that no two proposals have the same bytes: a
+	// proposer that lost its leadership knows its entry by them
+	// (Group.settle). Members ignore it.
+	ID string `json:"id,omitempty"`
 }
 
 // Errors of the group's own, besides placement's (*placement.ConflictError,
