@@ -106,33 +106,50 @@ func (s *Store) putOnce(ctx context.Context, in PutInput) (ObjectInfo, error) {
 }
 
 // putKept runs put(in), a write whose body put reads anew at each call,
-// and runs it again in three cases, each at most once:
+// and runs it again in three cases:
 //   - nodes refused it for a stale map and no node may hold it committed
-//     (fenced, mayApplyErr): again under the new map;
+//     (fenced, mayApplyErr): again under the new map, once per attempt;
 //   - nodes failed its stage, or failed its commit while the others
 //     refused it for a newer version, so that no node holds it committed
 //     (stageFailedErr): again, under a new version, with those nodes
-//     taken for down and so with raised parity (writeShape);
+//     taken for down and so with raised parity (writeShape), and again
+//     after each attempt that loses another node, while the nodes that
+//     failed are at most p;
 //   - at most p nodes failed the commit of a version others committed,
 //     into an unversioned bucket (commitFailedErr): finished as the
-//     re-code of its version, V.1.
+//     re-code of its version, V.1, once.
 func (s *Store) putKept(ctx context.Context, in PutInput, put func(context.Context, PutInput) (ObjectInfo, error)) (ObjectInfo, error) {
 	m := s.Map()
 	run := func(ctx context.Context) (ObjectInfo, error) { return put(ctx, in) }
 	in.restage = true
 	info, err := fenced(ctx, s, run)
-	var sf stageFailedErr
-	if err != nil && ctx.Err() == nil && errors.As(err, &sf) && len(sf.nodes) <= m.ParityShards {
+	for {
+		var sf stageFailedErr
+		if err == nil || ctx.Err() != nil || !errors.As(err, &sf) {
+			break
+		}
+		avoid := slices.Clone(in.avoid)
+		for _, id := range sf.nodes {
+			if !slices.Contains(avoid, id) {
+				avoid = append(avoid, id)
+			}
+		}
+		if len(avoid) == len(in.avoid) || len(avoid) > m.ParityShards {
+			break
+		}
 		// Nodes failed before any of them committed the write: no node
 		// can hold it committed, so it may be staged again, under a new
 		// version, with those nodes taken for down whatever their
 		// breakers say yet, and so with raised parity on the nodes
 		// still up (writeShape). The new version is above every one
 		// the nodes refused the first with, as a commit retry's is
-		// (commitWrite).
+		// (commitWrite). An attempt that loses another node runs again
+		// too, with every node that failed taken for down, as long as
+		// they are at most p: each attempt takes one more, so there
+		// are at most p+1.
 		s.log.Info("objects: nodes failed a write before it committed anywhere; writing it again with them taken for down",
-			"bucket", in.Bucket, "key", in.Key, "failed", sf.nodes)
-		in.avoid, in.restage = sf.nodes, false
+			"bucket", in.Bucket, "key", in.Key, "failed", avoid)
+		in.avoid, in.restage = avoid, false
 		s.metrics.retried(retryStageFailed)
 		info, err = fenced(ctx, s, run)
 	}

@@ -3,9 +3,17 @@ package objects
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
+	"io"
+	"sync"
 	"testing"
+	"time"
 
+	"github.com/kintsugi-store/kintsugi/internal/health"
+	"github.com/kintsugi-store/kintsugi/internal/kerr"
+	"github.com/kintsugi-store/kintsugi/placement"
+	"github.com/kintsugi-store/kintsugi/storagenode/client"
 	"github.com/kintsugi-store/kintsugi/storagenode/nodetest"
 )
 
@@ -102,4 +110,74 @@ func TestPutPartStageFailureRaisesParity(t *testing.T) {
 			c.mustGet("mp", data)
 		})
 	}
+}
+
+// stageFaults makes a node fail its n-th Stage call, by node ID.
+type stageFaults struct {
+	mu     sync.Mutex
+	failOn map[string]int
+	calls  map[string]int
+}
+
+type stageFaultNode struct {
+	*fakeNode
+	f *stageFaults
+}
+
+func (n stageFaultNode) Stage(ctx context.Context, bucket, key, version string, shard, blockSize int, body io.Reader) (client.StagedRef, error) {
+	n.f.mu.Lock()
+	n.f.calls[n.ID()]++
+	fail := n.f.calls[n.ID()] == n.f.failOn[n.ID()]
+	n.f.mu.Unlock()
+	if fail {
+		io.Copy(io.Discard, body)
+		return client.StagedRef{}, kerr.E("test.Stage", kerr.Transient, errors.New("connection reset by peer"))
+	}
+	return n.fakeNode.Stage(ctx, bucket, key, version, shard, blockSize, body)
+}
+
+// TestPutStagedAgainUntilPFailed: a PUT whose nodes fail one by one, one
+// in each attempt, is staged again each time with every node that failed
+// taken for down, while they are at most p. Here a node the gateway
+// takes for down (its breaker open) is left out of the first two
+// attempts; A fails the first, B the second, which is then short of its
+// quorum. The third, with A and B out, asks the node behind the open
+// breaker, which answers, and writes 2+4 on the four others. Before,
+// the second attempt's shortfall answered 503.
+func TestPutStagedAgainUntilPFailed(t *testing.T) {
+	sf := &stageFaults{failOn: map[string]int{}, calls: map[string]int{}}
+	hc := newHealthClusterWith(t, func(cfg *health.Config) { cfg.OpenFor = time.Hour }, 6, 4, 2, func(cfg *Config) {
+		dial := cfg.Dial
+		cfg.Dial = func(pn placement.Node) client.Node {
+			return stageFaultNode{fakeNode: dial(pn).(*fakeNode), f: sf}
+		}
+	})
+	hc.put("k", payload(100, 1))
+	hc.staleBreakers("k", 1) // shard 0's node: up, breaker open
+	a, b := hc.shardNode("k", 1), hc.shardNode("k", 2)
+	sf.mu.Lock()
+	sf.calls = map[string]int{}
+	sf.failOn[a.ID()], sf.failOn[b.ID()] = 1, 2
+	sf.mu.Unlock()
+	data := payload(3*testBlock+9, 2)
+	info := hc.put("k", data)
+	if !info.Raised {
+		t.Fatalf("put answered %+v, want raised parity", info)
+	}
+	hc.flush()
+	held := 0
+	for i := range 6 {
+		rec := hc.shardNode("k", i).Committed(testBucket, "k")
+		if rec == nil || rec.Version != info.Version {
+			continue
+		}
+		held++
+		if rec.Data != 2 || rec.Parity != 4 {
+			t.Fatalf("shard %d: committed %d+%d, want 2+4", i, rec.Data, rec.Parity)
+		}
+	}
+	if held != 4 {
+		t.Fatalf("%d nodes hold the version, want the 4 that did not fail", held)
+	}
+	hc.mustGet("k", data)
 }
