@@ -42,20 +42,7 @@ func testPutStageFailureRaisesParity(t *testing.T, size int) {
 	if !info.Raised {
 		t.Fatalf("put answered %+v, want raised parity", info)
 	}
-	held := 0
-	for i := range 6 {
-		rec := c.shardNode("k", i).Committed(testBucket, "k")
-		if rec == nil || rec.Version != info.Version {
-			continue
-		}
-		held++
-		if rec.Data != 3 || rec.Parity != 3 {
-			t.Fatalf("shard %d: committed %d+%d, want 3+3", i, rec.Data, rec.Parity)
-		}
-	}
-	if held != 5 {
-		t.Fatalf("%d nodes hold the version, want the 5 that staged", held)
-	}
+	c.wantHolders("k", info.Version, 3, 3, 5)
 	// Any two of the five down: still read back.
 	for _, pair := range [][2]int{{0, 1}, {3, 5}, {1, 4}} {
 		for _, i := range pair {
@@ -165,19 +152,26 @@ func TestPutStagedAgainUntilPFailed(t *testing.T) {
 		t.Fatalf("put answered %+v, want raised parity", info)
 	}
 	hc.flush()
+	hc.wantHolders("k", info.Version, 2, 4, 4)
+	hc.mustGet("k", data)
+}
+
+// wantHolders fails the test unless exactly holders of key's nodes hold
+// version committed, each coded data+parity.
+func (c *cluster) wantHolders(key, version string, data, parity, holders int) {
+	c.t.Helper()
 	held := 0
-	for i := range 6 {
-		rec := hc.shardNode("k", i).Committed(testBucket, "k")
-		if rec == nil || rec.Version != info.Version {
+	for i := range data + parity {
+		rec := c.shardNode(key, i).Committed(testBucket, key)
+		if rec == nil || rec.Version != version {
 			continue
 		}
 		held++
-		if rec.Data != 2 || rec.Parity != 4 {
-			t.Fatalf("shard %d: committed %d+%d, want 2+4", i, rec.Data, rec.Parity)
+		if rec.Data != data || rec.Parity != parity {
+			c.t.Fatalf("shard %d: committed %d+%d, want %d+%d", i, rec.Data, rec.Parity, data, parity)
 		}
 	}
-	if held != 4 {
-		t.Fatalf("%d nodes hold the version, want the 4 that did not fail", held)
+	if held != holders {
+		c.t.Fatalf("%d nodes hold version %s, want %d", held, version, holders)
 	}
-	hc.mustGet("k", data)
 }
