@@ -403,10 +403,9 @@ func (s *Store) commitAndHint(ctx context.Context, placed, targets []member, met
 // that are not among its holders to (for a version with shards, placed
 // holds only the nodes that staged theirs), after asking those taken for
 // down whether they answer now (recheck), and returns the holders with
-// those that committed. It is for a commit that
-// missed wq: a node skipped for an open breaker was sent nothing, and
-// may have been back for milliseconds; one whose commit failed may take
-// it now. Sending the commit again is safe: a node takes the same version
+// those that committed. It is for a commit that missed wq: a node
+// skipped for an open breaker was sent nothing, and may have been back
+// for milliseconds; one whose commit failed may take it now. Sending the commit again is safe: a node takes the same version
 // twice as once (client.Commit is idempotent). Unlike commitWrite it
 // never names the version anew, since some nodes hold it already.
 func (s *Store) commitMissed(ctx context.Context, placed, to []member, meta client.ObjectMeta, wq int) []member {
